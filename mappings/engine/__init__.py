@@ -1,0 +1,29 @@
+"""The FHIR Studio mapping engine: pure Python, no Django, Celery or models (ruff TID251 enforces it).
+
+    compiled = compile_mapping(template_text, snippets={...}, lookup_tables={...}, source_format="hl7v2")
+    result = run_mapping(compiled, payload_bytes, limits=Limits())
+    result.output        # the FHIR resource or Bundle (a dict), or None when a stage failed
+    result.issues        # an OperationOutcome with every error and warning (codes FS-*, template line, FHIRPath)
+    result.timings       # milliseconds: parse, render, postprocess, validate, total
+"""
+
+from .errors import ErrorCode, MappingError, Stage, operation_outcome
+from .limits import Limits
+from .lookup import LookupTable
+from .pipeline import CompiledMapping, MappingResult, compile_mapping, run_mapping
+from .sources import SOURCE_FORMATS, parse_source
+
+__all__ = [
+    "SOURCE_FORMATS",
+    "CompiledMapping",
+    "ErrorCode",
+    "Limits",
+    "LookupTable",
+    "MappingError",
+    "MappingResult",
+    "Stage",
+    "compile_mapping",
+    "operation_outcome",
+    "parse_source",
+    "run_mapping",
+]

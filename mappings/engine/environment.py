@@ -1,0 +1,186 @@
+"""The Jinja2 sandbox templates run in: no internals, no file system, no imports beyond the snippet library,
+and every loop, call and multiplication charged to the run's budget.
+
+Two changes are made to each template's syntax tree as it is parsed (`_parse`):
+- every `{% for %}` iterates through `loop_guard`, which charges one loop iteration per item, so an endless or huge
+  loop stops at the limit instead of hanging a worker;
+- every `{% import %}`/`{% include %}` must name a literal snippet, so the include graph is known at compile time and
+  cycles and depth are refused before anything runs.
+
+A second, *tracing* variant marks every piece of literal template text with its template line. It is only used to
+explain a failure: when the rendered output is not JSON, the run is repeated with markers and the error offset is
+mapped back to the line that wrote it. The fast path pays nothing for this.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterable, Iterator
+
+from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, nodes
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import ErrorCode, MappingError
+from .filters import FILTERS, GLOBALS, TESTS
+from .filters.values import finalize, mark_macro_output
+from .limits import current_budget
+from .lookup import LookupTable
+
+SNIPPET_PREFIX = "snippets/"
+MARK_START, MARK_END = "\x02", "\x03"
+MARKER = re.compile("\x02(\\d+)\x03")
+
+
+class SnippetLoader(BaseLoader):
+    """Templates come only from the mapping's own text and its snippet library, never from disk."""
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.sources = sources
+
+    def get_source(self, environment, template: str):
+        if template not in self.sources:
+            known = ", ".join(sorted(name for name in self.sources if name.startswith(SNIPPET_PREFIX))) or "none"
+            raise TemplateNotFound(template, f"No snippet named '{template}'. Known snippets: {known}.")
+        return self.sources[template], template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.sources)
+
+
+def loop_guard(iterable: Iterable) -> Iterator:
+    """Charge one loop iteration per item (inserted around every for-loop's iterable)."""
+    budget = current_budget()
+    if budget is None:
+        yield from iterable
+        return
+    for item in iterable:
+        budget.tick()
+        yield item
+
+
+class MappingEnvironment(SandboxedEnvironment):
+    # `*` and `**` can build gigabytes from a few characters ('x' * 10**9); check their size before computing.
+    intercepted_binops = frozenset(["*", "**"])
+
+    def __init__(self, sources: dict[str, str], *, strict: bool, max_value_bytes: int, **options) -> None:
+        super().__init__(
+            loader=SnippetLoader(sources),
+            undefined=StrictUndefined if strict else ChainableUndefined,
+            autoescape=False,  # we write JSON, not HTML; values go through `tojson`
+            auto_reload=False,
+            cache_size=-1,
+            keep_trailing_newline=False,
+            **options,
+        )
+        self.max_value_bytes = max_value_bytes
+        self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
+        self.filters["loop_guard"] = loop_guard
+        self.globals.pop("lipsum", None)
+        self.globals["range"] = self._limited_range
+
+    def _limited_range(self, *args: int) -> range:
+        values = range(*args)
+        if len(values) > self.max_value_bytes:
+            raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"range() of {len(values):,} numbers is over the limit.")
+        return values
+
+    def call_binop(self, context, operator_name: str, left, right):
+        if operator_name == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > self.max_value_bytes * 8:
+                    raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"{left} ** {right} is too large to compute.")
+            return operator.pow(left, right)
+        if isinstance(left, int) and isinstance(right, (str, list, tuple)):
+            left, right = right, left
+        if isinstance(left, (str, list, tuple)) and isinstance(right, int) and len(left) * right > self.max_value_bytes:
+            raise MappingError(
+                ErrorCode.LIM_VALUE_SIZE,
+                f"Repeating a value of length {len(left):,} {right:,} times is over the limit of "
+                f"{self.max_value_bytes:,}.",
+            )
+        return operator.mul(left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 — Jinja's own signature
+        budget = current_budget()
+        if budget is not None:
+            budget.check_time()
+        return mark_macro_output(__obj, super().call(__context, __obj, *args, **kwargs))
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        imported: list[tuple[str, int]] = []
+        for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+            target = node.template
+            if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
+                raise MappingError(
+                    ErrorCode.TPL_DYNAMIC_INCLUDE,
+                    "Snippets must be imported by a literal name, e.g. {% import \"snippets/hl7v2/cx.j2\" as cx %}.",
+                    template=name,
+                    line=node.lineno,
+                )
+            imported.append((target.value, node.lineno))
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "loop_guard", [], [], None, None, lineno=loop.lineno)
+        self.imports[name or "<template>"] = imported
+        return tree
+
+
+class LineMarker(Extension):
+    """Tracing only: prefix each line of literal template text with a marker naming its template and line."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        places: list[tuple[str, int]] = self.environment.marker_places
+        for token in stream:
+            if token.type != "data":
+                yield token
+                continue
+            pieces = []
+            for offset, text in enumerate(token.value.split("\n")):
+                places.append((stream.name or "<template>", token.lineno + offset))
+                pieces.append(f"{MARK_START}{len(places) - 1}{MARK_END}{text}")
+            yield Token(token.lineno, "data", "\n".join(pieces))
+
+
+def build_environment(
+    sources: dict[str, str],
+    *,
+    strict: bool,
+    max_value_bytes: int,
+    lookup_tables: dict[str, LookupTable],
+    timezone: str,
+    tracing: bool = False,
+) -> MappingEnvironment:
+    env = MappingEnvironment(
+        sources,
+        strict=strict,
+        max_value_bytes=max_value_bytes,
+        finalize=finalize,
+        extensions=[LineMarker] if tracing else [],
+    )
+    env.marker_places = []
+    env.lookup_tables = lookup_tables
+    env.timezone = timezone
+    env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
+    env.tests.update(TESTS)
+    return env
+
+
+def strip_markers(text: str, places: list[tuple[str, int]]) -> tuple[str, list[tuple[int, str, int]]]:
+    """Remove markers; return the clean text and (offset in clean text, template, line) for each marked piece."""
+    clean: list[str] = []
+    spans: list[tuple[int, str, int]] = []
+    length = 0
+    pos = 0
+    for match in MARKER.finditer(text):
+        chunk = text[pos : match.start()]
+        clean.append(chunk)
+        length += len(chunk)
+        template, line = places[int(match.group(1))]
+        spans.append((length, template, line))
+        pos = match.end()
+    clean.append(text[pos:])
+    return "".join(clean), spans

@@ -1,0 +1,44 @@
+"""The FHIR filter library available to every template. `FILTERS`, `GLOBALS` and `TESTS` are the registry; the
+docstring of each function is its documentation (the editor shows it in completion)."""
+
+from . import codes, dates, values
+
+FILTERS = {
+    "tojson": values.tojson,
+    "fhir_date": dates.fhir_date,
+    "fhir_datetime": dates.fhir_datetime,
+    "fhir_instant": dates.fhir_instant,
+    "decimal": values.to_decimal,
+    "integer": values.to_integer,
+    "boolean": values.to_boolean,
+    "fhir_id": values.fhir_id,
+    "urn_uuid": values.urn_uuid,
+    "translate": codes.translate,
+    "translate_code": codes.translate_code,
+    "v2_table": codes.v2_table,
+    "v2_system": codes.v2_system,
+    "oid_uri": codes.oid_uri,
+}
+
+GLOBALS = {
+    "fhir_id": values.fhir_id,
+    "urn_uuid": values.urn_uuid,
+    "reference": values.reference,
+    "coding": values.coding,
+    "codeable_concept": values.codeable_concept,
+    "identifier": values.identifier,
+    "quantity": values.quantity,
+    "extension": values.extension,
+    "fail": values.fail,
+}
+
+TESTS = {
+    "present": lambda value: bool(value) and str(value).strip() != "",
+}
+
+
+def documentation() -> list[dict]:
+    """Name, kind and doc of every filter and global, for the README and the editor's completion."""
+    rows = [{"name": name, "kind": "filter", "doc": (func.__doc__ or "").strip()} for name, func in FILTERS.items()]
+    rows += [{"name": name, "kind": "function", "doc": (func.__doc__ or "").strip()} for name, func in GLOBALS.items()]
+    return rows

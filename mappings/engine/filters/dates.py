@@ -1,0 +1,149 @@
+"""Dates and times: HL7 v2 TS / DTM, C-CDA TS and ISO strings → FHIR date, dateTime and instant.
+
+HL7 TS is `YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]`. FHIR dateTime with a time needs seconds and an offset, so when
+the source omits the offset the mapping's time zone is used (never the server's), and when it omits seconds `:00` is
+added. Impossible dates (2023-02-30, month 13) become nothing and leave a warning, rather than invalid FHIR.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import pass_environment
+
+from ..errors import ErrorCode, MappingError
+from ..limits import current_budget, template_line_here
+
+HL7_TS = re.compile(
+    r"^(?P<year>\d{4})(?:(?P<month>\d{2})(?:(?P<day>\d{2})(?:(?P<hour>\d{2})(?:(?P<minute>\d{2})"
+    r"(?:(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?)?)?)?)?(?P<offset>[+-]\d{4}|Z)?$"
+)
+ISO = re.compile(
+    r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})(?:[T ](?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?)?)?)?(?P<offset>[+-]\d{2}:?\d{2}|Z)?$"
+)
+
+
+def _warn(env, value: object, target: str) -> None:
+    budget = current_budget()
+    if budget is not None:
+        error = MappingError(ErrorCode.RND_FILTER_INPUT, f"'{value}' is not a valid {target}; the value was left out.")
+        budget.warn(error.located(*template_line_here(env)))
+
+
+def _parts(value: object) -> dict | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    match = HL7_TS.match(text) or ISO.match(text)
+    return match.groupdict() if match else None
+
+
+def _zone(name: str):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def _format_offset(delta: timedelta | None) -> str:
+    if delta is None:
+        return "Z"
+    minutes = int(delta.total_seconds() // 60)
+    if minutes == 0:
+        return "+00:00"
+    sign = "+" if minutes > 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _checked_date(parts: dict) -> bool:
+    try:
+        date(int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1))
+    except ValueError:
+        return False
+    return parts["year"] != "0000"
+
+
+def _date_text(parts: dict) -> str:
+    text = parts["year"]
+    if parts["month"]:
+        text += f"-{parts['month']}"
+        if parts["day"]:
+            text += f"-{parts['day']}"
+    return text
+
+
+def _offset_text(parts: dict, zone_name: str) -> str | None:
+    offset = parts["offset"]
+    if offset == "Z":
+        return "Z"
+    if offset:
+        digits = offset.replace(":", "")
+        hours, minutes = int(digits[1:3]), int(digits[3:5])
+        if hours > 14 or minutes > 59:
+            return None
+        return f"{digits[0]}{digits[1:3]}:{digits[3:5]}"
+    local = datetime(
+        int(parts["year"]), int(parts["month"]), int(parts["day"]), int(parts["hour"]), int(parts["minute"] or 0)
+    )
+    return _format_offset(local.replace(tzinfo=_zone(zone_name)).utcoffset())
+
+
+def _datetime_text(parts: dict, zone_name: str, *, instant: bool) -> str | None:
+    if not _checked_date(parts):
+        return None
+    if not parts["hour"] or not parts["day"]:
+        return None if instant else _date_text(parts)
+    hour, minute, second = int(parts["hour"]), int(parts["minute"] or 0), int(parts["second"] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    offset = _offset_text(parts, zone_name)
+    if offset is None:
+        return None
+    fraction = f".{parts['fraction']}" if parts["fraction"] else ""
+    return f"{_date_text(parts)}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
+
+
+@pass_environment
+def fhir_datetime(env, value: object, zone: str | None = None) -> str | None:
+    """HL7/CDA TS or ISO → FHIR dateTime, keeping the source's precision: `'198908181126+0215' | fhir_datetime`
+    → `1989-08-18T11:26:00+02:15`; `'2020' | fhir_datetime` → `2020`. No offset in the source → the mapping's zone
+    (or `zone`)."""
+    parts = _parts(value)
+    if parts is None:
+        if str(value or "").strip():
+            _warn(env, value, "date/time")
+        return None
+    result = _datetime_text(parts, zone or env.timezone, instant=False)
+    if result is None:
+        _warn(env, value, "date/time")
+    return result
+
+
+@pass_environment
+def fhir_instant(env, value: object, zone: str | None = None) -> str | None:
+    """Like `fhir_datetime`, but an instant needs a full time: a date without a time gives nothing."""
+    parts = _parts(value)
+    if parts is None:
+        if str(value or "").strip():
+            _warn(env, value, "instant")
+        return None
+    result = _datetime_text(parts, zone or env.timezone, instant=True)
+    if result is None:
+        _warn(env, value, "instant")
+    return result
+
+
+@pass_environment
+def fhir_date(env, value: object) -> str | None:
+    """HL7/CDA TS or ISO → FHIR date (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`), dropping any time: `'19800101' | fhir_date`
+    → `1980-01-01`."""
+    parts = _parts(value)
+    if parts is None or not _checked_date(parts):
+        if str(value or "").strip():
+            _warn(env, value, "date")
+        return None
+    return _date_text(parts)

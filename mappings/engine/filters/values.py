@@ -1,0 +1,198 @@
+"""JSON output and FHIR data types: safe printing, numbers, codings, identifiers, quantities, references, extensions.
+
+Output is JSON, so `{{ value }}` is JSON-escaped automatically (like HTML autoescaping, but for JSON strings):
+`"family": "{{ msg.PID[5][1] }}"` stays valid even when the name holds a quote or a backslash. Values that are
+already JSON — `tojson`, macro calls, the data-type helpers below (dicts/lists) — are printed as JSON, unescaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+import orjson
+from jinja2 import Undefined
+from jinja2.runtime import Macro
+from markupsafe import Markup
+
+from ..errors import ErrorCode, MappingError
+
+NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\u2028\u2029]')
+FHIR_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+
+
+def _default(value: object) -> object:
+    # Source nodes (HL7 fields, XML elements) and Undefined serialise as their text; anything else is a bug.
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: object) -> str:
+    return orjson.dumps(value, default=_default).decode()
+
+
+def tojson(value: object) -> Markup:
+    """Any value as JSON: strings quoted and escaped, None/undefined → `null`, dicts and lists as JSON."""
+    if isinstance(value, Undefined):
+        return Markup("null")
+    return Markup(dumps(value))
+
+
+def escape_json_text(text: str) -> str:
+    if NEEDS_ESCAPE.search(text) is None:
+        return text
+    return orjson.dumps(text).decode()[1:-1]
+
+
+def finalize(value: object) -> object:
+    """Applied to every `{{ … }}`: JSON-escape text, print structures as JSON, None/undefined as nothing."""
+    if value is None or isinstance(value, Undefined):
+        return ""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str):
+        return escape_json_text(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return dumps(value)
+    return escape_json_text(str(value))
+
+
+def mark_macro_output(obj: object, result: object) -> object:
+    """Macros write JSON fragments: mark their output so `{{ macro() }}` is not escaped as text."""
+    if isinstance(obj, Macro) and isinstance(result, str):
+        return Markup(result)
+    return result
+
+
+def _text(value: object) -> str:
+    if value is None or isinstance(value, Undefined):
+        return ""
+    return str(value).strip()
+
+
+def to_decimal(value: object) -> int | float | None:
+    """A FHIR decimal from text (`' 7.50'` → 7.5, `'12'` → 12); nothing if it isn't a number."""
+    text = _text(value)
+    if not FHIR_DECIMAL.match(text):
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return int(number) if number == number.to_integral_value() and "." not in text else float(number)
+
+
+def to_integer(value: object) -> int | None:
+    """A FHIR integer from text; nothing if it isn't a whole number."""
+    text = _text(value)
+    return int(text) if re.fullmatch(r"-?\d{1,10}", text) else None
+
+
+def to_boolean(value: object) -> bool | None:
+    """Y/N, yes/no, true/false, 1/0 → a FHIR boolean; anything else → nothing."""
+    text = _text(value).lower()
+    if text in ("y", "yes", "true", "t", "1"):
+        return True
+    if text in ("n", "no", "false", "f", "0"):
+        return False
+    return None
+
+
+def fhir_id(*parts: object) -> str:
+    """A deterministic resource id: the same inputs always give the same id, so re-running a message upserts.
+    Pass the resource type and the business key: `fhir_id('Patient', msg.PID[3][1], msg.PID[3][4])`."""
+    key = "|".join(_text(part) for part in parts)
+    if not key.strip("|"):
+        raise MappingError(ErrorCode.RND_FILTER_INPUT, "fhir_id() needs at least one non-empty value to hash.")
+    return str(uuid.UUID(bytes=hashlib.sha256(key.encode()).digest()[:16], version=5))
+
+
+def urn_uuid(resource_id: object) -> str:
+    """`urn:uuid:<id>`, for fullUrl and for references inside a Bundle."""
+    return f"urn:uuid:{_text(resource_id)}"
+
+
+def reference(resource_type: str, resource_id: object, display: object = None) -> dict | None:
+    """A Reference to `Type/id` (nothing when the id is empty)."""
+    if not _text(resource_id):
+        return None
+    ref = {"reference": f"{resource_type}/{_text(resource_id)}"}
+    if _text(display):
+        ref["display"] = _text(display)
+    return ref
+
+
+def coding(code: object, system: object = None, display: object = None) -> dict | None:
+    """A Coding; nothing when the code is empty."""
+    if not _text(code):
+        return None
+    result = {"system": _text(system) or None, "code": _text(code), "display": _text(display) or None}
+    return {key: value for key, value in result.items() if value is not None}
+
+
+def codeable_concept(code: object, system: object = None, display: object = None, text: object = None) -> dict | None:
+    """A CodeableConcept with one coding (and `text`, defaulting to the display); nothing when both are empty."""
+    one = coding(code, system, display)
+    label = _text(text) or _text(display)
+    if one is None and not label:
+        return None
+    result: dict = {}
+    if one:
+        result["coding"] = [one]
+    if label:
+        result["text"] = label
+    return result
+
+
+def identifier(value: object, system: object = None, type_code: object = None, use: object = None) -> dict | None:
+    """An Identifier; `type_code` is a v2-0203 code (MR, SS, DL…). Nothing when the value is empty."""
+    if not _text(value):
+        return None
+    result: dict = {"value": _text(value)}
+    if _text(use):
+        result["use"] = _text(use)
+    if _text(system):
+        result["system"] = _text(system)
+    if _text(type_code):
+        result["type"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": _text(type_code)}]
+        }
+    return result
+
+
+def quantity(value: object, unit: object = None, system: str = "http://unitsofmeasure.org", code: object = None):
+    """A Quantity from a number and a unit (UCUM by default; `code` defaults to the unit). Nothing if not a number."""
+    number = to_decimal(value)
+    if number is None:
+        return None
+    result: dict = {"value": number}
+    if _text(unit):
+        result["unit"] = _text(unit)
+        result["system"] = system
+        result["code"] = _text(code) or _text(unit)
+    return result
+
+
+def extension(url: str, value_type: str, value: object) -> dict | None:
+    """An extension: `extension('http://…/birthsex', 'Code', 'F')` → `{"url": …, "valueCode": "F"}`."""
+    if value is None or isinstance(value, Undefined) or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, (dict, list, bool, int, float)):
+        value = _text(value)
+    return {"url": url, f"value{value_type[:1].upper()}{value_type[1:]}": value}
+
+
+def fail(message: str) -> None:
+    """Stop the run with your own message: `{% if not msg.PID %}{{ fail('No PID segment') }}{% endif %}`."""
+    raise MappingError(ErrorCode.RND_FAIL_CALLED, str(message))

@@ -1,0 +1,152 @@
+"""Stage 1: turn a source payload into the structure a template reads as `msg`.
+
+| format   | `msg` is                                                       | options                         |
+|----------|----------------------------------------------------------------|---------------------------------|
+| `hl7v2`  | `Message` (see hl7v2.py): `msg.PID[5][1]`, `msg.all("OBX")`    | `encoding` (default utf-8)      |
+| `json`   | the parsed JSON value (dicts, lists, strings, numbers)         | `encoding`                      |
+| `ndjson` | a list of parsed JSON values, one per non-blank line           | `encoding`                      |
+| `xml`    | `XmlNode` of the root element (see xmlsource.py)               |                                 |
+| `csv`    | a list of rows, each a dict of header → text                   | `delimiter`, `quotechar`, `encoding` |
+| `fhir`   | a FHIR resource as a dict (from FHIR JSON or FHIR XML)          | `encoding`                      |
+
+Every failure is a coded MappingError (FS-SRC-*, FS-LIM-001); nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import orjson
+
+from .errors import ErrorCode, MappingError
+from .hl7v2 import parse_hl7v2
+from .limits import Limits
+from .xmlsource import parse_xml
+
+SOURCE_FORMATS = ("hl7v2", "json", "ndjson", "xml", "csv", "fhir")
+# Control characters no text format uses. Kept: tab/CR/LF, VT and FS (HL7 MLLP framing), ESC.
+BINARY = re.compile(r"[\x00-\x08\x0e-\x1a\x1d-\x1f]")
+
+
+def decode_payload(payload: bytes | str, *, encoding: str, limits: Limits) -> str:
+    size = len(payload) if isinstance(payload, bytes) else len(payload.encode("utf-8", "surrogatepass"))
+    if size > limits.max_input_bytes:
+        raise MappingError(
+            ErrorCode.LIM_INPUT_BYTES,
+            f"The payload is {size:,} bytes; this mapping accepts at most {limits.max_input_bytes:,}.",
+        )
+    if isinstance(payload, bytes):
+        try:
+            text = payload.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+        except LookupError as exc:
+            raise MappingError(ErrorCode.SRC_BAD_OPTION, f"Unknown text encoding '{encoding}'.") from exc
+        except UnicodeDecodeError as exc:
+            raise MappingError(
+                ErrorCode.SRC_NOT_TEXT,
+                f"The payload is not valid {encoding} text (byte {exc.start:,}: {payload[exc.start:exc.start + 1]!r}). "
+                "Set the source's encoding option (e.g. latin-1) or fix the file.",
+            ) from exc
+    else:
+        text = payload.removeprefix("\ufeff")
+    if not text.strip():
+        raise MappingError(ErrorCode.SRC_EMPTY, "The payload is empty.")
+    binary = BINARY.search(text)
+    if binary:
+        raise MappingError(
+            ErrorCode.SRC_NOT_TEXT,
+            f"The payload holds binary data (control character {binary.group()!r} at offset {binary.start():,}); "
+            "expected text.",
+        )
+    return text
+
+
+def _json_error(exc: orjson.JSONDecodeError, what: str, code: ErrorCode = ErrorCode.JSON_INVALID) -> MappingError:
+    return MappingError(code, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
+
+
+def parse_json(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(exc, "The payload") from exc
+
+
+def parse_ndjson(text: str) -> list:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise _json_error(exc, f"Line {number}", ErrorCode.NDJSON_INVALID) from exc
+    return records
+
+
+def parse_csv(text: str, *, delimiter: str = ",", quotechar: str = '"') -> list[dict[str, str]]:
+    if len(delimiter) != 1 or len(quotechar) != 1:
+        raise MappingError(ErrorCode.SRC_BAD_OPTION, "CSV delimiter and quotechar must be single characters.")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar, strict=True)
+    try:
+        header = next(reader)
+        if not any(name.strip() for name in header):
+            raise MappingError(ErrorCode.CSV_NO_HEADER, "The CSV's first line must be a header naming the columns.")
+        names = [name.strip() for name in header]
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(names):
+                raise MappingError(
+                    ErrorCode.CSV_RAGGED,
+                    f"CSV line {reader.line_num} has {len(row)} columns but the header has {len(names)}. "
+                    "Check the delimiter option and quoting.",
+                )
+            rows.append(dict(zip(names, row, strict=True)))
+    except csv.Error as exc:
+        raise MappingError(ErrorCode.CSV_RAGGED, f"CSV line {reader.line_num}: {exc}.") from exc
+    return rows
+
+
+def parse_fhir(text: str) -> dict:
+    stripped = text.lstrip()
+    if stripped.startswith("<"):
+        root = parse_xml(stripped)  # refuses DTDs and entities before anything else reads the XML
+        resource_type = root.tag
+        from fhir.resources.R4B import get_fhir_model_class  # imported late: it is slow and only FHIR XML needs it
+
+        try:
+            model = get_fhir_model_class(resource_type)
+        except KeyError as exc:
+            raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, f"<{resource_type}> is not a FHIR resource.") from exc
+        try:
+            return orjson.loads(model.model_validate_xml(stripped.encode()).model_dump_json())
+        except ValueError as exc:
+            raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, f"The FHIR XML could not be read: {exc}") from exc
+    resource = parse_json(text)
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, "A FHIR payload must be a JSON object with a resourceType.")
+    return resource
+
+
+def parse_source(payload: bytes | str, source_format: str, *, options: dict | None = None, limits: Limits) -> object:
+    options = options or {}
+    if source_format not in SOURCE_FORMATS:
+        raise MappingError(
+            ErrorCode.SRC_UNKNOWN_FORMAT,
+            f"Unknown source format '{source_format}'. Use one of: {', '.join(SOURCE_FORMATS)}.",
+        )
+    text = decode_payload(payload, encoding=str(options.get("encoding") or "utf-8"), limits=limits)
+    if source_format == "hl7v2":
+        return parse_hl7v2(text.strip("\x0b\x1c\r\n\t "))  # MLLP start/end blocks, if the sender left them
+    if source_format == "json":
+        return parse_json(text)
+    if source_format == "ndjson":
+        return parse_ndjson(text)
+    if source_format == "xml":
+        return parse_xml(text)
+    if source_format == "csv":
+        return parse_csv(text, delimiter=options.get("delimiter", ","), quotechar=options.get("quotechar", '"'))
+    return parse_fhir(text)

@@ -1,0 +1,81 @@
+"""Sample cases: run a mapping on a sample and judge the result — valid FHIR, equal to the expected output (volatile
+fields masked) and every FHIRPath assertion true. Used by `fhirstudio test`, the test suite and (later) the studio's
+test runs, so all three agree on what "passed" means."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import fhirpathpy
+
+from mappings.engine import CompiledMapping, Limits, MappingResult, run_mapping
+
+# Fields that change every run; masked (not deleted) so their presence is still compared.
+VOLATILE_KEYS = frozenset({"timestamp", "lastUpdated"})
+MASK = "<masked>"
+PINNED_NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def mask(value: object, keys: frozenset[str] = VOLATILE_KEYS) -> object:
+    if isinstance(value, dict):
+        return {key: MASK if key in keys else mask(item, keys) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask(item, keys) for item in value]
+    return value
+
+
+@dataclass
+class CaseOutcome:
+    name: str
+    result: MappingResult
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def check_assertion(output: dict, expression: str) -> str | None:
+    """None when the FHIRPath expression is true on the output, else what went wrong."""
+    try:
+        value = fhirpathpy.evaluate(output, expression)
+    except Exception as exc:  # noqa: BLE001 — fhirpathpy raises many types for a bad expression; report, don't crash
+        return f"assertion {expression!r} could not be evaluated: {exc}"
+    if value != [True]:
+        return f"assertion {expression!r} is {value!r}, expected [true]"
+    return None
+
+
+def diff_outputs(expected: dict, actual: dict) -> str:
+    lines_expected = json.dumps(mask(expected), indent=2, sort_keys=True).splitlines()
+    lines_actual = json.dumps(mask(actual), indent=2, sort_keys=True).splitlines()
+    return "\n".join(difflib.unified_diff(lines_expected, lines_actual, "expected", "actual", lineterm="", n=2))
+
+
+def run_case(
+    compiled: CompiledMapping,
+    name: str,
+    payload: bytes | str,
+    *,
+    expected: dict | None = None,
+    assertions: tuple[str, ...] | list[str] = (),
+    limits: Limits | None = None,
+) -> CaseOutcome:
+    result = run_mapping(compiled, payload, limits=limits, now=PINNED_NOW)
+    outcome = CaseOutcome(name, result)
+    for error in result.errors:
+        if error.severity in ("error", "fatal"):
+            where = f" at {error.where()}" if error.template else ""
+            outcome.problems.append(f"{error.code}{where}: {error.message}")
+    if result.output is None:
+        return outcome
+    if expected is not None and mask(expected) != mask(result.output):
+        outcome.problems.append("output differs from expected:\n" + diff_outputs(expected, result.output))
+    for expression in assertions:
+        problem = check_assertion(result.output, expression)
+        if problem:
+            outcome.problems.append(problem)
+    return outcome

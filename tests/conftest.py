@@ -1,0 +1,23 @@
+"""Shared fixtures. Engine tests need no database; anything touching Django's DB runs on DATABASE_URL (PostgreSQL in
+CI, SQLite otherwise)."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from mappings.examples import Example, list_examples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    path = settings.FHIR_STUDIO["CORPUS_DIR"]
+    if not path.is_dir():
+        pytest.fail(f"The shared corpus is missing at {path}: check out ../shared beside the repository.")
+    return path
+
+
+def all_examples() -> list[Example]:
+    return list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"])
