@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.sandbox import SandboxedEnvironment
@@ -32,6 +33,7 @@ from .lookup import LookupTable
 SNIPPET_PREFIX = "snippets/"
 MARK_START, MARK_END = "\x02", "\x03"
 MARKER = re.compile("\x02(\\d+)\x03")
+WIDE_NUMBER = re.compile(r"\d{7,}")
 
 
 class SnippetLoader(BaseLoader):
@@ -62,8 +64,8 @@ def loop_guard(iterable: Iterable) -> Iterator:
 
 
 class MappingEnvironment(SandboxedEnvironment):
-    # `*` and `**` can build gigabytes from a few characters ('x' * 10**9); check their size before computing.
-    intercepted_binops = frozenset(["*", "**"])
+    # `*`, `**` and `%` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x); check first.
+    intercepted_binops = frozenset(["*", "**", "%"])
 
     def __init__(self, sources: dict[str, str], *, strict: bool, max_value_bytes: int, **options) -> None:
         super().__init__(
@@ -78,6 +80,9 @@ class MappingEnvironment(SandboxedEnvironment):
         self.max_value_bytes = max_value_bytes
         self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
         self.filters["loop_guard"] = loop_guard
+        self.filters.update(self.guarded_filters())
+        for nondeterministic in ("random", "shuffle"):  # a mapping must give the same output for the same input
+            self.filters.pop(nondeterministic, None)
         self.globals.pop("lipsum", None)
         self.globals["range"] = self._limited_range
 
@@ -87,7 +92,28 @@ class MappingEnvironment(SandboxedEnvironment):
             raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"range() of {len(values):,} numbers is over the limit.")
         return values
 
+    def unsafe_undefined(self, obj: object, attribute: str):
+        # Jinja's default returns an Undefined that only fails when printed, and ChainableUndefined never does; a probe
+        # of internals should fail loudly, at the line that tried it.
+        raise SecurityError(f"access to attribute '{attribute}' of a {type(obj).__name__} value is not allowed")
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.max_value_bytes:
+            raise MappingError(
+                ErrorCode.LIM_VALUE_SIZE, f"{what} would build a value of {size:,} characters; the limit is "
+                f"{self.max_value_bytes:,}."
+            )
+
+    def check_format_widths(self, text: object) -> None:
+        """printf/format width and precision fields ('%999999999s', '{:>999999999}') allocate that many chars."""
+        if isinstance(text, str):
+            for digits in WIDE_NUMBER.findall(text):
+                self.check_size(int(digits), "A format width")
+
     def call_binop(self, context, operator_name: str, left, right):
+        if operator_name == "%":
+            self.check_format_widths(left)
+            return operator.mod(left, right)
         if operator_name == "**":
             if isinstance(left, int) and isinstance(right, int) and right > 0:
                 if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > self.max_value_bytes * 8:
@@ -107,7 +133,49 @@ class MappingEnvironment(SandboxedEnvironment):
         budget = current_budget()
         if budget is not None:
             budget.check_time()
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format in a function of its own
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str):
+            __self.check_str_method(owner, getattr(method, "__name__", ""), args)
         return mark_macro_output(__obj, super().call(__context, __obj, *args, **kwargs))
+
+    def check_str_method(self, text: str, name: str, args: tuple) -> None:
+        if name in ("center", "ljust", "rjust", "zfill", "expandtabs"):
+            for arg in args:
+                if isinstance(arg, int):
+                    self.check_size(arg, f"str.{name}()")
+        elif name in ("format", "format_map"):
+            self.check_format_widths(text)
+        elif name == "replace" and len(args) >= 2:
+            self._check_replace(text, str(args[0]), str(args[1]))
+
+    def _check_replace(self, text: str, old: str, new: str) -> None:
+        matches = text.count(old) if old else len(text) + 1
+        self.check_size(len(text) + matches * max(len(new) - len(old), 0), "replace()")
+
+    def guarded_filters(self) -> dict:
+        """Jinja's own filters that can allocate without bound, wrapped with the same size checks."""
+        base = dict(self.filters)
+
+        def center(value, width=80):
+            self.check_size(int(width), "center")
+            return base["center"](value, width)
+
+        def indent(value, width=4, *args, **kwargs):
+            self.check_size(len(str(value)) * (int(width) if isinstance(width, int) else len(str(width)) + 1),
+                            "indent")
+            return base["indent"](value, width, *args, **kwargs)
+
+        def format_(value, *args, **kwargs):
+            self.check_format_widths(value)
+            return base["format"](value, *args, **kwargs)
+
+        def replace(eval_ctx, value, old, new, count=None):
+            self._check_replace(str(value), str(old), str(new))
+            return base["replace"](eval_ctx, value, old, new, count)
+
+        replace.jinja_pass_arg = base["replace"].jinja_pass_arg  # keep Jinja's eval-context argument
+        return {"center": center, "indent": indent, "format": format_, "replace": replace}
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)

@@ -442,6 +442,11 @@ class Segment:
         """The whole segment as sent."""
         return self._raw
 
+    @property
+    def is_null(self) -> bool:
+        """Always False: only a value can be the HL7 null "" (here for symmetry with the other nodes)."""
+        return False
+
     def __len__(self) -> int:
         fields = self._fields if self._fields is not None else self._split()
         return max(0, len(fields) - 1)

@@ -86,7 +86,7 @@ def compile_mapping(
     for key in sorted(sources):
         digest.update(f"{key}\0{sources[key]}\0".encode())
     for key in sorted(tables):
-        digest.update(f"{key}\0{sorted(tables[key].entries.items())!r}\0{tables[key].default!r}".encode())
+        digest.update(f"{key}\0{sorted(tables[key].entries.items(), key=repr)!r}\0{tables[key].default!r}".encode())
     return CompiledMapping(
         name=name,
         template=root,

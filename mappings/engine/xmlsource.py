@@ -32,8 +32,15 @@ Navigating
 Element names win over attribute names: ``observation.value`` is the ``<value>`` element, ``value.value`` its
 ``value`` attribute. When both exist, ``node.attr("name")`` reaches the attribute.
 
-``node.section`` is the first ``<section>`` child like any other name, and can also be called with a template id
-(see ``section(oid)`` below), so both ``component.section.title`` and ``doc.section("2.16...")`` work.
+An attribute is a plain string, so navigation stops there: ``code.code.x`` is undefined, not empty.
+
+The names of the methods and properties below win over element names: ``node.first`` is the method. Reach an
+element called ``first``, ``all``, ``tag``... with ``node["first"]`` (no C-CDA element is named like any of them).
+The exception is ``section``: ``node.section`` is the first ``<section>`` child like any other name, and can also
+be called with a template id (see ``section(oid)`` below), so both ``component.section.title`` and
+``doc.section("2.16...")`` work.
+
+In Python code, use the subscript form throughout: ``doc["recordTarget"]["patientRole"]``.
 
 Methods and properties
 ----------------------
@@ -62,7 +69,12 @@ Methods and properties
 ``node.xpath("cda:entry/cda:act/cda:id/@root")``
     an XPath 1.0 query relative to the node, with the prefixes ``cda`` (urn:hl7-org:v3), ``sdtc`` and ``xsi``
     predefined. Elements come back as nodes, strings as ``str``, numbers as ``float``, booleans as ``bool``; a
-    node-set is a list. C-CDA elements live in the ``cda`` namespace, so unprefixed XPath names find nothing.
+    node-set is a list. C-CDA elements live in the ``cda`` namespace, so unprefixed XPath names find nothing; a
+    path starting with ``/`` or ``//`` searches the whole document, not just below the node. On an empty node the
+    result is ``[]``. A malformed expression is FS-RND-002::
+
+        {{ doc.xpath("count(//cda:section)") }}                          -> 7.0
+        {% for id in entry.xpath("cda:act/cda:id") %}{{ id.root }}{% endfor %}
 ``node.tag``
     the element's name without namespace (``"observation"``).
 ``node.exists``
@@ -125,9 +137,7 @@ _WIDE_ENCODINGS = (
 _XML_SPACE = re.compile(r"[ \t\r\n]+")
 
 # One compiled query each: templates call these inside loops over every entry of a document.
-_BY_TEMPLATE = etree.XPath(
-    "descendant::*[*[local-name()='templateId'][@root=$oid]]", regexp=False, smart_strings=False
-)
+_BY_TEMPLATE = etree.XPath("descendant::*[*[local-name()='templateId'][@root=$oid]]", regexp=False, smart_strings=False)
 _SECTION = etree.XPath(
     "(descendant::*[local-name()='section'][*[local-name()='templateId'][@root=$oid]])[1]",
     regexp=False,
@@ -237,10 +247,13 @@ def _tag_pattern(name: str) -> str | None:
 
 def _attribute(el: etree._Element, name: str) -> str | None:
     prefix, colon, local = name.rpartition(":")
-    if colon:
-        uri = NAMESPACES.get(prefix)
-        return None if uri is None else el.get(f"{{{uri}}}{local}")
-    value = el.get(local)
+    try:
+        if colon:
+            uri = NAMESPACES.get(prefix)
+            return None if uri is None else el.get(f"{{{uri}}}{local}")
+        value = el.get(local)
+    except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
+        return None
     if value is not None:
         return value
     suffix = "}" + local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from mappings.engine import xmlsource
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.xmlsource import XmlNode, parse_xml
 
@@ -35,7 +37,7 @@ SMALL = b"""<?xml version="1.0" encoding="UTF-8"?>
   <sdtc:raceCode code="2114-7"/>
   <raceCode code="2106-3"/>
   <p>  Hello,
-	  <b>big</b>
+\t  <b>big</b>
      world\xc2\xa0!  </p>
 </root>
 """
@@ -102,7 +104,7 @@ ALLERGIES = f'doc.section("{ALLERGIES_SECTION}")'
         ('{{ doc.xpath("count(cda:component/cda:structuredBody/cda:component)") }}', "7.0"),
         ('{{ doc.xpath("cda:recordTarget/cda:patientRole/cda:patient/cda:birthTime/@value")[0] }}', "19501219"),
         ('{{ doc.first("recordTarget/patientRole/patient/name/family").qualifier }}', "SP"),
-        ("{{ doc.no.such.path.at.all }}", ""),
+        ("{{ doc.no.such.path.at.last }}", ""),
         ('{{ doc.no.such or "fallback" }}', "fallback"),
         ('{{ doc.legalAuthenticator.nope|default("fallback", true) }}', "fallback"),
     ],
@@ -172,6 +174,12 @@ def test_it_resolves_a_name_to_a_child_then_an_attribute(small: XmlNode, path: l
         assert not value.exists
 
 
+def test_it_reaches_children_named_like_the_api_by_subscript() -> None:
+    doc = parse_xml(b"<r><first>1</first><all>2</all><tag>3</tag><section>4</section></r>")
+    assert render("{{ d['first'] }}{{ d['all'] }}{{ d['tag'] }}{{ d.section }}", d=doc) == "1234"
+    assert render("{{ d.tag }}", d=doc) == "r"  # the attribute syntax gets the API name
+
+
 def test_it_reaches_an_attribute_shadowed_by_a_child_with_attr(small: XmlNode) -> None:
     assert small["code"].tag == "code"
     assert small.attr("code") == "root-attr"
@@ -215,6 +223,16 @@ def test_it_makes_a_missing_chain_an_empty_node_that_never_raises(small: XmlNode
     }
 
 
+@pytest.mark.parametrize("name", ["", "{", "}", "{urn:hl7-org:v3}a", "a b", ":", "xsi:", ":a", "1", "\x00", "é"])
+def test_it_treats_a_name_no_element_can_have_as_a_miss(small: XmlNode, name: str) -> None:
+    assert isinstance(small[name], XmlNode)
+    assert not small[name]
+    assert small.attr(name) == ""
+    assert small.all(name) == []
+    if name:  # an empty path step is skipped, so "a/" is just "a"
+        assert small.find_all(f"a/{name}") == []
+
+
 def test_it_keeps_an_element_without_children_truthy(small: XmlNode) -> None:
     code = small["code"]
     assert len(code) == 0
@@ -244,6 +262,7 @@ def test_it_keeps_an_element_without_children_truthy(small: XmlNode) -> None:
         (lambda n: [child.tag for child in n["a"]], []),
         (lambda n: [child.tag for child in n.all("a")[2]], ["b", "b"]),
         (lambda n: len(n), 8),
+        (lambda n: str(n["p"]), "Hello, big world\u00a0!"),
     ],
 )
 def test_it_lists_and_walks_children(small: XmlNode, call, expected) -> None:
@@ -341,6 +360,7 @@ def test_it_refuses_invalid_xpath_as_filter_input(small: XmlNode, expr: str) -> 
     with pytest.raises(MappingError) as caught:
         small.xpath(expr)
     assert caught.value.error is ErrorCode.RND_FILTER_INPUT
+    assert caught.value.stage.value == "render"
     assert caught.value.code == "FS-RND-002"
     assert repr(expr) in caught.value.message
 
@@ -433,14 +453,10 @@ DTD_ATTACKS = {
     "internal-entity": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "expanded">]><r>&x;</r>',
     "billion-laughs": f'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">{LOL}]><lolz>&lol9;</lolz>'.encode(),
     "external-entity": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>',
-    "external-entity-in-attribute": (
-        b'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r a="&xxe;">&xxe;</r>'
-    ),
+    "external-entity-in-attribute": (b'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r a="&xxe;">&xxe;</r>'),
     "external-dtd": b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "file:///etc/passwd"><r/>',
     "external-dtd-network": b'<!DOCTYPE r PUBLIC "-//X//DTD X//EN" "http://127.0.0.1:9/x.dtd"><r/>',
-    "parameter-entity": (
-        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><r/>'
-    ),
+    "parameter-entity": (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><r/>'),
     "parameter-entity-exfiltration": (
         b'<!DOCTYPE r [<!ENTITY % f SYSTEM "file:///etc/passwd">'
         b"<!ENTITY % w \"<!ENTITY &#x25; s SYSTEM 'http://127.0.0.1:9/?%f;'>\"> %w; %s;]><r/>"
@@ -456,7 +472,7 @@ DTD_ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("data", DTD_ATTACKS.values(), ids=DTD_ATTACKS.keys())
+@pytest.mark.parametrize("data", list(DTD_ATTACKS.values()), ids=list(DTD_ATTACKS))
 def test_it_refuses_any_doctype(data: bytes | str) -> None:
     error = refusal(data)
     assert error.error is ErrorCode.XML_DTD_REFUSED
@@ -479,11 +495,20 @@ def test_it_does_not_mistake_a_quoted_doctype_in_the_body_for_one() -> None:
 
 @pytest.mark.parametrize("path", CCDA_FILES, ids=[Path(path).name for path in CCDA_FILES])
 def test_it_parses_every_corpus_ccda(path: str) -> None:
-    doc = parse_xml(Path(path).read_bytes())
+    raw = Path(path).read_bytes()
+    doc = parse_xml(raw)
     assert doc.tag == "ClinicalDocument"
     assert doc["typeId"]["extension"] == "POCD_HD000040"
+    assert doc["templateId"]["root"].startswith("2.16.840.1.113883.10.20.22.1.")  # a C-CDA document template
     assert doc["recordTarget"]["patientRole"].exists
-    assert doc.by_template("2.16.840.1.113883.10.20.22.1.1") == [] or doc.xpath("boolean(cda:templateId)")
+    # Every <section> in the text (outside comments) is reachable, and section() finds each one's template id.
+    sections = doc.xpath("//cda:section")
+    assert len(sections) == len(re.findall(rb"<section[\s>]", re.sub(rb"<!--.*?-->", b"", raw, flags=re.DOTALL)))
+    for section in doc.find_all("component/structuredBody/component/section"):
+        oid = section["templateId"]["root"]
+        if not oid:  # a section without a template id, as the imaging report has
+            continue
+        assert oid in [template.attr("root") for template in doc.section(oid).all("templateId")]
 
 
 def test_it_has_ten_corpus_ccda_files() -> None:
@@ -510,3 +535,29 @@ def test_it_parses_text_and_bytes_in_any_declared_encoding(data: object, expecte
 def test_it_rejects_a_non_text_argument_as_a_programming_error() -> None:
     with pytest.raises(TypeError):
         parse_xml(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("internal-entity", "FS-SRC-031"),
+        ("external-entity", "FS-SRC-031"),
+        ("external-dtd", "FS-SRC-031"),
+        ("external-dtd-network", "FS-SRC-031"),
+        ("parameter-entity", "FS-SRC-031"),
+        # libxml2 itself stops these mid-parse, before the docinfo check can look
+        ("billion-laughs", "FS-SRC-030"),
+        ("parameter-entity-exfiltration", "FS-SRC-030"),
+        ("external-entity-in-attribute", "FS-SRC-030"),
+    ],
+)
+def test_it_still_refuses_a_doctype_the_prolog_scan_missed(
+    monkeypatch: pytest.MonkeyPatch, name: str, code: str
+) -> None:
+    # Encodings the scan cannot read (EBCDIC, say) reach the parser: nothing may be loaded or expanded, and what
+    # parses must still be refused.
+    monkeypatch.setattr(xmlsource, "_declares_dtd_bytes", lambda raw: False)
+    error = refusal(DTD_ATTACKS[name])
+    assert error.code == code
+    assert "root:" not in str(error)
+    assert "lollol" not in str(error)

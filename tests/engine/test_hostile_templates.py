@@ -1,0 +1,105 @@
+"""A template is untrusted code: it must not reach Python internals, the file system or imports, and whatever it
+does is stopped by the limits with a coded error instead of hanging or exhausting memory."""
+
+import time
+
+import pytest
+
+from mappings.engine import Limits, MappingError, compile_mapping, run_mapping
+
+REFUSED_AT_RUN = [
+    ("mro escape", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "FS-RND-003"),
+    ("function globals", "{{ cycler.__init__.__globals__ }}", "FS-RND-003"),
+    ("template internals", "{{ self._TemplateReference__context }}", "FS-RND-003"),
+    ("undefined internals", "{{ missing.__class__ }}", "FS-RND-003"),
+    ("format string escape", "{{ '{0.__class__}'.format(1) }}", "FS-RND-003"),
+    ("huge range", "{% for i in range(10**9) %}{% endfor %}", "FS-LIM-007"),
+    ("huge string", "{{ 'x' * 10**9 }}", "FS-LIM-007"),
+    ("huge list", "{{ [1, 2] * 10**9 }}", "FS-LIM-007"),
+    ("huge power", "{{ 2 ** 1000000000 }}", "FS-LIM-007"),
+    ("center filter", "{{ 'x' | center(10**9) }}", "FS-LIM-007"),
+    ("indent filter", "{{ 'x' | indent(10**9) }}", "FS-LIM-007"),
+    ("printf width", "{{ '%999999999s' % 'x' }}", "FS-LIM-007"),
+    ("format filter width", "{{ '%999999999s' | format('x') }}", "FS-LIM-007"),
+    ("str.format width", "{{ '{:>999999999}'.format(1) }}", "FS-LIM-007"),
+    ("str.ljust", "{{ 'x'.ljust(10**9) }}", "FS-LIM-007"),
+    ("replace blow-up", "{{ ('a' * 1000000) | replace('', 'bb') }}", "FS-LIM-007"),
+    ("self-recursive macro", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "FS-LIM-006"),
+    ("nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "FS-LIM-003"),
+]
+
+
+@pytest.mark.parametrize(("case", "template", "code"), REFUSED_AT_RUN, ids=[case[0] for case in REFUSED_AT_RUN])
+def test_it_stops_hostile_templates_with_a_coded_error(case: str, template: str, code: str) -> None:
+    started = time.perf_counter()
+    result = run_mapping(compile_mapping(template), "{}")
+    assert result.output is None
+    assert [error.code for error in result.errors] == [code]
+    assert result.errors[0].line == 1
+    assert time.perf_counter() - started < 10  # stopped by a limit, not by exhausting the machine
+
+
+REFUSED_AT_COMPILE = [
+    ("include a system file", '{% include "/etc/passwd" %}', "FS-TPL-002"),
+    ("import a python module", '{% import "os" as os %}', "FS-TPL-002"),
+    ("dynamic include", "{% set name = '/etc/passwd' %}{% include name %}", "FS-TPL-004"),
+    ("extends a file", '{% extends "../settings.py" %}', "FS-TPL-002"),
+    ("nondeterministic filter", "{{ [1, 2] | random }}", "FS-TPL-001"),
+]
+
+
+@pytest.mark.parametrize(("case", "template", "code"), REFUSED_AT_COMPILE, ids=[case[0] for case in REFUSED_AT_COMPILE])
+def test_it_refuses_templates_that_reach_outside_the_snippet_library(case: str, template: str, code: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        compile_mapping(template)
+    assert caught.value.code == code
+    assert caught.value.template == "template.j2"
+
+
+def test_it_refuses_snippets_that_import_each_other_in_a_cycle() -> None:
+    snippets = {
+        "snippets/a.j2": '{% import "snippets/b.j2" as b %}',
+        "snippets/b.j2": '{% import "snippets/a.j2" as a %}',
+    }
+    with pytest.raises(MappingError) as caught:
+        compile_mapping('{% import "snippets/a.j2" as a %}{}', snippets=snippets)
+    assert caught.value.code == "FS-TPL-003"
+    assert "snippets/a.j2 → snippets/b.j2 → snippets/a.j2" in caught.value.message
+
+
+def test_it_refuses_snippet_imports_nested_deeper_than_the_limit() -> None:
+    snippets = {f"snippets/s{n}.j2": f'{{% import "snippets/s{n + 1}.j2" as x %}}' for n in range(5)}
+    snippets["snippets/s5.j2"] = "{% macro m() %}{}{% endmacro %}"
+    compile_mapping('{% import "snippets/s0.j2" as s %}', snippets=snippets, limits=Limits(max_include_depth=10))
+    with pytest.raises(MappingError) as caught:
+        compile_mapping('{% import "snippets/s0.j2" as s %}', snippets=snippets, limits=Limits(max_include_depth=3))
+    assert caught.value.code == "FS-LIM-005"
+
+
+def test_it_stops_a_render_that_runs_past_the_time_limit() -> None:
+    template = "{% for i in range(200000) %}{{ i | string | reverse | list | join }}{% endfor %}"
+    limits = Limits(render_timeout_ms=50, max_loop_iterations=10**6)
+    started = time.perf_counter()
+    result = run_mapping(compile_mapping(template), "{}", limits=limits)
+    assert [error.code for error in result.errors] == ["FS-LIM-002"]
+    assert time.perf_counter() - started < 5
+
+
+def test_it_stops_output_that_grows_past_the_output_limit() -> None:
+    template = "{% for i in range(100000) %}{{ 'abcdefghij' * 100 }}{% endfor %}"
+    result = run_mapping(compile_mapping(template), "{}", limits=Limits(max_output_bytes=100_000))
+    assert [error.code for error in result.errors] == ["FS-LIM-004"]
+
+
+def test_it_counts_loop_iterations_across_macros_and_snippets() -> None:
+    snippets = {"snippets/loop.j2": "{% macro spin(n) %}{% for i in range(n) %}{% endfor %}{% endmacro %}"}
+    template = '{% import "snippets/loop.j2" as l %}{% for i in range(50) %}{{ l.spin(100) }}{% endfor %}{}'
+    result = run_mapping(compile_mapping(template, snippets=snippets), "{}", limits=Limits(max_loop_iterations=1000))
+    assert [error.code for error in result.errors] == ["FS-LIM-003"]
+    assert result.errors[0].template == "snippets/loop.j2"
+
+
+def test_it_offers_no_lipsum_global_to_burn_time_with() -> None:
+    result = run_mapping(compile_mapping("{{ lipsum(10**6) }}"), "{}")
+    assert result.errors[0].code == "FS-RND-001"
+    assert "'lipsum' is undefined" in result.errors[0].message
