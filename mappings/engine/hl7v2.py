@@ -160,6 +160,10 @@ def _encoding(head: str) -> tuple[str, str, str, str, str, str]:
             f"MSH-2 must give 4 encoding characters (component, repetition, escape, sub-component: normally "
             f"'^~\\&'), found {chars!r}.",
         )
+    if len(chars) == 5 and chars[2] == chars[3]:
+        # '^~\\&': the escape character doubled, as when a message was pasted from a string literal. Unambiguous, so
+        # read it as '^~\&' rather than refuse a message the sender's other systems accept.
+        chars = chars[:3] + chars[4]
     if len(chars) > 5:
         raise MappingError(
             ErrorCode.HL7_BAD_ENCODING,

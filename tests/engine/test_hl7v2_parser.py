@@ -523,7 +523,6 @@ def test_it_requires_the_message_to_start_with_msh(text):
         ("MSH|^~|&|APP", "4 encoding characters"),
         ("MSH||APP", "4 encoding characters"),
         ("MSH|&&&&|APP", "twice"),
-        ("MSH|^~\\\\&|APP", "twice"),
         ("MSH|^^\\&|APP", "twice"),
         ("MSH|^~\\&#X|APP", "truncation"),
         ("MSH|a~\\&|APP", "letters, digits"),
@@ -582,7 +581,6 @@ def test_it_parses_every_converter_sample(path):
 
 MORE_ERRORS = {
     "cdc-oru-r01-bad-msh2-delimiters.hl7": "FS-SRC-011",  # MSH-2 is '&&&&'
-    "lfh-adt-a01-v2.6-crlf-literal-backslash-r.hl7": "FS-SRC-011",  # MSH-2 is '^~\\&' (backslash twice)
 }
 
 
@@ -608,3 +606,11 @@ def test_it_reads_the_corpus_edge_cases():
     assert not any("\\.br\\" in text for text in formatted)
     escapes = by_name["cdc-oru-r01-v2.5.1-case-notification-escapes.hl7"]
     assert any("|" in str(obx[3][2]) for obx in escapes.all("OBX"))
+
+
+def test_it_reads_a_doubled_escape_character_in_msh2_as_a_pasted_string_literal():
+    msg = parse_hl7v2("MSH|^~\\\\&|APP|FAC\rPID|1||7||Doe^J\\T\\K")
+    assert msg.separators["escape"] == "\\"
+    assert msg.separators["subcomponent"] == "&"
+    assert str(msg.MSH[3]) == "APP"
+    assert str(msg.PID[5][2]) == "J&K"
