@@ -62,6 +62,7 @@ class ErrorCode(Enum):
     VAL_UNKNOWN_TYPE = ("FS-VAL-002", "not-supported")
     VAL_BAD_DATE = ("FS-VAL-003", "value")
     VAL_BAD_REFERENCE = ("FS-VAL-004", "value")
+    VAL_BAD_CODE = ("FS-VAL-005", "code-invalid")
 
     LIM_INPUT_BYTES = ("FS-LIM-001", "too-costly")
     LIM_RENDER_TIME = ("FS-LIM-002", "timeout")

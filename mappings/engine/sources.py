@@ -23,6 +23,7 @@ import orjson
 from .errors import ErrorCode, MappingError
 from .hl7v2 import parse_hl7v2
 from .limits import Limits
+from .validate import model_class
 from .xmlsource import parse_xml
 
 SOURCE_FORMATS = ("hl7v2", "json", "ndjson", "xml", "csv", "fhir")
@@ -114,13 +115,9 @@ def parse_fhir(text: str) -> dict:
     stripped = text.lstrip()
     if stripped.startswith("<"):
         root = parse_xml(stripped)  # refuses DTDs and entities before anything else reads the XML
-        resource_type = root.tag
-        from fhir.resources.R4B import get_fhir_model_class  # imported late: it is slow and only FHIR XML needs it
-
-        try:
-            model = get_fhir_model_class(resource_type)
-        except KeyError as exc:
-            raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, f"<{resource_type}> is not a FHIR resource.") from exc
+        model = model_class(root.tag)
+        if model is None:
+            raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, f"<{root.tag}> is not a FHIR R4 resource.")
         try:
             return orjson.loads(model.model_validate_xml(stripped.encode()).model_dump_json())
         except ValueError as exc:

@@ -4,7 +4,8 @@ Structure comes from fhir.resources' R4B models (pinned in requirements.txt). R4
 the R4 resources EffectEvidenceSynthesis, RiskEvidenceSynthesis, SubstanceSpecification and the MedicinalProduct*
 family (MedicinalProduct, …Authorization, …Contraindication, …Indication, …Ingredient, …Interaction,
 …Manufactured, …Packaged, …Pharmaceutical, …UndesirableEffect), so those are reported as FS-VAL-002 rather than
-validated. fhir.resources does not check calendar dates (2023-02-30) or reference syntax; a cheap walk here does.
+validated. fhir.resources does not check calendar dates (2023-02-30), reference syntax or required-binding codes; cheap
+walks here do (the code lists come from the models' own metadata, completed where it abbreviates them).
 Profiles (StructureDefinitions) are a later stage.
 """
 
@@ -14,7 +15,7 @@ import re
 from datetime import date
 from functools import lru_cache
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import ErrorCode, MappingError
 
@@ -28,10 +29,81 @@ REFERENCE = re.compile(
 def model_class(resource_type: str):
     from fhir.resources.R4B import get_fhir_model_class  # slow import, paid once
 
+    if not re.fullmatch(r"[A-Z][A-Za-z]{1,63}", resource_type):
+        return None
     try:
         return get_fhir_model_class(resource_type)
-    except KeyError:
+    except (KeyError, ValueError, AttributeError):  # fhir.resources raises ValueError for unknown names
         return None
+
+
+# fhir.resources lists required-binding codes in each field's metadata, but abbreviates long lists with "+" and does
+# not check them. These are the complete R4 value sets for the abbreviated ones mappings most often get wrong.
+COMPLETE_CODES = {
+    ("Observation", "status"): "registered preliminary final amended corrected cancelled entered-in-error unknown",
+    ("DiagnosticReport", "status"): "registered partial preliminary final amended corrected appended cancelled "
+    "entered-in-error unknown",
+    ("Encounter", "status"): "planned arrived triaged in-progress onleave finished cancelled entered-in-error unknown",
+    ("MedicationStatement", "status"): "active completed entered-in-error intended stopped on-hold unknown not-taken",
+    ("Coverage", "status"): "active cancelled draft entered-in-error",
+    ("Procedure", "status"): "preparation in-progress not-done on-hold stopped completed entered-in-error unknown",
+    ("MedicationRequest", "status"): "active on-hold cancelled completed entered-in-error stopped draft unknown",
+    ("ServiceRequest", "status"): "draft active on-hold revoked completed entered-in-error unknown",
+    ("DocumentReference", "status"): "current superseded entered-in-error",
+}
+
+
+@lru_cache(maxsize=1024)
+def _code_fields(model: type[BaseModel]) -> dict[str, tuple[str, frozenset[str]]]:
+    """field name → (FHIR element name, allowed codes) for this class's required-binding code elements."""
+    found = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        values = extra.get("enum_values")
+        if not values:
+            continue
+        element = info.alias or name
+        if "+" in values:
+            complete = COMPLETE_CODES.get((model.__name__, element))
+            if not complete:
+                continue
+            values = complete.split()
+        found[name] = (element, frozenset(values))
+    return found
+
+
+def binding_issues(instance: BaseModel, path: str, found: list[MappingError]) -> None:
+    """Codes outside their required value set (Patient.gender = 'M'), which the models accept."""
+    model = type(instance)
+    codes = _code_fields(model)
+    present = instance.model_fields_set
+    for name in model.model_fields:  # in definition order, so issues come out in a stable order
+        if name not in present:
+            continue
+        value = getattr(instance, name, None)
+        if value is None:
+            continue
+        info = model.model_fields[name]
+        element = f"{path}.{info.alias or name}"
+        if name in codes:
+            allowed = codes[name][1]
+            for index, code in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(code, str) and code not in allowed:
+                    where = f"{element}[{index}]" if isinstance(value, list) else element
+                    found.append(
+                        MappingError(
+                            ErrorCode.VAL_BAD_CODE,
+                            f"{where} '{code}' is not in its required value set ({', '.join(sorted(allowed))}). "
+                            "Translate source codes with a lookup table.",
+                            expression=[where],
+                        )
+                    )
+        elif isinstance(value, BaseModel):
+            binding_issues(value, element, found)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    binding_issues(item, f"{element}[{index}]", found)
 
 
 def _path(root: str, loc: tuple) -> str:
@@ -79,7 +151,7 @@ def structure_issues(resource: dict) -> list[MappingError]:
             )
         ]
     try:
-        model.model_validate(resource)
+        instance = model.model_validate(resource)
     except ValidationError as exc:
         issues = []
         for error in exc.errors(include_url=False)[:200]:
@@ -93,7 +165,9 @@ def structure_issues(resource: dict) -> list[MappingError]:
                 )
             )
         return issues
-    return []
+    issues: list[MappingError] = []
+    binding_issues(instance, resource_type, issues)
+    return issues
 
 
 def value_issues(value: object, path: str, found: list[MappingError]) -> None:
