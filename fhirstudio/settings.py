@@ -145,12 +145,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
     }
+    for folder in ("queue", "control"):
+        (_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)  # kombu expects them to exist
 _DEFAULT_RESULTS = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _DEFAULT_RESULTS)
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "default")
+CELERY_WORKER_QUEUES = env_list("CELERY_WORKER_QUEUES", "default,batch,exports")  # what `scripts/run` consumes
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -165,6 +170,8 @@ FHIR_STUDIO = {
     "MAX_LOOP_ITERATIONS": env_int("FHIR_STUDIO_MAX_LOOP_ITERATIONS", "200000"),
     "MAX_INCLUDE_DEPTH": env_int("FHIR_STUDIO_MAX_INCLUDE_DEPTH", "10"),
     "DEFAULT_TIMEZONE": env_str("FHIR_STUDIO_DEFAULT_TIMEZONE", "UTC"),
+    # The demo admin user `fhirstudio demo` creates (scripts/run). Empty: none. Change it anywhere but a laptop.
+    "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "admin" if DEBUG else ""),
 }
 
 LOGGING = {

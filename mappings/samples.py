@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fhirpathpy
 
@@ -16,7 +16,7 @@ from mappings.engine import CompiledMapping, Limits, MappingResult, run_mapping
 # Fields that change every run; masked (not deleted) so their presence is still compared.
 VOLATILE_KEYS = frozenset({"timestamp", "lastUpdated"})
 MASK = "<masked>"
-PINNED_NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PINNED_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def mask(value: object, keys: frozenset[str] = VOLATILE_KEYS) -> object:

@@ -1,10 +1,10 @@
 """The FHIR Studio mapping engine: pure Python, no Django, Celery or models (ruff TID251 enforces it).
 
-    compiled = compile_mapping(template_text, snippets={...}, lookup_tables={...}, source_format="hl7v2")
-    result = run_mapping(compiled, payload_bytes, limits=Limits())
-    result.output        # the FHIR resource or Bundle (a dict), or None when a stage failed
-    result.issues        # an OperationOutcome with every error and warning (codes FS-*, template line, FHIRPath)
-    result.timings       # milliseconds: parse, render, postprocess, validate, total
+compiled = compile_mapping(template_text, snippets={...}, lookup_tables={...}, source_format="hl7v2")
+result = run_mapping(compiled, payload_bytes, limits=Limits())
+result.output        # the FHIR resource or Bundle (a dict), or None when a stage failed
+result.issues        # an OperationOutcome with every error and warning (codes FS-*, template line, FHIRPath)
+result.timings       # milliseconds: parse, render, postprocess, validate, total
 """
 
 from .errors import ErrorCode, MappingError, Stage, operation_outcome

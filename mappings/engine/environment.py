@@ -100,8 +100,8 @@ class MappingEnvironment(SandboxedEnvironment):
     def check_size(self, size: int, what: str) -> None:
         if size > self.max_value_bytes:
             raise MappingError(
-                ErrorCode.LIM_VALUE_SIZE, f"{what} would build a value of {size:,} characters; the limit is "
-                f"{self.max_value_bytes:,}."
+                ErrorCode.LIM_VALUE_SIZE,
+                f"{what} would build a value of {size:,} characters; the limit is {self.max_value_bytes:,}.",
             )
 
     def check_format_widths(self, text: object) -> None:
@@ -115,9 +115,9 @@ class MappingEnvironment(SandboxedEnvironment):
             self.check_format_widths(left)
             return operator.mod(left, right)
         if operator_name == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0:
-                if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > self.max_value_bytes * 8:
-                    raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"{left} ** {right} is too large to compute.")
+            exact = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+            if exact and right * abs(left).bit_length() > self.max_value_bytes * 8:
+                raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"{left} ** {right} is too large to compute.")
             return operator.pow(left, right)
         if isinstance(left, int) and isinstance(right, (str, list, tuple)):
             left, right = right, left
@@ -162,8 +162,7 @@ class MappingEnvironment(SandboxedEnvironment):
             return base["center"](value, width)
 
         def indent(value, width=4, *args, **kwargs):
-            self.check_size(len(str(value)) * (int(width) if isinstance(width, int) else len(str(width)) + 1),
-                            "indent")
+            self.check_size(len(str(value)) * (int(width) if isinstance(width, int) else len(str(width)) + 1), "indent")
             return base["indent"](value, width, *args, **kwargs)
 
         def format_(value, *args, **kwargs):
@@ -185,7 +184,7 @@ class MappingEnvironment(SandboxedEnvironment):
             if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
                 raise MappingError(
                     ErrorCode.TPL_DYNAMIC_INCLUDE,
-                    "Snippets must be imported by a literal name, e.g. {% import \"snippets/hl7v2/cx.j2\" as cx %}.",
+                    'Snippets must be imported by a literal name, e.g. {% import "snippets/hl7v2/cx.j2" as cx %}.',
                     template=name,
                     line=node.lineno,
                 )

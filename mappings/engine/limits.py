@@ -28,7 +28,7 @@ class Limits:
 class Budget:
     """What one run has left. Cheap to charge: loops call `tick()` once per iteration."""
 
-    __slots__ = ("limits", "deadline", "iterations", "warnings")
+    __slots__ = ("deadline", "iterations", "limits", "warnings")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits

@@ -63,8 +63,11 @@ class LookupTable:
         default = data.get("default")
         if isinstance(default, str):
             default = {"code": default}
-        default_coding = _coding(default.get("system") or target_system, default.get("code"), default.get("display")) \
-            if isinstance(default, dict) else None
+        default_coding = (
+            _coding(default.get("system") or target_system, default.get("code"), default.get("display"))
+            if isinstance(default, dict)
+            else None
+        )
         return cls(name, target_system, entries, default_coding, case_sensitive)
 
     @classmethod

@@ -6,7 +6,7 @@ import hashlib
 import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
@@ -111,8 +111,9 @@ def _load(env: MappingEnvironment, name: str, importer: tuple[str, int] | None) 
         ) from exc
     except TemplateNotFound as exc:
         template, line = importer or (None, None)
-        raise MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, exc.message or str(exc), template=template, line=line) \
-            from exc
+        raise MappingError(
+            ErrorCode.TPL_UNKNOWN_SNIPPET, exc.message or str(exc), template=template, line=line
+        ) from exc
 
 
 def _check_includes(env: MappingEnvironment, root: str, max_depth: int) -> None:
@@ -123,7 +124,9 @@ def _check_includes(env: MappingEnvironment, root: str, max_depth: int) -> None:
             if target in chain or target == name:
                 cycle = " → ".join([*chain, name, target])
                 raise MappingError(
-                    ErrorCode.TPL_INCLUDE_CYCLE, f"Snippets import each other in a cycle: {cycle}.", template=name,
+                    ErrorCode.TPL_INCLUDE_CYCLE,
+                    f"Snippets import each other in a cycle: {cycle}.",
+                    template=name,
                     line=line,
                 )
             if len(chain) + 1 >= max_depth:
@@ -245,7 +248,7 @@ def run_mapping(
     try:
         msg = parse_source(payload, source_format, options=options, limits=limits)
         lap("parse")
-        run_time = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        run_time = (now or datetime.now(UTC)).astimezone(UTC)
         context = {
             "msg": msg,
             "source_format": source_format,

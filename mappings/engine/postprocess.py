@@ -55,7 +55,9 @@ def parse_output(text: str) -> object:
         return orjson.loads(cleaned)
     except orjson.JSONDecodeError as exc:
         raise MappingError(
-            ErrorCode.PST_NOT_JSON, f"The output is not JSON: {exc.msg}, near {_near(cleaned, exc.pos)}.", offset=exc.pos
+            ErrorCode.PST_NOT_JSON,
+            f"The output is not JSON: {exc.msg}, near {_near(cleaned, exc.pos)}.",
+            offset=exc.pos,
         ) from exc
 
 
@@ -134,8 +136,11 @@ def fill_entry_urls(bundle: dict) -> None:
             resource["id"] = fhir_id(resource_type, orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode())
         resource_id = str(resource["id"])
         if "fullUrl" not in entry:
-            entry["fullUrl"] = f"urn:uuid:{resource_id}" if UUID.match(resource_id) else \
-                f"urn:uuid:{fhir_id(resource_type, resource_id)}"
+            entry["fullUrl"] = (
+                f"urn:uuid:{resource_id}"
+                if UUID.match(resource_id)
+                else f"urn:uuid:{fhir_id(resource_type, resource_id)}"
+            )
         if needs_request and "request" not in entry:
             entry["request"] = {"method": "PUT", "url": f"{resource_type}/{resource_id}"}
 

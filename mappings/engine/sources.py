@@ -46,8 +46,9 @@ def decode_payload(payload: bytes | str, *, encoding: str, limits: Limits) -> st
         except UnicodeDecodeError as exc:
             raise MappingError(
                 ErrorCode.SRC_NOT_TEXT,
-                f"The payload is not valid {encoding} text (byte {exc.start:,}: {payload[exc.start:exc.start + 1]!r}). "
-                "Set the source's encoding option (e.g. latin-1) or fix the file.",
+                f"The payload is not valid {encoding} text (byte {exc.start:,} is "
+                f"{payload[exc.start : exc.start + 1]!r}). Set the source's encoding option (e.g. latin-1) "
+                "or fix the file.",
             ) from exc
     else:
         text = payload.removeprefix("\ufeff")

@@ -88,7 +88,10 @@ def test_it_never_prints_a_traceback_from_the_real_command_line(tmp_path: Path, 
     source.write_bytes(payload)
     done = subprocess.run(
         [sys.executable, "manage.py", "fhirstudio", "render", "json-patient", str(source)],
-        cwd=ROOT, capture_output=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 2
     assert b"Traceback" not in done.stdout + done.stderr

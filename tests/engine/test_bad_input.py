@@ -51,7 +51,9 @@ def test_it_reports_bad_payloads_as_coded_issues(case: str, source_format: str, 
 
 def test_it_refuses_a_payload_over_the_input_limit_before_parsing_it() -> None:
     payload = b"MSH|^~\\&|" + b"A" * 2_000_000
-    result = run_mapping(compile_mapping(ECHO), payload, source_format="hl7v2", limits=Limits(max_input_bytes=1_000_000))
+    result = run_mapping(
+        compile_mapping(ECHO), payload, source_format="hl7v2", limits=Limits(max_input_bytes=1_000_000)
+    )
     assert [error.code for error in result.errors] == ["FS-LIM-001"]
     assert "2,000,009 bytes" in result.errors[0].message
 
@@ -68,7 +70,9 @@ def test_it_handles_a_5_mb_one_line_message_quickly() -> None:
 
 def test_it_accepts_an_hl7_message_with_only_msh() -> None:
     template = '{"resourceType": "Basic", "code": {"text": "{{ msg.MSH[9][1] }}-{{ msg.PID[3][1] }}"}}'
-    result = run_mapping(compile_mapping(template), b"MSH|^~\\&|A|B|C|D|20200101||ADT^A01|1|P|2.5", source_format="hl7v2")
+    result = run_mapping(
+        compile_mapping(template), b"MSH|^~\\&|A|B|C|D|20200101||ADT^A01|1|P|2.5", source_format="hl7v2"
+    )
     assert result.ok
     assert result.output["code"]["text"] == "ADT-"
 
@@ -76,6 +80,8 @@ def test_it_accepts_an_hl7_message_with_only_msh() -> None:
 def test_it_reads_latin_1_payloads_when_the_source_says_so() -> None:
     template = '{"resourceType": "Basic", "code": {"text": "{{ msg.PID[5][1] }}"}}'
     payload = "MSH|^~\\&|A|B\rPID|1||1||Müller^Hans".encode("latin-1")
-    result = run_mapping(compile_mapping(template), payload, source_format="hl7v2", source_options={"encoding": "latin-1"})
+    result = run_mapping(
+        compile_mapping(template), payload, source_format="hl7v2", source_options={"encoding": "latin-1"}
+    )
     assert result.ok
     assert result.output["code"]["text"] == "Müller"

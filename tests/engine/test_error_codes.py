@@ -15,8 +15,10 @@ def codes_of_run(template: str, payload: bytes | str = "{}", *, limits: Limits |
 
 
 def run_codes(payload: bytes | str, source_format: str, **run_options) -> list[str]:
-    return [error.code for error in run_mapping(compile_mapping(BASIC), payload, source_format=source_format,
-                                                **run_options).errors]
+    return [
+        error.code
+        for error in run_mapping(compile_mapping(BASIC), payload, source_format=source_format, **run_options).errors
+    ]
 
 
 def compile_code(template: str, **options) -> list[str]:

@@ -22,13 +22,17 @@ def compiled(name: str) -> CompiledMapping:
 
 
 def sample_cases() -> list:
-    return [pytest.param(example, case, id=f"{example.name}/{case.name}") for example in EXAMPLES
-            for case in example.cases]
+    return [
+        pytest.param(example, case, id=f"{example.name}/{case.name}") for example in EXAMPLES for case in example.cases
+    ]
 
 
 def corpus_cases() -> list:
-    return [pytest.param(example, path, id=f"{example.name}/{path.name}") for example in EXAMPLES
-            for path in example.corpus_files(CORPUS)]
+    return [
+        pytest.param(example, path, id=f"{example.name}/{path.name}")
+        for example in EXAMPLES
+        for path in example.corpus_files(CORPUS)
+    ]
 
 
 def test_it_has_the_demo_mappings_the_studio_ships() -> None:
@@ -39,8 +43,9 @@ def test_it_has_the_demo_mappings_the_studio_ships() -> None:
 @pytest.mark.parametrize(("example", "case"), sample_cases())
 def test_it_renders_each_example_sample_as_expected(example: Example, case) -> None:
     assert case.expected_path is not None, f"{case.name} has no expected/{case.name}.json"
-    outcome = run_case(compiled(example.name), case.name, case.payload(), expected=case.expected(),
-                       assertions=case.assertions)
+    outcome = run_case(
+        compiled(example.name), case.name, case.payload(), expected=case.expected(), assertions=case.assertions
+    )
     assert outcome.problems == []
     assert outcome.result.ok
 

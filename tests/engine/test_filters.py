@@ -6,8 +6,12 @@ from mappings.engine import compile_mapping, run_mapping
 
 
 def render_value(expression: str, *, timezone: str = "UTC", tables: dict | None = None) -> object:
-    template = '{"resourceType": "Basic", "code": {"text": "t"}, "extension": [{"url": "urn:x", "valueString": ' \
-               + "{{ (" + expression + ") | tojson }}}]}"
+    template = (
+        '{"resourceType": "Basic", "code": {"text": "t"}, "extension": [{"url": "urn:x", "valueString": '
+        + "{{ ("
+        + expression
+        + ") | tojson }}}]}"
+    )
     result = run_mapping(compile_mapping(template, timezone=timezone, lookup_tables=tables), "{}", validate=False)
     assert result.output is not None, result.errors
     extension = result.output.get("extension")
@@ -46,8 +50,13 @@ def test_it_uses_the_mapping_time_zone_when_the_source_has_no_offset() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("'20010110'", "2001-01-10"), ("'200101'", "2001-01"), ("'198908181126+0215'", "1989-08-18"),
-     ("'2001-02-29'", None), ("'0000'", None)],
+    [
+        ("'20010110'", "2001-01-10"),
+        ("'200101'", "2001-01"),
+        ("'198908181126+0215'", "1989-08-18"),
+        ("'2001-02-29'", None),
+        ("'0000'", None),
+    ],
 )
 def test_it_converts_to_fhir_date(value: str, expected: str | None) -> None:
     assert render_value(f"{value} | fhir_date") == expected
@@ -70,9 +79,16 @@ def test_it_warns_at_the_template_line_when_it_drops_an_impossible_date() -> Non
 
 
 NUMBERS = [
-    ("' 7.50' | decimal", 7.5), ("'12' | decimal", 12), ("'1e3' | decimal", 1000.0), ("'abc' | decimal", None),
-    ("'.5' | decimal", None), ("'42' | integer", 42), ("'4.2' | integer", None), ("'Y' | boolean", True),
-    ("'no' | boolean", False), ("'maybe' | boolean", None),
+    ("' 7.50' | decimal", 7.5),
+    ("'12' | decimal", 12),
+    ("'1e3' | decimal", 1000.0),
+    ("'abc' | decimal", None),
+    ("'.5' | decimal", None),
+    ("'42' | integer", 42),
+    ("'4.2' | integer", None),
+    ("'Y' | boolean", True),
+    ("'no' | boolean", False),
+    ("'maybe' | boolean", None),
 ]
 
 
@@ -84,10 +100,18 @@ def test_it_converts_text_to_fhir_numbers_and_booleans(expression: str, expected
 DATATYPES = [
     ("coding('M', 'http://x', 'Male')", {"system": "http://x", "code": "M", "display": "Male"}),
     ("coding('')", None),
-    ("codeable_concept('1', 'http://x', 'One')", {"coding": [{"system": "http://x", "code": "1", "display": "One"}],
-                                                  "text": "One"}),
-    ("identifier('123', 'urn:mrn', 'MR')", {"value": "123", "system": "urn:mrn", "type": {
-        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}}),
+    (
+        "codeable_concept('1', 'http://x', 'One')",
+        {"coding": [{"system": "http://x", "code": "1", "display": "One"}], "text": "One"},
+    ),
+    (
+        "identifier('123', 'urn:mrn', 'MR')",
+        {
+            "value": "123",
+            "system": "urn:mrn",
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+        },
+    ),
     ("quantity('5.5', 'mg')", {"value": 5.5, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}),
     ("quantity('n/a', 'mg')", None),
     ("reference('Patient', 'abc', 'Pat')", {"reference": "Patient/abc", "display": "Pat"}),
@@ -115,18 +139,29 @@ def test_it_makes_deterministic_uuid_shaped_ids() -> None:
     assert len(first) == 36 and first.count("-") == 4
 
 
-GENDER = {"target_system": "http://hl7.org/fhir/administrative-gender", "default": {"code": "unknown"},
-          "entries": [{"source": "M", "code": "male", "display": "Male"},
-                      {"source": "X", "source_system": "urn:local", "code": "other"}]}
+GENDER = {
+    "target_system": "http://hl7.org/fhir/administrative-gender",
+    "default": {"code": "unknown"},
+    "entries": [
+        {"source": "M", "code": "male", "display": "Male"},
+        {"source": "X", "source_system": "urn:local", "code": "other"},
+    ],
+}
 
 
 @pytest.mark.parametrize(
     ("expression", "expected"),
-    [("'M' | translate_code('gender')", "male"), ("'m' | translate_code('gender')", "male"),
-     ("'Q' | translate_code('gender')", "unknown"), ("'' | translate_code('gender')", None),
-     ("'X' | translate_code('gender', 'urn:local')", "other"),
-     ("'M' | translate('gender')", {"system": "http://hl7.org/fhir/administrative-gender", "code": "male",
-                                    "display": "Male"})],
+    [
+        ("'M' | translate_code('gender')", "male"),
+        ("'m' | translate_code('gender')", "male"),
+        ("'Q' | translate_code('gender')", "unknown"),
+        ("'' | translate_code('gender')", None),
+        ("'X' | translate_code('gender', 'urn:local')", "other"),
+        (
+            "'M' | translate('gender')",
+            {"system": "http://hl7.org/fhir/administrative-gender", "code": "male", "display": "Male"},
+        ),
+    ],
 )
 def test_it_translates_codes_through_lookup_tables(expression: str, expected: object) -> None:
     assert render_value(expression, tables={"gender": GENDER}) == expected

@@ -1,7 +1,7 @@
 """The pipeline as a caller sees it: outputs, OperationOutcomes, timings, and errors that point at template lines."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -120,7 +120,7 @@ def test_it_can_skip_validation() -> None:
 def test_it_exposes_run_variables_and_a_pinned_clock_to_templates() -> None:
     template = '{"resourceType": "Bundle", "type": "collection", "timestamp": "{{ now }}", "id": "{{ vars.site }}"}'
     result = run_mapping(
-        compile_mapping(template), "{}", variables={"site": "north"}, now=datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
+        compile_mapping(template), "{}", variables={"site": "north"}, now=datetime(2026, 5, 1, 12, tzinfo=UTC)
     )
     assert result.output["timestamp"] == "2026-05-01T12:00:00Z"
     assert result.output["id"] == "north"

@@ -23,7 +23,7 @@ def test_it_reads_json_and_ndjson() -> None:
     ("payload", "options", "expected"),
     [
         (b"id,name\n1,Ann\n2,Bob\n", {}, [{"id": "1", "name": "Ann"}, {"id": "2", "name": "Bob"}]),
-        (b"id;name\n1;\"A;nn\"\n", {"delimiter": ";"}, [{"id": "1", "name": "A;nn"}]),
+        (b'id;name\n1;"A;nn"\n', {"delimiter": ";"}, [{"id": "1", "name": "A;nn"}]),
         ("id,name\n1,Zoë\n".encode("latin-1"), {"encoding": "latin-1"}, [{"id": "1", "name": "Zoë"}]),
         (b"\xef\xbb\xbfid , name\n1,Ann\n\n", {}, [{"id": "1", "name": "Ann"}]),
     ],

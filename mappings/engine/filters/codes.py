@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jinja2 import pass_environment
 
-from ..errors import ErrorCode, MappingError
+from mappings.engine.errors import ErrorCode, MappingError
 
 # C-CDA names code systems by OID; FHIR by URI (terminology.hl7.org "Using Codes" and the FHIR-I OID registry).
 OID_URIS = {

@@ -8,13 +8,13 @@ added. Impossible dates (2023-02-30, month 13) become nothing and leave a warnin
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import pass_environment
 
-from ..errors import ErrorCode, MappingError
-from ..limits import current_budget, template_line_here
+from mappings.engine.errors import ErrorCode, MappingError
+from mappings.engine.limits import current_budget, template_line_here
 
 HL7_TS = re.compile(
     r"^(?P<year>\d{4})(?:(?P<month>\d{2})(?:(?P<day>\d{2})(?:(?P<hour>\d{2})(?:(?P<minute>\d{2})"
@@ -45,7 +45,7 @@ def _zone(name: str):
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
 def _format_offset(delta: timedelta | None) -> str:

@@ -17,7 +17,7 @@ from jinja2 import Undefined
 from jinja2.runtime import Macro
 from markupsafe import Markup
 
-from ..errors import ErrorCode, MappingError
+from mappings.engine.errors import ErrorCode, MappingError
 
 NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\u2028\u2029]')
 FHIR_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")

@@ -1,10 +1,10 @@
 """`python manage.py fhirstudio …`: the mapping engine for people and scripts.
 
-    fhirstudio render <mapping> <input-file> [--source-format F] [--no-validate]
-        FHIR JSON on stdout, exit 0. On any error: an OperationOutcome on stdout, exit 2 — never a traceback.
-    fhirstudio test [<mapping>] [--corpus]
-        Runs the mapping's sample cases (every example's when none is named); prints `N passed, N failed`.
-        --corpus also renders and validates every matching file of the shared corpus.
+fhirstudio render <mapping> <input-file> [--source-format F] [--no-validate]
+    FHIR JSON on stdout, exit 0. On any error: an OperationOutcome on stdout, exit 2 — never a traceback.
+fhirstudio test [<mapping>] [--corpus]
+    Runs the mapping's sample cases (every example's when none is named); prints `N passed, N failed`.
+    --corpus also renders and validates every matching file of the shared corpus.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from mappings.conf import engine_limits
-from mappings.engine import SOURCE_FORMATS, ErrorCode, MappingError, operation_outcome, run_mapping
-from mappings.engine import CompiledMapping
+from mappings.engine import SOURCE_FORMATS, CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
 from mappings.examples import Example, find_example, list_examples
 from mappings.samples import mask, run_case
 
@@ -39,15 +39,33 @@ class Command(BaseCommand):
         test = commands.add_parser("test", help="Run sample cases; prints 'N passed, N failed'.")
         test.add_argument("mapping", nargs="?", help="One mapping (default: every example).")
         test.add_argument("--corpus", action="store_true", help="Also render+validate matching corpus files.")
+        commands.add_parser("demo", help="Load the demo content (idempotent): the demo admin user.")
         test.add_argument(
-            "--write-expected", action="store_true",
+            "--write-expected",
+            action="store_true",
             help="Write each sample's output (volatile fields masked) to expected/<case>.json; review the diff!",
         )
 
     def handle(self, *args, **options) -> None:
         if options["command"] == "render":
             sys.exit(self.render(options))
+        if options["command"] == "demo":
+            self.demo()
+            return
         sys.exit(self.test(options))
+
+    def demo(self) -> None:
+        """The demo admin user, so a newcomer can sign in; its password comes from FHIR_STUDIO_DEMO_PASSWORD."""
+        password = settings.FHIR_STUDIO["DEMO_PASSWORD"]
+        if not password:
+            self.stdout.write("FHIR_STUDIO_DEMO_PASSWORD is empty: no demo user created.")
+            return
+        user_model = get_user_model()
+        if not user_model.objects.filter(username="admin").exists():
+            user_model.objects.create_superuser("admin", "admin@example.org", password)
+            self.stdout.write("Created the demo user 'admin' (password from FHIR_STUDIO_DEMO_PASSWORD).")
+        examples = list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"])
+        self.stdout.write(f"Demo mappings available: {', '.join(example.name for example in examples)}")
 
     def _print_json(self, value: object, compact: bool = False) -> None:
         self.stdout.write(json.dumps(value, ensure_ascii=False, indent=None if compact else 2))
@@ -70,7 +88,9 @@ class Command(BaseCommand):
         except MappingError as error:
             return self._fail(error)
         except OSError as exc:
-            return self._fail(MappingError(ErrorCode.SRC_EMPTY, f"Cannot read '{options['input_file']}': {exc.strerror}."))
+            return self._fail(
+                MappingError(ErrorCode.SRC_EMPTY, f"Cannot read '{options['input_file']}': {exc.strerror}.")
+            )
         result = run_mapping(
             compiled,
             payload,
@@ -108,7 +128,9 @@ class Command(BaseCommand):
             cases = [(case.name, case.payload(), case.expected(), case.assertions) for case in example.cases]
             if options["corpus"]:
                 corpus_dir = settings.FHIR_STUDIO["CORPUS_DIR"]
-                cases += [(f"corpus:{path.name}", path.read_bytes(), None, ()) for path in example.corpus_files(corpus_dir)]
+                cases += [
+                    (f"corpus:{path.name}", path.read_bytes(), None, ()) for path in example.corpus_files(corpus_dir)
+                ]
             for name, payload, expected, assertions in cases:
                 outcome = run_case(compiled, name, payload, expected=expected, assertions=assertions)
                 if outcome.passed:

@@ -1,0 +1,12 @@
+# Sourced by scripts/run and scripts/test: a virtualenv in .venv with the pinned requirements, reinstalled only when a
+# requirements file changes (a stamp holds their hash), so a second start is quick.
+install_python() {
+  local requirements=$1 stamp=.venv/.installed-$1 wanted
+  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+  wanted=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$wanted" >"$stamp"
+  fi
+  mkdir -p var
+}
