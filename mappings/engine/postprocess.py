@@ -9,38 +9,40 @@ resource); transaction and batch Bundles get the `fullUrl` and `request` a serve
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 import orjson
 
 from .errors import ErrorCode, MappingError
 from .filters.values import fhir_id
 
-TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|,')
-WHITESPACE = " \t\r\n"
+STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+STRAY = re.compile(r",(?=\s*[\]},])|[\[{][\s,]*,")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def remove_stray_commas(text: str) -> str:
     """Blank out commas JSON does not allow (after `[` or `{`; before `]`, `}` or another comma), outside strings.
-    Blanking (not deleting) keeps every offset, so an error position still maps to the template line that wrote it."""
-    chars: list[str] | None = None
-    length = len(text)
-    for match in TOKEN.finditer(text):
-        if match.group() != ",":
-            continue
-        start = match.start()
-        current = text if chars is None else chars  # earlier blanked commas read as whitespace
-        before = start - 1
-        while before >= 0 and current[before] in WHITESPACE:
-            before -= 1
-        after = start + 1
-        while after < length and text[after] in WHITESPACE:
-            after += 1
-        if before < 0 or current[before] in "[{" or after >= length or text[after] in "]},":
-            if chars is None:
-                chars = list(text)
-            chars[start] = " "
-    return text if chars is None else "".join(chars)
+    Blanking (not deleting) keeps every offset, so an error position still maps to the template line that wrote it.
+    Candidates are found with one regex; the string spans are computed only when there are candidates."""
+    candidates = list(STRAY.finditer(text))
+    if not candidates:
+        return text
+    spans = [match.span() for match in STRING.finditer(text)]
+    starts = [start for start, _ in spans]
+    pieces, done = [], 0
+    for match in candidates:
+        for offset, char in enumerate(match.group(), start=match.start()):
+            if char != ",":
+                continue
+            index = bisect_right(starts, offset) - 1
+            if index >= 0 and offset < spans[index][1]:
+                continue  # a comma inside a JSON string is text, not syntax
+            pieces.append(text[done:offset])
+            pieces.append(" ")
+            done = offset + 1
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def parse_output(text: str) -> object:
@@ -67,19 +69,39 @@ def _near(text: str, pos: int) -> str:
 
 
 def prune(value: object) -> object:
-    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively."""
-    if isinstance(value, dict):
+    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively.
+    Leaves are handled inline (no call per string): this walk touches every value of every output."""
+    kind = type(value)
+    if kind is dict:
         kept = {}
         for key, item in value.items():
-            item = prune(item)
-            if item is not None:
+            item_kind = type(item)
+            if item_kind is str:
+                if item and not item.isspace():
+                    kept[key] = item
+            elif item_kind is dict or item_kind is list:
+                item = prune(item)
+                if item is not None:
+                    kept[key] = item
+            elif item is not None:
                 kept[key] = item
         return kept or None
-    if isinstance(value, list):
-        items = [item for item in map(prune, value) if item is not None]
+    if kind is list:
+        items = []
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                if item and not item.isspace():
+                    items.append(item)
+            elif item_kind is dict or item_kind is list:
+                item = prune(item)
+                if item is not None:
+                    items.append(item)
+            elif item is not None:
+                items.append(item)
         return items or None
-    if isinstance(value, str):
-        return value if value.strip() else None
+    if kind is str:
+        return value if value and not value.isspace() else None
     return value
 
 

@@ -1,0 +1,117 @@
+"""Engine throughput on one core: parse, render, post-process, validate and the full pipeline, per demo mapping.
+
+    .venv/bin/python bench/engine.py                 # every case, 5 runs of ~1 s each per stage
+    .venv/bin/python bench/engine.py --runs 7 --seconds 2 adt ccd
+
+Run by hand (never in CI); copy the table into bench/README.md with the machine it ran on. Pinned to one CPU so the
+figures are per core. orjson loads+dumps of the same output is the floor any JSON pipeline pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mappings.engine import Limits, parse_source, run_mapping  # noqa: E402
+from mappings.engine.limits import end_budget, start_budget  # noqa: E402
+from mappings.engine.pipeline import _render  # noqa: E402 — the render stage alone
+from mappings.engine.postprocess import postprocess  # noqa: E402
+from mappings.engine.validate import validate_output  # noqa: E402
+from mappings.examples import find_example  # noqa: E402
+
+CORPUS = Path(os.environ.get("FHIR_STUDIO_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
+CASES = {
+    "adt": ("ADT^A01 → Bundle", "hl7v2-adt-a01", "fhir-converter/hl7v2/ADT-A01-01.hl7"),
+    "oru": ("ORU^R01 → Bundle", "hl7v2-oru-r01", "fhir-converter/hl7v2/ORU-R01-01.hl7"),
+    "vxu": ("VXU^V04 → Bundle", "hl7v2-vxu-v04", "fhir-converter/hl7v2/VXU-V04-01.hl7"),
+    "ccd": ("C-CDA CCD → Bundle", "ccda-ccd", "fhir-converter/ccda/CCD.ccda"),
+    "json": ("JSON → Patient", "json-patient", "fhir-converter/json/ExamplePatient.json"),
+}
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def per_op_ms(work: Callable[[], object], seconds: float, runs: int) -> float:
+    """Median over `runs` of the mean time per call, each run calling `work` for about `seconds`."""
+    started = time.perf_counter()
+    calls = 0
+    while time.perf_counter() - started < 0.2:  # warm-up, and an estimate of the calls per run
+        work()
+        calls += 1
+    per_run = max(1, int(calls * seconds / 0.2))
+    results = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(per_run):
+            work()
+        results.append((time.perf_counter() - started) * 1000 / per_run)
+    return statistics.median(results)
+
+
+def bench_case(key: str, seconds: float, runs: int) -> list[tuple[str, str, float, int]]:
+    title, mapping, sample = CASES[key]
+    example = find_example(ROOT / "examples", mapping)
+    if example is None:
+        return []
+    compiled = example.compile()
+    payload = (CORPUS / sample).read_bytes()
+    limits = Limits()
+    result = run_mapping(compiled, payload, now=NOW)
+    assert result.ok, [error.as_dict() for error in result.errors]
+    output = result.output
+    resources = len(output.get("entry", [])) if output["resourceType"] == "Bundle" else 1
+    msg = parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits)
+    context = {"msg": msg, "source_format": compiled.source_format, "vars": {}, "now": "2026-01-01T00:00:00Z"}
+
+    def render_only() -> str:
+        token = start_budget(limits)
+        try:
+            return _render(compiled, context, limits)
+        finally:
+            end_budget(token)
+
+    text = render_only()
+    output_bytes = orjson.dumps(output)
+    stages = [
+        ("parse", lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits)),
+        ("render", render_only),
+        ("postprocess", lambda: postprocess(text)),
+        ("validate", lambda: validate_output(output)),
+        ("full pipeline", lambda: run_mapping(compiled, payload, limits=limits, now=NOW)),
+        ("full, no validation", lambda: run_mapping(compiled, payload, limits=limits, now=NOW, validate=False)),
+        ("orjson loads+dumps", lambda: orjson.dumps(orjson.loads(output_bytes))),
+    ]
+    return [(title, stage, per_op_ms(work, seconds, runs), resources) for stage, work in stages]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"# one pinned core, median of {args.runs} runs of ~{args.seconds:g} s each\n")
+    print("| case | stage | ms/message | messages/s | resources/s |")
+    print("|---|---|---:|---:|---:|")
+    for key in args.cases:
+        for title, stage, ms, resources in bench_case(key, args.seconds, args.runs):
+            per_second = 1000 / ms
+            print(f"| {title} ({resources} res.) | {stage} | {ms:.3f} | {per_second:,.0f} | {per_second * resources:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
