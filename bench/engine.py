@@ -84,7 +84,10 @@ def bench_case(key: str, seconds: float, runs: int) -> list[tuple[str, str, floa
     text = render_only()
     output_bytes = orjson.dumps(output)
     stages = [
-        ("parse", lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits)),
+        (
+            "parse",
+            lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits),
+        ),
         ("render", render_only),
         ("postprocess", lambda: postprocess(text)),
         ("validate", lambda: validate_output(output)),
@@ -109,8 +112,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for key in args.cases:
         for title, stage, ms, resources in bench_case(key, args.seconds, args.runs):
-            per_second = 1000 / ms
-            print(f"| {title} ({resources} res.) | {stage} | {ms:.3f} | {per_second:,.0f} | {per_second * resources:,.0f} |")
+            rate = 1000 / ms
+            print(f"| {title} ({resources} res.) | {stage} | {ms:.3f} | {rate:,.0f} | {rate * resources:,.0f} |")
 
 
 if __name__ == "__main__":
