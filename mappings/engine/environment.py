@@ -18,10 +18,11 @@ import operator
 import re
 from collections.abc import Iterable, Iterator
 
-from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, nodes
+from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from jinja2.visitor import NodeTransformer
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import ErrorCode, MappingError
@@ -52,6 +53,11 @@ class SnippetLoader(BaseLoader):
         return sorted(self.sources)
 
 
+def finalize_text(value: object) -> object:
+    """What `~` makes of a value: Jinja's own rule (undefined is empty), kept here because the guard replaces it."""
+    return "" if isinstance(value, Undefined) else value
+
+
 def loop_guard(iterable: Iterable) -> Iterator:
     """Charge one loop iteration per item (inserted around every for-loop's iterable)."""
     budget = current_budget()
@@ -64,8 +70,9 @@ def loop_guard(iterable: Iterable) -> Iterator:
 
 
 class MappingEnvironment(SandboxedEnvironment):
-    # `*`, `**` and `%` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x); check first.
-    intercepted_binops = frozenset(["*", "**", "%"])
+    # `*`, `**`, `%` and `+` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x, or a string
+    # doubled 40 times in a loop); check the size first. `~` is guarded by rewriting it to `concat_guard` in _parse.
+    intercepted_binops = frozenset(["*", "**", "%", "+"])
 
     def __init__(self, sources: dict[str, str], *, strict: bool, max_value_bytes: int, **options) -> None:
         super().__init__(
@@ -111,6 +118,10 @@ class MappingEnvironment(SandboxedEnvironment):
                 self.check_size(int(digits), "A format width")
 
     def call_binop(self, context, operator_name: str, left, right):
+        if operator_name == "+":
+            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+                self.check_size(len(left) + len(right), "Joining two values with +")
+            return operator.add(left, right)
         if operator_name == "%":
             self.check_format_widths(left)
             return operator.mod(left, right)
@@ -169,12 +180,31 @@ class MappingEnvironment(SandboxedEnvironment):
             self.check_format_widths(value)
             return base["format"](value, *args, **kwargs)
 
+        def concat_guard(values: list) -> str:
+            texts = [str(finalize_text(value)) for value in values]
+            self.check_size(sum(map(len, texts)), "Joining values with ~")
+            return "".join(texts)
+
+        def join(eval_ctx, value, d="", attribute=None):
+            items = list(value) if not isinstance(value, (list, tuple)) else value
+            self.check_size(len(items) * len(str(d)), "join")
+            return base["join"](eval_ctx, items, d, attribute)
+
+        join.jinja_pass_arg = base["join"].jinja_pass_arg
+
         def replace(eval_ctx, value, old, new, count=None):
             self._check_replace(str(value), str(old), str(new))
             return base["replace"](eval_ctx, value, old, new, count)
 
         replace.jinja_pass_arg = base["replace"].jinja_pass_arg  # keep Jinja's eval-context argument
-        return {"center": center, "indent": indent, "format": format_, "replace": replace}
+        return {
+            "center": center,
+            "indent": indent,
+            "format": format_,
+            "replace": replace,
+            "join": join,
+            "concat_guard": concat_guard,
+        }
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -191,8 +221,18 @@ class MappingEnvironment(SandboxedEnvironment):
             imported.append((target.value, node.lineno))
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "loop_guard", [], [], None, None, lineno=loop.lineno)
+        tree = ConcatGuard().visit(tree)
         self.imports[name or "<template>"] = imported
         return tree
+
+
+class ConcatGuard(NodeTransformer):
+    """`a ~ b` becomes `[a, b] | concat_guard`, which checks the joined size before building it."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:  # noqa: N802 — NodeTransformer's naming
+        self.generic_visit(node)
+        items = nodes.List(node.nodes, lineno=node.lineno)
+        return nodes.Filter(items, "concat_guard", [], [], None, None, lineno=node.lineno)
 
 
 class LineMarker(Extension):

@@ -24,6 +24,17 @@ REFUSED_AT_RUN = [
     ("str.format width", "{{ '{:>999999999}'.format(1) }}", "FS-LIM-007"),
     ("str.ljust", "{{ 'x'.ljust(10**9) }}", "FS-LIM-007"),
     ("replace blow-up", "{{ ('a' * 1000000) | replace('', 'bb') }}", "FS-LIM-007"),
+    (
+        "doubling with ~",
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "FS-LIM-007",
+    ),
+    (
+        "doubling with +",
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "FS-LIM-007",
+    ),
+    ("join blow-up", "{{ range(1000000) | join(',' * 1000) }}", "FS-LIM-007"),
     ("self-recursive macro", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "FS-LIM-006"),
     ("nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "FS-LIM-003"),
 ]
