@@ -22,8 +22,8 @@ from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotF
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from jinja2.visitor import NodeTransformer
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from .errors import ErrorCode, MappingError
 from .filters import FILTERS, GLOBALS, TESTS
