@@ -22,12 +22,14 @@ from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotF
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
 from .errors import ErrorCode, MappingError
 from .filters import FILTERS, GLOBALS, TESTS
-from .filters.values import finalize, mark_macro_output
+from .filters.values import finalize
 from .limits import current_budget
 from .lookup import LookupTable
 
@@ -144,11 +146,14 @@ class MappingEnvironment(SandboxedEnvironment):
         budget = current_budget()
         if budget is not None:
             budget.check_time()
+        if type(__obj) is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
+            result = __context.call(__obj, *args, **kwargs)
+            return Markup(result) if type(result) is str else result
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format in a function of its own
         owner = getattr(method, "__self__", None)
         if isinstance(owner, str):
             __self.check_str_method(owner, getattr(method, "__name__", ""), args)
-        return mark_macro_output(__obj, super().call(__context, __obj, *args, **kwargs))
+        return super().call(__context, __obj, *args, **kwargs)
 
     def check_str_method(self, text: str, name: str, args: tuple) -> None:
         if name in ("center", "ljust", "rjust", "zfill", "expandtabs"):

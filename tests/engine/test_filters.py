@@ -122,6 +122,9 @@ DATATYPES = [
     ("'LN' | v2_system", "http://loinc.org"),
     ("'HL70078' | v2_system", "http://terminology.hl7.org/CodeSystem/v2-0078"),
     ("'LOCAL' | v2_system", "urn:id:LOCAL"),
+    ("'2.16.840.1.113883.6.96' | v2_system", "http://snomed.info/sct"),
+    ("'1.2.3' | v2_system", "urn:oid:1.2.3"),
+    ("extension('http://x/ext', 'String', '  ')", None),
     ("'2.16.840.1.113883.6.96' | oid_uri", "http://snomed.info/sct"),
     ("'1.2.3' | oid_uri", "urn:oid:1.2.3"),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from jinja2 import pass_environment
 
 from mappings.engine.errors import ErrorCode, MappingError
@@ -35,6 +37,8 @@ OID_URIS = {
     "2.16.840.1.113883.4.1": "http://hl7.org/fhir/sid/us-ssn",
     "2.16.840.1.113883.4.6": "http://hl7.org/fhir/sid/us-npi",
 }
+
+OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 # HL7 v2 coding-system names (table 0396) → FHIR system URIs.
 V2_CODING_SYSTEMS = {
@@ -79,6 +83,8 @@ def v2_system(name: object) -> str | None:
         return v2_table(upper)
     if upper in V2_CODING_SYSTEMS:
         return V2_CODING_SYSTEMS[upper]
+    if OID.match(text):  # senders often put the code system's OID in CWE-3
+        return oid_uri(text)
     return text if ":" in text else f"urn:id:{text}"
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from decimal import Decimal, InvalidOperation
 
 import orjson
 from jinja2 import Undefined
-from jinja2.runtime import Macro
 from markupsafe import Markup
 
 from mappings.engine.errors import ErrorCode, MappingError
@@ -52,27 +50,24 @@ def escape_json_text(text: str) -> str:
 
 
 def finalize(value: object) -> object:
-    """Applied to every `{{ … }}`: JSON-escape text, print structures as JSON, None/undefined as nothing."""
+    """Applied to every `{{ … }}`: JSON-escape text, print structures as JSON, None/undefined as nothing.
+    Hot: called for every printed value, so the common types are tested first and by exact type."""
+    kind = type(value)
+    if kind is Markup:
+        return value
+    if kind is str:
+        return escape_json_text(value)
     if value is None or isinstance(value, Undefined):
         return ""
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, str):
-        return escape_json_text(value)
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if kind is int or kind is float:
+        return value
+    if isinstance(value, Markup):
         return value
     if isinstance(value, (dict, list, tuple)):
         return dumps(value)
     return escape_json_text(str(value))
-
-
-def mark_macro_output(obj: object, result: object) -> object:
-    """Macros write JSON fragments: mark their output so `{{ macro() }}` is not escaped as text."""
-    if isinstance(obj, Macro) and isinstance(result, str):
-        return Markup(result)
-    return result
 
 
 def _text(value: object) -> str:
@@ -115,7 +110,10 @@ def fhir_id(*parts: object) -> str:
     key = "|".join(_text(part) for part in parts)
     if not key.strip("|"):
         raise MappingError(ErrorCode.RND_FILTER_INPUT, "fhir_id() needs at least one non-empty value to hash.")
-    return str(uuid.UUID(bytes=hashlib.sha256(key.encode()).digest()[:16], version=5))
+    # A UUID (version 5 layout) from the first 128 bits of SHA-256, formatted directly: uuid.UUID() is slow here.
+    h = hashlib.sha256(key.encode()).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def urn_uuid(resource_id: object) -> str:
@@ -185,11 +183,12 @@ def quantity(value: object, unit: object = None, system: str = "http://unitsofme
 
 
 def extension(url: str, value_type: str, value: object) -> dict | None:
-    """An extension: `extension('http://…/birthsex', 'Code', 'F')` → `{"url": …, "valueCode": "F"}`."""
-    if value is None or isinstance(value, Undefined) or (isinstance(value, str) and not value.strip()):
-        return None
+    """An extension: `extension('http://…/birthsex', 'Code', 'F')` → `{"url": …, "valueCode": "F"}`. Nothing when
+    the value is empty (an extension needs a value or sub-extensions: FHIR rule ext-1)."""
     if not isinstance(value, (dict, list, bool, int, float)):
         value = _text(value)
+    if value is None or value == "" or value == {} or value == []:
+        return None
     return {"url": url, f"value{value_type[:1].upper()}{value_type[1:]}": value}
 
 
