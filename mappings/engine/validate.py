@@ -72,24 +72,38 @@ def _code_fields(model: type[BaseModel]) -> dict[str, tuple[str, frozenset[str]]
     return found
 
 
-def binding_issues(instance: BaseModel, path: str, found: list[MappingError]) -> None:
+@lru_cache(maxsize=1024)
+def _element_names(model: type[BaseModel]) -> dict[str, str]:
+    return {name: info.alias or name for name, info in model.model_fields.items()}
+
+
+def _render_path(path: tuple | str) -> str:
+    """Paths are built as cheap nested tuples (parent, element[, index]) and only turned into text for an issue."""
+    parts = []
+    while isinstance(path, tuple):
+        if len(path) == 3:
+            parts.append(f".{path[1]}[{path[2]}]")
+        else:
+            parts.append(f".{path[1]}")
+        path = path[0]
+    return path + "".join(reversed(parts))
+
+
+def binding_issues(instance: BaseModel, path: tuple | str, found: list[MappingError]) -> None:
     """Codes outside their required value set (Patient.gender = 'M'), which the models accept."""
     model = type(instance)
     codes = _code_fields(model)
-    present = instance.model_fields_set
-    for name in model.model_fields:  # in definition order, so issues come out in a stable order
-        if name not in present:
-            continue
-        value = getattr(instance, name, None)
+    names = _element_names(model)
+    values = instance.__dict__
+    for name in instance.model_fields_set:
+        value = values.get(name)
         if value is None:
             continue
-        info = model.model_fields[name]
-        element = f"{path}.{info.alias or name}"
         if name in codes:
             allowed = codes[name][1]
-            for index, code in enumerate(value if isinstance(value, list) else [value]):
+            for index, code in enumerate(value if type(value) is list else [value]):
                 if isinstance(code, str) and code not in allowed:
-                    where = f"{element}[{index}]" if isinstance(value, list) else element
+                    where = _render_path((path, names[name], index) if type(value) is list else (path, names[name]))
                     found.append(
                         MappingError(
                             ErrorCode.VAL_BAD_CODE,
@@ -98,12 +112,12 @@ def binding_issues(instance: BaseModel, path: str, found: list[MappingError]) ->
                             expression=[where],
                         )
                     )
-        elif isinstance(value, BaseModel):
-            binding_issues(value, element, found)
-        elif isinstance(value, list):
+        elif type(value) is list:
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
-                    binding_issues(item, f"{element}[{index}]", found)
+                    binding_issues(item, (path, names[name], index), found)
+        elif isinstance(value, BaseModel):
+            binding_issues(value, (path, names[name]), found)
 
 
 def _path(root: str, loc: tuple) -> str:
@@ -167,36 +181,48 @@ def structure_issues(resource: dict) -> list[MappingError]:
         return issues
     issues: list[MappingError] = []
     binding_issues(instance, resource_type, issues)
-    return issues
+    return sorted(issues, key=lambda issue: issue.expression)  # fields were visited in set order
 
 
-def value_issues(value: object, path: str, found: list[MappingError]) -> None:
+def value_issues(value: object, path: tuple | str, found: list[MappingError]) -> None:
     """Impossible calendar dates and malformed references, which the models let through."""
-    if isinstance(value, dict):
+    if type(value) is dict:
         for key, item in value.items():
-            child = f"{path}.{key}"
-            if key == "reference" and isinstance(item, str) and not REFERENCE.match(item):
-                found.append(
-                    MappingError(
-                        ErrorCode.VAL_BAD_REFERENCE,
-                        f"{child} '{item}' is not a valid reference (Type/id, urn:uuid:…, an absolute URL or #id).",
-                        expression=[child],
+            kind = type(item)
+            if kind is str:
+                if key == "reference" and not REFERENCE.match(item):
+                    where = _render_path((path, key))
+                    found.append(
+                        MappingError(
+                            ErrorCode.VAL_BAD_REFERENCE,
+                            f"{where} '{item}' is not a valid reference (Type/id, urn:uuid:…, an absolute URL or #id).",
+                            expression=[where],
+                        )
                     )
-                )
-            else:
-                value_issues(item, child, found)
-    elif isinstance(value, list):
+                elif len(item) >= 10 and item[4] == "-":
+                    _check_date(item, (path, key), found)
+            elif kind is dict or kind is list:
+                value_issues(item, (path, key), found)
+    elif type(value) is list:
         for index, item in enumerate(value):
-            value_issues(item, f"{path}[{index}]", found)
-    elif isinstance(value, str) and len(value) >= 10 and value[4] == "-":
-        match = DATE_PREFIX.match(value)
-        if match:
-            try:
-                date(int(match[1]), int(match[2]), int(match[3]))
-            except ValueError:
-                found.append(
-                    MappingError(ErrorCode.VAL_BAD_DATE, f"{path} '{value}' is not a calendar date.", expression=[path])
-                )
+            kind = type(item)
+            if kind is dict or kind is list:
+                value_issues(item, (path[0], path[1], index), found)
+            elif kind is str and len(item) >= 10 and item[4] == "-":
+                _check_date(item, (path[0], path[1], index), found)
+
+
+def _check_date(text: str, path: tuple, found: list[MappingError]) -> None:
+    match = DATE_PREFIX.match(text)
+    if match is None:
+        return
+    try:
+        date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        where = _render_path(path)
+        found.append(
+            MappingError(ErrorCode.VAL_BAD_DATE, f"{where} '{text}' is not a calendar date.", expression=[where])
+        )
 
 
 def validate_output(resource: dict) -> list[MappingError]:
