@@ -107,34 +107,26 @@ def _datetime_text(parts: dict, zone_name: str, *, instant: bool) -> str | None:
     return f"{_date_text(parts)}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
 
 
+def _converted(env, value: object, zone: str | None, *, instant: bool) -> str | None:
+    parts = _parts(value)
+    result = None if parts is None else _datetime_text(parts, zone or env.timezone, instant=instant)
+    if result is None and str(value or "").strip():
+        _warn(env, value, "instant" if instant else "date/time")
+    return result
+
+
 @pass_environment
 def fhir_datetime(env, value: object, zone: str | None = None) -> str | None:
     """HL7/CDA TS or ISO → FHIR dateTime, keeping the source's precision: `'198908181126+0215' | fhir_datetime`
     → `1989-08-18T11:26:00+02:15`; `'2020' | fhir_datetime` → `2020`. No offset in the source → the mapping's zone
     (or `zone`)."""
-    parts = _parts(value)
-    if parts is None:
-        if str(value or "").strip():
-            _warn(env, value, "date/time")
-        return None
-    result = _datetime_text(parts, zone or env.timezone, instant=False)
-    if result is None:
-        _warn(env, value, "date/time")
-    return result
+    return _converted(env, value, zone, instant=False)
 
 
 @pass_environment
 def fhir_instant(env, value: object, zone: str | None = None) -> str | None:
     """Like `fhir_datetime`, but an instant needs a full time: a date without a time gives nothing."""
-    parts = _parts(value)
-    if parts is None:
-        if str(value or "").strip():
-            _warn(env, value, "instant")
-        return None
-    result = _datetime_text(parts, zone or env.timezone, instant=True)
-    if result is None:
-        _warn(env, value, "instant")
-    return result
+    return _converted(env, value, zone, instant=True)
 
 
 @pass_environment
