@@ -127,6 +127,9 @@ DATATYPES = [
     ("extension('http://x/ext', 'String', '  ')", None),
     ("'2.16.840.1.113883.6.96' | oid_uri", "http://snomed.info/sct"),
     ("'1.2.3' | oid_uri", "urn:oid:1.2.3"),
+    ("'2.16.840.1.113883.6.59' | oid_uri", "http://hl7.org/fhir/sid/cvx"),
+    ("'Hello ü' | base64", "SGVsbG8gw7w="),
+    ("'' | base64", None),
 ]
 
 

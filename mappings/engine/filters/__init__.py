@@ -18,6 +18,7 @@ FILTERS = {
     "v2_table": codes.v2_table,
     "v2_system": codes.v2_system,
     "oid_uri": codes.oid_uri,
+    "base64": values.base64,
 }
 
 GLOBALS = {

@@ -17,6 +17,9 @@ OID_URIS = {
     "2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
     "2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
     "2.16.840.1.113883.6.103": "http://hl7.org/fhir/sid/icd-9-cm",
+    "2.16.840.1.113883.6.104": "http://hl7.org/fhir/sid/icd-9-cm",  # ICD-9-CM volume 3 (procedures)
+    "2.16.840.1.113883.6.4": "http://www.cms.gov/Medicare/Coding/ICD10",  # ICD-10-PCS
+    "2.16.840.1.113883.6.59": "http://hl7.org/fhir/sid/cvx",  # the legacy CVX OID some C-CDA senders still use
     "2.16.840.1.113883.6.8": "http://unitsofmeasure.org",
     "2.16.840.1.113883.6.69": "http://hl7.org/fhir/sid/ndc",
     "2.16.840.1.113883.6.12": "http://www.ama-assn.org/go/cpt",
@@ -26,6 +29,7 @@ OID_URIS = {
     "2.16.840.1.113883.5.2": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
     "2.16.840.1.113883.5.4": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
     "2.16.840.1.113883.5.6": "http://terminology.hl7.org/CodeSystem/v3-ActClass",
+    "2.16.840.1.113883.5.8": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
     "2.16.840.1.113883.5.14": "http://terminology.hl7.org/CodeSystem/v3-ActStatus",
     "2.16.840.1.113883.5.25": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
     "2.16.840.1.113883.5.83": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",

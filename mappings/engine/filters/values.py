@@ -7,6 +7,7 @@ already JSON — `tojson`, macro calls, the data-type helpers below (dicts/lists
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from decimal import Decimal, InvalidOperation
@@ -190,6 +191,12 @@ def extension(url: str, value_type: str, value: object) -> dict | None:
     if value is None or value == "" or value == {} or value == []:
         return None
     return {"url": url, f"value{value_type[:1].upper()}{value_type[1:]}": value}
+
+
+def base64(value: object) -> str | None:
+    """Text as base64 (UTF-8), for Attachment.data: `{{ body | base64 | tojson }}`. Nothing when empty."""
+    text = "" if value is None or isinstance(value, Undefined) else str(value)
+    return binascii.b2a_base64(text.encode(), newline=False).decode() if text else None
 
 
 def fail(message: str) -> None:
