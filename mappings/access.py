@@ -1,0 +1,80 @@
+"""The one place that turns (user, identifier) into an object or refuses. Missing and invisible give the same
+not_found, so ids cannot be probed; one condition per line, each with its own early raise.
+
+Roles are Django groups: `viewer` reads, `author` also edits drafts, samples, snippets and tables and publishes,
+`admin` (or a superuser) does everything, users and the audit log included. A user in no group can do nothing."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from mappings.errors import StudioError
+from mappings.models import LookupTable, Mapping, MappingVersion, SampleCase, Snippet
+
+VIEWER, AUTHOR, ADMIN = "viewer", "author", "admin"
+RANK = {VIEWER: 1, AUTHOR: 2, ADMIN: 3}
+
+
+def role_of(user: AbstractBaseUser) -> str | None:
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return ADMIN
+    names = {group.name for group in user.groups.all()}
+    for role in (ADMIN, AUTHOR, VIEWER):
+        if role in names:
+            return role
+    return None
+
+
+def require_role(user: AbstractBaseUser, role: str) -> str:
+    have = role_of(user)
+    if have is None:
+        raise StudioError("permission_denied", "Your account has no studio role; ask an admin for one.")
+    if RANK[have] < RANK[role]:
+        raise StudioError("permission_denied", f"This needs the {role} role; you are a {have}.")
+    return have
+
+
+def access_mapping(user: AbstractBaseUser, slug: str, *, write: bool = False) -> Mapping:
+    require_role(user, AUTHOR if write else VIEWER)
+    mapping = Mapping.objects.select_related("draft", "latest_version").filter(slug=slug).first()
+    if mapping is None:
+        raise StudioError("not_found", f"No mapping '{slug}'.")
+    return mapping
+
+
+def access_version(user: AbstractBaseUser, slug: str, number: int) -> MappingVersion:
+    mapping = access_mapping(user, slug)
+    version = mapping.versions.select_related("mapping", "author").filter(number=number).first()
+    if version is None:
+        raise StudioError("not_found", f"Mapping '{slug}' has no version {number}.")
+    return version
+
+
+def access_sample(user: AbstractBaseUser, slug: str, name: str, *, write: bool = False) -> SampleCase:
+    mapping = access_mapping(user, slug, write=write)
+    sample = mapping.samples.filter(name=name).first()
+    if sample is None:
+        raise StudioError("not_found", f"Mapping '{slug}' has no sample '{name}'.")
+    return sample
+
+
+def access_snippet(user: AbstractBaseUser, name: str, *, write: bool = False) -> Snippet:
+    require_role(user, AUTHOR if write else VIEWER)
+    snippet = Snippet.objects.filter(name=name).first()
+    if snippet is None:
+        raise StudioError("not_found", f"No snippet '{name}'.")
+    return snippet
+
+
+def access_lookup_table(user: AbstractBaseUser, name: str, *, write: bool = False) -> LookupTable:
+    require_role(user, AUTHOR if write else VIEWER)
+    table = LookupTable.objects.filter(name=name).first()
+    if table is None:
+        raise StudioError("not_found", f"No lookup table '{name}'.")
+    return table
+
+
+def access_audit(user: AbstractBaseUser) -> None:
+    require_role(user, ADMIN)

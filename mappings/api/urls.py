@@ -1,0 +1,11 @@
+"""/api/…: the studio API, its OpenAPI schema and Swagger UI."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("mappings.api.mapping_urls")),
+    path("", include("mappings.api.library_urls")),
+]

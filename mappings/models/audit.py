@@ -1,0 +1,43 @@
+"""One row per write, written by the action that made it (never by a signal)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    MAPPING_CREATED = "mapping.created"
+    MAPPING_UPDATED = "mapping.updated"
+    MAPPING_DELETED = "mapping.deleted"
+    DRAFT_SAVED = "draft.saved"
+    VERSION_PUBLISHED = "version.published"
+    VERSION_RESTORED = "version.restored"
+    SNIPPET_CREATED = "snippet.created"
+    SNIPPET_UPDATED = "snippet.updated"
+    SNIPPET_DELETED = "snippet.deleted"
+    TABLE_CREATED = "lookup_table.created"
+    TABLE_UPDATED = "lookup_table.updated"
+    TABLE_DELETED = "lookup_table.deleted"
+    SAMPLE_CREATED = "sample.created"
+    SAMPLE_UPDATED = "sample.updated"
+    SAMPLE_DELETED = "sample.deleted"
+    TESTS_RUN = "tests.run"
+
+
+class AuditEvent(models.Model):
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=100)
+    mapping_slug = models.CharField(max_length=100, blank=True, db_index=True)
+    before = models.JSONField(null=True, blank=True)  # ids/revisions before the change
+    after = models.JSONField(null=True, blank=True)  # ids/revisions after it
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id}"
