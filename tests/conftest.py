@@ -21,3 +21,9 @@ def corpus_dir() -> Path:
 
 def all_examples() -> list[Example]:
     return list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"])
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The production hasher spends ~0.3 s per password on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
