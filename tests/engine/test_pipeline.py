@@ -149,3 +149,12 @@ def test_it_gives_the_same_result_from_many_threads() -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda payload: run_mapping(compiled, payload), payloads))
     assert [result.output["name"][0]["family"] for result in results] == [f"F{n}" for n in range(40)]
+
+
+def test_it_keeps_loop_variables_working_through_the_loop_guard() -> None:
+    template = (
+        '{"resourceType": "Basic", "code": {"text": "{% for x in [1, 2, 3] %}{{ x }}{{ "," if not loop.last }}'
+        '{% endfor %}/{% for x in [] %}a{% else %}empty{% endfor %}/'
+        '{% for k, v in {"a": 1}.items() %}{{ k }}{{ v }}{{ loop.length }}{% endfor %}"}}'
+    )
+    assert run_mapping(compile_mapping(template), "{}").output["code"]["text"] == "1,2,3/empty/a11"
