@@ -106,6 +106,12 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", "60"),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Embedded mode serves several threads (web + worker): take the write lock when a transaction starts and wait
+    # for it, so concurrent saves queue up instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # Tests use a file too: an in-memory database cannot queue two writers, which the concurrency tests need.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -134,7 +140,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mappings.errors.studio_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["mappings.api.parsers.StudioJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 
 from mappings.errors import StudioError
-from mappings.models import LookupTable, Mapping, MappingVersion, SampleCase, Snippet
+from mappings.models import LookupTable, Mapping, MappingVersion, SampleCase, Snippet, TestRun
 
 VIEWER, AUTHOR, ADMIN = "viewer", "author", "admin"
 RANK = {VIEWER: 1, AUTHOR: 2, ADMIN: 3}
@@ -78,3 +78,12 @@ def access_lookup_table(user: AbstractBaseUser, name: str, *, write: bool = Fals
 
 def access_audit(user: AbstractBaseUser) -> None:
     require_role(user, ADMIN)
+
+
+# Added for the mapping API's /test-runs/{id} (mappings/api/mappings.py): same rule as access_version.
+def access_test_run(user: AbstractBaseUser, slug: str, run_id: int) -> TestRun:
+    mapping = access_mapping(user, slug)
+    run = mapping.test_runs.select_related("version", "created_by").filter(pk=run_id).first()
+    if run is None:
+        raise StudioError("not_found", f"Mapping '{slug}' has no test run {run_id}.")
+    return run

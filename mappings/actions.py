@@ -169,7 +169,7 @@ def _content_hash(template: str, snippets: dict, tables: dict, settings: dict) -
 def do_publish_version(mapping: Mapping, *, acting_user: AbstractBaseUser, message: str) -> MappingVersion:
     """Freeze the draft, with the snippets and lookup tables it uses, into the next immutable version, and record
     a test run of its samples with it."""
-    mapping = Mapping.objects.select_for_update().select_related("draft").get(pk=mapping.pk)
+    mapping = Mapping.objects.select_for_update(of=("self",)).select_related("draft").get(pk=mapping.pk)
     try:
         compile_draft(mapping)
     except MappingError as error:
@@ -534,3 +534,116 @@ def do_delete_lookup_table(table: LookupTable, *, acting_user: AbstractBaseUser)
         )
     _audit(acting_user, AuditAction.TABLE_DELETED, table, before={"name": table.name, "revision": table.revision})
     table.delete()
+
+
+# --- lookup table import --------------------------------------------------------------------------------------------
+
+
+def _engine_table_as_data(table: EngineTable) -> dict:
+    """The engine's parsed table back in the stored dict form. Source codes come back as the engine keys them:
+    lower-cased unless the table is case-sensitive, which translates exactly as the imported codes would."""
+    entries = [
+        {
+            "source": code,
+            "source_system": source_system,
+            "code": coding.get("code"),
+            "display": coding.get("display"),
+            "system": coding.get("system"),
+        }
+        for (source_system, code), coding in table.entries.items()
+    ]
+    data: dict = {"target_system": table.target_system, "case_sensitive": table.case_sensitive, "entries": entries}
+    if table.default:
+        data["default"] = table.default
+    return data
+
+
+def _concept_map_problem(concept_map: object) -> str | None:
+    """What keeps `concept_map` from being read as group → element → target (the engine expects that shape)."""
+    if not isinstance(concept_map, dict) or concept_map.get("resourceType") != "ConceptMap":
+        return "resourceType must be 'ConceptMap'"
+    groups = concept_map.get("group", [])
+    if not isinstance(groups, list) or not all(isinstance(group, dict) for group in groups):
+        return "group must be a list of objects"
+    for number, group in enumerate(groups):
+        elements = group.get("element", [])
+        if not isinstance(elements, list) or not all(isinstance(element, dict) for element in elements):
+            return f"group[{number}].element must be a list of objects"
+        if not isinstance(group.get("unmapped") or {}, dict):
+            return f"group[{number}].unmapped must be an object"
+        if not all(isinstance(group.get(key) or "", str) for key in ("source", "target")):
+            return f"group[{number}].source and .target must be strings (code system URIs)"
+        for index, element in enumerate(elements):
+            targets = element.get("target") or []
+            if not isinstance(element.get("code", ""), str):
+                return f"group[{number}].element[{index}].code must be a string"
+            if not isinstance(targets, list) or not all(isinstance(target, dict) for target in targets):
+                return f"group[{number}].element[{index}].target must be a list of objects"
+            if not all(isinstance(target.get(key) or "", str) for target in targets for key in ("code", "display")):
+                return f"group[{number}].element[{index}].target code and display must be strings"
+    return None
+
+
+def _imported_table_data(
+    name: str, *, csv_text: str | None, concept_map: dict | None, target_system: str | None
+) -> dict:
+    import csv  # imported here to keep this section's changes to the module within it
+
+    if (csv_text is None) == (concept_map is None):
+        raise StudioError("invalid", "Import either CSV text or a ConceptMap, not both or neither.")
+    problem = None if concept_map is None else _concept_map_problem(concept_map)
+    if problem:
+        raise StudioError("invalid", f"The content is not a FHIR ConceptMap the studio can import: {problem}.")
+    try:
+        if csv_text is not None:
+            parsed = EngineTable.from_csv(name, csv_text, target_system=target_system)
+        else:
+            parsed = EngineTable.from_concept_map(name, concept_map)
+    except MappingError as error:
+        raise StudioError("invalid", error.message, details={"errors": [error.as_dict()]}) from error
+    except csv.Error as error:  # a field over the csv module's size limit, a stray carriage return
+        raise StudioError("invalid", f"Lookup table '{name}': the CSV could not be read: {error}.") from error
+    return _engine_table_as_data(parsed)
+
+
+@transaction.atomic(durable=True)
+def do_import_lookup_table(
+    name: str,
+    *,
+    acting_user: AbstractBaseUser,
+    csv_text: str | None = None,
+    concept_map: dict | None = None,
+    target_system: str | None = None,
+    description: str = "",
+) -> tuple[LookupTable, bool]:
+    """Create the table `name` from CSV text or a FHIR ConceptMap, or save the import as its next revision.
+    Returns (table, created). An unchanged import leaves the revision as it is."""
+    data = _imported_table_data(name, csv_text=csv_text, concept_map=concept_map, target_system=target_system)
+    source = "csv" if csv_text is not None else "conceptmap"
+    table = LookupTable.objects.select_for_update().filter(name=name).first()
+    if table is None:
+        table = LookupTable.objects.create(name=name, data=data, description=description, updated_by=acting_user)
+        LookupTableVersion.objects.create(table=table, revision=1, data=data, author=acting_user)
+        _audit(acting_user, AuditAction.TABLE_CREATED, table, after={"name": name, "revision": 1}, imported=source)
+        return table, True
+    before = {"revision": table.revision}
+    fields = ["updated_at", "updated_by"]
+    if description:
+        table.description = description
+        fields.append("description")
+    if data != table.data:
+        table.data = data
+        table.revision += 1
+        fields += ["data", "revision"]
+        LookupTableVersion.objects.create(table=table, revision=table.revision, data=data, author=acting_user)
+    table.updated_by = acting_user
+    table.save(update_fields=fields)
+    _audit(
+        acting_user,
+        AuditAction.TABLE_UPDATED,
+        table,
+        before=before,
+        after={"revision": table.revision},
+        imported=source,
+    )
+    return table, False

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from mappings.api.parsers import StudioJSONParser
 from mappings.errors import StudioError
 
 
@@ -23,7 +23,7 @@ class StudioAPIView(APIView):
 
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [StudioJSONParser]
 
 
 def required_revision(request: Request, current_etag: str) -> None:

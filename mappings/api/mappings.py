@@ -1,0 +1,483 @@
+"""Mappings, their draft, published versions, live rendering, samples and test runs.
+
+Each view: DRF authenticates, mappings.access decides, a serializer from mapping_serializers validates, one action
+(or the engine) runs, and the answer is serialized. Errors are raised, never built here (mappings/errors.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from mappings import actions
+from mappings.access import (
+    AUTHOR,
+    VIEWER,
+    access_mapping,
+    access_sample,
+    access_test_run,
+    access_version,
+    require_role,
+)
+from mappings.api.base import StudioAPIView, StudioPagination, required_revision, revision_from_etag
+from mappings.api.mapping_serializers import (
+    DiffQuery,
+    DraftOut,
+    DraftRequest,
+    ErrorOut,
+    MappingCreateRequest,
+    MappingOut,
+    MappingQuery,
+    MappingUpdateRequest,
+    PublishRequest,
+    RenderOut,
+    RenderRequest,
+    SampleCreateRequest,
+    SampleOut,
+    SampleUpdateRequest,
+    SavedDraftOut,
+    TestRunDetailOut,
+    TestRunOut,
+    TestRunRequest,
+    VersionDetailOut,
+    VersionDiffOut,
+    VersionOut,
+)
+from mappings.compiling import compile_draft, compile_version
+from mappings.conf import engine_limits
+from mappings.engine import CompiledMapping, MappingError, operation_outcome, run_mapping
+from mappings.models import Draft, Mapping, TestRun
+
+TAG = "mappings"
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    meaning = {
+        400: "Bad input: code `invalid` with details {field: [messages]}, or a stable code",
+        401: "Not authenticated",
+        403: "permission_denied: the role does not allow this",
+        404: "not_found",
+        409: "conflict: the name is taken",
+        412: "stale_draft: the draft changed since the ETag sent in If-Match (details.current_revision, etag)",
+        428: "precondition_required: send the draft's ETag in If-Match",
+    }
+    return {code: OpenApiResponse(ErrorOut, description=meaning[code]) for code in (401, 403, 404, *codes)}
+
+
+def _page(request: Request, view: StudioAPIView, queryset: QuerySet, serializer: type) -> Response:
+    paginator = StudioPagination()
+    rows = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(rows, many=True).data)
+
+
+# --- mappings -------------------------------------------------------------------------------------------------------
+
+
+def listed_mappings() -> QuerySet[Mapping]:
+    """Mappings with everything MappingOut shows, in one query however many rows."""
+    last_run = TestRun.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
+    return Mapping.objects.annotate(
+        owner_username=F("owner__username"),
+        draft_revision=F("draft__revision"),
+        latest_version_number=F("latest_version__number"),
+        last_run_id=Subquery(last_run.values("id")[:1]),
+        last_run_passed=Subquery(last_run.values("passed")[:1]),
+        last_run_failed=Subquery(last_run.values("failed")[:1]),
+        last_run_created_at=Subquery(last_run.values("created_at")[:1]),
+    ).order_by("slug")
+
+
+class MappingList(StudioAPIView):
+    """Mappings: list (filter, search, paginate) and create."""
+
+    pagination_class = StudioPagination
+
+    @extend_schema(
+        tags=[TAG],
+        summary="List mappings",
+        parameters=[MappingQuery],
+        responses={200: MappingOut(many=True), **_errors(400)},
+    )
+    def get(self, request: Request) -> Response:
+        require_role(request.user, VIEWER)
+        query = MappingQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        mappings = listed_mappings()
+        if "source_format" in query.validated_data:
+            mappings = mappings.filter(source_format=query.validated_data["source_format"])
+        if query.validated_data.get("search"):
+            words = query.validated_data["search"]
+            mappings = mappings.filter(
+                Q(slug__icontains=words) | Q(title__icontains=words) | Q(description__icontains=words)
+            )
+        return _page(request, self, mappings, MappingOut)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Create a mapping (author)",
+        request=MappingCreateRequest,
+        responses={201: MappingOut, **_errors(400, 409)},
+    )
+    def post(self, request: Request) -> Response:
+        require_role(request.user, AUTHOR)
+        form = MappingCreateRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        mapping = actions.do_create_mapping(acting_user=request.user, **form.validated_data)
+        return Response(MappingOut(mapping).data, status=201)
+
+
+class MappingDetail(StudioAPIView):
+    """One mapping's metadata: read, change, delete."""
+
+    @extend_schema(tags=[TAG], summary="One mapping", responses={200: MappingOut, **_errors()})
+    def get(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        return Response(MappingOut(mapping).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Change a mapping's metadata (author); the slug never changes",
+        request=MappingUpdateRequest,
+        responses={200: MappingOut, **_errors(400)},
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        form = MappingUpdateRequest(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        mapping = actions.do_update_mapping(mapping, acting_user=request.user, **form.validated_data)
+        return Response(MappingOut(mapping).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Delete a mapping with its draft, versions, samples and test runs (author)",
+        responses={204: None, **_errors()},
+    )
+    def delete(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        actions.do_delete_mapping(mapping, acting_user=request.user)
+        return Response(status=204)
+
+
+# --- the draft ------------------------------------------------------------------------------------------------------
+
+
+def _expected_revision(request: Request, draft: Draft) -> int:
+    """The revision If-Match names, or 0 — which no draft has, so the save is refused as stale with the current
+    revision — when it is unreadable, `*`, or another mapping's ETag (a mapping deleted and created again)."""
+    sent = request.headers["If-Match"]
+    mapping_id = sent.strip().removeprefix("W/").strip('"').rpartition("-")[0]
+    revision = revision_from_etag(sent)
+    if revision is None or mapping_id != str(draft.mapping_id):
+        return 0
+    return revision
+
+
+class DraftView(StudioAPIView):
+    """A mapping's one editable draft, optimistically locked by its ETag."""
+
+    @extend_schema(
+        tags=[TAG],
+        summary="The draft, with its revision in the ETag header",
+        responses={200: DraftOut, **_errors()},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        return Response(DraftOut(mapping.draft).data, headers={"ETag": mapping.draft.etag})
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Save the draft (author), then run the samples against it",
+        description="Optimistic locking: send the ETag you read in If-Match. A missing one gets 428; one that is not "
+        "the draft's current ETag gets 412 `stale_draft` with details.current_revision and details.etag. The answer "
+        "carries the new ETag and the summary of the test run the save triggered.",
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True)],
+        request=DraftRequest,
+        responses={200: SavedDraftOut, **_errors(400, 412, 428)},
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        required_revision(request, mapping.draft.etag)
+        form = DraftRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        draft = actions.do_save_draft(
+            mapping,
+            acting_user=request.user,
+            template=form.validated_data["template"],
+            expected_revision=_expected_revision(request, mapping.draft),
+            extra_tables=form.validated_data.get("lookup_tables"),
+        )
+        run = actions.do_run_tests(mapping, acting_user=request.user, trigger=TestRun.Trigger.SAVE)
+        return Response(SavedDraftOut(draft, context={"test_run": run}).data, headers={"ETag": draft.etag})
+
+
+# --- versions -------------------------------------------------------------------------------------------------------
+
+
+class VersionList(StudioAPIView):
+    """A mapping's published, immutable versions; POST publishes the draft."""
+
+    pagination_class = StudioPagination
+
+    @extend_schema(
+        tags=[TAG], summary="Published versions, newest first", responses={200: VersionOut(many=True), **_errors()}
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        versions = (
+            mapping.versions.select_related("author", "test_run")
+            .defer("template", "snippets", "lookup_tables", "engine_settings", "test_run__results")
+            .order_by("-number")
+        )
+        return _page(request, self, versions, VersionOut)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Publish the draft as the next immutable version (author)",
+        description="Freezes the draft with the snippets and lookup tables it uses and records a run of the samples "
+        "with it. A draft that does not compile is refused: 400 `draft_does_not_compile` with the engine error "
+        "(code, template, line) in details.errors.",
+        request=PublishRequest,
+        responses={201: VersionDetailOut, **_errors(400)},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        form = PublishRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = actions.do_publish_version(mapping, acting_user=request.user, message=form.validated_data["message"])
+        return Response(VersionDetailOut(version).data, status=201)
+
+
+class VersionDetail(StudioAPIView):
+    """One published version."""
+
+    @extend_schema(
+        tags=[TAG],
+        summary="One published version, with everything frozen into it and its test run",
+        responses={200: VersionDetailOut, **_errors()},
+    )
+    def get(self, request: Request, slug: str, number: int) -> Response:
+        version = access_version(request.user, slug, number)
+        return Response(VersionDetailOut(version).data)
+
+
+class VersionDiff(StudioAPIView):
+    """The difference between two versions, or a version and the draft."""
+
+    @extend_schema(
+        tags=[TAG],
+        summary="What changed between another version (or the draft) and this one",
+        description="Unified diffs of the template, the snippets and the lookup tables, from `against` to version "
+        "{number}. `against` is a version number or `draft`; omitted, it is the previous version, and for "
+        "version 1 (which has none) the draft. 404 when that version does not exist; 400 when it is neither a "
+        "number nor `draft`.",
+        parameters=[
+            OpenApiParameter(
+                "against", str, pattern=r"^(draft|[1-9][0-9]*)$", description="A version number or `draft`"
+            )
+        ],
+        responses={200: VersionDiffOut, **_errors(400)},
+    )
+    def get(self, request: Request, slug: str, number: int) -> Response:
+        version = access_version(request.user, slug, number)
+        query = DiffQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        default = number - 1 if number > 1 else "draft"
+        against = query.validated_data.get("against", default)
+        other = version.mapping.draft if against == "draft" else access_version(request.user, slug, against)
+        return Response(actions.version_diff(version, other))
+
+
+class VersionRestore(StudioAPIView):
+    """Restore a version into the draft."""
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Copy a version into the draft (author); the version itself never changes",
+        request=None,
+        responses={200: DraftOut, **_errors()},
+    )
+    def post(self, request: Request, slug: str, number: int) -> Response:
+        require_role(request.user, AUTHOR)
+        version = access_version(request.user, slug, number)
+        draft = actions.do_restore_version(version, acting_user=request.user)
+        return Response(DraftOut(draft).data, headers={"ETag": draft.etag})
+
+
+# --- render ---------------------------------------------------------------------------------------------------------
+
+
+def _milliseconds_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def render_preview(compile_: Callable[[], CompiledMapping], payload: str, options: dict) -> dict:
+    """Compile (cached) and run, reporting a compile error like any other failed stage: the editor underlines the
+    line either way, so neither is an HTTP error."""
+    started = time.perf_counter()
+    try:
+        compiled = compile_()
+    except MappingError as error:
+        took = _milliseconds_since(started)
+        errors = [error]
+        return {
+            "ok": False,
+            "output": None,
+            "issues": operation_outcome(errors),
+            "errors": [error.as_dict() for error in errors],
+            "timings": {"compile": took, "total": took},
+            "trace": {},
+        }
+    compile_ms = _milliseconds_since(started)
+    result = run_mapping(
+        compiled,
+        payload,
+        source_format=options.get("source_format") or None,
+        limits=engine_limits(),
+        validate=options["validate"],
+        variables=options.get("variables"),
+    )
+    return {
+        "ok": result.ok,
+        "output": result.output,
+        "issues": result.issues,
+        "errors": [error.as_dict() for error in result.errors],
+        "timings": {"compile": compile_ms, **result.timings, "total": round(compile_ms + result.timings["total"], 3)},
+        "trace": result.trace,
+    }
+
+
+class Render(StudioAPIView):
+    """Live preview: the editor's run of a template on a payload."""
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Run the draft, a version or unsaved template text on a payload (viewer; writes nothing)",
+        description="200 for every completed run, successful or not: errors of the template (stage `template`, with "
+        "its line), of the payload (stage `source`) or of the output are in the body with ok=false. Only a bad "
+        "request (no payload, both `version` and `template`, wrong types) is a 400, and an unknown version a 404.",
+        request=RenderRequest,
+        responses={200: RenderOut, **_errors(400)},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        form = RenderRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        options = form.validated_data
+        if options.get("version") is not None:
+            version = access_version(request.user, slug, options["version"])
+            result = render_preview(lambda: compile_version(version), options["payload"], options)
+        else:
+            template = options.get("template")
+            result = render_preview(lambda: compile_draft(mapping, template=template), options["payload"], options)
+        return Response(result)
+
+
+# --- samples --------------------------------------------------------------------------------------------------------
+
+
+class SampleList(StudioAPIView):
+    """A mapping's sample payloads with their expectations."""
+
+    pagination_class = StudioPagination
+
+    @extend_schema(tags=[TAG], summary="A mapping's samples", responses={200: SampleOut(many=True), **_errors()})
+    def get(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        return _page(request, self, mapping.samples.order_by("name"), SampleOut)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Add a sample (author)",
+        request=SampleCreateRequest,
+        responses={201: SampleOut, **_errors(400, 409)},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        form = SampleCreateRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        sample = actions.do_create_sample(mapping, acting_user=request.user, **form.validated_data)
+        return Response(SampleOut(sample).data, status=201)
+
+
+class SampleDetail(StudioAPIView):
+    """One sample."""
+
+    @extend_schema(tags=[TAG], summary="One sample", responses={200: SampleOut, **_errors()})
+    def get(self, request: Request, slug: str, name: str) -> Response:
+        sample = access_sample(request.user, slug, name)
+        return Response(SampleOut(sample).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Change a sample (author); the name never changes",
+        request=SampleUpdateRequest,
+        responses={200: SampleOut, **_errors(400)},
+    )
+    def patch(self, request: Request, slug: str, name: str) -> Response:
+        sample = access_sample(request.user, slug, name, write=True)
+        form = SampleUpdateRequest(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        sample = actions.do_update_sample(sample, acting_user=request.user, **form.validated_data)
+        return Response(SampleOut(sample).data)
+
+    @extend_schema(tags=[TAG], summary="Delete a sample (author)", responses={204: None, **_errors()})
+    def delete(self, request: Request, slug: str, name: str) -> Response:
+        sample = access_sample(request.user, slug, name, write=True)
+        actions.do_delete_sample(sample, acting_user=request.user)
+        return Response(status=204)
+
+
+# --- test runs ------------------------------------------------------------------------------------------------------
+
+
+class TestRunList(StudioAPIView):
+    """Runs of a mapping's samples: recorded ones, and a new one on demand."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    pagination_class = StudioPagination
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Recorded test runs, newest first (without per-case results)",
+        responses={200: TestRunOut(many=True), **_errors()},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug)
+        runs = (
+            mapping.test_runs.select_related("version", "created_by")
+            .defer("results", "version__template", "version__snippets", "version__lookup_tables")
+            .order_by("-created_at", "-id")
+        )
+        return _page(request, self, runs, TestRunOut)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Run every sample against the draft or a version (author)",
+        request=TestRunRequest,
+        responses={201: TestRunDetailOut, **_errors(400)},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        mapping = access_mapping(request.user, slug, write=True)
+        form = TestRunRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        number = form.validated_data.get("version")
+        version = access_version(request.user, slug, number) if number is not None else None
+        run = actions.do_run_tests(mapping, acting_user=request.user, version=version, trigger=TestRun.Trigger.MANUAL)
+        return Response(TestRunDetailOut(run).data, status=201)
+
+
+class TestRunDetail(StudioAPIView):
+    """One recorded test run."""
+
+    __test__ = False
+
+    @extend_schema(
+        tags=[TAG], summary="One test run with its per-case results", responses={200: TestRunDetailOut, **_errors()}
+    )
+    def get(self, request: Request, slug: str, run_id: int) -> Response:
+        run = access_test_run(request.user, slug, run_id)
+        return Response(TestRunDetailOut(run).data)
