@@ -13,6 +13,10 @@ from django.core.management import call_command
 ROOT = Path(__file__).resolve().parents[2]
 JSON_SAMPLE = ROOT / "examples/json-patient/samples/example-patient.json"
 
+# The command looks a name up among stored mappings first (tests/cli/test_stored_mappings.py); here the database is
+# empty, so these tests exercise the examples folder.
+pytestmark = pytest.mark.django_db
+
 
 def fhirstudio(*args: str) -> tuple[int, str, str]:
     out, err = StringIO(), StringIO()

@@ -1,10 +1,19 @@
 """`python manage.py fhirstudio …`: the mapping engine for people and scripts.
 
-fhirstudio render <mapping> <input-file> [--source-format F] [--no-validate]
+fhirstudio render <mapping> <input-file> [--source-format F] [--no-validate] [--draft | --version N]
     FHIR JSON on stdout, exit 0. On any error: an OperationOutcome on stdout, exit 2 — never a traceback.
-fhirstudio test [<mapping>] [--corpus]
+fhirstudio test [<mapping>] [--version N] [--corpus]
     Runs the mapping's sample cases (every example's when none is named); prints `N passed, N failed`.
     --corpus also renders and validates every matching file of the shared corpus.
+fhirstudio demo
+    The demo admin user and the demo content (every example imported into the studio, published as version 1).
+fhirstudio token <username>
+    Prints the user's API token (created if missing), for `Authorization: Token …`; exit 2 for an unknown user.
+
+<mapping> is a mapping stored in the studio (its slug) or, when no stored mapping has that slug, an example folder
+under examples/ (or a path to one). A stored mapping renders its latest published version, or its draft when it has
+none (--draft forces the draft, --version N a version); its tests run the stored samples against the draft (or
+--version N) and are recorded as a test run, like the API's.
 """
 
 from __future__ import annotations
@@ -16,10 +25,16 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError
+from rest_framework.authtoken.models import Token
 
+from mappings.actions import do_run_tests
+from mappings.compiling import compile_draft, compile_version
 from mappings.conf import engine_limits
+from mappings.demo import load_demo
 from mappings.engine import SOURCE_FORMATS, CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
 from mappings.examples import Example, find_example, list_examples
+from mappings.models import Mapping, MappingVersion, TestRun
 from mappings.samples import mask, run_case
 
 EXIT_FAILED = 2
@@ -31,19 +46,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="command", required=True)
         render = commands.add_parser("render", help="Map one input file to FHIR JSON.")
-        render.add_argument("mapping", help="An example folder name under examples/, or a path to one.")
+        render.add_argument(
+            "mapping", help="A stored mapping's slug, else an example folder name under examples/ or a path to one."
+        )
         render.add_argument("input_file", help="The source payload ('-' reads standard input).")
         render.add_argument("--source-format", choices=SOURCE_FORMATS, help="Override the mapping's source format.")
         render.add_argument("--no-validate", action="store_true", help="Skip FHIR validation.")
         render.add_argument("--compact", action="store_true", help="Print JSON on one line.")
+        which = render.add_mutually_exclusive_group()
+        which.add_argument("--draft", action="store_true", help="A stored mapping's draft, not its latest version.")
+        which.add_argument("--version", type=int, metavar="N", help="A stored mapping's published version N.")
         test = commands.add_parser("test", help="Run sample cases; prints 'N passed, N failed'.")
         test.add_argument("mapping", nargs="?", help="One mapping (default: every example).")
-        test.add_argument("--corpus", action="store_true", help="Also render+validate matching corpus files.")
-        commands.add_parser("demo", help="Load the demo content (idempotent): the demo admin user.")
+        test.add_argument(
+            "--version", type=int, metavar="N", help="Test a stored mapping's version N instead of its draft."
+        )
+        test.add_argument(
+            "--corpus", action="store_true", help="Also render+validate matching corpus files (example folders)."
+        )
+        commands.add_parser("demo", help="Load the demo content (idempotent): the admin user and demo mappings.")
+        token = commands.add_parser("token", help="Print a user's API token (created if missing).")
+        token.add_argument("username")
         test.add_argument(
             "--write-expected",
             action="store_true",
-            help="Write each sample's output (volatile fields masked) to expected/<case>.json; review the diff!",
+            help="Write each example sample's output (volatile fields masked) to expected/<case>.json; review it!",
         )
 
     def handle(self, *args, **options) -> None:
@@ -52,20 +79,36 @@ class Command(BaseCommand):
         if options["command"] == "demo":
             self.demo()
             return
+        if options["command"] == "token":
+            sys.exit(self.token(options["username"]))
         sys.exit(self.test(options))
 
     def demo(self) -> None:
-        """The demo admin user, so a newcomer can sign in; its password comes from FHIR_STUDIO_DEMO_PASSWORD."""
+        """The demo admin user, so a newcomer can sign in (its password comes from FHIR_STUDIO_DEMO_PASSWORD), and
+        the demo mappings, imported as that user (or as nobody when there is no such user)."""
         password = settings.FHIR_STUDIO["DEMO_PASSWORD"]
+        user_model = get_user_model()
         if not password:
             self.stdout.write("FHIR_STUDIO_DEMO_PASSWORD is empty: no demo user created.")
-            return
-        user_model = get_user_model()
-        if not user_model.objects.filter(username="admin").exists():
+        elif not user_model.objects.filter(username="admin").exists():
             user_model.objects.create_superuser("admin", "admin@example.org", password)
             self.stdout.write("Created the demo user 'admin' (password from FHIR_STUDIO_DEMO_PASSWORD).")
-        examples = list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"])
-        self.stdout.write(f"Demo mappings available: {', '.join(example.name for example in examples)}")
+        summary = load_demo(user_model.objects.filter(username="admin").first())
+        for line in summary.lines():
+            self.stdout.write(line)
+
+    def token(self, username: str) -> int:
+        try:
+            user = get_user_model().objects.filter(username=username).first()
+            if user is None:
+                self.stdout.write(f"No user '{username}'.")
+                return EXIT_FAILED
+            token, _ = Token.objects.get_or_create(user=user)
+        except DatabaseError as exc:
+            self.stdout.write(f"The studio database is not usable ({exc}); run `manage.py migrate` first.")
+            return EXIT_FAILED
+        self.stdout.write(token.key)
+        return 0
 
     def _print_json(self, value: object, compact: bool = False) -> None:
         self.stdout.write(json.dumps(value, ensure_ascii=False, indent=None if compact else 2))
@@ -77,14 +120,50 @@ class Command(BaseCommand):
     def _example(self, name: str) -> Example | None:
         return find_example(settings.FHIR_STUDIO["EXAMPLES_DIR"], name)
 
+    def _stored(self, name: str) -> Mapping | None:
+        """The stored mapping with this slug. A path, or a database that cannot answer (not migrated, unreachable),
+        means none: the examples folder still works without a studio database."""
+        if "/" in name or Path(name).is_dir():
+            return None
+        try:
+            return Mapping.objects.select_related("draft", "latest_version").filter(slug=name).first()
+        except DatabaseError:
+            return None
+
+    def _stored_version(self, mapping: Mapping, number: int) -> MappingVersion:
+        version = mapping.versions.filter(number=number).first()
+        if version is None:
+            raise MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, f"Mapping '{mapping.slug}' has no version {number}.")
+        return version
+
+    def _compile_stored(self, mapping: Mapping, options: dict) -> CompiledMapping:
+        """--version N, else --draft, else the latest published version, else the draft."""
+        if options["version"] is not None:
+            return compile_version(self._stored_version(mapping, options["version"]))
+        if options["draft"] or mapping.latest_version is None:
+            return compile_draft(mapping)
+        return compile_version(mapping.latest_version)
+
+    def _compile_for_render(self, options: dict) -> CompiledMapping:
+        name = options["mapping"]
+        mapping = self._stored(name)
+        if mapping is not None:
+            return self._compile_stored(mapping, options)
+        example = self._example(name)
+        if example is None:
+            raise MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, f"No mapping '{name}'.")
+        if options["version"] is not None:
+            raise MappingError(
+                ErrorCode.TPL_UNKNOWN_SNIPPET,
+                f"'{name}' is an example folder, not a stored mapping: it has no version {options['version']}.",
+            )
+        return example.compile(engine_limits())
+
     def render(self, options: dict) -> int:
         try:
-            example = self._example(options["mapping"])
-            if example is None:
-                return self._fail(MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, f"No mapping '{options['mapping']}'."))
+            compiled = self._compile_for_render(options)
             path = options["input_file"]
             payload = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-            compiled = example.compile(engine_limits())
         except MappingError as error:
             return self._fail(error)
         except OSError as exc:
@@ -107,6 +186,14 @@ class Command(BaseCommand):
         return 0
 
     def test(self, options: dict) -> int:
+        # --corpus and --write-expected read and write example folders, so they never pick a stored mapping.
+        folder_only = options["corpus"] or options["write_expected"]
+        mapping = self._stored(options["mapping"]) if options["mapping"] and not folder_only else None
+        if mapping is not None:
+            return self._test_stored(mapping, options["version"])
+        if options["version"] is not None:
+            self.stdout.write(f"No stored mapping '{options['mapping']}': --version needs one.")
+            return EXIT_FAILED
         if options["mapping"]:
             example = self._example(options["mapping"])
             if example is None:
@@ -143,6 +230,26 @@ class Command(BaseCommand):
                         self.stdout.write("     " + problem.replace("\n", "\n     "))
         self.stdout.write(f"{passed} passed, {failed} failed")
         return 0 if failed == 0 else 1
+
+    def _test_stored(self, mapping: Mapping, number: int | None) -> int:
+        """The stored samples against the draft (or version N), recorded as a manual test run by nobody."""
+        try:
+            version = self._stored_version(mapping, number) if number is not None else None
+        except MappingError as error:
+            self.stdout.write(error.message)
+            return EXIT_FAILED
+        run = do_run_tests(mapping, acting_user=None, version=version, trigger=TestRun.Trigger.MANUAL)
+        target = f"v{version.number}" if version else f"draft r{run.draft_revision}"
+        for result in run.results:
+            if result["passed"]:
+                total = result["timings"].get("total", 0.0)
+                self.stdout.write(f"ok   {mapping.slug} {target} {result['case']} ({total:.1f} ms)")
+            else:
+                self.stdout.write(f"FAIL {mapping.slug} {target} {result['case']}")
+                for problem in result["problems"]:
+                    self.stdout.write("     " + problem.replace("\n", "\n     "))
+        self.stdout.write(f"{run.passed} passed, {run.failed} failed")
+        return 0 if run.failed == 0 else 1
 
     def _write_expected(self, example: Example, compiled: CompiledMapping) -> None:
         (example.path / "expected").mkdir(exist_ok=True)

@@ -1,0 +1,228 @@
+"""The admin console: every studio model is browsable, history is read-only, and writes go through the actions (so
+they leave the same audit rows as the API)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from mappings import actions, models
+from mappings.demo import load_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIO_MODELS = [model for model in admin.site._registry if model._meta.app_label == "mappings"]
+READ_ONLY = [
+    models.Draft,
+    models.MappingVersion,
+    models.SnippetVersion,
+    models.LookupTableVersion,
+    models.TestRun,
+    models.AuditEvent,
+]
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser("root", "root@example.org", "pw-root")
+
+
+@pytest.fixture
+def console(superuser) -> Client:
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def url(model, view: str, *args: object) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def form_errors(response) -> object:
+    context = response.context or {}
+    return context.get("errors") or response.status_code
+
+
+def inline_forms(*prefixes: str) -> dict[str, str]:
+    """The management forms of a change page's (read-only, empty) inlines, which every POST must carry."""
+    counts = {"TOTAL_FORMS": "0", "INITIAL_FORMS": "0", "MIN_NUM_FORMS": "0", "MAX_NUM_FORMS": "1000"}
+    return {f"{prefix}-{key}": value for prefix in prefixes for key, value in counts.items()}
+
+
+MAPPING_INLINES = inline_forms("draft", "versions", "samples")
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.wsgi_request._messages]
+
+
+def test_it_registers_every_studio_model() -> None:
+    names = {model.__name__ for model in STUDIO_MODELS}
+    assert names == {
+        "AuditEvent",
+        "Draft",
+        "LookupTable",
+        "LookupTableVersion",
+        "Mapping",
+        "MappingVersion",
+        "SampleCase",
+        "Snippet",
+        "SnippetVersion",
+        "TestRun",
+    }
+
+
+def test_it_renders_every_changelist_and_change_page_on_the_demo_data(console, superuser) -> None:
+    load_demo(superuser)
+    assert console.get(reverse("admin:index")).status_code == 200
+    for model in STUDIO_MODELS:
+        obj = model.objects.order_by("pk").first()
+        assert obj is not None, f"the demo data has no {model.__name__}"
+        for page in (url(model, "changelist"), url(model, "changelist") + "?q=a", url(model, "change", obj.pk)):
+            response = console.get(page)
+            assert response.status_code == 200, f"{page}: {response.status_code}"
+        if model not in READ_ONLY:
+            assert console.get(url(model, "add")).status_code == 200
+
+
+def test_it_shows_the_useful_columns_of_a_mapping(console, superuser) -> None:
+    load_demo(superuser)
+    page = console.get(url(models.Mapping, "changelist")).content.decode()
+    assert "hl7v2-adt-a01" in page
+    assert "v1" in page
+    assert "4 passed, 0 failed" in page  # the publish test run of the ADT mapping
+
+
+def test_it_filters_mappings_by_source_format(console, json_patient) -> None:
+    page = console.get(url(models.Mapping, "changelist") + "?source_format__exact=hl7v2").content.decode()
+    assert "json-patient" not in page.split('id="result_list"')[-1]
+    page = console.get(url(models.Mapping, "changelist") + "?source_format__exact=json").content.decode()
+    assert "json-patient" in page
+
+
+@pytest.mark.parametrize("model", READ_ONLY, ids=lambda model: model.__name__)
+def test_it_refuses_to_add_change_or_delete_history(model, console, superuser, json_patient) -> None:
+    actions.do_publish_version(json_patient, acting_user=superuser, message="v1")
+    obj = model.objects.order_by("pk").first()
+    model_admin = admin.site._registry[model]
+    request = console.get(url(model, "changelist")).wsgi_request
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request, obj)
+    assert not model_admin.has_delete_permission(request, obj)
+    assert console.get(url(model, "add")).status_code == 403
+    assert console.post(url(model, "change", obj.pk), {}).status_code == 403
+    assert console.post(url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
+    assert model.objects.filter(pk=obj.pk).exists()
+
+
+def test_it_runs_a_mappings_tests_from_the_admin_action(console, superuser, json_patient) -> None:
+    response = console.post(
+        url(models.Mapping, "changelist"),
+        {"action": "run_tests", admin.helpers.ACTION_CHECKBOX_NAME: [json_patient.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    run = models.TestRun.objects.get(mapping=json_patient, trigger="manual")
+    assert (run.passed, run.failed, run.created_by) == (1, 0, superuser)
+    assert "json-patient: 1 passed, 0 failed" in messages_of(response)
+    assert models.AuditEvent.objects.filter(action="tests.run", actor=superuser).exists()
+
+
+def test_it_creates_a_mapping_through_the_action(console, superuser) -> None:
+    response = console.post(
+        url(models.Mapping, "add"),
+        {
+            "slug": "from-admin",
+            "title": "Made in the console",
+            "description": "",
+            "source_format": "json",
+            "source_options": "{}",
+            "output_kind": "Patient",
+            "timezone": "UTC",
+            **MAPPING_INLINES,
+        },
+    )
+    assert response.status_code == 302, form_errors(response)
+    mapping = models.Mapping.objects.get(slug="from-admin")
+    assert (mapping.owner, mapping.draft.revision) == (superuser, 1)  # the action made the draft too
+    event = models.AuditEvent.objects.get(action="mapping.created", mapping_slug="from-admin")
+    assert event.actor == superuser
+
+
+def test_it_updates_and_deletes_a_mapping_through_the_actions(console, superuser, json_patient) -> None:
+    change = url(models.Mapping, "change", json_patient.pk)
+    form = {
+        "title": "Renamed",
+        "description": "",
+        "source_format": "json",
+        "source_options": "{}",
+        "output_kind": "Patient",
+        "timezone": "UTC",
+        **MAPPING_INLINES,
+    }
+    response = console.post(change, form)
+    assert response.status_code == 302, form_errors(response)
+    json_patient.refresh_from_db()
+    assert json_patient.title == "Renamed"
+    updated = models.AuditEvent.objects.get(action="mapping.updated", mapping_slug="json-patient")
+    assert (updated.actor, updated.after) == (superuser, {"title": "Renamed", "output_kind": "Patient"})
+
+    response = console.post(url(models.Mapping, "delete", json_patient.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not models.Mapping.objects.filter(slug="json-patient").exists()
+    assert models.AuditEvent.objects.get(action="mapping.deleted", mapping_slug="json-patient").actor == superuser
+
+
+def test_it_adds_a_sample_through_the_action(console, superuser, json_patient) -> None:
+    response = console.post(
+        url(models.SampleCase, "add"),
+        {
+            "mapping": json_patient.pk,
+            "name": "from-admin",
+            "source_format": "",
+            "payload": '{"MRN": "9", "LastName": "Admin"}',
+            "expected": "",
+            "ignore_paths": "",
+            "assertions": json.dumps(["Patient.name.family = 'Admin'"]),
+        },
+    )
+    assert response.status_code == 302, form_errors(response)
+    sample = models.SampleCase.objects.get(mapping=json_patient, name="from-admin")
+    assert (sample.expected, sample.ignore_paths) == (None, [])
+    assert models.AuditEvent.objects.get(action="sample.created", object_id=str(sample.pk)).actor == superuser
+
+
+def test_it_saves_a_snippet_edit_as_a_new_revision(console, superuser, json_patient) -> None:
+    snippet = models.Snippet.objects.get(name="snippets/common/datatypes.j2")
+    text = snippet.text + "\n{# edited in the console #}\n"
+    response = console.post(
+        url(models.Snippet, "change", snippet.pk),
+        {"description": "edited", "text": text, **inline_forms("versions")},
+    )
+    assert response.status_code == 302, form_errors(response)
+    snippet.refresh_from_db()
+    assert (snippet.revision, snippet.description) == (2, "edited")
+    assert list(snippet.versions.values_list("revision", flat=True)) == [2, 1]
+    assert models.AuditEvent.objects.get(action="snippet.updated").actor == superuser
+
+
+def test_it_reports_a_refused_delete_instead_of_failing(console, json_patient) -> None:
+    table = models.LookupTable.objects.get(name="administrative-gender")
+    response = console.post(url(models.LookupTable, "delete", table.pk), {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert any("used by the drafts of json-patient" in message for message in messages_of(response))
+    assert models.LookupTable.objects.filter(pk=table.pk).exists()
+
+
+def test_it_reports_a_snippet_that_does_not_compile(console) -> None:
+    response = console.post(
+        url(models.Snippet, "add"),
+        {"name": "snippets/common/broken.j2", "description": "", "text": "{% if %}", **inline_forms("versions")},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert any("does not compile" in message for message in messages_of(response))
+    assert not models.Snippet.objects.filter(name="snippets/common/broken.j2").exists()
