@@ -38,7 +38,13 @@ def require_role(user: AbstractBaseUser, role: str) -> str:
 
 def access_mapping(user: AbstractBaseUser, slug: str, *, write: bool = False) -> Mapping:
     require_role(user, AUTHOR if write else VIEWER)
-    mapping = Mapping.objects.select_related("draft", "latest_version").filter(slug=slug).first()
+    # latest_version's frozen snippets and tables can be tens of KB of JSON: callers need only its number.
+    mapping = (
+        Mapping.objects.select_related("draft", "latest_version")
+        .defer("latest_version__snippets", "latest_version__lookup_tables", "latest_version__template")
+        .filter(slug=slug)
+        .first()
+    )
     if mapping is None:
         raise StudioError("not_found", f"No mapping '{slug}'.")
     return mapping

@@ -111,5 +111,10 @@ def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | 
 
 
 def compile_version(version: MappingVersion) -> CompiledMapping:
-    """A published version with the snippets and tables frozen into it."""
-    return compile_text(version.template, version.snippets, version.lookup_tables, version.engine_settings)
+    """A published version with the snippets and tables frozen into it. Versions never change, so the cache key is
+    their id and content hash: no re-hashing of the frozen content on every request."""
+
+    def build() -> CompiledMapping:
+        return compile_text(version.template, version.snippets, version.lookup_tables, version.engine_settings)
+
+    return compiled_cache.get_or_compile(f"version:{version.pk}:{version.content_hash}", build)

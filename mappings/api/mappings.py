@@ -363,14 +363,14 @@ class Render(StudioAPIView):
         responses={200: RenderOut, **_errors(400)},
     )
     def post(self, request: Request, slug: str) -> Response:
-        mapping = access_mapping(request.user, slug)
         form = RenderRequest(data=request.data)
         form.is_valid(raise_exception=True)
         options = form.validated_data
         if options.get("version") is not None:
-            version = access_version(request.user, slug, options["version"])
+            version = access_version(request.user, slug, options["version"])  # checks the mapping too, once
             result = render_preview(lambda: compile_version(version), options["payload"], options)
         else:
+            mapping = access_mapping(request.user, slug)
             template = options.get("template")
             result = render_preview(lambda: compile_draft(mapping, template=template), options["payload"], options)
         return Response(result)
