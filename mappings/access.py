@@ -52,9 +52,16 @@ def access_mapping(user: AbstractBaseUser, slug: str, *, write: bool = False) ->
 
 def access_version(user: AbstractBaseUser, slug: str, number: int) -> MappingVersion:
     mapping = access_mapping(user, slug)
-    version = mapping.versions.select_related("mapping", "author").filter(number=number).first()
+    # The frozen template, snippets and tables load only when read (a compile-cache miss or the detail view).
+    version = (
+        mapping.versions.select_related("author")
+        .defer("template", "snippets", "lookup_tables")
+        .filter(number=number)
+        .first()
+    )
     if version is None:
         raise StudioError("not_found", f"Mapping '{slug}' has no version {number}.")
+    version.mapping = mapping
     return version
 
 
