@@ -420,6 +420,43 @@ def do_create_snippet(*, acting_user: AbstractBaseUser, name: str, text: str, de
     return snippet
 
 
+def _revise_library_item(
+    item,
+    *,
+    acting_user,
+    content_field: str,
+    content,
+    checked,
+    description: str | None,
+    expected_revision: int | None,
+    audit_action: AuditAction,
+    history,
+):
+    """The shared body of updating a snippet or a lookup table: optimistic revision check, a new revision and a
+    history row only when the content really changes, one audit row."""
+    item = type(item).objects.select_for_update().get(pk=item.pk)
+    if expected_revision is not None and item.revision != expected_revision:
+        raise StudioError(
+            "stale_revision",
+            f"'{item.name}' changed: it is now at revision {item.revision}.",
+            details={"current_revision": item.revision},
+        )
+    before = {"revision": item.revision}
+    fields = ["updated_at", "updated_by"]
+    if description is not None:
+        item.description = description
+        fields.append("description")
+    if content is not None and content != getattr(item, content_field):
+        setattr(item, content_field, checked(content))
+        item.revision += 1
+        fields += [content_field, "revision"]
+        history(item).save()
+    item.updated_by = acting_user
+    item.save(update_fields=fields)
+    _audit(acting_user, audit_action, item, before=before, after={"revision": item.revision})
+    return item
+
+
 @transaction.atomic(durable=True)
 def do_update_snippet(
     snippet: Snippet,
@@ -429,28 +466,21 @@ def do_update_snippet(
     description: str | None = None,
     expected_revision: int | None = None,
 ) -> Snippet:
-    snippet = Snippet.objects.select_for_update().get(pk=snippet.pk)
-    if expected_revision is not None and snippet.revision != expected_revision:
-        raise StudioError(
-            "stale_revision",
-            f"'{snippet.name}' changed: it is now at revision {snippet.revision}.",
-            details={"current_revision": snippet.revision},
-        )
-    before = {"revision": snippet.revision}
-    fields = ["updated_at", "updated_by"]
-    if description is not None:
-        snippet.description = description
-        fields.append("description")
-    if text is not None and text != snippet.text:
-        _check_snippet_compiles(snippet.name, text)
-        snippet.text = text
-        snippet.revision += 1
-        fields += ["text", "revision"]
-        SnippetVersion.objects.create(snippet=snippet, revision=snippet.revision, text=text, author=acting_user)
-    snippet.updated_by = acting_user
-    snippet.save(update_fields=fields)
-    _audit(acting_user, AuditAction.SNIPPET_UPDATED, snippet, before=before, after={"revision": snippet.revision})
-    return snippet
+    def checked(value: str) -> str:
+        _check_snippet_compiles(snippet.name, value)
+        return value
+
+    return _revise_library_item(
+        snippet,
+        acting_user=acting_user,
+        content_field="text",
+        content=text,
+        checked=checked,
+        description=description,
+        expected_revision=expected_revision,
+        audit_action=AuditAction.SNIPPET_UPDATED,
+        history=lambda item: SnippetVersion(snippet=item, revision=item.revision, text=item.text, author=acting_user),
+    )
 
 
 def _drafts_using(kind: str, name: str) -> list[str]:
@@ -502,27 +532,17 @@ def do_update_lookup_table(
     description: str | None = None,
     expected_revision: int | None = None,
 ) -> LookupTable:
-    table = LookupTable.objects.select_for_update().get(pk=table.pk)
-    if expected_revision is not None and table.revision != expected_revision:
-        raise StudioError(
-            "stale_revision",
-            f"'{table.name}' changed: it is now at revision {table.revision}.",
-            details={"current_revision": table.revision},
-        )
-    before = {"revision": table.revision}
-    fields = ["updated_at", "updated_by"]
-    if description is not None:
-        table.description = description
-        fields.append("description")
-    if data is not None and data != table.data:
-        table.data = _checked_table_data(table.name, data)
-        table.revision += 1
-        fields += ["data", "revision"]
-        LookupTableVersion.objects.create(table=table, revision=table.revision, data=table.data, author=acting_user)
-    table.updated_by = acting_user
-    table.save(update_fields=fields)
-    _audit(acting_user, AuditAction.TABLE_UPDATED, table, before=before, after={"revision": table.revision})
-    return table
+    return _revise_library_item(
+        table,
+        acting_user=acting_user,
+        content_field="data",
+        content=data,
+        checked=lambda value: _checked_table_data(table.name, value),
+        description=description,
+        expected_revision=expected_revision,
+        audit_action=AuditAction.TABLE_UPDATED,
+        history=lambda item: LookupTableVersion(table=item, revision=item.revision, data=item.data, author=acting_user),
+    )
 
 
 @transaction.atomic(durable=True)
