@@ -4,8 +4,8 @@ from django.urls import include, path
 from mappings import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", include("mappings.api.urls")),
+    path("", include("mappings.ui.urls")),
 ]

@@ -1,16 +1,7 @@
-"""The few plain pages the foundation has: a landing page and a health check for load balancers and the run script."""
+"""The health check for load balancers and the run script (the studio's pages are in mappings/ui/)."""
 
-from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-
-from mappings.examples import list_examples
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    examples = list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"])
-    return render(request, "home.html", {"examples": examples})
+from django.http import HttpRequest, JsonResponse
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -10,3 +10,15 @@ install_python() {
   fi
   mkdir -p var
 }
+
+# The browser editor's assets: npm packages pinned by package-lock.json (reinstalled when the lock changes), bundled
+# by esbuild into static/build/ on every call (it takes well under a second).
+install_frontend() {
+  local stamp=node_modules/.installed wanted
+  wanted=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$wanted" >"$stamp"
+  fi
+  npm run --silent build
+}

@@ -1,0 +1,119 @@
+// The studio's CodeMirror 6 set-ups: one for templates (Jinja over JSON), one for payloads, one read-only JSON view.
+import { autocompletion, closeBrackets } from "@codemirror/autocomplete";
+import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
+import { jinja } from "@codemirror/lang-jinja";
+import { json } from "@codemirror/lang-json";
+import { xml } from "@codemirror/lang-xml";
+import {
+  bracketMatching, defaultHighlightStyle, foldGutter, foldKeymap, indentOnInput, StreamLanguage, syntaxHighlighting,
+} from "@codemirror/language";
+import { lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
+import { highlightSelectionMatches, search, searchKeymap } from "@codemirror/search";
+import { EditorState } from "@codemirror/state";
+import { tags } from "@lezer/highlight";
+import {
+  crosshairCursor, drawSelection, dropCursor, EditorView, highlightActiveLine, highlightActiveLineGutter,
+  highlightSpecialChars, keymap, lineNumbers, rectangularSelection,
+} from "@codemirror/view";
+
+export { EditorState, EditorView, setDiagnostics };
+
+// HL7 v2 (ER7): segment ids and the separators stand out, so fields are countable by eye.
+const hl7v2 = StreamLanguage.define({
+  name: "hl7v2",
+  token(stream) {
+    if (stream.sol() && stream.match(/^[A-Z][A-Z0-9]{2}/)) return "keyword";
+    if (stream.match(/^[|]/)) return "separator";
+    if (stream.match(/^[\^~&]/)) return "operator";
+    if (stream.match(/^\\[A-Z.0-9]*\\/)) return "string";
+    stream.match(/^[^|^~&\\]+/) || stream.next();
+    return null;
+  },
+  tokenTable: { separator: tags.separator },
+});
+
+function common({ readOnly = false, onChange, keys = [] }) {
+  return [
+    lineNumbers(),
+    highlightActiveLineGutter(),
+    highlightSpecialChars(),
+    history(),
+    foldGutter(),
+    drawSelection(),
+    dropCursor(),
+    EditorState.allowMultipleSelections.of(true),
+    indentOnInput(),
+    syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+    bracketMatching(),
+    closeBrackets(),
+    rectangularSelection(),
+    crosshairCursor(),
+    highlightActiveLine(),
+    highlightSelectionMatches(),
+    search({ top: true }),
+    lintGutter(),
+    keymap.of([...keys, indentWithTab, ...defaultKeymap, ...searchKeymap, ...historyKeymap, ...foldKeymap, ...lintKeymap]),
+    EditorView.lineWrapping,
+    EditorState.readOnly.of(readOnly),
+    EditorView.updateListener.of((update) => {
+      if (update.docChanged && onChange) onChange(update);
+    }),
+  ];
+}
+
+function saveKey(onSave) {
+  return onSave ? [{ key: "Mod-s", preventDefault: true, run: () => (onSave(), true) }] : [];
+}
+
+export function templateEditor(parent, { doc, onChange, onSave, completion, readOnly = false, label }) {
+  return new EditorView({
+    parent,
+    doc,
+    extensions: [
+      common({ onChange, readOnly, keys: saveKey(onSave) }),
+      jinja({ base: json() }),
+      autocompletion({ override: completion ? [completion] : undefined, activateOnTyping: true, maxRenderedOptions: 80 }),
+      EditorView.contentAttributes.of({ "aria-label": label || "Template" }),
+    ],
+  });
+}
+
+export function languageFor(format) {
+  if (format === "hl7v2") return hl7v2;
+  if (format === "xml") return xml();
+  if (format === "json" || format === "fhir" || format === "ndjson") return json();
+  return [];
+}
+
+export function payloadEditor(parent, { doc, format, onChange, onSave, label }) {
+  return new EditorView({
+    parent,
+    doc,
+    extensions: [
+      common({ onChange, keys: saveKey(onSave) }),
+      languageFor(format),
+      EditorView.contentAttributes.of({ "aria-label": label || "Sample payload" }),
+    ],
+  });
+}
+
+export function jsonView(parent, { label } = {}) {
+  return new EditorView({
+    parent,
+    doc: "",
+    extensions: [common({ readOnly: true }), json(), EditorView.contentAttributes.of({ "aria-label": label || "Output" })],
+  });
+}
+
+export function setText(view, text) {
+  if (view.state.doc.toString() === text) return;
+  view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+}
+
+// Select a 1-based line and scroll it into view (clicking a problem jumps to where it happened).
+export function goToLine(view, line, column = null) {
+  const target = view.state.doc.line(Math.min(Math.max(line, 1), view.state.doc.lines));
+  const anchor = column ? Math.min(target.from + column - 1, target.to) : target.from;
+  view.dispatch({ selection: { anchor, head: column ? anchor : target.to }, effects: EditorView.scrollIntoView(anchor, { y: "center" }) });
+  view.focus();
+}
