@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import operator
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, nodes
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
@@ -69,6 +72,43 @@ def loop_guard(iterable: Iterable) -> Iterator:
     for item in iterable:
         budget.tick()
         yield item
+
+
+class CompiledCodeCache(BytecodeCache):
+    """Compiled code of template texts, shared by every (untraced) environment in the process, least recently used
+    dropped first. The live preview compiles a new root text on each keystroke; without this its unchanged snippets
+    were compiled again each time (120 ms of the ADT demo's 125 ms). Entries are keyed by name and source checksum,
+    and keep the imports found while parsing, because a hit skips parsing and the include checks need them."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, str], tuple[str, list, object]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get_bucket(self, environment, name: str, filename: str | None, source: str) -> Bucket:
+        bucket = super().get_bucket(environment, name, filename, source)
+        bucket.template_name = name
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with self.lock:
+            found = self.items.get((bucket.key, bucket.checksum))
+            if found is not None:
+                self.items.move_to_end((bucket.key, bucket.checksum))
+        if found is not None:
+            name, imports, bucket.code = found
+            bucket.environment.imports[name] = list(imports)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        name = bucket.template_name
+        entry = (name, list(bucket.environment.imports.get(name, [])), bucket.code)
+        with self.lock:
+            self.items[(bucket.key, bucket.checksum)] = entry
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+COMPILED_CODE = CompiledCodeCache()
 
 
 class MappingEnvironment(SandboxedEnvironment):
@@ -271,6 +311,7 @@ def build_environment(
         max_value_bytes=max_value_bytes,
         finalize=finalize,
         extensions=[LineMarker] if tracing else [],
+        bytecode_cache=None if tracing else COMPILED_CODE,  # traced code differs: it carries line markers
     )
     env.marker_places = []
     env.lookup_tables = lookup_tables
