@@ -103,7 +103,7 @@ def test_it_saves_adds_a_tested_sample_publishes_compares_and_restores(open_brow
     page.keyboard.press("Control+s")
     page.wait_for_function("document.querySelector('#save-state').textContent.startsWith('saved')")
     assert '"type": "batch"' in draft_text()
-    page.wait_for_selector("#test-state.ok")
+    page.wait_for_selector("#test-state.bad")  # the demo samples' golden outputs still say "transaction"
 
     page.click("#tests-tab-button")
     page.click("#sample-new")
@@ -113,7 +113,9 @@ def test_it_saves_adds_a_tested_sample_publishes_compares_and_restores(open_brow
     row = page.locator("#cases tr[data-case=batch-type]")
     row.locator(".badge.ok").wait_for()
     assert "passed" in row.inner_text()
-    assert "5 passed, 0 failed" in page.inner_text("#run-summary")
+    assert "1 passed, 4 failed" in page.inner_text("#run-summary")
+    golden = page.locator("#cases tr[data-case=adt-a01-full]")
+    assert "failed" in golden.inner_text() and "batch" in golden.locator("pre.diff").inner_text()
     browser.screenshot("editor-samples")
 
     page.click("#publish-open")
