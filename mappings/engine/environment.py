@@ -109,6 +109,7 @@ class CompiledCodeCache(BytecodeCache):
 
 
 COMPILED_CODE = CompiledCodeCache()
+TRACED_CODE = CompiledCodeCache()  # code compiled with line markers (tracing a JSON error) differs: its own cache
 
 
 class MappingEnvironment(SandboxedEnvironment):
@@ -311,7 +312,7 @@ def build_environment(
         max_value_bytes=max_value_bytes,
         finalize=finalize,
         extensions=[LineMarker] if tracing else [],
-        bytecode_cache=None if tracing else COMPILED_CODE,  # traced code differs: it carries line markers
+        bytecode_cache=TRACED_CODE if tracing else COMPILED_CODE,
     )
     env.marker_places = []
     env.lookup_tables = lookup_tables

@@ -32,6 +32,18 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 PASSWORD = "pw-browser"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_delayed_acks():
+    """The live server (Django's wsgiref server) writes headers and body in two sends; with Nagle's algorithm on, each
+    response then waits ~40 ms for the browser's delayed ACK. gunicorn, which ./scripts/run uses, sets TCP_NODELAY;
+    do the same here so the latency the tests record is the studio's, not the test server's."""
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True  # socketserver's own switch: TCP_NODELAY on each connection
+    yield
+    WSGIRequestHandler.disable_nagle_algorithm = False
+
+
 @pytest.fixture(scope="session")
 def chromium():
     if not CHROMIUM.exists():

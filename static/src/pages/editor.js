@@ -82,7 +82,9 @@ function payloadChanged() {
 
 // --- live preview -----------------------------------------------------------------------------------------------------
 
-const schedulePreview = debounce(preview, 60);
+const PREVIEW_DEBOUNCE_MS = 40; // long enough to skip renders inside a burst of keys, short enough to feel live
+state.debounceMs = PREVIEW_DEBOUNCE_MS;
+const schedulePreview = debounce(preview, PREVIEW_DEBOUNCE_MS);
 let inflight = null;
 
 async function preview() {
