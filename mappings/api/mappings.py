@@ -339,6 +339,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
         limits=engine_limits(),
         validate=options["validate"],
         variables=options.get("variables"),
+        locate_issues=True,  # the editor underlines validation issues at the template line that wrote them
     )
     return {
         "ok": result.ok,

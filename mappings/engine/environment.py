@@ -109,7 +109,6 @@ class CompiledCodeCache(BytecodeCache):
 
 
 COMPILED_CODE = CompiledCodeCache()
-TRACED_CODE = CompiledCodeCache()  # code compiled with line markers (tracing a JSON error) differs: its own cache
 
 
 class MappingEnvironment(SandboxedEnvironment):
@@ -312,7 +311,8 @@ def build_environment(
         max_value_bytes=max_value_bytes,
         finalize=finalize,
         extensions=[LineMarker] if tracing else [],
-        bytecode_cache=TRACED_CODE if tracing else COMPILED_CODE,
+        # Traced code numbers its markers into this environment's marker_places; locate.py caches it with those.
+        bytecode_cache=None if tracing else COMPILED_CODE,
     )
     env.marker_places = []
     env.lookup_tables = lookup_tables

@@ -14,6 +14,7 @@ from jinja2.exceptions import SecurityError
 from .environment import MappingEnvironment, build_environment, strip_markers
 from .errors import ErrorCode, MappingError, operation_outcome
 from .limits import Limits, current_budget, end_budget, start_budget
+from .locate import locate_errors, needs_location, traced_environment
 from .lookup import LookupTable
 from .postprocess import postprocess
 from .sources import SOURCE_FORMATS, parse_source
@@ -191,23 +192,28 @@ def _render(compiled: CompiledMapping, context: dict, limits: Limits, template: 
     return "".join(chunks)
 
 
-def _locate_json_error(compiled: CompiledMapping, context: dict, limits: Limits, error: MappingError) -> None:
-    """Render again with line markers and point the JSON error at the template line that wrote that text."""
-    env = build_environment(
-        compiled.sources,
-        strict=compiled.strict,
-        max_value_bytes=compiled.max_value_bytes,
-        lookup_tables=compiled.lookup_tables,
-        timezone=compiled.timezone,
-        tracing=True,
-    )
+def _traced_render(
+    compiled: CompiledMapping, context: dict, limits: Limits
+) -> tuple[str, list[tuple[int, str, int]]] | None:
+    """Render again with line markers, under a fresh budget: (the text without markers, (offset, template, line) of
+    each marked piece). None if the traced run fails; the plain one rendered, so its errors stand without a line."""
+    token = start_budget(limits)
     try:
+        env = traced_environment(compiled)
         marked = _render(compiled, context, limits, env.get_template(compiled.name))
     except MappingError:
-        return  # the plain run rendered; if the traced one cannot, keep the error without a line
-    _, spans = strip_markers(marked, env.marker_places)
-    if error.offset is None or not spans:
+        return None
+    finally:
+        end_budget(token)
+    return strip_markers(marked, env.marker_places)
+
+
+def _locate_json_error(compiled: CompiledMapping, context: dict, limits: Limits, error: MappingError) -> None:
+    """Render again with line markers and point the JSON error at the template line that wrote that text."""
+    traced = _traced_render(compiled, context, limits)
+    if traced is None or error.offset is None or not traced[1]:
         return
+    _, spans = traced
     index = bisect_right([start for start, _, _ in spans], error.offset) - 1
     if index >= 0:
         _, template_name, line = spans[index]
@@ -224,9 +230,13 @@ def run_mapping(
     validate: bool = True,
     variables: dict | None = None,
     now: datetime | None = None,
+    locate_issues: bool = False,
 ) -> MappingResult:
     """Run a compiled mapping on one payload. Never raises for bad input or a bad template: every failure is in
-    `result.errors` (and `result.issues` as an OperationOutcome), with `result.output` None on error."""
+    `result.errors` (and `result.issues` as an OperationOutcome), with `result.output` None on error.
+
+    `locate_issues=True` (the editor) also points validation issues and merge warnings at the template line that
+    wrote their element, by rendering once more with line markers when there are such issues (timed as "locate")."""
     limits = limits or Limits()
     source_format = source_format or compiled.source_format or "json"
     options = {**compiled.source_options, **(source_options or {})}
@@ -262,11 +272,7 @@ def run_mapping(
             output, warnings = postprocess(text)
         except MappingError as error:
             if error.error is ErrorCode.PST_NOT_JSON:
-                retrace = start_budget(limits)  # a fresh budget for the traced re-render
-                try:
-                    _locate_json_error(compiled, context, limits, error)
-                finally:
-                    end_budget(retrace)
+                _locate_json_error(compiled, context, limits, error)
                 trace["rendered"] = text
             raise
         lap("postprocess")
@@ -274,6 +280,11 @@ def run_mapping(
         if validate:
             errors.extend(validate_output(output))
             lap("validate")
+        if locate_issues and any(needs_location(error) for error in errors):
+            traced = _traced_render(compiled, context, limits)
+            if traced is not None:
+                locate_errors(errors, text, *traced)
+            lap("locate")
         if output.get("resourceType") == "Bundle":
             trace["resources"] = len(output.get("entry") or [])
     except MappingError as error:

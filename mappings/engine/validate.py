@@ -153,6 +153,28 @@ def _resource_type_at(resource: dict, loc: tuple) -> str:
     return found
 
 
+def _unknown_inner_types(node: object, path: str) -> list[MappingError]:
+    """Nested resources (Bundle entries, contained, Parameters) whose resourceType no model knows, with their path."""
+    found: list[MappingError] = []
+    if isinstance(node, dict):
+        inner = node.get("resourceType")
+        if path.count(".") and isinstance(inner, str) and model_class(inner) is None:
+            found.append(
+                MappingError(
+                    ErrorCode.VAL_UNKNOWN_TYPE,
+                    f"{path} '{inner}' is not an FHIR R4 resource type this validator knows.",
+                    expression=[path],
+                )
+            )
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                found.extend(_unknown_inner_types(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found.extend(_unknown_inner_types(item, f"{path}[{index}]"))
+    return found
+
+
 def structure_issues(resource: dict) -> list[MappingError]:
     resource_type = resource.get("resourceType")
     model = model_class(resource_type) if isinstance(resource_type, str) else None
@@ -166,6 +188,12 @@ def structure_issues(resource: dict) -> list[MappingError]:
         ]
     try:
         instance = model.model_validate(resource)
+    except KeyError:
+        # fhir.resources raises KeyError, not a validation error, on a nested resourceType it has no model for
+        unknown = _unknown_inner_types(resource, resource_type)
+        if not unknown:
+            raise
+        return unknown
     except ValidationError as exc:
         issues = []
         for error in exc.errors(include_url=False)[:200]:

@@ -208,3 +208,12 @@ def test_it_lets_every_studio_role_render(api, json_patient, role, status) -> No
     assert response.status_code == status
     if status == 403:
         assert response.json()["code"] == "permission_denied"
+
+
+def test_it_points_a_validation_issue_at_the_template_line_that_wrote_the_element(api, json_patient) -> None:
+    template = '{"resourceType": "Patient",\n "active": true,\n "gender": "M"}'
+    body = render(api["viewer"], payload="{}", template=template).json()
+    error = next(error for error in body["errors"] if error["code"] == "FS-VAL-005")
+    assert (error["template"], error["line"]) == ("template.j2", 3)
+    assert error["expression"] == ["Patient.gender"]
+    assert "locate" in body["timings"]

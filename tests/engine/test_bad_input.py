@@ -85,3 +85,17 @@ def test_it_reads_latin_1_payloads_when_the_source_says_so() -> None:
     )
     assert result.ok
     assert result.output["code"]["text"] == "Müller"
+
+
+def test_it_reports_an_unknown_resource_type_nested_in_a_bundle_instead_of_crashing() -> None:
+    from mappings.engine import compile_mapping, run_mapping
+
+    template = (
+        '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Foo"}},'
+        ' {"resource": {"resourceType": "Patient", "contained": [{"resourceType": "Bar"}]}}]}'
+    )
+    result = run_mapping(compile_mapping(template), "{}", source_format="json")
+    assert [(error.code, error.expression) for error in result.errors] == [
+        ("FS-VAL-002", ["Bundle.entry[0].resource"]),
+        ("FS-VAL-002", ["Bundle.entry[1].resource.contained[0]"]),
+    ]
