@@ -397,6 +397,8 @@ async function conflict(mine) {
     parent: $("#conflict-merge"),
     highlightChanges: true,
     gutter: true,
+    revertControls: "a-to-b", // an arrow per change copies their version of that chunk into yours
+    collapseUnchanged: { margin: 3, minSize: 8 },
   });
   const dialog = $("#conflict-dialog");
   $("#conflict-keep-mine").onclick = async () => {
