@@ -131,6 +131,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 # WhiteNoise serves the bundle from the finders too, so DEBUG off works without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request when it is missing
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "mapping-list-page"
 LOGOUT_REDIRECT_URL = "login"

@@ -30,6 +30,7 @@ from mappings.models import (
     TestRun,
 )
 from mappings.samples import run_case
+from mappings.starters import starter
 
 MAPPING_FIELDS = ("title", "description", "source_format", "source_options", "output_kind", "timezone", "strict")
 SAMPLE_FIELDS = ("payload", "source_format", "expected", "ignore_paths", "assertions")
@@ -70,10 +71,21 @@ def _compile_error(error: MappingError) -> StudioError:
 
 @transaction.atomic(durable=True)
 def do_create_mapping(
-    *, acting_user: AbstractBaseUser, slug: str, title: str, source_format: str, template: str = "", **fields: object
+    *,
+    acting_user: AbstractBaseUser,
+    slug: str,
+    title: str,
+    source_format: str,
+    template: str = "",
+    from_starter: bool = False,
+    **fields: object,
 ) -> Mapping:
+    """`from_starter`: the draft starts from the source format's starter template, with its sample as `starter`."""
     if Mapping.objects.filter(slug=slug).exists():
         raise StudioError("conflict", f"A mapping '{slug}' already exists.")
+    first = starter(source_format) if from_starter else None
+    if first is not None:
+        template = first["template"]
     mapping = Mapping.objects.create(
         slug=slug,
         title=title,
@@ -85,7 +97,15 @@ def do_create_mapping(
     Draft.objects.create(
         mapping=mapping, template=template, snippet_names=snippet_names, table_names=table_names, updated_by=acting_user
     )
-    _audit(acting_user, AuditAction.MAPPING_CREATED, mapping, mapping_slug=slug, after={"draft_revision": 1})
+    if first is not None:
+        SampleCase.objects.create(mapping=mapping, name="starter", payload=first["sample"])
+    _audit(
+        acting_user,
+        AuditAction.MAPPING_CREATED,
+        mapping,
+        mapping_slug=slug,
+        after={"draft_revision": 1, "from_starter": from_starter},
+    )
     return mapping
 
 

@@ -30,8 +30,9 @@ def required_revision(request: Request, current_etag: str) -> None:
     """Optimistic locking: a write must name the revision it read in If-Match (428 without, 412 when stale)."""
     sent = request.headers.get("If-Match")
     if not sent:
-        raise StudioError("precondition_required", "Send the ETag you read in an If-Match header.",
-                          details={"etag": current_etag})
+        raise StudioError(
+            "precondition_required", "Send the ETag you read in an If-Match header.", details={"etag": current_etag}
+        )
 
 
 def revision_from_etag(etag: str) -> int | None:

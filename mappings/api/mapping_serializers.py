@@ -100,6 +100,15 @@ class MappingQuery(serializers.Serializer):
     search = StrictCharField(
         required=False, max_length=200, help_text="Part of the slug, title or description (any case)"
     )
+    status = serializers.ChoiceField(
+        choices=["changed", "published", "never_published"],
+        required=False,
+        help_text="changed: the draft's template differs from the latest version's; published: it does not; "
+        "never_published: no version yet",
+    )
+    last_test = serializers.ChoiceField(
+        choices=["passed", "failed", "none"], required=False, help_text="The latest test run's result"
+    )
 
 
 class MappingUpdateRequest(serializers.Serializer):
@@ -123,6 +132,12 @@ class MappingCreateRequest(MappingUpdateRequest):
     template = StrictCharField(
         allow_blank=True, trim_whitespace=False, required=False, help_text="The first draft's template text"
     )
+    starter = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Start the draft from the source format's starter template (see /api/starters/), with its "
+        "sample saved as `starter`; ignored when `template` is given",
+    )
 
 
 class TestRunSummaryOut(serializers.Serializer):
@@ -140,6 +155,12 @@ class MappingOut(serializers.ModelSerializer):
     draft_revision = serializers.SerializerMethodField()
     latest_version = serializers.SerializerMethodField(help_text="The newest published version's number")
     last_test_run = serializers.SerializerMethodField()
+    draft_changed = serializers.SerializerMethodField(
+        help_text="The draft's template differs from the latest version's (true when nothing is published)"
+    )
+    deployed_version = serializers.SerializerMethodField(
+        help_text="The version a facade serves; always null until facades exist"
+    )
 
     class Meta:
         model = Mapping
@@ -158,6 +179,8 @@ class MappingOut(serializers.ModelSerializer):
             "draft_revision",
             "latest_version",
             "last_test_run",
+            "draft_changed",
+            "deployed_version",
         ]
 
     def get_owner(self, mapping: Mapping) -> str | None:
@@ -174,6 +197,14 @@ class MappingOut(serializers.ModelSerializer):
         if hasattr(mapping, "latest_version_number"):
             return mapping.latest_version_number
         return mapping.latest_version.number if mapping.latest_version_id else None
+
+    def get_draft_changed(self, mapping: Mapping) -> bool:
+        if hasattr(mapping, "draft_changed"):
+            return mapping.draft_changed
+        return mapping.latest_version_id is None or mapping.latest_version.template != mapping.draft.template
+
+    def get_deployed_version(self, mapping: Mapping) -> int | None:
+        return None
 
     @extend_schema_field(TestRunSummaryOut(allow_null=True))
     def get_last_test_run(self, mapping: Mapping) -> dict | None:

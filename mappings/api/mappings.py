@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -88,7 +88,25 @@ def listed_mappings() -> QuerySet[Mapping]:
         last_run_passed=Subquery(last_run.values("passed")[:1]),
         last_run_failed=Subquery(last_run.values("failed")[:1]),
         last_run_created_at=Subquery(last_run.values("created_at")[:1]),
+        draft_changed=Case(
+            When(latest_version__isnull=True, then=Value(True)),
+            When(draft__template=F("latest_version__template"), then=Value(False)),
+            default=Value(True),
+            output_field=BooleanField(),
+        ),
     ).order_by("slug")
+
+
+STATUS_FILTERS = {
+    "changed": Q(latest_version__isnull=False, draft_changed=True),
+    "published": Q(latest_version__isnull=False, draft_changed=False),
+    "never_published": Q(latest_version__isnull=True),
+}
+LAST_TEST_FILTERS = {
+    "passed": Q(last_run_id__isnull=False, last_run_failed=0),
+    "failed": Q(last_run_failed__gt=0),
+    "none": Q(last_run_id__isnull=True),
+}
 
 
 class MappingList(StudioAPIView):
@@ -109,6 +127,10 @@ class MappingList(StudioAPIView):
         mappings = listed_mappings()
         if "source_format" in query.validated_data:
             mappings = mappings.filter(source_format=query.validated_data["source_format"])
+        if "status" in query.validated_data:
+            mappings = mappings.filter(STATUS_FILTERS[query.validated_data["status"]])
+        if "last_test" in query.validated_data:
+            mappings = mappings.filter(LAST_TEST_FILTERS[query.validated_data["last_test"]])
         if query.validated_data.get("search"):
             words = query.validated_data["search"]
             mappings = mappings.filter(
@@ -126,7 +148,9 @@ class MappingList(StudioAPIView):
         require_role(request.user, AUTHOR)
         form = MappingCreateRequest(data=request.data)
         form.is_valid(raise_exception=True)
-        mapping = actions.do_create_mapping(acting_user=request.user, **form.validated_data)
+        fields = dict(form.validated_data)
+        from_starter = fields.pop("starter") and "template" not in fields
+        mapping = actions.do_create_mapping(acting_user=request.user, from_starter=from_starter, **fields)
         return Response(MappingOut(mapping).data, status=201)
 
 

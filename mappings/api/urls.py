@@ -8,4 +8,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("mappings.api.mapping_urls")),
     path("", include("mappings.api.library_urls")),
+    path("", include("mappings.api.authoring_urls")),
 ]

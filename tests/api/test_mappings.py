@@ -26,6 +26,8 @@ FIELDS = {
     "draft_revision",
     "latest_version",
     "last_test_run",
+    "draft_changed",
+    "deployed_version",
 }
 
 

@@ -15,7 +15,15 @@ const VARIABLES = [
 export function completionSource(config) {
   let library = null;
   const elements = new Map();
-  const load = () => (library ||= get(`/api/editor/completions?mapping=${encodeURIComponent(config.slug)}`).catch(() => ({})));
+  const fields = new Map();
+  const load = () => (library ||= get("/api/editor/completions").catch(() => ({})));
+  const fieldsOf = (segment) => {
+    if (!fields.has(segment)) {
+      fields.set(segment, get(`/api/editor/completions?part=hl7v2&segments=${encodeURIComponent(segment)}`)
+        .then((answer) => answer.hl7v2?.fields?.[segment] || []).catch(() => []));
+    }
+    return fields.get(segment);
+  };
   const elementsOf = (type) => {
     if (!elements.has(type)) {
       elements.set(type, get(`/api/editor/completions?part=fhir&resource=${encodeURIComponent(type)}`)
@@ -50,18 +58,17 @@ export function completionSource(config) {
     }
     const segments = data.hl7v2?.segments || [];
     if ((match = before.match(/\bmsg\.([A-Z][A-Z0-9]{2})\[(\d+)\]\[(\d*)$/))) {
-      const field = segments.find((s) => s.id === match[1])?.fields.find((f) => String(f.position) === match[2]);
+      const field = (await fieldsOf(match[1])).find((f) => String(f.position) === match[2]);
       return result(match[3], (field?.components || []).map((component) => ({
         label: `${component.position}]`, type: "property", detail: component.name,
       })), /^[\d\]]*$/);
     }
     if ((match = before.match(/\bmsg\.([A-Z][A-Z0-9]{2})\[(\d*)$/))) {
-      const segment = segments.find((s) => s.id === match[1]);
-      return result(match[2], (segment?.fields || []).map((field) => ({
+      return result(match[2], (await fieldsOf(match[1])).map((field) => ({
         label: `${field.position}]`, type: "property", detail: `${match[1]}-${field.position} ${field.name}`, info: field.datatype,
       })), /^[\d\]]*$/);
     }
-    if (segments.length && (match = before.match(/\bmsg\.([A-Z0-9]*)$/))) {
+    if (config.sourceFormat === "hl7v2" && (match = before.match(/\bmsg\.([A-Z0-9]*)$/))) {
       return result(match[1], segments.map((segment) => ({
         label: segment.id, type: "class", detail: segment.description,
       })));
