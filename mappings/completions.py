@@ -63,12 +63,29 @@ def _macros(text: str) -> list[dict]:
     lines = text.splitlines()
     found = []
     for macro in tree.find_all(nodes.Macro):
-        doc = ""
-        above = lines[macro.lineno - 2].strip() if macro.lineno >= 2 else ""
-        if above.startswith("{#") and above.endswith("#}"):
-            doc = above.strip("{#-} ").strip()
-        found.append({"name": macro.name, "args": [arg.name for arg in macro.args], "doc": doc, "line": macro.lineno})
+        found.append(
+            {
+                "name": macro.name,
+                "args": [arg.name for arg in macro.args],
+                "doc": _comment_above(lines, macro.lineno),
+                "line": macro.lineno,
+            }
+        )
     return found
+
+
+def _comment_above(lines: list[str], lineno: int) -> str:
+    """The {# … #} comment that ends on the line just above a macro (the library's convention for its docs)."""
+    end = lineno - 2
+    if end < 0 or not lines[end].rstrip().endswith("#}"):
+        return ""
+    start = end
+    while start > max(0, end - 8) and not lines[start].lstrip().startswith("{#"):
+        start -= 1
+    if not lines[start].lstrip().startswith("{#"):
+        return ""
+    text = " ".join(line.strip() for line in lines[start : end + 1])
+    return text.removeprefix("{#-").removeprefix("{#").removesuffix("-#}").removesuffix("#}").strip()
 
 
 def library_names() -> dict[str, list[dict]]:

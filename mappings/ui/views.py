@@ -68,21 +68,21 @@ def mapping_history(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def snippet_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "library/list.html", "library_list", "Snippets", kind="snippets")
+    return _page(request, "library/index.html", "library_index", "Snippets", kind="snippets")
 
 
 @login_required
 def snippet_editor(request: HttpRequest, name: str) -> HttpResponse:
     snippet = _found(access_snippet, request.user, name)
-    return _page(request, "library/editor.html", "library_editor", snippet.name, kind="snippets", name=snippet.name)
+    return _page(request, "library/item.html", "library_item", snippet.name, kind="snippets", name=snippet.name)
 
 
 @login_required
 def lookup_table_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "library/list.html", "library_list", "Lookup tables", kind="lookup-tables")
+    return _page(request, "library/index.html", "library_index", "Lookup tables", kind="lookup-tables")
 
 
 @login_required
 def lookup_table_editor(request: HttpRequest, name: str) -> HttpResponse:
     table = _found(access_lookup_table, request.user, name)
-    return _page(request, "library/editor.html", "library_editor", table.name, kind="lookup-tables", name=table.name)
+    return _page(request, "library/item.html", "library_item", table.name, kind="lookup-tables", name=table.name)

@@ -213,3 +213,17 @@ def test_it_filters_mappings_by_draft_status_and_last_test(api, users, json_pati
     assert slugs("last_test=passed") == ["json-patient"]  # publishing recorded a passing run
     assert slugs("last_test=none") == ["fresh"]
     assert api["viewer"].get("/api/mappings/?status=bogus").status_code == 400
+
+
+def test_it_documents_a_macro_with_the_comment_block_above_it(api, users) -> None:
+    text = (
+        "{#- name_from_xpn(xpn): XPN → HumanName;\n    family from XPN-1. -#}\n"
+        '{%- macro name_from_xpn(xpn, use=None) -%}{"family": "{{ xpn[1] }}"}{%- endmacro %}\n'
+        "{% macro bare() %}{}{% endmacro %}"
+    )
+    actions.do_create_snippet(acting_user=users["author"], name="snippets/hl7v2/names.j2", text=text)
+    snippet = next(s for s in api["viewer"].get("/api/editor/completions?part=library").json()["snippets"])
+    first, second = snippet["macros"]
+    assert (first["name"], first["args"]) == ("name_from_xpn", ["xpn", "use"])
+    assert first["doc"] == "name_from_xpn(xpn): XPN → HumanName; family from XPN-1."
+    assert (second["name"], second["doc"]) == ("bare", "")

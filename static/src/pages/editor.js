@@ -208,14 +208,24 @@ async function loadTree() {
 }
 
 function treeNode(node, depth) {
-  const label = h("span", { class: "node-label" }, h("strong", {}, node.label),
+  const label = h("span", { class: "node-label", title: node.expression }, h("strong", {}, node.label),
     node.description ? h("span", { class: "hint" }, ` ${node.description}`) : null,
     node.value !== null && node.value !== undefined && node.value !== "" ? h("span", { class: "node-value" }, ` = ${String(node.value).slice(0, 80)}`) : null);
-  const insert = h("button", { type: "button", class: "link insert", title: `Insert ${node.expression}`, onclick: () => insertExpression(node.expression) }, label);
-  if (!node.children?.length) return h("li", { role: "treeitem", "aria-level": depth }, insert);
-  return h("li", { role: "treeitem", "aria-level": depth, "aria-expanded": "false" },
+  const insert = h("button", {
+    type: "button",
+    class: "insert",
+    "aria-label": `Insert ${node.expression}`,
+    title: `Insert {{ ${node.expression} }} at the template's cursor`,
+    onclick: (event) => {
+      event.preventDefault(); // inside a summary: insert, don't fold
+      insertExpression(node.expression);
+    },
+  }, "insert");
+  const item = { role: "treeitem", "aria-level": depth, dataset: { expression: node.expression } };
+  if (!node.children?.length) return h("li", item, label, " ", insert);
+  return h("li", { ...item, "aria-expanded": "false" },
     h("details", { ontoggle: (event) => event.target.parentElement.setAttribute("aria-expanded", String(event.target.open)) },
-      h("summary", {}, insert), h("ul", { role: "group" }, node.children.map((child) => treeNode(child, depth + 1)))));
+      h("summary", {}, label, " ", insert), h("ul", { role: "group" }, node.children.map((child) => treeNode(child, depth + 1)))));
 }
 
 function insertExpression(expression) {

@@ -48,7 +48,7 @@ async function load() {
 
 filters.addEventListener("input", debounce(load, 200));
 filters.addEventListener("submit", (event) => event.preventDefault());
-load();
+load().then(() => (document.body.dataset.ready = "true"));
 
 const form = $("#new-mapping");
 if (config.canWrite) {

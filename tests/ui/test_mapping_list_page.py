@@ -1,0 +1,65 @@
+"""The mapping list in Chromium: filters narrow the list, and a new mapping starts from its format's starter and
+opens in the editor with a working preview."""
+
+from __future__ import annotations
+
+import pytest
+
+from mappings.models import Mapping
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_it_filters_the_list_by_source_format_and_search(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/")
+    page.wait_for_selector("#mapping-table tr[data-slug=ccda-ccd]")
+    assert page.locator("#mapping-table tbody tr").count() == 6
+    page.select_option("#filters select[name=source_format]", "hl7v2")
+    page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr').length === 3")
+    page.fill("#filters input[name=search]", "ORU")
+    page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr').length === 1")
+    assert page.locator("#mapping-table tbody tr").get_attribute("data-slug") == "hl7v2-oru-r01"
+    browser.screenshot("mapping-list-filtered")
+
+
+def test_it_creates_a_mapping_from_a_starter_and_opens_it(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/")
+    page.click("#new-mapping-open")
+    page.fill("#new-mapping input[name=slug]", "lab-feed")
+    page.fill("#new-mapping input[name=title]", "Lab feed")
+    page.select_option("#new-source-format", "hl7v2")
+    page.click("#new-mapping button[type=submit]")
+    page.wait_for_url("**/mappings/lab-feed/")
+    page.wait_for_selector("body[data-preview-seq]", state="attached")
+    assert '"family": "Lovelace"' in page.inner_text(".output-pane .cm-content")
+    assert page.locator("#problems .problem").count() == 0
+    assert Mapping.objects.get(slug="lab-feed").samples.get().name == "starter"
+
+    page.click(".template-pane .cm-content")
+    page.keyboard.press("Control+End")
+    page.click("#tree-tab-button")
+    pid = page.locator("#source-tree li[data-expression='msg.PID']")
+    pid.locator("> details > summary > .node-label").click()  # unfold the segment
+    pid.locator("li[data-expression='msg.PID[7]'] > button.insert").click()
+    assert "{{ msg.PID[7] }}" in page.inner_text(".template-pane .cm-content")
+    assert pid.get_attribute("aria-expanded") == "true"
+    browser.screenshot("editor-source-tree")
+
+
+def test_it_completes_hl7_fields_with_their_names(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/mappings/hl7v2-adt-a01/", ready="body[data-preview-seq]")
+    page.click(".template-pane .cm-content")
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("{{ msg.PID[")
+    option = page.locator(".cm-tooltip-autocomplete li", has_text="PID-5 Patient Name")
+    option.wait_for()
+    page.keyboard.press("Escape")
+    page.keyboard.type("5][")
+    page.locator(".cm-tooltip-autocomplete li", has_text="Family Name").wait_for()
+    browser.screenshot("editor-completion")
