@@ -60,12 +60,14 @@ export function completionSource(config) {
     if ((match = before.match(/\bmsg\.([A-Z][A-Z0-9]{2})\[(\d+)\]\[(\d*)$/))) {
       const field = (await fieldsOf(match[1])).find((f) => String(f.position) === match[2]);
       return result(match[3], (field?.components || []).map((component) => ({
-        label: `${component.position}]`, type: "property", detail: component.name,
+        label: `${component.position}]`, type: "property", detail: component.name, boost: -component.position,
       })), /^[\d\]]*$/);
     }
     if ((match = before.match(/\bmsg\.([A-Z][A-Z0-9]{2})\[(\d*)$/))) {
       return result(match[2], (await fieldsOf(match[1])).map((field) => ({
-        label: `${field.position}]`, type: "property", detail: `${match[1]}-${field.position} ${field.name}`, info: field.datatype,
+        label: `${field.position}]`, type: "property", detail: `${match[1]}-${field.position} ${field.name}`,
+        info: `${field.datatype}${field.repeats ? ", repeats" : ""}${field.table ? `, table ${field.table}` : ""}`,
+        boost: -Math.min(field.position, 99), // spec order, not 1, 10, 11, …
       })), /^[\d\]]*$/);
     }
     if (config.sourceFormat === "hl7v2" && (match = before.match(/\bmsg\.([A-Z0-9]*)$/))) {
