@@ -154,6 +154,7 @@ async function conflict(mine) {
   const { data, etag } = await api("GET", url);
   const theirs = { description: data.description, content: isSnippet ? data.text : data.data };
   $("#conflict-who").textContent = `${data.updated_by || "Someone"} saved revision ${data.revision} ${ago(data.updated_at)}. Nothing you typed is lost.`;
+  $("#conflict-revision").textContent = String(data.revision);
   merge?.destroy();
   merge = new MergeView({
     a: { doc: asText(theirs), extensions: [EditorView.editable.of(false), EditorView.lineWrapping] },
