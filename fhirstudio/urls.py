@@ -7,5 +7,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", include("mappings.api.urls")),
+    path("fhir/", include("mappings.facade.urls")),
     path("", include("mappings.ui.urls")),
 ]

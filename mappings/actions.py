@@ -19,14 +19,19 @@ from mappings.errors import StudioError
 from mappings.models import (
     AuditAction,
     AuditEvent,
+    DataSource,
+    Deployment,
     Draft,
+    Facade,
     LookupTable,
     LookupTableVersion,
     Mapping,
     MappingVersion,
+    ResourceBinding,
     SampleCase,
     Snippet,
     SnippetVersion,
+    SourceRecord,
     TestRun,
 )
 from mappings.samples import run_case
@@ -129,7 +134,10 @@ def do_update_mapping(mapping: Mapping, *, acting_user: AbstractBaseUser, **fiel
 
 @transaction.atomic(durable=True)
 def do_delete_mapping(mapping: Mapping, *, acting_user: AbstractBaseUser) -> None:
-    # Deployments arrive with the facade issue; its model will refuse here with "deployed" (409).
+    bound = list(mapping.bindings.select_related("facade").values_list("facade__slug", "resource_type"))
+    if bound:
+        where = ", ".join(f"{facade}/{resource_type}" for facade, resource_type in bound)
+        raise StudioError("deployed", f"'{mapping.slug}' serves facades ({where}); unbind it first.")
     slug, versions = mapping.slug, mapping.versions.count()
     _audit(acting_user, AuditAction.MAPPING_DELETED, mapping, mapping_slug=slug, before={"versions": versions})
     mapping.delete()
@@ -687,3 +695,121 @@ def do_import_lookup_table(
         imported=source,
     )
     return table, False
+
+
+# --- facades --------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic(durable=True)
+def do_create_facade(*, acting_user: AbstractBaseUser, slug: str, title: str, auth_mode: str = "open") -> Facade:
+    if Facade.objects.filter(slug=slug).exists():
+        raise StudioError("conflict", f"A facade '{slug}' already exists.")
+    facade = Facade.objects.create(slug=slug, title=title, auth_mode=auth_mode)
+    _audit(acting_user, AuditAction.FACADE_CREATED, facade, after={"slug": slug, "auth_mode": auth_mode})
+    return facade
+
+
+@transaction.atomic(durable=True)
+def do_create_data_source(
+    *, acting_user: AbstractBaseUser, name: str, source_format: str, description: str = ""
+) -> DataSource:
+    if DataSource.objects.filter(name=name).exists():
+        raise StudioError("conflict", f"A data source '{name}' already exists.")
+    source = DataSource.objects.create(name=name, source_format=source_format, description=description)
+    _audit(acting_user, AuditAction.SOURCE_CREATED, source, after={"name": name, "source_format": source_format})
+    return source
+
+
+@transaction.atomic(durable=True)
+def do_upload_records(source: DataSource, *, acting_user: AbstractBaseUser, records: list[tuple[str, str]]) -> dict:
+    """Store payloads by their key; a key already stored is replaced (the sender re-sent it)."""
+    keys = [key for key, _ in records]
+    existing = dict(SourceRecord.objects.filter(source=source, key__in=keys).values_list("key", "id"))
+    new = [SourceRecord(source=source, key=key, payload=payload) for key, payload in records if key not in existing]
+    SourceRecord.objects.bulk_create(new, batch_size=1000)
+    replaced = [SourceRecord(id=existing[key], payload=payload) for key, payload in records if key in existing]
+    SourceRecord.objects.bulk_update(replaced, ["payload"], batch_size=1000)
+    counts = {"created": len(new), "replaced": len(replaced)}
+    _audit(acting_user, AuditAction.RECORDS_UPLOADED, source, after=counts)
+    return counts
+
+
+@transaction.atomic(durable=True)
+def do_bind_resource(
+    facade: Facade, *, acting_user: AbstractBaseUser, resource_type: str, mapping: Mapping, source: DataSource
+) -> ResourceBinding:
+    binding, _ = ResourceBinding.objects.update_or_create(
+        facade=facade, resource_type=resource_type, defaults={"mapping": mapping, "source": source}
+    )
+    _audit(
+        acting_user,
+        AuditAction.BINDING_SAVED,
+        binding,
+        mapping_slug=mapping.slug,
+        after={"facade": facade.slug, "resource_type": resource_type, "source": source.name},
+    )
+    return binding
+
+
+def _go_live(binding: ResourceBinding, version: MappingVersion, variables: dict, acting_user, rollback_of=None):
+    from mappings.facade.indexing import INLINE_RECORDS, index_deployment_direct
+    from mappings.tasks import index_deployment
+
+    deployment = Deployment.objects.create(
+        binding=binding, version=version, variables=variables, deployed_by=acting_user, rollback_of=rollback_of
+    )
+    if binding.source.records.count() <= INLINE_RECORDS:
+        index_deployment_direct(deployment)
+    else:
+        transaction.on_commit(lambda: index_deployment.delay(deployment.pk))
+    return deployment
+
+
+@transaction.atomic(durable=True)
+def do_deploy(
+    binding: ResourceBinding, *, acting_user: AbstractBaseUser, version: MappingVersion, variables: dict | None = None
+) -> Deployment:
+    """Make a published version live for a binding. Refused while its samples fail: a deploy is gated by tests."""
+    if version.mapping_id != binding.mapping_id:
+        raise StudioError("invalid", f"Version {version.number} is not a version of '{binding.mapping.slug}'.")
+    run = _run_tests(version.mapping, version, acting_user=acting_user, trigger=TestRun.Trigger.MANUAL)
+    if run.failed:
+        failing = [result["case"] for result in run.results if not result["passed"]]
+        raise StudioError(
+            "tests_failing",
+            f"v{version.number} fails {run.failed} of its samples ({', '.join(failing)}); fix them before deploying.",
+            details={"test_run": run.pk, "failing": failing},
+            status_code=409,
+        )
+    deployment = _go_live(binding, version, variables or {}, acting_user)
+    _audit(
+        acting_user,
+        AuditAction.DEPLOYED,
+        deployment,
+        mapping_slug=version.mapping.slug,
+        after={"facade": binding.facade.slug, "resource_type": binding.resource_type, "version": version.number},
+    )
+    return deployment
+
+
+@transaction.atomic(durable=True)
+def do_rollback(binding: ResourceBinding, *, acting_user: AbstractBaseUser) -> Deployment:
+    """Deploy again the version that was live before the current one."""
+    recent = list(binding.deployments.select_related("version")[:2])
+    if len(recent) < 2:
+        raise StudioError("invalid", f"{binding.resource_type} has no earlier deployment to roll back to.")
+    live, previous = recent
+    deployment = _go_live(binding, previous.version, previous.variables, acting_user, rollback_of=live)
+    _audit(
+        acting_user,
+        AuditAction.ROLLED_BACK,
+        deployment,
+        mapping_slug=binding.mapping.slug,
+        before={"version": live.version.number},
+        after={
+            "facade": binding.facade.slug,
+            "resource_type": binding.resource_type,
+            "version": previous.version.number,
+        },
+    )
+    return deployment

@@ -79,6 +79,9 @@ def load_demo(acting_user: AbstractBaseUser | None, examples_dir: Path | None = 
     _import_tables(_library_tables(examples_dir, examples, summary), acting_user, summary)
     for example in examples:
         _import_mapping(example, acting_user, summary)
+    from mappings.facade.demo import load_demo_facade  # the facade serves the mappings just published
+
+    load_demo_facade(acting_user, examples_dir)
     logger.info(
         "demo content loaded: %d mappings, %d snippets, %d tables created, %d existing, %d warnings",
         len(summary.mappings),

@@ -1,6 +1,7 @@
 """The studio's models, one module per area. Models compute (properties, querysets, hashes); actions.py writes."""
 
 from .audit import AuditAction, AuditEvent
+from .facade import DataSource, Deployment, Facade, FacadeResource, ResourceBinding, SearchValue, SourceRecord
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
 from .testing import SampleCase, TestRun
@@ -9,13 +10,20 @@ from .version import MappingVersion
 __all__ = [
     "AuditAction",
     "AuditEvent",
+    "DataSource",
+    "Deployment",
     "Draft",
+    "Facade",
+    "FacadeResource",
     "LookupTable",
     "LookupTableVersion",
     "Mapping",
     "MappingVersion",
+    "ResourceBinding",
     "SampleCase",
+    "SearchValue",
     "Snippet",
     "SnippetVersion",
+    "SourceRecord",
     "TestRun",
 ]

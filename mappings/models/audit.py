@@ -23,6 +23,12 @@ class AuditAction(models.TextChoices):
     SAMPLE_UPDATED = "sample.updated"
     SAMPLE_DELETED = "sample.deleted"
     TESTS_RUN = "tests.run"
+    FACADE_CREATED = "facade.created"
+    SOURCE_CREATED = "source.created"
+    RECORDS_UPLOADED = "source.records_uploaded"
+    BINDING_SAVED = "facade.binding_saved"
+    DEPLOYED = "facade.deployed"
+    ROLLED_BACK = "facade.rolled_back"
 
 
 class AuditEvent(models.Model):

@@ -27,6 +27,7 @@ class SampleCase(models.Model):
 
 class TestRun(models.Model):
     __test__ = False  # not a pytest test class, despite the name
+
     class Trigger(models.TextChoices):
         SAVE = "save"
         PUBLISH = "publish"

@@ -1,0 +1,106 @@
+"""Search over a deployment's index: parse FHIR search parameters (modifiers, comma = OR, repeats = AND, date
+prefixes) into queries on SearchValue, then page with absolute links."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from mappings.facade.http import FhirError
+from mappings.facade.search_index import date_range, params_for
+from mappings.models import FacadeResource, SearchValue
+
+# _totalMethod: fhirpy sends it (an Aidbox option) with count(); the total is always exact here.
+RESULT_PARAMS = {"_count", "_offset", "_summary", "_elements", "_sort", "_format", "_pretty", "_total", "_totalMethod"}
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+MAX_COUNT = 500
+DEFAULT_COUNT = 20
+
+
+def _date_condition(raw: str) -> Q:
+    prefix = raw[:2] if raw[:2] in DATE_PREFIXES and not raw[:2].isdigit() else "eq"
+    text = raw[2:] if raw[:2] == prefix and raw[:2] in DATE_PREFIXES else raw
+    span = date_range(text)
+    if span is None:
+        raise FhirError(400, "invalid", f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime).")
+    low, high = span
+    conditions = {
+        "eq": Q(start__gte=low, end__lte=high),
+        "ap": Q(start__gte=low, end__lte=high),
+        "ne": ~Q(start__gte=low, end__lte=high),
+        "gt": Q(start__gte=high),
+        "sa": Q(start__gte=high),
+        "ge": Q(start__gte=low),
+        "lt": Q(start__lt=low),
+        "eb": Q(end__lte=low),
+        "le": Q(start__lt=high),
+    }
+    return conditions[prefix]
+
+
+def _value_condition(kind: str, param: str, modifier: str, raw: str) -> Q:
+    value = raw.strip().lower()
+    if kind == "date":
+        return _date_condition(raw.strip())
+    if kind == "string":
+        return Q(value=value) if modifier == "exact" else Q(value__startswith=value)
+    if kind == "reference":
+        if "/" not in value:
+            value = f"{param if param in ('patient',) else 'patient'}/{value}"
+        return Q(value=value)
+    if modifier == "text":
+        return Q(value__contains=value)
+    return Q(value=value)  # token: "system|code" and bare "code" are both indexed
+
+
+def search(resources: QuerySet[FacadeResource], resource_type: str, query: list[tuple[str, str]]) -> QuerySet:
+    supported = params_for(resource_type)
+    for name, raw in query:
+        if name in RESULT_PARAMS:
+            continue
+        param, _, modifier = name.partition(":")
+        kind = supported.get(param)
+        if kind is None:
+            known = ", ".join(sorted(supported))
+            raise FhirError(400, "not-supported", f"{resource_type} has no search parameter '{param}'. Known: {known}.")
+        if modifier == "missing":
+            has = SearchValue.objects.filter(param=param).values("resource_id")
+            resources = resources.exclude(id__in=has) if raw == "true" else resources.filter(id__in=has)
+            continue
+        if modifier not in ("", "exact", "text", "contains") or (modifier and kind == "date"):
+            raise FhirError(400, "not-supported", f"The modifier :{modifier} is not supported on '{param}'.")
+        if modifier == "contains":
+            modifier = "text"
+        matches = Q()
+        for alternative in raw.split(","):
+            if alternative.strip():
+                matches |= _value_condition(kind, param, modifier, alternative)
+        rows = SearchValue.objects.filter(Q(param=param) & matches).values("resource_id")
+        resources = resources.filter(id__in=rows)
+    return resources
+
+
+def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
+    values = dict(query)
+    try:
+        count = int(values.get("_count", DEFAULT_COUNT))
+        offset = int(values.get("_offset", 0))
+    except ValueError as exc:
+        raise FhirError(400, "invalid", "_count and _offset must be whole numbers.") from exc
+    if count < 0 or offset < 0:
+        raise FhirError(400, "invalid", "_count and _offset cannot be negative.")
+    return min(count, MAX_COUNT), offset
+
+
+SORTS = {"_id": "resource_id", "-_id": "-resource_id", "_lastUpdated": "last_updated", "-_lastUpdated": "-last_updated"}
+
+
+def ordering(query: list[tuple[str, str]]) -> list[str]:
+    sort = dict(query).get("_sort")
+    if not sort:
+        return ["resource_id"]
+    fields = []
+    for key in sort.split(","):
+        if key not in SORTS:
+            raise FhirError(400, "not-supported", f"_sort={key} is not supported; use {', '.join(SORTS)}.")
+        fields.append(SORTS[key])
+    return [*fields, "resource_id"]

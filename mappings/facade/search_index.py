@@ -1,0 +1,188 @@
+"""Search parameters a facade supports, and the values each indexed resource contributes to them.
+
+Values are extracted once, when a deployment is indexed, into SearchValue rows: strings and tokens lower-cased (FHIR
+string search is case-insensitive and matches the start of a value), dates as [start, end) ranges so a partial date
+(1980, 1980-02) matches as the spec says."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+# param → (type, what it reads); common params first, then per resource type.
+COMMON = {"_id": "token", "_lastUpdated": "date"}
+BY_TYPE: dict[str, dict[str, str]] = {
+    "Patient": {
+        "identifier": "token",
+        "name": "string",
+        "family": "string",
+        "given": "string",
+        "birthdate": "date",
+        "gender": "token",
+    },
+    "Practitioner": {"identifier": "token", "name": "string", "family": "string", "given": "string", "gender": "token"},
+    "RelatedPerson": {"identifier": "token", "name": "string", "patient": "reference", "gender": "token"},
+    "Encounter": {
+        "identifier": "token",
+        "patient": "reference",
+        "subject": "reference",
+        "date": "date",
+        "status": "token",
+        "class": "token",
+    },
+    "Observation": {
+        "identifier": "token",
+        "patient": "reference",
+        "subject": "reference",
+        "date": "date",
+        "code": "token",
+        "status": "token",
+        "category": "token",
+    },
+    "DiagnosticReport": {
+        "identifier": "token",
+        "patient": "reference",
+        "subject": "reference",
+        "date": "date",
+        "code": "token",
+        "status": "token",
+    },
+    "Immunization": {
+        "identifier": "token",
+        "patient": "reference",
+        "date": "date",
+        "vaccine-code": "token",
+        "status": "token",
+    },
+    "Condition": {"identifier": "token", "patient": "reference", "subject": "reference", "code": "token"},
+    "AllergyIntolerance": {"identifier": "token", "patient": "reference", "code": "token"},
+    "Coverage": {"identifier": "token", "patient": "reference", "beneficiary": "reference"},
+    "Organization": {"identifier": "token", "name": "string"},
+}
+DEFAULT = {"identifier": "token"}
+
+
+def params_for(resource_type: str) -> dict[str, str]:
+    return {**COMMON, **BY_TYPE.get(resource_type, DEFAULT)}
+
+
+# --- values of a resource -----------------------------------------------------------------------------------------
+
+
+def _tokens_of_codeable(concept: object) -> list[str]:
+    values = []
+    for coding in (concept or {}).get("coding", []) if isinstance(concept, dict) else []:
+        code = coding.get("code")
+        if code:
+            values += [f"{coding.get('system', '')}|{code}".lower(), str(code).lower()]
+    return values
+
+
+def _identifier_tokens(resource: dict) -> list[str]:
+    values = []
+    for identifier in resource.get("identifier", []) or []:
+        if isinstance(identifier, dict) and identifier.get("value"):
+            values += [
+                f"{identifier.get('system', '')}|{identifier['value']}".lower(),
+                str(identifier["value"]).lower(),
+            ]
+    return values
+
+
+def _names(resource: dict) -> tuple[list[str], list[str], list[str]]:
+    family, given, every = [], [], []
+    names = resource.get("name")
+    if isinstance(names, str):  # Organization.name
+        return [], [], [names.lower()]
+    for name in names or []:
+        if not isinstance(name, dict):
+            continue
+        if name.get("family"):
+            family.append(name["family"].lower())
+        given += [part.lower() for part in name.get("given", []) if isinstance(part, str)]
+        if name.get("text"):
+            every.append(name["text"].lower())
+    return family, given, family + given + every
+
+
+def date_range(text: str) -> tuple[datetime, datetime] | None:
+    """[start, end) of a FHIR date or dateTime of any precision; None if it is not one."""
+    try:
+        if len(text) == 4:
+            year = int(text)
+            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        if len(text) == 7:
+            year, month = int(text[:4]), int(text[5:7])
+            start = datetime(year, month, 1, tzinfo=UTC)
+            return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start, start + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment, moment + timedelta(seconds=1)
+    except ValueError:
+        return None
+
+
+def _dates(resource: dict) -> list[str]:
+    found = []
+    for key in ("effectiveDateTime", "occurrenceDateTime", "issued", "recordedDate", "onsetDateTime"):
+        if isinstance(resource.get(key), str):
+            found.append(resource[key])
+    for key in ("period", "effectivePeriod"):
+        period = resource.get(key)
+        if isinstance(period, dict) and isinstance(period.get("start"), str):
+            found.append(period["start"])
+    return found
+
+
+def _reference(resource: dict, *keys: str) -> list[str]:
+    found = []
+    for key in keys:
+        value = resource.get(key)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            found.append(value["reference"].lower())
+    return found
+
+
+def search_values(resource: dict, last_updated: datetime) -> list[tuple[str, str, datetime | None, datetime | None]]:
+    """(param, value, start, end) rows for one resource; strings and tokens in `value`, dates in start/end."""
+    kind = resource.get("resourceType", "")
+    supported = params_for(kind)
+    rows: list[tuple[str, str, datetime | None, datetime | None]] = [
+        ("_id", str(resource.get("id", "")).lower(), None, None),
+        ("_lastUpdated", "", last_updated, last_updated + timedelta(seconds=1)),
+    ]
+    strings: dict[str, list[str]] = {}
+    if "name" in supported:
+        family, given, every = _names(resource)
+        strings.update({"family": family, "given": given, "name": every})
+    tokens: dict[str, list[str]] = {
+        "identifier": _identifier_tokens(resource),
+        "gender": [resource["gender"].lower()] if isinstance(resource.get("gender"), str) else [],
+        "status": [resource["status"].lower()] if isinstance(resource.get("status"), str) else [],
+        "code": _tokens_of_codeable(resource.get("code")),
+        "vaccine-code": _tokens_of_codeable(resource.get("vaccineCode")),
+        "category": [t for concept in resource.get("category", []) or [] for t in _tokens_of_codeable(concept)],
+        "class": [str(resource["class"].get("code", "")).lower()] if isinstance(resource.get("class"), dict) else [],
+    }
+    references = {
+        "patient": _reference(resource, "subject", "patient", "beneficiary"),
+        "subject": _reference(resource, "subject"),
+        "beneficiary": _reference(resource, "beneficiary"),
+    }
+    for param, kind_of in supported.items():
+        if param.startswith("_"):
+            continue
+        if kind_of == "date":
+            texts = [resource["birthDate"]] if param == "birthdate" and resource.get("birthDate") else _dates(resource)
+            for text in texts:
+                span = date_range(text)
+                if span:
+                    rows.append((param, "", *span))
+            continue
+        values = strings.get(param) or tokens.get(param) or references.get(param) or []
+        rows += [(param, value[:255], None, None) for value in dict.fromkeys(values) if value]
+    return rows

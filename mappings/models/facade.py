@@ -1,0 +1,117 @@
+"""FHIR facades: a FHIR R4 REST API in front of a legacy system. A facade binds resource types to a data source and
+a published mapping version; a deployment records which version went live, when and by whom.
+
+Stored sources are served from an index built at deploy time (FacadeResource + SearchValue): running the mapping on
+every read would cost its 10-20 ms each time, and search needs values the raw HL7/C-CDA payloads do not expose."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Facade(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"
+
+    class AuthMode(models.TextChoices):
+        OPEN = "open"
+        SMART_BACKEND = "smart-backend"  # SMART Backend Services: the security issue adds the token check
+
+    slug = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    auth_mode = models.CharField(max_length=20, choices=AuthMode.choices, default=AuthMode.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class DataSource(models.Model):
+    class Kind(models.TextChoices):
+        STORED = "stored"  # payloads kept by the studio (SourceRecord)
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STORED)
+    source_format = models.CharField(max_length=20)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceRecord(models.Model):
+    """One raw payload (an HL7 message, a C-CDA document, a JSON record) as the legacy system sent it."""
+
+    source = models.ForeignKey(DataSource, on_delete=models.CASCADE, related_name="records")
+    key = models.CharField(max_length=200, help_text="The sender's id for it: a message control id, a file name")
+    payload = models.TextField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "key"], name="one_key_per_source")]
+
+
+class ResourceBinding(models.Model):
+    """Which mapping serves a resource type of a facade, from which source."""
+
+    facade = models.ForeignKey(Facade, on_delete=models.CASCADE, related_name="bindings")
+    resource_type = models.CharField(max_length=64)
+    mapping = models.ForeignKey("Mapping", on_delete=models.PROTECT, related_name="bindings")
+    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="bindings")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["facade", "resource_type"], name="one_binding_per_type")]
+
+
+class Deployment(models.Model):
+    """A version going live for a binding. The newest deployment of a binding is the live one; a rollback is a new
+    deployment of the previous version, so the history reads in order."""
+
+    binding = models.ForeignKey(ResourceBinding, on_delete=models.CASCADE, related_name="deployments")
+    version = models.ForeignKey("MappingVersion", on_delete=models.PROTECT, related_name="deployments")
+    variables = models.JSONField(default=dict, blank=True)  # read by templates as `vars`
+    deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    deployed_at = models.DateTimeField(auto_now_add=True)
+    rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    indexed = models.PositiveIntegerField(default=0)  # resources in the index
+    index_errors = models.JSONField(default=list, blank=True)  # [{record, code, message}] of records that failed
+
+    class Meta:
+        ordering = ["-deployed_at", "-id"]
+
+
+class FacadeResource(models.Model):
+    """A resource as the live deployment produced it from a stored record: what read and search return."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="resources")
+    resource_type = models.CharField(max_length=64)
+    resource_id = models.CharField(max_length=64)
+    record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
+    content = models.JSONField()
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "resource_type", "resource_id"], name="one_resource_per_id")
+        ]
+
+
+class SearchValue(models.Model):
+    """One searchable value of an indexed resource: a token or string (lower-cased) or a date range."""
+
+    resource = models.ForeignKey(FacadeResource, on_delete=models.CASCADE, related_name="search_values")
+    param = models.CharField(max_length=40)
+    value = models.CharField(max_length=255, blank=True)
+    start = models.DateTimeField(null=True)
+    end = models.DateTimeField(null=True)  # exclusive
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["param", "value"], name="search_value_idx"),
+            models.Index(fields=["param", "start"], name="search_date_idx"),
+        ]

@@ -1,0 +1,18 @@
+"""The demo facade on a live server: the demo content (mappings published, corpus HL7 messages stored, bindings
+deployed and indexed), reached over HTTP like any FHIR client would."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from mappings.compiling import compiled_cache
+from mappings.demo import load_demo
+
+
+@pytest.fixture
+def demo(transactional_db, live_server) -> dict:
+    compiled_cache.clear()
+    admin = User.objects.create_superuser("admin", password="pw-admin")
+    load_demo(admin)
+    return {"base": f"{live_server.url}/fhir/demo", "admin": admin}

@@ -1,0 +1,133 @@
+"""The facade's FHIR REST API over HTTP: metadata, read, search with paging, formats, and every error an
+OperationOutcome with the right status."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.patient import Patient
+
+pytestmark = pytest.mark.timeout(120)
+FHIR_JSON = "application/fhir+json"
+
+
+def get(url: str, **params) -> requests.Response:
+    return requests.get(url, params=params, timeout=10)
+
+
+def outcome(response: requests.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith(FHIR_JSON)
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["severity"] == "error"
+    return body
+
+
+def test_it_describes_itself_with_a_valid_capability_statement(demo) -> None:
+    response = get(f"{demo['base']}/metadata")
+    assert response.status_code == 200
+    statement = CapabilityStatement.model_validate(response.json())
+    served = {resource.type: resource for resource in statement.rest[0].resource}
+    assert set(served) == {"Patient", "Encounter", "Observation", "DiagnosticReport", "Immunization"}
+    assert {param.name for param in served["Patient"].searchParam} >= {"identifier", "name", "birthdate", "gender"}
+    assert statement.implementation.url == demo["base"]
+
+
+def test_it_reads_a_patient_built_from_stored_messages(demo) -> None:
+    first = get(f"{demo['base']}/Patient", _count=1).json()["entry"][0]["resource"]
+    response = get(f"{demo['base']}/Patient/{first['id']}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith(FHIR_JSON)
+    assert response.headers["ETag"] == 'W/"1"' and response.headers["Last-Modified"]
+    patient = Patient.model_validate(response.json())
+    assert patient.id == first["id"] and patient.meta.lastUpdated
+
+
+def test_it_answers_in_xml_when_asked(demo) -> None:
+    first = get(f"{demo['base']}/Patient", _count=1).json()["entry"][0]["resource"]
+    by_param = get(f"{demo['base']}/Patient/{first['id']}", _format="xml")
+    by_header = requests.get(
+        f"{demo['base']}/Patient/{first['id']}", headers={"Accept": "application/fhir+xml"}, timeout=10
+    )
+    for response in (by_param, by_header):
+        assert response.headers["Content-Type"].startswith("application/fhir+xml")
+        assert Patient.model_validate_xml(response.content).id == first["id"]
+
+
+def test_it_searches_by_name_identifier_gender_and_birthdate(demo) -> None:
+    everyman = get(f"{demo['base']}/Patient", family="every").json()  # string search matches the start, any case
+    assert everyman["total"] >= 1
+    patient = everyman["entry"][0]["resource"]
+    assert patient["name"][0]["family"].lower().startswith("every")
+    identifier = patient["identifier"][0]["value"]
+    assert get(f"{demo['base']}/Patient", identifier=identifier).json()["total"] >= 1
+    assert get(f"{demo['base']}/Patient", identifier="no-such-id").json()["total"] == 0
+    birth = patient["birthDate"]
+    for query, present in (
+        (birth, True),
+        (birth[:4], True),
+        (f"ge{birth}", True),
+        (f"lt{birth}", False),
+        (f"gt{birth}", False),
+        (f"le{birth}", True),
+    ):
+        ids = {
+            entry["resource"]["id"] for entry in get(f"{demo['base']}/Patient", birthdate=query).json().get("entry", [])
+        }
+        assert (patient["id"] in ids) is present, query
+    gender = patient["gender"]
+    assert all(e["resource"]["gender"] == gender for e in get(f"{demo['base']}/Patient", gender=gender).json()["entry"])
+
+
+def test_it_searches_observations_by_patient_code_and_date(demo) -> None:
+    observation = get(f"{demo['base']}/Observation", _count=1).json()["entry"][0]["resource"]
+    subject = observation["subject"]["reference"]
+    by_patient = get(f"{demo['base']}/Observation", patient=subject.split("/")[1]).json()
+    assert by_patient["total"] >= 1
+    assert all(e["resource"]["subject"]["reference"] == subject for e in by_patient["entry"])
+    coding = observation["code"]["coding"][0]
+    by_code = get(f"{demo['base']}/Observation", code=f"{coding['system']}|{coding['code']}").json()
+    assert observation["id"] in {e["resource"]["id"] for e in by_code["entry"]}
+
+
+def test_it_pages_a_search_with_absolute_links_that_work(demo) -> None:
+    first = get(f"{demo['base']}/Observation", _count=10).json()
+    Bundle.model_validate(first)
+    assert first["total"] > 20 and len(first["entry"]) == 10
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert links["next"].startswith("http://") and "previous" not in links
+    second = requests.get(links["next"], timeout=10).json()
+    second_links = {link["relation"]: link["url"] for link in second["link"]}
+    assert "previous" in second_links
+    ids = [e["resource"]["id"] for e in first["entry"]] + [e["resource"]["id"] for e in second["entry"]]
+    assert len(set(ids)) == 20  # no overlap between pages
+    count_only = get(f"{demo['base']}/Observation", _summary="count").json()
+    assert count_only["total"] == first["total"] and "entry" not in count_only
+
+
+def test_it_searches_with_a_posted_form(demo) -> None:
+    posted = requests.post(f"{demo['base']}/Patient/_search", data={"family": "every"}, timeout=10)
+    assert posted.status_code == 200 and posted.json()["total"] >= 1
+    as_json = requests.post(f"{demo['base']}/Patient/_search", json={"family": "every"}, timeout=10)
+    outcome(as_json, 415)
+
+
+def test_it_answers_every_error_with_an_operation_outcome(demo) -> None:
+    outcome(get(f"{demo['base']}/Patient/no-such-patient"), 404)
+    outcome(get(f"{demo['base']}/Medication"), 404)  # a FHIR type this facade does not serve
+    outcome(get(f"{demo['base']}/patient"), 404)  # not a type at all
+    outcome(get(f"{demo['base']}/Patient", foo="1"), 400)
+    outcome(get(f"{demo['base']}/Patient", birthdate="yesterday"), 400)
+    outcome(get(f"{demo['base']}/Patient", _count="many"), 400)
+    outcome(requests.put(f"{demo['base']}/Patient/x", json={}, timeout=10), 405)
+    outcome(requests.delete(f"{demo['base']}/Patient/x", timeout=10), 405)
+    outcome(requests.get(f"{demo['base']}/Patient", headers={"Accept": "text/html"}, timeout=10), 406)
+    outcome(get(f"{demo['base']}/Patient", _format="text/csv"), 406)
+    outcome(get(demo["base"].replace("/demo", "/nope") + "/metadata"), 404)
+
+
+def test_it_echoes_the_request_id(demo) -> None:
+    response = requests.get(f"{demo['base']}/metadata", headers={"X-Request-ID": "abc-123"}, timeout=10)
+    assert response.headers["X-Request-ID"] == "abc-123"
