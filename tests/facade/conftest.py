@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 
 from mappings.compiling import compiled_cache
 from mappings.demo import load_demo
+from tests.api.conftest import api, json_patient, users  # noqa: F401 — the studio API's fixtures, shared
 
 
 @pytest.fixture

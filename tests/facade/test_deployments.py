@@ -1,0 +1,88 @@
+"""Deploying a mapping version behind a facade: gated by its sample tests, indexed from the stored records, rolled
+back to the previous version, and a mapping that serves a facade cannot be deleted."""
+
+from __future__ import annotations
+
+import pytest
+
+from mappings import actions
+from mappings.errors import StudioError
+from mappings.models import FacadeResource
+from tests.api.conftest import ROOT
+
+pytestmark = pytest.mark.django_db
+PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
+
+
+@pytest.fixture
+def served(users, json_patient):
+    """json-patient v1 published, a stored source with two records, and a Patient binding."""
+    author = users["author"]
+    v1 = actions.do_publish_version(json_patient, acting_user=author, message="v1")
+    source = actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
+    second = PATIENT.replace('"Smith"', '"Jones"').replace('"id": "', '"id": "2')
+    actions.do_upload_records(source, acting_user=author, records=[("r1", PATIENT), ("r2", second)])
+    facade = actions.do_create_facade(acting_user=author, slug="clinic", title="Clinic")
+    binding = actions.do_bind_resource(
+        facade, acting_user=author, resource_type="Patient", mapping=json_patient, source=source
+    )
+    return {"author": author, "v1": v1, "binding": binding, "mapping": json_patient, "source": source}
+
+
+def families(deployment) -> set[str]:
+    return {row.content["name"][0]["family"] for row in FacadeResource.objects.filter(deployment=deployment)}
+
+
+def test_it_indexes_what_the_version_makes_with_the_newest_record_winning_for_one_id(served) -> None:
+    deployment = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    # Both records describe the same patient (the same business key, so the same fhir_id): r2 came later and wins.
+    assert (deployment.indexed, families(deployment)) == (1, {"Jones"})
+    assert deployment.index_errors == []
+
+
+def test_it_refuses_to_deploy_a_version_whose_samples_fail(served) -> None:
+    mapping, author = served["mapping"], served["author"]
+    sample = mapping.samples.get()
+    actions.do_update_sample(sample, acting_user=author, assertions=["Patient.gender = 'female'"])
+    with pytest.raises(StudioError) as refused:
+        actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
+    assert refused.value.code == "tests_failing" and refused.value.status_code == 409
+    assert refused.value.details["failing"] == [sample.name]
+    assert not served["binding"].deployments.exists()
+
+
+def test_it_rolls_back_to_the_previous_version_and_reindexes(served) -> None:
+    author, mapping = served["author"], served["mapping"]
+    actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
+    mapping.refresh_from_db()
+    changed = mapping.draft.template.replace('"active": true', '"active": false')
+    actions.do_save_draft(mapping, acting_user=author, template=changed, expected_revision=mapping.draft.revision)
+    for sample in mapping.samples.all():  # the change is intended: update the expectations with it
+        actions.do_update_sample(sample, acting_user=author, expected=None, assertions=["Patient.active = false"])
+    v2 = actions.do_publish_version(mapping, acting_user=author, message="inactive")
+    live = actions.do_deploy(served["binding"], acting_user=author, version=v2)
+    assert {row.content["active"] for row in FacadeResource.objects.filter(deployment=live)} == {False}
+
+    back = actions.do_rollback(served["binding"], acting_user=author)
+    assert back.version == served["v1"] and back.rollback_of == live
+    assert not FacadeResource.objects.filter(deployment=live).exists()  # only the live deployment is indexed
+    assert {row.content["active"] for row in FacadeResource.objects.filter(deployment=back)} == {True}
+
+
+def test_it_has_nothing_to_roll_back_to_after_one_deployment(served) -> None:
+    actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    with pytest.raises(StudioError) as refused:
+        actions.do_rollback(served["binding"], acting_user=served["author"])
+    assert refused.value.code == "invalid"
+
+
+def test_it_refuses_to_delete_a_mapping_that_serves_a_facade(served, api) -> None:
+    response = api["author"].delete("/api/mappings/json-patient/")
+    assert (response.status_code, response.json()["code"]) == (409, "deployed")
+    assert "clinic/Patient" in response.json()["message"]
+
+
+def test_it_replaces_a_record_sent_again_with_the_same_key(served) -> None:
+    counts = actions.do_upload_records(served["source"], acting_user=served["author"], records=[("r1", "{}")])
+    assert counts == {"created": 0, "replaced": 1}
+    assert served["source"].records.get(key="r1").payload == "{}"
