@@ -9,7 +9,17 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 
 from mappings.errors import StudioError
-from mappings.models import LookupTable, Mapping, MappingVersion, SampleCase, Snippet, TestRun
+from mappings.models import (
+    DataSource,
+    Facade,
+    LookupTable,
+    Mapping,
+    MappingVersion,
+    ResourceBinding,
+    SampleCase,
+    Snippet,
+    TestRun,
+)
 
 VIEWER, AUTHOR, ADMIN = "viewer", "author", "admin"
 RANK = {VIEWER: 1, AUTHOR: 2, ADMIN: 3}
@@ -100,3 +110,27 @@ def access_test_run(user: AbstractBaseUser, slug: str, run_id: int) -> TestRun:
     if run is None:
         raise StudioError("not_found", f"Mapping '{slug}' has no test run {run_id}.")
     return run
+
+
+def access_facade(user: AbstractBaseUser, slug: str, *, write: bool = False) -> Facade:
+    require_role(user, AUTHOR if write else VIEWER)
+    facade = Facade.objects.filter(slug=slug).first()
+    if facade is None:
+        raise StudioError("not_found", f"No facade '{slug}'.")
+    return facade
+
+
+def access_binding(user: AbstractBaseUser, slug: str, resource_type: str, *, write: bool = False) -> ResourceBinding:
+    facade = access_facade(user, slug, write=write)
+    binding = facade.bindings.select_related("facade", "mapping", "source").filter(resource_type=resource_type).first()
+    if binding is None:
+        raise StudioError("not_found", f"Facade '{slug}' does not serve {resource_type}; bind it first.")
+    return binding
+
+
+def access_data_source(user: AbstractBaseUser, name: str, *, write: bool = False) -> DataSource:
+    require_role(user, AUTHOR if write else VIEWER)
+    source = DataSource.objects.filter(name=name).first()
+    if source is None:
+        raise StudioError("not_found", f"No data source '{name}'.")
+    return source

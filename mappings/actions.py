@@ -710,6 +710,17 @@ def do_create_facade(*, acting_user: AbstractBaseUser, slug: str, title: str, au
 
 
 @transaction.atomic(durable=True)
+def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields: object) -> Facade:
+    changed = [key for key, value in fields.items() if key in ("title", "status") and getattr(facade, key) != value]
+    before = {key: getattr(facade, key) for key in changed}
+    for key in changed:
+        setattr(facade, key, fields[key])
+    facade.save(update_fields=[*changed, "updated_at"])
+    _audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=before, after={key: fields[key] for key in changed})
+    return facade
+
+
+@transaction.atomic(durable=True)
 def do_create_data_source(
     *, acting_user: AbstractBaseUser, name: str, source_format: str, description: str = ""
 ) -> DataSource:
@@ -731,7 +742,13 @@ def do_upload_records(source: DataSource, *, acting_user: AbstractBaseUser, reco
     SourceRecord.objects.bulk_update(replaced, ["payload"], batch_size=1000)
     counts = {"created": len(new), "replaced": len(replaced)}
     _audit(acting_user, AuditAction.RECORDS_UPLOADED, source, after=counts)
-    return counts
+    reindexed = []
+    for binding in source.bindings.select_related("facade"):
+        live = binding.deployments.first()
+        if live is not None:  # the live deployment serves the new records too
+            _index(live)
+            reindexed.append(f"{binding.facade.slug}/{binding.resource_type}")
+    return {**counts, "reindexed": reindexed}
 
 
 @transaction.atomic(durable=True)
@@ -752,17 +769,22 @@ def do_bind_resource(
 
 
 def _go_live(binding: ResourceBinding, version: MappingVersion, variables: dict, acting_user, rollback_of=None):
-    from mappings.facade.indexing import INLINE_RECORDS, index_deployment_direct
-    from mappings.tasks import index_deployment
-
     deployment = Deployment.objects.create(
         binding=binding, version=version, variables=variables, deployed_by=acting_user, rollback_of=rollback_of
     )
-    if binding.source.records.count() <= INLINE_RECORDS:
+    _index(deployment)
+    return deployment
+
+
+def _index(deployment: Deployment) -> None:
+    """Small sources are indexed inside the request; bigger ones by a Celery task once this transaction commits."""
+    from mappings.facade.indexing import INLINE_RECORDS, index_deployment_direct
+    from mappings.tasks import index_deployment
+
+    if deployment.binding.source.records.count() <= INLINE_RECORDS:
         index_deployment_direct(deployment)
     else:
         transaction.on_commit(lambda: index_deployment.delay(deployment.pk))
-    return deployment
 
 
 @transaction.atomic(durable=True)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("mappings.api.mapping_urls")),
     path("", include("mappings.api.library_urls")),
     path("", include("mappings.api.authoring_urls")),
+    path("", include("mappings.api.facade_urls")),
 ]

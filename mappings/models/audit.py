@@ -24,6 +24,7 @@ class AuditAction(models.TextChoices):
     SAMPLE_DELETED = "sample.deleted"
     TESTS_RUN = "tests.run"
     FACADE_CREATED = "facade.created"
+    FACADE_UPDATED = "facade.updated"
     SOURCE_CREATED = "source.created"
     RECORDS_UPLOADED = "source.records_uploaded"
     BINDING_SAVED = "facade.binding_saved"

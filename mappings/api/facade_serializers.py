@@ -1,0 +1,118 @@
+"""Request and response shapes of the facade endpoints (views in mappings/api/facades.py)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
+from mappings.engine import SOURCE_FORMATS
+from mappings.models import DataSource, Deployment, Facade, ResourceBinding
+
+RESOURCE_TYPE = r"^[A-Z][A-Za-z]{1,63}$"
+
+
+class FacadeIn(serializers.Serializer):
+    slug = serializers.SlugField(max_length=100)
+    title = StrictCharField(max_length=200)
+    auth_mode = serializers.ChoiceField(choices=Facade.AuthMode.choices, default=Facade.AuthMode.OPEN)
+
+
+class FacadePatch(serializers.Serializer):
+    title = StrictCharField(max_length=200, required=False)
+    status = serializers.ChoiceField(choices=Facade.Status.choices, required=False)
+
+
+class DeploymentOut(serializers.ModelSerializer):
+    resource_type = serializers.CharField(source="binding.resource_type")
+    mapping = serializers.CharField(source="version.mapping.slug")
+    version = serializers.IntegerField(source="version.number")
+    deployed_by = serializers.CharField(source="deployed_by.username", allow_null=True, default=None)
+    rollback_of = serializers.IntegerField(source="rollback_of_id", allow_null=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "resource_type",
+            "mapping",
+            "version",
+            "variables",
+            "deployed_by",
+            "deployed_at",
+            "rollback_of",
+            "indexed",
+            "index_errors",
+        ]
+
+
+class BindingOut(serializers.ModelSerializer):
+    mapping = serializers.CharField(source="mapping.slug")
+    source = serializers.CharField(source="source.name")
+    live = serializers.SerializerMethodField(help_text="The live deployment, or null before the first deploy")
+
+    class Meta:
+        model = ResourceBinding
+        fields = ["resource_type", "mapping", "source", "live"]
+
+    def get_live(self, binding: ResourceBinding) -> dict | None:
+        live = binding.deployments.select_related("version__mapping", "deployed_by").first()
+        return DeploymentOut(live).data if live else None
+
+
+class FacadeOut(serializers.ModelSerializer):
+    base_url = serializers.SerializerMethodField()
+    bindings = BindingOut(many=True)
+
+    class Meta:
+        model = Facade
+        fields = ["slug", "title", "status", "auth_mode", "base_url", "created_at", "updated_at", "bindings"]
+
+    def get_base_url(self, facade: Facade) -> str:
+        request = self.context.get("request")
+        path = f"/fhir/{facade.slug}/"
+        return request.build_absolute_uri(path) if request else path
+
+
+class BindingIn(serializers.Serializer):
+    resource_type = serializers.RegexField(RESOURCE_TYPE)
+    mapping = serializers.SlugField(max_length=100)
+    source = serializers.SlugField(max_length=100)
+
+
+class DeployIn(serializers.Serializer):
+    resource_type = serializers.RegexField(RESOURCE_TYPE)
+    version = VersionNumberField(help_text="The published version of the bound mapping to make live")
+    variables = serializers.DictField(required=False, default=dict, help_text="Read by templates as `vars`")
+
+
+class RollbackIn(serializers.Serializer):
+    resource_type = serializers.RegexField(RESOURCE_TYPE)
+
+
+class DataSourceIn(serializers.Serializer):
+    name = serializers.SlugField(max_length=100)
+    source_format = serializers.ChoiceField(choices=SOURCE_FORMATS)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DataSourceOut(serializers.ModelSerializer):
+    records = serializers.IntegerField(source="record_count", read_only=True)
+
+    class Meta:
+        model = DataSource
+        fields = ["name", "kind", "source_format", "description", "created_at", "records"]
+
+
+class RecordIn(serializers.Serializer):
+    key = StrictCharField(max_length=200, help_text="The sender's id for it; a key already stored is replaced")
+    payload = StrictCharField(trim_whitespace=False)
+
+
+class RecordsIn(serializers.Serializer):
+    records = RecordIn(many=True, allow_empty=False, max_length=10000)
+
+
+class RecordsOut(serializers.Serializer):
+    created = serializers.IntegerField()
+    replaced = serializers.IntegerField()
+    reindexed = serializers.ListField(child=serializers.CharField(), help_text="Bindings whose index was rebuilt")
