@@ -56,19 +56,26 @@ def json_patient(users):
     """The json-patient demo mapping stored in the studio, with its snippet, lookup table and one sample."""
     author = users["author"]
     actions.do_create_lookup_table(
-        acting_user=author, name="administrative-gender",
+        acting_user=author,
+        name="administrative-gender",
         data=json.loads((ROOT / "examples/lookup/administrative-gender.json").read_text()),
     )
     actions.do_create_snippet(
-        acting_user=author, name="snippets/common/datatypes.j2",
+        acting_user=author,
+        name="snippets/common/datatypes.j2",
         text=(ROOT / "examples/snippets/common/datatypes.j2").read_text(),
     )
     mapping = actions.do_create_mapping(
-        acting_user=author, slug="json-patient", title="JSON patient → Patient", source_format="json",
+        acting_user=author,
+        slug="json-patient",
+        title="JSON patient → Patient",
+        source_format="json",
         template=(ROOT / "examples/json-patient/template.j2").read_text(),
     )
     actions.do_create_sample(
-        mapping, acting_user=author, name="example-patient",
+        mapping,
+        acting_user=author,
+        name="example-patient",
         payload=(ROOT / "examples/json-patient/samples/example-patient.json").read_text(),
         assertions=["Patient.gender = 'male'", "Patient.name.family = 'Smith'"],
     )
