@@ -116,3 +116,7 @@ class RecordsOut(serializers.Serializer):
     created = serializers.IntegerField()
     replaced = serializers.IntegerField()
     reindexed = serializers.ListField(child=serializers.CharField(), help_text="Bindings whose index was rebuilt")
+
+
+class MetricsQuery(serializers.Serializer):
+    minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, default=60, help_text="The window")

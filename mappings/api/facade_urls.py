@@ -10,6 +10,7 @@ urlpatterns = [
     path("facades/<slug:slug>/bindings/", facades.BindingList.as_view(), name="facade-bindings"),
     path("facades/<slug:slug>/deployments/", facades.DeploymentList.as_view(), name="facade-deployments"),
     path("facades/<slug:slug>/deployments/rollback", facades.Rollback.as_view(), name="facade-rollback"),
+    path("facades/<slug:slug>/metrics", facades.FacadeMetrics.as_view(), name="facade-metrics"),
     path("sources/", facades.DataSourceList.as_view(), name="source-list"),
     path("sources/<slug:name>/records", facades.DataSourceRecords.as_view(), name="source-records"),
 ]

@@ -4,7 +4,7 @@ Viewers read; authors create, bind, upload records, deploy and roll back."""
 from __future__ import annotations
 
 from django.db.models import Count
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -30,11 +30,13 @@ from mappings.api.facade_serializers import (
     FacadeIn,
     FacadeOut,
     FacadePatch,
+    MetricsQuery,
     RecordsIn,
     RecordsOut,
     RollbackIn,
 )
 from mappings.api.mappings import _errors, _page
+from mappings.facade.metrics import facade_metrics
 from mappings.models import DataSource, Deployment, Facade
 
 TAG = "facades"
@@ -202,3 +204,17 @@ class DataSourceRecords(StudioAPIView):
         form.is_valid(raise_exception=True)
         records = [(record["key"], record["payload"]) for record in form.validated_data["records"]]
         return Response(actions.do_upload_records(source, acting_user=request.user, records=records))
+
+
+class FacadeMetrics(StudioAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="Requests, p50/p95 latency and errors of a facade, per resource type and per minute",
+        parameters=[MetricsQuery],
+        responses={200: OpenApiResponse(description="{requests, errors, p50_ms, p95_ms, by_type, per_minute}")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        facade = access_facade(request.user, slug)
+        query = MetricsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(facade_metrics(facade.slug, query.validated_data["minutes"]))

@@ -71,7 +71,16 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
         "implementation": {"description": facade.title, "url": _base(request, slug)},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/fhir+xml"],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "operation": [
+                    {"name": "convert-data", "definition": f"{_base(request, slug)}/OperationDefinition/convert-data"},
+                    {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+                ],
+            }
+        ],
     }
     return fhir_response(request, body)
 

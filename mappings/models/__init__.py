@@ -1,7 +1,16 @@
 """The studio's models, one module per area. Models compute (properties, querysets, hashes); actions.py writes."""
 
 from .audit import AuditAction, AuditEvent
-from .facade import DataSource, Deployment, Facade, FacadeResource, ResourceBinding, SearchValue, SourceRecord
+from .facade import (
+    DataSource,
+    Deployment,
+    Facade,
+    FacadeRequest,
+    FacadeResource,
+    ResourceBinding,
+    SearchValue,
+    SourceRecord,
+)
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
 from .testing import SampleCase, TestRun
@@ -14,6 +23,7 @@ __all__ = [
     "Deployment",
     "Draft",
     "Facade",
+    "FacadeRequest",
     "FacadeResource",
     "LookupTable",
     "LookupTableVersion",

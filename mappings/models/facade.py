@@ -115,3 +115,17 @@ class SearchValue(models.Model):
             models.Index(fields=["param", "value"], name="search_value_idx"),
             models.Index(fields=["param", "start"], name="search_date_idx"),
         ]
+
+
+class FacadeRequest(models.Model):
+    """One request to a facade's FHIR API: what the metrics (volume, latency, errors per type) are computed from."""
+
+    facade_slug = models.CharField(max_length=100)
+    resource_type = models.CharField(max_length=64, blank=True)
+    interaction = models.CharField(max_length=30)  # read, search-type, capabilities, operation, unknown
+    status = models.PositiveSmallIntegerField()
+    latency_ms = models.FloatField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["facade_slug", "created_at"], name="facade_request_idx")]

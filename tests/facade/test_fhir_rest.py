@@ -131,3 +131,105 @@ def test_it_answers_every_error_with_an_operation_outcome(demo) -> None:
 def test_it_echoes_the_request_id(demo) -> None:
     response = requests.get(f"{demo['base']}/metadata", headers={"X-Request-ID": "abc-123"}, timeout=10)
     assert response.headers["X-Request-ID"] == "abc-123"
+
+
+def parameters(**values: object) -> dict:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": name, ("valueInteger" if isinstance(value, int) else "valueString"): value}
+            for name, value in values.items()
+        ],
+    }
+
+
+def test_it_converts_data_with_azure_compatible_parameters(demo) -> None:
+    from tests.api.conftest import ROOT
+
+    message = (ROOT / "examples/hl7v2-adt-a01/samples/adt-a01-full.hl7").read_text()
+    body = parameters(inputData=message, inputDataType="Hl7v2", mapping="hl7v2-adt-a01", version=1)
+    response = requests.post(
+        f"{demo['base']}/$convert-data", json=body, timeout=20, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == 200, response.text
+    bundle = Bundle.model_validate(response.json())
+    assert any(entry.resource.get_resource_type() == "Patient" for entry in bundle.entry)
+
+    broken = parameters(inputData="not hl7", inputDataType="Hl7v2", mapping="hl7v2-adt-a01")
+    failed = requests.post(
+        f"{demo['base']}/$convert-data", json=broken, timeout=10, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert failed.status_code == 422 and failed.json()["issue"][0]["details"]["coding"][0]["code"].startswith("FS-SRC")
+    missing = requests.post(
+        f"{demo['base']}/$convert-data",
+        json=parameters(inputData="x", mapping="nope"),
+        timeout=10,
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    outcome(missing, 404)
+    outcome(requests.post(f"{demo['base']}/$convert-data", data="x", timeout=10), 415)
+
+
+def test_it_validates_a_resource_and_reports_its_problems(demo) -> None:
+    headers = {"Content-Type": "application/fhir+json"}
+    good = requests.post(
+        f"{demo['base']}/Patient/$validate",
+        json={"resourceType": "Patient", "gender": "male"},
+        headers=headers,
+        timeout=10,
+    )
+    assert good.status_code == 200 and good.json()["issue"][0]["severity"] == "information"
+    bad = requests.post(
+        f"{demo['base']}/Patient/$validate",
+        json={"resourceType": "Patient", "gender": "M"},
+        headers=headers,
+        timeout=10,
+    )
+    issue = bad.json()["issue"][0]
+    assert issue["severity"] == "error" and issue["expression"] == ["Patient.gender"]
+    wrapped = requests.post(
+        f"{demo['base']}/$validate",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": {"resourceType": "Patient", "birthDate": "1980-02-30"}}],
+        },
+        headers=headers,
+        timeout=10,
+    )
+    assert wrapped.json()["issue"][0]["expression"] == ["Patient.birthDate"]
+    outcome(
+        requests.post(
+            f"{demo['base']}/Observation/$validate", json={"resourceType": "Patient"}, headers=headers, timeout=10
+        ),
+        400,
+    )
+
+
+def test_it_gzips_big_answers_for_clients_that_accept_it(demo) -> None:
+    raw = requests.get(
+        f"{demo['base']}/Observation",
+        params={"_count": 50},
+        stream=True,
+        timeout=10,
+        headers={"Accept-Encoding": "gzip"},
+    )
+    assert raw.headers["Content-Encoding"] == "gzip"
+    assert int(raw.headers["Content-Length"]) * 3 < len(raw.content)  # requests decompresses .content
+    assert raw.json()["resourceType"] == "Bundle"
+
+
+def test_it_counts_requests_latency_and_errors_per_type(demo) -> None:
+    from rest_framework.test import APIClient
+
+    for _ in range(3):
+        get(f"{demo['base']}/Patient")
+    get(f"{demo['base']}/Patient/missing")
+    get(f"{demo['base']}/metadata")
+    client = APIClient()
+    client.force_authenticate(demo["admin"])
+    metrics = client.get("/api/facades/demo/metrics?minutes=5").json()
+    patient = metrics["by_type"]["Patient"]
+    assert (patient["requests"], patient["errors"]) == (4, 1)
+    assert metrics["by_type"]["(system)"]["requests"] >= 1
+    assert 0 < patient["p50_ms"] <= patient["p95_ms"]
+    assert sum(minute["requests"] for minute in metrics["per_minute"]) == metrics["requests"]
