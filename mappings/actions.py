@@ -716,6 +716,9 @@ def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields:
     for key in changed:
         setattr(facade, key, fields[key])
     facade.save(update_fields=[*changed, "updated_at"])
+    from mappings.facade.views import forget_live_deployments
+
+    transaction.on_commit(forget_live_deployments)
     _audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=before, after={key: fields[key] for key in changed})
     return facade
 
@@ -779,8 +782,10 @@ def _go_live(binding: ResourceBinding, version: MappingVersion, variables: dict,
 def _index(deployment: Deployment) -> None:
     """Small sources are indexed inside the request; bigger ones by a Celery task once this transaction commits."""
     from mappings.facade.indexing import INLINE_RECORDS, index_deployment_direct
+    from mappings.facade.views import forget_live_deployments
     from mappings.tasks import index_deployment
 
+    transaction.on_commit(forget_live_deployments)
     if deployment.binding.source.records.count() <= INLINE_RECORDS:
         index_deployment_direct(deployment)
     else:

@@ -40,6 +40,7 @@ class DeploymentOut(serializers.ModelSerializer):
             "deployed_by",
             "deployed_at",
             "rollback_of",
+            "ready",
             "indexed",
             "index_errors",
         ]

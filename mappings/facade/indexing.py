@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mappings.compiling import compile_version
@@ -59,8 +59,9 @@ def index_deployment_direct(deployment: Deployment) -> Deployment:
                 found[resource["id"]] = (resource, record.pk)
     now = timezone.now()
     with transaction.atomic():
-        # Only the live deployment is served; older ones keep their history row, not their index.
+        # Only the newest ready deployment is served; older ones keep their history row, not their index.
         FacadeResource.objects.filter(deployment__binding=binding).exclude(deployment=deployment).delete()
+        Deployment.objects.filter(binding=binding).exclude(pk=deployment.pk).update(ready=False)
         FacadeResource.objects.filter(deployment=deployment).delete()
         rows = [
             FacadeResource(
@@ -82,7 +83,12 @@ def index_deployment_direct(deployment: Deployment) -> Deployment:
         SearchValue.objects.bulk_create(values, batch_size=BATCH)
         deployment.indexed = len(created)
         deployment.index_errors = errors[:100]
-        deployment.save(update_fields=["indexed", "index_errors"])
+        deployment.ready = True
+        deployment.save(update_fields=["indexed", "index_errors", "ready"])
+    if connection.vendor == "postgresql" and len(created) > 1000:
+        # Fresh statistics, or the planner keeps the empty-table estimates it had and searches take seconds.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE mappings_facaderesource, mappings_searchvalue")
     logger.info(
         "indexed deployment %s: %d %s from %d records, %d failed, %.0f ms",
         deployment.pk,

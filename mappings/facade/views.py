@@ -3,13 +3,17 @@ serves is its binding's live deployment (the newest), answered from that deploym
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 
+import orjson
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from mappings.facade.http import FhirError, fhir_endpoint, fhir_response
+from mappings.facade.http import FhirError, fhir_endpoint, fhir_response, wanted_format
 from mappings.facade.search import ordering, paging, search
 from mappings.facade.search_index import params_for
 from mappings.models import Deployment, Facade, FacadeResource
@@ -27,17 +31,36 @@ def _facade(slug: str) -> Facade:
     return facade
 
 
-def _live(slug: str, resource_type: str) -> Deployment:
+LIVE_SECONDS = 2.0  # how long a worker trusts its idea of the live deployment (saves a query on every read)
+_live_ids: dict[tuple[str, str], tuple[float, int]] = {}
+
+
+def _live(slug: str, resource_type: str) -> int:
+    """The live deployment's id. Cached per process for LIVE_SECONDS: a deploy is served by every worker within
+    that time (at once by the worker that deployed, which forgets its cache)."""
+    key = (slug, resource_type)
+    cached = _live_ids.get(key)
+    if cached and time.monotonic() - cached[0] < LIVE_SECONDS:
+        return cached[1]
     live = (
-        Deployment.objects.filter(binding__facade__slug=slug, binding__resource_type=resource_type)
-        .only("id", "binding_id")
+        Deployment.objects.filter(
+            binding__facade__slug=slug,
+            binding__facade__status=Facade.Status.ACTIVE,
+            binding__resource_type=resource_type,
+        )
         .order_by("-deployed_at", "-id")
+        .values_list("id", flat=True)
         .first()
     )
     if live is None:
         _facade(slug)  # a missing or paused facade says so first
         raise FhirError(404, "not-supported", f"This facade does not serve {resource_type}.")
+    _live_ids[key] = (time.monotonic(), live)
     return live
+
+
+def forget_live_deployments() -> None:
+    _live_ids.clear()
 
 
 def _base(request: HttpRequest, slug: str) -> str:
@@ -50,7 +73,9 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, "not-supported", "metadata is read with GET.")
     facade = _facade(slug)
-    live = {binding.resource_type for binding in facade.bindings.all() if binding.deployments.exists()}
+    live = set(
+        Deployment.objects.filter(binding__facade=facade, ready=True).values_list("binding__resource_type", flat=True)
+    )
     resources = [
         {
             "type": resource_type,
@@ -112,16 +137,22 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
     if request.method != "GET":
         raise FhirError(405, "not-supported", f"This facade is read-only: {request.method} is not supported.")
     live = _live(slug, resource_type)
+    # The stored JSON text as it is: parsing it to serialise it again would cost more than the query.
     found = (
-        FacadeResource.objects.filter(deployment_id=live.pk, resource_type=resource_type, resource_id=resource_id)
-        .only("content", "last_updated")
+        FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type, resource_id=resource_id)
+        .annotate(text=Cast("content", TextField()))
+        .values_list("text", "last_updated")
         .first()
     )
     if found is None:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known.")
-    response = fhir_response(request, found.content)
+    text, last_updated = found
+    if wanted_format(request) == "json" and request.GET.get("_pretty") != "true":
+        response = HttpResponse(text, content_type="application/fhir+json; charset=utf-8")
+    else:
+        response = fhir_response(request, orjson.loads(text))
     response["ETag"] = 'W/"1"'
-    response["Last-Modified"] = http_date(found.last_updated.timestamp())
+    response["Last-Modified"] = http_date(last_updated.timestamp())
     return response
 
 
@@ -129,7 +160,7 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
     query = [(name, value) for name, values in lists for value in values]
     live = _live(slug, resource_type)
     matches = search(
-        FacadeResource.objects.filter(deployment_id=live.pk, resource_type=resource_type), resource_type, query
+        FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type), resource_type, query
     )
     count, offset = paging(query)
     total = matches.count()

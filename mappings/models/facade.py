@@ -78,6 +78,7 @@ class Deployment(models.Model):
     deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     deployed_at = models.DateTimeField(auto_now_add=True)
     rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ready = models.BooleanField(default=False)  # indexed: only then does it serve (a big index builds in Celery)
     indexed = models.PositiveIntegerField(default=0)  # resources in the index
     index_errors = models.JSONField(default=list, blank=True)  # [{record, code, message}] of records that failed
 

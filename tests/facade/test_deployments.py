@@ -86,3 +86,16 @@ def test_it_replaces_a_record_sent_again_with_the_same_key(served) -> None:
     counts = actions.do_upload_records(served["source"], acting_user=served["author"], records=[("r1", "{}")])
     assert counts == {"created": 0, "replaced": 1, "reindexed": []}
     assert served["source"].records.get(key="r1").payload == "{}"
+
+
+def test_a_paused_facade_answers_503_and_a_deploy_is_served_at_once(
+    served, client, django_capture_on_commit_callbacks
+) -> None:
+    author = served["author"]
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
+    assert client.get("/fhir/clinic/Patient").json()["total"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_update_facade(served["binding"].facade, acting_user=author, status="paused")
+    paused = client.get("/fhir/clinic/Patient")
+    assert paused.status_code == 503 and paused.json()["resourceType"] == "OperationOutcome"
