@@ -8,7 +8,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from mappings.access import AUTHOR, RANK, access_lookup_table, access_mapping, access_snippet, role_of
+from mappings.access import (
+    AUTHOR,
+    RANK,
+    access_facade,
+    access_lookup_table,
+    access_mapping,
+    access_snippet,
+    role_of,
+)
 from mappings.engine import SOURCE_FORMATS
 from mappings.errors import StudioError
 
@@ -86,3 +94,21 @@ def lookup_table_list(request: HttpRequest) -> HttpResponse:
 def lookup_table_editor(request: HttpRequest, name: str) -> HttpResponse:
     table = _found(access_lookup_table, request.user, name)
     return _page(request, "library/item.html", "library_item", table.name, kind="lookup-tables", name=table.name)
+
+
+@login_required
+def facade_list(request: HttpRequest) -> HttpResponse:
+    return _page(request, "facades/list.html", "facade_list", "Facades")
+
+
+@login_required
+def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    facade = _found(access_facade, request.user, slug)
+    return _page(
+        request,
+        "facades/detail.html",
+        "facade_detail",
+        facade.title,
+        slug=facade.slug,
+        sourceFormats=list(SOURCE_FORMATS),
+    )

@@ -1,0 +1,44 @@
+"""The facade pages in Chromium: the demo facade's bindings and live versions, a deploy and a rollback from the page,
+and the request metrics after a few FHIR calls."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_it_lists_the_demo_facade(open_browser) -> None:
+    browser = open_browser()
+    browser.open("/facades/")
+    row = browser.page.locator("#facades tr[data-slug=demo]")
+    assert "/fhir/demo/" in row.inner_text() and "Patient ← hl7v2-adt-a01 v1" in row.inner_text()
+    browser.screenshot("facade-list")
+
+
+def test_it_deploys_rolls_back_and_shows_metrics(open_browser, studio) -> None:
+    for path in ("Patient", "Patient?family=every", "Patient/missing", "metadata"):
+        requests.get(f"{studio['url']}/fhir/demo/{path}", timeout=10)
+    browser = open_browser()
+    page = browser.page
+    browser.open("/facades/demo/")
+    patient = page.locator("#bindings tr[data-type=Patient]")
+    assert "v1" in patient.inner_text()
+    assert "4 requests · 1 errors" in page.inner_text("#metrics-summary")
+    assert page.locator("#metrics-chart rect").count() >= 1
+
+    patient.locator("button.rollback").click()
+    page.wait_for_selector("#action-result.error")
+    assert "no earlier deployment" in page.inner_text("#action-result")
+    browser.allow_console_error("status of 400")
+
+    patient.locator("button.deploy").click()
+    page.wait_for_selector("#action-result.ok")
+    assert "Patient v1 is live" in page.inner_text("#action-result")
+    page.locator("#bindings tr[data-type=Patient] button.rollback").click()
+    page.wait_for_function("document.querySelector('#action-result').textContent.includes('rolled back to v1')")
+    # 5 demo deployments, the deploy and the rollback
+    page.wait_for_function("document.querySelectorAll('#deployments tbody tr').length === 7")
+    assert "rollback" in page.locator("#deployments tbody tr").first.inner_text()
+    browser.screenshot("facade-detail")
