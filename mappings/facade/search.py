@@ -10,7 +10,52 @@ from mappings.facade.search_index import date_range, params_for
 from mappings.models import FacadeResource, SearchValue
 
 # _totalMethod: fhirpy sends it (an Aidbox option) with count(); the total is always exact here.
-RESULT_PARAMS = {"_count", "_offset", "_summary", "_elements", "_sort", "_format", "_pretty", "_total", "_totalMethod"}
+RESULT_PARAMS = {
+    "_count",
+    "_offset",
+    "_summary",
+    "_elements",
+    "_sort",
+    "_format",
+    "_pretty",
+    "_total",
+    "_totalMethod",
+    "_include",
+}
+# _include=Type:param → the elements holding that reference (only references to resources this facade serves resolve)
+INCLUDE_ELEMENTS = {
+    "patient": ("subject", "patient", "beneficiary"),
+    "subject": ("subject",),
+    "performer": ("performer",),
+    "encounter": ("encounter",),
+    "practitioner": ("practitioner",),
+}
+
+
+def include_targets(resource_type: str, query: list[tuple[str, str]]) -> list[tuple[str, tuple[str, ...]]]:
+    """[(target type or "", elements)] for each _include of this type; 400 for one this facade cannot follow."""
+    found = []
+    for name, raw in query:
+        if name != "_include":
+            continue
+        parts = raw.split(":")
+        if len(parts) not in (2, 3) or parts[0] != resource_type or parts[1] not in INCLUDE_ELEMENTS:
+            raise FhirError(400, "not-supported", f"_include={raw}: use {resource_type}:" + "|".join(INCLUDE_ELEMENTS))
+        found.append((parts[2] if len(parts) == 3 else "", INCLUDE_ELEMENTS[parts[1]]))
+    return found
+
+
+def references_in(resource: dict, elements: tuple[str, ...]) -> list[str]:
+    found = []
+    for element in elements:
+        values = resource.get(element)
+        for value in values if isinstance(values, list) else [values]:
+            reference = value.get("reference") if isinstance(value, dict) else None
+            if isinstance(reference, str) and reference.count("/") == 1:
+                found.append(reference)
+    return found
+
+
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MAX_COUNT = 500
 DEFAULT_COUNT = 20

@@ -14,7 +14,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from mappings.facade.http import FhirError, fhir_endpoint, fhir_response, wanted_format
-from mappings.facade.search import ordering, paging, search
+from mappings.facade.search import include_targets, ordering, paging, references_in, search
 from mappings.facade.search_index import params_for
 from mappings.models import Deployment, Facade, FacadeResource
 
@@ -186,9 +186,37 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
             for content in rows
         ],
     }
+    bundle["entry"] += _included(slug, base, resource_type, query, rows)
     if not bundle["entry"]:
         del bundle["entry"]
     return fhir_response(request, bundle)
+
+
+def _included(slug: str, base: str, resource_type: str, query: list, rows: list[dict]) -> list[dict]:
+    """The resources a page's matches reference, for each _include (one query per referenced type)."""
+    wanted: dict[str, set[str]] = {}
+    for target, elements in include_targets(resource_type, query):
+        for row in rows:
+            for reference in references_in(row, elements):
+                kind, _, resource_id = reference.partition("/")
+                if not target or kind == target:
+                    wanted.setdefault(kind, set()).add(resource_id)
+    entries = []
+    for kind, ids in sorted(wanted.items()):
+        live = (
+            Deployment.objects.filter(binding__facade__slug=slug, binding__resource_type=kind, ready=True)
+            .order_by("-deployed_at", "-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if live is None:
+            continue  # a type this facade does not serve: nothing to include
+        contents = FacadeResource.objects.filter(deployment_id=live, resource_type=kind, resource_id__in=ids)
+        entries += [
+            {"fullUrl": f"{base}/{kind}/{content['id']}", "resource": content, "search": {"mode": "include"}}
+            for content in contents.order_by("resource_id").values_list("content", flat=True)
+        ]
+    return entries
 
 
 def _only(resource: dict, elements: list[str]) -> dict:

@@ -233,3 +233,13 @@ def test_it_counts_requests_latency_and_errors_per_type(demo) -> None:
     assert metrics["by_type"]["(system)"]["requests"] >= 1
     assert 0 < patient["p50_ms"] <= patient["p95_ms"]
     assert sum(minute["requests"] for minute in metrics["per_minute"]) == metrics["requests"]
+
+
+def test_it_includes_the_patients_of_matched_encounters(demo) -> None:
+    bundle = get(f"{demo['base']}/Encounter", _include="Encounter:patient", _count=3).json()
+    matches = [e for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    included = [e for e in bundle["entry"] if e["search"]["mode"] == "include"]
+    wanted = {e["resource"]["subject"]["reference"] for e in matches}
+    assert {f"Patient/{e['resource']['id']}" for e in included} == wanted
+    assert bundle["total"] >= len(matches)  # includes are not counted
+    outcome(get(f"{demo['base']}/Encounter", _include="Encounter:nonsense"), 400)
