@@ -49,6 +49,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_map(name: str, default: str) -> dict[str, str]:
+    """name=value pairs separated by commas: legacy=postgres://reader@db/legacy,billing=postgres://…"""
+    pairs = {}
+    for item in env_list(name, default):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(f"{name}: expected name=value pairs, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 DEBUG = env_bool("DEBUG", "true")
 SECRET_KEY = env_secret("SECRET_KEY", "dev-only-insecure-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
@@ -195,6 +206,10 @@ FHIR_STUDIO = {
     "DEFAULT_TIMEZONE": env_str("FHIR_STUDIO_DEFAULT_TIMEZONE", "UTC"),
     # The demo admin user `fhirstudio demo` creates (scripts/run). Empty: none. Change it anywhere but a laptop.
     "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "admin" if DEBUG else ""),
+    # Facade data sources. HTTP sources may only reach these hosts (host or host:port): an author cannot point the
+    # studio at an internal address the administrator did not list (SSRF). SQL sources name a database listed here.
+    "SOURCE_ALLOWED_HOSTS": env_list("FHIR_STUDIO_SOURCE_ALLOWED_HOSTS", ""),
+    "SQL_SOURCES": env_map("FHIR_STUDIO_SQL_SOURCES", ""),
 }
 
 LOGGING = {

@@ -725,11 +725,19 @@ def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields:
 
 @transaction.atomic(durable=True)
 def do_create_data_source(
-    *, acting_user: AbstractBaseUser, name: str, source_format: str, description: str = ""
+    *,
+    acting_user: AbstractBaseUser,
+    name: str,
+    source_format: str,
+    description: str = "",
+    kind: str = "stored",
+    config: dict | None = None,
 ) -> DataSource:
     if DataSource.objects.filter(name=name).exists():
         raise StudioError("conflict", f"A data source '{name}' already exists.")
-    source = DataSource.objects.create(name=name, source_format=source_format, description=description)
+    source = DataSource.objects.create(
+        name=name, source_format=source_format, description=description, kind=kind, config=config or {}
+    )
     _audit(acting_user, AuditAction.SOURCE_CREATED, source, after={"name": name, "source_format": source_format})
     return source
 
@@ -786,7 +794,10 @@ def _index(deployment: Deployment) -> None:
     from mappings.tasks import index_deployment
 
     transaction.on_commit(forget_live_deployments)
-    if deployment.binding.source.records.count() <= INLINE_RECORDS:
+    if deployment.binding.source.kind != DataSource.Kind.STORED:
+        deployment.ready = True  # a live source is asked on each request: nothing to index
+        deployment.save(update_fields=["ready"])
+    elif deployment.binding.source.records.count() <= INLINE_RECORDS:
         index_deployment_direct(deployment)
     else:
         transaction.on_commit(lambda: index_deployment.delay(deployment.pk))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
@@ -94,14 +95,38 @@ class DataSourceIn(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     source_format = serializers.ChoiceField(choices=SOURCE_FORMATS)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=DataSource.Kind.choices, default=DataSource.Kind.STORED)
+    config = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="http: base_url, read_path, search_path (placeholders like {id}, {family}), search {FHIR param: "
+        "placeholder}, headers, auth {type: basic|bearer, …}, timeout_s, retries, records_key. sql: database (a name "
+        "from FHIR_STUDIO_SQL_SOURCES), read_query and search_query with %(id)s-style parameters, search.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        needed = {"http": ("base_url", "read_path", "search_path"), "sql": ("database", "read_query", "search_query")}
+        missing = [key for key in needed.get(attrs["kind"], ()) if not isinstance(attrs["config"].get(key), str)]
+        if missing:
+            raise serializers.ValidationError({"config": [f"A {attrs['kind']} source needs {', '.join(missing)}."]})
+        if attrs["kind"] == "sql" and attrs["config"]["database"] not in settings.FHIR_STUDIO["SQL_SOURCES"]:
+            raise serializers.ValidationError({"config": ["database must be a name from FHIR_STUDIO_SQL_SOURCES."]})
+        return attrs
 
 
 class DataSourceOut(serializers.ModelSerializer):
     records = serializers.IntegerField(source="record_count", read_only=True)
+    config = serializers.SerializerMethodField(help_text="The source's settings, credentials masked")
+
+    def get_config(self, source: DataSource) -> dict:
+        config = dict(source.config)
+        if isinstance(config.get("auth"), dict):  # tokens and passwords are written, never read back
+            config["auth"] = {key: value if key == "type" else "***" for key, value in config["auth"].items()}
+        return config
 
     class Meta:
         model = DataSource
-        fields = ["name", "kind", "source_format", "description", "created_at", "records"]
+        fields = ["name", "kind", "source_format", "description", "config", "created_at", "records"]
 
 
 class RecordIn(serializers.Serializer):

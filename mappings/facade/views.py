@@ -14,9 +14,10 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from mappings.facade.http import FhirError, fhir_endpoint, fhir_response, wanted_format
-from mappings.facade.search import include_targets, ordering, paging, references_in, search
+from mappings.facade.live import live_read, live_search
+from mappings.facade.search import RESULT_PARAMS, include_targets, ordering, paging, references_in, search
 from mappings.facade.search_index import params_for
-from mappings.models import Deployment, Facade, FacadeResource
+from mappings.models import DataSource, Deployment, Facade, FacadeResource
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
@@ -35,9 +36,9 @@ LIVE_SECONDS = 2.0  # how long a worker trusts its idea of the live deployment (
 _live_ids: dict[tuple[str, str], tuple[float, int]] = {}
 
 
-def _live(slug: str, resource_type: str) -> int:
-    """The live deployment's id. Cached per process for LIVE_SECONDS: a deploy is served by every worker within
-    that time (at once by the worker that deployed, which forgets its cache)."""
+def _live(slug: str, resource_type: str) -> tuple[int, str]:
+    """(the live deployment's id, its source's kind). Cached per process for LIVE_SECONDS: a deploy is served by
+    every worker within that time (at once by the worker that deployed, which forgets its cache)."""
     key = (slug, resource_type)
     cached = _live_ids.get(key)
     if cached and time.monotonic() - cached[0] < LIVE_SECONDS:
@@ -47,9 +48,10 @@ def _live(slug: str, resource_type: str) -> int:
             binding__facade__slug=slug,
             binding__facade__status=Facade.Status.ACTIVE,
             binding__resource_type=resource_type,
+            ready=True,
         )
         .order_by("-deployed_at", "-id")
-        .values_list("id", flat=True)
+        .values_list("id", "binding__source__kind")
         .first()
     )
     if live is None:
@@ -57,6 +59,14 @@ def _live(slug: str, resource_type: str) -> int:
         raise FhirError(404, "not-supported", f"This facade does not serve {resource_type}.")
     _live_ids[key] = (time.monotonic(), live)
     return live
+
+
+def _deployment(deployment_id: int) -> Deployment:
+    return (
+        Deployment.objects.select_related("binding__source", "version")
+        .defer("version__template", "version__snippets", "version__lookup_tables")
+        .get(pk=deployment_id)
+    )
 
 
 def forget_live_deployments() -> None:
@@ -136,7 +146,9 @@ def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResp
 def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, "not-supported", f"This facade is read-only: {request.method} is not supported.")
-    live = _live(slug, resource_type)
+    live, kind = _live(slug, resource_type)
+    if kind != DataSource.Kind.STORED:
+        return fhir_response(request, live_read(_deployment(live), resource_id))
     # The stored JSON text as it is: parsing it to serialise it again would cost more than the query.
     found = (
         FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type, resource_id=resource_id)
@@ -158,18 +170,23 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
 
 def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) -> HttpResponse:
     query = [(name, value) for name, values in lists for value in values]
-    live = _live(slug, resource_type)
-    matches = search(
-        FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type), resource_type, query
-    )
+    live, kind = _live(slug, resource_type)
     count, offset = paging(query)
-    total = matches.count()
     summary = dict(query).get("_summary")
-    rows = (
-        []
-        if summary == "count"
-        else list(matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count])
-    )
+    note = None
+    if kind != DataSource.Kind.STORED:
+        found, note = live_search(_deployment(live), query, RESULT_PARAMS)
+        total, rows = len(found), [] if summary == "count" else found[offset : offset + count]
+    else:
+        matches = search(
+            FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type), resource_type, query
+        )
+        total = matches.count()
+        rows = (
+            []
+            if summary == "count"
+            else list(matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count])
+        )
     elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
     base = _base(request, slug)
     bundle = {
@@ -187,6 +204,8 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
         ],
     }
     bundle["entry"] += _included(slug, base, resource_type, query, rows)
+    if note:
+        bundle["entry"].append({"resource": note, "search": {"mode": "outcome"}})
     if not bundle["entry"]:
         del bundle["entry"]
     return fhir_response(request, bundle)

@@ -32,11 +32,16 @@ class Facade(models.Model):
 
 class DataSource(models.Model):
     class Kind(models.TextChoices):
-        STORED = "stored"  # payloads kept by the studio (SourceRecord)
+        STORED = "stored"  # payloads kept by the studio (SourceRecord), served from a deploy-time index
+        HTTP = "http"  # a legacy REST API, asked on each request (hosts allowed by the administrator only)
+        SQL = "sql"  # a read-only parameterised query against a database the administrator configured
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STORED)
     source_format = models.CharField(max_length=20)
+    # http: {base_url, read_path, search_path, search: {fhir param: placeholder}, headers, auth, timeout_s, retries,
+    #        records_key}; sql: {database, read_query, search_query, search: {fhir param: placeholder}}
+    config = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -83,3 +83,44 @@ def test_it_keeps_facades_to_their_roles(api, users) -> None:
     assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
     bad = api["author"].post("/api/facades/clinic/bindings/", {"resource_type": "patient"}, format="json")
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
+
+
+def test_it_creates_http_sources_with_their_config_checked(api) -> None:
+    config = {"base_url": "http://legacy.example", "read_path": "/p/{id}", "search_path": "/p?name={name}"}
+    created = api["author"].post(
+        "/api/sources/", {"name": "lis", "source_format": "json", "kind": "http", "config": config}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["config"] == config
+    incomplete = api["author"].post(
+        "/api/sources/", {"name": "lis2", "source_format": "json", "kind": "http", "config": {}}, format="json"
+    )
+    assert (incomplete.status_code, incomplete.json()["code"]) == (400, "invalid")
+    unknown_db = api["author"].post(
+        "/api/sources/",
+        {
+            "name": "db",
+            "source_format": "json",
+            "kind": "sql",
+            "config": {"database": "nope", "read_query": "x", "search_query": "y"},
+        },
+        format="json",
+    )
+    assert unknown_db.status_code == 400
+
+
+def test_it_never_shows_source_credentials(api) -> None:
+    config = {
+        "base_url": "http://x",
+        "read_path": "/p/{id}",
+        "search_path": "/p",
+        "auth": {"type": "bearer", "token": "s3cret"},
+    }
+    body = (
+        api["author"]
+        .post(
+            "/api/sources/", {"name": "lis", "source_format": "json", "kind": "http", "config": config}, format="json"
+        )
+        .json()
+    )
+    assert body["config"]["auth"] == {"type": "bearer", "token": "***"}
+    assert "s3cret" not in api["viewer"].get("/api/sources/").content.decode()

@@ -1,0 +1,83 @@
+"""Serving a binding whose source is live (http or sql): each FHIR request asks the legacy system, runs the deployed
+version on what comes back and keeps the resources of the bound type. Records the mapping cannot convert are left out
+and reported in the searchset's OperationOutcome entry, so one bad record does not fail the whole answer."""
+
+from __future__ import annotations
+
+from mappings.compiling import compile_version
+from mappings.conf import engine_limits
+from mappings.engine import run_mapping
+from mappings.facade.http import FhirError, operation_outcome
+from mappings.facade.indexing import resources_of_type
+from mappings.models import DataSource, Deployment
+from mappings.sources import SourceError
+from mappings.sources import http as http_source
+from mappings.sources import sql as sql_source
+
+FETCHERS = {
+    DataSource.Kind.HTTP: (http_source.fetch, "read_path", "search_path"),
+    DataSource.Kind.SQL: (sql_source.fetch, "read_query", "search_query"),
+}
+
+
+def _convert(deployment: Deployment, payloads: list[str]) -> tuple[list[dict], list[str]]:
+    compiled = compile_version(deployment.version)
+    resources, problems = [], []
+    for payload in payloads:
+        result = run_mapping(
+            compiled,
+            payload,
+            limits=engine_limits(),
+            validate=False,
+            variables=deployment.variables,
+            source_format=deployment.binding.source.source_format,
+        )
+        fatal = [error for error in result.errors if error.severity in ("error", "fatal")]
+        if fatal or result.output is None:
+            problems.append(f"{fatal[0].code}: {fatal[0].message}" if fatal else "no output")
+            continue
+        resources += resources_of_type(result.output, deployment.binding.resource_type)
+    return resources, problems
+
+
+def _fetch(deployment: Deployment, which: int, values: dict[str, str]) -> list[str]:
+    source = deployment.binding.source
+    fetch, *keys = FETCHERS[source.kind]
+    try:
+        return fetch(source.config, keys[which], values)
+    except SourceError as error:
+        raise FhirError(error.status, "transient" if error.status >= 502 else "exception", error.message) from error
+
+
+def live_read(deployment: Deployment, resource_id: str) -> dict:
+    resources, _ = _convert(deployment, _fetch(deployment, 0, {"id": resource_id}))
+    for resource in resources:
+        if resource.get("id") == resource_id or len(resources) == 1:
+            return resource
+    raise FhirError(404, "not-found", f"{deployment.binding.resource_type}/{resource_id} is not known.")
+
+
+def live_search(
+    deployment: Deployment, query: list[tuple[str, str]], result_params: set[str]
+) -> tuple[list, dict | None]:
+    """(matching resources, an OperationOutcome about records left out or None)."""
+    mapped = deployment.binding.source.config.get("search") or {}
+    values: dict[str, str] = {}
+    for name, value in query:
+        if name in result_params:
+            continue
+        if name == "_id":
+            return [live_read(deployment, value)], None
+        if name not in mapped:
+            known = ", ".join(sorted(["_id", *mapped]))
+            raise FhirError(400, "not-supported", f"This source searches by {known} only, not '{name}'.")
+        values[mapped[name]] = value
+    resources, problems = _convert(deployment, _fetch(deployment, 1, values))
+    note = None
+    if problems:
+        note = operation_outcome(
+            "processing",
+            f"{len(problems)} source records could not be converted: " + "; ".join(problems[:5]),
+            severity="warning",
+        )
+    return resources, note
