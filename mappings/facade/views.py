@@ -83,8 +83,10 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, "not-supported", "metadata is read with GET.")
     facade = _facade(slug)
-    live = set(
-        Deployment.objects.filter(binding__facade=facade, ready=True).values_list("binding__resource_type", flat=True)
+    live = dict(
+        Deployment.objects.filter(binding__facade=facade, ready=True).values_list(
+            "binding__resource_type", "binding__source__config"
+        )
     )
     resources = [
         {
@@ -92,7 +94,7 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
             "interaction": [{"code": "read"}, {"code": "search-type"}],
             "versioning": "no-version",
             "readHistory": False,
-            "searchParam": [{"name": name, "type": kind} for name, kind in sorted(params_for(resource_type).items())],
+            "searchParam": _search_params(resource_type, live[resource_type]),
         }
         for resource_type in sorted(live)
     ]
@@ -118,6 +120,15 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
         ],
     }
     return fhir_response(request, body)
+
+
+def _search_params(resource_type: str, source_config: dict) -> list[dict]:
+    if source_config.get("search") is not None:  # a live source: what its settings map (and _id, a read)
+        return [{"name": "_id", "type": "token"}] + [
+            {"name": name, "type": params_for(resource_type).get(name, "string")}
+            for name in sorted(source_config["search"])
+        ]
+    return [{"name": name, "type": kind} for name, kind in sorted(params_for(resource_type).items())]
 
 
 @csrf_exempt

@@ -194,3 +194,10 @@ def test_it_refuses_to_write_through_a_sql_source(client, users, json_patient, l
     assert refused.status_code == 500 and refused.json()["resourceType"] == "OperationOutcome"
     with psycopg.connect(legacy_database) as connection:
         assert connection.execute("SELECT count(*) FROM patients").fetchone()[0] == 2
+
+
+def test_its_capability_statement_lists_what_the_live_source_searches(client, users, json_patient, legacy_api) -> None:
+    facade_over(users, json_patient, "http", http_config(legacy_api))
+    statement = client.get("/fhir/legacy-http/metadata").json()
+    patient = statement["rest"][0]["resource"][0]
+    assert [param["name"] for param in patient["searchParam"]] == ["_id", "family"]

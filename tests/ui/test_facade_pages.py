@@ -3,10 +3,13 @@ and the request metrics after a few FHIR calls."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
 pytestmark = pytest.mark.timeout(120)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_it_lists_the_demo_facade(open_browser) -> None:
@@ -42,3 +45,35 @@ def test_it_deploys_rolls_back_and_shows_metrics(open_browser, studio) -> None:
     page.wait_for_function("document.querySelectorAll('#deployments tbody tr').length === 7")
     assert "rollback" in page.locator("#deployments tbody tr").first.inner_text()
     browser.screenshot("facade-detail")
+
+
+def test_it_serves_the_adt_mapping_as_a_new_facade_built_from_the_page(open_browser, studio, tmp_path) -> None:
+    message = tmp_path / "adt-a01.hl7"
+    message.write_bytes((EXAMPLES / "hl7v2-adt-a01/samples/adt-a01-full.hl7").read_bytes())
+    browser = open_browser()
+    page = browser.page
+    browser.open("/facades/")
+    page.click("#new-open")
+    page.fill("#new-form input[name=slug]", "ward")
+    page.fill("#new-form input[name=title]", "Ward feed")
+    page.click("#new-form button[type=submit]")
+    page.wait_for_url("**/facades/ward/")
+    page.wait_for_selector("body[data-ready]", state="attached")
+
+    page.fill("#source-form input[name=name]", "ward-messages")
+    page.select_option("#source-format", "hl7v2")
+    page.set_input_files("#source-form input[name=files]", str(message))
+    page.click("#source-form button[type=submit]")
+    page.wait_for_selector("#action-result:has-text('Source created with 1 records')")
+    page.fill("#bind-form input[name=resource_type]", "Patient")
+    page.select_option("#bind-mapping", "hl7v2-adt-a01")
+    page.select_option("#bind-source", "ward-messages")
+    page.click("#bind-form button[type=submit]")
+    row = page.locator("#bindings tr[data-type=Patient]")
+    row.wait_for()
+    row.locator("button.deploy").click()
+    page.wait_for_selector("#action-result:has-text('Patient v1 is live: 1 resources indexed')")
+    browser.screenshot("facade-built-in-the-page")
+
+    bundle = requests.get(f"{studio['url']}/fhir/ward/Patient", timeout=10).json()
+    assert bundle["total"] == 1 and bundle["entry"][0]["resource"]["name"][0]["family"] == "EVERYMAN"

@@ -116,6 +116,10 @@ async function fillForms() {
   $("#source-format").replaceChildren(...config.sourceFormats.map((format) => h("option", { value: format }, format)));
 }
 
+$("#source-kind")?.addEventListener("change", (event) => {
+  $("#source-files").hidden = event.target.value !== "stored";
+  $("#source-config").hidden = event.target.value === "stored";
+});
 $("#toggle-status")?.addEventListener("click", async () => {
   await api("PATCH", `${base}/`, { body: { status: facade.status === "active" ? "paused" : "active" } });
   await loadFacade();
@@ -133,8 +137,17 @@ $("#bind-form")?.addEventListener("submit", async (event) => {
 $("#source-form")?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
+  const kind = form.elements.kind.value;
+  let config = {};
+  if (kind !== "stored") {
+    try {
+      config = JSON.parse(form.elements.config.value || "{}");
+    } catch {
+      return say("Settings must be JSON.", "error");
+    }
+  }
   try {
-    await post("/api/sources/", { name: form.elements.name.value, source_format: form.elements.source_format.value });
+    await post("/api/sources/", { name: form.elements.name.value, source_format: form.elements.source_format.value, kind, config });
     const records = await Promise.all([...form.elements.files.files].map(async (file) => ({ key: file.name, payload: await file.text() })));
     if (records.length) {
       const counts = await post(`/api/sources/${form.elements.name.value}/records`, { records });
