@@ -154,7 +154,7 @@ def test_it_gives_the_same_result_from_many_threads() -> None:
 def test_it_keeps_loop_variables_working_through_the_loop_guard() -> None:
     template = (
         '{"resourceType": "Basic", "code": {"text": "{% for x in [1, 2, 3] %}{{ x }}{{ "," if not loop.last }}'
-        '{% endfor %}/{% for x in [] %}a{% else %}empty{% endfor %}/'
+        "{% endfor %}/{% for x in [] %}a{% else %}empty{% endfor %}/"
         '{% for k, v in {"a": 1}.items() %}{{ k }}{{ v }}{{ loop.length }}{% endfor %}"}}'
     )
     assert run_mapping(compile_mapping(template), "{}").output["code"]["text"] == "1,2,3/empty/a11"
