@@ -8,12 +8,14 @@ from django.contrib.auth.models import User
 
 from mappings.compiling import compiled_cache
 from mappings.demo import load_demo
+from mappings.facade import request_log
 from tests.api.conftest import api, json_patient, users  # noqa: F401 — the studio API's fixtures, shared
 
 
 @pytest.fixture
 def demo(transactional_db, live_server) -> dict:
     compiled_cache.clear()
+    request_log.discard()
     admin = User.objects.create_superuser("admin", password="pw-admin")
     load_demo(admin)
     return {"base": f"{live_server.url}/fhir/demo", "admin": admin}

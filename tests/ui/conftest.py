@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 
 from mappings.compiling import compiled_cache
 from mappings.demo import load_demo
+from mappings.facade import request_log
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -67,6 +68,7 @@ def make_user(username: str, role: str) -> User:
 def studio(transactional_db, live_server) -> dict:
     """The live server with an author and a viewer, and the demo content (published v1 of each example)."""
     compiled_cache.clear()
+    request_log.discard()
     author = make_user("ana", "author")
     viewer = make_user("vic", "viewer")
     load_demo(author)
