@@ -470,6 +470,11 @@ class RenderRequest(serializers.Serializer):
         help_text="Render this (unsaved) template text with the stored snippets and tables",
     )
     validate = StrictBooleanField(default=True, help_text="Validate the output as FHIR R4")
+    locate = StrictBooleanField(
+        default=True,
+        help_text="Point validation issues at the template line that wrote them (one more render when there are "
+        "any); the editor asks without it on each keystroke, then with it when issues came back without a line",
+    )
     variables = serializers.DictField(required=False, help_text="Available to the template as `vars`")
 
     # Not in validate(): the `validate` field above takes that name.

@@ -363,7 +363,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
         limits=engine_limits(),
         validate=options["validate"],
         variables=options.get("variables"),
-        locate_issues=True,  # the editor underlines validation issues at the template line that wrote them
+        locate_issues=options.get("locate", True),
     )
     return {
         "ok": result.ok,

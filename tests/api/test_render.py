@@ -217,3 +217,10 @@ def test_it_points_a_validation_issue_at_the_template_line_that_wrote_the_elemen
     assert (error["template"], error["line"]) == ("template.j2", 3)
     assert error["expression"] == ["Patient.gender"]
     assert "locate" in body["timings"]
+
+
+def test_it_skips_locating_issues_when_asked_to_answer_fast(api, json_patient) -> None:
+    template = '{"resourceType": "Patient",\n "active": true,\n "gender": "M"}'
+    body = render(api["viewer"], payload="{}", template=template, locate=False).json()
+    error = next(error for error in body["errors"] if error["code"] == "FS-VAL-005")
+    assert error["line"] is None and "locate" not in body["timings"]

@@ -92,7 +92,8 @@ async function preview() {
   const editedAt = state.lastEditAt;
   inflight?.abort();
   inflight = new AbortController();
-  const body = { payload: payload.state.doc.toString(), template: templateText(), validate: true };
+  // Fast first: no locating on the keystroke's render; issues without a line are located by a second request.
+  const body = { payload: payload.state.doc.toString(), template: templateText(), validate: true, locate: false };
   if (state.sample?.source_format) body.source_format = state.sample.source_format;
   let result;
   try {
@@ -104,6 +105,7 @@ async function preview() {
   }
   if (seq !== state.renderSeq) return; // a newer edit already asked again
   showResult(result);
+  if ((result.errors || []).some((error) => error.stage === "validate" && !error.line)) locateIssues(body, seq);
   requestAnimationFrame(() => {
     const took = performance.now() - editedAt;
     if (editedAt) {
@@ -113,6 +115,15 @@ async function preview() {
     }
     document.body.dataset.previewSeq = String(seq);
   });
+}
+
+async function locateIssues(body, seq) {
+  try {
+    const located = await post(`${base}/render`, { ...body, locate: true }, { signal: inflight.signal });
+    if (seq === state.renderSeq) showProblems(located.errors || [], prettyWithPaths(located.output || {}));
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("locating issues failed", error);
+  }
 }
 
 function showResult(result) {
