@@ -1,14 +1,19 @@
-"""Snippet and lookup-table pages in Chromium: edit and save a revision, read the history, import CSV, and a delete
-that drafts still depend on is refused with the reason."""
+"""Snippet and lookup-table pages in Chromium: edit and save a revision, compare it with an older one, keep typed text
+through a conflict, import CSV and a ConceptMap, and a delete that drafts still depend on is refused with the reason."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from mappings.actions import do_update_snippet
 from mappings.models import LookupTable, Snippet
 
 pytestmark = pytest.mark.timeout(120)
 SNIPPET = "snippets/common/datatypes.j2"
+USED_SNIPPET = "snippets/hl7v2/datatypes.j2"  # imported by the demo's HL7 v2 drafts
+TABLE = "administrative-gender"
 
 
 def test_it_lists_snippets_and_saves_an_edited_one_as_a_new_revision(open_browser) -> None:
@@ -17,12 +22,13 @@ def test_it_lists_snippets_and_saves_an_edited_one_as_a_new_revision(open_browse
     browser.open("/library/snippets/")
     page.wait_for_selector(f"#items tr[data-name='{SNIPPET}']")
     page.fill("#filters input[name=search]", "hl7v2")
-    page.wait_for_function("!document.querySelector(\"#items tr[data-name='snippets/common/datatypes.j2']\")")
+    page.wait_for_function(f"!document.querySelector(\"#items tr[data-name='{SNIPPET}']\")")
     assert page.locator("#items tbody tr").count() >= 3
     browser.screenshot("snippet-list")
 
-    browser.open(f"/library/snippets/{SNIPPET}#L3")
-    assert page.evaluate("document.querySelector('.cm-activeLine') !== null")
+    page.fill("#filters input[name=search]", "")
+    page.click(f"#items a[href='/library/snippets/{SNIPPET}']")
+    page.wait_for_selector("body[data-ready]", state="attached")
     page.click("#snippet-editor .cm-content")
     page.keyboard.press("Control+Home")
     page.keyboard.type("{# edited in the browser #}\n")
@@ -31,30 +37,72 @@ def test_it_lists_snippets_and_saves_an_edited_one_as_a_new_revision(open_browse
     page.wait_for_selector("#save-state:has-text('revision 2')")
     snippet = Snippet.objects.get(name=SNIPPET)
     assert snippet.revision == 2 and snippet.text.startswith("{# edited in the browser #}")
+    assert list(snippet.versions.order_by("revision").values_list("revision", flat=True)) == [1, 2]
 
     page.click("#history li[data-revision='1'] button")
-    page.wait_for_selector("#revision-view:not([hidden]) .cm-mergeView")
+    page.wait_for_selector("#revision-dialog[open] #revision-diff .cm-mergeView")
     assert "edited in the browser" in page.inner_text("#revision-diff .cm-merge-b")
     assert "edited in the browser" not in page.inner_text("#revision-diff .cm-merge-a")
-    browser.screenshot("snippet-history")
+    browser.screenshot("snippet-history-diff")
+    page.click("#revision-text-tab-button")
+    assert "edited in the browser" not in page.inner_text("#revision-text-tab")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#revision-dialog:not([open])", state="attached")
+
+
+def test_it_selects_the_line_named_in_the_address(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/snippets/{USED_SNIPPET}#L12")
+    lines = Snippet.objects.get(name=USED_SNIPPET).text.split("\n")
+    assert page.evaluate("window.getSelection().toString()") == lines[11]
+    assert page.locator(".cm-lineNumbers .cm-activeLineGutter").inner_text() == "12"
+
+
+def test_it_keeps_typed_text_when_someone_else_saved_meanwhile(open_browser, studio) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/snippets/{SNIPPET}")
+    page.click("#snippet-editor .cm-content")
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("{# mine #}\n")
+    snippet = Snippet.objects.get(name=SNIPPET)
+    do_update_snippet(snippet, acting_user=studio["author"], text="{# theirs #}\n" + snippet.text)
+
+    page.click("#save")
+    browser.allow_console_error("status of 412")
+    dialog = page.wait_for_selector("#conflict-dialog[open]")
+    assert "revision 2" in dialog.inner_text()
+    assert "{# theirs #}" in page.inner_text("#conflict-merge .cm-merge-a")
+    assert "{# mine #}" in page.inner_text("#conflict-merge .cm-merge-b")
+    browser.screenshot("snippet-conflict")
+    page.click("#conflict-cancel")
+    assert Snippet.objects.get(name=SNIPPET).text.startswith("{# theirs #}")
+
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    assert "restored from this browser" in page.inner_text("#banner")
+    assert page.inner_text("#snippet-editor .cm-line >> nth=0") == "{# mine #}"
 
 
 def test_it_refuses_to_delete_a_snippet_that_drafts_import(open_browser) -> None:
     browser = open_browser()
     page = browser.page
-    browser.open(f"/library/snippets/{SNIPPET}")
+    browser.open(f"/library/snippets/{USED_SNIPPET}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete")
+    browser.allow_console_error("status of 409")
     page.wait_for_selector("#banner:not([hidden])")
     assert "Not deleted" in page.inner_text("#banner")
-    browser.allow_console_error("status of 409")
-    assert Snippet.objects.filter(name=SNIPPET).exists()
+    assert page.locator("#banner a[href='/mappings/hl7v2-adt-a01/']").count() == 1
+    browser.screenshot("snippet-delete-in-use")
+    assert Snippet.objects.filter(name=USED_SNIPPET).exists()
 
 
 def test_it_edits_a_lookup_table_as_rows_and_imports_csv(open_browser) -> None:
     browser = open_browser()
     page = browser.page
-    browser.open("/library/lookup-tables/administrative-gender")
+    browser.open(f"/library/lookup-tables/{TABLE}")
     rows = page.locator("#rows tbody tr")
     before = rows.count()
     page.click("#add-row")
@@ -64,7 +112,7 @@ def test_it_edits_a_lookup_table_as_rows_and_imports_csv(open_browser) -> None:
     last.locator("input[data-key=display]").fill("Other")
     page.click("#save")
     page.wait_for_selector("#save-state:has-text('revision 2')")
-    entries = LookupTable.objects.get(name="administrative-gender").data["entries"]
+    entries = LookupTable.objects.get(name=TABLE).data["entries"]
     assert {"source": "X", "code": "other", "display": "Other"} in entries
     browser.screenshot("lookup-table")
 
@@ -76,25 +124,76 @@ def test_it_edits_a_lookup_table_as_rows_and_imports_csv(open_browser) -> None:
     page.click("#import")
     page.wait_for_function("document.querySelector('#import-result').textContent.startsWith('Imported 3 rows')")
     assert rows.count() == 3
-    imported = LookupTable.objects.get(name="administrative-gender").data["entries"]
-    assert [row["source"].upper() for row in imported] == [  # stored folded: the table is case-insensitive
-        "M",
-        "F",
-        "Q",
+    assert [rows.nth(index).locator("input[data-key=code]").input_value() for index in range(3)] == [
+        "male",
+        "female",
+        "unknown",
     ]
+    table = LookupTable.objects.get(name=TABLE)
+    assert table.revision == 3
+    # stored folded, as the engine keys them: the table is not case-sensitive
+    assert [row["source"].upper() for row in table.data["entries"]] == ["M", "F", "Q"]
+    assert table.data["target_system"] == "http://hl7.org/fhir/administrative-gender"  # the form offered the table's
     page.click("#json-tab-button")
     assert '"code": "unknown"' in page.inner_text("#json-tab")
     browser.screenshot("lookup-table-import")
 
 
+def test_it_imports_a_concept_map(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/lookup-tables/{TABLE}")
+    concept_map = {
+        "resourceType": "ConceptMap",
+        "status": "active",
+        "group": [
+            {
+                "source": "http://terminology.hl7.org/CodeSystem/v2-0001",
+                "target": "http://hl7.org/fhir/administrative-gender",
+                "element": [
+                    {"code": "M", "target": [{"code": "male", "display": "Male", "equivalence": "equivalent"}]},
+                    {"code": "F", "target": [{"code": "female", "display": "Female", "equivalence": "equivalent"}]},
+                ],
+            }
+        ],
+    }
+    page.click("#import-tab-button")
+    page.select_option("#import-form select[name=format]", "conceptmap")
+    page.fill("#import-form textarea[name=content]", json.dumps(concept_map))
+    page.click("#import")
+    page.wait_for_function("document.querySelector('#import-result').textContent.startsWith('Imported 2 rows')")
+    assert page.locator("#rows tbody tr").count() == 2
+    entries = LookupTable.objects.get(name=TABLE).data["entries"]
+    assert {entry["source_system"] for entry in entries} == {"http://terminology.hl7.org/CodeSystem/v2-0001"}
+
+
 def test_it_shows_a_bad_csv_import_without_changing_the_table(open_browser) -> None:
     browser = open_browser()
     page = browser.page
-    browser.open("/library/lookup-tables/administrative-gender")
+    browser.open(f"/library/lookup-tables/{TABLE}")
     page.click("#import-tab-button")
     page.fill("#import-form textarea[name=content]", "only-one-column\n")
     page.click("#import")
     browser.allow_console_error("status of 400")
-    page.wait_for_function("document.querySelector('#import-result').textContent.length > 0")
-    assert "Imported" not in page.inner_text("#import-result")
-    assert LookupTable.objects.get(name="administrative-gender").revision == 1
+    page.wait_for_selector("#import-result.error")
+    assert page.inner_text("#import-result").startswith("Not imported")
+    assert "source_code and target_code" in page.inner_text("#import-result")
+    assert "[object Object]" not in page.inner_text("#import-result")
+    browser.screenshot("lookup-table-import-error")
+    assert LookupTable.objects.get(name=TABLE).revision == 1
+
+
+def test_it_points_at_the_row_the_api_refused_and_keeps_it(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/lookup-tables/{TABLE}")
+    rows = page.locator("#rows tbody tr")
+    before = rows.count()
+    page.click("#add-row")
+    rows.nth(before).locator("input[data-key=code]").fill("other")  # a target without a source code
+    page.click("#save")
+    browser.allow_console_error("status of 400")
+    page.wait_for_selector(f"#rows tbody tr:nth-child({before + 1})[aria-invalid=true]")
+    assert f"row {before + 1}: source must be a non-empty code" in page.inner_text("#banner")
+    assert rows.count() == before + 1
+    assert LookupTable.objects.get(name=TABLE).revision == 1

@@ -1,6 +1,7 @@
 // Snippets or lookup tables: list and search (/api/snippets/ or /api/lookup-tables/), create a new one.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
+import { errorLines } from "../lib/library_errors.js";
 
 const config = pageConfig();
 const isSnippets = config.kind === "snippets";
@@ -37,8 +38,7 @@ if (config.canWrite) {
       await api("POST", apiBase, { body });
       window.location.href = pageBase + name;
     } catch (error) {
-      const fields = Object.entries(error.details || {}).map(([key, value]) => `${key}: ${[].concat(value).join(" ")}`);
-      $("#new-error").textContent = [error.message, ...fields].join(" — ");
+      $("#new-error").textContent = [error.message, ...errorLines(error)].join(" — ");
       $("#new-error").hidden = false;
     }
   });

@@ -1,17 +1,18 @@
 // One snippet or lookup table: edit, save as a new revision (optimistic locking on the ETag, conflicts merged
-// side by side), history with a diff against the current text, delete; tables also edit as rows and import CSV or a
+// side by side), history with a diff against the editor's text, delete; tables also edit as rows and import CSV or a
 // FHIR ConceptMap. Everything goes through /api/snippets/ and /api/lookup-tables/.
 import { MergeView } from "@codemirror/merge";
 import { api, ApiError, getAll, pageConfig } from "../lib/api.js";
-import { EditorView, goToLine, jsonView, setText, templateEditor } from "../lib/codemirror.js";
+import { EditorView, goToLine, jsonView, setDiagnostics, setText, templateEditor } from "../lib/codemirror.js";
 import { $, ago, h, toast } from "../lib/dom.js";
+import { entryIndexes, errorLines } from "../lib/library_errors.js";
 import { bindTabs } from "../lib/tabs.js";
 
 const config = pageConfig();
 const isSnippet = config.kind === "snippets";
 const url = `/api/${config.kind}/${config.name}`;
 const storageKey = `fhirstudio:${config.kind}:${config.name}`;
-const state = { etag: null, saved: null, revision: null };
+const state = { etag: null, saved: null, revision: null, revisions: [] };
 window.fhirStudio = state;
 bindTabs(document);
 
@@ -27,20 +28,33 @@ if (isSnippet) {
 } else {
   jsonPreview = jsonView($("#json-tab"), { label: "Table as JSON" });
   $("#json-tab-button").addEventListener("click", () => setText(jsonPreview, JSON.stringify(tableData(), null, 2)));
-  $("#add-row")?.addEventListener("click", () => { addRow({ source: "" }); changed(); $("#rows tbody tr:last-child input").focus(); });
+  $("#add-row")?.addEventListener("click", () => {
+    addRow({ source: "" });
+    changed();
+    $("#rows tbody tr:last-child input").focus();
+  });
   for (const id of ["target-system", "default-code", "case-sensitive"]) $(`#${id}`).addEventListener("input", () => changed());
 }
 $("#description").addEventListener("input", () => changed());
 
-const COLUMNS = ["source", "source_system", "code", "display", "system"];
+const COLUMNS = [["source", "Source code"], ["source_system", "Source system"], ["code", "Target code"], ["display", "Display"],
+  ["system", "Target system"]];
 
 function addRow(entry) {
-  const cells = COLUMNS.map((key) => h("td", {}, h("input", {
-    value: entry[key] ?? "", "aria-label": key.replace("_", " "), readonly: !config.canWrite, oninput: () => changed(),
-    dataset: { key },
+  const cells = COLUMNS.map(([key, label]) => h("td", {}, h("input", {
+    value: entry[key] ?? "", "aria-label": label, readonly: !config.canWrite, dataset: { key },
+    oninput: (event) => { event.target.closest("tr").removeAttribute("aria-invalid"); changed(); },
   })));
   const remove = config.canWrite
-    ? h("button", { type: "button", class: "link", "aria-label": "Remove row", onclick: (event) => { event.target.closest("tr").remove(); changed(); } }, "Remove")
+    ? h("button", {
+      type: "button", class: "link", "aria-label": "Remove this row",
+      onclick: (event) => {
+        const row = event.target.closest("tr");
+        (row.nextElementSibling || row.previousElementSibling)?.querySelector("input")?.focus();
+        row.remove();
+        changed();
+      },
+    }, "Remove")
     : null;
   $("#rows tbody").append(h("tr", {}, cells, h("td", {}, remove)));
 }
@@ -57,14 +71,22 @@ function showTable(data) {
   state.extra = Object.fromEntries(Object.entries(data).filter(([key]) => !["target_system", "default", "case_sensitive", "entries"].includes(key)));
   state.defaultObject = typeof fallback === "object" && fallback ? fallback : null;
   state.hadCaseSensitive = "case_sensitive" in data;
+  const importSystem = $("#import-form")?.elements.target_system;
+  if (importSystem) importSystem.value = data.target_system || ""; // an import replaces the table's: offer to keep it
+}
+
+// The rows as the API's entries. Only wholly empty rows are left out: a row with a target but no source code goes to
+// the API, which refuses it by its index, so nothing typed disappears on save.
+function tableRows() {
+  return [...$("#rows tbody").children].map((row) => {
+    const entry = {};
+    for (const input of row.querySelectorAll("input")) if (input.value.trim()) entry[input.dataset.key] = input.value.trim();
+    return { row, entry };
+  }).filter(({ entry }) => Object.keys(entry).length);
 }
 
 function tableData() {
-  const entries = [...$("#rows tbody").children].map((row) => {
-    const entry = {};
-    for (const input of row.querySelectorAll("input")) if (input.value.trim()) entry[input.dataset.key] = input.value.trim();
-    return entry;
-  }).filter((entry) => entry.source);
+  const entries = tableRows().map(({ entry }) => entry);
   const code = $("#default-code").value.trim();
   const fallback = !code ? null : state.defaultObject && state.defaultObject.code === code ? state.defaultObject : code;
   const caseSensitive = $("#case-sensitive").checked;
@@ -79,9 +101,11 @@ function current() {
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 function changed() {
+  if (!state.saved) return false; // still loading: the stored unsaved text must not be overwritten by the server's
   const dirty = !same(current(), state.saved);
   $("#save-state").textContent = dirty ? "unsaved changes" : `saved · revision ${state.revision}`;
   $("#save-state").className = `badge ${dirty ? "warn" : "muted"}`;
+  if (!isSnippet) $("#row-count").textContent = String($("#rows tbody").children.length);
   if (dirty) localStorage.setItem(storageKey, JSON.stringify({ ...current(), etag: state.etag, at: new Date().toISOString() }));
   else localStorage.removeItem(storageKey);
   return dirty;
@@ -94,35 +118,42 @@ function show(value) {
 }
 
 async function load() {
+  const stored = JSON.parse(localStorage.getItem(storageKey) || "null");
   const { data, etag } = await api("GET", url);
   state.etag = etag;
   state.revision = data.revision;
-  state.saved = { description: data.description, content: isSnippet ? data.text : data.data };
-  const stored = JSON.parse(localStorage.getItem(storageKey) || "null");
+  show({ description: data.description, content: isSnippet ? data.text : data.data });
+  state.saved = current(); // normalised (a table's entries as rows), so an untouched page is not "changed"
   if (stored && !same({ description: stored.description, content: stored.content }, state.saved)) {
     show(stored);
-    state.etag = stored.etag || etag;
+    state.etag = stored.etag || etag; // saving them against a newer revision then shows the conflict, not an overwrite
     banner(`Unsaved changes from ${ago(stored.at)} were restored from this browser.`, [["Discard them", () => {
-      localStorage.removeItem(storageKey);
       state.etag = etag;
       show(state.saved);
       changed();
       $("#banner").hidden = true;
     }]]);
-  } else {
-    show(state.saved);
-    state.saved = current(); // normalised (a table's entries as rows), so an untouched page is not "changed"
   }
   changed();
   await loadHistory();
 }
 
-function banner(text, actions) {
-  $("#banner").replaceChildren(h("span", {}, text), ...actions.map(([label, run]) => h("button", { type: "button", onclick: run }, label)));
+function banner(content, actions = []) {
+  $("#banner").replaceChildren(h("span", {}, content), ...actions.map(([label, run]) => h("button", { type: "button", onclick: run }, label)));
   $("#banner").hidden = false;
 }
 
 // --- save, conflicts, delete ------------------------------------------------------------------------------------------
+
+function markRows(lines) {
+  if (isSnippet) return lines;
+  const rows = tableRows().map(({ row }) => row);
+  for (const index of entryIndexes(lines)) rows[index]?.setAttribute("aria-invalid", "true");
+  // entries[i] counts the rows sent; wholly empty rows are not, so name the row by its place on the page
+  const onPage = [...$("#rows tbody").children];
+  return lines.map((line) => line.replace(/^data: /, "").replace(/entries\[(\d+)\]\.?\s*/g,
+    (text, index) => (rows[Number(index)] ? `row ${onPage.indexOf(rows[Number(index)]) + 1}: ` : text)));
+}
 
 async function save(etag = null) {
   if (!config.canWrite) return;
@@ -135,15 +166,19 @@ async function save(etag = null) {
     state.saved = current();
     changed();
     $("#banner").hidden = true;
+    if (isSnippet) editor.dispatch(setDiagnostics(editor.state, []));
     toast(`Saved revision ${data.revision}`);
     await loadHistory();
   } catch (error) {
     if (error instanceof ApiError && error.status === 412) return conflict(value);
-    const where = (error.details?.errors || []).map((item) => `line ${item.line}: ${item.message}`);
-    const fields = Object.entries(error.details || {}).filter(([key]) => key !== "errors").map(([key, v]) => `${key}: ${[].concat(v).join(" ")}`);
-    toast(`Not saved: ${[error.message, ...where, ...fields].join(" — ")}`, "error");
-    const line = error.details?.errors?.[0]?.line;
-    if (isSnippet && line) goToLine(editor, line);
+    const lines = markRows(errorLines(error));
+    banner(`Not saved: ${[error.message, ...lines].join(" — ")}`);
+    const located = error.details?.errors?.find((item) => item?.line);
+    if (isSnippet && located) {
+      const line = editor.state.doc.line(Math.min(located.line, editor.state.doc.lines));
+      editor.dispatch(setDiagnostics(editor.state, [{ from: line.from, to: line.to, severity: "error", message: located.message }]));
+      goToLine(editor, located.line);
+    } else $("#rows tr[aria-invalid] input")?.focus();
   }
 }
 
@@ -156,12 +191,14 @@ async function conflict(mine) {
   $("#conflict-who").textContent = `${data.updated_by || "Someone"} saved revision ${data.revision} ${ago(data.updated_at)}. Nothing you typed is lost.`;
   $("#conflict-revision").textContent = String(data.revision);
   merge?.destroy();
+  const dialog = $("#conflict-dialog");
+  dialog.showModal();
+  loadHistory(); // their revision is in the history now too
   merge = new MergeView({
     a: { doc: asText(theirs), extensions: [EditorView.editable.of(false), EditorView.lineWrapping] },
     b: { doc: asText(mine), extensions: [EditorView.lineWrapping] },
     parent: $("#conflict-merge"), revertControls: "a-to-b", collapseUnchanged: { margin: 3, minSize: 8 },
   });
-  const dialog = $("#conflict-dialog");
   $("#conflict-keep-mine").onclick = async () => {
     const text = merge.b.state.doc.toString();
     let content;
@@ -181,49 +218,103 @@ async function conflict(mine) {
     state.saved = current();
     changed();
     dialog.close();
+    loadHistory();
   };
-  $("#conflict-cancel").onclick = () => dialog.close();
-  dialog.showModal();
+  $("#conflict-cancel").onclick = () => dialog.close(); // mine stays in the editor (and in local storage)
 }
 
 $("#save")?.addEventListener("click", () => save());
+// Ctrl/Cmd-S anywhere on the page (the snippet editor handles its own and marks the event handled).
 document.addEventListener("keydown", (event) => {
-  if ((event.ctrlKey || event.metaKey) && event.key === "s" && !isSnippet) { event.preventDefault(); save(); }
+  if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== "s" || event.defaultPrevented) return;
+  event.preventDefault();
+  if (!document.querySelector("dialog[open]")) save();
 });
+
+function mappingLinks(slugs) {
+  return slugs.flatMap((slug, index) => [index ? ", " : "", h("a", { href: `/mappings/${slug}/` }, slug)]);
+}
 
 $("#delete")?.addEventListener("click", async () => {
   if (!window.confirm(`Delete ${config.name}? Published mapping versions keep their own copy.`)) return;
   try {
     await api("DELETE", url);
     localStorage.removeItem(storageKey);
+    state.saved = current(); // nothing left to warn about on leaving
     window.location.href = `/library/${config.kind}/`;
   } catch (error) {
-    banner(error.code === "in_use" ? `Not deleted: ${error.message}` : `Not deleted: ${error.message}`, []);
+    const users = error.code === "in_use" ? error.details?.mappings || [] : [];
+    if (users.length) {
+      banner([`Not deleted: ${config.name} is still used by the draft${users.length > 1 ? "s" : ""} of `, ...mappingLinks(users),
+        ". Take it out of those drafts first; published versions keep their own copy."]);
+    } else {
+      banner(`Not deleted: ${[error.message, ...errorLines(error)].join(" — ")}`);
+    }
   }
+});
+
+window.addEventListener("beforeunload", (event) => {
+  if (config.canWrite && state.saved && !same(current(), state.saved)) event.preventDefault(); // also in local storage
 });
 
 // --- history ------------------------------------------------------------------------------------------------------------
 
-let revisionMerge = null;
-
 async function loadHistory() {
-  const revisions = await getAll(`${url}/versions/`);
-  $("#history").replaceChildren(...revisions.map((revision) => h("li", { value: revision.revision, dataset: { revision: String(revision.revision) } },
-    h("button", { type: "button", class: "link", onclick: () => showRevision(revision) }, `Revision ${revision.revision}`),
-    h("span", { class: "hint" }, `${revision.author || "?"} · ${ago(revision.created_at)}`))));
+  state.revisions = await getAll(`${url}/versions/`);
+  $("#history").replaceChildren(...state.revisions.map((revision) => h("li", { value: revision.revision, dataset: { revision: String(revision.revision) } },
+    h("button", { type: "button", class: "link", onclick: () => showRevision(revision) },
+      `Revision ${revision.revision}`, revision.revision === state.revision ? " (current)" : ""),
+    h("span", { class: "hint", title: revision.created_at }, `${revision.author || "?"} · ${ago(revision.created_at)}`))));
 }
+
+let revisionMerge = null;
+let revisionText = null;
 
 function showRevision(revision) {
   const old = isSnippet ? revision.text : JSON.stringify(revision.data, null, 2);
+  const now = asText(current());
+  const dialog = $("#revision-dialog");
+  $("#revision-title").textContent = `${config.name} · revision ${revision.revision}`;
+  $("#revision-who").textContent = `saved by ${revision.author || "?"} ${ago(revision.created_at)}`;
   $("#revision-label").textContent = `Revision ${revision.revision}`;
+  $("#revision-same").hidden = old !== now;
+  $("#revision-diff-tab-button").click();
+  dialog.showModal(); // before the views are built, so they measure a visible parent
   revisionMerge?.destroy();
   const readOnly = [EditorView.editable.of(false), EditorView.lineWrapping];
-  revisionMerge = new MergeView({ a: { doc: old, extensions: readOnly }, b: { doc: asText(current()), extensions: readOnly },
-    parent: $("#revision-diff"), collapseUnchanged: { margin: 2, minSize: 5 } });
-  $("#revision-view").hidden = false;
+  revisionMerge = new MergeView({ a: { doc: old, extensions: readOnly }, b: { doc: now, extensions: readOnly },
+    parent: $("#revision-diff"), collapseUnchanged: old === now ? undefined : { margin: 3, minSize: 8 } });
+  if (!revisionText) {
+    revisionText = isSnippet
+      ? templateEditor($("#revision-text-tab"), { doc: "", readOnly: true, label: "Text of the revision" })
+      : jsonView($("#revision-text-tab"), { label: "Data of the revision" });
+  }
+  setText(revisionText, old);
+  const restore = $("#revision-restore");
+  if (restore) {
+    restore.onclick = () => {
+      show({ description: $("#description").value, content: isSnippet ? revision.text : revision.data });
+      changed();
+      dialog.close();
+      toast(`Revision ${revision.revision} is in the editor: Save makes it the current one.`);
+    };
+  }
 }
+$("#revision-close").addEventListener("click", () => $("#revision-dialog").close());
 
 // --- import (lookup tables) ---------------------------------------------------------------------------------------------
+
+function importResult(text, lines = [], kind = "") {
+  $("#import-result").className = kind;
+  $("#import-result").setAttribute("role", kind === "error" ? "alert" : "status");
+  $("#import-result").replaceChildren(h("p", {}, text), ...(lines.length ? [h("ul", {}, lines.map((line) => h("li", {}, line)))] : []));
+}
+
+$("#import-form")?.elements.file.addEventListener("change", (event) => {
+  const name = event.target.files[0]?.name || "";
+  if (/\.json$/i.test(name)) event.target.form.elements.format.value = "conceptmap";
+  if (/\.csv$/i.test(name)) event.target.form.elements.format.value = "csv";
+});
 
 $("#import-form")?.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -231,16 +322,18 @@ $("#import-form")?.addEventListener("submit", async (event) => {
   const file = form.elements.file.files[0];
   const text = file ? await file.text() : form.elements.content.value;
   const format = form.elements.format.value;
+  if (!text.trim()) return importResult("Choose a file or paste the content first.", [], "error");
+  if (changed() && !window.confirm("The import replaces the rows on this page, your unsaved changes included. Import anyway?")) return;
   let content = text;
   if (format === "conceptmap") {
     try {
       content = JSON.parse(text);
-    } catch {
-      $("#import-result").textContent = "That is not JSON: a ConceptMap import needs the resource as JSON.";
-      return;
+    } catch (error) {
+      return importResult("That is not JSON: a ConceptMap import needs the resource as JSON.", [error.message], "error");
     }
   }
   const body = { format, content, target_system: form.elements.target_system.value.trim() || null, description: $("#description").value };
+  const before = state.revision;
   try {
     const { data, etag } = await api("POST", `/api/lookup-tables/${config.name}/import`, { body });
     state.etag = etag;
@@ -248,17 +341,24 @@ $("#import-form")?.addEventListener("submit", async (event) => {
     showTable(data.data);
     state.saved = current();
     changed();
-    $("#import-result").textContent = `Imported ${data.entry_count} rows as revision ${data.revision}.`;
+    const rows = `Imported ${data.entry_count} row${data.entry_count === 1 ? "" : "s"}`;
+    $("#banner").hidden = true;
+    importResult(data.revision === before ? `${rows}: the table already held exactly these, so it stays at revision ${before}.`
+      : `${rows} as revision ${data.revision}.`, [], "ok");
     toast($("#import-result").textContent);
+    form.elements.file.value = "";
     $("#grid-tab-button").click();
     await loadHistory();
   } catch (error) {
-    const fields = Object.entries(error.details || {}).map(([key, value]) => `${key}: ${[].concat(value).join(" ")}`);
-    $("#import-result").textContent = [error.message, ...fields].join(" — ");
+    importResult(`Not imported: ${error.message}`, errorLines(error), "error");
   }
 });
 
 await load();
-const line = /^#L(\d+)$/.exec(window.location.hash);
-if (isSnippet && line) goToLine(editor, Number(line[1]));
+function goToHashLine() {
+  const line = /^#L(\d+)$/.exec(window.location.hash);
+  if (isSnippet && line) goToLine(editor, Number(line[1]));
+}
+goToHashLine();
+window.addEventListener("hashchange", goToHashLine);
 document.body.dataset.ready = "true";
