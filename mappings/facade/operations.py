@@ -95,10 +95,20 @@ def validate(request: HttpRequest, slug: str, resource_type: str | None = None) 
         raise FhirError(405, "not-supported", "$validate is POSTed with the resource (or Parameters with it).")
     _facade(slug)
     body = _json_body(request)
+    profile = request.GET.get("profile")
     if body["resourceType"] == "Parameters" and resource_type != "Parameters":
-        body = _parameters(body).get("resource")
+        given = _parameters(body)
+        profile = profile or given.get("profile")
+        body = given.get("resource")
         if not isinstance(body, dict):
             raise FhirError(400, "required", "Parameter resource is required.")
+    if profile:
+        raise FhirError(
+            400,
+            "not-supported",
+            f"Unknown profile {profile}: this studio validates against the base "
+            "FHIR R4 resources only (profiles arrive with the profiles work).",
+        )
     if resource_type and body.get("resourceType") != resource_type:
         raise FhirError(
             400, "invalid", f"This is {resource_type}/$validate but the resource is a {body.get('resourceType')}."

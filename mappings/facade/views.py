@@ -29,6 +29,10 @@ def _facade(slug: str) -> Facade:
         raise FhirError(404, "not-found", f"There is no facade '{slug}'.")
     if facade.status != Facade.Status.ACTIVE:
         raise FhirError(503, "transient", f"The facade '{slug}' is paused.")
+    if facade.auth_mode != Facade.AuthMode.OPEN:
+        # Fail closed: SMART Backend Services tokens are checked by the security work that comes next; until then a
+        # facade marked protected answers nobody rather than everybody.
+        raise FhirError(401, "security", f"The facade '{slug}' requires SMART Backend Services authorization.")
     return facade
 
 
@@ -47,6 +51,7 @@ def _live(slug: str, resource_type: str) -> tuple[int, str]:
         Deployment.objects.filter(
             binding__facade__slug=slug,
             binding__facade__status=Facade.Status.ACTIVE,
+            binding__facade__auth_mode=Facade.AuthMode.OPEN,
             binding__resource_type=resource_type,
             ready=True,
         )

@@ -99,3 +99,25 @@ def test_a_paused_facade_answers_503_and_a_deploy_is_served_at_once(
         actions.do_update_facade(served["binding"].facade, acting_user=author, status="paused")
     paused = client.get("/fhir/clinic/Patient")
     assert paused.status_code == 503 and paused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_facade_marked_smart_protected_refuses_everyone_until_tokens_are_checked(served, client) -> None:
+    actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    facade = served["binding"].facade
+    facade.auth_mode = "smart-backend"
+    facade.save(update_fields=["auth_mode"])
+    from mappings.facade.views import forget_live_deployments
+
+    forget_live_deployments()
+    for path in ("/fhir/clinic/metadata", "/fhir/clinic/Patient"):
+        refused = client.get(path)
+        assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "security"
+
+
+def test_it_says_plainly_that_it_knows_no_profiles_yet(served, client) -> None:
+    answer = client.post(
+        "/fhir/clinic/Patient/$validate?profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient",
+        {"resourceType": "Patient"},
+        content_type="application/fhir+json",
+    )
+    assert answer.status_code == 400 and "Unknown profile" in answer.json()["issue"][0]["diagnostics"]
