@@ -159,7 +159,7 @@ class MappingOut(serializers.ModelSerializer):
         help_text="The draft's template differs from the latest version's (true when nothing is published)"
     )
     deployed_version = serializers.SerializerMethodField(
-        help_text="The version a facade serves; always null until facades exist"
+        help_text="The version the most recently deployed facade binding of this mapping serves (null: none)"
     )
 
     class Meta:
@@ -204,7 +204,10 @@ class MappingOut(serializers.ModelSerializer):
         return mapping.latest_version_id is None or mapping.latest_version.template != mapping.draft.template
 
     def get_deployed_version(self, mapping: Mapping) -> int | None:
-        return None
+        if hasattr(mapping, "deployed_version"):
+            return mapping.deployed_version
+        live = mapping.bindings.filter(deployments__ready=True).order_by("-deployments__deployed_at")
+        return live.values_list("deployments__version__number", flat=True).first()
 
     @extend_schema_field(TestRunSummaryOut(allow_null=True))
     def get_last_test_run(self, mapping: Mapping) -> dict | None:

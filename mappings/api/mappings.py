@@ -50,7 +50,7 @@ from mappings.api.mapping_serializers import (
 from mappings.compiling import compile_draft, compile_version
 from mappings.conf import engine_limits
 from mappings.engine import CompiledMapping, MappingError, operation_outcome, run_mapping
-from mappings.models import Draft, Mapping, TestRun
+from mappings.models import Deployment, Draft, Mapping, TestRun
 
 TAG = "mappings"
 
@@ -88,6 +88,11 @@ def listed_mappings() -> QuerySet[Mapping]:
         last_run_passed=Subquery(last_run.values("passed")[:1]),
         last_run_failed=Subquery(last_run.values("failed")[:1]),
         last_run_created_at=Subquery(last_run.values("created_at")[:1]),
+        deployed_version=Subquery(
+            Deployment.objects.filter(binding__mapping=OuterRef("pk"), ready=True)
+            .order_by("-deployed_at", "-id")
+            .values("version__number")[:1]
+        ),
         draft_changed=Case(
             When(latest_version__isnull=True, then=Value(True)),
             When(draft__template=F("latest_version__template"), then=Value(False)),

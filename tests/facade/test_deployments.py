@@ -121,3 +121,11 @@ def test_it_says_plainly_that_it_knows_no_profiles_yet(served, client) -> None:
         content_type="application/fhir+json",
     )
     assert answer.status_code == 400 and "Unknown profile" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_the_mapping_list_shows_which_version_a_facade_serves(served, api) -> None:
+    assert api["viewer"].get("/api/mappings/json-patient/").json()["deployed_version"] is None
+    actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    listed = api["viewer"].get("/api/mappings/").json()["results"][0]
+    assert listed["deployed_version"] == 1
+    assert api["viewer"].get("/api/mappings/json-patient/").json()["deployed_version"] == 1
