@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_fhirclient_reads_searches_and_follows_the_next_page(demo) -> None:
     smart = smart_client.FHIRClient(settings={"app_id": "fhir-studio-tests", "api_base": demo["base"] + "/"})
-    found = Patient.where(struct={"family": "every"}).perform_resources(smart.server)
+    found = list(Patient.where(struct={"family": "every"}).perform_resources_iter(smart.server))
     assert found and found[0].name[0].family.lower().startswith("every")
     patient = Patient.read(found[0].id, smart.server)
     assert patient.id == found[0].id
