@@ -3,9 +3,6 @@ facade keeps serving the previous deployment until the new index is ready."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +14,8 @@ from mappings import actions
 from mappings.facade import indexing
 from mappings.facade.views import forget_live_deployments
 from mappings.models import Deployment
+from tests.tasks.conftest import celery_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 RECORD = '{{"MRN": "M{n}", "LastName": "Ng{n}", "FirstName": "Li", "Gender": "F", "DOB": "19900102"}}'
 
 
@@ -32,39 +29,8 @@ def _database_url() -> str:
 
 @pytest.fixture
 def worker(transactional_db, tmp_path):
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "fhirstudio",
-                "worker",
-                "--pool",
-                "solo",
-                "-Q",
-                "batch",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "DATABASE_URL": _database_url()},
-        )
-    deadline = time.monotonic() + 60
-    while "ready" not in log.read_text() and time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the Celery worker exited:\n{log.read_text()}")
-        time.sleep(0.2)
-    yield log
-    process.terminate()
-    process.wait(timeout=30)
+    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": _database_url()}) as log:
+        yield log
 
 
 def test_a_big_source_is_indexed_by_the_worker_while_the_old_deployment_serves(worker, client, monkeypatch) -> None:

@@ -1,0 +1,55 @@
+"""A real Celery worker for the task tests, on the configured broker (Redis in CI, the file-system broker otherwise)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def celery_worker(log: Path, env: dict[str, str] | None = None):
+    """A solo-pool worker on the batch queue, started and stopped around the block; yields its log file."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "fhirstudio",
+                "worker",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-Q",
+                "batch",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    deadline = time.monotonic() + 60
+    while "ready" not in log.read_text() and time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited:\n{log.read_text()}")
+        time.sleep(0.2)
+    try:
+        yield log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
