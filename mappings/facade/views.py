@@ -238,14 +238,12 @@ def _included(slug: str, base: str, resource_type: str, query: list, rows: list[
                     wanted.setdefault(kind, set()).add(resource_id)
     entries = []
     for kind, ids in sorted(wanted.items()):
-        live = (
-            Deployment.objects.filter(binding__facade__slug=slug, binding__resource_type=kind, ready=True)
-            .order_by("-deployed_at", "-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if live is None:
+        try:
+            live, source_kind = _live(slug, kind)
+        except FhirError:
             continue  # a type this facade does not serve: nothing to include
+        if source_kind != DataSource.Kind.STORED:
+            continue  # a live source would be asked once per reference: not cheap, so not included
         contents = FacadeResource.objects.filter(deployment_id=live, resource_type=kind, resource_id__in=ids)
         entries += [
             {"fullUrl": f"{base}/{kind}/{content['id']}", "resource": content, "search": {"mode": "include"}}
