@@ -62,8 +62,7 @@ DEFAULT_COUNT = 20
 
 
 def _date_condition(raw: str) -> Q:
-    prefix = raw[:2] if raw[:2] in DATE_PREFIXES and not raw[:2].isdigit() else "eq"
-    text = raw[2:] if raw[:2] == prefix and raw[:2] in DATE_PREFIXES else raw
+    prefix, text = (raw[:2], raw[2:]) if raw[:2] in DATE_PREFIXES else ("eq", raw)
     span = date_range(text)
     if span is None:
         raise FhirError(400, "invalid", f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime).")
@@ -90,7 +89,7 @@ def _value_condition(kind: str, param: str, modifier: str, raw: str) -> Q:
         return Q(value=value) if modifier == "exact" else Q(value__startswith=value)
     if kind == "reference":
         if "/" not in value:
-            value = f"{param if param in ('patient',) else 'patient'}/{value}"
+            value = f"patient/{value}"  # a bare id: patient and subject searches name Patients
         return Q(value=value)
     if modifier == "text":
         return Q(value__contains=value)
