@@ -1,10 +1,14 @@
 """What the template editor completes: filters, functions and tests with their documentation (from the engine's own
 registries), snippet macros with their arguments, lookup tables, HL7 v2 segments and fields, and FHIR element names.
-Computed from the code and the stored library, so completion never lists something the engine does not have."""
+Computed from the code and the stored library, so completion never lists something the engine does not have.
+
+Everything static is computed once per process (functools.cache) and only when first asked for: HL7 v2.5 tables
+from hl7apy take ~50 ms, the list of FHIR resource types ~1.5 s (it imports every fhir.resources R4B model)."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import pkgutil
 import re
@@ -16,10 +20,35 @@ from mappings.engine.environment import build_environment
 from mappings.hl7v2_dictionary import hl7v2_segments
 from mappings.models import LookupTable, Snippet
 
+PARTS = ("engine", "library", "hl7v2", "fhir")
 HIDDEN = {"loop_guard", "concat_guard"}  # the sandbox's own plumbing, inserted by the compiler
+HL7V2_VERSION = "2.5"
+
+
+def completions(*, part: str | None, segments: list[str], resources: list[str]) -> dict:
+    """The completion answer. Without `part` every group but FHIR comes back; FHIR elements come for the resource
+    types named, HL7 v2 fields for the segments named (fields of all 150 segments would be 830 KB)."""
+    answer: dict = {}
+    if part in (None, "engine"):
+        answer.update(engine_names())
+    if part in (None, "library"):
+        answer.update(library_names())
+    if part in (None, "hl7v2"):
+        answer["hl7v2"] = hl7v2_names(segments)
+    if part == "fhir" or resources:
+        answer["fhir"] = {
+            # The type list costs ~1.5 s the first time in a process, so it comes only when asked for by itself.
+            "resource_types": fhir_resource_types() if part == "fhir" and not resources else [],
+            "elements": {name: fhir_elements(name) for name in resources},
+        }
+    return answer
+
+
+# --- the engine's filters, functions and tests ------------------------------------------------------------------------
 
 
 def _doc(function: object) -> str:
+    """The first paragraph of the docstring, on one line."""
     text = inspect.getdoc(function) or ""
     return text.strip().split("\n\n")[0].replace("\n", " ")
 
@@ -36,9 +65,14 @@ def _signature(name: str, function: object, *, drop_first: bool) -> str:
     return f"{name}({', '.join(str(parameter) for parameter in parameters)})"
 
 
+def _environment():
+    return build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC")
+
+
 @functools.cache
 def engine_names() -> dict[str, list[dict]]:
-    env = build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC")
+    """Jinja's built-ins and the studio's FILTERS, GLOBALS and TESTS, exactly as a template's environment has them."""
+    env = _environment()
     filters = [
         {"name": name, "signature": _signature(name, function, drop_first=True), "doc": _doc(function)}
         for name, function in sorted(env.filters.items())
@@ -53,29 +87,50 @@ def engine_names() -> dict[str, list[dict]]:
     return {"filters": filters, "globals": functions, "tests": tests}
 
 
+# --- the library: snippet macros and lookup tables --------------------------------------------------------------------
+
+
+def _default_text(node: nodes.Expr) -> str:
+    """A macro argument's default as written in the snippet (constants and empty containers; … for the rest)."""
+    if isinstance(node, nodes.Const):
+        value = node.value
+        return f'"{value}"' if isinstance(value, str) else repr(value)
+    if isinstance(node, nodes.List | nodes.Tuple | nodes.Dict) and not node.items:
+        return "{}" if isinstance(node, nodes.Dict) else "[]"
+    return "…"
+
+
 @functools.lru_cache(maxsize=256)
-def _macros(text: str) -> list[dict]:
-    env = build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC")
+def macros_in(text: str) -> tuple[dict, ...]:
+    """The macros a snippet defines, parsed with Jinja's own parser: name, argument names, a signature with the
+    defaults, the line, and the {# … #} comment right above as documentation (the library's convention)."""
     try:
-        tree = env.parse(text)
+        tree = _environment().parse(text)
     except TemplateSyntaxError:
-        return []
+        return ()
     lines = text.splitlines()
     found = []
     for macro in tree.find_all(nodes.Macro):
+        args = [arg.name for arg in macro.args]
+        defaults = [None] * (len(args) - len(macro.defaults)) + list(macro.defaults)
+        shown = [
+            name if default is None else f"{name}={_default_text(default)}"
+            for name, default in zip(args, defaults, strict=True)
+        ]
         found.append(
             {
                 "name": macro.name,
-                "args": [arg.name for arg in macro.args],
+                "args": args,
+                "signature": f"{macro.name}({', '.join(shown)})",
                 "doc": _comment_above(lines, macro.lineno),
                 "line": macro.lineno,
             }
         )
-    return found
+    return tuple(found)
 
 
 def _comment_above(lines: list[str], lineno: int) -> str:
-    """The {# … #} comment that ends on the line just above a macro (the library's convention for its docs)."""
+    """The {# … #} comment that ends on the line just above a macro."""
     end = lineno - 2
     if end < 0 or not lines[end].rstrip().endswith("#}"):
         return ""
@@ -89,9 +144,10 @@ def _comment_above(lines: list[str], lineno: int) -> str:
 
 
 def library_names() -> dict[str, list[dict]]:
+    """Two queries whatever the size of the library; macros are parsed once per distinct snippet text."""
     snippets = [
-        {"name": name, "macros": _macros(text)}
-        for name, text in Snippet.objects.order_by("name").values_list("name", "text")
+        {"name": name, "description": description, "macros": list(macros_in(text))}
+        for name, description, text in Snippet.objects.order_by("name").values_list("name", "description", "text")
     ]
     tables = [
         {"name": name, "description": description}
@@ -100,38 +156,39 @@ def library_names() -> dict[str, list[dict]]:
     return {"snippets": snippets, "lookup_tables": tables}
 
 
+# --- HL7 v2 -----------------------------------------------------------------------------------------------------------
+
+
 def hl7v2_names(segment_ids: list[str]) -> dict:
-    """Every segment id with its title; fields and components only for the segments asked for (all are 830 KB)."""
+    """Every v2.5 segment id with its title; fields and components only for the segments asked for."""
     segments = hl7v2_segments()
     return {
+        "version": HL7V2_VERSION,
         "segments": [{"id": key, "description": value["description"]} for key, value in sorted(segments.items())],
         "fields": {key: segments[key]["fields"] for key in segment_ids if key in segments},
     }
 
 
+# --- FHIR (fhir.resources R4B models, the validator's own) ------------------------------------------------------------
+
+
 @functools.cache
 def fhir_resource_types() -> list[str]:
-    """Resource types the validator (fhir.resources R4B) has a model for."""
+    """Resource types the validator has a model for."""
     from fhir.resources import R4B
     from fhir.resources.R4B.resource import Resource
 
     from mappings.engine.validate import model_class
 
-    names = []
+    names = set()
     for module in pkgutil.iter_modules(R4B.__path__):
-        for candidate in _class_names(module.name):
+        # Module names are lower-case resource names (allergyintolerance); the class is found case-insensitively.
+        imported = importlib.import_module(f"fhir.resources.R4B.{module.name}")
+        for candidate in (name for name in vars(imported) if name.lower() == module.name):
             model = model_class(candidate)
-            if model is not None and issubclass(model, Resource) and candidate not in names:
-                names.append(candidate)
+            if model is not None and issubclass(model, Resource):
+                names.add(candidate)
     return sorted(names)
-
-
-def _class_names(module_name: str) -> list[str]:
-    # Module names are lower-case resource names (allergyintolerance); the class is found case-insensitively.
-    import importlib
-
-    module = importlib.import_module(f"fhir.resources.R4B.{module_name}")
-    return [name for name in vars(module) if name.lower() == module_name]
 
 
 PRIMITIVE = re.compile(r"Annotated\[[^,]+, (\w+)\(")
@@ -152,7 +209,7 @@ def _type_name(annotation: str) -> str:
 @functools.cache
 def fhir_elements(resource_type: str) -> list[dict]:
     """The JSON element names of a resource type in FHIR's order, with type, cardinality and required codes."""
-    from mappings.engine.validate import model_class
+    from mappings.engine.validate import COMPLETE_CODES, model_class
 
     model = model_class(resource_type)
     if model is None:
@@ -169,12 +226,19 @@ def fhir_elements(resource_type: str) -> list[dict]:
         info = fields[name]
         annotation = repr(info.annotation)
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        # A required primitive is optional to pydantic (its _element extension may stand in for it): fhir.resources
+        # marks it element_required and checks it in a model validator.
+        required = info.is_required() or bool(extra.get("element_required"))
         element = {
             "name": name,
             "type": _type_name(annotation),
-            "cardinality": f"{1 if info.is_required() else 0}..{'*' if 'List[' in annotation else 1}",
+            "cardinality": f"{1 if required else 0}..{'*' if 'List[' in annotation else 1}",
         }
-        if extra.get("enum_values"):
-            element["codes"] = list(extra["enum_values"])
+        codes = extra.get("enum_values") or []
+        if "+" in codes:  # fhir.resources abbreviates long value sets; the validator knows some in full
+            complete = COMPLETE_CODES.get((resource_type, name))
+            codes = complete.split() if complete else [code for code in codes if code != "+"]
+        if codes:
+            element["codes"] = list(codes)
         elements.append(element)
     return elements

@@ -60,30 +60,47 @@ SEGMENT_TITLES = {
 }
 
 # hl7apy names are constants (PATIENT_NAME, SUFFIX_E_G_JR_OR_III); the editor shows words.
-_SMALL_WORDS = {"of", "or", "and", "the", "to", "for", "a", "in", "by", "on"}
+_SMALL_WORDS = {"of", "or", "and", "the", "to", "for", "a", "in", "by", "on", "e.g."}
+# Kept in capitals, as the spec writes them ("Set ID - OBX", "Universal ID", "DRG Grouper Review Code"); segment ids
+# are added when the tables load.
+_ACRONYMS = {"id", "oid", "uid", "hl7", "drg", "ssn", "ndc", "dea", "dmv", "cms", "vip", "irb", "mfn", "cpu"}
+_ACRONYMS |= {"ub", "ur", "md", "iii"}
 
 
-def _words(constant: str) -> str:
+def _word(word: str, index: int, acronyms: frozenset[str]) -> str:
+    if word in acronyms:
+        return word.upper()
+    if index and word in _SMALL_WORDS:
+        return word
+    return word.capitalize()
+
+
+def _words(constant: str, acronyms: frozenset[str] = frozenset(_ACRONYMS)) -> str:
     words = re.sub(r"_E_G_", " e.g. ", constant).replace("_S_", "'s ").replace("_", " ").lower().split()
-    return " ".join(word if index and word in _SMALL_WORDS else word.capitalize() for index, word in enumerate(words))
+    return " ".join(_word(word, index, acronyms) for index, word in enumerate(words))
 
 
-def _components(children: object) -> list[dict]:
+def _components(children: object, acronyms: frozenset[str], *, depth: int = 1) -> list[dict]:
+    """Components of a composite datatype; at depth 1 each composite component lists its sub-components too
+    (PID-3.4 is an HD: namespace id, universal id, universal id type)."""
     if not isinstance(children, tuple):
         return []
     found = []
     for child in children:
         name, spec = child[0], child[1]
-        position = int(name.rsplit("_", 1)[1])
-        found.append({"position": position, "name": _words(spec[3] or name), "datatype": spec[2]})
+        row = {"position": int(name.rsplit("_", 1)[1]), "name": _words(spec[3] or name, acronyms), "datatype": spec[2]}
+        if depth == 1 and spec[0] == "sequence":
+            row["components"] = _components(spec[1], acronyms, depth=2)
+        found.append(row)
     return found
 
 
 @functools.cache
 def hl7v2_segments() -> dict[str, dict]:
     """{segment id: {id, description, fields: [{position, name, datatype, repeats, table, components}]}}."""
-    from hl7apy.v2_5 import segments  # 20 ms; only the editor's completion and source tree need it
+    from hl7apy.v2_5 import segments  # ~60 ms with the tables below; only the editor needs it
 
+    acronyms = frozenset(_ACRONYMS | {segment_id.lower() for segment_id in segments.SEGMENTS})
     found: dict[str, dict] = {}
     for segment_id, (_, fields) in segments.SEGMENTS.items():
         if not re.fullmatch(r"[A-Z][A-Z0-9]{2}", segment_id):
@@ -94,11 +111,11 @@ def hl7v2_segments() -> dict[str, dict]:
             rows.append(
                 {
                     "position": int(field_name.rsplit("_", 1)[1]),
-                    "name": _words(long_name or field_name),
+                    "name": _words(long_name or field_name, acronyms),
                     "datatype": datatype,
                     "repeats": cardinality[1] == -1,
                     "table": table,
-                    "components": _components(children) if kind == "sequence" else [],
+                    "components": _components(children, acronyms) if kind == "sequence" else [],
                 }
             )
         found[segment_id] = {"id": segment_id, "description": SEGMENT_TITLES.get(segment_id, ""), "fields": rows}
@@ -106,6 +123,7 @@ def hl7v2_segments() -> dict[str, dict]:
 
 
 def field_info(segment_id: str, position: int) -> dict | None:
+    """{position, name, datatype, repeats, table, components} of one field, or None when v2.5 does not define it."""
     segment = hl7v2_segments().get(segment_id)
     if segment is None:
         return None

@@ -9,9 +9,9 @@ import json
 
 from mappings.compiling import compile_draft, compile_version
 from mappings.conf import engine_limits
-from mappings.engine import CompiledMapping, MappingError, run_mapping
-from mappings.models import Mapping, MappingVersion
-from mappings.samples import PINNED_NOW, mask
+from mappings.engine import CompiledMapping, MappingError
+from mappings.models import Mapping, MappingVersion, SampleCase
+from mappings.samples import mask, mask_paths, run_case
 
 Side = MappingVersion | None  # None: the draft
 
@@ -23,17 +23,20 @@ def _compile(mapping: Mapping, side: Side) -> tuple[CompiledMapping | None, list
         return None, [error.as_dict()]
 
 
-def _run(compiled: CompiledMapping | None, compile_errors: list[dict], sample) -> tuple[dict | None, list[dict]]:
+def _run(compiled: CompiledMapping | None, compile_errors: list[dict], sample: SampleCase) -> tuple[object, list[dict]]:
+    """(output with the sample's ignorable paths masked, errors). No expectations: only the output is compared."""
     if compiled is None:
         return None, compile_errors
-    result = run_mapping(
-        compiled, sample.payload, source_format=sample.source_format or None, limits=engine_limits(), now=PINNED_NOW
+    outcome = run_case(
+        compiled, sample.name, sample.payload, source_format=sample.source_format or None, limits=engine_limits()
     )
+    result = outcome.result
     errors = [error.as_dict() for error in result.errors if error.severity in ("error", "fatal")]
-    return result.output, errors
+    output = mask_paths(result.output, sample.ignore_paths) if result.output is not None else None
+    return output, errors
 
 
-def _pretty(output: dict | None) -> list[str]:
+def _pretty(output: object) -> list[str]:
     return json.dumps(mask(output), indent=2, sort_keys=True).splitlines() if output is not None else []
 
 

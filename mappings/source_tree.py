@@ -1,41 +1,29 @@
 """The editor's source explorer: a parsed sample as a tree whose every node carries the exact template expression
-that reaches it (`msg.PID[5][1]`, `msg.all("OBX")[1][5]`, `msg.recordTarget.patientRole`, `msg["first name"]`), so a
-click inserts working code. Bounded: at most MAX_NODES nodes, values cut at MAX_VALUE characters."""
+that reaches it (`msg.PID[5][1]`, `msg.all("OBX")[1][5]`, `msg.recordTarget.patientRole.id.extension`,
+`msg["first name"]`) and the value that expression prints, so a click inserts working code. Bounded: at most
+MAX_NODES nodes, values cut at MAX_VALUE characters.
+
+Expressions follow the engine's own lookup rules (mappings/engine/hl7v2.py, xmlsource.py and Jinja's attribute
+fallback): a name that Jinja would resolve to a method of the object (`items` on a dict, `all` on an XML node)
+is written as a subscript instead, and an XML attribute is written `node.name` only when the node's own lookup
+would return that very attribute (no child element of that name wins first)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from mappings.engine.hl7v2 import Message
-from mappings.engine.xmlsource import XmlNode
+from lxml import etree
+
+from mappings.engine import MappingError, parse_source
+from mappings.engine.hl7v2 import Field, Message, Repetition
+from mappings.engine.xmlsource import NAMESPACES, XmlNode
 from mappings.hl7v2_dictionary import field_info, hl7v2_segments
 
 MAX_NODES = 5000
 MAX_VALUE = 200
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Names a Jinja attribute lookup would resolve to something else (dict methods, XmlNode's own API).
-RESERVED = {
-    "items",
-    "keys",
-    "values",
-    "get",
-    "all",
-    "first",
-    "attr",
-    "attrs",
-    "xpath",
-    "tag",
-    "parent",
-    "xml",
-    "exists",
-    "find_all",
-    "by_template",
-    "section",
-    "update",
-    "pop",
-    "copy",
-}
+PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
 
 
 @dataclass
@@ -73,6 +61,23 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
+def describe_payload(payload: str, source_format: str, *, options: dict, limits) -> dict:
+    """The source-tree answer: {ok, source_format, tree, truncated, errors}; a payload that does not parse is
+    ok=false with the engine's error (like render), not an HTTP error."""
+    try:
+        parsed = parse_source(payload, source_format, options=options, limits=limits)
+    except MappingError as error:
+        return {
+            "ok": False,
+            "source_format": source_format,
+            "tree": [],
+            "truncated": False,
+            "errors": [error.as_dict()],
+        }
+    tree, truncated = source_tree(parsed)
+    return {"ok": True, "source_format": source_format, "tree": tree, "truncated": truncated, "errors": []}
+
+
 def source_tree(parsed: object) -> tuple[list[dict], bool]:
     """(tree, truncated) for what parse_source returned."""
     budget = Budget()
@@ -80,12 +85,16 @@ def source_tree(parsed: object) -> tuple[list[dict], bool]:
         nodes = _hl7v2(parsed, budget)
     elif isinstance(parsed, XmlNode):
         nodes = [_xml(parsed, "msg", budget)] if budget.take() else []
-    else:
+    elif isinstance(parsed, dict | list):
         nodes = _json_children(parsed, "msg", budget)
+    else:
+        nodes = [Node("msg", "msg", _json_scalar(parsed))] if budget.take() else []
     return [node.as_dict() for node in nodes], budget.truncated
 
 
 # --- HL7 v2 -----------------------------------------------------------------------------------------------------------
+# Fields, components and sub-components are 1-based like the spec; msg.all("OBX") is a plain list, so the second OBX
+# is msg.all("OBX")[1]. A field's value is its first leaf, which is exactly what {{ msg.PID[5] }} prints.
 
 
 def _hl7v2(msg: Message, budget: Budget) -> list[Node]:
@@ -98,8 +107,11 @@ def _hl7v2(msg: Message, budget: Budget) -> list[Node]:
         seen[name] = occurrence + 1
         if not budget.take():
             break
-        expression = f"msg.{name}" if occurrence == 0 else f'msg.all("{name}")[{occurrence}]'
-        label = name if occurrence == 0 else f"{name} ({occurrence + 1})"
+        if occurrence:
+            expression, label = f'msg.all("{name}")[{occurrence}]', f"{name} ({occurrence + 1})"
+        else:
+            # A segment id may start with a digit (the spec allows [A-Z0-9]{3}); msg.1AB would not parse.
+            expression, label = (f"msg.{name}" if IDENTIFIER.match(name) else f'msg["{name}"]'), name
         node = Node(label, expression, description=dictionary.get(name, {}).get("description", ""))
         for position in range(1, len(segment) + 1):
             value = segment[position]
@@ -110,51 +122,83 @@ def _hl7v2(msg: Message, budget: Budget) -> list[Node]:
     return nodes
 
 
-def _hl7_field(segment: str, position: int, value, base: str, budget: Budget) -> Node:
+def _hl7_field(segment: str, position: int, value: Field, base: str, budget: Budget) -> Node:
     info = field_info(segment, position) or {}
-    components = {component["position"]: component["name"] for component in info.get("components", [])}
+    components = info.get("components", [])
     expression = f"{base}[{position}]"
-    node = Node(f"{segment}-{position}", expression, _short(str(value)), info.get("name", ""))
+    path = f"{segment}-{position}"
+    node = Node(path, expression, _short(str(value)), info.get("name", ""))
     repetitions = value.reps
     if len(repetitions) > 1:
         for number, repetition in enumerate(repetitions, start=1):
             if not repetition.raw or not budget.take():
                 continue
-            rep_expression = f"{expression}.rep({number})"
-            child = Node(f"{segment}-{position}({number})", rep_expression, _short(str(repetition)), "repetition")
-            child.children = _hl7_components(f"{segment}-{position}", repetition, rep_expression, components, budget)
+            rep_expression, rep_path = f"{expression}.rep({number})", f"{path}({number})"
+            child = Node(rep_path, rep_expression, _short(str(repetition)), f"repetition {number}")
+            if _has_parts(repetition):
+                child.children = _hl7_components(rep_path, repetition, rep_expression, components, budget)
             node.children.append(child)
-    elif len(repetitions) == 1 and len(repetitions[0]) > 1:
-        node.children = _hl7_components(f"{segment}-{position}", repetitions[0], expression, components, budget)
+    elif repetitions and _has_parts(repetitions[0]):
+        node.children = _hl7_components(path, repetitions[0], expression, components, budget)
     return node
 
 
-def _hl7_components(prefix: str, repetition, base: str, names: dict[int, str], budget: Budget) -> list[Node]:
+def _has_parts(repetition: Repetition) -> bool:
+    """More than one component, or one component split into sub-components (HOSP&2.16.840&ISO)."""
+    return len(repetition) > 1 or (len(repetition) == 1 and len(repetition[1]) > 1)
+
+
+def _hl7_components(path: str, repetition: Repetition, base: str, names: list[dict], budget: Budget) -> list[Node]:
+    by_position = {component["position"]: component for component in names}
     nodes = []
     for number, component in enumerate(repetition, start=1):
         if not component.raw or not budget.take():
             continue
         expression = f"{base}[{number}]"
-        node = Node(f"{prefix}.{number}", expression, _short(str(component)), names.get(number, ""))
+        info = by_position.get(number, {})
+        node = Node(f"{path}.{number}", expression, _short(str(component)), info.get("name", ""))
         if len(component) > 1:
+            sub_names = {sub["position"]: sub["name"] for sub in info.get("components", [])}
             for sub_number, sub in enumerate(component, start=1):
                 if sub.raw and budget.take():
                     node.children.append(
-                        Node(f"{prefix}.{number}.{sub_number}", f"{expression}[{sub_number}]", _short(str(sub)))
+                        Node(
+                            f"{path}.{number}.{sub_number}",
+                            f"{expression}[{sub_number}]",
+                            _short(str(sub)),
+                            sub_names.get(sub_number, ""),
+                        )
                     )
         nodes.append(node)
     return nodes
 
 
 # --- XML --------------------------------------------------------------------------------------------------------------
+# Names are local (namespaces are ignored when navigating by name), so occurrences are counted by local name, exactly
+# as node.all(name) lists them.
+
+
+def _xml_api(name: str) -> bool:
+    """True when node.<name> is the XmlNode API (a method or property), not an element or attribute lookup."""
+    return hasattr(XmlNode, name) or name.startswith("_")
+
+
+def _xml_value(el: etree._Element, node: XmlNode) -> str | None:
+    """What {{ node }} prints, for a leaf or mixed content; None for a pure container (its text is its children's)."""
+    has_children = any(True for _ in el.iterchildren(etree.Element))
+    has_text = bool((el.text or "").strip()) or any((child.tail or "").strip() for child in el)
+    if has_children and not has_text:
+        return None
+    return _short(str(node))
 
 
 def _xml(node: XmlNode, expression: str, budget: Budget) -> Node:
-    own_text = (node._el.text or "").strip() if node._el is not None else ""
-    tree = Node(f"<{node.tag}>", expression, _short(own_text) if own_text else None)
-    for name, value in node.attrs.items():
-        if budget.take():
-            tree.children.append(Node(f"@{name}", f'{expression}.attr("{name}")', _short(value)))
+    el = node._el
+    tree = Node(f"<{node.tag}>", expression, _xml_value(el, node))
+    for key, value in el.attrib.items():
+        if not budget.take():
+            break
+        tree.children.append(_xml_attribute(node, expression, key, value))
     counts: dict[str, int] = {}
     for child in node.all():
         tag = child.tag
@@ -162,27 +206,63 @@ def _xml(node: XmlNode, expression: str, budget: Budget) -> Node:
         counts[tag] = index + 1
         if not budget.take():
             break
-        if index == 0 and IDENTIFIER.match(tag) and tag not in RESERVED:
-            child_expression = f"{expression}.{tag}"
-        elif index == 0:
-            child_expression = f'{expression}["{tag}"]'
+        if index:
+            child_expression = f"{expression}.all({_quoted(tag)})[{index}]"
+        elif IDENTIFIER.match(tag) and (tag == "section" or not _xml_api(tag)):
+            child_expression = f"{expression}.{tag}"  # node.section is the first <section> too (see xmlsource.py)
         else:
-            child_expression = f'{expression}.all("{tag}")[{index}]'
+            child_expression = f"{expression}[{_quoted(tag)}]"
         tree.children.append(_xml(child, child_expression, budget))
     return tree
+
+
+def _xml_attribute(node: XmlNode, base: str, key: str, value: str) -> Node:
+    namespace, _, local = key.rpartition("}")
+    prefix = PREFIXES.get(namespace.lstrip("{")) if namespace else None
+    name = f"{prefix}:{local}" if prefix else local
+    if IDENTIFIER.match(local) and not _xml_api(local) and _is_attribute(node[local], value):
+        expression = f"{base}.{local}"  # what the examples write: birthTime.value, id.extension
+    elif node.attr(name) == value:
+        expression = f"{base}.attr({_quoted(name)})"
+    else:
+        # An attribute in a namespace the engine has no prefix for, shadowed by a plain one of the same name.
+        query = f"string(@*[local-name()={_xpath_literal(local)} and namespace-uri()={_xpath_literal(namespace[1:])}])"
+        expression = f"{base}.xpath({_quoted(query)})"
+    return Node(f"@{name}", expression, _short(value))
+
+
+def _is_attribute(found: XmlNode | str, value: str) -> bool:
+    # A child element of the same name would be found first (and an XmlNode compares equal to its text).
+    return isinstance(found, str) and found == value
+
+
+def _xpath_literal(text: str) -> str:
+    return f"'{text}'" if "'" not in text else f'"{text}"'
 
 
 # --- JSON, NDJSON, CSV, FHIR ------------------------------------------------------------------------------------------
 
 
 def _member(base: str, key: str) -> str:
-    if IDENTIFIER.match(key) and key not in RESERVED:
+    # Jinja's msg.items is the dict method, not the key "items": such keys (and any non-identifier) are subscripts.
+    if IDENTIFIER.match(key) and not hasattr(dict, key):
         return f"{base}.{key}"
     return f"{base}[{_quoted(key)}]"
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A Jinja string literal (Jinja reads backslash escapes like Python; other characters stand for themselves)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+
+
+def _json_scalar(value: object) -> str:
+    """What {{ value }} prints: true/false for booleans, nothing for null, numbers and text as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _short(str(value))
 
 
 def _json_children(value: object, expression: str, budget: Budget) -> list[Node]:
@@ -196,7 +276,7 @@ def _json_children(value: object, expression: str, budget: Budget) -> list[Node]
     for label, child_expression, item in items:
         if not budget.take():
             break
-        scalar = None if isinstance(item, dict | list) else _short("" if item is None else str(item))
+        scalar = None if isinstance(item, dict | list) else _json_scalar(item)
         node = Node(label, child_expression, scalar)
         node.children = _json_children(item, child_expression, budget)
         nodes.append(node)

@@ -156,7 +156,9 @@ class MappingOut(serializers.ModelSerializer):
     latest_version = serializers.SerializerMethodField(help_text="The newest published version's number")
     last_test_run = serializers.SerializerMethodField()
     draft_changed = serializers.SerializerMethodField(
-        help_text="The draft's template differs from the latest version's (true when nothing is published)"
+        help_text="The draft's template differs from the latest version's (true when nothing is published). The "
+        "template text is compared (in SQL, so the list stays one query): library edits made since the publish "
+        "show in /impact, not here"
     )
     deployed_version = serializers.SerializerMethodField(
         help_text="The version the most recently deployed facade binding of this mapping serves (null: none)"

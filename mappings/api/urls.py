@@ -8,6 +8,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("mappings.api.mapping_urls")),
     path("", include("mappings.api.library_urls")),
-    path("", include("mappings.api.authoring_urls")),
+    path("", include("mappings.api.editor_urls")),
     path("", include("mappings.api.facade_urls")),
 ]
