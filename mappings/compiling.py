@@ -5,42 +5,52 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 
 from mappings.conf import engine_limits
-from mappings.engine import CompiledMapping, compile_mapping
+from mappings.engine import (
+    CompiledMapping,
+    TemplateReferences,
+    closure_references,
+    compile_mapping,
+    template_references,
+)
 from mappings.models import Draft, LookupTable, Mapping, MappingVersion, Snippet
 
-IMPORTS = re.compile(r"""\{%-?\s*(?:import|include|from|extends)\s+["']([^"']+)["']""")
-TABLES = re.compile(r"""translate(?:_code)?\s*\(\s*["']([A-Za-z0-9_\-]+)["']""")
 CACHE_SIZE = 256
+ROOT_NAME = "template.j2"  # what compile_mapping calls a mapping's own template: places named here match its errors
+
+
+def _references(text: str, name: str = ROOT_NAME) -> TemplateReferences:
+    # Tolerant: drafts are saved while they do not parse, and must keep naming the snippets and tables they use (a
+    # snippet in use cannot be deleted). Compiling such a text reports its syntax error (FS-TPL-001) at its line.
+    return template_references(text, name, tolerant=True)
 
 
 def imported_names(text: str) -> list[str]:
-    return IMPORTS.findall(text)
+    return list(_references(text).snippets)
 
 
 def table_names_in(text: str) -> set[str]:
-    return set(TABLES.findall(text))
+    return set(_references(text).tables)
 
 
 def snippet_closure(template: str) -> dict[str, str]:
     """The snippets a template imports, directly or through other snippets, as stored now ({name: text})."""
     found: dict[str, str] = {}
-    pending = set(imported_names(template))
+    pending = set(_references(template).snippets)
     while pending:
         rows = dict(Snippet.objects.filter(name__in=pending).values_list("name", "text"))
         found.update(rows)
-        pending = {name for text in rows.values() for name in imported_names(text)} - set(found)
+        pending = {target for name, text in rows.items() for target in _references(text, name).snippets} - set(found)
     return found  # a name with no stored snippet is left out: compiling reports it as FS-TPL-002 at its line
 
 
 def tables_for(template: str, snippets: dict[str, str], extra: list[str]) -> dict[str, dict]:
-    names = table_names_in(template) | set(extra)
-    for text in snippets.values():
-        names |= table_names_in(text)
+    names = set(_references(template).tables) | set(extra)
+    for name, text in snippets.items():
+        names.update(_references(text, name).tables)
     return dict(LookupTable.objects.filter(name__in=names).values_list("name", "data"))
 
 
@@ -49,6 +59,15 @@ def references(template: str, extra_tables: list[str] | None = None) -> tuple[li
     snippets = snippet_closure(template)
     tables = tables_for(template, snippets, extra_tables or [])
     return sorted(snippets), sorted(tables)
+
+
+def dynamic_table_uses(template: str, snippets: dict[str, str]) -> list[str]:
+    """Where a lookup table is named by something other than a string literal (`code | translate(table)`), as
+    "template:line", in the template and the snippets it reaches through `snippets`. Which table such an argument
+    names is known only when the template runs, so the tables it may name must be listed by hand. A text that does
+    not parse lists none here: compiling it fails first."""
+    found = closure_references(template, snippets, name=ROOT_NAME, tolerant=True)
+    return [f"{name}:{line}" for refs in found.values() for name, line in refs.dynamic_tables]
 
 
 class _Cache:

@@ -5,12 +5,14 @@ result = run_mapping(compiled, payload_bytes, limits=Limits())
 result.output        # the FHIR resource or Bundle (a dict), or None when a stage failed
 result.issues        # an OperationOutcome with every error and warning (codes FS-*, template line, FHIRPath)
 result.timings       # milliseconds: parse, render, postprocess, validate, total
+template_references(template_text)  # the snippets and lookup tables it names, from the syntax tree
 """
 
 from .errors import ErrorCode, MappingError, Stage, operation_outcome
 from .limits import Limits
 from .lookup import LookupTable
 from .pipeline import CompiledMapping, MappingResult, compile_mapping, run_mapping
+from .references import TemplateReferences, closure_references, template_references
 from .sources import SOURCE_FORMATS, parse_source
 
 __all__ = [
@@ -22,8 +24,11 @@ __all__ = [
     "MappingError",
     "MappingResult",
     "Stage",
+    "TemplateReferences",
+    "closure_references",
     "compile_mapping",
     "operation_outcome",
     "parse_source",
     "run_mapping",
+    "template_references",
 ]
