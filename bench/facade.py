@@ -31,7 +31,8 @@ from django.core.management import call_command  # noqa: E402
 
 from mappings import actions  # noqa: E402
 from mappings.demo import load_demo  # noqa: E402
-from mappings.models import Deployment, Facade, FacadeResource, Mapping  # noqa: E402
+from mappings.jobs.indexing import index_deployment_direct  # noqa: E402
+from mappings.models import Facade, FacadeResource, Mapping  # noqa: E402
 
 FAMILIES = ["Smith", "Jones", "Garcia", "Nguyen", "Okafor", "Kowalski", "Haddad", "Silva", "Tanaka", "Novak"]
 
@@ -70,12 +71,9 @@ def build(records: int) -> None:
         facade, acting_user=admin, resource_type="Patient", mapping=mapping, source=source
     )
     started = time.perf_counter()
-    actions.do_deploy(binding, acting_user=admin, version=mapping.latest_version)  # big: indexed by the task below
-    deployment = Deployment.objects.filter(binding=binding).first()
-    if deployment.indexed == 0:
-        from mappings.facade.indexing import index_deployment_direct
-
-        index_deployment_direct(deployment)
+    deployment = actions.do_deploy(binding, acting_user=admin, version=mapping.latest_version)
+    if not deployment.ready:  # big: queued for a worker; index here instead, as the worker would
+        deployment = index_deployment_direct(deployment.pk)
     print(
         f"deployed and indexed {deployment.indexed or FacadeResource.objects.filter(deployment=deployment).count():,} "
         f"patients in {time.perf_counter() - started:.1f} s"

@@ -1,16 +1,24 @@
 """The one place that turns (user, identifier) into an object or refuses. Missing and invisible give the same
 not_found, so ids cannot be probed; one condition per line, each with its own early raise.
 
+Facade requests pass the same gate (`access_facade_request` and the helpers after it): open, paused or protected,
+which types a facade serves and from which live deployment, and which mappings its $convert-data may run.
+
 Roles are Django groups: `viewer` reads, `author` also edits drafts, samples, snippets and tables and publishes,
 `admin` (or a superuser) does everything, users and the audit log included. A user in no group can do nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser
 
-from mappings.errors import StudioError
+from mappings import caches
+from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.models import (
     DataSource,
+    Deployment,
     Facade,
     LookupTable,
     Mapping,
@@ -134,3 +142,93 @@ def access_data_source(user: AbstractBaseUser, name: str, *, write: bool = False
     if source is None:
         raise StudioError("not_found", f"No data source '{name}'.")
     return source
+
+
+# --- facade requests ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedFacade:
+    """What one request needs of its facade, read fresh on every request (one indexed query)."""
+
+    id: int
+    slug: str
+    title: str
+    generation: int
+    updated_at: datetime
+    convert_templates: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LiveDeployment:
+    id: int
+    resource_type: str
+    source_kind: str
+    source_config: dict
+    mapping_slug: str
+    version_id: int
+
+
+FACADE_ROW = ("id", "slug", "title", "generation", "updated_at", "convert_templates", "status", "auth_mode")
+
+
+def access_facade_request(slug: str) -> ServedFacade:
+    """The facade a FHIR request addresses, if it may be answered at all. Anyone may call an open facade."""
+    row = Facade.objects.filter(slug=slug).values(*FACADE_ROW).first()
+    if row is None:
+        raise FhirError(404, RequestCode.NOT_FOUND, f"There is no facade '{slug}'.")
+    if row["status"] != Facade.Status.ACTIVE:
+        raise FhirError(503, RequestCode.PAUSED, f"The facade '{slug}' is paused.")
+    if row["auth_mode"] != Facade.AuthMode.OPEN:
+        # Fail closed: SMART Backend Services tokens are checked by the security work that comes next; until then a
+        # facade marked protected answers nobody rather than everybody.
+        raise FhirError(
+            401, RequestCode.UNAUTHORIZED, f"The facade '{slug}' requires SMART Backend Services authorization."
+        )
+    return ServedFacade(**{key: row[key] for key in FACADE_ROW if key not in ("status", "auth_mode")})
+
+
+def live_deployments(facade: ServedFacade) -> dict[str, LiveDeployment]:
+    """Each type the facade serves → its live deployment. Cached by the facade's generation, which every change to
+    what it serves grows: a deploy is served by every worker from its next request."""
+
+    def load() -> dict[str, LiveDeployment]:
+        rows = Deployment.objects.live().filter(binding__facade_id=facade.id)
+        fields = ("id", "binding__resource_type", "binding__source__kind", "binding__source__config")
+        return {
+            row[1]: LiveDeployment(*row)
+            for row in rows.values_list(*fields, "binding__mapping__slug", "version_id").order_by("id")
+        }
+
+    return caches.live_deployments.get_or_build((facade.id, facade.generation), load)
+
+
+def access_served_type(facade: ServedFacade, resource_type: str) -> LiveDeployment:
+    live = live_deployments(facade).get(resource_type)
+    if live is None:
+        raise FhirError(404, RequestCode.NOT_SERVED, f"This facade does not serve {resource_type}.")
+    return live
+
+
+def access_convert_mapping(facade: ServedFacade, name: str, number: int | None = None) -> MappingVersion:
+    """The version `$convert-data` may run for `name`: a mapping bound to the facade (by its slug) or one its
+    `convert_templates` names (Azure's root template names, say). Nothing else of the studio, whoever asks: the
+    same 404 for a mapping that does not exist and one that is not the facade's. Without a version number, a bound
+    mapping runs the version the facade serves and a listed one its latest published version."""
+    served = {live.mapping_slug: live.version_id for live in live_deployments(facade).values()}
+    slug = facade.convert_templates.get(name) or (name if name in served else None)
+    unknown = FhirError(404, RequestCode.NOT_FOUND, f"This facade has no mapping or template '{name}' to convert with.")
+    if slug is None:
+        raise unknown
+    versions = MappingVersion.objects.defer("template", "snippets", "lookup_tables").filter(mapping__slug=slug)
+    if number is not None:
+        version = versions.filter(number=number).first()
+    elif slug in served:
+        version = versions.filter(pk=served[slug]).first()
+    else:
+        version = versions.order_by("-number").first()
+    if version is None:
+        raise FhirError(
+            404, RequestCode.NOT_FOUND, f"'{name}' has no published version {number if number else ''}".strip() + "."
+        )
+    return version

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
+from dataclasses import dataclass
 
+from mappings import caches
 from mappings.conf import engine_limits
 from mappings.engine import (
     CompiledMapping,
@@ -16,9 +16,9 @@ from mappings.engine import (
     compile_mapping,
     template_references,
 )
+from mappings.errors import StudioError
 from mappings.models import Draft, LookupTable, Mapping, MappingVersion, Snippet
 
-CACHE_SIZE = 256
 ROOT_NAME = "template.j2"  # what compile_mapping calls a mapping's own template: places named here match its errors
 
 
@@ -70,38 +70,16 @@ def dynamic_table_uses(template: str, snippets: dict[str, str]) -> list[str]:
     return [f"{name}:{line}" for refs in found.values() for name, line in refs.dynamic_tables]
 
 
-class _Cache:
-    """A small thread-safe LRU of compiled mappings keyed by a hash of everything that affects compilation."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[str, CompiledMapping] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get_or_compile(self, key: str, build) -> CompiledMapping:
-        with self.lock:
-            found = self.items.get(key)
-            if found is not None:
-                self.items.move_to_end(key)
-                return found
-        compiled = build()  # outside the lock: compiling can take milliseconds
-        with self.lock:
-            self.items[key] = compiled
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return compiled
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-
-
-compiled_cache = _Cache(CACHE_SIZE)
-
-
-def _key(template: str, snippets: dict, tables: dict, settings: dict) -> str:
+def content_hash(template: str, snippets: dict, tables: dict, settings: dict) -> str:
+    """A hash of everything that affects compilation: the compile cache's key and a version's content_hash."""
     blob = json.dumps([template, snippets, tables, settings], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def frozen_library(draft: Draft) -> tuple[dict[str, str], dict[str, dict]]:
+    """The snippets and lookup tables a draft uses, as stored now: what publishing freezes into a version."""
+    snippets = snippet_closure(draft.template)
+    return snippets, tables_for(draft.template, snippets, draft.table_names)
 
 
 def compile_text(template: str, snippets: dict[str, str], tables: dict[str, dict], settings: dict) -> CompiledMapping:
@@ -117,7 +95,7 @@ def compile_text(template: str, snippets: dict[str, str], tables: dict[str, dict
             limits=engine_limits(),
         )
 
-    return compiled_cache.get_or_compile(_key(template, snippets, tables, settings), build)
+    return caches.compiled.get_or_build(content_hash(template, snippets, tables, settings), build)
 
 
 def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | None = None) -> CompiledMapping:
@@ -136,4 +114,55 @@ def compile_version(version: MappingVersion) -> CompiledMapping:
     def build() -> CompiledMapping:
         return compile_text(version.template, version.snippets, version.lookup_tables, version.engine_settings)
 
-    return compiled_cache.get_or_compile(f"version:{version.pk}:{version.content_hash}", build)
+    return caches.compiled.get_or_build(f"version:{version.pk}:{version.content_hash}", build)
+
+
+# --- "run this mapping": the one resolver -----------------------------------------------------------------------------
+
+LATEST, DRAFT = "latest", "draft"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    mapping: Mapping
+    version: MappingVersion | None  # None: the draft
+    compiled: CompiledMapping
+
+    @property
+    def label(self) -> str:
+        return f"{self.mapping.slug} v{self.version.number}" if self.version else f"{self.mapping.slug} draft"
+
+
+def find_version(mapping: Mapping, which: int | str | None) -> MappingVersion | None:
+    """A version number, LATEST, DRAFT (None: the draft) or None (the latest published version, else the draft)
+    → the published version it names, or None for the draft. Refused with not_found when it does not exist."""
+    if which == DRAFT:
+        return None
+    if which is None or which == LATEST:
+        if mapping.latest_version_id is None and which == LATEST:
+            raise StudioError("not_found", f"'{mapping.slug}' has no published version yet.")
+        return MappingVersion.objects.get(pk=mapping.latest_version_id) if mapping.latest_version_id else None
+    number = int(which) if isinstance(which, int) or str(which).isdigit() else None
+    version = mapping.versions.filter(number=number).first() if number is not None else None
+    if version is None:
+        raise StudioError("not_found", f"Mapping '{mapping.slug}' has no version {which}.")
+    return version
+
+
+def resolve_mapping(slug: str, which: int | str | None = None) -> Resolved:
+    """slug plus a version number, LATEST or DRAFT (None: the latest published version, else the draft) → the
+    compiled mapping to run. Render, the command line, facades, $convert-data and batch all run mappings through
+    here. Refused with StudioError not_found for an unknown slug or version; a draft that does not compile raises
+    the engine's MappingError."""
+    mapping = Mapping.objects.select_related("draft").filter(slug=slug).first()
+    if mapping is None:
+        raise StudioError("not_found", f"No mapping '{slug}'.")
+    version = find_version(mapping, which)
+    compiled = compile_version(version) if version else compile_draft(mapping)
+    return Resolved(mapping, version, compiled)
+
+
+def resolve_version_id(version_id: int) -> Resolved:
+    """A published version by id, as Celery tasks name it."""
+    version = MappingVersion.objects.select_related("mapping").get(pk=version_id)
+    return Resolved(version.mapping, version, compile_version(version))

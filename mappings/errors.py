@@ -1,9 +1,14 @@
-"""One error shape for the studio API: {"code", "message", "details"}, raised as StudioError by access checks and
-actions, and rendered by the one DRF exception handler below. Views never build error JSON themselves."""
+"""The studio's two error types and their one rendering each.
+
+- StudioError: the studio API's {"code", "message", "details"}, raised by access checks and actions, rendered by the
+  one DRF exception handler below. Views never build error JSON themselves.
+- FhirError: what a facade answers as an OperationOutcome with an HTTP status. Its issue comes from the engine's
+  issue builder, so an FS-REQ code sits in details.coding exactly where a mapping run's FS-* codes do."""
 
 from __future__ import annotations
 
 import logging
+from enum import Enum
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -12,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from mappings.engine import MappingError
+from mappings.engine.errors import issue
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,68 @@ class StudioError(Exception):
         self.message = message
         self.details = details if details is not None else {}
         self.status_code = status_code or STATUS_OF.get(code, status.HTTP_400_BAD_REQUEST)
+
+
+class RequestCode(Enum):
+    """FS-REQ: a FHIR request a facade cannot answer as asked (the engine's FS-* codes cover mapping runs).
+    Append-only, like the engine's; each has a facade test that triggers it (tests/facade/test_request_codes.py)."""
+
+    # (code, FHIR issue type)
+    NOT_FOUND = ("FS-REQ-001", "not-found")  # no such facade, endpoint, resource or mapping (404)
+    NOT_SERVED = ("FS-REQ-002", "not-supported")  # the facade does not serve this type (404)
+    METHOD = ("FS-REQ-003", "not-supported")  # an interaction the facade does not support (405)
+    FORMAT = ("FS-REQ-004", "not-supported")  # a format it cannot answer in (406) or read (415)
+    PARAMETER = ("FS-REQ-005", "not-supported")  # a search parameter, modifier or option it does not support (400)
+    INVALID = ("FS-REQ-006", "invalid")  # a parameter value or body it cannot read (400)
+    REQUIRED = ("FS-REQ-007", "required")  # a required parameter is missing (400)
+    PAUSED = ("FS-REQ-008", "transient")  # the facade is paused (503)
+    UNAUTHORIZED = ("FS-REQ-009", "security")  # the facade needs authorization the request lacks (401)
+    SOURCE_UNAVAILABLE = ("FS-REQ-010", "transient")  # the legacy source did not answer in time (502/504)
+    SOURCE_FAILED = ("FS-REQ-011", "exception")  # the legacy source is misconfigured or refused the request
+    INTERNAL = ("FS-REQ-099", "exception")  # a fault of ours, logged (500)
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def fhir_type(self) -> str:
+        return self.value[1]
+
+
+class FhirError(Exception):
+    """A facade failure: the HTTP status, an FS-REQ code, and a message that says what to change."""
+
+    def __init__(
+        self,
+        status: int,
+        code: RequestCode,
+        message: str,
+        *,
+        expression: str | None = None,
+        severity: str = "error",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_code = code
+        self.message = message
+        self.expression = expression
+        self.severity = severity
+
+    @property
+    def code(self) -> str:
+        return self.request_code.code
+
+    def as_issue(self) -> dict:
+        """One OperationOutcome.issue, so `operation_outcome([...])` takes FhirErrors and MappingErrors alike."""
+        return issue(
+            self.code,
+            self.request_code.fhir_type,
+            self.message,
+            severity=self.severity,
+            diagnostics=self.message,  # FHIR clients (fhirclient, fhirpy) show diagnostics to their users
+            expression=[self.expression] if self.expression else None,
+        )
 
 
 def _body(code: str, message: str, details: object = None) -> dict:

@@ -1,19 +1,17 @@
-"""Celery tasks: thin wrappers that take plain values and call a `*_direct` function."""
+"""Celery tasks: thin wrappers that take ids and call a `*_direct` function in mappings/jobs/. Payloads are read
+from the database by the job, never carried through the broker. Actions queue these by name (INDEX_TASK)."""
 
 from celery import shared_task
 
-from mappings.conversions import convert_batch_direct
+from mappings.jobs.batch import convert_batch_direct
+from mappings.jobs.indexing import index_deployment_direct
 
 
 @shared_task(queue="batch", acks_late=True, soft_time_limit=240, time_limit=300)
-def convert_batch(mapping: str, payloads: list[str], source_format: str | None = None) -> list[dict]:
-    return convert_batch_direct(mapping, payloads, source_format=source_format)
+def convert_batch(version_id: int, source_id: int) -> dict:
+    return convert_batch_direct(version_id, source_id)
 
 
 @shared_task(queue="batch", acks_late=True, soft_time_limit=1800, time_limit=2000)
 def index_deployment(deployment_id: int) -> int:
-    from mappings.facade.indexing import index_deployment_direct
-    from mappings.models import Deployment
-
-    deployment = Deployment.objects.select_related("binding", "version").get(pk=deployment_id)
-    return index_deployment_direct(deployment).indexed
+    return index_deployment_direct(deployment_id).indexed

@@ -144,24 +144,49 @@ class MappingError(Exception):
 
     def as_issue(self) -> dict:
         """One OperationOutcome.issue."""
-        issue: dict = {
-            "severity": self.severity,
-            "code": self.error.fhir_type,
-            "details": {"coding": [{"system": ERROR_SYSTEM, "code": self.code}], "text": self.message},
-        }
+        location = None
         if self.template:
-            issue["diagnostics"] = f"{self.stage.value} stage, at {self.where()}"
             location = [{"url": "template", "valueString": self.template}]
             if self.line:
                 location.append({"url": "line", "valueInteger": self.line})
             if self.column:
                 location.append({"url": "column", "valueInteger": self.column})
-            issue["extension"] = [{"url": LOCATION_EXTENSION, "extension": location}]
-        else:
-            issue["diagnostics"] = f"{self.stage.value} stage"
-        if self.expression:
-            issue["expression"] = self.expression
-        return issue
+        where = f", at {self.where()}" if self.template else ""
+        return issue(
+            self.code,
+            self.error.fhir_type,
+            self.message,
+            severity=self.severity,
+            diagnostics=f"{self.stage.value} stage{where}",
+            expression=self.expression,
+            location=location,
+        )
+
+
+def issue(
+    code: str,
+    fhir_type: str,
+    text: str,
+    *,
+    severity: str = "error",
+    diagnostics: str | None = None,
+    expression: list[str] | None = None,
+    location: list[dict] | None = None,
+) -> dict:
+    """The one builder of an OperationOutcome.issue: the FS code in details.coding (clients match on it), the message
+    in details.text, where it happened in diagnostics, the template place as an extension, FHIRPath in expression."""
+    built: dict = {
+        "severity": severity,
+        "code": fhir_type,
+        "details": {"coding": [{"system": ERROR_SYSTEM, "code": code}], "text": text},
+    }
+    if diagnostics:
+        built["diagnostics"] = diagnostics
+    if location:
+        built["extension"] = [{"url": LOCATION_EXTENSION, "extension": location}]
+    if expression:
+        built["expression"] = expression
+    return built
 
 
 def operation_outcome(errors: list[MappingError]) -> dict:

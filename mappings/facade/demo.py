@@ -20,6 +20,20 @@ BINDINGS = {  # example mapping → the resource types the facade serves from it
     "hl7v2-oru-r01": ("Observation", "DiagnosticReport"),
     "hl7v2-vxu-v04": ("Immunization",),
 }
+# Azure FHIR-Converter's root template names → the demo mappings that do their job, so a client written for Azure's
+# $convert-data (rootTemplate=ADT_A01, inputDataType=Hl7v2) works against /fhir/demo/ unchanged.
+AZURE_TEMPLATES = {
+    "ADT_A01": "hl7v2-adt-a01",
+    "ADT_A04": "hl7v2-adt-a01",
+    "ADT_A08": "hl7v2-adt-a01",
+    "ORU_R01": "hl7v2-oru-r01",
+    "VXU_V04": "hl7v2-vxu-v04",
+    "CCD": "ccda-ccd",
+    "ConsultationNote": "ccda-ccd",
+    "OperativeNote": "ccda-ccd",
+    "TransferSummary": "ccda-ccd",
+    "ExamplePatient": "json-patient",
+}
 
 
 def load_demo_facade(acting_user: AbstractBaseUser | None, examples_dir: Path | None = None) -> Facade | None:
@@ -29,8 +43,12 @@ def load_demo_facade(acting_user: AbstractBaseUser | None, examples_dir: Path | 
         example.name: example for example in list_examples(Path(examples_dir or settings.FHIR_STUDIO["EXAMPLES_DIR"]))
     }
     corpus_dir = Path(settings.FHIR_STUDIO["CORPUS_DIR"])
+    published = set(Mapping.objects.filter(latest_version__isnull=False).values_list("slug", flat=True))
     facade = actions.do_create_facade(
-        acting_user=acting_user, slug="demo", title="Demo facade over stored HL7 v2 messages"
+        acting_user=acting_user,
+        slug="demo",
+        title="Demo facade over stored HL7 v2 messages",
+        convert_templates={name: slug for name, slug in AZURE_TEMPLATES.items() if slug in published},
     )
     for name, resource_types in BINDINGS.items():
         mapping = Mapping.objects.filter(slug=name).select_related("latest_version").first()

@@ -12,6 +12,8 @@ import time
 import orjson
 from django.http import HttpRequest, HttpResponse
 
+from mappings.engine import operation_outcome
+from mappings.errors import FhirError, RequestCode
 from mappings.facade import request_log
 
 logger = logging.getLogger(__name__)
@@ -19,24 +21,6 @@ logger = logging.getLogger(__name__)
 JSON_TYPES = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 XML_TYPES = {"xml", "application/xml", "application/fhir+xml", "application/xml+fhir", "text/xml"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class FhirError(Exception):
-    """A failure answered as an OperationOutcome: HTTP status, FHIR issue code, what to change."""
-
-    def __init__(self, status: int, code: str, diagnostics: str, expression: str | None = None) -> None:
-        super().__init__(diagnostics)
-        self.status = status
-        self.code = code
-        self.diagnostics = diagnostics
-        self.expression = expression
-
-
-def operation_outcome(code: str, diagnostics: str, severity: str = "error", expression: str | None = None) -> dict:
-    issue = {"severity": severity, "code": code, "diagnostics": diagnostics}
-    if expression:
-        issue["expression"] = [expression]
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def wanted_format(request: HttpRequest) -> str:
@@ -48,7 +32,7 @@ def wanted_format(request: HttpRequest) -> str:
             return "json"
         if kind in XML_TYPES:
             return "xml"
-        raise FhirError(406, "not-supported", f"_format={asked} is not supported: use json or xml.")
+        raise FhirError(406, RequestCode.FORMAT, f"_format={asked} is not supported: use json or xml.")
     accept = request.headers.get("Accept", "")
     if not accept.strip():
         return "json"
@@ -58,7 +42,7 @@ def wanted_format(request: HttpRequest) -> str:
             return "json"
         if kind in XML_TYPES:
             return "xml"
-    raise FhirError(406, "not-supported", f"Cannot answer in {accept}: use application/fhir+json or +xml.")
+    raise FhirError(406, RequestCode.FORMAT, f"Cannot answer in {accept}: use application/fhir+json or +xml.")
 
 
 def fhir_response(request: HttpRequest, body: dict, status: int = 200, fmt: str | None = None) -> HttpResponse:
@@ -86,7 +70,9 @@ def fhir_endpoint(view):
             response = _error_response(request, error)
         except Exception:  # the facade's one broad catch: an answer for the client, the details in the log
             logger.exception("facade error on %s %s", request.method, request.path)
-            response = _error_response(request, FhirError(500, "exception", "Something went wrong on our side."))
+            response = _error_response(
+                request, FhirError(500, RequestCode.INTERNAL, "Something went wrong on our side.")
+            )
         request_id = request.headers.get("X-Request-ID", "")
         if REQUEST_ID.match(request_id):
             response["X-Request-ID"] = request_id
@@ -135,7 +121,7 @@ def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
 
 
 def _error_response(request: HttpRequest, error: FhirError) -> HttpResponse:
-    body = operation_outcome(error.code, error.diagnostics, expression=error.expression)
+    body = operation_outcome([error])
     try:
         fmt = wanted_format(request)
     except FhirError:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
-from mappings.engine import run_mapping
-from mappings.facade.http import FhirError, operation_outcome
-from mappings.facade.indexing import resources_of_type
+from mappings.engine import operation_outcome, run_mapping
+from mappings.errors import FhirError, RequestCode
+from mappings.facade.search_index import resources_of_type
 from mappings.models import DataSource, Deployment
 from mappings.sources import SourceError
 from mappings.sources import http as http_source
@@ -46,7 +46,8 @@ def _fetch(deployment: Deployment, which: int, values: dict[str, str]) -> list[s
     try:
         return fetch(source.config, keys[which], values)
     except SourceError as error:
-        raise FhirError(error.status, "transient" if error.status >= 502 else "exception", error.message) from error
+        code = RequestCode.SOURCE_UNAVAILABLE if error.status >= 502 else RequestCode.SOURCE_FAILED
+        raise FhirError(error.status, code, error.message) from error
 
 
 def live_read(deployment: Deployment, resource_id: str) -> dict:
@@ -54,7 +55,7 @@ def live_read(deployment: Deployment, resource_id: str) -> dict:
     for resource in resources:
         if resource.get("id") == resource_id or len(resources) == 1:
             return resource
-    raise FhirError(404, "not-found", f"{deployment.binding.resource_type}/{resource_id} is not known.")
+    raise FhirError(404, RequestCode.NOT_FOUND, f"{deployment.binding.resource_type}/{resource_id} is not known.")
 
 
 def live_search(
@@ -70,14 +71,11 @@ def live_search(
             return [live_read(deployment, value)], None
         if name not in mapped:
             known = ", ".join(sorted(["_id", *mapped]))
-            raise FhirError(400, "not-supported", f"This source searches by {known} only, not '{name}'.")
+            raise FhirError(400, RequestCode.PARAMETER, f"This source searches by {known} only, not '{name}'.")
         values[mapped[name]] = value
     resources, problems = _convert(deployment, _fetch(deployment, 1, values))
     note = None
     if problems:
-        note = operation_outcome(
-            "processing",
-            f"{len(problems)} source records could not be converted: " + "; ".join(problems[:5]),
-            severity="warning",
-        )
+        left_out = f"{len(problems)} source records could not be converted: " + "; ".join(problems[:5])
+        note = operation_outcome([FhirError(200, RequestCode.SOURCE_FAILED, left_out, severity="warning")])
     return resources, note

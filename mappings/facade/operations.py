@@ -1,5 +1,5 @@
-"""FHIR operations of a facade: $convert-data (parameter names compatible with Azure's: inputData, inputDataType,
-plus mapping and version) and $validate (base resource rules, as the studio validates mapping output)."""
+"""FHIR operations of a facade: $convert-data (Azure's parameters: inputData, inputDataType, rootTemplate; or our
+mapping and version) and $validate (base resource rules, as the studio validates mapping output)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from mappings.access import access_convert_mapping, access_facade_request
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
 from mappings.engine import MappingError, operation_outcome, run_mapping
 from mappings.engine.validate import validate_output
-from mappings.facade.http import FhirError, fhir_endpoint, fhir_response
-from mappings.facade.views import _facade
-from mappings.models import Mapping
+from mappings.errors import FhirError, RequestCode
+from mappings.facade.http import fhir_endpoint, fhir_response
 
 FHIR_JSON_TYPES = ("application/fhir+json", "application/json")
 # Azure's inputDataType values, and ours, to the engine's source formats.
@@ -30,19 +30,21 @@ DATA_TYPES = {
 
 def _json_body(request: HttpRequest) -> dict:
     if request.content_type not in FHIR_JSON_TYPES:
-        raise FhirError(415, "not-supported", f"Send application/fhir+json, not {request.content_type or 'nothing'}.")
+        raise FhirError(
+            415, RequestCode.FORMAT, f"Send application/fhir+json, not {request.content_type or 'nothing'}."
+        )
     try:
         body = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
-        raise FhirError(400, "invalid", f"The body is not JSON: {exc}.") from exc
+        raise FhirError(400, RequestCode.INVALID, f"The body is not JSON: {exc}.") from exc
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-        raise FhirError(400, "invalid", "The body must be a FHIR resource (an object with a resourceType).")
+        raise FhirError(400, RequestCode.INVALID, "The body must be a FHIR resource (an object with a resourceType).")
     return body
 
 
 def _parameters(body: dict) -> dict[str, object]:
     if body["resourceType"] != "Parameters":
-        raise FhirError(400, "invalid", "Send a Parameters resource.")
+        raise FhirError(400, RequestCode.INVALID, "Send a Parameters resource.")
     found = {}
     for parameter in body.get("parameter") or []:
         if isinstance(parameter, dict) and isinstance(parameter.get("name"), str):
@@ -54,46 +56,53 @@ def _parameters(body: dict) -> dict[str, object]:
 @csrf_exempt
 @fhir_endpoint
 def convert_data(request: HttpRequest, slug: str) -> HttpResponse:
+    """Azure's $convert-data, unchanged for its clients: `inputData`, `inputDataType` (Hl7v2, Ccda, Json, Fhir, or
+    one of our source formats) and `rootTemplate` (a name the facade lists in its convert_templates, such as
+    ADT_A01), or our `mapping` (a slug) with an optional `version`. `templateCollectionReference` is accepted and
+    ignored: the facade's own list decides what runs. Only the facade's mappings run (mappings.access)."""
     if request.method != "POST":
-        raise FhirError(405, "not-supported", "$convert-data is POSTed with a Parameters resource.")
-    _facade(slug)
+        raise FhirError(405, RequestCode.METHOD, "$convert-data is POSTed with a Parameters resource.")
+    facade = access_facade_request(slug)
     given = _parameters(_json_body(request))
-    data, data_type, name = given.get("inputData"), given.get("inputDataType"), given.get("mapping")
+    data, data_type = given.get("inputData"), given.get("inputDataType")
+    name = given.get("mapping") if isinstance(given.get("mapping"), str) else given.get("rootTemplate")
     if not isinstance(data, str) or not data:
-        raise FhirError(400, "required", "Parameter inputData (valueString) is required.")
-    if not isinstance(name, str):
-        name = given.get("rootTemplate")  # Azure's name for the template to run
-    if not isinstance(name, str):
-        raise FhirError(400, "required", "Parameter mapping (valueString: a mapping's slug) is required.")
-    mapping = Mapping.objects.filter(slug=name).select_related("latest_version").first()
-    if mapping is None:
-        raise FhirError(404, "not-found", f"There is no mapping '{name}'.")
-    number = given.get("version")
-    version = mapping.latest_version if number is None else mapping.versions.filter(number=_number(number)).first()
-    if version is None:
-        raise FhirError(404, "not-found", f"'{name}' has no published version {number or ''}".strip() + ".")
-    source_format = DATA_TYPES.get(str(data_type).lower()) if data_type else None
-    if data_type and source_format is None:
-        raise FhirError(400, "invalid", f"inputDataType {data_type} is not one of {', '.join(DATA_TYPES)}.")
+        raise FhirError(400, RequestCode.REQUIRED, "Parameter inputData (valueString) is required.")
+    if not isinstance(name, str) or not name:
+        raise FhirError(400, RequestCode.REQUIRED, "Parameter rootTemplate (or mapping: a mapping's slug) is required.")
+    version = access_convert_mapping(facade, name, _number(given.get("version")))
+    reads = version.engine_settings.get("source_format")
+    source_format = DATA_TYPES.get(str(data_type).lower()) if data_type is not None else reads
+    if source_format is None:
+        raise FhirError(400, RequestCode.INVALID, f"inputDataType {data_type} is not one of {', '.join(DATA_TYPES)}.")
+    if source_format != reads:
+        raise FhirError(
+            400,
+            RequestCode.INVALID,
+            f"'{name}' reads {reads}, not inputDataType {data_type}.",
+            expression="inputDataType",
+        )
     result = run_mapping(compile_version(version), data, source_format=source_format, limits=engine_limits())
     if not result.ok:
         return fhir_response(request, result.issues, 422)
     return fhir_response(request, result.output)
 
 
-def _number(value: object) -> int:
+def _number(value: object) -> int | None:
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError) as exc:
-        raise FhirError(400, "invalid", "Parameter version must be a version number.") from exc
+        raise FhirError(400, RequestCode.INVALID, "Parameter version must be a version number.") from exc
 
 
 @csrf_exempt
 @fhir_endpoint
 def validate(request: HttpRequest, slug: str, resource_type: str | None = None) -> HttpResponse:
     if request.method != "POST":
-        raise FhirError(405, "not-supported", "$validate is POSTed with the resource (or Parameters with it).")
-    _facade(slug)
+        raise FhirError(405, RequestCode.METHOD, "$validate is POSTed with the resource (or Parameters with it).")
+    access_facade_request(slug)
     body = _json_body(request)
     profile = request.GET.get("profile")
     if body["resourceType"] == "Parameters" and resource_type != "Parameters":
@@ -101,17 +110,19 @@ def validate(request: HttpRequest, slug: str, resource_type: str | None = None) 
         profile = profile or given.get("profile")
         body = given.get("resource")
         if not isinstance(body, dict):
-            raise FhirError(400, "required", "Parameter resource is required.")
+            raise FhirError(400, RequestCode.REQUIRED, "Parameter resource is required.")
     if profile:
         raise FhirError(
             400,
-            "not-supported",
+            RequestCode.PARAMETER,
             f"Unknown profile {profile}: this studio validates against the base "
             "FHIR R4 resources only (profiles arrive with the profiles work).",
         )
     if resource_type and body.get("resourceType") != resource_type:
         raise FhirError(
-            400, "invalid", f"This is {resource_type}/$validate but the resource is a {body.get('resourceType')}."
+            400,
+            RequestCode.INVALID,
+            f"This is {resource_type}/$validate but the resource is a {body.get('resourceType')}.",
         )
     try:
         issues = validate_output(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from mappings.facade.http import FhirError
+from mappings.errors import FhirError, RequestCode
 from mappings.facade.search_index import date_range, params_for
 from mappings.models import FacadeResource, SearchValue
 
@@ -40,7 +40,9 @@ def include_targets(resource_type: str, query: list[tuple[str, str]]) -> list[tu
             continue
         parts = raw.split(":")
         if len(parts) not in (2, 3) or parts[0] != resource_type or parts[1] not in INCLUDE_ELEMENTS:
-            raise FhirError(400, "not-supported", f"_include={raw}: use {resource_type}:" + "|".join(INCLUDE_ELEMENTS))
+            raise FhirError(
+                400, RequestCode.PARAMETER, f"_include={raw}: use {resource_type}:" + "|".join(INCLUDE_ELEMENTS)
+            )
         found.append((parts[2] if len(parts) == 3 else "", INCLUDE_ELEMENTS[parts[1]]))
     return found
 
@@ -65,7 +67,9 @@ def _date_condition(raw: str) -> Q:
     prefix, text = (raw[:2], raw[2:]) if raw[:2] in DATE_PREFIXES else ("eq", raw)
     span = date_range(text)
     if span is None:
-        raise FhirError(400, "invalid", f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime).")
+        raise FhirError(
+            400, RequestCode.INVALID, f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)."
+        )
     low, high = span
     conditions = {
         "eq": Q(start__gte=low, end__lte=high),
@@ -105,13 +109,15 @@ def search(resources: QuerySet[FacadeResource], resource_type: str, query: list[
         kind = supported.get(param)
         if kind is None:
             known = ", ".join(sorted(supported))
-            raise FhirError(400, "not-supported", f"{resource_type} has no search parameter '{param}'. Known: {known}.")
+            raise FhirError(
+                400, RequestCode.PARAMETER, f"{resource_type} has no search parameter '{param}'. Known: {known}."
+            )
         if modifier == "missing":
             has = SearchValue.objects.filter(param=param).values("resource_id")
             resources = resources.exclude(id__in=has) if raw == "true" else resources.filter(id__in=has)
             continue
         if modifier not in ("", "exact", "text", "contains") or (modifier and kind == "date"):
-            raise FhirError(400, "not-supported", f"The modifier :{modifier} is not supported on '{param}'.")
+            raise FhirError(400, RequestCode.PARAMETER, f"The modifier :{modifier} is not supported on '{param}'.")
         if modifier == "contains":
             modifier = "text"
         matches = Q()
@@ -129,9 +135,9 @@ def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
         count = int(values.get("_count", DEFAULT_COUNT))
         offset = int(values.get("_offset", 0))
     except ValueError as exc:
-        raise FhirError(400, "invalid", "_count and _offset must be whole numbers.") from exc
+        raise FhirError(400, RequestCode.INVALID, "_count and _offset must be whole numbers.") from exc
     if count < 0 or offset < 0:
-        raise FhirError(400, "invalid", "_count and _offset cannot be negative.")
+        raise FhirError(400, RequestCode.INVALID, "_count and _offset cannot be negative.")
     return min(count, MAX_COUNT), offset
 
 
@@ -145,6 +151,6 @@ def ordering(query: list[tuple[str, str]]) -> list[str]:
     fields = []
     for key in sort.split(","):
         if key not in SORTS:
-            raise FhirError(400, "not-supported", f"_sort={key} is not supported; use {', '.join(SORTS)}.")
+            raise FhirError(400, RequestCode.PARAMETER, f"_sort={key} is not supported; use {', '.join(SORTS)}.")
         fields.append(SORTS[key])
     return [*fields, "resource_id"]

@@ -186,3 +186,19 @@ def search_values(resource: dict, last_updated: datetime) -> list[tuple[str, str
         values = strings.get(param) or tokens.get(param) or references.get(param) or []
         rows += [(param, value[:255], None, None) for value in dict.fromkeys(values) if value]
     return rows
+
+
+def resources_of_type(output: dict | None, resource_type: str) -> list[dict]:
+    """The resources of `resource_type` in a mapping's output: the output itself, or its Bundle's entries."""
+    if not isinstance(output, dict):
+        return []
+    if output.get("resourceType") == resource_type:
+        return [output]
+    if output.get("resourceType") == "Bundle":
+        entries = output.get("entry") or []
+        return [
+            e["resource"]
+            for e in entries
+            if isinstance(e, dict) and (e.get("resource") or {}).get("resourceType") == resource_type
+        ]
+    return []

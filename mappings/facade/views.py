@@ -3,7 +3,6 @@ serves is its binding's live deployment (the newest), answered from that deploym
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 import orjson
@@ -13,69 +12,25 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from mappings.facade.http import FhirError, fhir_endpoint, fhir_response, wanted_format
+from mappings.access import ServedFacade, access_facade_request, access_served_type, live_deployments
+from mappings.errors import FhirError, RequestCode
+from mappings.facade.http import fhir_endpoint, fhir_response, wanted_format
 from mappings.facade.live import live_read, live_search
 from mappings.facade.search import RESULT_PARAMS, include_targets, ordering, paging, references_in, search
 from mappings.facade.search_index import params_for
-from mappings.models import DataSource, Deployment, Facade, FacadeResource
+from mappings.models import DataSource, Deployment, FacadeResource
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
 
 
-def _facade(slug: str) -> Facade:
-    facade = Facade.objects.filter(slug=slug).first()
-    if facade is None:
-        raise FhirError(404, "not-found", f"There is no facade '{slug}'.")
-    if facade.status != Facade.Status.ACTIVE:
-        raise FhirError(503, "transient", f"The facade '{slug}' is paused.")
-    if facade.auth_mode != Facade.AuthMode.OPEN:
-        # Fail closed: SMART Backend Services tokens are checked by the security work that comes next; until then a
-        # facade marked protected answers nobody rather than everybody.
-        raise FhirError(401, "security", f"The facade '{slug}' requires SMART Backend Services authorization.")
-    return facade
-
-
-LIVE_SECONDS = 2.0  # how long a worker trusts its idea of the live deployment (saves a query on every read)
-_live_ids: dict[tuple[str, str], tuple[float, int]] = {}
-
-
-def _live(slug: str, resource_type: str) -> tuple[int, str]:
-    """(the live deployment's id, its source's kind). Cached per process for LIVE_SECONDS: a deploy is served by
-    every worker within that time (at once by the worker that deployed, which forgets its cache)."""
-    key = (slug, resource_type)
-    cached = _live_ids.get(key)
-    if cached and time.monotonic() - cached[0] < LIVE_SECONDS:
-        return cached[1]
-    live = (
-        Deployment.objects.filter(
-            binding__facade__slug=slug,
-            binding__facade__status=Facade.Status.ACTIVE,
-            binding__facade__auth_mode=Facade.AuthMode.OPEN,
-            binding__resource_type=resource_type,
-            ready=True,
-        )
-        .order_by("-deployed_at", "-id")
-        .values_list("id", "binding__source__kind")
-        .first()
-    )
-    if live is None:
-        _facade(slug)  # a missing or paused facade says so first
-        raise FhirError(404, "not-supported", f"This facade does not serve {resource_type}.")
-    _live_ids[key] = (time.monotonic(), live)
-    return live
-
-
 def _deployment(deployment_id: int) -> Deployment:
+    """A live source's deployment with what asking the source needs (its frozen template loads on a compile miss)."""
     return (
         Deployment.objects.select_related("binding__source", "version")
         .defer("version__template", "version__snippets", "version__lookup_tables")
         .get(pk=deployment_id)
     )
-
-
-def forget_live_deployments() -> None:
-    _live_ids.clear()
 
 
 def _base(request: HttpRequest, slug: str) -> str:
@@ -86,20 +41,16 @@ def _base(request: HttpRequest, slug: str) -> str:
 @fhir_endpoint
 def metadata(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "GET":
-        raise FhirError(405, "not-supported", "metadata is read with GET.")
-    facade = _facade(slug)
-    live = dict(
-        Deployment.objects.filter(binding__facade=facade, ready=True).values_list(
-            "binding__resource_type", "binding__source__config"
-        )
-    )
+        raise FhirError(405, RequestCode.METHOD, "metadata is read with GET.")
+    facade = access_facade_request(slug)
+    live = live_deployments(facade)
     resources = [
         {
             "type": resource_type,
             "interaction": [{"code": "read"}, {"code": "search-type"}],
             "versioning": "no-version",
             "readHistory": False,
-            "searchParam": _search_params(resource_type, live[resource_type]),
+            "searchParam": _search_params(resource_type, live[resource_type].source_config),
         }
         for resource_type in sorted(live)
     ]
@@ -142,17 +93,17 @@ def resource_type_view(request: HttpRequest, slug: str, resource_type: str) -> H
     if request.method == "GET":
         return _search(request, slug, resource_type, list(request.GET.lists()))
     if request.method == "POST":
-        raise FhirError(405, "not-supported", f"This facade is read-only: {resource_type} cannot be created.")
-    raise FhirError(405, "not-supported", f"{request.method} is not supported on {resource_type}.")
+        raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {resource_type} cannot be created.")
+    raise FhirError(405, RequestCode.METHOD, f"{request.method} is not supported on {resource_type}.")
 
 
 @csrf_exempt
 @fhir_endpoint
 def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
     if request.method != "POST":
-        raise FhirError(405, "not-supported", "_search is POSTed with a form body.")
+        raise FhirError(405, RequestCode.METHOD, "_search is POSTed with a form body.")
     if request.content_type != FORM:
-        raise FhirError(415, "not-supported", f"POST _search takes {FORM}, not {request.content_type or 'nothing'}.")
+        raise FhirError(415, RequestCode.FORMAT, f"POST _search takes {FORM}, not {request.content_type or 'nothing'}.")
     query = list(request.GET.lists()) + list(request.POST.lists())
     return _search(request, slug, resource_type, query)
 
@@ -161,19 +112,19 @@ def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResp
 @fhir_endpoint
 def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
     if request.method != "GET":
-        raise FhirError(405, "not-supported", f"This facade is read-only: {request.method} is not supported.")
-    live, kind = _live(slug, resource_type)
-    if kind != DataSource.Kind.STORED:
-        return fhir_response(request, live_read(_deployment(live), resource_id))
+        raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
+    live = access_served_type(access_facade_request(slug), resource_type)
+    if live.source_kind != DataSource.Kind.STORED:
+        return fhir_response(request, live_read(_deployment(live.id), resource_id))
     # The stored JSON text as it is: parsing it to serialise it again would cost more than the query.
     found = (
-        FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type, resource_id=resource_id)
+        FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type, resource_id=resource_id)
         .annotate(text=Cast("content", TextField()))
         .values_list("text", "last_updated")
         .first()
     )
     if found is None:
-        raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known.")
+        raise FhirError(404, RequestCode.NOT_FOUND, f"{resource_type}/{resource_id} is not known.")
     text, last_updated = found
     if wanted_format(request) == "json" and request.GET.get("_pretty") != "true":
         response = HttpResponse(text, content_type="application/fhir+json; charset=utf-8")
@@ -186,16 +137,17 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
 
 def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) -> HttpResponse:
     query = [(name, value) for name, values in lists for value in values]
-    live, kind = _live(slug, resource_type)
+    facade = access_facade_request(slug)
+    live = access_served_type(facade, resource_type)
     count, offset = paging(query)
     summary = dict(query).get("_summary")
     note = None
-    if kind != DataSource.Kind.STORED:
-        found, note = live_search(_deployment(live), query, RESULT_PARAMS)
+    if live.source_kind != DataSource.Kind.STORED:
+        found, note = live_search(_deployment(live.id), query, RESULT_PARAMS)
         total, rows = len(found), [] if summary == "count" else found[offset : offset + count]
     else:
         matches = search(
-            FacadeResource.objects.filter(deployment_id=live, resource_type=resource_type), resource_type, query
+            FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type), resource_type, query
         )
         total = matches.count()
         rows = (
@@ -219,7 +171,7 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
             for content in rows
         ],
     }
-    bundle["entry"] += _included(slug, base, resource_type, query, rows)
+    bundle["entry"] += _included(facade, base, resource_type, query, rows)
     if note:
         bundle["entry"].append({"resource": note, "search": {"mode": "outcome"}})
     if not bundle["entry"]:
@@ -227,7 +179,7 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
     return fhir_response(request, bundle)
 
 
-def _included(slug: str, base: str, resource_type: str, query: list, rows: list[dict]) -> list[dict]:
+def _included(facade: ServedFacade, base: str, resource_type: str, query: list, rows: list[dict]) -> list[dict]:
     """The resources a page's matches reference, for each _include (one query per referenced type)."""
     wanted: dict[str, set[str]] = {}
     for target, elements in include_targets(resource_type, query):
@@ -237,14 +189,14 @@ def _included(slug: str, base: str, resource_type: str, query: list, rows: list[
                 if not target or kind == target:
                     wanted.setdefault(kind, set()).add(resource_id)
     entries = []
+    served = live_deployments(facade)
     for kind, ids in sorted(wanted.items()):
-        try:
-            live, source_kind = _live(slug, kind)
-        except FhirError:
+        live = served.get(kind)
+        if live is None:
             continue  # a type this facade does not serve: nothing to include
-        if source_kind != DataSource.Kind.STORED:
+        if live.source_kind != DataSource.Kind.STORED:
             continue  # a live source would be asked once per reference: not cheap, so not included
-        contents = FacadeResource.objects.filter(deployment_id=live, resource_type=kind, resource_id__in=ids)
+        contents = FacadeResource.objects.filter(deployment_id=live.id, resource_type=kind, resource_id__in=ids)
         entries += [
             {"fullUrl": f"{base}/{kind}/{content['id']}", "resource": content, "search": {"mode": "include"}}
             for content in contents.order_by("resource_id").values_list("content", flat=True)
@@ -280,4 +232,6 @@ def _links(base: str, resource_type: str, query: list, offset: int, count: int, 
 @csrf_exempt
 @fhir_endpoint
 def unknown(request: HttpRequest, slug: str, rest: str) -> HttpResponse:
-    raise FhirError(404, "not-found", f"'{rest}' is not a FHIR endpoint of this facade (try {slug}/metadata).")
+    raise FhirError(
+        404, RequestCode.NOT_FOUND, f"'{rest}' is not a FHIR endpoint of this facade (try {slug}/metadata)."
+    )

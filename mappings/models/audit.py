@@ -29,6 +29,8 @@ class AuditAction(models.TextChoices):
     RECORDS_UPLOADED = "source.records_uploaded"
     BINDING_SAVED = "facade.binding_saved"
     DEPLOYED = "facade.deployed"
+    DEPLOY_REFUSED = "facade.deploy_refused"
+    INDEXED = "facade.indexed"
     ROLLED_BACK = "facade.rolled_back"
 
 

@@ -23,6 +23,12 @@ class Facade(models.Model):
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     auth_mode = models.CharField(max_length=20, choices=AuthMode.choices, default=AuthMode.OPEN)
+    # $convert-data runs the mappings bound to the facade, and those named here: {name a client sends as
+    # rootTemplate or mapping: mapping slug}, e.g. Azure's root template names {"ADT_A01": "hl7v2-adt-a01"}.
+    convert_templates = models.JSONField(default=dict, blank=True)
+    # Grows on every change to what the facade serves (deploy, index finished, bind, pause): each worker compares it
+    # with the one its cached lookups were made under, so a change is seen on the next request, by every worker.
+    generation = models.PositiveBigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,10 +78,24 @@ class ResourceBinding(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["facade", "resource_type"], name="one_binding_per_type")]
 
+    @property
+    def live_deployment(self) -> Deployment | None:
+        return self.deployments.live().first()
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def live(self) -> DeploymentQuerySet:
+        """The deployments that serve: at most one per binding (a unique constraint), the newest that finished
+        indexing. A newer one still indexing is pending; the live one keeps serving until it is ready."""
+        return self.filter(ready=True)
+
+    def pending(self) -> DeploymentQuerySet:
+        return self.filter(ready=False, superseded=False)
+
 
 class Deployment(models.Model):
-    """A version going live for a binding. The newest deployment of a binding is the live one; a rollback is a new
-    deployment of the previous version, so the history reads in order."""
+    """A version going live for a binding. The newest ready deployment of a binding is the live one (`live()`); a
+    rollback is a new deployment of the previous version, so the history reads in order."""
 
     binding = models.ForeignKey(ResourceBinding, on_delete=models.CASCADE, related_name="deployments")
     version = models.ForeignKey("MappingVersion", on_delete=models.PROTECT, related_name="deployments")
@@ -86,9 +106,16 @@ class Deployment(models.Model):
     ready = models.BooleanField(default=False)  # indexed: only then does it serve (a big index builds in Celery)
     indexed = models.PositiveIntegerField(default=0)  # resources in the index
     index_errors = models.JSONField(default=list, blank=True)  # [{record, code, message}] of records that failed
+    # A newer deployment went live first, or this one served and was replaced: it will never serve again.
+    superseded = models.BooleanField(default=False)
+
+    objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-deployed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["binding"], condition=models.Q(ready=True), name="one_live_per_binding")
+        ]
 
 
 class FacadeResource(models.Model):

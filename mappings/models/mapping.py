@@ -6,10 +6,40 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
+from django.db.models import BooleanField, Case, F, OuterRef, Subquery, Value, When
 
 from mappings.engine import SOURCE_FORMATS
 
+from .facade import Deployment
+from .testing import TestRun
+
 SOURCE_FORMAT_CHOICES = [(name, name) for name in SOURCE_FORMATS]
+
+
+class MappingQuerySet(models.QuerySet):
+    def with_status(self) -> MappingQuerySet:
+        """Each mapping's status in one query however many rows: owner_username, draft_revision,
+        latest_version_number, last_run_* (id, passed, failed, created_at), deployed_version (what its most recently
+        deployed live binding serves) and draft_changed (the draft's template differs from the latest version's,
+        compared in SQL; true when nothing is published)."""
+        last_run = TestRun.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
+        live = Deployment.objects.live().filter(binding__mapping=OuterRef("pk")).order_by("-deployed_at", "-id")
+        return self.annotate(
+            owner_username=F("owner__username"),
+            draft_revision=F("draft__revision"),
+            latest_version_number=F("latest_version__number"),
+            last_run_id=Subquery(last_run.values("id")[:1]),
+            last_run_passed=Subquery(last_run.values("passed")[:1]),
+            last_run_failed=Subquery(last_run.values("failed")[:1]),
+            last_run_created_at=Subquery(last_run.values("created_at")[:1]),
+            deployed_version=Subquery(live.values("version__number")[:1]),
+            draft_changed=Case(
+                When(latest_version__isnull=True, then=Value(True)),
+                When(draft__template=F("latest_version__template"), then=Value(False)),
+                default=Value(True),
+                output_field=BooleanField(),
+            ),
+        )
 
 
 class Mapping(models.Model):
@@ -29,6 +59,8 @@ class Mapping(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MappingQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]

@@ -32,6 +32,7 @@ class TestRun(models.Model):
         SAVE = "save"
         PUBLISH = "publish"
         MANUAL = "manual"
+        DEPLOY = "deploy"
 
     mapping = models.ForeignKey("Mapping", on_delete=models.CASCADE, related_name="test_runs")
     version = models.ForeignKey(

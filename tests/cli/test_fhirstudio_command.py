@@ -49,7 +49,7 @@ def test_it_prints_an_operation_outcome_and_exits_2_on_bad_input(tmp_path: Path)
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (["render", "no-such-mapping", str(JSON_SAMPLE)], "FS-TPL-002"),
+        (["render", "no-such-mapping", str(JSON_SAMPLE)], "FS-REQ-001"),
         (["render", "json-patient", "/no/such/file.json"], "FS-SRC-001"),
         (["render", "json-patient", str(JSON_SAMPLE), "--source-format", "hl7v2"], "FS-SRC-010"),
     ],

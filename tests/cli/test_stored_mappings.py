@@ -90,8 +90,8 @@ def test_it_renders_the_draft_of_a_mapping_never_published(author, payload) -> N
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (["render", "json-patient", "PAYLOAD", "--version", "9"], "FS-TPL-002"),  # no such version
-        (["render", "csv-patients", "PAYLOAD", "--version", "1"], "FS-TPL-002"),  # an example folder has none
+        (["render", "json-patient", "PAYLOAD", "--version", "9"], "FS-REQ-001"),  # no such version
+        (["render", "csv-patients", "PAYLOAD", "--version", "1"], "FS-REQ-001"),  # an example folder has none
         (["render", "broken", "PAYLOAD"], "FS-TPL-001"),  # the draft does not compile
         (["render", "json-patient", "/no/such/file.json"], "FS-SRC-001"),
     ],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from mappings.compiling import compiled_cache
+from mappings import caches
 from mappings.demo import load_demo
 from mappings.facade import request_log
 from tests.api.conftest import api, json_patient, users  # noqa: F401 — the studio API's fixtures, shared
@@ -14,7 +14,7 @@ from tests.api.conftest import api, json_patient, users  # noqa: F401 — the st
 
 @pytest.fixture
 def demo(transactional_db, live_server) -> dict:
-    compiled_cache.clear()
+    caches.clear()
     request_log.discard()
     admin = User.objects.create_superuser("admin", password="pw-admin")
     load_demo(admin)

@@ -7,10 +7,12 @@ import pytest
 
 from mappings import actions
 from mappings.errors import StudioError
-from mappings.models import FacadeResource
+from mappings.jobs.indexing import index_deployment_direct
+from mappings.models import AuditAction, AuditEvent, Deployment, FacadeResource, TestRun
 from tests.api.conftest import ROOT
 
-pytestmark = pytest.mark.django_db
+# Transactional: a deploy indexes once its transaction commits, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
 
 
@@ -49,6 +51,11 @@ def test_it_refuses_to_deploy_a_version_whose_samples_fail(served) -> None:
     assert refused.value.code == "tests_failing" and refused.value.status_code == 409
     assert refused.value.details["failing"] == [sample.name]
     assert not served["binding"].deployments.exists()
+    # The refused deploy's run is kept, as a deploy run, and the refusal is in the audit log.
+    run = TestRun.objects.get(pk=refused.value.details["test_run"])
+    assert (run.trigger, run.version, run.failed) == ("deploy", served["v1"], 1)
+    refusal = AuditEvent.objects.get(action=AuditAction.DEPLOY_REFUSED)
+    assert refusal.after == {"version": 1, "test_run": run.pk, "failed": 1}
 
 
 def test_it_rolls_back_to_the_previous_version_and_reindexes(served) -> None:
@@ -88,15 +95,12 @@ def test_it_replaces_a_record_sent_again_with_the_same_key(served) -> None:
     assert served["source"].records.get(key="r1").payload == "{}"
 
 
-def test_a_paused_facade_answers_503_and_a_deploy_is_served_at_once(
-    served, client, django_capture_on_commit_callbacks
-) -> None:
+def test_a_paused_facade_answers_503_and_a_deploy_is_served_at_once(served, client) -> None:
     author = served["author"]
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
+    assert client.get("/fhir/clinic/Patient").status_code == 404  # bound, not deployed: not served yet
+    actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
     assert client.get("/fhir/clinic/Patient").json()["total"] == 1
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.do_update_facade(served["binding"].facade, acting_user=author, status="paused")
+    actions.do_update_facade(served["binding"].facade, acting_user=author, status="paused")
     paused = client.get("/fhir/clinic/Patient")
     assert paused.status_code == 503 and paused.json()["resourceType"] == "OperationOutcome"
 
@@ -105,10 +109,7 @@ def test_a_facade_marked_smart_protected_refuses_everyone_until_tokens_are_check
     actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     facade = served["binding"].facade
     facade.auth_mode = "smart-backend"
-    facade.save(update_fields=["auth_mode"])
-    from mappings.facade.views import forget_live_deployments
-
-    forget_live_deployments()
+    facade.save(update_fields=["auth_mode"])  # as an admin might in the database: read on every request
     for path in ("/fhir/clinic/metadata", "/fhir/clinic/Patient"):
         refused = client.get(path)
         assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "security"
@@ -129,3 +130,19 @@ def test_the_mapping_list_shows_which_version_a_facade_serves(served, api) -> No
     listed = api["viewer"].get("/api/mappings/").json()["results"][0]
     assert listed["deployed_version"] == 1
     assert api["viewer"].get("/api/mappings/json-patient/").json()["deployed_version"] == 1
+
+
+def test_a_deployment_superseded_while_indexing_never_goes_live(served) -> None:
+    author, binding = served["author"], served["binding"]
+    first = actions.do_deploy(binding, acting_user=author, version=served["v1"])
+    # A deploy whose index is still being built when a newer one is made (as a slow worker would leave it) …
+    stale = Deployment.objects.create(binding=binding, version=served["v1"], deployed_by=author)
+    newest = actions.do_deploy(binding, acting_user=author, version=served["v1"])
+    stale.refresh_from_db()
+    assert stale.superseded and not stale.ready
+    # … is discarded when its indexing finishes late, and the newest stays live.
+    index_deployment_direct(stale.pk)
+    assert list(Deployment.objects.live().filter(binding=binding)) == [newest]
+    first.refresh_from_db()
+    assert (first.ready, first.superseded) == (False, True)
+    assert AuditEvent.objects.filter(action=AuditAction.INDEXED, object_id=str(newest.pk)).exists()

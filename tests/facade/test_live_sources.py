@@ -14,7 +14,7 @@ import pytest
 
 from mappings import actions
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 PATIENTS = {
     "M0001": {
         "PatientId": 1,
@@ -84,8 +84,6 @@ def legacy_api(settings):
 
 
 def facade_over(users, mapping, kind: str, config: dict, source_format: str = "json") -> None:
-    from mappings.facade.views import forget_live_deployments
-
     author = users["author"]
     version = mapping.versions.first() or actions.do_publish_version(mapping, acting_user=author, message="v1")
     source = actions.do_create_data_source(
@@ -96,7 +94,6 @@ def facade_over(users, mapping, kind: str, config: dict, source_format: str = "j
         facade, acting_user=author, resource_type="Patient", mapping=mapping, source=source
     )
     actions.do_deploy(binding, acting_user=author, version=version)
-    forget_live_deployments()
 
 
 def http_config(base: str, **extra) -> dict:

@@ -5,6 +5,7 @@ import pytest
 
 from mappings import actions
 from mappings.compiling import compile_version
+from mappings.diffs import version_diff
 from mappings.errors import StudioError
 from mappings.models import AuditEvent, Draft, MappingVersion, TestRun
 from mappings.samples import PINNED_NOW
@@ -71,7 +72,7 @@ def test_it_restores_an_old_version_into_the_draft_without_touching_versions(jso
     changed = first.template.replace('"active": true', '"active": false')
     actions.do_save_draft(json_patient, acting_user=author, template=changed, expected_revision=1)
     second = actions.do_publish_version(json_patient, acting_user=author, message="inactive")
-    diff = actions.version_diff(second, first)
+    diff = version_diff(second, first)
     assert '-  "active": true,' in diff["template"] and '+  "active": false,' in diff["template"]
     draft = actions.do_restore_version(first, acting_user=author)
     assert (draft.template, draft.revision) == (first.template, 3)

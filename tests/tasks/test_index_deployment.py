@@ -1,5 +1,7 @@
-"""A deployment over a big stored source is indexed by a real Celery worker (the index_deployment task), and the
-facade keeps serving the previous deployment until the new index is ready."""
+"""A deployment over a big stored source is indexed by a real Celery worker (the index_deployment task, queued by the
+deploy action when it commits), the facade keeps serving the previous deployment until the new index is ready, and
+the web process serves the new one as soon as the worker finished (the facade's generation grew: no cache to
+forget, no timeout to wait)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from mappings import actions
-from mappings.facade import indexing
-from mappings.facade.views import forget_live_deployments
-from mappings.models import Deployment
+from mappings.actions import deployments
+from mappings.models import AuditAction, AuditEvent, Deployment, Mapping
 from tests.tasks.conftest import celery_worker
 
 RECORD = '{{"MRN": "M{n}", "LastName": "Ng{n}", "FirstName": "Li", "Gender": "F", "DOB": "19900102"}}'
@@ -38,7 +39,7 @@ def test_a_big_source_is_indexed_by_the_worker_while_the_old_deployment_serves(w
 
     admin = User.objects.create_superuser("admin", password="pw")
     load_demo(admin)
-    mapping = actions.Mapping.objects.select_related("latest_version").get(slug="json-patient")
+    mapping = Mapping.objects.select_related("latest_version").get(slug="json-patient")
     source = actions.do_create_data_source(acting_user=admin, name="registrations", source_format="json")
     actions.do_upload_records(source, acting_user=admin, records=[("r0", RECORD.format(n=0))])
     facade = actions.do_create_facade(acting_user=admin, slug="clinic", title="Clinic")
@@ -47,16 +48,22 @@ def test_a_big_source_is_indexed_by_the_worker_while_the_old_deployment_serves(w
     )
     first = actions.do_deploy(binding, acting_user=admin, version=mapping.latest_version)
     assert first.ready and first.indexed == 1
+    first_id = first.resources.get().resource_id
 
-    monkeypatch.setattr(indexing, "INLINE_RECORDS", 5)  # so 20 records count as big
+    assert client.get("/fhir/clinic/Patient?_summary=count").json()["total"] == 1
+
+    monkeypatch.setattr(deployments, "INLINE_RECORDS", 5)  # so 20 records count as big
     actions.do_upload_records(source, acting_user=admin, records=[(f"r{n}", RECORD.format(n=n)) for n in range(1, 20)])
     second = actions.do_deploy(binding, acting_user=admin, version=mapping.latest_version)
-    assert not Deployment.objects.get(pk=second.pk).ready  # queued for the worker, not indexed in the request
-    forget_live_deployments()
+    assert not second.ready  # queued for the worker, not indexed in the request
+    assert client.get(f"/fhir/clinic/Patient/{first_id}").status_code == 200  # the first deployment still serves
     deadline = time.monotonic() + 60
     while not Deployment.objects.get(pk=second.pk).ready and time.monotonic() < deadline:
         time.sleep(0.3)
     second.refresh_from_db()
     assert second.ready and second.indexed == 20, worker.read_text()[-2000:]
-    forget_live_deployments()
     assert client.get("/fhir/clinic/Patient?_summary=count").json()["total"] == 20
+    first.refresh_from_db()
+    assert (first.ready, first.superseded) == (False, True)
+    indexed = AuditEvent.objects.filter(action=AuditAction.INDEXED, object_id=str(second.pk)).get()
+    assert indexed.after["indexed"] == 20 and indexed.after["records"] == 20

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 
-from mappings.compiling import compiled_cache
+from mappings import caches
 from mappings.demo import load_demo
 from mappings.facade import request_log
 
@@ -67,7 +67,7 @@ def make_user(username: str, role: str) -> User:
 @pytest.fixture
 def studio(transactional_db, live_server) -> dict:
     """The live server with an author and a viewer, and the demo content (published v1 of each example)."""
-    compiled_cache.clear()
+    caches.clear()
     request_log.discard()
     author = make_user("ana", "author")
     viewer = make_user("vic", "viewer")

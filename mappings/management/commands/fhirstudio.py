@@ -29,12 +29,13 @@ from django.db import DatabaseError
 from rest_framework.authtoken.models import Token
 
 from mappings.actions import do_run_tests
-from mappings.compiling import compile_draft, compile_version
+from mappings.compiling import DRAFT, find_version, resolve_mapping
 from mappings.conf import engine_limits
 from mappings.demo import load_demo
 from mappings.engine import SOURCE_FORMATS, CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
+from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.examples import Example, find_example, list_examples
-from mappings.models import Mapping, MappingVersion, TestRun
+from mappings.models import Mapping, TestRun
 from mappings.samples import mask, run_case
 
 EXIT_FAILED = 2
@@ -113,7 +114,7 @@ class Command(BaseCommand):
     def _print_json(self, value: object, compact: bool = False) -> None:
         self.stdout.write(json.dumps(value, ensure_ascii=False, indent=None if compact else 2))
 
-    def _fail(self, error: MappingError) -> int:
+    def _fail(self, error: MappingError | FhirError) -> int:
         self._print_json(operation_outcome([error]))
         return EXIT_FAILED
 
@@ -130,31 +131,20 @@ class Command(BaseCommand):
         except DatabaseError:
             return None
 
-    def _stored_version(self, mapping: Mapping, number: int) -> MappingVersion:
-        version = mapping.versions.filter(number=number).first()
-        if version is None:
-            raise MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, f"Mapping '{mapping.slug}' has no version {number}.")
-        return version
-
-    def _compile_stored(self, mapping: Mapping, options: dict) -> CompiledMapping:
-        """--version N, else --draft, else the latest published version, else the draft."""
-        if options["version"] is not None:
-            return compile_version(self._stored_version(mapping, options["version"]))
-        if options["draft"] or mapping.latest_version is None:
-            return compile_draft(mapping)
-        return compile_version(mapping.latest_version)
-
     def _compile_for_render(self, options: dict) -> CompiledMapping:
+        """A stored mapping through the studio's one resolver (--version N, else --draft, else the latest published
+        version, else the draft); otherwise an example folder, by name or path, which has no versions."""
         name = options["mapping"]
-        mapping = self._stored(name)
-        if mapping is not None:
-            return self._compile_stored(mapping, options)
+        if self._stored(name) is not None:
+            which = options["version"] if options["version"] is not None else (DRAFT if options["draft"] else None)
+            return resolve_mapping(name, which).compiled
         example = self._example(name)
         if example is None:
-            raise MappingError(ErrorCode.TPL_UNKNOWN_SNIPPET, f"No mapping '{name}'.")
+            raise FhirError(404, RequestCode.NOT_FOUND, f"No mapping '{name}'.")
         if options["version"] is not None:
-            raise MappingError(
-                ErrorCode.TPL_UNKNOWN_SNIPPET,
+            raise FhirError(
+                404,
+                RequestCode.NOT_FOUND,
                 f"'{name}' is an example folder, not a stored mapping: it has no version {options['version']}.",
             )
         return example.compile(engine_limits())
@@ -164,7 +154,9 @@ class Command(BaseCommand):
             compiled = self._compile_for_render(options)
             path = options["input_file"]
             payload = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-        except MappingError as error:
+        except StudioError as error:  # an unknown stored version
+            return self._fail(FhirError(404, RequestCode.NOT_FOUND, error.message))
+        except (MappingError, FhirError) as error:
             return self._fail(error)
         except OSError as exc:
             return self._fail(
@@ -234,8 +226,8 @@ class Command(BaseCommand):
     def _test_stored(self, mapping: Mapping, number: int | None) -> int:
         """The stored samples against the draft (or version N), recorded as a manual test run by nobody."""
         try:
-            version = self._stored_version(mapping, number) if number is not None else None
-        except MappingError as error:
+            version = find_version(mapping, number if number is not None else DRAFT)
+        except StudioError as error:
             self.stdout.write(error.message)
             return EXIT_FAILED
         run = do_run_tests(mapping, acting_user=None, version=version, trigger=TestRun.Trigger.MANUAL)

@@ -1,0 +1,71 @@
+"""Every write the studio makes, one module per area (as Zulip's zerver/actions/). Each `do_*` runs in one durable
+transaction (or, where the engine must run first, a few in sequence), takes the acting user keyword-only, saves with
+update_fields and writes one AuditEvent. Actions share steps through undecorated helpers, never by calling each other.
+
+Callers write `from mappings import actions` and `actions.do_…`; the package exports every action."""
+
+from mappings.actions.deployments import (
+    do_deploy,
+    do_finish_index,
+    do_rollback,
+)
+from mappings.actions.facades import (
+    do_bind_resource,
+    do_create_data_source,
+    do_create_facade,
+    do_update_facade,
+    do_upload_records,
+)
+from mappings.actions.library import (
+    do_create_lookup_table,
+    do_create_snippet,
+    do_delete_lookup_table,
+    do_delete_snippet,
+    do_import_lookup_table,
+    do_update_lookup_table,
+    do_update_snippet,
+)
+from mappings.actions.mappings import (
+    do_create_mapping,
+    do_delete_mapping,
+    do_update_mapping,
+)
+from mappings.actions.samples import (
+    do_create_sample,
+    do_delete_sample,
+    do_run_tests,
+    do_update_sample,
+)
+from mappings.actions.versions import (
+    do_publish_version,
+    do_restore_version,
+    do_save_draft,
+)
+
+__all__ = [
+    "do_bind_resource",
+    "do_create_data_source",
+    "do_create_facade",
+    "do_create_lookup_table",
+    "do_create_mapping",
+    "do_create_sample",
+    "do_create_snippet",
+    "do_delete_lookup_table",
+    "do_delete_mapping",
+    "do_delete_sample",
+    "do_delete_snippet",
+    "do_deploy",
+    "do_finish_index",
+    "do_import_lookup_table",
+    "do_publish_version",
+    "do_restore_version",
+    "do_rollback",
+    "do_run_tests",
+    "do_save_draft",
+    "do_update_facade",
+    "do_update_lookup_table",
+    "do_update_mapping",
+    "do_update_sample",
+    "do_update_snippet",
+    "do_upload_records",
+]

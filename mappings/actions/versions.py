@@ -1,0 +1,115 @@
+"""Drafts and versions: save with optimistic locking, publish an immutable version with its test run, restore."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from mappings.actions.common import audit, compile_error
+from mappings.actions.samples import run_samples
+from mappings.compiling import compile_draft, content_hash, frozen_library, references
+from mappings.engine import MappingError
+from mappings.errors import StudioError
+from mappings.models import (
+    AuditAction,
+    Draft,
+    Mapping,
+    MappingVersion,
+    TestRun,
+)
+
+
+@transaction.atomic(durable=True)
+def do_save_draft(
+    mapping: Mapping,
+    *,
+    acting_user: AbstractBaseUser,
+    template: str,
+    expected_revision: int,
+    extra_tables: list[str] | None = None,
+) -> Draft:
+    """Save only if nobody saved since `expected_revision` (optimistic locking; the row lock makes the compare and
+    the increment one step, so of two concurrent saves of the same revision exactly one wins)."""
+    draft = Draft.objects.select_for_update().get(mapping=mapping)
+    if draft.revision != expected_revision:
+        raise StudioError(
+            "stale_draft",
+            f"The draft changed since revision {expected_revision}: it is now at revision {draft.revision}. "
+            "Reload it, merge your change, and save again.",
+            details={"current_revision": draft.revision, "etag": draft.etag, "template": draft.template},
+        )
+    before = {"revision": draft.revision, "hash": draft.content_hash()}
+    draft.template = template
+    draft.snippet_names, draft.table_names = references(template, extra_tables)
+    draft.revision += 1
+    draft.updated_by = acting_user
+    draft.save(update_fields=["template", "snippet_names", "table_names", "revision", "updated_at", "updated_by"])
+    audit(
+        acting_user,
+        AuditAction.DRAFT_SAVED,
+        draft,
+        mapping_slug=mapping.slug,
+        before=before,
+        after={"revision": draft.revision, "hash": draft.content_hash()},
+    )
+    return draft
+
+
+@transaction.atomic(durable=True)
+def do_publish_version(mapping: Mapping, *, acting_user: AbstractBaseUser, message: str) -> MappingVersion:
+    """Freeze the draft, with the snippets and lookup tables it uses, into the next immutable version, and record
+    a test run of its samples with it."""
+    mapping = Mapping.objects.select_for_update(of=("self",)).select_related("draft").get(pk=mapping.pk)
+    try:
+        compile_draft(mapping)
+    except MappingError as error:
+        raise compile_error(error) from error
+    snippets, tables = frozen_library(mapping.draft)
+    settings = mapping.engine_settings()
+    version = MappingVersion.objects.create(
+        mapping=mapping,
+        number=mapping.next_version_number(),
+        template=mapping.draft.template,
+        snippets=snippets,
+        lookup_tables=tables,
+        engine_settings=settings,
+        content_hash=content_hash(mapping.draft.template, snippets, tables, settings),
+        message=message,
+        author=acting_user,
+    )
+    version.test_run = run_samples(mapping, version, acting_user=acting_user, trigger=TestRun.Trigger.PUBLISH)
+    version.save(update_fields=["test_run"])
+    mapping.latest_version = version
+    mapping.save(update_fields=["latest_version", "updated_at"])
+    audit(
+        acting_user,
+        AuditAction.VERSION_PUBLISHED,
+        version,
+        mapping_slug=mapping.slug,
+        after={"number": version.number, "hash": version.content_hash, "draft_revision": mapping.draft.revision},
+        message=message,
+        tests={"passed": version.test_run.passed, "failed": version.test_run.failed},
+    )
+    return version
+
+
+@transaction.atomic(durable=True)
+def do_restore_version(version: MappingVersion, *, acting_user: AbstractBaseUser) -> Draft:
+    """Copy an old version's template into the draft (a new draft revision); the version itself never changes."""
+    draft = Draft.objects.select_for_update().get(mapping=version.mapping)
+    before = {"revision": draft.revision, "hash": draft.content_hash()}
+    draft.template = version.template
+    draft.snippet_names = sorted(version.snippets)
+    draft.table_names = sorted(version.lookup_tables)
+    draft.revision += 1
+    draft.updated_by = acting_user
+    draft.save(update_fields=["template", "snippet_names", "table_names", "revision", "updated_at", "updated_by"])
+    audit(
+        acting_user,
+        AuditAction.VERSION_RESTORED,
+        version,
+        mapping_slug=version.mapping.slug,
+        before=before,
+        after={"revision": draft.revision, "restored_version": version.number},
+    )
+    return draft

@@ -1,0 +1,56 @@
+"""Every cache the studio keeps in a process, in one place, each keyed so that it can never answer stale:
+
+- `compiled`: compiled mappings, keyed by a hash of everything that affects compilation (a draft's text with the
+  library as stored) or by a version's id and content hash. The keys are immutable content: an entry is only ever
+  evicted, never wrong.
+- `live_deployments`: what a facade serves per resource type, keyed by the facade's `generation`. Every change to
+  what a facade serves (a deployment going live, a binding, a pause) grows the generation in the same transaction,
+  and every facade request reads the generation with the facade's row, so every worker sees a deploy on its next
+  request, not after a timeout.
+
+The engine's own caches (compiled Jinja code) are keyed by source checksum, so they cannot go stale either.
+`clear()` empties ours: tests call it between databases, whose ids repeat."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+Value = TypeVar("Value")
+
+
+class LRU(Generic[Value]):
+    """A small thread-safe least-recently-used map. `build` runs outside the lock: compiling can take milliseconds,
+    and two threads building the same key at once both get a correct value."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, Value] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Value]) -> Value:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = build()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+compiled: LRU = LRU(256)
+live_deployments: LRU = LRU(1024)
+
+
+def clear() -> None:
+    compiled.clear()
+    live_deployments.clear()
