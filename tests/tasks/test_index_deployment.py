@@ -6,31 +6,22 @@ forget, no timeout to wait)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 
 from mappings import actions
 from mappings.actions import deployments
 from mappings.models import AuditAction, AuditEvent, Deployment, Mapping
+from tests.conftest import test_database_url
 from tests.tasks.conftest import celery_worker
 
 RECORD = '{{"MRN": "M{n}", "LastName": "Ng{n}", "FirstName": "Li", "Gender": "F", "DOB": "19900102"}}'
 
 
-def _database_url() -> str:
-    """The test database itself (pytest-django's test_… name), so the worker sees what the test committed."""
-    settings = connection.settings_dict
-    if settings["ENGINE"].endswith("postgresql"):
-        return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    return f"sqlite:///{Path(settings['NAME']).resolve()}"
-
-
 @pytest.fixture
 def worker(transactional_db, tmp_path):
-    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": _database_url()}) as log:
+    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": test_database_url()}) as log:
         yield log
 
 

@@ -1,0 +1,108 @@
+"""A deploy is served by every web worker on its next request: gunicorn with two worker processes, both having read
+(and cached) the live deployment, answer with the new version the moment the deploy returns. Each request reads the
+facade's generation, which the deploy grew; a time-based cache would answer 404 here (the old index is gone)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mappings import actions
+from tests.conftest import ROOT, test_database_url
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path: Path):
+    port, log = free_port(), tmp_path / "access.log"
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "fhirstudio.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            str(log),
+            "--access-logformat",
+            "%(p)s %(s)s %(U)s",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": test_database_url()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/fhir/none/metadata", timeout=2)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    try:
+        yield base, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def answers_from_both_workers(url: str, log: Path) -> list[dict]:
+    """Ask until both worker processes have answered (a fresh connection each time; bounded), return every body."""
+    bodies = []
+    for _ in range(200):
+        before = log.read_text().count("\n")
+        bodies.append(requests.get(url, timeout=10).json())
+        if len(bodies) >= 4 and len(worker_pids(log, skip=before - len(bodies) + 1)) == 2:
+            return bodies
+    pytest.fail(f"only one worker answered 200 requests:\n{log.read_text()[-500:]}")
+
+
+def worker_pids(log: Path, skip: int = 0) -> set[str]:
+    return {line.split()[0] for line in log.read_text().splitlines()[skip:] if line.strip()}
+
+
+def test_a_deploy_is_served_by_every_worker_at_once(gunicorn, users, json_patient) -> None:
+    base, log = gunicorn
+    author = users["author"]
+    v1 = actions.do_publish_version(json_patient, acting_user=author, message="active")
+    payload = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
+    source = actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
+    actions.do_upload_records(source, acting_user=author, records=[("r1", payload)])
+    facade = actions.do_create_facade(acting_user=author, slug="clinic", title="Clinic")
+    binding = actions.do_bind_resource(
+        facade, acting_user=author, resource_type="Patient", mapping=json_patient, source=source
+    )
+    first = actions.do_deploy(binding, acting_user=author, version=v1)
+    patient_id = first.resources.get().resource_id
+    url = f"{base}/fhir/clinic/Patient/{patient_id}"
+    assert {body["active"] for body in answers_from_both_workers(url, log)} == {True}  # both workers cached v1
+
+    json_patient.refresh_from_db()
+    draft = json_patient.draft
+    changed = draft.template.replace('"active": true', '"active": false')
+    actions.do_save_draft(json_patient, acting_user=author, template=changed, expected_revision=draft.revision)
+    for sample in json_patient.samples.all():
+        actions.do_update_sample(sample, acting_user=author, expected=None, assertions=["Patient.active = false"])
+    v2 = actions.do_publish_version(json_patient, acting_user=author, message="inactive")
+    actions.do_deploy(binding, acting_user=author, version=v2)
+
+    seen_from = log.read_text().count("\n")
+    bodies = answers_from_both_workers(url, log)
+    assert {body.get("active") for body in bodies} == {False}, bodies  # no worker answered v1, or a 404
+    assert len(worker_pids(log, skip=seen_from)) == 2
