@@ -7,7 +7,14 @@ from django.db import transaction
 
 from mappings.actions.common import audit, compile_error
 from mappings.actions.samples import run_samples
-from mappings.compiling import compile_draft, content_hash, frozen_library, references
+from mappings.compiling import (
+    compile_draft,
+    content_hash,
+    dynamic_table_uses,
+    frozen_library,
+    references,
+    table_names_in,
+)
 from mappings.engine import MappingError
 from mappings.errors import StudioError
 from mappings.models import (
@@ -55,6 +62,21 @@ def do_save_draft(
     return draft
 
 
+def _refuse_unlisted_tables(draft: Draft, snippets: dict[str, str]) -> None:
+    """A lookup table named through a variable (`code | translate(table)`) is known only when the template runs, but
+    a version freezes its tables when it is published: such a draft must list the tables it may use by hand."""
+    places = dynamic_table_uses(draft.template, snippets)
+    named = table_names_in(draft.template).union(*(table_names_in(text) for text in snippets.values()))
+    if places and not set(draft.table_names) - named:
+        raise StudioError(
+            "tables_not_listed",
+            f"translate() at {', '.join(places)} names its lookup table through a variable, so publishing cannot "
+            "tell which tables to freeze into the version. Save the draft with the tables it may use listed "
+            "(lookup_tables) and publish again.",
+            details={"places": places},
+        )
+
+
 @transaction.atomic(durable=True)
 def do_publish_version(mapping: Mapping, *, acting_user: AbstractBaseUser, message: str) -> MappingVersion:
     """Freeze the draft, with the snippets and lookup tables it uses, into the next immutable version, and record
@@ -65,6 +87,7 @@ def do_publish_version(mapping: Mapping, *, acting_user: AbstractBaseUser, messa
     except MappingError as error:
         raise compile_error(error) from error
     snippets, tables = frozen_library(mapping.draft)
+    _refuse_unlisted_tables(mapping.draft, snippets)
     settings = mapping.engine_settings()
     version = MappingVersion.objects.create(
         mapping=mapping,

@@ -115,3 +115,28 @@ def test_it_writes_one_audit_row_per_write(json_patient, users) -> None:
     assert AuditEvent.objects.count() == before + 3
     row = AuditEvent.objects.filter(action="mapping.updated").get()
     assert (row.before, row.after, row.actor) == ({"title": "JSON patient → Patient"}, {"title": "New title"}, author)
+
+
+DYNAMIC = """{% set table = "administrative-gender" %}
+{"resourceType": "Patient",
+ "gender": {{ msg.Gender | translate(table) | tojson }}}"""
+
+
+def test_it_refuses_to_publish_a_table_named_through_a_variable_until_it_is_listed(json_patient, users) -> None:
+    author = users["author"]
+    actions.do_save_draft(json_patient, acting_user=author, template=DYNAMIC, expected_revision=1)
+    with pytest.raises(StudioError) as refused:
+        actions.do_publish_version(json_patient, acting_user=author, message="dynamic")
+    assert (refused.value.code, refused.value.details) == ("tables_not_listed", {"places": ["template.j2:3"]})
+    assert not MappingVersion.objects.filter(mapping=json_patient).exists()
+
+    actions.do_save_draft(
+        json_patient,
+        acting_user=author,
+        template=DYNAMIC,
+        expected_revision=2,
+        extra_tables=["administrative-gender"],
+    )
+    version = actions.do_publish_version(json_patient, acting_user=author, message="listed")
+    assert list(version.lookup_tables) == ["administrative-gender"]
+    assert compile_version(version).lookup_tables  # the version runs with the table frozen into it
