@@ -8,8 +8,8 @@
   and every facade request reads the generation with the facade's row, so every worker sees a deploy on its next
   request, not after a timeout.
 
-The engine's own caches (compiled Jinja code) are keyed by source checksum, so they cannot go stale either.
-`clear()` empties ours: tests call it between databases, whose ids repeat."""
+The engine's own caches (compiled Jinja code, plain and traced) are keyed by source checksum, so they cannot go stale
+either. `clear()` empties every one, the engine's included: tests call it between databases, whose ids repeat."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from mappings import engine
 
 Value = TypeVar("Value")
 
@@ -54,3 +56,4 @@ live_deployments: LRU = LRU(1024)
 def clear() -> None:
     compiled.clear()
     live_deployments.clear()
+    engine.clear_caches()

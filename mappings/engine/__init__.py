@@ -10,6 +10,7 @@ template_references(template_text)  # the snippets and lookup tables it names, f
 
 from .errors import ErrorCode, MappingError, Stage, operation_outcome
 from .limits import Limits
+from .locate import clear_caches
 from .lookup import LookupTable
 from .pipeline import CompiledMapping, MappingResult, compile_mapping, run_mapping
 from .references import TemplateReferences, closure_references, template_references
@@ -25,6 +26,7 @@ __all__ = [
     "MappingResult",
     "Stage",
     "TemplateReferences",
+    "clear_caches",
     "closure_references",
     "compile_mapping",
     "operation_outcome",

@@ -107,6 +107,10 @@ class CompiledCodeCache(BytecodeCache):
             while len(self.items) > self.size:
                 self.items.popitem(last=False)
 
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
 
 COMPILED_CODE = CompiledCodeCache()
 

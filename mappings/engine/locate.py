@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .environment import CompiledCodeCache, MappingEnvironment, build_environment
+from .environment import COMPILED_CODE, CompiledCodeCache, MappingEnvironment, build_environment
 from .errors import MappingError, Stage
 
 if TYPE_CHECKING:
@@ -57,6 +57,14 @@ class _TracedCode:
 
 
 _generation = _TracedCode()
+
+
+def clear_caches() -> None:
+    """Forget the engine's compiled template code, plain and traced. Both are keyed by source checksum, so they are
+    never stale, only memory; the studio's caches.clear() calls this so that one call empties every cache."""
+    global _generation
+    COMPILED_CODE.clear()
+    _generation = _TracedCode()
 
 
 def traced_environment(compiled: CompiledMapping) -> MappingEnvironment:

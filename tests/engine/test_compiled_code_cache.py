@@ -52,3 +52,13 @@ def test_it_still_finds_an_import_cycle_when_the_code_comes_from_the_cache() -> 
         with pytest.raises(MappingError) as caught:
             compile_mapping('{% import "snippets/p.j2" as p %}{}', snippets=snippets)
         assert caught.value.code == "FS-TPL-003"
+
+
+def test_one_call_empties_every_cache_the_engine_keeps() -> None:
+    from mappings.engine import clear_caches
+    from mappings.engine.environment import COMPILED_CODE
+
+    compile_mapping('{"resourceType": "Basic", "code": {"text": "cached"}}')
+    assert COMPILED_CODE.items
+    clear_caches()
+    assert not COMPILED_CODE.items
