@@ -11,7 +11,9 @@ would return that very attribute (no child element of that name wins first)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lxml import etree
 
@@ -24,6 +26,7 @@ MAX_NODES = 5000
 MAX_VALUE = 200
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,6 +58,19 @@ class Node:
             "expression": self.expression,
             "children": [child.as_dict() for child in self.children],
         }
+
+
+def _numbered(items: Iterable[T], name: Callable[[T], str], budget: Budget) -> Iterator[tuple[T, str, int]]:
+    """Each item with its name and how many items before it had that name (0 for the first, reached by name; the
+    next ones by `.all(name)[index]`), while the budget lasts."""
+    seen: dict[str, int] = {}
+    for item in items:
+        key = name(item)
+        index = seen.get(key, 0)
+        seen[key] = index + 1
+        if not budget.take():
+            return
+        yield item, key, index
 
 
 def _short(text: str) -> str:
@@ -98,15 +114,9 @@ def source_tree(parsed: object) -> tuple[list[dict], bool]:
 
 
 def _hl7v2(msg: Message, budget: Budget) -> list[Node]:
-    seen: dict[str, int] = {}
     dictionary = hl7v2_segments()
     nodes = []
-    for segment in msg.segments:
-        name = segment.name
-        occurrence = seen.get(name, 0)
-        seen[name] = occurrence + 1
-        if not budget.take():
-            break
+    for segment, name, occurrence in _numbered(msg.segments, lambda segment: segment.name, budget):
         if occurrence:
             expression, label = f'msg.all("{name}")[{occurrence}]', f"{name} ({occurrence + 1})"
         else:
@@ -199,13 +209,7 @@ def _xml(node: XmlNode, expression: str, budget: Budget) -> Node:
         if not budget.take():
             break
         tree.children.append(_xml_attribute(node, expression, key, value))
-    counts: dict[str, int] = {}
-    for child in node.all():
-        tag = child.tag
-        index = counts.get(tag, 0)
-        counts[tag] = index + 1
-        if not budget.take():
-            break
+    for child, tag, index in _numbered(node.all(), lambda child: child.tag, budget):
         if index:
             child_expression = f"{expression}.all({_quoted(tag)})[{index}]"
         elif IDENTIFIER.match(tag) and (tag == "section" or not _xml_api(tag)):

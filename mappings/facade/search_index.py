@@ -10,6 +10,16 @@ from datetime import UTC, date, datetime, timedelta
 
 # param → (type, what it reads); common params first, then per resource type.
 COMMON = {"_id": "token", "_lastUpdated": "date"}
+# What observations and diagnostic reports are both searched by (the spec's clinical-patient, -date and -code, with
+# identifier and status).
+CLINICAL = {
+    "identifier": "token",
+    "patient": "reference",
+    "subject": "reference",
+    "date": "date",
+    "code": "token",
+    "status": "token",
+}
 BY_TYPE: dict[str, dict[str, str]] = {
     "Patient": {
         "identifier": "token",
@@ -29,23 +39,8 @@ BY_TYPE: dict[str, dict[str, str]] = {
         "status": "token",
         "class": "token",
     },
-    "Observation": {
-        "identifier": "token",
-        "patient": "reference",
-        "subject": "reference",
-        "date": "date",
-        "code": "token",
-        "status": "token",
-        "category": "token",
-    },
-    "DiagnosticReport": {
-        "identifier": "token",
-        "patient": "reference",
-        "subject": "reference",
-        "date": "date",
-        "code": "token",
-        "status": "token",
-    },
+    "Observation": {**CLINICAL, "category": "token"},
+    "DiagnosticReport": CLINICAL,
     "Immunization": {
         "identifier": "token",
         "patient": "reference",

@@ -12,10 +12,11 @@ snippet_name = RegexValidator(
 )
 
 
-class Snippet(models.Model):
-    name = models.CharField(max_length=200, unique=True, validators=[snippet_name])
+class LibraryItem(models.Model):
+    """What snippets and lookup tables share: a unique `name` (each declares its own), a description, the revision
+    each save counts up, and who saved it last. Abstract: each keeps its own table."""
+
     description = models.TextField(blank=True)
-    text = models.TextField()
     revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -24,10 +25,16 @@ class Snippet(models.Model):
     )
 
     class Meta:
+        abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class Snippet(LibraryItem):
+    name = models.CharField(max_length=200, unique=True, validators=[snippet_name])
+    text = models.TextField()
 
 
 class SnippetVersion(models.Model):
@@ -42,25 +49,12 @@ class SnippetVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["snippet", "revision"], name="one_snippet_revision")]
 
 
-class LookupTable(models.Model):
+class LookupTable(LibraryItem):
     """Code translation as data. `data` is the engine's table form: target_system, default, case_sensitive and
     entries [{source, source_system, code, display, system}] (see mappings/engine/lookup.py)."""
 
     name = models.SlugField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
     data = models.JSONField(default=dict)
-    revision = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def entry_count(self) -> int:

@@ -3,6 +3,8 @@ gets everything else from the studio API, so the browser holds no logic the API 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -74,26 +76,24 @@ def mapping_history(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@login_required
-def snippet_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "library/index.html", "library_index", "Snippets", kind="snippets")
+def _library_pages(kind: str, title: str, access: Callable) -> tuple[Callable, Callable]:
+    """The list page and the item page of one kind of library item: snippets and lookup tables have the same two
+    pages, with their own API path (`kind`), title and access gate."""
+
+    @login_required
+    def index(request: HttpRequest) -> HttpResponse:
+        return _page(request, "library/index.html", "library_index", title, kind=kind)
+
+    @login_required
+    def item(request: HttpRequest, name: str) -> HttpResponse:
+        found = _found(access, request.user, name)
+        return _page(request, "library/item.html", "library_item", found.name, kind=kind, name=found.name)
+
+    return index, item
 
 
-@login_required
-def snippet_editor(request: HttpRequest, name: str) -> HttpResponse:
-    snippet = _found(access_snippet, request.user, name)
-    return _page(request, "library/item.html", "library_item", snippet.name, kind="snippets", name=snippet.name)
-
-
-@login_required
-def lookup_table_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "library/index.html", "library_index", "Lookup tables", kind="lookup-tables")
-
-
-@login_required
-def lookup_table_editor(request: HttpRequest, name: str) -> HttpResponse:
-    table = _found(access_lookup_table, request.user, name)
-    return _page(request, "library/item.html", "library_item", table.name, kind="lookup-tables", name=table.name)
+snippet_list, snippet_editor = _library_pages("snippets", "Snippets", access_snippet)
+lookup_table_list, lookup_table_editor = _library_pages("lookup-tables", "Lookup tables", access_lookup_table)
 
 
 @login_required
