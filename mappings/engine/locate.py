@@ -21,6 +21,7 @@ import orjson
 
 from .environment import COMPILED_CODE, CompiledCodeCache, MappingEnvironment, build_environment
 from .errors import MappingError, Stage
+from .references import forget_references
 
 if TYPE_CHECKING:
     from .pipeline import CompiledMapping
@@ -60,10 +61,12 @@ _generation = _TracedCode()
 
 
 def clear_caches() -> None:
-    """Forget the engine's compiled template code, plain and traced. Both are keyed by source checksum, so they are
-    never stale, only memory; the studio's caches.clear() calls this so that one call empties every cache."""
+    """Forget the engine's compiled template code, plain and traced, and the references read from template texts.
+    All are keyed by source text or checksum, so they are never stale, only memory; the studio's caches.clear() calls
+    this so that one call empties every cache."""
     global _generation
     COMPILED_CODE.clear()
+    forget_references()
     _generation = _TracedCode()
 
 

@@ -96,6 +96,11 @@ def _parsed_references(source: str, name: str) -> TemplateReferences:
     return TemplateReferences(tuple(snippets), tuple(tables), tuple(dynamic))
 
 
+def forget_references() -> None:
+    """Empty the cache of references read from texts (engine.clear_caches calls this)."""
+    _parsed_references.cache_clear()
+
+
 def _table_argument(node: nodes.Filter) -> nodes.Expr | None:
     """The expression a filter call passes as a lookup table name, or None when it passes none."""
     name, args = node.name, list(node.args)

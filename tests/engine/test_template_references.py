@@ -6,9 +6,9 @@ import inspect
 import pytest
 from django.conf import settings
 
-from mappings.engine import MappingError, closure_references, compile_mapping, template_references
+from mappings.engine import MappingError, clear_caches, closure_references, compile_mapping, template_references
 from mappings.engine.filters import FILTERS
-from mappings.engine.references import TABLE_FILTERS, TABLE_KEYWORD
+from mappings.engine.references import TABLE_FILTERS, TABLE_KEYWORD, _parsed_references
 from mappings.examples import list_examples
 
 CASES = [
@@ -145,3 +145,12 @@ def test_it_names_the_snippets_compiling_loads_for_every_example(example) -> Non
     assert set(found) == set(compiled.environment.imports)  # the templates compiling loaded, no more, no fewer
     for table in (name for references in found.values() for name in references.tables):
         assert table in example.lookup_tables
+
+
+def test_texts_read_once_are_cached_and_the_engines_clear_caches_forgets_them() -> None:
+    text = '{% import "snippets/cached.j2" as c %}'
+    first = template_references(text)
+    assert template_references(text) is first
+    assert _parsed_references.cache_info().currsize
+    clear_caches()
+    assert _parsed_references.cache_info().currsize == 0
