@@ -26,11 +26,13 @@ from mappings.actions.library import (
     do_update_snippet,
 )
 from mappings.actions.mappings import (
+    MAPPING_FIELDS,
     do_create_mapping,
     do_delete_mapping,
     do_update_mapping,
 )
 from mappings.actions.samples import (
+    SAMPLE_FIELDS,
     do_create_sample,
     do_delete_sample,
     do_run_tests,
@@ -43,6 +45,8 @@ from mappings.actions.versions import (
 )
 
 __all__ = [
+    "MAPPING_FIELDS",
+    "SAMPLE_FIELDS",
     "do_bind_resource",
     "do_create_data_source",
     "do_create_facade",

@@ -1,4 +1,4 @@
-"""The studio's models, one module per area. Models compute (properties, querysets, hashes); actions.py writes."""
+"""The studio's models, one module per area. Models compute (properties, querysets, hashes); actions/ writes."""
 
 from .audit import AuditAction, AuditEvent
 from .facade import (
