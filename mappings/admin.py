@@ -1,6 +1,6 @@
 """The admin console: every studio model, with list columns, search and filters.
 
-Writes go through the actions (mappings/actions.py), like everywhere else, so an admin's change gets the same checks
+Writes go through the actions (mappings/actions/), like everywhere else, so an admin's change gets the same checks
 and the same audit row as one made in the API. What the studio never rewrites — published versions, snippet and table
 history, test runs, audit rows, and drafts (saved only with optimistic locking, by the editor and the API) — is
 read-only here. Each action runs in its own durable transaction, so the write views below do not wrap the request in
@@ -10,9 +10,12 @@ comes back as an error message instead of a server error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
-from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
@@ -48,12 +51,44 @@ def _pre(text: str) -> str:
     return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
 
 
+def preformatted(field: str) -> Callable[[admin.ModelAdmin, Model], str]:
+    """A read-only column showing a text field (a template, a snippet's text) as it is written."""
+
+    @admin.display(description=field)
+    def show(self: admin.ModelAdmin, obj: Model) -> str:
+        return _pre(getattr(obj, field))
+
+    return show
+
+
 def _tally(run: TestRun | None) -> str:
     return "—" if run is None else f"{run.passed} passed, {run.failed} failed"
 
 
 class ActionAdmin(admin.ModelAdmin):
-    """A ModelAdmin whose saves and deletes call actions (subclasses implement save_model and delete_model)."""
+    """A ModelAdmin whose saves and deletes call actions. Subclasses name them (`create`, `update`, `delete`, as
+    staticmethods); the form's editable fields are their keyword arguments — on a change, only the fields the user
+    changed. The identifying fields (slug, name, mapping) are editable only when adding."""
+
+    create: Callable[..., Model]
+    update: Callable[..., Model]
+    delete: Callable[..., None]
+
+    def cleaned(self, data: dict) -> dict:
+        """The form's values as the actions take them."""
+        return data
+
+    def save_model(self, request: HttpRequest, obj: Model, form, change: bool) -> None:
+        fields = self.cleaned(dict(form.cleaned_data))
+        if change:
+            changed = {name: value for name, value in fields.items() if name in form.changed_data}
+            saved = self.update(self.model.objects.get(pk=obj.pk), acting_user=request.user, **changed)
+        else:
+            saved = self.create(acting_user=request.user, **fields)
+        _adopt(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        self.delete(obj, acting_user=request.user)
 
     def _refused(self, request: HttpRequest, error: StudioError) -> HttpResponse:
         self.message_user(request, f"{error.message} ({error.code})", messages.ERROR)
@@ -88,7 +123,11 @@ class ActionAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyMixin:
-    """Nobody adds, changes or deletes these here: they are history, written only by actions."""
+    """Nobody adds, changes or deletes these here: they are history, written only by actions. Every field shown is
+    read-only."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
+        return tuple(flatten_fieldsets(self.fieldsets)) if self.fieldsets else self.fields
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -110,21 +149,13 @@ class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class DraftInline(ReadOnlyMixin, admin.StackedInline):
     model = Draft
     fields = ("revision", "template_text", "snippet_names", "table_names", "updated_at", "updated_by")
-    readonly_fields = fields
     verbose_name_plural = "Draft (edited in the editor or the API, with optimistic locking)"
 
-    @admin.display(description="template")
-    def template_text(self, draft: Draft) -> str:
-        return _pre(draft.template)
+    template_text = preformatted("template")
 
 
-class SampleCaseInline(ReadOnlyMixin, admin.TabularInline):
-    model = SampleCase
-    fields = ("name", "source_format", "has_expected", "assertion_count", "updated_at")
-    readonly_fields = fields
-    show_change_link = True
-    extra = 0
-    verbose_name_plural = "Samples (add and edit them under Sample cases)"
+class SampleColumns:
+    """What a sample's row shows besides its fields, in the inline and in its own admin."""
 
     @admin.display(boolean=True, description="expected output")
     def has_expected(self, sample: SampleCase) -> bool:
@@ -135,11 +166,18 @@ class SampleCaseInline(ReadOnlyMixin, admin.TabularInline):
         return len(sample.assertions or [])
 
 
+class SampleCaseInline(SampleColumns, ReadOnlyMixin, admin.TabularInline):
+    model = SampleCase
+    fields = ("name", "source_format", "has_expected", "assertion_count", "updated_at")
+    show_change_link = True
+    extra = 0
+    verbose_name_plural = "Samples (add and edit them under Sample cases)"
+
+
 class MappingVersionInline(ReadOnlyMixin, admin.TabularInline):
     model = MappingVersion
     fk_name = "mapping"
     fields = ("number", "message", "author", "created_at", "tests")
-    readonly_fields = fields
     show_change_link = True
     extra = 0
 
@@ -149,11 +187,6 @@ class MappingVersionInline(ReadOnlyMixin, admin.TabularInline):
     @admin.display(description="tests")
     def tests(self, version: MappingVersion) -> str:
         return _tally(version.test_run)
-
-
-def _last_run(field_name: str) -> Subquery:
-    runs = TestRun.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
-    return Subquery(runs.values(field_name)[:1])
 
 
 @admin.register(Mapping)
@@ -171,61 +204,37 @@ class MappingAdmin(ActionAdmin):
     list_display_links = ("slug", "title")
     search_fields = ("slug", "title", "description")
     list_filter = ("source_format", "output_kind", "strict", ("latest_version", admin.EmptyFieldListFilter))
-    fields = (
-        "slug",
-        "title",
-        "description",
-        "source_format",
-        "source_options",
-        "output_kind",
-        "timezone",
-        "strict",
-        "owner",
-        "latest_version",
-        "created_at",
-        "updated_at",
+    fieldsets = (
+        (None, {"fields": ("slug", "title", "description")}),
+        ("Engine settings", {"fields": ("source_format", "source_options", "output_kind", "timezone", "strict")}),
+        ("Status", {"fields": ("owner", "latest_version", "created_at", "updated_at")}),
     )
     inlines = (DraftInline, MappingVersionInline, SampleCaseInline)
-    actions = ("run_tests",)
+    create = staticmethod(actions.do_create_mapping)
+    update = staticmethod(actions.do_update_mapping)
+    delete = staticmethod(actions.do_delete_mapping)
+    actions = ("run_tests",)  # from here on, `actions` in this class body is the admin's list
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("draft", "latest_version", "owner")
-            .annotate(last_run_passed=_last_run("passed"), last_run_failed=_last_run("failed"))
-        )
+        return super().get_queryset(request).with_status()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Mapping | None = None) -> tuple[str, ...]:
         always = ("owner", "latest_version", "created_at", "updated_at")
         return ("slug", *always) if obj is not None else always  # the actions cannot rename a mapping
 
-    @admin.display(description="draft rev.")
+    @admin.display(description="draft rev.", ordering="draft_revision")
     def draft_revision(self, mapping: Mapping) -> int | None:
-        draft = getattr(mapping, "draft", None)
-        return draft.revision if draft else None
+        return mapping.draft_revision
 
-    @admin.display(description="latest version", ordering="latest_version__number")
+    @admin.display(description="latest version", ordering="latest_version_number")
     def latest_version_number(self, mapping: Mapping) -> str:
-        return f"v{mapping.latest_version.number}" if mapping.latest_version else "—"
+        return "—" if mapping.latest_version_number is None else f"v{mapping.latest_version_number}"
 
     @admin.display(description="last test run")
     def last_test_result(self, mapping: Mapping) -> str:
-        if mapping.last_run_passed is None:
+        if mapping.last_run_id is None:
             return "—"
         return f"{mapping.last_run_passed} passed, {mapping.last_run_failed} failed"
-
-    def save_model(self, request: HttpRequest, obj: Mapping, form, change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in actions.MAPPING_FIELDS if name in form.cleaned_data}
-        if change:
-            changed = {name: value for name, value in fields.items() if name in form.changed_data}
-            saved = actions.do_update_mapping(Mapping.objects.get(pk=obj.pk), acting_user=request.user, **changed)
-        else:
-            saved = actions.do_create_mapping(acting_user=request.user, slug=obj.slug, **fields)
-        _adopt(obj, saved)
-
-    def delete_model(self, request: HttpRequest, obj: Mapping) -> None:
-        actions.do_delete_mapping(obj, acting_user=request.user)
 
     @admin.action(description="Run tests (samples against the draft)")
     def run_tests(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -241,11 +250,8 @@ class DraftAdmin(ReadOnlyAdmin):
     list_select_related = ("mapping", "updated_by")
     search_fields = ("mapping__slug", "template")
     fields = ("mapping", "revision", "template_text", "snippet_names", "table_names", "updated_at", "updated_by")
-    readonly_fields = fields
 
-    @admin.display(description="template")
-    def template_text(self, draft: Draft) -> str:
-        return _pre(draft.template)
+    template_text = preformatted("template")
 
 
 @admin.register(MappingVersion)
@@ -267,7 +273,6 @@ class MappingVersionAdmin(ReadOnlyAdmin):
         "table_names",
         "test_run",
     )
-    readonly_fields = fields
 
     @admin.display(description="tests")
     def tests(self, version: MappingVersion) -> str:
@@ -277,9 +282,7 @@ class MappingVersionAdmin(ReadOnlyAdmin):
     def short_hash(self, version: MappingVersion) -> str:
         return version.content_hash[:12]
 
-    @admin.display(description="template")
-    def template_text(self, version: MappingVersion) -> str:
-        return _pre(version.template)
+    template_text = preformatted("template")
 
     @admin.display(description="snippets (frozen)")
     def snippet_names(self, version: MappingVersion) -> str:
@@ -294,7 +297,7 @@ class MappingVersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SampleCase)
-class SampleCaseAdmin(ActionAdmin):
+class SampleCaseAdmin(SampleColumns, ActionAdmin):
     list_display = ("name", "mapping", "source_format", "has_expected", "assertion_count", "updated_at")
     list_select_related = ("mapping",)
     search_fields = ("name", "mapping__slug")
@@ -315,34 +318,15 @@ class SampleCaseAdmin(ActionAdmin):
         always = ("created_at", "updated_at")
         return ("mapping", "name", *always) if obj is not None else always  # the actions cannot move or rename one
 
-    @admin.display(boolean=True, description="expected output")
-    def has_expected(self, sample: SampleCase) -> bool:
-        return sample.expected is not None
+    create = staticmethod(actions.do_create_sample)
+    update = staticmethod(actions.do_update_sample)
+    delete = staticmethod(actions.do_delete_sample)
 
-    @admin.display(description="assertions")
-    def assertion_count(self, sample: SampleCase) -> int:
-        return len(sample.assertions or [])
-
-    def save_model(self, request: HttpRequest, obj: SampleCase, form, change: bool) -> None:
-        data = form.cleaned_data
-        fields = {name: data[name] for name in actions.SAMPLE_FIELDS if name in data}
+    def cleaned(self, data: dict) -> dict:
         for name in ("ignore_paths", "assertions"):  # an emptied JSON box means "none", not JSON null
-            if name in fields:
-                fields[name] = fields[name] or []
-        if change:
-            changed = {name: value for name, value in fields.items() if name in form.changed_data}
-            saved = actions.do_update_sample(
-                SampleCase.objects.select_related("mapping").get(pk=obj.pk), acting_user=request.user, **changed
-            )
-        else:
-            payload = fields.pop("payload")
-            saved = actions.do_create_sample(
-                data["mapping"], acting_user=request.user, name=data["name"], payload=payload, **fields
-            )
-        _adopt(obj, saved)
-
-    def delete_model(self, request: HttpRequest, obj: SampleCase) -> None:
-        actions.do_delete_sample(obj, acting_user=request.user)
+            if name in data:
+                data[name] = data[name] or []
+        return data
 
 
 @admin.register(TestRun)
@@ -351,19 +335,10 @@ class TestRunAdmin(ReadOnlyAdmin):
     list_select_related = ("mapping", "version", "created_by")
     search_fields = ("mapping__slug",)
     list_filter = ("trigger", "created_at")
-    fields = (
-        "mapping",
-        "version",
-        "draft_revision",
-        "trigger",
-        "passed",
-        "failed",
-        "duration_ms",
-        "created_by",
-        "created_at",
-        "results_text",
+    fieldsets = (
+        (None, {"fields": ("mapping", "version", "draft_revision", "trigger", "created_by", "created_at")}),
+        ("Results", {"fields": ("passed", "failed", "duration_ms", "results_text")}),
     )
-    readonly_fields = fields
 
     @admin.display(description="ran")
     def target(self, run: TestRun) -> str:
@@ -381,44 +356,40 @@ class TestRunAdmin(ReadOnlyAdmin):
 # --- snippets and lookup tables -------------------------------------------------------------------------------------
 
 
-class SnippetVersionInline(ReadOnlyMixin, admin.TabularInline):
-    model = SnippetVersion
+class LibraryVersionInline(ReadOnlyMixin, admin.TabularInline):
     fields = ("revision", "author", "created_at")
-    readonly_fields = fields
     show_change_link = True
     extra = 0
 
 
-@admin.register(Snippet)
-class SnippetAdmin(ActionAdmin):
-    list_display = ("name", "revision", "updated_at", "updated_by")
-    list_select_related = ("updated_by",)
-    search_fields = ("name", "description", "text")
-    list_filter = ("updated_at",)
-    fields = ("name", "description", "text", "revision", "created_at", "updated_at", "updated_by")
-    inlines = (SnippetVersionInline,)
+class SnippetVersionInline(LibraryVersionInline):
+    model = SnippetVersion
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Snippet | None = None) -> tuple[str, ...]:
+
+class LookupTableVersionInline(LibraryVersionInline):
+    model = LookupTableVersion
+
+
+class LibraryItemAdmin(ActionAdmin):
+    """Snippets and lookup tables: named once, then changed (a new revision, or the description) or deleted."""
+
+    list_select_related = ("updated_by",)
+    list_filter = ("updated_at",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
         always = ("revision", "created_at", "updated_at", "updated_by")
         return ("name", *always) if obj is not None else always
 
-    def save_model(self, request: HttpRequest, obj: Snippet, form, change: bool) -> None:
-        data = form.cleaned_data
-        if change:
-            saved = actions.do_update_snippet(
-                Snippet.objects.get(pk=obj.pk),
-                acting_user=request.user,
-                text=data["text"] if "text" in form.changed_data else None,
-                description=data["description"] if "description" in form.changed_data else None,
-            )
-        else:
-            saved = actions.do_create_snippet(
-                acting_user=request.user, name=data["name"], text=data["text"], description=data["description"]
-            )
-        _adopt(obj, saved)
 
-    def delete_model(self, request: HttpRequest, obj: Snippet) -> None:
-        actions.do_delete_snippet(obj, acting_user=request.user)
+@admin.register(Snippet)
+class SnippetAdmin(LibraryItemAdmin):
+    list_display = ("name", "revision", "updated_at", "updated_by")
+    search_fields = ("name", "description", "text")
+    fields = ("name", "description", "text", "revision", "created_at", "updated_at", "updated_by")
+    inlines = (SnippetVersionInline,)
+    create = staticmethod(actions.do_create_snippet)
+    update = staticmethod(actions.do_update_snippet)
+    delete = staticmethod(actions.do_delete_snippet)
 
 
 @admin.register(SnippetVersion)
@@ -427,55 +398,28 @@ class SnippetVersionAdmin(ReadOnlyAdmin):
     list_select_related = ("snippet", "author")
     search_fields = ("snippet__name",)
     fields = ("snippet", "revision", "author", "created_at", "text_view")
-    readonly_fields = fields
 
-    @admin.display(description="text")
-    def text_view(self, version: SnippetVersion) -> str:
-        return _pre(version.text)
-
-
-class LookupTableVersionInline(ReadOnlyMixin, admin.TabularInline):
-    model = LookupTableVersion
-    fields = ("revision", "author", "created_at")
-    readonly_fields = fields
-    show_change_link = True
-    extra = 0
+    text_view = preformatted("text")
 
 
 @admin.register(LookupTable)
-class LookupTableAdmin(ActionAdmin):
+class LookupTableAdmin(LibraryItemAdmin):
     list_display = ("name", "entry_count", "revision", "updated_at", "updated_by")
-    list_select_related = ("updated_by",)
     search_fields = ("name", "description")
-    list_filter = ("updated_at",)
     fields = ("name", "description", "data", "revision", "created_at", "updated_at", "updated_by")
     inlines = (LookupTableVersionInline,)
+    create = staticmethod(actions.do_create_lookup_table)
+    update = staticmethod(actions.do_update_lookup_table)
+    delete = staticmethod(actions.do_delete_lookup_table)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: LookupTable | None = None) -> tuple[str, ...]:
-        always = ("revision", "created_at", "updated_at", "updated_by")
-        return ("name", *always) if obj is not None else always
+    def cleaned(self, data: dict) -> dict:
+        if "data" in data:
+            data["data"] = data["data"] or {}  # an emptied JSON box: an empty table, not JSON null
+        return data
 
     @admin.display(description="entries")
     def entry_count(self, table: LookupTable) -> int:
         return table.entry_count
-
-    def save_model(self, request: HttpRequest, obj: LookupTable, form, change: bool) -> None:
-        data = form.cleaned_data
-        if change:
-            saved = actions.do_update_lookup_table(
-                LookupTable.objects.get(pk=obj.pk),
-                acting_user=request.user,
-                data=data["data"] if "data" in form.changed_data else None,
-                description=data["description"] if "description" in form.changed_data else None,
-            )
-        else:
-            saved = actions.do_create_lookup_table(
-                acting_user=request.user, name=data["name"], data=data["data"] or {}, description=data["description"]
-            )
-        _adopt(obj, saved)
-
-    def delete_model(self, request: HttpRequest, obj: LookupTable) -> None:
-        actions.do_delete_lookup_table(obj, acting_user=request.user)
 
 
 @admin.register(LookupTableVersion)
@@ -484,7 +428,6 @@ class LookupTableVersionAdmin(ReadOnlyAdmin):
     list_select_related = ("table", "author")
     search_fields = ("table__name",)
     fields = ("table", "revision", "author", "created_at", "data")
-    readonly_fields = fields
 
 
 # --- audit ----------------------------------------------------------------------------------------------------------
@@ -497,4 +440,3 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ("mapping_slug", "object_id", "actor__username")
     list_filter = ("action", "object_type", "created_at")
     fields = ("created_at", "action", "actor", "object_type", "object_id", "mapping_slug", "before", "after", "details")
-    readonly_fields = fields

@@ -4,15 +4,12 @@ shows what these answer and computes nothing itself."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from mappings.access import VIEWER, access_mapping, access_version, require_role
-from mappings.api.base import StudioAPIView
+from mappings.api.base import StudioAPIView, cacheable, errors
 from mappings.api.editor_serializers import (
     CompletionsOut,
     CompletionsQuery,
@@ -22,7 +19,6 @@ from mappings.api.editor_serializers import (
     SourceTreeRequest,
     StarterOut,
 )
-from mappings.api.mappings import _errors
 from mappings.completions import completions
 from mappings.conf import engine_limits
 from mappings.errors import StudioError
@@ -44,7 +40,7 @@ class SourceTree(StudioAPIView):
         "encoding) apply. A payload that does not parse is a 200 with ok=false and the engine's errors, like "
         "render. The tree stops at 5,000 nodes (truncated=true); values are cut at 200 characters.",
         request=SourceTreeRequest,
-        responses={200: SourceTreeOut, **_errors(400)},
+        responses={200: SourceTreeOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
@@ -81,7 +77,7 @@ class Impact(StudioAPIView):
         "each sample's ignorable paths masked, on the tests' pinned clock. Writes nothing. 400 `invalid` when "
         "`latest` is asked for (or defaulted to) and nothing is published; 404 for an unknown version.",
         request=ImpactRequest,
-        responses={200: ImpactOut, **_errors(400)},
+        responses={200: ImpactOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
@@ -90,17 +86,6 @@ class Impact(StudioAPIView):
         old = _side(request, mapping, form.validated_data.get("from", "latest"))
         new = _side(request, mapping, form.validated_data.get("to", "draft"))
         return Response(impact(mapping, old, new))
-
-
-def _with_etag(request: Request, answer: dict) -> Response:
-    """A strong ETag over the answer's bytes, so the browser revalidates for free (304) once max-age has passed."""
-    body = json.dumps(answer, sort_keys=True, separators=(",", ":"), default=str).encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    sent = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
-    if etag in sent or "*" in sent:
-        return Response(status=304, headers=headers)
-    return Response(answer, headers=headers)
 
 
 class Completions(StudioAPIView):
@@ -115,7 +100,7 @@ class Completions(StudioAPIView):
         "named in `resource`; `part=fhir` without `resource` lists the resource types. Strong ETag and "
         "Cache-Control private, max-age=300: send If-None-Match to get a 304.",
         parameters=[CompletionsQuery],
-        responses={200: CompletionsOut, 304: OpenApiResponse(description="Not modified"), **_errors(400)},
+        responses={200: CompletionsOut, 304: OpenApiResponse(description="Not modified"), **errors(400)},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
@@ -126,7 +111,7 @@ class Completions(StudioAPIView):
             segments=query.validated_data.get("segments", []),
             resources=query.validated_data.get("resource", []),
         )
-        return _with_etag(request, answer)
+        return cacheable(request, answer)
 
 
 class Starters(StudioAPIView):
@@ -137,7 +122,7 @@ class Starters(StudioAPIView):
         summary="A small working template and sample per source format (POST /api/mappings/ with starter=true)",
         description="Starters use the shared snippets and lookup tables of the demo content; `missing` lists those "
         "the library lacks (empty when the starter is ready to use).",
-        responses={200: StarterOut(many=True), **_errors()},
+        responses={200: StarterOut(many=True), **errors()},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)

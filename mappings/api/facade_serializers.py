@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
@@ -47,18 +48,31 @@ class DeploymentOut(serializers.ModelSerializer):
         ]
 
 
+def _deployment(deployment: Deployment | None) -> dict | None:
+    return DeploymentOut(deployment).data if deployment else None
+
+
 class BindingOut(serializers.ModelSerializer):
     mapping = serializers.CharField(source="mapping.slug")
     source = serializers.CharField(source="source.name")
-    live = serializers.SerializerMethodField(help_text="The live deployment, or null before the first deploy")
+    live = serializers.SerializerMethodField(
+        help_text="The deployment that serves: the newest that finished indexing (null before the first is ready)"
+    )
+    pending = serializers.SerializerMethodField(
+        help_text="The newest deployment still indexing, which serves once it is ready (null: none)"
+    )
 
     class Meta:
         model = ResourceBinding
-        fields = ["resource_type", "mapping", "source", "live"]
+        fields = ["resource_type", "mapping", "source", "live", "pending"]
 
+    @extend_schema_field(DeploymentOut(allow_null=True))
     def get_live(self, binding: ResourceBinding) -> dict | None:
-        live = binding.deployments.select_related("version__mapping", "deployed_by").first()
-        return DeploymentOut(live).data if live else None
+        return _deployment(binding.live_deployment)
+
+    @extend_schema_field(DeploymentOut(allow_null=True))
+    def get_pending(self, binding: ResourceBinding) -> dict | None:
+        return _deployment(binding.deployments.pending().first())
 
 
 class FacadeOut(serializers.ModelSerializer):

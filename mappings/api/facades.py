@@ -19,7 +19,7 @@ from mappings.access import (
     access_version,
     require_role,
 )
-from mappings.api.base import StudioAPIView, StudioPagination
+from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
 from mappings.api.facade_serializers import (
     BindingIn,
     BindingOut,
@@ -35,7 +35,6 @@ from mappings.api.facade_serializers import (
     RecordsOut,
     RollbackIn,
 )
-from mappings.api.mappings import _errors, _page
 from mappings.facade.metrics import facade_metrics
 from mappings.models import DataSource, Deployment, Facade
 
@@ -47,21 +46,23 @@ def _facade_out(request: Request, facade: Facade) -> dict:
 
 
 class FacadeList(StudioAPIView):
-    pagination_class = StudioPagination
-
-    @extend_schema(tags=[TAG], summary="Facades", responses={200: FacadeOut(many=True), **_errors()})
+    @extend_schema(
+        operation_id="facades_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="Facades",
+        responses={200: page_of(FacadeOut), **errors(404)},
+    )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
         facades = Facade.objects.prefetch_related("bindings__mapping", "bindings__source").order_by("slug")
-        paginator = StudioPagination()
-        rows = paginator.paginate_queryset(facades, request, view=self)
-        return paginator.get_paginated_response([_facade_out(request, facade) for facade in rows])
+        return paginated(self, request, facades, FacadeOut)
 
     @extend_schema(
         tags=[TAG],
         summary="Create a facade (author)",
         request=FacadeIn,
-        responses={201: FacadeOut, **_errors(400, 409)},
+        responses={201: FacadeOut, **errors(400, 409)},
     )
     def post(self, request: Request) -> Response:
         require_role(request.user, AUTHOR)
@@ -73,7 +74,9 @@ class FacadeList(StudioAPIView):
 
 class FacadeDetail(StudioAPIView):
     @extend_schema(
-        tags=[TAG], summary="One facade with its bindings and live deployments", responses={200: FacadeOut, **_errors()}
+        tags=[TAG],
+        summary="One facade with its bindings and live deployments",
+        responses={200: FacadeOut, **errors(404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         return Response(_facade_out(request, access_facade(request.user, slug)))
@@ -82,7 +85,7 @@ class FacadeDetail(StudioAPIView):
         tags=[TAG],
         summary="Rename, pause or resume a facade (author)",
         request=FacadePatch,
-        responses={200: FacadeOut, **_errors(400)},
+        responses={200: FacadeOut, **errors(400, 404)},
     )
     def patch(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug, write=True)
@@ -93,7 +96,9 @@ class FacadeDetail(StudioAPIView):
 
 
 class BindingList(StudioAPIView):
-    @extend_schema(tags=[TAG], summary="Resource types a facade serves", responses={200: BindingOut(many=True)})
+    @extend_schema(
+        tags=[TAG], summary="Resource types a facade serves", responses={200: BindingOut(many=True), **errors(404)}
+    )
     def get(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug)
         bindings = facade.bindings.select_related("mapping", "source").order_by("resource_type")
@@ -103,7 +108,7 @@ class BindingList(StudioAPIView):
         tags=[TAG],
         summary="Serve a resource type from a source through a mapping (author)",
         request=BindingIn,
-        responses={200: BindingOut, **_errors(400)},
+        responses={200: BindingOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug, write=True)
@@ -120,9 +125,13 @@ class BindingList(StudioAPIView):
 
 
 class DeploymentList(StudioAPIView):
-    pagination_class = StudioPagination
-
-    @extend_schema(tags=[TAG], summary="Deployment history, newest first", responses={200: DeploymentOut(many=True)})
+    @extend_schema(
+        operation_id="facades_deployments_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="Deployment history, newest first",
+        responses={200: page_of(DeploymentOut), **errors(404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug)
         history = (
@@ -130,7 +139,7 @@ class DeploymentList(StudioAPIView):
             .select_related("binding", "version__mapping", "deployed_by")
             .defer("version__template", "version__snippets", "version__lookup_tables")
         )
-        return _page(request, self, history.order_by("-deployed_at", "-id"), DeploymentOut)
+        return paginated(self, request, history.order_by("-deployed_at", "-id"), DeploymentOut)
 
     @extend_schema(
         tags=[TAG],
@@ -138,7 +147,7 @@ class DeploymentList(StudioAPIView):
         description="Runs the version's samples first: 409 `tests_failing` (with the failing cases) when any fails. "
         "The stored records are indexed before the answer for small sources, by a Celery task for big ones.",
         request=DeployIn,
-        responses={201: DeploymentOut, **_errors(400, 409)},
+        responses={201: DeploymentOut, **errors(400, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
         form = DeployIn(data=request.data)
@@ -156,7 +165,7 @@ class Rollback(StudioAPIView):
         tags=[TAG],
         summary="Deploy again the version that was live before (author)",
         request=RollbackIn,
-        responses={201: DeploymentOut, **_errors(400)},
+        responses={201: DeploymentOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         form = RollbackIn(data=request.data)
@@ -167,19 +176,23 @@ class Rollback(StudioAPIView):
 
 
 class DataSourceList(StudioAPIView):
-    pagination_class = StudioPagination
-
-    @extend_schema(tags=[TAG], summary="Data sources", responses={200: DataSourceOut(many=True)})
+    @extend_schema(
+        operation_id="sources_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="Data sources",
+        responses={200: page_of(DataSourceOut), **errors(404)},
+    )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
         sources = DataSource.objects.annotate(record_count=Count("records")).order_by("name")
-        return _page(request, self, sources, DataSourceOut)
+        return paginated(self, request, sources, DataSourceOut)
 
     @extend_schema(
         tags=[TAG],
         summary="Create a stored data source (author)",
         request=DataSourceIn,
-        responses={201: DataSourceOut, **_errors(400, 409)},
+        responses={201: DataSourceOut, **errors(400, 409)},
     )
     def post(self, request: Request) -> Response:
         require_role(request.user, AUTHOR)
@@ -196,7 +209,7 @@ class DataSourceRecords(StudioAPIView):
         summary="Store records (author): up to 10,000 {key, payload} per request",
         description="A key already stored is replaced. Live deployments reading this source are re-indexed.",
         request=RecordsIn,
-        responses={200: RecordsOut, **_errors(400)},
+        responses={200: RecordsOut, **errors(400, 404)},
     )
     def post(self, request: Request, name: str) -> Response:
         source = access_data_source(request.user, name, write=True)
@@ -211,7 +224,10 @@ class FacadeMetrics(StudioAPIView):
         tags=[TAG],
         summary="Requests, p50/p95 latency and errors of a facade, per resource type and per minute",
         parameters=[MetricsQuery],
-        responses={200: OpenApiResponse(description="{requests, errors, p50_ms, p95_ms, by_type, per_minute}")},
+        responses={
+            200: OpenApiResponse(description="{requests, errors, p50_ms, p95_ms, by_type, per_minute}"),
+            **errors(400, 404),
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug)

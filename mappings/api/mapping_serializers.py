@@ -46,29 +46,24 @@ class VersionNumberField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-def _has_null_character(value: object) -> bool:
+def nul_paths(value: object, path: str = "") -> list[str]:
+    """Where `value` holds a NUL character. PostgreSQL stores none in text or jsonb and fails the whole statement,
+    so a NUL is bad input (400), never a 500."""
     if isinstance(value, str):
-        return "\x00" in value
+        return [path or "value"] if "\x00" in value else []
     if isinstance(value, dict):
-        return any(_has_null_character(key) or _has_null_character(item) for key, item in value.items())
+        found = [path or "key"] if any("\x00" in str(key) for key in value) else []
+        return found + [hit for key, item in value.items() for hit in nul_paths(item, f"{path}.{key}".lstrip("."))]
     if isinstance(value, list):
-        return any(_has_null_character(item) for item in value)
-    return False
+        return [hit for index, item in enumerate(value) for hit in nul_paths(item, f"{path}[{index}]")]
+    return []
 
 
 def storable_json(value: object) -> object:
     """PostgreSQL's jsonb cannot hold U+0000 anywhere: refuse it here (400) rather than fail on saving (500)."""
-    if _has_null_character(value):
+    if nul_paths(value):
         raise serializers.ValidationError("Null characters are not allowed.")
     return value
-
-
-class ErrorOut(serializers.Serializer):
-    """Every error of the studio API (mappings/errors.py)."""
-
-    code = serializers.CharField(help_text="Stable: DRF's (invalid, not_found, …), ours (stale_draft, …) or FS-*.")
-    message = serializers.CharField()
-    details = serializers.JSONField(help_text="For `invalid`: {field: [messages]}; otherwise code-specific.")
 
 
 class EngineErrorOut(serializers.Serializer):
@@ -148,20 +143,22 @@ class TestRunSummaryOut(serializers.Serializer):
 
 
 class MappingOut(serializers.ModelSerializer):
-    # Listing querysets annotate owner_username, draft_revision, latest_version_number and last_run_*; a single
-    # mapping from access_mapping has none of those and is read through its relations instead.
+    """A mapping with its status: serializes rows of `Mapping.objects.with_status()`, whose annotations these are."""
 
-    owner = serializers.SerializerMethodField()
-    draft_revision = serializers.SerializerMethodField()
-    latest_version = serializers.SerializerMethodField(help_text="The newest published version's number")
+    owner = serializers.CharField(source="owner_username", allow_null=True)
+    draft_revision = serializers.IntegerField()
+    latest_version = serializers.IntegerField(
+        source="latest_version_number", allow_null=True, help_text="The newest published version's number"
+    )
     last_test_run = serializers.SerializerMethodField()
-    draft_changed = serializers.SerializerMethodField(
+    draft_changed = serializers.BooleanField(
         help_text="The draft's template differs from the latest version's (true when nothing is published). The "
         "template text is compared (in SQL, so the list stays one query): library edits made since the publish "
         "show in /impact, not here"
     )
-    deployed_version = serializers.SerializerMethodField(
-        help_text="The version the most recently deployed facade binding of this mapping serves (null: none)"
+    deployed_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The version the most recently deployed live facade binding of this mapping serves (null: none)",
     )
 
     class Meta:
@@ -185,50 +182,17 @@ class MappingOut(serializers.ModelSerializer):
             "deployed_version",
         ]
 
-    def get_owner(self, mapping: Mapping) -> str | None:
-        if hasattr(mapping, "owner_username"):
-            return mapping.owner_username
-        return mapping.owner.username if mapping.owner_id else None
-
-    def get_draft_revision(self, mapping: Mapping) -> int:
-        if hasattr(mapping, "draft_revision"):
-            return mapping.draft_revision
-        return mapping.draft.revision
-
-    def get_latest_version(self, mapping: Mapping) -> int | None:
-        if hasattr(mapping, "latest_version_number"):
-            return mapping.latest_version_number
-        return mapping.latest_version.number if mapping.latest_version_id else None
-
-    def get_draft_changed(self, mapping: Mapping) -> bool:
-        if hasattr(mapping, "draft_changed"):
-            return mapping.draft_changed
-        return mapping.latest_version_id is None or mapping.latest_version.template != mapping.draft.template
-
-    def get_deployed_version(self, mapping: Mapping) -> int | None:
-        if hasattr(mapping, "deployed_version"):
-            return mapping.deployed_version
-        live = mapping.bindings.filter(deployments__ready=True).order_by("-deployments__deployed_at")
-        return live.values_list("deployments__version__number", flat=True).first()
-
     @extend_schema_field(TestRunSummaryOut(allow_null=True))
     def get_last_test_run(self, mapping: Mapping) -> dict | None:
-        if hasattr(mapping, "last_run_id"):
-            run = (
-                {
-                    "id": mapping.last_run_id,
-                    "passed": mapping.last_run_passed,
-                    "failed": mapping.last_run_failed,
-                    "created_at": mapping.last_run_created_at,
-                }
-                if mapping.last_run_id
-                else None
-            )
-        else:
-            run = (
-                mapping.test_runs.order_by("-created_at", "-id").values("id", "passed", "failed", "created_at").first()
-            )
-        return TestRunSummaryOut(run).data if run else None
+        if mapping.last_run_id is None:
+            return None
+        run = {
+            "id": mapping.last_run_id,
+            "passed": mapping.last_run_passed,
+            "failed": mapping.last_run_failed,
+            "created_at": mapping.last_run_created_at,
+        }
+        return TestRunSummaryOut(run).data
 
 
 # --- drafts ---------------------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from django.db.models import BooleanField, Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,12 +23,20 @@ from mappings.access import (
     access_version,
     require_role,
 )
-from mappings.api.base import StudioAPIView, StudioPagination, required_revision, revision_from_etag
+from mappings.api.base import (
+    PAGE_PARAMETERS,
+    StudioAPIView,
+    errors,
+    if_match,
+    if_match_parameter,
+    page_of,
+    paginated,
+    with_etag,
+)
 from mappings.api.mapping_serializers import (
     DiffQuery,
     DraftOut,
     DraftRequest,
-    ErrorOut,
     MappingCreateRequest,
     MappingOut,
     MappingQuery,
@@ -49,57 +57,19 @@ from mappings.api.mapping_serializers import (
 )
 from mappings.compiling import compile_draft, compile_version
 from mappings.conf import engine_limits
+from mappings.diffs import version_diff
 from mappings.engine import CompiledMapping, MappingError, operation_outcome, run_mapping
-from mappings.models import Deployment, Draft, Mapping, TestRun
+from mappings.models import Mapping, TestRun
 
 TAG = "mappings"
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Bad input: code `invalid` with details {field: [messages]}, or a stable code",
-        401: "Not authenticated",
-        403: "permission_denied: the role does not allow this",
-        404: "not_found",
-        409: "conflict: the name is taken",
-        412: "stale_draft: the draft changed since the ETag sent in If-Match (details.current_revision, etag)",
-        428: "precondition_required: send the draft's ETag in If-Match",
-    }
-    return {code: OpenApiResponse(ErrorOut, description=meaning[code]) for code in (401, 403, 404, *codes)}
-
-
-def _page(request: Request, view: StudioAPIView, queryset: QuerySet, serializer: type) -> Response:
-    paginator = StudioPagination()
-    rows = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer(rows, many=True).data)
 
 
 # --- mappings -------------------------------------------------------------------------------------------------------
 
 
-def listed_mappings() -> QuerySet[Mapping]:
-    """Mappings with everything MappingOut shows, in one query however many rows."""
-    last_run = TestRun.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
-    return Mapping.objects.annotate(
-        owner_username=F("owner__username"),
-        draft_revision=F("draft__revision"),
-        latest_version_number=F("latest_version__number"),
-        last_run_id=Subquery(last_run.values("id")[:1]),
-        last_run_passed=Subquery(last_run.values("passed")[:1]),
-        last_run_failed=Subquery(last_run.values("failed")[:1]),
-        last_run_created_at=Subquery(last_run.values("created_at")[:1]),
-        deployed_version=Subquery(
-            Deployment.objects.filter(binding__mapping=OuterRef("pk"), ready=True)
-            .order_by("-deployed_at", "-id")
-            .values("version__number")[:1]
-        ),
-        draft_changed=Case(
-            When(latest_version__isnull=True, then=Value(True)),
-            When(draft__template=F("latest_version__template"), then=Value(False)),
-            default=Value(True),
-            output_field=BooleanField(),
-        ),
-    ).order_by("slug")
+def with_status(mapping: Mapping) -> Mapping:
+    """The mapping again with the status MappingOut shows (one query), after access or an action."""
+    return Mapping.objects.with_status().get(pk=mapping.pk)
 
 
 STATUS_FILTERS = {
@@ -117,19 +87,18 @@ LAST_TEST_FILTERS = {
 class MappingList(StudioAPIView):
     """Mappings: list (filter, search, paginate) and create."""
 
-    pagination_class = StudioPagination
-
     @extend_schema(
+        operation_id="mappings_list",
         tags=[TAG],
         summary="List mappings",
-        parameters=[MappingQuery],
-        responses={200: MappingOut(many=True), **_errors(400)},
+        parameters=[MappingQuery, *PAGE_PARAMETERS],
+        responses={200: page_of(MappingOut), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
         query = MappingQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        mappings = listed_mappings()
+        mappings = Mapping.objects.with_status().order_by("slug")
         if "source_format" in query.validated_data:
             mappings = mappings.filter(source_format=query.validated_data["source_format"])
         if "status" in query.validated_data:
@@ -141,13 +110,13 @@ class MappingList(StudioAPIView):
             mappings = mappings.filter(
                 Q(slug__icontains=words) | Q(title__icontains=words) | Q(description__icontains=words)
             )
-        return _page(request, self, mappings, MappingOut)
+        return paginated(self, request, mappings, MappingOut)
 
     @extend_schema(
         tags=[TAG],
         summary="Create a mapping (author)",
         request=MappingCreateRequest,
-        responses={201: MappingOut, **_errors(400, 409)},
+        responses={201: MappingOut, **errors(400, 404, 409)},
     )
     def post(self, request: Request) -> Response:
         require_role(request.user, AUTHOR)
@@ -156,34 +125,35 @@ class MappingList(StudioAPIView):
         fields = dict(form.validated_data)
         from_starter = fields.pop("starter") and "template" not in fields
         mapping = actions.do_create_mapping(acting_user=request.user, from_starter=from_starter, **fields)
-        return Response(MappingOut(mapping).data, status=201)
+        return Response(MappingOut(with_status(mapping)).data, status=201)
 
 
 class MappingDetail(StudioAPIView):
     """One mapping's metadata: read, change, delete."""
 
-    @extend_schema(tags=[TAG], summary="One mapping", responses={200: MappingOut, **_errors()})
+    @extend_schema(tags=[TAG], summary="One mapping", responses={200: MappingOut, **errors(404)})
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
-        return Response(MappingOut(mapping).data)
+        return Response(MappingOut(with_status(mapping)).data)
 
     @extend_schema(
         tags=[TAG],
         summary="Change a mapping's metadata (author); the slug never changes",
         request=MappingUpdateRequest,
-        responses={200: MappingOut, **_errors(400)},
+        responses={200: MappingOut, **errors(400, 404)},
     )
     def patch(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
         form = MappingUpdateRequest(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         mapping = actions.do_update_mapping(mapping, acting_user=request.user, **form.validated_data)
-        return Response(MappingOut(mapping).data)
+        return Response(MappingOut(with_status(mapping)).data)
 
     @extend_schema(
         tags=[TAG],
         summary="Delete a mapping with its draft, versions, samples and test runs (author)",
-        responses={204: None, **_errors()},
+        description="409 `deployed` while a facade serves it.",
+        responses={204: None, **errors(404, 409)},
     )
     def delete(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
@@ -194,53 +164,43 @@ class MappingDetail(StudioAPIView):
 # --- the draft ------------------------------------------------------------------------------------------------------
 
 
-def _expected_revision(request: Request, draft: Draft) -> int:
-    """The revision If-Match names, or 0 — which no draft has, so the save is refused as stale with the current
-    revision — when it is unreadable, `*`, or another mapping's ETag (a mapping deleted and created again)."""
-    sent = request.headers["If-Match"]
-    mapping_id = sent.strip().removeprefix("W/").strip('"').rpartition("-")[0]
-    revision = revision_from_etag(sent)
-    if revision is None or mapping_id != str(draft.mapping_id):
-        return 0
-    return revision
-
-
 class DraftView(StudioAPIView):
     """A mapping's one editable draft, optimistically locked by its ETag."""
 
     @extend_schema(
         tags=[TAG],
         summary="The draft, with its revision in the ETag header",
-        responses={200: DraftOut, **_errors()},
+        responses={200: DraftOut, **errors(404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
-        return Response(DraftOut(mapping.draft).data, headers={"ETag": mapping.draft.etag})
+        return with_etag(Response(DraftOut(mapping.draft).data), mapping.draft.etag)
 
     @extend_schema(
         tags=[TAG],
         summary="Save the draft (author), then run the samples against it",
-        description="Optimistic locking: send the ETag you read in If-Match. A missing one gets 428; one that is not "
-        "the draft's current ETag gets 412 `stale_draft` with details.current_revision and details.etag. The answer "
-        "carries the new ETag and the summary of the test run the save triggered.",
-        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=True)],
+        description="Optimistic locking: send the ETag you read in If-Match (`*`: whatever is current). A missing one "
+        "gets 428 with the current ETag in details.etag; one that is not the draft's current ETag gets 412 "
+        "`stale_draft` with details.current_revision, details.etag and details.template. The answer carries the new "
+        "ETag and the summary of the test run the save triggered.",
+        parameters=[if_match_parameter("draft", '"12-3"')],
         request=DraftRequest,
-        responses={200: SavedDraftOut, **_errors(400, 412, 428)},
+        responses={200: SavedDraftOut, **errors(400, 404, 412, 428)},
     )
     def put(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
-        required_revision(request, mapping.draft.etag)
+        expected = if_match(request, etag=mapping.draft.etag, revision=mapping.draft.revision)
         form = DraftRequest(data=request.data)
         form.is_valid(raise_exception=True)
         draft = actions.do_save_draft(
             mapping,
             acting_user=request.user,
             template=form.validated_data["template"],
-            expected_revision=_expected_revision(request, mapping.draft),
+            expected_revision=expected,
             extra_tables=form.validated_data.get("lookup_tables"),
         )
         run = actions.do_run_tests(mapping, acting_user=request.user, trigger=TestRun.Trigger.SAVE)
-        return Response(SavedDraftOut(draft, context={"test_run": run}).data, headers={"ETag": draft.etag})
+        return with_etag(Response(SavedDraftOut(draft, context={"test_run": run}).data), draft.etag)
 
 
 # --- versions -------------------------------------------------------------------------------------------------------
@@ -249,10 +209,12 @@ class DraftView(StudioAPIView):
 class VersionList(StudioAPIView):
     """A mapping's published, immutable versions; POST publishes the draft."""
 
-    pagination_class = StudioPagination
-
     @extend_schema(
-        tags=[TAG], summary="Published versions, newest first", responses={200: VersionOut(many=True), **_errors()}
+        operation_id="mappings_versions_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="Published versions, newest first",
+        responses={200: page_of(VersionOut), **errors(404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
@@ -261,7 +223,7 @@ class VersionList(StudioAPIView):
             .defer("template", "snippets", "lookup_tables", "engine_settings", "test_run__results")
             .order_by("-number")
         )
-        return _page(request, self, versions, VersionOut)
+        return paginated(self, request, versions, VersionOut)
 
     @extend_schema(
         tags=[TAG],
@@ -270,7 +232,7 @@ class VersionList(StudioAPIView):
         "with it. A draft that does not compile is refused: 400 `draft_does_not_compile` with the engine error "
         "(code, template, line) in details.errors.",
         request=PublishRequest,
-        responses={201: VersionDetailOut, **_errors(400)},
+        responses={201: VersionDetailOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
@@ -286,7 +248,7 @@ class VersionDetail(StudioAPIView):
     @extend_schema(
         tags=[TAG],
         summary="One published version, with everything frozen into it and its test run",
-        responses={200: VersionDetailOut, **_errors()},
+        responses={200: VersionDetailOut, **errors(404)},
     )
     def get(self, request: Request, slug: str, number: int) -> Response:
         version = access_version(request.user, slug, number)
@@ -308,7 +270,7 @@ class VersionDiff(StudioAPIView):
                 "against", str, pattern=r"^(draft|[1-9][0-9]*)$", description="A version number or `draft`"
             )
         ],
-        responses={200: VersionDiffOut, **_errors(400)},
+        responses={200: VersionDiffOut, **errors(400, 404)},
     )
     def get(self, request: Request, slug: str, number: int) -> Response:
         version = access_version(request.user, slug, number)
@@ -317,7 +279,7 @@ class VersionDiff(StudioAPIView):
         default = number - 1 if number > 1 else "draft"
         against = query.validated_data.get("against", default)
         other = version.mapping.draft if against == "draft" else access_version(request.user, slug, against)
-        return Response(actions.version_diff(version, other))
+        return Response(version_diff(version, other))
 
 
 class VersionRestore(StudioAPIView):
@@ -327,13 +289,13 @@ class VersionRestore(StudioAPIView):
         tags=[TAG],
         summary="Copy a version into the draft (author); the version itself never changes",
         request=None,
-        responses={200: DraftOut, **_errors()},
+        responses={200: DraftOut, **errors(404)},
     )
     def post(self, request: Request, slug: str, number: int) -> Response:
         require_role(request.user, AUTHOR)
         version = access_version(request.user, slug, number)
         draft = actions.do_restore_version(version, acting_user=request.user)
-        return Response(DraftOut(draft).data, headers={"ETag": draft.etag})
+        return with_etag(Response(DraftOut(draft).data), draft.etag)
 
 
 # --- render ---------------------------------------------------------------------------------------------------------
@@ -390,7 +352,7 @@ class Render(StudioAPIView):
         "its line), of the payload (stage `source`) or of the output are in the body with ok=false. Only a bad "
         "request (no payload, both `version` and `template`, wrong types) is a 400, and an unknown version a 404.",
         request=RenderRequest,
-        responses={200: RenderOut, **_errors(400)},
+        responses={200: RenderOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         form = RenderRequest(data=request.data)
@@ -412,18 +374,22 @@ class Render(StudioAPIView):
 class SampleList(StudioAPIView):
     """A mapping's sample payloads with their expectations."""
 
-    pagination_class = StudioPagination
-
-    @extend_schema(tags=[TAG], summary="A mapping's samples", responses={200: SampleOut(many=True), **_errors()})
+    @extend_schema(
+        operation_id="mappings_samples_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="A mapping's samples",
+        responses={200: page_of(SampleOut), **errors(404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
-        return _page(request, self, mapping.samples.order_by("name"), SampleOut)
+        return paginated(self, request, mapping.samples.order_by("name"), SampleOut)
 
     @extend_schema(
         tags=[TAG],
         summary="Add a sample (author)",
         request=SampleCreateRequest,
-        responses={201: SampleOut, **_errors(400, 409)},
+        responses={201: SampleOut, **errors(400, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
@@ -436,7 +402,7 @@ class SampleList(StudioAPIView):
 class SampleDetail(StudioAPIView):
     """One sample."""
 
-    @extend_schema(tags=[TAG], summary="One sample", responses={200: SampleOut, **_errors()})
+    @extend_schema(tags=[TAG], summary="One sample", responses={200: SampleOut, **errors(404)})
     def get(self, request: Request, slug: str, name: str) -> Response:
         sample = access_sample(request.user, slug, name)
         return Response(SampleOut(sample).data)
@@ -445,7 +411,7 @@ class SampleDetail(StudioAPIView):
         tags=[TAG],
         summary="Change a sample (author); the name never changes",
         request=SampleUpdateRequest,
-        responses={200: SampleOut, **_errors(400)},
+        responses={200: SampleOut, **errors(400, 404)},
     )
     def patch(self, request: Request, slug: str, name: str) -> Response:
         sample = access_sample(request.user, slug, name, write=True)
@@ -454,7 +420,7 @@ class SampleDetail(StudioAPIView):
         sample = actions.do_update_sample(sample, acting_user=request.user, **form.validated_data)
         return Response(SampleOut(sample).data)
 
-    @extend_schema(tags=[TAG], summary="Delete a sample (author)", responses={204: None, **_errors()})
+    @extend_schema(tags=[TAG], summary="Delete a sample (author)", responses={204: None, **errors(404)})
     def delete(self, request: Request, slug: str, name: str) -> Response:
         sample = access_sample(request.user, slug, name, write=True)
         actions.do_delete_sample(sample, acting_user=request.user)
@@ -468,12 +434,13 @@ class TestRunList(StudioAPIView):
     """Runs of a mapping's samples: recorded ones, and a new one on demand."""
 
     __test__ = False  # not a pytest test class, despite the name
-    pagination_class = StudioPagination
 
     @extend_schema(
+        operation_id="mappings_test_runs_list",
+        parameters=PAGE_PARAMETERS,
         tags=[TAG],
         summary="Recorded test runs, newest first (without per-case results)",
-        responses={200: TestRunOut(many=True), **_errors()},
+        responses={200: page_of(TestRunOut), **errors(404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
@@ -482,13 +449,13 @@ class TestRunList(StudioAPIView):
             .defer("results", "version__template", "version__snippets", "version__lookup_tables")
             .order_by("-created_at", "-id")
         )
-        return _page(request, self, runs, TestRunOut)
+        return paginated(self, request, runs, TestRunOut)
 
     @extend_schema(
         tags=[TAG],
         summary="Run every sample against the draft or a version (author)",
         request=TestRunRequest,
-        responses={201: TestRunDetailOut, **_errors(400)},
+        responses={201: TestRunDetailOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug, write=True)
@@ -506,7 +473,7 @@ class TestRunDetail(StudioAPIView):
     __test__ = False
 
     @extend_schema(
-        tags=[TAG], summary="One test run with its per-case results", responses={200: TestRunDetailOut, **_errors()}
+        tags=[TAG], summary="One test run with its per-case results", responses={200: TestRunDetailOut, **errors(404)}
     )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = access_test_run(request.user, slug, run_id)

@@ -97,8 +97,8 @@ def test_it_refuses_a_save_without_if_match(api, json_patient) -> None:
 
 @pytest.mark.parametrize(
     "etag",
-    ["*", "nonsense", '"abc"', '"1-x"', '"999999-1"'],
-    ids=["star", "unreadable", "no-revision", "bad-revision", "another-mappings-etag"],
+    ["nonsense", '"abc"', '"1-x"', '"999999-1"', '"1"'],
+    ids=["unreadable", "no-revision", "bad-revision", "another-mappings-etag", "a-library-etag"],
 )
 def test_it_refuses_an_if_match_that_is_not_the_current_etag(api, json_patient, etag) -> None:
     response = save(api["author"], "{}", etag)
@@ -108,9 +108,27 @@ def test_it_refuses_an_if_match_that_is_not_the_current_etag(api, json_patient, 
     assert Draft.objects.get(mapping=json_patient).template != "{}"
 
 
+def test_it_refuses_a_stale_etag_with_the_current_draft_in_details(api, json_patient) -> None:
+    first = etag_of(api["author"])
+    assert save(api["author"], '{"resourceType": "Patient"}', first).status_code == 200
+    response = save(api["author"], "{}", first)
+    assert (response.status_code, response.json()["code"]) == (412, "stale_draft")
+    details = response.json()["details"]
+    assert (details["current_revision"], details["etag"]) == (2, f'"{json_patient.id}-2"')
+    assert details["template"] == '{"resourceType": "Patient"}'
+
+
 def test_it_accepts_a_weak_form_of_the_current_etag(api, json_patient) -> None:
     response = save(api["author"], "{}", "W/" + etag_of(api["author"]))
     assert response.status_code == 200
+
+
+def test_it_takes_a_star_if_match_as_whatever_is_current(api, json_patient, users) -> None:
+    json_patient.refresh_from_db()
+    actions.do_save_draft(json_patient, acting_user=users["admin"], template="{}", expected_revision=1)
+    response = save(api["author"], '{"resourceType": "Patient"}', "*")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["revision"], response["ETag"]) == (3, f'"{json_patient.id}-3"')
 
 
 def test_it_lets_exactly_one_of_two_clients_that_read_the_same_revision_save(users, json_patient) -> None:

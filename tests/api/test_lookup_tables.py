@@ -1,5 +1,6 @@
-"""/api/lookup-tables/: code translation as data — CRUD with optional If-Match, history, and import from CSV or a
-FHIR ConceptMap (a new table, or the next revision of one)."""
+"""/api/lookup-tables/: code translation as data — CRUD with If-Match on every write over a revision (428 without,
+412 when stale, `*` for whatever is current), history, and import from CSV or a FHIR ConceptMap (a new table, or the
+next revision of one: then with If-Match too)."""
 
 import pytest
 
@@ -129,16 +130,38 @@ def test_it_refuses_a_stale_if_match_with_412(api, table, users) -> None:
     assert (response.json()["code"], response.json()["details"]["current_revision"]) == ("stale_revision", 2)
 
 
+def test_it_refuses_a_change_without_if_match_with_428_and_the_current_etag(api, table) -> None:
+    response = api["author"].patch(DETAIL, {"data": {"entries": {"M": "male"}}}, format="json")
+    assert (response.status_code, response.json()["code"]) == (428, "precondition_required")
+    assert response.json()["details"]["etag"] == '"1"'
+    assert LookupTable.objects.get().data == GENDER
+
+
+def test_it_takes_a_star_if_match_as_whatever_is_current(api, table, users) -> None:
+    actions.do_update_lookup_table(table, acting_user=users["admin"], data={"entries": {"M": "male"}})
+    response = api["author"].patch(DETAIL, {"data": GENDER}, format="json", HTTP_IF_MATCH="*")
+    assert (response.status_code, response.json()["revision"]) == (200, 3)
+
+
 def test_it_refuses_to_delete_a_table_a_draft_uses(api, json_patient) -> None:
-    response = api["author"].delete("/api/lookup-tables/administrative-gender")
+    response = api["author"].delete("/api/lookup-tables/administrative-gender", HTTP_IF_MATCH='"1"')
     assert response.status_code == 409
     assert response.json()["code"] == "in_use"
 
 
 def test_it_deletes_an_unused_table(api, table) -> None:
-    assert api["author"].delete(DETAIL).status_code == 204
+    assert api["author"].delete(DETAIL, HTTP_IF_MATCH='"1"').status_code == 204
     assert api["viewer"].get(DETAIL).status_code == 404
     assert AuditEvent.objects.filter(action="lookup_table.deleted").count() == 1
+
+
+def test_it_deletes_only_the_revision_it_was_shown(api, table, users) -> None:
+    missing = api["author"].delete(DETAIL)
+    assert (missing.status_code, missing.json()["details"]["etag"]) == (428, '"1"')
+    actions.do_update_lookup_table(table, acting_user=users["admin"], data={"entries": {"M": "male"}})
+    stale = api["author"].delete(DETAIL, HTTP_IF_MATCH='"1"')
+    assert (stale.status_code, stale.json()["code"]) == (412, "stale_revision")
+    assert LookupTable.objects.exists()
 
 
 def test_it_answers_404_for_a_table_that_does_not_exist(api) -> None:
@@ -170,12 +193,39 @@ def test_it_imports_csv_as_a_new_table(api) -> None:
 
 
 def test_it_imports_into_an_existing_table_as_its_next_revision(api, table) -> None:
-    response = api["author"].post(DETAIL + "/import", {"format": "csv", "content": CSV}, format="json")
+    response = api["author"].post(
+        DETAIL + "/import", {"format": "csv", "content": CSV}, format="json", HTTP_IF_MATCH='"1"'
+    )
     assert response.status_code == 200, response.json()
     assert (response.json()["revision"], response.json()["entry_count"]) == (2, 3)
+    assert response["ETag"] == '"2"'
     assert translate("gender", "u")["code"] == "unknown"
-    again = api["author"].post(DETAIL + "/import", {"format": "csv", "content": CSV}, format="json")
+    again = api["author"].post(
+        DETAIL + "/import", {"format": "csv", "content": CSV}, format="json", HTTP_IF_MATCH='"2"'
+    )
     assert (again.status_code, again.json()["revision"]) == (200, 2)  # nothing changed: no new revision
+
+
+def test_it_refuses_an_import_into_an_existing_table_without_if_match_with_428(api, table) -> None:
+    response = api["author"].post(DETAIL + "/import", {"format": "csv", "content": CSV}, format="json")
+    assert (response.status_code, response.json()["code"]) == (428, "precondition_required")
+    assert response.json()["details"]["etag"] == '"1"'
+    assert LookupTable.objects.get().revision == 1
+
+
+def test_it_refuses_an_import_over_a_stale_revision_with_412_and_takes_a_star(api, table, users) -> None:
+    actions.do_update_lookup_table(table, acting_user=users["admin"], data={"entries": {"M": "male"}})
+    stale = api["author"].post(
+        DETAIL + "/import", {"format": "csv", "content": CSV}, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert (stale.status_code, stale.json()["code"], stale.json()["details"]["current_revision"]) == (
+        412,
+        "stale_revision",
+        2,
+    )
+    assert LookupTable.objects.get().data == {"entries": {"M": "male"}}
+    star = api["author"].post(DETAIL + "/import", {"format": "csv", "content": CSV}, format="json", HTTP_IF_MATCH="*")
+    assert (star.status_code, star.json()["revision"]) == (200, 3)
 
 
 def test_it_imports_a_fhir_concept_map(api) -> None:
@@ -256,7 +306,7 @@ ROLE_MATRIX = [
 )
 def test_it_enforces_roles(api, table, role, method, path, body, expected) -> None:
     wanted = {**expected, "norole": 403, "anonymous": 401}[role]
-    response = getattr(api[role], method)(path, body, format="json")
+    response = getattr(api[role], method)(path, body, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == wanted, response.content
 
 

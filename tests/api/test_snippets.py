@@ -1,5 +1,6 @@
-"""/api/snippets/: the shared Jinja2 macro library — list, create, read by a slashed name, edit with optional
-If-Match, delete unless a draft uses it, and the history of every saved text."""
+"""/api/snippets/: the shared Jinja2 macro library — list, create, read by a slashed name, edit and delete with the
+If-Match it read (428 without, 412 when stale, `*` for whatever is current), delete unless a draft uses it, and the
+history of every saved text."""
 
 import pytest
 
@@ -10,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 MACRO = '{%- macro greeting(name) -%}{{ ("Hello " ~ name) | tojson }}{%- endmacro -%}\n'
 OTHER_MACRO = '{%- macro farewell(name) -%}{{ ("Bye " ~ name) | tojson }}{%- endmacro -%}\n'
+DETAIL = "/api/snippets/snippets/hl7v2/datatypes.j2"
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ def test_it_saves_a_new_text_as_the_next_revision_and_keeps_the_history(api, sni
 
 def test_it_changes_only_the_description_without_a_new_revision(api, snippet) -> None:
     response = api["author"].patch(
-        "/api/snippets/snippets/hl7v2/datatypes.j2", {"description": "renamed"}, format="json"
+        "/api/snippets/snippets/hl7v2/datatypes.j2", {"description": "renamed"}, format="json", HTTP_IF_MATCH='"1"'
     )
     assert response.status_code == 200
     assert (response.json()["revision"], response.json()["description"]) == (1, "renamed")
@@ -146,36 +148,71 @@ def test_it_refuses_a_stale_if_match_with_412_and_the_current_revision(api, snip
     assert Snippet.objects.get().text == OTHER_MACRO
 
 
-def test_it_rejects_an_if_match_it_cannot_read(api, snippet) -> None:
-    response = api["author"].patch(
-        "/api/snippets/snippets/hl7v2/datatypes.j2", {"text": OTHER_MACRO}, format="json", HTTP_IF_MATCH="yesterday"
-    )
-    assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
+@pytest.mark.parametrize("sent", ["yesterday", '"2"', '"0"', '"1-1"', '""'])
+def test_it_refuses_an_if_match_that_is_not_the_etag_it_answered_with_412(api, snippet, sent) -> None:
+    response = api["author"].patch(DETAIL, {"text": OTHER_MACRO}, format="json", HTTP_IF_MATCH=sent)
+    assert response.status_code == 412
+    assert (response.json()["code"], response.json()["details"]["current_revision"]) == ("stale_revision", 1)
+    assert Snippet.objects.get().text == MACRO
+
+
+def test_it_refuses_a_change_without_if_match_with_428_and_the_current_etag(api, snippet, users) -> None:
+    actions.do_update_snippet(snippet, acting_user=users["admin"], text=OTHER_MACRO)
+    response = api["author"].patch(DETAIL, {"description": "mine"}, format="json")
+    assert response.status_code == 428
+    assert response.json()["code"] == "precondition_required"
+    assert response.json()["details"]["etag"] == '"2"'
+    assert Snippet.objects.get().description == "HL7 v2 types"
+
+
+@pytest.mark.parametrize("sent", ['"1"', 'W/"1"', "1", '"7", "1"'])
+def test_it_accepts_the_etag_it_answered_strong_weak_bare_or_in_a_list(api, snippet, sent) -> None:
+    response = api["author"].patch(DETAIL, {"text": OTHER_MACRO}, format="json", HTTP_IF_MATCH=sent)
+    assert response.status_code == 200, response.json()
+    assert response["ETag"] == '"2"'
+
+
+def test_it_takes_a_star_if_match_as_whatever_is_current(api, snippet, users) -> None:
+    actions.do_update_snippet(snippet, acting_user=users["admin"], text=OTHER_MACRO)
+    response = api["author"].patch(DETAIL, {"text": MACRO}, format="json", HTTP_IF_MATCH="*")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["revision"], Snippet.objects.get().text) == (3, MACRO)
 
 
 def test_it_refuses_an_edit_that_does_not_compile(api, snippet) -> None:
-    response = api["author"].patch(
-        "/api/snippets/snippets/hl7v2/datatypes.j2", {"text": "{% endmacro %}"}, format="json"
-    )
+    response = api["author"].patch(DETAIL, {"text": "{% endmacro %}"}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
     assert Snippet.objects.get().revision == 1
 
 
 def test_it_refuses_to_delete_a_snippet_a_draft_uses(api, json_patient) -> None:
-    response = api["author"].delete("/api/snippets/snippets/common/datatypes.j2")
+    response = api["author"].delete("/api/snippets/snippets/common/datatypes.j2", HTTP_IF_MATCH='"1"')
     assert response.status_code == 409
     assert response.json()["code"] == "in_use"
     assert response.json()["details"]["mappings"] == ["json-patient"]
 
 
 def test_it_deletes_an_unused_snippet_and_audits_it(api, snippet) -> None:
-    assert api["author"].delete("/api/snippets/snippets/hl7v2/datatypes.j2").status_code == 204
-    assert api["viewer"].get("/api/snippets/snippets/hl7v2/datatypes.j2").status_code == 404
+    assert api["author"].delete(DETAIL, HTTP_IF_MATCH='"1"').status_code == 204
+    assert api["viewer"].get(DETAIL).status_code == 404
     assert AuditEvent.objects.filter(action="snippet.deleted").count() == 1
 
 
-DETAIL = "/api/snippets/snippets/hl7v2/datatypes.j2"
+def test_it_deletes_only_the_revision_it_was_shown(api, snippet, users) -> None:
+    missing = api["author"].delete(DETAIL)
+    assert (missing.status_code, missing.json()["code"], missing.json()["details"]["etag"]) == (
+        428,
+        "precondition_required",
+        '"1"',
+    )
+    actions.do_update_snippet(snippet, acting_user=users["admin"], text=OTHER_MACRO)
+    stale = api["author"].delete(DETAIL, HTTP_IF_MATCH='"1"')
+    assert (stale.status_code, stale.json()["code"]) == (412, "stale_revision")
+    assert Snippet.objects.exists()
+    assert api["author"].delete(DETAIL, HTTP_IF_MATCH="*").status_code == 204
+    assert not Snippet.objects.exists()
+
+
 ROLE_MATRIX = [
     # (method, path, body, {role: status})
     ("get", "/api/snippets/", None, {"viewer": 200, "author": 200, "admin": 200, "norole": 403, "anonymous": 401}),
@@ -207,7 +244,7 @@ ROLE_MATRIX = [
     ("method", "path", "body", "expected"), ROLE_MATRIX, ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_it_enforces_roles(api, snippet, role, method, path, body, expected) -> None:
-    response = getattr(api[role], method)(path, body, format="json")
+    response = getattr(api[role], method)(path, body, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == expected[role], response.content
     if expected[role] in (401, 403):
         assert response.json()["code"] in ("not_authenticated", "permission_denied")

@@ -1,5 +1,7 @@
 """Snippet and lookup-table pages in Chromium: edit and save a revision, compare it with an older one, keep typed text
-through a conflict, import CSV and a ConceptMap, and a delete that drafts still depend on is refused with the reason."""
+through a conflict, import CSV and a ConceptMap, and a delete that drafts still depend on is refused with the reason.
+Every write names the revision the page read (If-Match): a delete or an import over someone else's newer revision
+asks first."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 
 import pytest
 
-from mappings.actions import do_update_snippet
+from mappings.actions import do_create_snippet, do_update_lookup_table, do_update_snippet
 from mappings.models import LookupTable, Snippet
 
 pytestmark = pytest.mark.timeout(120)
@@ -197,3 +199,56 @@ def test_it_points_at_the_row_the_api_refused_and_keeps_it(open_browser) -> None
     assert f"row {before + 1}: source must be a non-empty code" in page.inner_text("#banner")
     assert rows.count() == before + 1
     assert LookupTable.objects.get(name=TABLE).revision == 1
+
+
+class Dialogs:
+    """Answers every confirm() the page asks as `accept` says, and keeps their messages in order."""
+
+    def __init__(self, page, *, accept: bool) -> None:
+        self.accept = accept
+        self.asked: list[str] = []
+        page.on("dialog", self.answer)
+
+    def answer(self, dialog) -> None:
+        self.asked.append(dialog.message)
+        if self.accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+
+def test_it_asks_before_deleting_a_revision_someone_saved_meanwhile(open_browser, studio) -> None:
+    spare = do_create_snippet(acting_user=studio["author"], name="snippets/json/spare.j2", text="{# spare #}\n")
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/snippets/{spare.name}")
+    do_update_snippet(spare, acting_user=studio["viewer"], text="{# theirs #}\n")
+    asked = Dialogs(page, accept=True).asked
+    page.click("#delete")
+    browser.allow_console_error("status of 412")
+    page.wait_for_url("**/library/snippets/")
+    assert asked[0].startswith(f"Delete {spare.name}?")
+    assert "vic saved revision 2" in asked[1] and asked[1].endswith("anyway?")
+    assert not Snippet.objects.filter(name=spare.name).exists()
+
+
+def test_it_asks_before_importing_over_a_revision_someone_saved_meanwhile(open_browser, studio) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/lookup-tables/{TABLE}")
+    table = LookupTable.objects.get(name=TABLE)
+    do_update_lookup_table(table, acting_user=studio["viewer"], data={"entries": {"M": "male"}})
+    page.click("#import-tab-button")
+    page.fill("#import-form textarea[name=content]", "source_code,target_code\nM,male\nF,female\n")
+    dialogs = Dialogs(page, accept=False)
+    page.click("#import")
+    browser.allow_console_error("status of 412")
+    page.wait_for_selector("#import-result.error")
+    assert "vic saved revision 2" in dialogs.asked[0]
+    assert "changed since this page loaded" in page.inner_text("#import-result")
+    assert LookupTable.objects.get(name=TABLE).data == {"entries": {"M": "male"}}
+
+    dialogs.accept = True
+    page.click("#import")
+    page.wait_for_function("document.querySelector('#import-result').textContent.startsWith('Imported 2 rows')")
+    assert LookupTable.objects.get(name=TABLE).revision == 3

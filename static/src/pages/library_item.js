@@ -235,14 +235,27 @@ function mappingLinks(slugs) {
   return slugs.flatMap((slug, index) => [index ? ", " : "", h("a", { href: `/mappings/${slug}/` }, slug)]);
 }
 
-$("#delete")?.addEventListener("click", async () => {
-  if (!window.confirm(`Delete ${config.name}? Published mapping versions keep their own copy.`)) return;
+// A delete or an import writes over the revision this page read (If-Match): when someone saved since (412), say who
+// and ask before writing over theirs. Answers the ETag to send again, or null to leave it.
+async function overTheirs(what) {
+  const { data, etag } = await api("GET", url);
+  const who = `${data.updated_by || "Someone"} saved revision ${data.revision} ${ago(data.updated_at)}, after this page loaded.`;
+  return window.confirm(`${who} ${what} anyway?`) ? etag : null;
+}
+
+const stale = (error) => error instanceof ApiError && error.status === 412;
+
+async function remove(etag) {
   try {
-    await api("DELETE", url);
+    await api("DELETE", url, { headers: { "If-Match": etag } });
     localStorage.removeItem(storageKey);
     state.saved = current(); // nothing left to warn about on leaving
     window.location.href = `/library/${config.kind}/`;
   } catch (error) {
+    if (stale(error)) {
+      const theirs = await overTheirs(`Delete ${config.name}`);
+      return theirs ? remove(theirs) : undefined;
+    }
     const users = error.code === "in_use" ? error.details?.mappings || [] : [];
     if (users.length) {
       banner([`Not deleted: ${config.name} is still used by the draft${users.length > 1 ? "s" : ""} of `, ...mappingLinks(users),
@@ -251,6 +264,10 @@ $("#delete")?.addEventListener("click", async () => {
       banner(`Not deleted: ${[error.message, ...errorLines(error)].join(" — ")}`);
     }
   }
+}
+
+$("#delete")?.addEventListener("click", () => {
+  if (window.confirm(`Delete ${config.name}? Published mapping versions keep their own copy.`)) remove(state.etag);
 });
 
 window.addEventListener("beforeunload", (event) => {
@@ -333,9 +350,14 @@ $("#import-form")?.addEventListener("submit", async (event) => {
     }
   }
   const body = { format, content, target_system: form.elements.target_system.value.trim() || null, description: $("#description").value };
+  await importTable(body, state.etag);
+});
+
+async function importTable(body, ifMatch) {
+  const form = $("#import-form");
   const before = state.revision;
   try {
-    const { data, etag } = await api("POST", `/api/lookup-tables/${config.name}/import`, { body });
+    const { data, etag } = await api("POST", `/api/lookup-tables/${config.name}/import`, { body, headers: { "If-Match": ifMatch } });
     state.etag = etag;
     state.revision = data.revision;
     showTable(data.data);
@@ -350,9 +372,14 @@ $("#import-form")?.addEventListener("submit", async (event) => {
     $("#grid-tab-button").click();
     await loadHistory();
   } catch (error) {
+    if (stale(error)) {
+      const theirs = await overTheirs("Import over it");
+      if (theirs) return importTable(body, theirs);
+      return importResult("Not imported: the table changed since this page loaded; reload to see it.", [], "error");
+    }
     importResult(`Not imported: ${error.message}`, errorLines(error), "error");
   }
-});
+}
 
 await load();
 function goToHashLine() {
