@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from mappings.engine import MappingError
-from mappings.engine.errors import issue
+from mappings.engine.errors import IssueCode, issue
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class StudioError(Exception):
         self.status_code = status_code or STATUS_OF.get(code, status.HTTP_400_BAD_REQUEST)
 
 
-class RequestCode(Enum):
+class RequestCode(IssueCode):
     """FS-REQ: a FHIR request a facade cannot answer as asked (the engine's FS-* codes cover mapping runs).
     Append-only, like the engine's; each has a facade test that triggers it (tests/facade/test_request_codes.py)."""
 
@@ -62,14 +61,6 @@ class RequestCode(Enum):
     SOURCE_UNAVAILABLE = ("FS-REQ-010", "transient")  # the legacy source did not answer in time (502/504)
     SOURCE_FAILED = ("FS-REQ-011", "exception")  # the legacy source is misconfigured or refused the request
     INTERNAL = ("FS-REQ-099", "exception")  # a fault of ours, logged (500)
-
-    @property
-    def code(self) -> str:
-        return self.value[0]
-
-    @property
-    def fhir_type(self) -> str:
-        return self.value[1]
 
 
 class FhirError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Model
 
 from mappings.engine import MappingError
 from mappings.errors import StudioError
@@ -40,3 +41,14 @@ def compile_error(error: MappingError) -> StudioError:
         f"The draft does not compile: {error.message}",
         details={"errors": [error.as_dict()]},
     )
+
+
+def apply_changes(obj: Model, fields: dict[str, object], allowed: tuple[str, ...]) -> dict[str, object]:
+    """Set the allowed fields whose value differs and save just those (and updated_at). Returns their values before,
+    for the audit row."""
+    changed = [key for key, value in fields.items() if key in allowed and getattr(obj, key) != value]
+    before = {key: getattr(obj, key) for key in changed}
+    for key in changed:
+        setattr(obj, key, fields[key])
+    obj.save(update_fields=[*changed, "updated_at"])
+    return before

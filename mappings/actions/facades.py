@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from mappings.actions.common import audit
+from mappings.actions.common import apply_changes, audit
 from mappings.actions.deployments import grow_generation, queue_indexing
 from mappings.errors import StudioError
 from mappings.models import (
@@ -62,13 +62,9 @@ def _checked_templates(templates: dict[str, str]) -> dict[str, str]:
 def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields: object) -> Facade:
     if "convert_templates" in fields:
         _checked_templates(fields["convert_templates"])
-    changed = [key for key, value in fields.items() if key in FACADE_FIELDS and getattr(facade, key) != value]
-    before = {key: getattr(facade, key) for key in changed}
-    for key in changed:
-        setattr(facade, key, fields[key])
-    facade.save(update_fields=[*changed, "updated_at"])
+    before = apply_changes(facade, fields, FACADE_FIELDS)
     grow_generation(facade.pk)
-    audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=before, after={key: fields[key] for key in changed})
+    audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=before, after={key: fields[key] for key in before})
     return facade
 
 

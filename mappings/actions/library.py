@@ -62,12 +62,7 @@ def _revise_library_item(
     """The shared body of updating a snippet or a lookup table: optimistic revision check, a new revision and a
     history row only when the content really changes, one audit row."""
     item = type(item).objects.select_for_update().get(pk=item.pk)
-    if expected_revision is not None and item.revision != expected_revision:
-        raise StudioError(
-            "stale_revision",
-            f"'{item.name}' changed: it is now at revision {item.revision}.",
-            details={"current_revision": item.revision},
-        )
+    _check_revision(item, expected_revision)
     before = {"revision": item.revision}
     fields = ["updated_at", "updated_by"]
     if description is not None:
@@ -110,13 +105,27 @@ def do_update_snippet(
     )
 
 
+def _check_revision(item: Snippet | LookupTable | None, expected_revision: int | None) -> None:
+    """Optimistic locking of every library write, the row locked by the caller: `expected_revision` None checks
+    nothing; a missing item counts as revision 0 (so 0 means "create only")."""
+    current = item.revision if item is not None else 0
+    if expected_revision is not None and current != expected_revision:
+        raise StudioError(
+            "stale_revision",
+            f"'{item.name}' changed: it is now at revision {current}." if item else "It no longer exists.",
+            details={"current_revision": current or None, "etag": f'"{current}"' if current else None},
+        )
+
+
 def _drafts_using(kind: str, name: str) -> list[str]:
     field = "snippet_names" if kind == "snippet" else "table_names"
     return sorted(slug for slug, names in Draft.objects.values_list("mapping__slug", field) if name in names)
 
 
 @transaction.atomic(durable=True)
-def do_delete_snippet(snippet: Snippet, *, acting_user: AbstractBaseUser) -> None:
+def do_delete_snippet(snippet: Snippet, *, acting_user: AbstractBaseUser, expected_revision: int | None = None) -> None:
+    snippet = Snippet.objects.select_for_update().get(pk=snippet.pk)
+    _check_revision(snippet, expected_revision)
     users = _drafts_using("snippet", snippet.name)
     if users:
         raise StudioError(
@@ -173,7 +182,11 @@ def do_update_lookup_table(
 
 
 @transaction.atomic(durable=True)
-def do_delete_lookup_table(table: LookupTable, *, acting_user: AbstractBaseUser) -> None:
+def do_delete_lookup_table(
+    table: LookupTable, *, acting_user: AbstractBaseUser, expected_revision: int | None = None
+) -> None:
+    table = LookupTable.objects.select_for_update().get(pk=table.pk)
+    _check_revision(table, expected_revision)
     users = _drafts_using("table", table.name)
     if users:
         raise StudioError(
@@ -262,12 +275,14 @@ def do_import_lookup_table(
     concept_map: dict | None = None,
     target_system: str | None = None,
     description: str = "",
+    expected_revision: int | None = None,
 ) -> tuple[LookupTable, bool]:
     """Create the table `name` from CSV text or a FHIR ConceptMap, or save the import as its next revision.
     Returns (table, created). An unchanged import leaves the revision as it is."""
     data = _imported_table_data(name, csv_text=csv_text, concept_map=concept_map, target_system=target_system)
     source = "csv" if csv_text is not None else "conceptmap"
     table = LookupTable.objects.select_for_update().filter(name=name).first()
+    _check_revision(table, expected_revision)
     if table is None:
         table = LookupTable.objects.create(name=name, data=data, description=description, updated_by=acting_user)
         LookupTableVersion.objects.create(table=table, revision=1, data=data, author=acting_user)

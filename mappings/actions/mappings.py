@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from mappings.actions.common import audit
+from mappings.actions.common import apply_changes, audit
 from mappings.compiling import references
 from mappings.errors import StudioError
 from mappings.models import (
@@ -64,18 +64,14 @@ def do_create_mapping(
 
 @transaction.atomic(durable=True)
 def do_update_mapping(mapping: Mapping, *, acting_user: AbstractBaseUser, **fields: object) -> Mapping:
-    changed = [key for key, value in fields.items() if key in MAPPING_FIELDS and getattr(mapping, key) != value]
-    before = {key: getattr(mapping, key) for key in changed}
-    for key in changed:
-        setattr(mapping, key, fields[key])
-    mapping.save(update_fields=[*changed, "updated_at"])
+    before = apply_changes(mapping, fields, MAPPING_FIELDS)
     audit(
         acting_user,
         AuditAction.MAPPING_UPDATED,
         mapping,
         mapping_slug=mapping.slug,
         before=before,
-        after={key: getattr(mapping, key) for key in changed},
+        after={key: getattr(mapping, key) for key in before},
     )
     return mapping
 

@@ -8,7 +8,7 @@ import time
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from mappings.actions.common import audit
+from mappings.actions.common import apply_changes, audit
 from mappings.compiling import compile_draft, compile_version
 from mappings.engine import MappingError
 from mappings.errors import StudioError
@@ -53,10 +53,7 @@ def do_create_sample(
 @transaction.atomic(durable=True)
 def do_update_sample(sample: SampleCase, *, acting_user: AbstractBaseUser, **fields: object) -> SampleCase:
     before = _sample_snapshot(sample)
-    changed = [key for key, value in fields.items() if key in SAMPLE_FIELDS and getattr(sample, key) != value]
-    for key in changed:
-        setattr(sample, key, fields[key])
-    sample.save(update_fields=[*changed, "updated_at"])
+    changed = list(apply_changes(sample, fields, SAMPLE_FIELDS))
     audit(
         acting_user,
         AuditAction.SAMPLE_UPDATED,

@@ -26,31 +26,38 @@ from mappings.models import (
 )
 
 
+def _next_revision(
+    draft: Draft, template: str, snippet_names: list[str], table_names: list[str], *, acting_user: AbstractBaseUser
+) -> dict:
+    """The draft's next revision with this text and library; returns the revision and hash it had, for the audit."""
+    before = {"revision": draft.revision, "hash": draft.content_hash()}
+    draft.template, draft.snippet_names, draft.table_names = template, snippet_names, table_names
+    draft.revision += 1
+    draft.updated_by = acting_user
+    draft.save(update_fields=["template", "snippet_names", "table_names", "revision", "updated_at", "updated_by"])
+    return before
+
+
 @transaction.atomic(durable=True)
 def do_save_draft(
     mapping: Mapping,
     *,
     acting_user: AbstractBaseUser,
     template: str,
-    expected_revision: int,
+    expected_revision: int | None,
     extra_tables: list[str] | None = None,
 ) -> Draft:
     """Save only if nobody saved since `expected_revision` (optimistic locking; the row lock makes the compare and
     the increment one step, so of two concurrent saves of the same revision exactly one wins)."""
     draft = Draft.objects.select_for_update().get(mapping=mapping)
-    if draft.revision != expected_revision:
+    if expected_revision is not None and draft.revision != expected_revision:
         raise StudioError(
             "stale_draft",
             f"The draft changed since revision {expected_revision}: it is now at revision {draft.revision}. "
             "Reload it, merge your change, and save again.",
             details={"current_revision": draft.revision, "etag": draft.etag, "template": draft.template},
         )
-    before = {"revision": draft.revision, "hash": draft.content_hash()}
-    draft.template = template
-    draft.snippet_names, draft.table_names = references(template, extra_tables)
-    draft.revision += 1
-    draft.updated_by = acting_user
-    draft.save(update_fields=["template", "snippet_names", "table_names", "revision", "updated_at", "updated_by"])
+    before = _next_revision(draft, template, *references(template, extra_tables), acting_user=acting_user)
     audit(
         acting_user,
         AuditAction.DRAFT_SAVED,
@@ -120,13 +127,8 @@ def do_publish_version(mapping: Mapping, *, acting_user: AbstractBaseUser, messa
 def do_restore_version(version: MappingVersion, *, acting_user: AbstractBaseUser) -> Draft:
     """Copy an old version's template into the draft (a new draft revision); the version itself never changes."""
     draft = Draft.objects.select_for_update().get(mapping=version.mapping)
-    before = {"revision": draft.revision, "hash": draft.content_hash()}
-    draft.template = version.template
-    draft.snippet_names = sorted(version.snippets)
-    draft.table_names = sorted(version.lookup_tables)
-    draft.revision += 1
-    draft.updated_by = acting_user
-    draft.save(update_fields=["template", "snippet_names", "table_names", "revision", "updated_at", "updated_by"])
+    library = sorted(version.snippets), sorted(version.lookup_tables)
+    before = _next_revision(draft, version.template, *library, acting_user=acting_user)
     audit(
         acting_user,
         AuditAction.VERSION_RESTORED,

@@ -23,7 +23,20 @@ class Stage(str, Enum):
     LIMIT = "limit"
 
 
-class ErrorCode(Enum):
+class IssueCode(Enum):
+    """A stable code and the FHIR issue type it is reported with (OperationOutcome.issue.code). Subclassed by the
+    engine's ErrorCode and by the studio's other code lists, so every FS code reads the same way."""
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def fhir_type(self) -> str:
+        return self.value[1]
+
+
+class ErrorCode(IssueCode):
     # (code, FHIR issue type) — the FHIR type is what OperationOutcome.issue.code gets.
     SRC_EMPTY = ("FS-SRC-001", "invalid")
     SRC_NOT_TEXT = ("FS-SRC-002", "invalid")
@@ -71,14 +84,6 @@ class ErrorCode(Enum):
     LIM_INCLUDE_DEPTH = ("FS-LIM-005", "too-costly")
     LIM_RECURSION = ("FS-LIM-006", "too-costly")
     LIM_VALUE_SIZE = ("FS-LIM-007", "too-costly")
-
-    @property
-    def code(self) -> str:
-        return self.value[0]
-
-    @property
-    def fhir_type(self) -> str:
-        return self.value[1]
 
     @property
     def stage(self) -> Stage:
