@@ -6,7 +6,7 @@ import pytest
 from mappings import actions
 from tests.api.conftest import ROOT
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # a deploy indexes once it commits
 PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
 
 
