@@ -13,15 +13,33 @@ from mappings.models import DataSource, Deployment, Facade, ResourceBinding
 RESOURCE_TYPE = r"^[A-Z][A-Za-z]{1,63}$"
 
 
+CONVERT_TEMPLATES_HELP = (
+    "$convert-data runs the mappings bound to the facade and those named here: {name a client sends as rootTemplate "
+    'or mapping: mapping slug}, e.g. Azure\'s root template names {"ADT_A01": "hl7v2-adt-a01"}'
+)
+
+
+class ConvertTemplatesField(serializers.DictField):
+    child = serializers.SlugField(max_length=100)
+
+    def to_internal_value(self, data: object) -> dict:
+        value = super().to_internal_value(data)
+        if any(not name or len(name) > 100 or "\x00" in name for name in value):
+            raise serializers.ValidationError("Names are 1 to 100 characters.")
+        return value
+
+
 class FacadeIn(serializers.Serializer):
     slug = serializers.SlugField(max_length=100)
     title = StrictCharField(max_length=200)
     auth_mode = serializers.ChoiceField(choices=Facade.AuthMode.choices, default=Facade.AuthMode.OPEN)
+    convert_templates = ConvertTemplatesField(required=False, default=dict, help_text=CONVERT_TEMPLATES_HELP)
 
 
 class FacadePatch(serializers.Serializer):
     title = StrictCharField(max_length=200, required=False)
     status = serializers.ChoiceField(choices=Facade.Status.choices, required=False)
+    convert_templates = ConvertTemplatesField(required=False, help_text=CONVERT_TEMPLATES_HELP)
 
 
 class DeploymentOut(serializers.ModelSerializer):
@@ -81,7 +99,17 @@ class FacadeOut(serializers.ModelSerializer):
 
     class Meta:
         model = Facade
-        fields = ["slug", "title", "status", "auth_mode", "base_url", "created_at", "updated_at", "bindings"]
+        fields = [
+            "slug",
+            "title",
+            "status",
+            "auth_mode",
+            "convert_templates",
+            "base_url",
+            "created_at",
+            "updated_at",
+            "bindings",
+        ]
 
     def get_base_url(self, facade: Facade) -> str:
         request = self.context.get("request")

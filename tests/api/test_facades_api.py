@@ -124,3 +124,44 @@ def test_it_never_shows_source_credentials(api) -> None:
     )
     assert body["config"]["auth"] == {"type": "bearer", "token": "***"}
     assert "s3cret" not in api["viewer"].get("/api/sources/").content.decode()
+
+
+def test_it_lists_convert_templates_for_a_facade_and_refuses_unknown_mappings(api, published) -> None:
+    author = api["author"]
+    created = author.post(
+        "/api/facades/",
+        {"slug": "clinic", "title": "Clinic", "convert_templates": {"ExamplePatient": "json-patient"}},
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["convert_templates"] == {"ExamplePatient": "json-patient"}
+    converted = api["anonymous"].post(
+        "/fhir/clinic/$convert-data",
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "inputData", "valueString": PATIENT},
+                {"name": "inputDataType", "valueString": "Json"},
+                {"name": "rootTemplate", "valueString": "ExamplePatient"},
+            ],
+        },
+        format="json",
+    )
+    assert converted.status_code == 200 and converted.json()["resourceType"] == "Patient"
+
+    refused = author.patch("/api/facades/clinic/", {"convert_templates": {"X": "no-such-mapping"}}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid")
+    assert refused.json()["details"] == {"convert_templates": ["no-such-mapping"]}
+    cleared = author.patch("/api/facades/clinic/", {"convert_templates": {}}, format="json")
+    assert cleared.json()["convert_templates"] == {}
+    gone = api["anonymous"].post(
+        "/fhir/clinic/$convert-data",
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "inputData", "valueString": PATIENT},
+                {"name": "rootTemplate", "valueString": "ExamplePatient"},
+            ],
+        },
+        format="json",
+    )
+    assert gone.status_code == 404  # the same worker sees the change at once
