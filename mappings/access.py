@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 
 from mappings import caches
 from mappings.errors import FhirError, RequestCode, StudioError
@@ -169,23 +170,33 @@ class LiveDeployment:
     version_id: int
 
 
-FACADE_ROW = ("id", "slug", "title", "generation", "updated_at", "convert_templates", "status", "auth_mode")
+# A facade's state is read on every request. The ORM spends longer building this query than the database answering
+# it (0.3 of a read's 1 ms), so it is written out; the rest of the row is cached per generation.
+FACADE_STATE = f"SELECT id, generation, status, auth_mode FROM {Facade._meta.db_table} WHERE slug = %s"
 
 
 def access_facade_request(slug: str) -> ServedFacade:
     """The facade a FHIR request addresses, if it may be answered at all. Anyone may call an open facade."""
-    row = Facade.objects.filter(slug=slug).values(*FACADE_ROW).first()
+    with connection.cursor() as cursor:
+        cursor.execute(FACADE_STATE, [slug])
+        row = cursor.fetchone()
     if row is None:
         raise FhirError(404, RequestCode.NOT_FOUND, f"There is no facade '{slug}'.")
-    if row["status"] != Facade.Status.ACTIVE:
+    facade_id, generation, status, auth_mode = row
+    if status != Facade.Status.ACTIVE:
         raise FhirError(503, RequestCode.PAUSED, f"The facade '{slug}' is paused.")
-    if row["auth_mode"] != Facade.AuthMode.OPEN:
+    if auth_mode != Facade.AuthMode.OPEN:
         # Fail closed: SMART Backend Services tokens are checked by the security work that comes next; until then a
         # facade marked protected answers nobody rather than everybody.
         raise FhirError(
             401, RequestCode.UNAUTHORIZED, f"The facade '{slug}' requires SMART Backend Services authorization."
         )
-    return ServedFacade(**{key: row[key] for key in FACADE_ROW if key not in ("status", "auth_mode")})
+
+    def load() -> ServedFacade:
+        fields = ("id", "slug", "title", "generation", "updated_at", "convert_templates")
+        return ServedFacade(**Facade.objects.filter(pk=facade_id).values(*fields).get())
+
+    return caches.facades.get_or_build((facade_id, generation), load)
 
 
 def live_deployments(facade: ServedFacade) -> dict[str, LiveDeployment]:

@@ -3,10 +3,10 @@
 - `compiled`: compiled mappings, keyed by a hash of everything that affects compilation (a draft's text with the
   library as stored) or by a version's id and content hash. The keys are immutable content: an entry is only ever
   evicted, never wrong.
-- `live_deployments`: what a facade serves per resource type, keyed by the facade's `generation`. Every change to
-  what a facade serves (a deployment going live, a binding, a pause) grows the generation in the same transaction,
-  and every facade request reads the generation with the facade's row, so every worker sees a deploy on its next
-  request, not after a timeout.
+- `facades` and `live_deployments`: a facade's settings, and what it serves per resource type, keyed by the
+  facade's `generation`. Every change to a facade or what it serves (a deployment going live, a binding, a pause, its
+  $convert-data list) grows the generation in the same transaction, and every facade request reads the generation
+  (mappings.access), so every worker sees a deploy on its next request, not after a timeout.
 
 The engine's own caches (compiled Jinja code, plain and traced) are keyed by source checksum, so they cannot go stale
 either. `clear()` empties every one, the engine's included: tests call it between databases, whose ids repeat."""
@@ -50,10 +50,12 @@ class LRU(Generic[Value]):
 
 
 compiled: LRU = LRU(256)
+facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
 
 
 def clear() -> None:
     compiled.clear()
+    facades.clear()
     live_deployments.clear()
     engine.clear_caches()

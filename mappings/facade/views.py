@@ -3,11 +3,11 @@ serves is its binding's live deployment (the newest), answered from that deploym
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import orjson
-from django.db.models import TextField
-from django.db.models.functions import Cast
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -22,6 +22,14 @@ from mappings.models import DataSource, Deployment, FacadeResource
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
+
+
+# A read is the facade's hot path (about 1 ms in all): the query is written out because the ORM takes longer to build
+# it than the database to answer, and the stored JSON text is returned as it is, never parsed and serialised again.
+READ_SQL = (
+    f"SELECT CAST(content AS TEXT), last_updated FROM {FacadeResource._meta.db_table} "
+    "WHERE deployment_id = %s AND resource_type = %s AND resource_id = %s"
+)
 
 
 def _deployment(deployment_id: int) -> Deployment:
@@ -116,16 +124,14 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
     live = access_served_type(access_facade_request(slug), resource_type)
     if live.source_kind != DataSource.Kind.STORED:
         return fhir_response(request, live_read(_deployment(live.id), resource_id))
-    # The stored JSON text as it is: parsing it to serialise it again would cost more than the query.
-    found = (
-        FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type, resource_id=resource_id)
-        .annotate(text=Cast("content", TextField()))
-        .values_list("text", "last_updated")
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(READ_SQL, [live.id, resource_type, resource_id])
+        found = cursor.fetchone()
     if found is None:
         raise FhirError(404, RequestCode.NOT_FOUND, f"{resource_type}/{resource_id} is not known.")
     text, last_updated = found
+    if isinstance(last_updated, str):  # SQLite hands back the stored text (UTC)
+        last_updated = datetime.fromisoformat(last_updated).replace(tzinfo=UTC)
     if wanted_format(request) == "json" and request.GET.get("_pretty") != "true":
         response = HttpResponse(text, content_type="application/fhir+json; charset=utf-8")
     else:
