@@ -12,29 +12,16 @@ from mappings.jobs.batch import convert_batch_direct
 from mappings.jobs.indexing import index_deployment_direct
 
 RETRYABLE = (OperationalError, InterfaceError)
+# Every job: acknowledged once done (a crashed worker's job runs again), on the batch queue, retried with backoff only
+# when the database connection was lost. Each task adds its own time limits.
+JOB = {"queue": "batch", "acks_late": True, "autoretry_for": RETRYABLE, "retry_backoff": True, "max_retries": 3}
 
 
-@shared_task(
-    queue="batch",
-    acks_late=True,
-    soft_time_limit=240,
-    time_limit=300,
-    autoretry_for=RETRYABLE,
-    retry_backoff=True,
-    max_retries=3,
-)
+@shared_task(**JOB, soft_time_limit=240, time_limit=300)
 def convert_batch(version_id: int, source_id: int) -> dict:
     return convert_batch_direct(version_id, source_id)
 
 
-@shared_task(
-    queue="batch",
-    acks_late=True,
-    soft_time_limit=1800,
-    time_limit=2000,
-    autoretry_for=RETRYABLE,
-    retry_backoff=True,
-    max_retries=3,
-)
+@shared_task(**JOB, soft_time_limit=1800, time_limit=2000)
 def index_deployment(deployment_id: int) -> int:
     return index_deployment_direct(deployment_id).indexed
