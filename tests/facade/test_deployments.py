@@ -146,3 +146,16 @@ def test_a_deployment_superseded_while_indexing_never_goes_live(served) -> None:
     first.refresh_from_db()
     assert (first.ready, first.superseded) == (False, True)
     assert AuditEvent.objects.filter(action=AuditAction.INDEXED, object_id=str(newest.pk)).exists()
+
+
+def test_indexing_reads_records_in_the_source_s_format_not_the_mapping_s(served) -> None:
+    author = served["author"]
+    hl7 = actions.do_create_data_source(acting_user=author, name="hl7-feed", source_format="hl7v2")
+    actions.do_upload_records(hl7, acting_user=author, records=[("r1", PATIENT)])
+    binding = actions.do_bind_resource(
+        served["binding"].facade, acting_user=author, resource_type="Patient", mapping=served["mapping"], source=hl7
+    )
+    deployment = actions.do_deploy(binding, acting_user=author, version=served["v1"])
+    # The JSON record read as the HL7 v2 the source says it holds: no MSH segment.
+    assert deployment.indexed == 0
+    assert [error["code"] for error in deployment.index_errors] == ["FS-SRC-010"]
