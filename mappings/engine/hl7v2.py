@@ -4,6 +4,9 @@ r"""A lean, lazy HL7 v2 (ER7, "pipe and hat") parser with a template API that re
 repetitions and components are split the first time a template touches them (and kept), and escape sequences are
 decoded only when a value is printed. Positions are 1-based, exactly as the HL7 spec counts them.
 
+This module holds the parser and the node model below; the ER7 text layer they stand on (encoding characters,
+escape decoding, positions) is in hl7v2_text.py.
+
 Reading values
 ==============
 Every node (segment, field, repetition, component, sub-component) prints as its *value*: the first repetition's first
@@ -73,25 +76,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 from mappings.engine.errors import ErrorCode, MappingError
+from mappings.engine.hl7v2_text import (
+    _COMP,
+    _DEFAULT_ENC,
+    _ESC,
+    _FS,
+    _HEADER_SEGMENTS,
+    _LEADING,
+    _LITERAL_ENC,
+    _REP,
+    _SUB,
+    _TRUNC,
+    _decode,
+    _encoding,
+    _index,
+    _line_number,
+)
 
 __all__ = ["Component", "Field", "Group", "Message", "Repetition", "Segment", "SubComponent", "parse_hl7v2"]
 
-# Encoding characters travel as one tuple, in MSH-2 order after the field separator.
-_FS, _COMP, _REP, _ESC, _SUB, _TRUNC = range(6)
-_DEFAULT_ENC = ("|", "^", "~", "\\", "&", "")
-# MSH-1 and MSH-2 are literal text. Giving them separators that can never occur inside a segment (lines are split on
-# newlines) lets them reuse the ordinary node classes without ever being split or decoded.
-_LITERAL_ENC = ("\n", "\n", "\n", "\n", "\n", "")
-# Segments whose fields 1 and 2 are the separator and the encoding characters.
-_HEADER_SEGMENTS = frozenset({"MSH", "FHS", "BHS"})
-
+# Defined here, not imported: CPython compiles `name.method()` on an imported name without LOAD_METHOD, which makes
+# the per-line check in parse_hl7v2 and every `msg.PID` lookup measurably slower.
 _SEGMENT_ID = re.compile(r"[A-Z0-9]{3}")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# What may precede MSH: a BOM, whitespace, and the MLLP start-of-block byte of a message captured off the wire.
-_LEADING = "\ufeff\x0b \t\r\n"
 _PATH = re.compile(
     r"\s*(?P<seg>[A-Za-z0-9]{3})(?:\((?P<occ>\d+)\))?"
     r"(?:[-.](?P<field>\d+)(?:\((?P<rep>\d+)\))?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?\s*"
@@ -142,110 +150,6 @@ def parse_hl7v2(text: str) -> Message:
             "A line break inside a field value would also cause this.",
         )
     return Message(segments, enc, body)
-
-
-def _encoding(head: str) -> tuple[str, str, str, str, str, str]:
-    """The separators the MSH line declares in MSH-1 and MSH-2, checked so that splitting is unambiguous."""
-    fs = head[3:4]
-    if not fs or fs.isalnum() or fs.isspace():
-        raise MappingError(
-            ErrorCode.HL7_BAD_ENCODING,
-            f"MSH must be followed directly by the field separator (normally '|', as in 'MSH|^~\\&|'), found {fs!r}.",
-        )
-    end = head.find(fs, 4)
-    chars = head[4:] if end < 0 else head[4:end]
-    if len(chars) < 4:
-        raise MappingError(
-            ErrorCode.HL7_BAD_ENCODING,
-            f"MSH-2 must give 4 encoding characters (component, repetition, escape, sub-component: normally "
-            f"'^~\\&'), found {chars!r}.",
-        )
-    if len(chars) == 5 and chars[2] == chars[3]:
-        # '^~\\&': the escape character doubled, as when a message was pasted from a string literal. Unambiguous, so
-        # read it as '^~\&' rather than refuse a message the sender's other systems accept.
-        chars = chars[:3] + chars[4]
-    if len(chars) > 5:
-        raise MappingError(
-            ErrorCode.HL7_BAD_ENCODING,
-            f"MSH-2 must be 4 encoding characters (5 with the v2.7 truncation character), normally '^~\\&', found "
-            f"{chars!r}. Is the field separator after MSH-2 missing?",
-        )
-    for ch in chars:
-        if ch.isalnum() or ch.isspace():
-            raise MappingError(
-                ErrorCode.HL7_BAD_ENCODING,
-                f"MSH-2 {chars!r} uses {ch!r} as an encoding character; letters, digits and spaces cannot be "
-                "separators. The usual value is '^~\\&'.",
-            )
-    seen = fs
-    for ch in chars:
-        if ch in seen:
-            raise MappingError(
-                ErrorCode.HL7_BAD_ENCODING,
-                f"MSH-2 {chars!r} uses {ch!r} twice (counting the field separator {fs!r}); every encoding character "
-                "must be different or fields cannot be split. The usual value is '^~\\&'.",
-            )
-        seen += ch
-    return (fs, chars[0], chars[1], chars[2], chars[3], chars[4:5])
-
-
-def _line_number(text: str, body: str, lines: list[str], line: str) -> int:
-    """1-based line of `line` in the original text, counting CR, LF and CRLF each as one line break."""
-    skipped = text[: len(text) - len(body)]  # BOM and blank lines stripped before MSH
-    return lines.index(line) + 1 + len(_LINE_BREAK.findall(skipped))
-
-
-def _index(n: object) -> int:
-    """A 1-based position from an int or a string of digits; anything else is not a position (KeyError)."""
-    if type(n) is int:
-        return n
-    if isinstance(n, int):
-        return int(n)
-    if isinstance(n, str) and n.isascii() and n.strip().isdigit():
-        return int(n)
-    raise KeyError(n)
-
-
-@lru_cache(maxsize=64)
-def _decoder(enc: tuple[str, ...]):
-    esc = re.escape(enc[_ESC])
-    pattern = re.compile(
-        esc + r"(F|S|T|R|E|P|H|N|X(?:[0-9A-Fa-f]{2})*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4}(?:[0-9A-Fa-f]{2})?"
-        r"|\.br|\.sp *\+?(\d*)|\.(?:fi|nf|ce|in *[+-]?\d*|ti *[+-]?\d*|sk *\+?\d*))" + esc
-    )
-    simple = {"F": enc[_FS], "S": enc[_COMP], "T": enc[_SUB], "R": enc[_REP], "E": enc[_ESC], "H": "", "N": ""}
-    if enc[_TRUNC]:
-        simple["P"] = enc[_TRUNC]
-
-    def replace(match: re.Match) -> str:
-        code = match.group(1)
-        if code in simple:
-            return simple[code]
-        head = code[0]
-        if head == "X":
-            data = bytes.fromhex(code[1:])
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError:
-                return data.decode("latin-1")
-        if code == ".br":
-            return "\n"
-        if code.startswith(".sp"):
-            return "\n" * max(1, int(match.group(2) or 1))
-        if head in "CM.":
-            return ""  # character-set switches and layout commands have no meaning in a plain string
-        return match.group(0)  # \P\ without a declared truncation character: keep as sent
-
-    return lambda s: pattern.sub(replace, s)
-
-
-def _decode(s: str, enc: tuple[str, ...]) -> str:
-    """The text of one leaf value: escape sequences decoded, the HL7 null "" read as empty."""
-    if s == '""':
-        return ""
-    if enc[_ESC] not in s:
-        return s
-    return _decoder(enc)(s)
 
 
 class _Node:

@@ -1,0 +1,132 @@
+r"""The ER7 text layer under the HL7 v2 parser: encoding characters, escape sequences, positions, line numbers.
+
+Everything here works on plain strings, beneath the node model in hl7v2.py: the encoding characters MSH-1 and MSH-2
+declare (checked so that splitting is unambiguous), the escape sequences a leaf value decodes when printed
+(``\F\ \S\ \Xhhhh\ \.br\`` ...), the 1-based positions templates index with, and the line number an error cites.
+It is kept apart so that hl7v2.py holds only the parser and the template-facing model. Names are private to the parser:
+templates and the rest of the engine use hl7v2.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from mappings.engine.errors import ErrorCode, MappingError
+
+# Encoding characters travel as one tuple, in MSH-2 order after the field separator.
+_FS, _COMP, _REP, _ESC, _SUB, _TRUNC = range(6)
+_DEFAULT_ENC = ("|", "^", "~", "\\", "&", "")
+# MSH-1 and MSH-2 are literal text. Giving them separators that can never occur inside a segment (lines are split on
+# newlines) lets them reuse the ordinary node classes without ever being split or decoded.
+_LITERAL_ENC = ("\n", "\n", "\n", "\n", "\n", "")
+# Segments whose fields 1 and 2 are the separator and the encoding characters.
+_HEADER_SEGMENTS = frozenset({"MSH", "FHS", "BHS"})
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# What may precede MSH: a BOM, whitespace, and the MLLP start-of-block byte of a message captured off the wire.
+_LEADING = "\ufeff\x0b \t\r\n"
+
+
+def _encoding(head: str) -> tuple[str, str, str, str, str, str]:
+    """The separators the MSH line declares in MSH-1 and MSH-2, checked so that splitting is unambiguous."""
+    fs = head[3:4]
+    if not fs or fs.isalnum() or fs.isspace():
+        raise MappingError(
+            ErrorCode.HL7_BAD_ENCODING,
+            f"MSH must be followed directly by the field separator (normally '|', as in 'MSH|^~\\&|'), found {fs!r}.",
+        )
+    end = head.find(fs, 4)
+    chars = head[4:] if end < 0 else head[4:end]
+    if len(chars) < 4:
+        raise MappingError(
+            ErrorCode.HL7_BAD_ENCODING,
+            f"MSH-2 must give 4 encoding characters (component, repetition, escape, sub-component: normally "
+            f"'^~\\&'), found {chars!r}.",
+        )
+    if len(chars) == 5 and chars[2] == chars[3]:
+        # '^~\\&': the escape character doubled, as when a message was pasted from a string literal. Unambiguous, so
+        # read it as '^~\&' rather than refuse a message the sender's other systems accept.
+        chars = chars[:3] + chars[4]
+    if len(chars) > 5:
+        raise MappingError(
+            ErrorCode.HL7_BAD_ENCODING,
+            f"MSH-2 must be 4 encoding characters (5 with the v2.7 truncation character), normally '^~\\&', found "
+            f"{chars!r}. Is the field separator after MSH-2 missing?",
+        )
+    for ch in chars:
+        if ch.isalnum() or ch.isspace():
+            raise MappingError(
+                ErrorCode.HL7_BAD_ENCODING,
+                f"MSH-2 {chars!r} uses {ch!r} as an encoding character; letters, digits and spaces cannot be "
+                "separators. The usual value is '^~\\&'.",
+            )
+    seen = fs
+    for ch in chars:
+        if ch in seen:
+            raise MappingError(
+                ErrorCode.HL7_BAD_ENCODING,
+                f"MSH-2 {chars!r} uses {ch!r} twice (counting the field separator {fs!r}); every encoding character "
+                "must be different or fields cannot be split. The usual value is '^~\\&'.",
+            )
+        seen += ch
+    return (fs, chars[0], chars[1], chars[2], chars[3], chars[4:5])
+
+
+def _line_number(text: str, body: str, lines: list[str], line: str) -> int:
+    """1-based line of `line` in the original text, counting CR, LF and CRLF each as one line break."""
+    skipped = text[: len(text) - len(body)]  # BOM and blank lines stripped before MSH
+    return lines.index(line) + 1 + len(_LINE_BREAK.findall(skipped))
+
+
+def _index(n: object) -> int:
+    """A 1-based position from an int or a string of digits; anything else is not a position (KeyError)."""
+    if type(n) is int:
+        return n
+    if isinstance(n, int):
+        return int(n)
+    if isinstance(n, str) and n.isascii() and n.strip().isdigit():
+        return int(n)
+    raise KeyError(n)
+
+
+@lru_cache(maxsize=64)
+def _decoder(enc: tuple[str, ...]):
+    esc = re.escape(enc[_ESC])
+    pattern = re.compile(
+        esc + r"(F|S|T|R|E|P|H|N|X(?:[0-9A-Fa-f]{2})*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4}(?:[0-9A-Fa-f]{2})?"
+        r"|\.br|\.sp *\+?(\d*)|\.(?:fi|nf|ce|in *[+-]?\d*|ti *[+-]?\d*|sk *\+?\d*))" + esc
+    )
+    simple = {"F": enc[_FS], "S": enc[_COMP], "T": enc[_SUB], "R": enc[_REP], "E": enc[_ESC], "H": "", "N": ""}
+    if enc[_TRUNC]:
+        simple["P"] = enc[_TRUNC]
+
+    def replace(match: re.Match) -> str:
+        code = match.group(1)
+        if code in simple:
+            return simple[code]
+        head = code[0]
+        if head == "X":
+            data = bytes.fromhex(code[1:])
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                return data.decode("latin-1")
+        if code == ".br":
+            return "\n"
+        if code.startswith(".sp"):
+            return "\n" * max(1, int(match.group(2) or 1))
+        if head in "CM.":
+            return ""  # character-set switches and layout commands have no meaning in a plain string
+        return match.group(0)  # \P\ without a declared truncation character: keep as sent
+
+    return lambda s: pattern.sub(replace, s)
+
+
+def _decode(s: str, enc: tuple[str, ...]) -> str:
+    """The text of one leaf value: escape sequences decoded, the HL7 null "" read as empty."""
+    if s == '""':
+        return ""
+    if enc[_ESC] not in s:
+        return s
+    return _decoder(enc)(s)
