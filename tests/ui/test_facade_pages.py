@@ -77,3 +77,18 @@ def test_it_serves_the_adt_mapping_as_a_new_facade_built_from_the_page(open_brow
 
     bundle = requests.get(f"{studio['url']}/fhir/ward/Patient", timeout=10).json()
     assert bundle["total"] == 1 and bundle["entry"][0]["resource"]["name"][0]["family"] == "EVERYMAN"
+
+
+def test_it_shows_a_deployment_still_indexing_beside_the_live_one(open_browser, studio) -> None:
+    from mappings.models import Deployment, ResourceBinding
+
+    binding = ResourceBinding.objects.select_related("mapping__latest_version").get(
+        facade__slug="demo", resource_type="Patient"
+    )
+    # As a big source leaves it while a worker builds its index: not ready, not superseded.
+    Deployment.objects.create(binding=binding, version=binding.mapping.latest_version, deployed_by=studio["author"])
+    browser = open_browser()
+    browser.open("/facades/demo/")
+    patient = browser.page.locator("#bindings tr[data-type=Patient]")
+    patient.locator("text=indexing").wait_for()
+    assert "v1 (v1 indexing…)" in patient.inner_text()

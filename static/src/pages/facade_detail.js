@@ -31,12 +31,12 @@ async function loadFacade() {
     const versions = config.canWrite ? await versionsOf(binding.mapping) : [];
     const select = h("select", { "aria-label": `Version of ${binding.mapping} for ${binding.resource_type}` },
       versions.map((version) => h("option", { value: String(version.number) }, `v${version.number} · ${version.message}`)));
-    const live = binding.live;
+    const { live, pending } = binding; // live serves; pending is a newer deployment still being indexed
     rows.push(h("tr", { dataset: { type: binding.resource_type } },
       h("td", {}, h("a", { href: `${facade.base_url}${binding.resource_type}?_count=10` }, binding.resource_type)),
       h("td", {}, h("a", { href: `/mappings/${binding.mapping}/` }, binding.mapping)),
       h("td", {}, binding.source),
-      h("td", {}, live ? `v${live.version}${live.ready ? "" : " (indexing…)"}` : "—"),
+      h("td", {}, `${live ? `v${live.version}` : "—"}${pending ? ` (v${pending.version} indexing…)` : ""}`),
       h("td", {}, live ? `${live.indexed}${live.index_errors.length ? ` · ${live.index_errors.length} records failed` : ""}` : ""),
       h("td", {}, config.canWrite ? [select, " ",
         h("button", { type: "button", class: "deploy", onclick: () => deploy(binding.resource_type, select.value) }, "Deploy"), " ",
