@@ -167,7 +167,7 @@ def do_rollback(binding: ResourceBinding, *, acting_user: AbstractBaseUser | Non
 
 @transaction.atomic(durable=True)
 def _rollback(binding: ResourceBinding, *, acting_user: AbstractBaseUser | None) -> Deployment:
-    history = list(binding.deployments.select_related("version")[:2])
+    history = binding.last_two_deployments()
     if len(history) < 2:
         raise StudioError("invalid", f"{binding.resource_type} has no earlier deployment to roll back to.")
     live, previous = history
@@ -194,10 +194,15 @@ def do_finish_index(
     deployment: Deployment, *, resources: list[IndexedResource], errors: list[dict], records: int
 ) -> Deployment:
     """Swap a deployment's freshly built index in and make it the live one (or re-index the live one). A deployment
-    superseded while it was indexing is left as it is: a newer one takes its place."""
-    deployment = (
-        Deployment.objects.select_for_update(of=("self",)).select_related("binding__mapping").get(pk=deployment.pk)
-    )
+    superseded while it was indexing is left as it is: a newer one takes its place. One whose binding (or facade)
+    was deleted meanwhile is gone: nothing is written, and the caller's copy comes back unchanged."""
+    locked = (
+        Deployment.objects.select_for_update(of=("self",)).select_related("binding__mapping").filter(pk=deployment.pk)
+    ).first()
+    if locked is None:
+        logger.info("deployment %s was deleted while it was indexing; its index is dropped", deployment.pk)
+        return deployment
+    deployment = locked
     if deployment.superseded:
         return deployment
     binding = deployment.binding

@@ -1,6 +1,9 @@
 """Facades, the data sources they read and the records stored in them, and bindings of resource types. Every change
 to what a facade serves grows its generation, so each web worker sees it on its next request (mappings/caches.py);
-deploying is in deployments.py."""
+deploying is in deployments.py.
+
+Deletes remove what depends on the deleted row (a facade's bindings, a binding's deployments and index) but refuse
+to take away what something else still uses: a data source a binding reads is `in_use`."""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ from django.db import transaction
 from mappings.actions.common import apply_changes, audit
 from mappings.actions.deployments import grow_generation, queue_indexing
 from mappings.errors import StudioError
+from mappings.fhir_types import is_r4_resource_type, unknown_type_message
 from mappings.models import (
     AuditAction,
     DataSource,
     Facade,
+    FacadeRequest,
+    FacadeResource,
     Mapping,
     ResourceBinding,
     SourceRecord,
@@ -112,6 +118,13 @@ def do_upload_records(source: DataSource, *, acting_user: AbstractBaseUser, reco
 def do_bind_resource(
     facade: Facade, *, acting_user: AbstractBaseUser, resource_type: str, mapping: Mapping, source: DataSource
 ) -> ResourceBinding:
+    # A type FHIR R4 does not have would be advertised in `metadata` and never match a resource the mapping makes.
+    if not is_r4_resource_type(resource_type):
+        raise StudioError(
+            "invalid",
+            unknown_type_message(resource_type),
+            details={"resource_type": [unknown_type_message(resource_type)]},
+        )
     binding, _ = ResourceBinding.objects.update_or_create(
         facade=facade, resource_type=resource_type, defaults={"mapping": mapping, "source": source}
     )
@@ -124,3 +137,76 @@ def do_bind_resource(
     )
     grow_generation(facade.pk)
     return binding
+
+
+def _drop_indexes(bindings) -> None:
+    """Delete the index rows of these bindings' deployments in bulk, before the bindings themselves (a cascade from
+    the binding would load every indexed resource to find its search values)."""
+    FacadeResource.objects.filter(deployment__binding__in=bindings).delete()
+
+
+@transaction.atomic(durable=True)
+def do_delete_binding(binding: ResourceBinding, *, acting_user: AbstractBaseUser) -> None:
+    """Stop serving a resource type: the binding, its deployments (live, indexing and past) and its index go, and the
+    facade's generation grows so every worker stops serving the type from its next request. A deployment still
+    indexing on a worker finds its row gone and leaves nothing behind (do_finish_index)."""
+    binding = (
+        ResourceBinding.objects.select_for_update().select_related("facade", "mapping", "source").get(pk=binding.pk)
+    )
+    live = binding.deployments.live().select_related("version").first()
+    before = {
+        "facade": binding.facade.slug,
+        "resource_type": binding.resource_type,
+        "mapping": binding.mapping.slug,
+        "source": binding.source.name,
+        "live_version": live.version.number if live else None,
+        "deployments": binding.deployments.count(),
+    }
+    audit(acting_user, AuditAction.BINDING_DELETED, binding, mapping_slug=binding.mapping.slug, before=before)
+    _drop_indexes([binding])
+    binding.delete()
+    grow_generation(binding.facade_id)
+
+
+@transaction.atomic(durable=True)
+def do_delete_facade(facade: Facade, *, acting_user: AbstractBaseUser) -> None:
+    """Delete a facade with its bindings, their deployments and indexes, and its request log (a new facade of the same
+    slug starts with no metrics). Its FHIR API answers 404 from the next request: each request reads the facade's
+    row afresh. The data sources and mappings it used stay."""
+    facade = Facade.objects.select_for_update().get(pk=facade.pk)
+    bindings = list(facade.bindings.select_related("mapping", "source").order_by("resource_type"))
+    served = [f"{binding.resource_type} ← {binding.mapping.slug} from {binding.source.name}" for binding in bindings]
+    audit(
+        acting_user,
+        AuditAction.FACADE_DELETED,
+        facade,
+        before={"slug": facade.slug, "title": facade.title, "bindings": served},
+    )
+    _drop_indexes(bindings)
+    FacadeRequest.objects.filter(facade_slug=facade.slug).delete()
+    facade.delete()
+
+
+@transaction.atomic(durable=True)
+def do_delete_data_source(source: DataSource, *, acting_user: AbstractBaseUser) -> None:
+    """Delete a data source and its stored records; refused with 409 `in_use` while a binding reads it (details name
+    those bindings as facade/type: delete or rebind them first)."""
+    source = DataSource.objects.select_for_update().get(pk=source.pk)
+    users = sorted(
+        f"{facade}/{resource_type}"
+        for facade, resource_type in source.bindings.values_list("facade__slug", "resource_type")
+    )
+    if users:
+        raise StudioError(
+            "in_use",
+            f"'{source.name}' is read by {', '.join(users)}; remove those bindings first.",
+            details={"bindings": users},
+        )
+    records = source.records.count()
+    audit(
+        acting_user,
+        AuditAction.SOURCE_DELETED,
+        source,
+        before={"name": source.name, "kind": source.kind, "source_format": source.source_format, "records": records},
+    )
+    source.delete()

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
 from mappings.engine import SOURCE_FORMATS
+from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
 
 RESOURCE_TYPE = r"^[A-Z][A-Za-z]{1,63}$"
@@ -71,7 +72,10 @@ def _deployment(deployment: Deployment | None) -> dict | None:
 
 
 class BindingOut(serializers.ModelSerializer):
+    """A binding; serializes rows of `ResourceBinding.objects.with_deployments()` (other rows cost a query each)."""
+
     mapping = serializers.CharField(source="mapping.slug")
+    mapping_title = serializers.CharField(source="mapping.title")
     source = serializers.CharField(source="source.name")
     live = serializers.SerializerMethodField(
         help_text="The deployment that serves: the newest that finished indexing (null before the first is ready)"
@@ -79,10 +83,15 @@ class BindingOut(serializers.ModelSerializer):
     pending = serializers.SerializerMethodField(
         help_text="The newest deployment still indexing, which serves once it is ready (null: none)"
     )
+    rollback_to = serializers.IntegerField(
+        source="rollback_version",
+        allow_null=True,
+        help_text="The version a rollback deploys again: the one deployed before the newest (null: none)",
+    )
 
     class Meta:
         model = ResourceBinding
-        fields = ["resource_type", "mapping", "source", "live", "pending"]
+        fields = ["resource_type", "mapping", "mapping_title", "source", "live", "pending", "rollback_to"]
 
     @extend_schema_field(DeploymentOut(allow_null=True))
     def get_live(self, binding: ResourceBinding) -> dict | None:
@@ -90,7 +99,21 @@ class BindingOut(serializers.ModelSerializer):
 
     @extend_schema_field(DeploymentOut(allow_null=True))
     def get_pending(self, binding: ResourceBinding) -> dict | None:
-        return _deployment(binding.deployments.pending().first())
+        return _deployment(binding.pending_deployment)
+
+
+class ServedBindingOut(BindingOut):
+    """A binding with its facade, for lists across facades (which facade serves a mapping, and which version)."""
+
+    facade = serializers.CharField(source="facade.slug")
+    facade_title = serializers.CharField(source="facade.title")
+
+    class Meta(BindingOut.Meta):
+        fields = ["facade", "facade_title", *BindingOut.Meta.fields]
+
+
+class BindingQuery(serializers.Serializer):
+    mapping = serializers.SlugField(max_length=100, required=False, help_text="Only bindings served by this mapping")
 
 
 class FacadeOut(serializers.ModelSerializer):
@@ -117,8 +140,20 @@ class FacadeOut(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+class ResourceTypeField(serializers.ChoiceField):
+    """One of FHIR R4's resource types, with the nearest one suggested for a typo."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(choices=R4_RESOURCE_TYPES, help_text="A FHIR R4 (4.0.1) resource type", **kwargs)
+
+    def to_internal_value(self, data: object) -> str:
+        if isinstance(data, str) and not is_r4_resource_type(data):
+            raise serializers.ValidationError(unknown_type_message(data), code="invalid")
+        return super().to_internal_value(data)
+
+
 class BindingIn(serializers.Serializer):
-    resource_type = serializers.RegexField(RESOURCE_TYPE)
+    resource_type = ResourceTypeField()
     mapping = serializers.SlugField(max_length=100)
     source = serializers.SlugField(max_length=100)
 
@@ -157,8 +192,14 @@ class DataSourceIn(serializers.Serializer):
 
 
 class DataSourceOut(serializers.ModelSerializer):
+    """A data source; serializes rows annotated with `record_count` and with `bindings__facade` prefetched."""
+
     records = serializers.IntegerField(source="record_count", read_only=True)
     config = serializers.SerializerMethodField(help_text="The source's settings, credentials masked")
+    used_by = serializers.SerializerMethodField(help_text="The bindings that read it, as facade/type")
+
+    def get_used_by(self, source: DataSource) -> list[str]:
+        return sorted(f"{binding.facade.slug}/{binding.resource_type}" for binding in source.bindings.all())
 
     def get_config(self, source: DataSource) -> dict:
         config = dict(source.config)
@@ -168,7 +209,7 @@ class DataSourceOut(serializers.ModelSerializer):
 
     class Meta:
         model = DataSource
-        fields = ["name", "kind", "source_format", "description", "config", "created_at", "records"]
+        fields = ["name", "kind", "source_format", "description", "config", "created_at", "records", "used_by"]
 
 
 class RecordIn(serializers.Serializer):
@@ -184,6 +225,12 @@ class RecordsOut(serializers.Serializer):
     created = serializers.IntegerField()
     replaced = serializers.IntegerField()
     reindexed = serializers.ListField(child=serializers.CharField(), help_text="Bindings whose index was rebuilt")
+
+
+class FacadeQuery(serializers.Serializer):
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Part of the slug or title, any case"
+    )
 
 
 class MetricsQuery(serializers.Serializer):

@@ -1,9 +1,9 @@
 """Facades, their bindings and deployments, and the data sources they read (the studio side of /fhir/<facade>/).
-Viewers read; authors create, bind, upload records, deploy and roll back."""
+Viewers read; authors create, bind, upload records, deploy, roll back and delete."""
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Prefetch, Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,10 +19,11 @@ from mappings.access import (
     access_version,
     require_role,
 )
-from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
+from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, cacheable, errors, page_of, paginated
 from mappings.api.facade_serializers import (
     BindingIn,
     BindingOut,
+    BindingQuery,
     DataSourceIn,
     DataSourceOut,
     DeployIn,
@@ -30,33 +31,52 @@ from mappings.api.facade_serializers import (
     FacadeIn,
     FacadeOut,
     FacadePatch,
+    FacadeQuery,
     MetricsQuery,
     RecordsIn,
     RecordsOut,
     RollbackIn,
+    ServedBindingOut,
 )
 from mappings.facade.metrics import facade_metrics
-from mappings.models import DataSource, Deployment, Facade
+from mappings.fhir_types import R4_RESOURCE_TYPES, R4_VERSION
+from mappings.models import DataSource, Deployment, Facade, ResourceBinding
 
 TAG = "facades"
 
 
+def _with_bindings(facades: QuerySet) -> QuerySet:
+    bindings = ResourceBinding.objects.with_deployments().order_by("resource_type")
+    return facades.prefetch_related(Prefetch("bindings", queryset=bindings))
+
+
 def _facade_out(request: Request, facade: Facade) -> dict:
+    facade = _with_bindings(Facade.objects.filter(pk=facade.pk)).get()
     return FacadeOut(facade, context={"request": request}).data
+
+
+def _sources() -> QuerySet:
+    return DataSource.objects.annotate(record_count=Count("records")).prefetch_related(
+        Prefetch("bindings", queryset=ResourceBinding.objects.select_related("facade"))
+    )
 
 
 class FacadeList(StudioAPIView):
     @extend_schema(
         operation_id="facades_list",
-        parameters=PAGE_PARAMETERS,
+        parameters=[FacadeQuery, *PAGE_PARAMETERS],
         tags=[TAG],
-        summary="Facades",
-        responses={200: page_of(FacadeOut), **errors(404)},
+        summary="Facades, by slug; `search` in the slug or title",
+        responses={200: page_of(FacadeOut), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
-        facades = Facade.objects.prefetch_related("bindings__mapping", "bindings__source").order_by("slug")
-        return paginated(self, request, facades, FacadeOut)
+        query = FacadeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        facades = Facade.objects.order_by("slug")
+        if words := query.validated_data.get("search", "").strip():
+            facades = facades.filter(Q(slug__icontains=words) | Q(title__icontains=words))
+        return paginated(self, request, _with_bindings(facades), FacadeOut)
 
     @extend_schema(
         tags=[TAG],
@@ -94,6 +114,17 @@ class FacadeDetail(StudioAPIView):
         facade = actions.do_update_facade(facade, acting_user=request.user, **form.validated_data)
         return Response(_facade_out(request, facade))
 
+    @extend_schema(
+        tags=[TAG],
+        summary="Delete a facade with its bindings, deployments and request log (author)",
+        description="Its FHIR API answers 404 from the next request. The data sources and mappings it used stay.",
+        responses={204: None, **errors(404)},
+    )
+    def delete(self, request: Request, slug: str) -> Response:
+        facade = access_facade(request.user, slug, write=True)
+        actions.do_delete_facade(facade, acting_user=request.user)
+        return Response(status=204)
+
 
 class BindingList(StudioAPIView):
     @extend_schema(
@@ -101,7 +132,7 @@ class BindingList(StudioAPIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         facade = access_facade(request.user, slug)
-        bindings = facade.bindings.select_related("mapping", "source").order_by("resource_type")
+        bindings = ResourceBinding.objects.with_deployments().filter(facade=facade).order_by("resource_type")
         return Response(BindingOut(bindings, many=True).data)
 
     @extend_schema(
@@ -122,6 +153,49 @@ class BindingList(StudioAPIView):
             source=access_data_source(request.user, form.validated_data["source"]),
         )
         return Response(BindingOut(binding).data)
+
+
+class BindingDetail(StudioAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="Stop serving a resource type (author)",
+        description="Deletes the binding with its deployments and index; every worker stops serving the type from "
+        "its next request. The mapping and the data source stay.",
+        responses={204: None, **errors(404)},
+    )
+    def delete(self, request: Request, slug: str, resource_type: str) -> Response:
+        binding = access_binding(request.user, slug, resource_type, write=True)
+        actions.do_delete_binding(binding, acting_user=request.user)
+        return Response(status=204)
+
+
+class ServedBindings(StudioAPIView):
+    @extend_schema(
+        operation_id="bindings_list",
+        parameters=[BindingQuery, *PAGE_PARAMETERS],
+        tags=[TAG],
+        summary="Bindings of every facade (`mapping`: those a mapping serves), with their live versions",
+        responses={200: page_of(ServedBindingOut), **errors(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        require_role(request.user, VIEWER)
+        query = BindingQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        bindings = ResourceBinding.objects.with_deployments().order_by("facade__slug", "resource_type")
+        if "mapping" in query.validated_data:
+            bindings = bindings.filter(mapping__slug=query.validated_data["mapping"])
+        return paginated(self, request, bindings, ServedBindingOut)
+
+
+class ResourceTypes(StudioAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="The FHIR R4 resource types a binding may name",
+        responses={200: OpenApiResponse(description="{fhir_version, resource_types: [names]}"), **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        require_role(request.user, VIEWER)
+        return cacheable(request, {"fhir_version": R4_VERSION, "resource_types": list(R4_RESOURCE_TYPES)})
 
 
 class DeploymentList(StudioAPIView):
@@ -185,8 +259,7 @@ class DataSourceList(StudioAPIView):
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
-        sources = DataSource.objects.annotate(record_count=Count("records")).order_by("name")
-        return paginated(self, request, sources, DataSourceOut)
+        return paginated(self, request, _sources().order_by("name"), DataSourceOut)
 
     @extend_schema(
         tags=[TAG],
@@ -201,6 +274,24 @@ class DataSourceList(StudioAPIView):
         source = actions.do_create_data_source(acting_user=request.user, **form.validated_data)
         source.record_count = 0
         return Response(DataSourceOut(source).data, status=201)
+
+
+class DataSourceDetail(StudioAPIView):
+    @extend_schema(tags=[TAG], summary="One data source", responses={200: DataSourceOut, **errors(404)})
+    def get(self, request: Request, name: str) -> Response:
+        source = access_data_source(request.user, name)
+        return Response(DataSourceOut(_sources().get(pk=source.pk)).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Delete a data source with its stored records (author)",
+        description="409 `in_use` while a binding reads it; details.bindings names them (facade/type).",
+        responses={204: None, **errors(404, 409)},
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        source = access_data_source(request.user, name, write=True)
+        actions.do_delete_data_source(source, acting_user=request.user)
+        return Response(status=204)
 
 
 class DataSourceRecords(StudioAPIView):
@@ -225,7 +316,10 @@ class FacadeMetrics(StudioAPIView):
         summary="Requests, p50/p95 latency and errors of a facade, per resource type and per minute",
         parameters=[MetricsQuery],
         responses={
-            200: OpenApiResponse(description="{requests, errors, p50_ms, p95_ms, by_type, per_minute}"),
+            200: OpenApiResponse(
+                description="{requests, errors, client_errors (4xx), server_errors (5xx), by_status_class, p50_ms, "
+                "p95_ms, by_type, per_minute: [{minute, requests, errors, client_errors, server_errors, p95_ms}]}"
+            ),
             **errors(400, 404),
         },
     )

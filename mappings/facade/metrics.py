@@ -1,9 +1,10 @@
-"""Request metrics of a facade over a recent window: volume, p50/p95 latency and errors, overall, per resource type
-and per minute (the studio's chart), from the FacadeRequest access log."""
+"""Request metrics of a facade over a recent window: volume, p50/p95 latency and errors split by status class (4xx the
+client's, 5xx the facade's), overall, per resource type and per minute (the studio's chart), from the FacadeRequest
+access log."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 from django.utils import timezone
@@ -21,15 +22,26 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return round(sorted_values[index], 2)
 
 
+def _status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
 def _summary(rows: list[tuple]) -> dict:
     latencies = sorted(latency for _, _, latency, _ in rows)
+    classes = Counter(_status_class(status) for _, status, _, _ in rows)
     return {
         "requests": len(rows),
-        "errors": sum(1 for _, status, _, _ in rows if status >= 400),
-        "server_errors": sum(1 for _, status, _, _ in rows if status >= 500),
+        "errors": classes["4xx"] + classes["5xx"],
+        # A 4xx is the client's (a search the facade does not support, an id it does not have); a 5xx is ours.
+        "client_errors": classes["4xx"],
+        "server_errors": classes["5xx"],
+        "by_status_class": dict(sorted(classes.items())),
         "p50_ms": _percentile(latencies, 0.5),
         "p95_ms": _percentile(latencies, 0.95),
     }
+
+
+PER_MINUTE = ("requests", "errors", "client_errors", "server_errors", "p95_ms")
 
 
 def facade_metrics(slug: str, minutes: int) -> dict:
@@ -51,7 +63,7 @@ def facade_metrics(slug: str, minutes: int) -> dict:
         **_summary(rows),
         "by_type": {name: _summary(group) for name, group in sorted(by_type.items())},
         "per_minute": [
-            {"minute": minute, **{k: v for k, v in _summary(group).items() if k in ("requests", "errors", "p95_ms")}}
+            {"minute": minute, **{key: value for key, value in _summary(group).items() if key in PER_MINUTE}}
             for minute, group in sorted(by_minute.items())
         ],
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from mappings.fhir_types import R4_RESOURCE_TYPES
+
 
 class Facade(models.Model):
     class Status(models.TextChoices):
@@ -67,20 +69,70 @@ class SourceRecord(models.Model):
         constraints = [models.UniqueConstraint(fields=["source", "key"], name="one_key_per_source")]
 
 
+class ResourceBindingQuerySet(models.QuerySet):
+    def with_deployments(self) -> ResourceBindingQuerySet:
+        """Bindings with what their rows show prefetched: mapping and source, the live and pending deployments
+        (`current_deployments`) and the two newest (`recent_deployments`, a rollback's pair). A list of facades is
+        then a fixed number of queries, however many bindings and deployments they have."""
+        deployments = Deployment.objects.select_related("version__mapping", "deployed_by").defer(
+            "version__template", "version__snippets", "version__lookup_tables", "version__engine_settings"
+        )
+        return self.select_related("facade", "mapping", "source").prefetch_related(
+            models.Prefetch(
+                "deployments",
+                deployments.filter(models.Q(ready=True) | models.Q(superseded=False)),
+                to_attr="current_deployments",
+            ),
+            models.Prefetch("deployments", deployments[:2], to_attr="recent_deployments"),
+        )
+
+
 class ResourceBinding(models.Model):
     """Which mapping serves a resource type of a facade, from which source."""
 
     facade = models.ForeignKey(Facade, on_delete=models.CASCADE, related_name="bindings")
-    resource_type = models.CharField(max_length=64)
+    # One of FHIR R4's types (a typo would be advertised in `metadata` and serve nothing); choices give the admin its
+    # drop-down, the binding serializer and do_bind_resource check the same list.
+    resource_type = models.CharField(max_length=64, choices=[(name, name) for name in R4_RESOURCE_TYPES])
     mapping = models.ForeignKey("Mapping", on_delete=models.PROTECT, related_name="bindings")
     source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="bindings")
+
+    objects = ResourceBindingQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["facade", "resource_type"], name="one_binding_per_type")]
 
+    def __str__(self) -> str:
+        return f"{self.facade.slug}/{self.resource_type}"
+
     @property
     def live_deployment(self) -> Deployment | None:
+        if hasattr(self, "current_deployments"):  # prefetched by with_deployments()
+            return next((deployment for deployment in self.current_deployments if deployment.ready), None)
         return self.deployments.live().first()
+
+    @property
+    def pending_deployment(self) -> Deployment | None:
+        """The newest deployment still indexing: it serves once ready (the live one serves until then)."""
+        if hasattr(self, "current_deployments"):
+            return next((deployment for deployment in self.current_deployments if not deployment.ready), None)
+        return self.deployments.pending().first()
+
+    def last_two_deployments(self) -> list[Deployment]:
+        """The newest deployment and the one before it: a rollback deploys the second one's version again."""
+        if hasattr(self, "recent_deployments"):
+            return list(self.recent_deployments)
+        return list(
+            self.deployments.select_related("version").defer(
+                "version__template", "version__snippets", "version__lookup_tables"
+            )[:2]
+        )
+
+    @property
+    def rollback_version(self) -> int | None:
+        """The version number a rollback goes back to (None: nothing earlier was deployed)."""
+        recent = self.last_two_deployments()
+        return recent[1].version.number if len(recent) == 2 else None
 
 
 class DeploymentQuerySet(models.QuerySet):

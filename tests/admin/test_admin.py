@@ -23,6 +23,7 @@ READ_ONLY = [
     models.TestRun,
     models.AuditEvent,
 ]
+NO_ADD = [*READ_ONLY, models.Deployment]  # a deploy runs the version's samples first: the studio and the API do it
 
 
 @pytest.fixture
@@ -63,11 +64,15 @@ def test_it_registers_every_studio_model() -> None:
     names = {model.__name__ for model in STUDIO_MODELS}
     assert names == {
         "AuditEvent",
+        "DataSource",
+        "Deployment",
         "Draft",
+        "Facade",
         "LookupTable",
         "LookupTableVersion",
         "Mapping",
         "MappingVersion",
+        "ResourceBinding",
         "SampleCase",
         "Snippet",
         "SnippetVersion",
@@ -84,7 +89,7 @@ def test_it_renders_every_changelist_and_change_page_on_the_demo_data(console, s
         for page in (url(model, "changelist"), url(model, "changelist") + "?q=a", url(model, "change", obj.pk)):
             response = console.get(page)
             assert response.status_code == 200, f"{page}: {response.status_code}"
-        if model not in READ_ONLY:
+        if model not in NO_ADD:
             assert console.get(url(model, "add")).status_code == 200
 
 
@@ -226,3 +231,110 @@ def test_it_reports_a_snippet_that_does_not_compile(console) -> None:
     assert response.status_code == 200
     assert any("does not compile" in message for message in messages_of(response))
     assert not models.Snippet.objects.filter(name="snippets/common/broken.j2").exists()
+
+
+# --- facades, sources, bindings and deployments ---------------------------------------------------------------------
+
+
+def result_list(response) -> str:
+    return response.content.decode().split('id="result_list"')[-1]
+
+
+def test_it_lists_facades_sources_bindings_and_deployments(console, superuser) -> None:
+    load_demo(superuser)
+    facades = result_list(console.get(url(models.Facade, "changelist")))
+    assert "demo" in facades and "Demo facade over stored HL7 v2 messages" in facades
+    sources = result_list(console.get(url(models.DataSource, "changelist")))
+    adt = models.DataSource.objects.get(name="hl7v2-adt-a01-messages")
+    count = adt.records.count()
+    assert f"{count} record{'' if count == 1 else 's'}" in sources
+    assert "demo/Encounter, demo/Patient" in sources  # which bindings read it
+    bindings = result_list(console.get(url(models.ResourceBinding, "changelist")))
+    for resource_type in ("Patient", "Encounter", "Observation", "DiagnosticReport", "Immunization"):
+        assert f"demo/{resource_type}" in bindings
+    assert "hl7v2-oru-r01" in bindings
+    deployments = result_list(console.get(url(models.Deployment, "changelist")))
+    assert "hl7v2-vxu-v04 v1" in deployments
+
+
+def test_it_counts_one_record_as_one_record(console, superuser) -> None:
+    source = actions.do_create_data_source(acting_user=superuser, name="single", source_format="json")
+    actions.do_upload_records(source, acting_user=superuser, records=[("r1", "{}")])
+    assert "1 record<" in result_list(console.get(url(models.DataSource, "changelist")))
+
+
+def test_it_creates_a_facade_and_binds_only_r4_types(console, superuser, json_patient) -> None:
+    response = console.post(
+        url(models.Facade, "add"),
+        {"slug": "clinic", "title": "Clinic", "auth_mode": "open", "convert_templates": "{}", **BINDING_INLINES},
+    )
+    assert response.status_code == 302, form_errors(response)
+    facade = models.Facade.objects.get(slug="clinic")
+    assert models.AuditEvent.objects.get(action="facade.created", object_id=str(facade.pk)).actor == superuser
+    response = console.post(
+        url(models.DataSource, "add"),
+        {"name": "regs", "kind": "stored", "source_format": "json", "description": "", "config": "{}"},
+    )
+    assert response.status_code == 302, form_errors(response)
+    source = models.DataSource.objects.get(name="regs")
+
+    add = url(models.ResourceBinding, "add")
+    form = {"facade": facade.pk, "mapping": json_patient.pk, "source": source.pk}
+    page = console.get(add).content.decode()
+    assert '<option value="Observation">' in page and '<option value="Observaton">' not in page  # a drop-down
+    typo = console.post(add, {**form, "resource_type": "Observaton"})
+    assert typo.status_code == 200 and "resource_type" in typo.context["adminform"].form.errors
+    response = console.post(add, {**form, "resource_type": "Patient"})
+    assert response.status_code == 302, form_errors(response)
+    binding = models.ResourceBinding.objects.get(facade=facade, resource_type="Patient")
+    assert models.AuditEvent.objects.get(action="facade.binding_saved", object_id=str(binding.pk)).actor == superuser
+
+
+BINDING_INLINES = inline_forms("bindings")
+
+
+def test_it_deletes_bindings_facades_and_sources_through_the_actions(console, superuser, json_patient) -> None:
+    facade = actions.do_create_facade(acting_user=superuser, slug="clinic", title="Clinic")
+    source = actions.do_create_data_source(acting_user=superuser, name="regs", source_format="json")
+    binding = actions.do_bind_resource(
+        facade, acting_user=superuser, resource_type="Patient", mapping=json_patient, source=source
+    )
+
+    # The confirmation page already names the binding that reads the source, and offers no delete.
+    refused = console.post(url(models.DataSource, "delete", source.pk), {"post": "yes"})
+    assert "Cannot delete data source" in refused.content.decode() and "clinic/Patient" in refused.content.decode()
+    assert models.DataSource.objects.filter(pk=source.pk).exists()
+    # A bulk delete from the list reaches the action, whose refusal names it too.
+    bulk = console.post(
+        url(models.DataSource, "changelist"),
+        {"action": "delete_selected", "post": "yes", admin.helpers.ACTION_CHECKBOX_NAME: [source.pk]},
+        follow=True,
+    )
+    assert bulk.status_code == 200
+    assert models.DataSource.objects.filter(pk=source.pk).exists()
+
+    assert console.post(url(models.ResourceBinding, "delete", binding.pk), {"post": "yes"}).status_code == 302
+    assert not models.ResourceBinding.objects.filter(pk=binding.pk).exists()
+    assert models.AuditEvent.objects.get(action="facade.binding_deleted").actor == superuser
+    assert console.post(url(models.DataSource, "delete", source.pk), {"post": "yes"}).status_code == 302
+    assert models.AuditEvent.objects.get(action="source.deleted").before["name"] == "regs"
+    assert console.post(url(models.Facade, "delete", facade.pk), {"post": "yes"}).status_code == 302
+    assert not models.Facade.objects.filter(slug="clinic").exists()
+    assert models.AuditEvent.objects.get(action="facade.deleted").actor == superuser
+
+
+def test_it_keeps_deployments_and_source_fields_read_only(console, superuser, json_patient) -> None:
+    version = actions.do_publish_version(json_patient, acting_user=superuser, message="v1")
+    facade = actions.do_create_facade(acting_user=superuser, slug="clinic", title="Clinic")
+    source = actions.do_create_data_source(acting_user=superuser, name="regs", source_format="json")
+    binding = actions.do_bind_resource(
+        facade, acting_user=superuser, resource_type="Patient", mapping=json_patient, source=source
+    )
+    deployment = models.Deployment.objects.create(binding=binding, version=version)
+    assert console.get(url(models.Deployment, "add")).status_code == 403
+    assert console.post(url(models.Deployment, "change", deployment.pk), {}).status_code == 403
+    assert console.post(url(models.Deployment, "delete", deployment.pk), {"post": "yes"}).status_code == 403
+    assert console.get(url(models.Deployment, "change", deployment.pk)).status_code == 200  # viewable
+    edit = console.post(url(models.DataSource, "change", source.pk), {"name": "renamed", "description": "x"})
+    assert edit.status_code == 403
+    assert models.DataSource.objects.get(pk=source.pk).name == "regs"
