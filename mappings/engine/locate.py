@@ -1,13 +1,14 @@
 """Point validation issues at the template line that wrote the offending element (opt-in: the editor asks for it).
 
 Validation speaks FHIRPath about the *output* (`Bundle.entry[3].resource.name[0].family`), which post-processing
-made from the rendered text: stray commas blanked, empty values pruned, Bundle entries merged by (resourceType, id).
-To find the line, the run is rendered once more with line markers (`environment.LineMarker`), the rendered text is
-parsed by a small position-aware JSON parser that keeps the offset of every key and item, and each expression is
-walked through that parse the way post-processing shaped the output: array indices count only the items that
-survived pruning, and `Bundle.entry[i]` is the i-th entry that survived merging. An element that was never written
-(a missing required one) is placed at the deepest ancestor found, a resource at its "resourceType" key; one written
-empty and pruned, at its own key. Anything unexpected leaves the issue without a line: this only explains.
+made from the rendered text: stray commas and members without a value (`"code": ,`) blanked, empty values pruned,
+Bundle entries merged by (resourceType, id). To find the line, the run is rendered once more with line markers
+(`environment.LineMarker`), the rendered text is parsed by a small position-aware JSON parser that keeps the offset
+of every key and item, and each expression is walked through that parse the way post-processing shaped the output:
+array indices count only the items that survived pruning, and `Bundle.entry[i]` is the i-th entry that survived
+merging. An element that was never written (a missing required one) is placed at the deepest ancestor found, a
+resource at its "resourceType" key; one written empty and pruned, at its own key. Anything unexpected leaves the
+issue without a line: this only explains.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class Node:
 
 
 def parse_positions(text: str) -> Node | None:
-    """Parse rendered output as the post-processor does (stray commas allowed), keeping offsets; None if it can't."""
+    """Parse rendered output as the post-processor does (stray commas and `"key": ,` allowed), keeping offsets; None if
+    it can't."""
     if len(text) > MAX_CHARS:
         return None
     try:
@@ -158,7 +160,14 @@ def _value(text: str, pos: int, depth: int) -> tuple[Node, int]:
             pos = WHITESPACE.match(text, key.end()).end()
             if not text.startswith(":", pos):
                 raise UnparseableError("expected ':'")
-            child, pos = _value(text, WHITESPACE.match(text, pos + 1).end(), depth + 1)
+            pos = WHITESPACE.match(text, pos + 1).end()
+            if text.startswith((",", "}"), pos):
+                # A member whose value printed nothing ("code": ,): the post-processor blanks it, so it never
+                # replaces an earlier one; kept dead at its own key when it is the only one.
+                members.setdefault(_decode(key.group()), (key.start(), Node(pos, pos, None, False)))
+                pos = _after_item(text, pos, "}")
+                continue
+            child, pos = _value(text, pos, depth + 1)
             members[_decode(key.group())] = (key.start(), child)  # a repeated name: the last one wins, as in orjson
             pos = _after_item(text, pos, "}")
         alive = any(child.alive for _, child in members.values())

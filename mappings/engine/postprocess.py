@@ -1,9 +1,10 @@
 """Stage 3: rendered text → a FHIR JSON value.
 
 Templates are easier to write when a loop may leave a trailing comma and an optional part may print nothing, so the
-parser tolerates stray commas; FHIR forbids empty strings, arrays and objects, so they are pruned; a Bundle's
-entries with the same resourceType and id are merged (two segments describing one Practitioner become one
-resource); transaction and batch Bundles get the `fullUrl` and `request` a server needs.
+parser tolerates stray commas and a member whose value printed nothing (`"code": ,` or `"code": }`, dropped like an
+empty value); FHIR forbids empty strings, arrays and objects, so they are pruned; a Bundle's entries with the same
+resourceType and id are merged (two segments describing one Practitioner become one resource); transaction and
+batch Bundles get the `fullUrl` and `request` a server needs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,57 @@ from .filters.values import fhir_id
 
 STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 STRAY = re.compile(r",(?=\s*[\]},])|[\[{][\s,]*,")
+# A member whose value printed nothing: `"code": ,` or `"code": }` (a helper or a variable that gave nothing).
+EMPTY_VALUE = re.compile(r":[ \t\n\r]*(?=[,}])")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _string_spans(text: str) -> tuple[list[tuple[int, int]], list[int]]:
+    """The spans of the JSON strings in `text` and their starts, to tell syntax from text."""
+    spans = [match.span() for match in STRING.finditer(text)]
+    return spans, [start for start, _ in spans]
+
+
+def _in_string(offset: int, spans: list[tuple[int, int]], starts: list[int]) -> bool:
+    index = bisect_right(starts, offset) - 1
+    return index >= 0 and offset < spans[index][1]
+
+
+def _previous_char(text: str, pos: int) -> str:
+    """The last character before `pos` that is not JSON whitespace ("" at the start)."""
+    pos -= 1
+    while pos >= 0 and text[pos] in " \t\n\r":
+        pos -= 1
+    return text[pos] if pos >= 0 else ""
+
+
+def forgive_empty_values(text: str) -> str:
+    """Blank out members whose value is missing (`"code": ,`, `"code": }`), key and colon, outside strings, so the
+    member is dropped as an empty value would be pruned. Only a string key, a colon and then a comma or a closing
+    brace qualify: `{"a" 1}` or an unterminated string stay errors. Blanking keeps every offset; the comma left
+    behind is then a stray one."""
+    candidates = list(EMPTY_VALUE.finditer(text))
+    if not candidates:
+        return text
+    spans, starts = _string_spans(text)
+    pieces, done = [], 0
+    for match in candidates:
+        colon = match.start()
+        if _in_string(colon, spans, starts):
+            continue  # `"a: }"` is text
+        index = bisect_right(starts, colon) - 1
+        if index < 0 or text[spans[index][1] : colon].strip(" \t\n\r"):
+            continue  # no string right before the colon: not a member, left for the parser to report
+        key_start = spans[index][0]
+        if key_start < done or _previous_char(text, key_start) not in ("{", ","):
+            continue  # a key follows "{" or ","; `"a": "b": ,` is a mistake, not an empty value
+        pieces.append(text[done:key_start])
+        pieces.append(" " * (colon + 1 - key_start))
+        done = colon + 1
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def remove_stray_commas(text: str) -> str:
@@ -28,15 +79,13 @@ def remove_stray_commas(text: str) -> str:
     candidates = list(STRAY.finditer(text))
     if not candidates:
         return text
-    spans = [match.span() for match in STRING.finditer(text)]
-    starts = [start for start, _ in spans]
+    spans, starts = _string_spans(text)
     pieces, done = [], 0
     for match in candidates:
         for offset, char in enumerate(match.group(), start=match.start()):
             if char != ",":
                 continue
-            index = bisect_right(starts, offset) - 1
-            if index >= 0 and offset < spans[index][1]:
+            if _in_string(offset, spans, starts):
                 continue  # a comma inside a JSON string is text, not syntax
             pieces.append(text[done:offset])
             pieces.append(" ")
@@ -46,13 +95,13 @@ def remove_stray_commas(text: str) -> str:
 
 
 def parse_output(text: str) -> object:
-    """Parse rendered output, tolerating stray commas. Raises FS-PST-001 with the offset in `column` (the caller
-    maps it to a template line)."""
+    """Parse rendered output, tolerating stray commas and members with an empty value. Raises FS-PST-001 with the
+    offset in `offset` (the caller maps it to a template line)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         pass
-    cleaned = remove_stray_commas(text)
+    cleaned = remove_stray_commas(forgive_empty_values(text))
     try:
         return orjson.loads(cleaned)
     except orjson.JSONDecodeError as exc:

@@ -56,7 +56,7 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.RND_FAIL_CALLED: lambda: codes_of_run("{{ fail('stop') }}"),
     ErrorCode.RND_TYPE: lambda: codes_of_run("{{ 1 + 'a' }}"),
     ErrorCode.RND_UNEXPECTED: lambda: codes_of_run("{{ 10.0 ** 1000 }}"),
-    ErrorCode.PST_NOT_JSON: lambda: codes_of_run('{"a": }'),
+    ErrorCode.PST_NOT_JSON: lambda: codes_of_run('{"a" 1}'),
     ErrorCode.PST_NOT_RESOURCE: lambda: codes_of_run("[1, 2]"),
     ErrorCode.PST_DUPLICATE_CONFLICT: lambda: codes_of_run(
         '{"resourceType": "Bundle", "type": "collection", "entry": ['

@@ -120,7 +120,28 @@ HASHED_ID = """{%- macro key() %}
      "gender": "{{ msg.sex }}"}}
  ]}"""
 
+# A helper that gave nothing leaves `"code": ,`: the member is dropped, and the required element it should have been
+# is placed at its own key; the elements after it are still found.
+HELPER_GAVE_NOTHING = """{"resourceType": "Observation",
+ "code": {{ codeable_concept(msg.none) }},
+ "subject": {{ reference("Patient", msg.none) }}
+ ,
+ "status": {{ msg.status | tojson }}}"""
+
 CASES = [
+    pytest.param(
+        HELPER_GAVE_NOTHING, {}, {}, "FS-VAL-001", "Observation.code", "template.j2", '"code"', id="no-value-member"
+    ),
+    pytest.param(
+        HELPER_GAVE_NOTHING,
+        {},
+        {"status": 5},
+        "FS-VAL-001",
+        "Observation.status",
+        "template.j2",
+        "msg.status",
+        id="after-members-without-value",
+    ),
     pytest.param(GENDER, {}, {"sex": "M"}, "FS-VAL-005", "Patient.gender", "template.j2", "msg.sex", id="gender"),
     pytest.param(
         WITH_SNIPPET,
@@ -459,7 +480,10 @@ def test_it_reads_the_fhirpath_validation_writes_and_stops_at_what_it_does_not_k
         ('{,"a": [,1,,2], , "b": null}', True),  # leading and doubled commas, as the post-processor blanks them
         (' \n{"a": "x\\"y\\u00e9,"} \n', True),
         ('{"a": -1.5e3, "b": false, "c": 0}', True),
+        ('{"code": , "a": [{"b": }], "c":\n}', True),  # members whose value printed nothing, as blanked
         ('{"a": 1 "b": 2}', False),  # a missing comma is not tolerated
+        ('{"a": "b": }', False),  # a value is not a key
+        ('{"a": 1, : }', False),
         ('{"a" 1}', False),
         ('{"a": 1} {"b": 2}', False),
         ('{"a": "unterminated}', False),
@@ -481,6 +505,14 @@ def test_it_keeps_the_offset_of_every_key_and_item_and_what_survived_pruning() -
     items = parse_positions('["", "x", {}, null, [[]], 1]').value
     assert [item.alive for item in items] == [False, True, False, False, False, True]
     assert [item.start for item in items] == [1, 5, 10, 14, 20, 26]
+
+
+def test_a_member_without_a_value_is_dead_at_its_key_and_never_replaces_an_earlier_one() -> None:
+    text = '{"a": 1, "a": , "b": , "c": {"d": }}'
+    root = parse_positions(text)
+    assert root.member("a")[1].value == 1 and root.member("a")[1].alive
+    assert text[root.member("b")[0] :].startswith('"b": ,') and not root.member("b")[1].alive
+    assert not root.member("c")[1].alive  # an object of nothing but empty members is pruned, as post-processing does
 
 
 def test_it_leaves_issues_unlocated_when_the_output_is_too_large_to_parse_here(monkeypatch) -> None:

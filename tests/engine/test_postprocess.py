@@ -2,8 +2,8 @@
 
 import pytest
 
-from mappings.engine import MappingError
-from mappings.engine.postprocess import parse_output, prune, remove_stray_commas
+from mappings.engine import MappingError, compile_mapping, run_mapping
+from mappings.engine.postprocess import forgive_empty_values, parse_output, prune, remove_stray_commas
 
 COMMAS = [
     ('{"a": [1, 2,],}', {"a": [1, 2]}),
@@ -19,6 +19,76 @@ COMMAS = [
 @pytest.mark.parametrize(("text", "expected"), COMMAS)
 def test_it_tolerates_stray_commas_outside_strings(text: str, expected: object) -> None:
     assert parse_output(text) == expected
+
+
+# A member whose value printed nothing (a helper or variable that gave nothing) is dropped, like an empty value.
+EMPTY_VALUES = [
+    ('{"a": 1, "code": , "b": 2}', {"a": 1, "b": 2}),
+    ('{"a": 1, "code": }', {"a": 1}),
+    ('{"code": , "a": 1}', {"a": 1}),
+    ('{"code":}', {}),
+    ('{"a": 1, "code":\n  }', {"a": 1}),
+    ('{"a": 1, "code": ,}', {"a": 1}),
+    ('{"a": [{"code": , "system": "x"}, {"code": }]}', {"a": [{"system": "x"}, {}]}),
+    ('{"a": [ , ]}', {"a": []}),
+    ('{"a": [1, , 2], "b": {"c": }}', {"a": [1, 2], "b": {}}),
+    ('{"a": {"code": }, "b": 1,}', {"a": {}, "b": 1}),
+    ('{"k\\"ey": , "a": 1}', {"a": 1}),  # an escaped quote inside the key
+    ('{"a": 1, "a": }', {"a": 1}),  # the empty one never replaces an earlier value
+    ('{"text": "a: , b: }", "x": }', {"text": "a: , b: }"}),  # inside a string, ": ," is text
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EMPTY_VALUES)
+def test_it_drops_a_member_whose_value_printed_nothing(text: str, expected: object) -> None:
+    assert parse_output(text) == expected
+
+
+# Real syntax errors stay FS-PST-001, with the offset of the mistake in the text as rendered.
+NOT_JSON = [
+    ('{"a": "unterminated}', 20),
+    ('{"a": "unterminated, "code": }', 22),
+    ('{"a" 1}', 5),  # a missing colon
+    ('{"a" , "b": 1}', 5),
+    ('{"a": 1 "b": 2}', 8),  # a missing comma
+    ('{a: , "b": 1}', 1),  # an unquoted key is not a member
+    ('{"a": 1, : }', 9),  # a colon without a key
+    ('{"a": [1, : ]}', 10),
+    ('{"a": "b" : }', 10),  # a value is not a key
+    ('{"a": tru}', 6),
+    ('{"a": 1, "code": ', 17),  # nothing after the colon at all: the output stops there
+    ('["code": ]', 7),
+]
+
+
+@pytest.mark.parametrize(("text", "offset"), NOT_JSON)
+def test_it_does_not_forgive_real_syntax_errors(text: str, offset: int) -> None:
+    with pytest.raises(MappingError) as caught:
+        parse_output(text)
+    assert caught.value.code == "FS-PST-001"
+    assert caught.value.offset == offset
+
+
+def test_it_blanks_a_member_without_a_value_without_moving_offsets() -> None:
+    text = '{"a": 1,\n "code": ,\n "b": tru}'
+    cleaned = forgive_empty_values(text)
+    assert len(cleaned) == len(text)
+    assert cleaned == '{"a": 1,\n         ,\n "b": tru}'
+    with pytest.raises(MappingError) as caught:
+        parse_output(text)
+    assert text[caught.value.offset :] == "tru}"  # a later error still points into the text as rendered
+
+
+def test_a_template_whose_helper_printed_nothing_runs() -> None:
+    template = (
+        '{"resourceType": "Observation", "status": "final",\n'
+        ' "code": {"coding": [{{ coding(msg.code, "http://loinc.org") }}], "text": "x"},\n'
+        ' "valueQuantity": {{ quantity(msg.value, "mg") }},\n'
+        ' "subject": {{ reference("Patient", msg.patient) }}}'
+    )
+    result = run_mapping(compile_mapping(template), "{}")
+    assert result.ok, [error.as_dict() for error in result.errors]
+    assert result.output == {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
 
 
 def test_it_blanks_commas_without_moving_offsets() -> None:
