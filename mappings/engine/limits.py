@@ -28,13 +28,15 @@ class Limits:
 class Budget:
     """What one run has left. Cheap to charge: loops call `tick()` once per iteration."""
 
-    __slots__ = ("deadline", "iterations", "limits", "warnings")
+    __slots__ = ("deadline", "iterations", "limits", "lookups", "warned", "warnings")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.perf_counter() + limits.render_timeout_ms / 1000
         self.iterations = 0
         self.warnings: list[MappingError] = []  # filters report dropped values here
+        self.warned: set[object] = set()  # the `once` keys of warnings already given
+        self.lookups = None  # the run's missing-key check (engine/missing.py), set once the source is parsed
 
     def tick(self) -> None:
         self.iterations += 1
@@ -55,7 +57,12 @@ class Budget:
                 "recursion or loops over large inputs, or raise the mapping's render time limit.",
             )
 
-    def warn(self, error: MappingError) -> None:
+    def warn(self, error: MappingError, once: object = None) -> None:
+        """Keep a warning; with `once` (e.g. its template line and key), only the first warning with that key."""
+        if once is not None:
+            if once in self.warned:
+                return
+            self.warned.add(once)
         error.severity = "warning"
         if len(self.warnings) < 100:  # a bad column repeated over 10k rows needn't give 10k warnings
             self.warnings.append(error)

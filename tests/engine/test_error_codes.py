@@ -55,6 +55,9 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.RND_UNKNOWN_TABLE: lambda: codes_of_run("{{ 'M' | translate('none') }}"),
     ErrorCode.RND_FAIL_CALLED: lambda: codes_of_run("{{ fail('stop') }}"),
     ErrorCode.RND_TYPE: lambda: codes_of_run("{{ 1 + 'a' }}"),
+    ErrorCode.RND_SWAPPED_ARGUMENTS: lambda: codes_of_run(
+        '{"resourceType": "Basic", "code": {"coding": [{{ coding("http://loinc.org", "718-7") }}]}}'
+    ),
     ErrorCode.RND_UNEXPECTED: lambda: codes_of_run("{{ 10.0 ** 1000 }}"),
     ErrorCode.PST_NOT_JSON: lambda: codes_of_run('{"a" 1}'),
     ErrorCode.PST_NOT_RESOURCE: lambda: codes_of_run("[1, 2]"),

@@ -3,6 +3,7 @@
 import pytest
 
 from mappings.engine import compile_mapping, run_mapping
+from mappings.engine.filters import documentation
 
 
 def render_value(expression: str, *, timezone: str = "UTC", tables: dict | None = None) -> object:
@@ -136,6 +137,117 @@ DATATYPES = [
 @pytest.mark.parametrize(("expression", "expected"), DATATYPES)
 def test_it_builds_fhir_data_types(expression: str, expected: object) -> None:
     assert render_value(expression) == expected
+
+
+# The helpers take the code or value FIRST (FHIR writes system|code): keywords say which is which, in any order.
+KEYWORD_CALLS = [
+    ("coding('718-7', 'http://loinc.org', 'Hb')", "coding(system='http://loinc.org', display='Hb', code='718-7')"),
+    ("coding('718-7', 'http://loinc.org')", "coding('718-7', system='http://loinc.org')"),
+    ("coding('718-7')", "coding(code='718-7')"),
+    ("coding('')", "coding(system='http://loinc.org', code='')"),
+    (
+        "codeable_concept('718-7', 'http://loinc.org', 'Hb', 'Haemoglobin')",
+        "codeable_concept(text='Haemoglobin', system='http://loinc.org', code='718-7', display='Hb')",
+    ),
+    ("codeable_concept(None, None, None, 'free text')", "codeable_concept(text='free text')"),
+    (
+        "identifier('123', 'urn:mrn', 'MR', 'usual')",
+        "identifier(system='urn:mrn', use='usual', value='123', type_code='MR')",
+    ),
+    ("identifier('123', 'urn:mrn')", "identifier(system='urn:mrn', value='123')"),
+    (
+        "quantity('5.5', 'mg', 'http://unitsofmeasure.org', 'mg')",
+        "quantity(unit='mg', value='5.5', code='mg', system='http://unitsofmeasure.org')",
+    ),
+    ("quantity('5.5', 'mg')", "quantity(unit='mg', value='5.5')"),
+    ("reference('Patient', 'abc', 'Pat')", "reference(resource_id='abc', display='Pat', resource_type='Patient')"),
+    ("extension('http://x/ext', 'code', 'F')", "extension(value='F', url='http://x/ext', value_type='code')"),
+]
+
+
+@pytest.mark.parametrize(("positional", "keywords"), KEYWORD_CALLS)
+def test_the_data_type_helpers_take_keyword_arguments_in_any_order(positional: str, keywords: str) -> None:
+    assert render_value(keywords) == render_value(positional)
+
+
+def warnings_of(template: str, payload: str = "{}", **options) -> list[tuple[str, int | None, str]]:
+    result = run_mapping(compile_mapping(template, **options), payload, validate=False)
+    assert result.output is not None, result.errors
+    return [(error.code, error.line, error.message) for error in result.errors if error.severity == "warning"]
+
+
+def in_basic(expression: str) -> str:
+    return '{"resourceType": "Basic",\n"code": {"text": "t"},\n"extension": [{"url": "urn:x", "valueString": {{ (' + (
+        expression + ") | tojson }}}]}"
+    )
+
+
+# FHIR's system|code order given to a helper that takes the code first: a warning at the line, output as written.
+SWAPPED = [
+    ("coding('http://loinc.org', '718-7')", "coding(system='http://loinc.org', code='718-7')"),
+    ("coding('urn:oid:2.16.840.1.113883.6.1', '718-7', 'Hb')", "coding(system='urn:oid:2.16.840.1.113883.6.1'"),
+    ("codeable_concept('http://snomed.info/sct', '22298006')", "codeable_concept(system='http://snomed.info/sct'"),
+    ("identifier('urn:oid:1.2.3', '12345', 'MR')", "identifier(system='urn:oid:1.2.3', value='12345')"),
+    ("identifier('https://example.org/mrn', 'A-7')", "identifier(system='https://example.org/mrn', value='A-7')"),
+    ("reference('abc', 'Patient')", "reference('Patient', msg.id)"),
+    ("quantity('mg', '5.5')", "quantity(value, unit, system, code)"),
+]
+
+
+@pytest.mark.parametrize(("expression", "advice"), SWAPPED)
+def test_it_warns_when_a_helper_gets_fhirs_order(expression: str, advice: str) -> None:
+    [(code, line, message)] = warnings_of(in_basic(expression))
+    assert (code, line) == ("FS-RND-008", 3)
+    assert advice in message
+
+
+# The order the helpers document, and values that merely look alike, give no warning.
+NOT_SWAPPED = [
+    "coding('718-7', 'http://loinc.org')",
+    "coding('http://loinc.org')",  # no system to compare with
+    "coding('urn:uuid:1b6c', 'urn:ietf:rfc:3986')",  # a URI as the code of a URI system (C-CDA ids)
+    "identifier('urn:uuid:1b6c', 'urn:ietf:rfc:3986')",
+    "identifier('123', 'urn:oid:1.2.3', 'MR')",
+    "codeable_concept('x', 'urn:local:codes')",
+    "reference('Patient', 'Abc')",
+    "reference('Patient', '')",
+    "quantity('n/a', 'mg')",  # not a number: nothing, as before, and no order to blame
+    "quantity('5', '10')",
+]
+
+
+@pytest.mark.parametrize("expression", NOT_SWAPPED)
+def test_it_does_not_warn_about_the_documented_order(expression: str) -> None:
+    assert warnings_of(in_basic(expression)) == []
+
+
+def test_it_warns_about_swapped_arguments_once_per_line_not_per_row() -> None:
+    template = (
+        '{"resourceType": "Bundle", "type": "collection", "entry": [{% for row in msg %}\n'
+        '{"resource": {"resourceType": "Basic", "code": {"coding": [{{ coding(row.system, row.code) }}]}}},\n'
+        "{% endfor %}]}"
+    )
+    payload = "system,code\nhttp://loinc.org,718-7\nhttp://loinc.org,2345-7\nhttp://loinc.org,1-8\n"
+    assert [(code, line) for code, line, _ in warnings_of(template, payload, source_format="csv")] == [
+        ("FS-RND-008", 2)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "order"),
+    [
+        ("coding", "coding(code, system, display)"),
+        ("codeable_concept", "codeable_concept(code, system, display, text)"),
+        ("identifier", "identifier(value, system, type_code, use)"),
+        ("quantity", "quantity(value, unit, system, code)"),
+        ("reference", "reference(resource_type, resource_id, display)"),
+    ],
+)
+def test_the_first_paragraph_the_editor_shows_gives_the_order_and_a_keyword_call(name: str, order: str) -> None:
+    [doc] = [row["doc"] for row in documentation() if row["name"] == name and row["kind"] == "function"]
+    first = doc.split("\n\n")[0]
+    assert order in first
+    assert f"{name}(" in first.replace(order, "") and "=" in first  # a call with named arguments
 
 
 def test_it_makes_deterministic_uuid_shaped_ids() -> None:

@@ -13,10 +13,11 @@ import re
 from decimal import Decimal, InvalidOperation
 
 import orjson
-from jinja2 import Undefined
+from jinja2 import Undefined, pass_environment
 from markupsafe import Markup
 
 from mappings.engine.errors import ErrorCode, MappingError
+from mappings.engine.limits import current_budget, template_line_here
 
 NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\u2028\u2029]')
 FHIR_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
@@ -122,27 +123,80 @@ def urn_uuid(resource_id: object) -> str:
     return f"urn:uuid:{_text(resource_id)}"
 
 
-def reference(resource_type: str, resource_id: object, display: object = None) -> dict | None:
-    """A Reference to `Type/id` (nothing when the id is empty)."""
+# A value that names a code system rather than being a code: `http://loinc.org`, `urn:oid:2.16…`, `urn:ietf:rfc:3986`.
+SYSTEM_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S|urn:[a-z0-9][a-z0-9-]*:\S)", re.IGNORECASE)
+RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{2,}$")
+
+
+def _swapped(env, helper: str, message: str) -> None:
+    """Warn, once per template line, that a helper's arguments look swapped (the output keeps them as written)."""
+    budget = current_budget()
+    if budget is not None:
+        template, line = template_line_here(env)
+        error = MappingError(ErrorCode.RND_SWAPPED_ARGUMENTS, message).located(template, line)
+        budget.warn(error, once=("swapped", helper, template, line))
+
+
+def _check_system_order(env, helper: str, first: str, value: object, system: object) -> None:
+    """`coding('http://loinc.org', '718-7')` is FHIR's system|code order given to a helper that takes the code
+    first: the "code" is a system URI and the "system" is not."""
+    code_text, system_text = _text(value), _text(system)
+    if system_text and SYSTEM_URI.match(code_text) and ":" not in system_text:
+        _swapped(
+            env,
+            helper,
+            f"{helper}() got the system {code_text!r} as its {first} and {system_text!r} as its system: its order "
+            f"is {helper}({first}, system, …), the reverse of FHIR's system|{first}. Name the arguments to be sure: "
+            f"{helper}(system={code_text!r}, {first}={system_text!r}).",
+        )
+
+
+@pass_environment
+def reference(env, resource_type: str, resource_id: object, display: object = None) -> dict | None:
+    """A Reference: `reference(resource_type, resource_id, display)`, the type first as in `Patient/123`; by name:
+    `reference(resource_type="Patient", resource_id=msg.id)`. Nothing when the id is empty."""
     if not _text(resource_id):
         return None
+    if not RESOURCE_TYPE.match(_text(resource_type)) and RESOURCE_TYPE.match(_text(resource_id)):
+        _swapped(
+            env,
+            "reference",
+            f"reference() got {_text(resource_type)!r} as the resource type and {_text(resource_id)!r} as the id: "
+            "its order is reference(resource_type, resource_id, display), e.g. reference('Patient', msg.id).",
+        )
     ref = {"reference": f"{resource_type}/{_text(resource_id)}"}
     if _text(display):
         ref["display"] = _text(display)
     return ref
 
 
-def coding(code: object, system: object = None, display: object = None) -> dict | None:
-    """A Coding; nothing when the code is empty."""
+def _coding(code: object, system: object, display: object) -> dict | None:
     if not _text(code):
         return None
     result = {"system": _text(system) or None, "code": _text(code), "display": _text(display) or None}
     return {key: value for key, value in result.items() if value is not None}
 
 
-def codeable_concept(code: object, system: object = None, display: object = None, text: object = None) -> dict | None:
-    """A CodeableConcept with one coding (and `text`, defaulting to the display); nothing when both are empty."""
-    one = coding(code, system, display)
+@pass_environment
+def coding(env, code: object = None, system: object = None, display: object = None) -> dict | None:
+    """A Coding: `coding(code, system, display)`. The code comes FIRST, the reverse of FHIR's `system|code`; name
+    the arguments to be sure: `coding(system="http://loinc.org", code="718-7", display="Hemoglobin")`. Nothing when
+    the code is empty; a system URI given as the code (the FHIR order) leaves a warning.
+
+    `coding("M", "http://hl7.org/fhir/administrative-gender")` → `{"system": "…", "code": "M"}`."""
+    _check_system_order(env, "coding", "code", code, system)
+    return _coding(code, system, display)
+
+
+@pass_environment
+def codeable_concept(
+    env, code: object = None, system: object = None, display: object = None, text: object = None
+) -> dict | None:
+    """A CodeableConcept with one coding: `codeable_concept(code, system, display, text)`, the code FIRST like
+    `coding()`; by name: `codeable_concept(system="http://loinc.org", code="718-7", display="Hemoglobin")`. `text`
+    defaults to the display; nothing when code and text are both empty."""
+    _check_system_order(env, "codeable_concept", "code", code, system)
+    one = _coding(code, system, display)
     label = _text(text) or _text(display)
     if one is None and not label:
         return None
@@ -154,8 +208,14 @@ def codeable_concept(code: object, system: object = None, display: object = None
     return result
 
 
-def identifier(value: object, system: object = None, type_code: object = None, use: object = None) -> dict | None:
-    """An Identifier; `type_code` is a v2-0203 code (MR, SS, DL…). Nothing when the value is empty."""
+@pass_environment
+def identifier(
+    env, value: object = None, system: object = None, type_code: object = None, use: object = None
+) -> dict | None:
+    """An Identifier: `identifier(value, system, type_code, use)`. The value comes FIRST, the reverse of FHIR's
+    `system|value`; name the arguments to be sure: `identifier(system="urn:oid:1.2.3", value=msg.mrn,
+    type_code="MR", use="usual")`. `type_code` is a v2-0203 code (MR, SS, DL…). Nothing when the value is empty."""
+    _check_system_order(env, "identifier", "value", value, system)
     if not _text(value):
         return None
     result: dict = {"value": _text(value)}
@@ -170,10 +230,25 @@ def identifier(value: object, system: object = None, type_code: object = None, u
     return result
 
 
-def quantity(value: object, unit: object = None, system: str = "http://unitsofmeasure.org", code: object = None):
-    """A Quantity from a number and a unit (UCUM by default; `code` defaults to the unit). Nothing if not a number."""
+@pass_environment
+def quantity(
+    env,
+    value: object = None,
+    unit: object = None,
+    system: str = "http://unitsofmeasure.org",
+    code: object = None,
+) -> dict | None:
+    """A Quantity: `quantity(value, unit, system, code)`, the number first; by name: `quantity(value=msg.dose,
+    unit="mg")`. UCUM by default; `code` defaults to the unit. Nothing if the value is not a number."""
     number = to_decimal(value)
     if number is None:
+        if _text(value) and to_decimal(unit) is not None:
+            _swapped(
+                env,
+                "quantity",
+                f"quantity() got {_text(value)!r} as the value and the number {_text(unit)!r} as the unit: its "
+                "order is quantity(value, unit, system, code), e.g. quantity(obx[5], obx[6][1]).",
+            )
         return None
     result: dict = {"value": number}
     if _text(unit):
