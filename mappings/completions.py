@@ -12,7 +12,11 @@ import importlib
 import inspect
 import pkgutil
 import re
+from collections.abc import Container
 
+import jinja2.defaults
+import jinja2.filters
+import jinja2.tests
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 
@@ -69,22 +73,46 @@ def _environment():
     return build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC")
 
 
+def _origin(name: str, builtins: Container[str]) -> str:
+    """ "studio" for the studio's FHIR helpers, "jinja" for Jinja's generic built-ins (even where the studio wraps
+    one, like `tojson` or `center`, to bound its output)."""
+    return "jinja" if name in builtins else "studio"
+
+
+def _studio_first(items: list[dict]) -> list[dict]:
+    return sorted(items, key=lambda item: (item["origin"] != "studio", item["name"]))
+
+
 @functools.cache
 def engine_names() -> dict[str, list[dict]]:
-    """Jinja's built-ins and the studio's FILTERS, GLOBALS and TESTS, exactly as a template's environment has them."""
+    """Jinja's built-ins and the studio's FILTERS, GLOBALS and TESTS, exactly as a template's environment has them:
+    the studio's FHIR helpers first, then Jinja's generic ones, each marked with its `origin`."""
     env = _environment()
     filters = [
-        {"name": name, "signature": _signature(name, function, drop_first=True), "doc": _doc(function)}
-        for name, function in sorted(env.filters.items())
+        {
+            "name": name,
+            "signature": _signature(name, function, drop_first=True),
+            "doc": _doc(function),
+            "origin": _origin(name, jinja2.filters.FILTERS),
+        }
+        for name, function in env.filters.items()
         if name not in HIDDEN
     ]
     functions = [
-        {"name": name, "signature": _signature(name, value, drop_first=False), "doc": _doc(value)}
-        for name, value in sorted(env.globals.items())
+        {
+            "name": name,
+            "signature": _signature(name, value, drop_first=False),
+            "doc": _doc(value),
+            "origin": _origin(name, jinja2.defaults.DEFAULT_NAMESPACE),
+        }
+        for name, value in env.globals.items()
         if callable(value)
     ]
-    tests = [{"name": name, "doc": _doc(function)} for name, function in sorted(env.tests.items())]
-    return {"filters": filters, "globals": functions, "tests": tests}
+    tests = [
+        {"name": name, "doc": _doc(function), "origin": _origin(name, jinja2.tests.TESTS)}
+        for name, function in env.tests.items()
+    ]
+    return {"filters": _studio_first(filters), "globals": _studio_first(functions), "tests": _studio_first(tests)}
 
 
 # --- the library: snippet macros and lookup tables --------------------------------------------------------------------

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import fhirpathpy
+from antlr4 import CommonTokenStream, InputStream
+from antlr4.error.ErrorListener import ErrorListener
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from mappings.engine import CompiledMapping, Limits, MappingResult, run_mapping
 
@@ -67,6 +72,34 @@ def check_assertion(output: dict, expression: str) -> str | None:
         return f"assertion {expression!r} could not be evaluated: {exc}"
     if value != [True]:
         return f"assertion {expression!r} is {value!r}, expected [true]"
+    return None
+
+
+class _RaiseOnSyntaxError(ErrorListener):
+    def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e) -> None:  # noqa: N802, N803 — ANTLR's API
+        # ANTLR lists every token it would have taken ("expecting {'+', '-', 'is', …}"): keep only short lists.
+        expected = re.search(r" expecting \{([^}]*)\}", msg)
+        if expected and expected.group(1).count(",") > 3:
+            msg = msg[: expected.start()] + msg[expected.end() :]
+        msg = msg.replace("mismatched input '<EOF>'", "the expression ends too early")
+        raise SyntaxError(f"at column {column + 1}: {msg}")
+
+
+def assertion_syntax_error(expression: str) -> str | None:
+    """None when the text is one FHIRPath expression, else the parser's complaint. fhirpathpy's own parse() ignores
+    syntax errors (its listener does nothing) and stops at the first token it cannot use, so `Patient.name)` would
+    pass; here fhirpathpy's generated parser reads the grammar's whole-input rule with a listener that raises."""
+    listener = _RaiseOnSyntaxError()
+    lexer = FHIRPathLexer(InputStream(expression))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(listener)
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    try:
+        parser.entireExpression()
+    except SyntaxError as exc:
+        return str(exc)
     return None
 
 

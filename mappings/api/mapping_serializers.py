@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from mappings.engine import SOURCE_FORMATS
 from mappings.models import Draft, Mapping, MappingVersion, SampleCase, TestRun
+from mappings.samples import assertion_syntax_error
 
 MAX_DB_INT = 2**31 - 1  # PositiveIntegerField on PostgreSQL: a larger number can only be "not found"
 
@@ -303,6 +304,12 @@ class TestRunDetailOut(TestRunOut):
         ]
 
 
+class TestRunQuery(serializers.Serializer):
+    __test__ = False
+
+    results = serializers.BooleanField(default=False, help_text="Include each run's per-case results")
+
+
 class TestRunRequest(serializers.Serializer):
     __test__ = False
 
@@ -401,6 +408,17 @@ class SampleUpdateRequest(serializers.Serializer):
             raise serializers.ValidationError("The expected output is a JSON object (a resource or Bundle), or null.")
         return value
 
+    def validate_assertions(self, value: list[str]) -> list[str]:
+        """Refused on save, not when the tests run: an assertion that is not FHIRPath could never pass."""
+        problems = [
+            f"Assertion {number} ({expression!r}) is not FHIRPath: {error}"
+            for number, expression in enumerate(value, start=1)
+            if (error := assertion_syntax_error(expression))
+        ]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
+
 
 class SampleCreateRequest(SampleUpdateRequest):
     name = serializers.SlugField(max_length=100)
@@ -453,6 +471,16 @@ class RenderRequest(serializers.Serializer):
         return value
 
 
+class FailedOutputOut(serializers.Serializer):
+    text = serializers.CharField(help_text="The rendered output (at most 200,000 characters, around the error)")
+    start = serializers.IntegerField(help_text="Where `text` begins in the whole output (0 unless truncated)")
+    offset = serializers.IntegerField(
+        allow_null=True, help_text="Where parsing failed, counted from the start of the whole output"
+    )
+    total_chars = serializers.IntegerField(help_text="Length of the whole output")
+    truncated = serializers.BooleanField(help_text="`text` is a window of a longer output")
+
+
 class RenderOut(serializers.Serializer):
     """A completed run, successful or not: a template that does not compile or a payload that does not parse is
     reported here (ok false, errors with stage and line), not as an HTTP error."""
@@ -464,4 +492,9 @@ class RenderOut(serializers.Serializer):
     timings = serializers.DictField(
         child=serializers.FloatField(), help_text="Milliseconds: compile, parse, render, postprocess, validate, total"
     )
-    trace = serializers.DictField(help_text="source_format, rendered_bytes, resources; the rendered text on FS-PST-001")
+    trace = serializers.DictField(help_text="source_format, rendered_bytes, resources")
+    rendered = FailedOutputOut(
+        allow_null=True,
+        help_text="Only when the output is not JSON (FS-PST-001): the text the template wrote, to show with the error "
+        "marked; null otherwise",
+    )

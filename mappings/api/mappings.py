@@ -50,6 +50,7 @@ from mappings.api.mapping_serializers import (
     SavedDraftOut,
     TestRunDetailOut,
     TestRunOut,
+    TestRunQuery,
     TestRunRequest,
     VersionDetailOut,
     VersionDiffOut,
@@ -58,7 +59,7 @@ from mappings.api.mapping_serializers import (
 from mappings.compiling import compile_draft, compile_version
 from mappings.conf import engine_limits
 from mappings.diffs import version_diff
-from mappings.engine import CompiledMapping, MappingError, operation_outcome, run_mapping
+from mappings.engine import CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
 from mappings.models import Mapping, TestRun
 
 TAG = "mappings"
@@ -301,6 +302,25 @@ class VersionRestore(StudioAPIView):
 # --- render ---------------------------------------------------------------------------------------------------------
 
 
+RENDERED_CAP = 200_000  # characters of a failed output sent to the editor (a window around the error when larger)
+
+
+def failed_output(text: str, offset: int | None) -> dict:
+    """The rendered text that could not be parsed as JSON, for the editor to show with the bad spot marked: all of
+    it when small, else RENDERED_CAP characters around the error. `offset` counts from the start of the whole
+    output; `start` is where `text` begins in it."""
+    start = 0
+    if len(text) > RENDERED_CAP:
+        start = max(0, min((offset or 0) - RENDERED_CAP // 2, len(text) - RENDERED_CAP))
+    return {
+        "text": text[start : start + RENDERED_CAP],
+        "start": start,
+        "offset": offset,
+        "total_chars": len(text),
+        "truncated": len(text) > RENDERED_CAP,
+    }
+
+
 def _milliseconds_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
@@ -321,6 +341,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
             "errors": [error.as_dict() for error in errors],
             "timings": {"compile": took, "total": took},
             "trace": {},
+            "rendered": None,
         }
     compile_ms = _milliseconds_since(started)
     result = run_mapping(
@@ -332,13 +353,17 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
         variables=options.get("variables"),
         locate_issues=options.get("locate", True),
     )
+    trace = dict(result.trace)
+    text = trace.pop("rendered", None)  # the whole output, uncapped: only its capped window leaves, as `rendered`
+    not_json = next((error for error in result.errors if error.error is ErrorCode.PST_NOT_JSON), None)
     return {
         "ok": result.ok,
         "output": result.output,
         "issues": result.issues,
         "errors": [error.as_dict() for error in result.errors],
         "timings": {"compile": compile_ms, **result.timings, "total": round(compile_ms + result.timings["total"], 3)},
-        "trace": result.trace,
+        "trace": trace,
+        "rendered": failed_output(text, not_json.offset) if text is not None and not_json else None,
     }
 
 
@@ -437,19 +462,26 @@ class TestRunList(StudioAPIView):
 
     @extend_schema(
         operation_id="mappings_test_runs_list",
-        parameters=PAGE_PARAMETERS,
+        parameters=[TestRunQuery, *PAGE_PARAMETERS],
         tags=[TAG],
-        summary="Recorded test runs, newest first (without per-case results)",
-        responses={200: page_of(TestRunOut), **errors(404)},
+        summary="Recorded test runs, newest first (per-case results only with results=true)",
+        description="The first row is the mapping's last test run, the one the mapping list shows; the editor asks "
+        "for it with `page_size=1&results=true`.",
+        responses={200: page_of(TestRunDetailOut), **errors(400, 404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
+        query = TestRunQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        with_results = query.validated_data["results"]
         runs = (
             mapping.test_runs.select_related("version", "created_by")
-            .defer("results", "version__template", "version__snippets", "version__lookup_tables")
+            .defer("version__template", "version__snippets", "version__lookup_tables")
             .order_by("-created_at", "-id")
         )
-        return paginated(self, request, runs, TestRunOut)
+        if not with_results:
+            runs = runs.defer("results")
+        return paginated(self, request, runs, TestRunDetailOut if with_results else TestRunOut)
 
     @extend_schema(
         tags=[TAG],

@@ -24,6 +24,22 @@ def test_it_lists_the_engines_filters_functions_and_tests_with_their_docs(api) -
     assert "present" in {item["name"] for item in body["tests"]}
 
 
+def test_it_lists_the_fhir_helpers_before_jinjas_generic_builtins_marked_as_such(api) -> None:
+    body = api["viewer"].get(URL + "?part=engine").json()
+    for group in ("filters", "globals", "tests"):
+        origins = [item["origin"] for item in body[group]]
+        assert set(origins) == {"studio", "jinja"}, group
+        first_jinja = origins.index("jinja")
+        assert "studio" not in origins[first_jinja:], f"{group}: a FHIR helper after Jinja's built-ins"
+    filters = {item["name"]: item["origin"] for item in body["filters"]}
+    assert filters["fhir_date"] == filters["translate_code"] == filters["urn_uuid"] == "studio"
+    assert filters["center"] == filters["filesizeformat"] == filters["tojson"] == "jinja"  # generic, even if wrapped
+    functions = {item["name"]: item["origin"] for item in body["globals"]}
+    assert functions["coding"] == functions["codeable_concept"] == "studio"
+    assert functions["range"] == functions["namespace"] == "jinja"
+    assert body["filters"][0]["origin"] == "studio"
+
+
 def test_it_lists_the_librarys_snippet_macros_and_lookup_tables(api, json_patient) -> None:
     body = api["viewer"].get(URL + "?part=library").json()
     assert set(body) == {"snippets", "lookup_tables"}

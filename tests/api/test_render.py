@@ -73,7 +73,38 @@ def test_it_points_a_json_error_in_unsaved_text_at_its_template_line(api, json_p
         4,
     )
     assert body["issues"]["issue"][0]["details"]["coding"][0]["code"] == "FS-PST-001"
-    assert body["trace"]["rendered"] == template  # what the template wrote, for the editor to show
+    # What the template wrote, for the editor to show with the bad spot marked: the missing comma before line 4.
+    rendered = body["rendered"]
+    assert (rendered["text"], rendered["start"], rendered["truncated"]) == (template, 0, False)
+    assert rendered["total_chars"] == len(template)
+    assert template[rendered["offset"] :].startswith('"active"')
+    assert "rendered" not in body["trace"]  # the uncapped copy stays on the server
+
+
+def test_it_sends_no_rendered_text_when_the_output_is_json(api, json_patient) -> None:
+    body = render(api["viewer"], payload=PAYLOAD).json()
+    assert body["ok"] is True
+    assert body["rendered"] is None
+    invalid = render(api["viewer"], payload=PAYLOAD, template='{"resourceType": "Patient", "gender": "x"}').json()
+    assert invalid["ok"] is False and invalid["rendered"] is None  # invalid FHIR, but JSON: the output is shown
+    broken = render(api["viewer"], payload=PAYLOAD, template='{"resourceType": "Patient", "id": "{{ 1 // 0 }}"}')
+    assert broken.json()["rendered"] is None  # failed before post-processing: nothing was written
+
+
+def test_it_caps_a_long_failed_output_around_the_error(api, json_patient) -> None:
+    from mappings.api.mappings import RENDERED_CAP
+
+    filler = ", ".join(f'"k{number}": "{"v" * 40}"' for number in range(8000))  # ~440,000 characters of JSON
+    template = '{"resourceType": "Patient", ' + filler + ', "broken": tru, ' + filler + "}"
+    body = render(api["viewer"], payload=PAYLOAD, template=template).json()
+    assert body["errors"][0]["code"] == "FS-PST-001"
+    rendered = body["rendered"]
+    assert rendered["truncated"] is True
+    assert rendered["total_chars"] == len(template)
+    assert len(rendered["text"]) == RENDERED_CAP
+    assert 0 < rendered["start"] < rendered["offset"] < rendered["start"] + RENDERED_CAP
+    assert template[rendered["start"] : rendered["start"] + RENDERED_CAP] == rendered["text"]
+    assert template[rendered["offset"] - 20 : rendered["offset"] + 5].count("tru") == 1
 
 
 def test_it_reports_unsaved_text_that_does_not_compile_as_a_result_not_an_http_error(api, json_patient) -> None:

@@ -116,6 +116,51 @@ def test_it_refuses_a_malformed_sample(api, json_patient, body, field) -> None:
     assert SampleCase.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("assertion", "complaint"),
+    [
+        ("Bundle.entry.where(", "ends too early"),
+        ("Patient.name)", "extraneous input ')'"),
+        ("Patient..name", "extraneous input '.'"),
+        ("Patient.gender = 'male", "token recognition error"),
+        ("Patient.active Patient.gender", "input 'Patient' expecting <EOF>"),
+    ],
+)
+def test_it_refuses_an_assertion_that_is_not_fhirpath_naming_it(api, json_patient, assertion, complaint) -> None:
+    good = "Patient.gender = 'male'"
+    response = api["author"].post(
+        SAMPLES, {"name": "bad", "payload": "{}", "assertions": [good, assertion]}, format="json"
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    [message] = body["details"]["assertions"]
+    assert message.startswith(f"Assertion 2 ({assertion!r}) is not FHIRPath: at column ")
+    assert complaint in message
+    assert not SampleCase.objects.filter(name="bad").exists()
+
+    changed = api["author"].patch(ONE, {"assertions": [assertion]}, format="json")
+    assert changed.status_code == 400
+    assert "Assertion 1" in changed.json()["details"]["assertions"][0]
+    assert SampleCase.objects.get(name="example-patient").assertions == [
+        "Patient.gender = 'male'",
+        "Patient.name.family = 'Smith'",
+    ]
+
+
+def test_it_accepts_the_fhirpath_the_demo_and_examples_use(api, json_patient) -> None:
+    assertions = [
+        "Bundle.entry.resource.ofType(Patient).name.family = 'EVERYMAN'",
+        "Patient.birthDate >= @2000-01-01",
+        "name.where(use = 'official').given.first().exists()",
+        "Bundle.entry.select(resource as Patient).count() = 1",
+        "iif(Patient.active, 1, 2) = 1",
+        "%resource.id.exists() implies Patient.id.exists()",
+    ]
+    response = api["author"].patch(ONE, {"assertions": assertions}, format="json")
+    assert response.status_code == 200, response.json()
+
+
 def test_it_shows_one_sample(api, json_patient) -> None:
     response = api["viewer"].get(ONE)
     assert response.status_code == 200
