@@ -118,9 +118,23 @@ def test_it_saves_adds_a_tested_sample_publishes_compares_and_restores(open_brow
     assert "failed" in golden.inner_text() and "batch" in golden.locator("pre.diff").inner_text()
     browser.screenshot("editor-samples")
 
+    # The publish dialog shows the draft's test result and asks before publishing a draft that fails its samples.
     page.click("#publish-open")
+    tests = page.locator("#publish-tests.bad")
+    tests.wait_for()
+    assert "1 passed, 4 failed" in tests.inner_text()
+    assert "adt-a01-full" in tests.inner_text() and "batch-type" not in tests.inner_text()
     page.fill("#publish-form textarea[name=message]", "Send as a batch")
     page.click("#publish")
+    ask = page.locator("#ask-dialog[open]")
+    ask.wait_for()
+    assert "fails 4 of 5 samples" in ask.inner_text() and "adt-a01-full" in ask.inner_text()
+    browser.screenshot("editor-publish-failing")
+    page.click("#ask-no")
+    assert page.locator("#publish-dialog[open]").count() == 1
+    assert Mapping.objects.get(slug="hl7v2-adt-a01").versions.count() == 1  # not published
+    page.click("#publish")
+    page.click("#ask-yes")
     page.wait_for_selector("#banner:has-text('Published version 2')")
 
     browser.open(f"{ADT}history")

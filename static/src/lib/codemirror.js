@@ -9,7 +9,7 @@ import {
 } from "@codemirror/language";
 import { lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
 import { highlightSelectionMatches, search, searchKeymap } from "@codemirror/search";
-import { EditorState } from "@codemirror/state";
+import { Compartment, EditorState, Transaction } from "@codemirror/state";
 import { tags } from "@lezer/highlight";
 import {
   crosshairCursor, drawSelection, dropCursor, EditorView, highlightActiveLine, highlightActiveLineGutter,
@@ -32,12 +32,15 @@ const hl7v2 = StreamLanguage.define({
   tokenTable: { separator: tags.separator },
 });
 
+// Undo history in a compartment, so loading a document can start it afresh (see setText).
+const undoHistory = new Compartment();
+
 function common({ readOnly = false, onChange, keys = [] }) {
   return [
     lineNumbers(),
     highlightActiveLineGutter(),
     highlightSpecialChars(),
-    history(),
+    undoHistory.of(history()),
     foldGutter(),
     drawSelection(),
     dropCursor(),
@@ -105,9 +108,17 @@ export function jsonView(parent, { label } = {}) {
   });
 }
 
+// Replace the whole text: loading a document (a draft, a sample, a revision), not an edit. It stays out of the undo
+// history, and the history starts afresh, so one Ctrl-Z on a freshly opened editor cannot empty it (a save would then
+// store the empty text) and no earlier edit is undone into the new text.
 export function setText(view, text) {
   if (view.state.doc.toString() === text) return;
-  view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+  view.dispatch({
+    changes: { from: 0, to: view.state.doc.length, insert: text },
+    annotations: Transaction.addToHistory.of(false),
+    effects: undoHistory.reconfigure([]),
+  });
+  view.dispatch({ effects: undoHistory.reconfigure(history()) });
 }
 
 // Select a 1-based line and scroll it into view (clicking a problem jumps to where it happened).

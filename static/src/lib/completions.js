@@ -12,6 +12,24 @@ const VARIABLES = [
   { label: "loop", detail: "inside a for: index, first, last…" },
 ];
 
+// The studio's FHIR helpers come first; Jinja's generic built-ins (center, filesizeformat, …) after them, marked.
+const SECTIONS = {
+  studio: { name: "FHIR helpers", rank: 0 },
+  jinja: { name: "Jinja built-in", rank: 1 },
+};
+
+function helper(item) {
+  const builtin = item.origin === "jinja";
+  return {
+    label: item.name,
+    type: builtin ? "text" : "function",
+    detail: builtin ? `${item.signature} · Jinja built-in` : item.signature,
+    info: item.doc || undefined,
+    section: SECTIONS[item.origin] || SECTIONS.studio,
+    boost: builtin ? -1 : 1,
+  };
+}
+
 export function completionSource(config) {
   let library = null;
   const elements = new Map();
@@ -41,9 +59,7 @@ export function completionSource(config) {
     let match;
 
     if ((match = before.match(/\|\s*(\w*)$/))) {
-      return result(match[1], (data.filters || []).map((filter) => ({
-        label: filter.name, type: "function", detail: filter.signature, info: filter.doc,
-      })));
+      return result(match[1], (data.filters || []).map(helper));
     }
     if ((match = before.match(/\{%-?\s*(\w*)$/))) {
       return result(match[1], TAGS.map((tag) => ({ label: tag, type: "keyword" })));
@@ -87,7 +103,7 @@ export function completionSource(config) {
     }
     if (inExpression(before) && (match = before.match(/(?:^|[^\w.])(\w*)$/))) {
       const aliases = [...importedAs(context.state.doc.toString()).keys()].map((name) => ({ label: name, type: "namespace" }));
-      const globals = (data.globals || []).map((item) => ({ label: item.name, type: "function", detail: item.signature, info: item.doc }));
+      const globals = (data.globals || []).map(helper);
       if (match[1] || context.explicit) return result(match[1], [...VARIABLES.map((v) => ({ ...v, type: "variable" })), ...aliases, ...globals]);
     }
     if ((match = before.match(/(?:^|[{,]\s*)"(\w*)$/)) && !inExpression(before)) {
