@@ -1,32 +1,96 @@
-// Facades: list (/api/facades/) and create.
+// Facades: search and page through /api/facades/ (the search and the page are kept in the URL, so a reload or a shared
+// link shows the same list), and create one.
 import { api, get, pageConfig } from "../lib/api.js";
-import { $, h } from "../lib/dom.js";
+import { $, debounce, h } from "../lib/dom.js";
 
 const config = pageConfig();
+const PAGE_SIZE = 20;
+const plural = (count, noun, nouns = `${noun}s`) => `${count} ${count === 1 ? noun : nouns}`;
+const filters = $("#facade-filters");
+const url = new URL(window.location.href);
+let page = Math.max(1, Number(url.searchParams.get("page")) || 1);
+filters.elements.search.value = url.searchParams.get("search") || "";
 
-async function load() {
-  const page = await get("/api/facades/?page_size=200");
-  $("#facades tbody").replaceChildren(...(page.results.length ? page.results.map((facade) => h("tr", { dataset: { slug: facade.slug } },
-    h("td", {}, h("a", { href: `/facades/${facade.slug}/` }, h("strong", {}, facade.title)), h("div", { class: "hint" }, facade.slug)),
+function keepInUrl() {
+  const next = new URL(window.location.href);
+  const search = filters.elements.search.value.trim();
+  if (search) next.searchParams.set("search", search);
+  else next.searchParams.delete("search");
+  if (page > 1) next.searchParams.set("page", String(page));
+  else next.searchParams.delete("page");
+  window.history.replaceState(null, "", next);
+}
+
+function row(facade) {
+  return h("tr", { dataset: { slug: facade.slug } },
+    h("td", { class: "title" }, h("a", { href: `/facades/${facade.slug}/`, title: facade.title }, h("strong", {}, facade.title)),
+      h("div", { class: "hint" }, facade.slug)),
     h("td", {}, h("a", { href: `${facade.base_url}metadata` }, h("code", {}, facade.base_url))),
     h("td", {}, h("span", { class: `badge ${facade.status === "active" ? "ok" : "warn"}` }, facade.status)),
-    h("td", {}, facade.bindings.map((binding) => h("div", {}, `${binding.resource_type} ← ${binding.mapping}`,
-      binding.live ? ` v${binding.live.version}` : " (not deployed)"))),
-  )) : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, "No facade yet."))]));
+    h("td", {}, facade.bindings.length ? facade.bindings.map((binding) => h("div", {}, `${binding.resource_type} ← ${binding.mapping}`,
+      binding.live ? ` v${binding.live.version}` : " (not deployed)")) : h("span", { class: "hint" }, "nothing yet")));
 }
+
+async function load() {
+  const search = filters.elements.search.value.trim();
+  const params = new URLSearchParams({ page_size: String(PAGE_SIZE), page: String(page) });
+  if (search) params.set("search", search);
+  let result;
+  try {
+    result = await get(`/api/facades/?${params}`);
+  } catch (error) {
+    if (error.status === 404 && page > 1) { // past the last page (rows were deleted): show the first
+      page = 1;
+      return load();
+    }
+    $("#facades tbody").replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "error" }, error.message)));
+    return;
+  }
+  keepInUrl();
+  const empty = search ? `No facade matches “${search}”.` : "No facade yet.";
+  $("#facades tbody").replaceChildren(...(result.results.length ? result.results.map(row)
+    : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, empty))]));
+  const pages = Math.max(1, Math.ceil(result.count / PAGE_SIZE));
+  $("#page-status").textContent = `Page ${page} of ${pages} · ${plural(result.count, "facade")}${search ? " found" : ""}`;
+  $("#page-previous").disabled = !result.previous;
+  $("#page-next").disabled = !result.next;
+  $("#pager").hidden = pages === 1;
+}
+
+filters.addEventListener("submit", (event) => event.preventDefault());
+filters.addEventListener("input", debounce(() => {
+  page = 1;
+  load();
+}, 200));
+$("#page-previous").addEventListener("click", () => {
+  page -= 1;
+  load();
+});
+$("#page-next").addEventListener("click", () => {
+  page += 1;
+  load();
+});
 
 if (config.canWrite) {
   const form = $("#new-form");
-  $("#new-open").addEventListener("click", () => { form.hidden = false; form.elements.slug.focus(); });
+  const slug = form.elements.slug;
+  $("#new-open").addEventListener("click", () => { form.hidden = false; slug.focus(); });
   $("#new-cancel").addEventListener("click", () => (form.hidden = true));
+  slug.addEventListener("input", () => slug.setCustomValidity(""));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    // The browser's "Please match the requested format" does not say the rule.
+    const problem = slug.validity.valueMissing ? "Give the facade a slug: it is its URL."
+      : slug.validity.patternMismatch ? "Use lower-case letters, digits and hyphens, starting with a letter or digit (e.g. lab-results)." : "";
+    slug.setCustomValidity(problem);
+    if (!form.reportValidity()) return;
     const body = Object.fromEntries(new FormData(form));
     try {
       await api("POST", "/api/facades/", { body });
       window.location.href = `/facades/${body.slug}/`;
     } catch (error) {
-      $("#new-error").textContent = error.message;
+      const fields = Object.entries(error.details || {}).map(([name, messages]) => `${name}: ${[].concat(messages).join(" ")}`);
+      $("#new-error").textContent = [error.message, ...fields].join(" — ");
       $("#new-error").hidden = false;
     }
   });

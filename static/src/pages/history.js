@@ -1,5 +1,6 @@
-// Versions of a mapping: history, side-by-side diff of any two versions or the draft, restore, and the impact of a
-// change on every stored sample (outputs compared by the API's /impact endpoint).
+// Versions of a mapping: history (with the facades each version serves), side-by-side diff of any two versions or
+// the draft, restore, and the impact of a change on every stored sample (outputs compared by the API's /impact
+// endpoint).
 import { MergeView } from "@codemirror/merge";
 import { api, get, getAll, pageConfig, post } from "../lib/api.js";
 import { EditorState, EditorView } from "../lib/codemirror.js";
@@ -12,6 +13,7 @@ const config = pageConfig();
 const base = `/api/mappings/${config.slug}`;
 const texts = new Map(); // "draft" | number → template text
 let versions = [];
+let served = []; // the facade bindings this mapping serves (/api/bindings/?mapping=), each with its live deployment
 let merge = null;
 
 async function templateOf(side) {
@@ -24,6 +26,18 @@ async function templateOf(side) {
 
 const label = (side) => (side === "draft" ? "Draft (not yet published)" : `v${side} · ${versions.find((v) => v.number === side)?.message || ""}`);
 
+// "served by demo/Patient": the bindings whose live deployment runs this version, and those still indexing it.
+function servedBy(number) {
+  const badges = [];
+  for (const binding of served) {
+    const where = `${binding.facade}/${binding.resource_type}`;
+    const link = (text, kind, title) => h("a", { class: `badge ${kind} served`, href: `/facades/${binding.facade}/`, title }, text);
+    if (binding.live?.version === number) badges.push(link(`served by ${where}`, "ok", `${binding.facade_title}: ${binding.resource_type} runs v${number}`));
+    if (binding.pending?.version === number) badges.push(link(`indexing for ${where}`, "muted", "Serves once its index is built"));
+  }
+  return badges.length ? h("div", { class: "row served-by" }, badges) : null;
+}
+
 function renderVersions() {
   const list = $("#versions");
   list.replaceChildren(h("li", { class: "version draft", value: versions.length + 1 }, h("strong", {}, "Draft"), " ",
@@ -34,6 +48,7 @@ function renderVersions() {
       h("div", {}, h("strong", {}, `v${version.number}`), " ", version.message),
       h("div", { class: "hint" }, `${version.author || "?"} · ${ago(version.created_at)} · `, h("code", { title: "content hash" }, version.content_hash.slice(0, 10)),
         run ? h("span", { class: `badge ${run.failed ? "bad" : "ok"}` }, `${run.passed} passed, ${run.failed} failed`) : null),
+      servedBy(version.number),
       h("div", { class: "row" },
         h("button", { type: "button", class: "link", onclick: () => compare(version.number - 1 || "draft", version.number) }, "What changed"),
         config.canWrite ? h("button", { type: "button", class: "link restore", onclick: () => restore(version.number) }, `Restore v${version.number} into the draft`) : null)));
@@ -125,7 +140,7 @@ async function restore(number) {
 $("#compare").addEventListener("change", () => compare(sideOf($("#compare-from").value), sideOf($("#compare-to").value)));
 $("#impact").addEventListener("click", impact);
 
-versions = await getAll(`${base}/versions/`);
+[versions, served] = await Promise.all([getAll(`${base}/versions/`), getAll(`/api/bindings/?mapping=${config.slug}&page_size=500`)]);
 renderVersions();
 fillSelects();
 if (versions.length) await compare(versions[0].number, "draft");
