@@ -272,7 +272,7 @@ async function loadHistory() {
   $("#deployments tbody").replaceChildren(...history.results.map((row) => h("tr", {},
     h("td", { title: row.deployed_at }, ago(row.deployed_at)), h("td", {}, row.resource_type),
     h("td", {}, `${row.mapping} v${row.version}`), h("td", {}, row.deployed_by || ""),
-    h("td", {}, row.ready ? plural(row.indexed, "resource") : ""), h("td", {}, row.rollback_of ? "rollback" : ""))));
+    h("td", {}, row.ready || row.indexed ? plural(row.indexed, "resource") : ""), h("td", {}, row.rollback_of ? "rollback" : ""))));
 }
 
 async function loadMetrics() {
