@@ -24,4 +24,5 @@ def convert_batch(version_id: int, source_id: int) -> dict:
 
 @shared_task(**JOB, soft_time_limit=1800, time_limit=2000)
 def index_deployment(deployment_id: int) -> int:
-    return index_deployment_direct(deployment_id).indexed
+    deployment = index_deployment_direct(deployment_id)
+    return deployment.indexed if deployment else 0

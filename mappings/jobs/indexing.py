@@ -24,9 +24,13 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 
 
-def index_deployment_direct(deployment_id: int) -> Deployment:
+def index_deployment_direct(deployment_id: int) -> Deployment | None:
+    """The deployment as indexed, or None when it was deleted (with its binding or facade) before the job ran."""
     started = time.perf_counter()
-    deployment = Deployment.objects.select_related("binding__source", "version").get(pk=deployment_id)
+    deployment = Deployment.objects.select_related("binding__source", "version").filter(pk=deployment_id).first()
+    if deployment is None:
+        logger.info("deployment %s was deleted before it was indexed: nothing to do", deployment_id)
+        return None
     binding, source = deployment.binding, deployment.binding.source
     compiled = compile_version(deployment.version)
     limits = engine_limits()

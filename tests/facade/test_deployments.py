@@ -159,3 +159,10 @@ def test_indexing_reads_records_in_the_source_s_format_not_the_mapping_s(served)
     # The JSON record read as the HL7 v2 the source says it holds: no MSH segment.
     assert deployment.indexed == 0
     assert [error["code"] for error in deployment.index_errors] == ["FS-SRC-010"]
+
+
+def test_indexing_a_deployment_deleted_before_its_job_ran_does_nothing(served) -> None:
+    deployment = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    actions.do_delete_binding(served["binding"], acting_user=served["author"])
+    assert index_deployment_direct(deployment.pk) is None
+    assert not Deployment.objects.filter(pk=deployment.pk).exists()
