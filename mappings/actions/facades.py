@@ -7,6 +7,7 @@ to take away what something else still uses: a data source a binding reads is `i
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -74,6 +75,28 @@ def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields:
     return facade
 
 
+SOURCE_NEEDS = {"http": ("base_url", "read_path", "search_path"), "sql": ("database", "read_query", "search_query")}
+
+
+def _checked_config(kind: str, config: dict | None) -> dict:
+    """A live source's settings must say where to ask (the API, the admin and the demo all create through here)."""
+    config = config or {}
+    missing = [key for key in SOURCE_NEEDS.get(kind, ()) if not isinstance(config.get(key), str)]
+    if missing:
+        raise StudioError(
+            "invalid",
+            "The source's settings are incomplete.",
+            details={"config": [f"A {kind} source needs {', '.join(missing)}."]},
+        )
+    if kind == DataSource.Kind.SQL and config["database"] not in settings.FHIR_STUDIO["SQL_SOURCES"]:
+        raise StudioError(
+            "invalid",
+            "The source names an unknown database.",
+            details={"config": ["database must be a name from FHIR_STUDIO_SQL_SOURCES."]},
+        )
+    return config
+
+
 @transaction.atomic(durable=True)
 def do_create_data_source(
     *,
@@ -87,7 +110,7 @@ def do_create_data_source(
     if DataSource.objects.filter(name=name).exists():
         raise StudioError("conflict", f"A data source '{name}' already exists.")
     source = DataSource.objects.create(
-        name=name, source_format=source_format, description=description, kind=kind, config=config or {}
+        name=name, source_format=source_format, description=description, kind=kind, config=_checked_config(kind, config)
     )
     audit(acting_user, AuditAction.SOURCE_CREATED, source, after={"name": name, "source_format": source_format})
     return source

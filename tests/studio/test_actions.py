@@ -140,3 +140,9 @@ def test_it_refuses_to_publish_a_table_named_through_a_variable_until_it_is_list
     version = actions.do_publish_version(json_patient, acting_user=author, message="listed")
     assert list(version.lookup_tables) == ["administrative-gender"]
     assert compile_version(version).lookup_tables  # the version runs with the table frozen into it
+
+
+def test_a_live_source_needs_its_settings_whoever_creates_it(users) -> None:
+    with pytest.raises(StudioError) as refused:
+        actions.do_create_data_source(acting_user=users["author"], name="lis", source_format="json", kind="http")
+    assert refused.value.details == {"config": ["A http source needs base_url, read_path, search_path."]}
