@@ -29,6 +29,9 @@ def test_it_shows_the_output_that_is_not_json_with_the_error_marked(open_browser
     problem = page.locator("#problems .problem.error").first
     assert "FS-PST-001" in problem.inner_text()
     browser.screenshot("editor-output-not-json")
+    page.click("#outcome-tab-button")  # built when first shown
+    assert '"FS-PST-001"' in page.inner_text("#outcome-tab .cm-content")
+    page.click("#output-tab-button")
 
     seq = preview_seq(page)
     replace_all(page, '"type": "transaction" "oops": 1,', '"type": "transaction",')

@@ -52,6 +52,19 @@ def test_it_does_not_undo_the_loaded_template_or_sample(open_browser) -> None:
     assert template_text(page) == loaded
 
 
+def test_it_does_not_undo_a_loaded_snippet_either(open_browser) -> None:
+    """The snippet page loads its text through the same CodeMirror set-up (lib/codemirror.js setText)."""
+    browser = open_browser()
+    page = browser.page
+    browser.open("/library/snippets/snippets/hl7v2/datatypes.j2")
+    content = page.locator("#snippet-editor .cm-content")
+    before = content.inner_text()
+    assert "macro" in before
+    content.click()
+    page.keyboard.press("Control+z")
+    assert content.inner_text() == before
+
+
 def test_it_asks_before_saving_an_empty_template(open_browser) -> None:
     browser = open_browser()
     page = browser.page

@@ -69,7 +69,17 @@ window.addEventListener("keydown", (event) => {
   save();
 }, true);
 const output = jsonView($("#output-tab"), { label: "FHIR output" });
-const outcome = jsonView($("#outcome-tab"), { label: "OperationOutcome" });
+let outcome = null; // built the first time its tab is shown: one editor less to build at start-up
+
+// Run `show` each time a tab panel is unhidden (by a click or the arrow keys of lib/tabs.js).
+function whenShown(panel, show) {
+  new MutationObserver(() => panel.hidden || show()).observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+}
+
+whenShown($("#outcome-tab"), () => {
+  outcome ||= jsonView($("#outcome-tab"), { label: "OperationOutcome" });
+  setText(outcome, JSON.stringify(state.lastResult?.issues ?? {}, null, 2));
+});
 
 function templateText() {
   return template.state.doc.toString();
@@ -158,7 +168,7 @@ async function preview() {
 async function locateIssues(body, seq) {
   try {
     const located = await post(`${base}/render`, { ...body, locate: true }, { signal: inflight.signal });
-    if (seq === state.renderSeq) showProblems(located.errors || [], prettyWithPaths(located.output || {}));
+    if (seq === state.renderSeq && !state.gone) showProblems(located.errors || [], prettyWithPaths(located.output || {}));
   } catch (error) {
     if (error.name !== "AbortError") console.warn("locating issues failed", error);
   }
@@ -173,7 +183,7 @@ function showResult(result) {
   if (result.output) setText(output, pretty.text);
   else if (result.rendered) showFailedOutput(result);
   else setText(output, "// no output: see Problems");
-  setText(outcome, JSON.stringify(result.issues, null, 2));
+  if (outcome && !$("#outcome-tab").hidden) setText(outcome, JSON.stringify(result.issues, null, 2));
   const timings = result.timings || {};
   $("#timings").textContent = ["parse", "render", "postprocess", "validate", "total"]
     .filter((stage) => stage in timings).map((stage) => `${stage} ${timings[stage].toFixed(1)} ms`).join(" · ");
@@ -259,9 +269,7 @@ function jumpTo(error, outputSpot) {
 
 const scheduleTree = debounce(loadTree, 300);
 
-$("#tree-tab-button").addEventListener("click", () => {
-  if (state.treeStale) loadTree();
-});
+whenShown($("#tree-tab"), () => state.treeStale && loadTree());
 
 async function loadTree() {
   if (state.gone) return;
