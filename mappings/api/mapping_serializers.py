@@ -323,13 +323,30 @@ class PublishRequest(serializers.Serializer):
     message = StrictCharField(max_length=2000, help_text="What changed and why")
 
 
+class LastRunOut(TestRunSummaryOut):
+    trigger = serializers.CharField(help_text="publish, deploy or manual")
+
+
 class VersionOut(serializers.ModelSerializer):
     author = serializers.SerializerMethodField()
     test_run = serializers.SerializerMethodField(help_text="The samples' run recorded when it was published")
+    last_test_run = serializers.SerializerMethodField(
+        help_text="The newest run of the samples against this version (at publish, at a deploy or by hand): what "
+        "deploying it would find now, as far as the studio knows"
+    )
 
     class Meta:
         model = MappingVersion
-        fields = ["number", "message", "author", "created_at", "content_hash", "test_run"]
+        fields = ["number", "message", "author", "created_at", "content_hash", "test_run", "last_test_run"]
+
+    @extend_schema_field(LastRunOut(allow_null=True))
+    def get_last_test_run(self, version: MappingVersion) -> dict | None:
+        if hasattr(version, "last_run_id"):  # annotated by the versions list (one query for the page)
+            if version.last_run_id is None:
+                return None
+            return LastRunOut({key: getattr(version, f"last_run_{key}") for key in LastRunOut().fields}).data
+        run = version.test_runs.order_by("-created_at", "-id").first()
+        return LastRunOut(run).data if run else None
 
     def get_author(self, version: MappingVersion) -> str | None:
         return version.author.username if version.author_id else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,6 +37,7 @@ from mappings.api.mapping_serializers import (
     DiffQuery,
     DraftOut,
     DraftRequest,
+    LastRunOut,
     MappingCreateRequest,
     MappingOut,
     MappingQuery,
@@ -219,9 +220,11 @@ class VersionList(StudioAPIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
+        runs = TestRun.objects.filter(version=OuterRef("pk")).order_by("-created_at", "-id")
         versions = (
             mapping.versions.select_related("author", "test_run")
             .defer("template", "snippets", "lookup_tables", "engine_settings", "test_run__results")
+            .annotate(**{f"last_run_{key}": Subquery(runs.values(key)[:1]) for key in LastRunOut().fields})
             .order_by("-number")
         )
         return paginated(self, request, versions, VersionOut)

@@ -74,7 +74,7 @@ def test_it_lists_versions_newest_first_without_their_text(api, json_patient) ->
     assert body["count"] == 2
     assert [row["number"] for row in body["results"]] == [2, 1]
     row = body["results"][0]
-    assert set(row) == {"number", "message", "author", "created_at", "content_hash", "test_run"}
+    assert set(row) == {"number", "message", "author", "created_at", "content_hash", "test_run", "last_test_run"}
     assert (row["message"], row["author"]) == ("two", "author")
     assert set(row["test_run"]) == {"id", "passed", "failed", "created_at"}
 
@@ -260,3 +260,16 @@ def test_it_lets_each_role_do_what_it_may(api, json_patient, users, role, method
     assert response.status_code == status
     if status in (401, 403):
         assert response.json()["code"] in ("not_authenticated", "permission_denied")
+
+
+def test_each_version_shows_its_newest_test_run_beside_the_one_at_publish(api, users, json_patient) -> None:
+    author = users["author"]
+    version = actions.do_publish_version(json_patient, acting_user=author, message="v1")
+    sample = json_patient.samples.get()
+    actions.do_update_sample(sample, acting_user=author, assertions=["Patient.active = false"])
+    actions.do_run_tests(json_patient, acting_user=author, version=version)
+    listed = api["viewer"].get("/api/mappings/json-patient/versions/").json()["results"][0]
+    assert (listed["test_run"]["failed"], listed["last_test_run"]["failed"]) == (0, 1)
+    assert listed["last_test_run"]["trigger"] == "manual"
+    detail = api["viewer"].get("/api/mappings/json-patient/versions/1").json()
+    assert detail["last_test_run"]["id"] == listed["last_test_run"]["id"]

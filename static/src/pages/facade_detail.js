@@ -14,7 +14,7 @@ let facade = null;
 let sources = [];
 let mappings = [];
 let resourceTypes = [];
-const versionsOf = new Map(); // mapping slug → its versions, newest first (each with its publish-time test_run)
+const versionsOf = new Map(); // mapping slug → its versions, newest first (each with its newest test run)
 
 function say(text, kind = "") {
   const box = $("#action-result");
@@ -35,10 +35,12 @@ function confirmAction({ title, text, ok }) {
 
 // --- versions offered for a deploy ------------------------------------------------------------------------------------
 
-const passed = (version) => version.test_run && version.test_run.failed === 0 && version.test_run.passed > 0;
+// The newest recorded run of a version (publish, deploy or by hand), so a version fixed after publishing reads as such.
+const lastRun = (version) => version.last_test_run || version.test_run;
+const passed = (version) => lastRun(version) && lastRun(version).failed === 0 && lastRun(version).passed > 0;
 
 function verdict(version) {
-  const run = version.test_run;
+  const run = lastRun(version);
   if (!run) return "not tested";
   if (run.failed) return `${run.failed} failing`;
   return run.passed ? "tests pass" : "no samples";
@@ -46,7 +48,7 @@ function verdict(version) {
 
 // The newest version whose samples passed, else the newest with nothing failing, else the newest.
 function defaultVersion(versions) {
-  return versions.find(passed) || versions.find((version) => !version.test_run?.failed) || versions[0];
+  return versions.find(passed) || versions.find((version) => !lastRun(version)?.failed) || versions[0];
 }
 
 function versionSelect(binding) {
@@ -57,7 +59,7 @@ function versionSelect(binding) {
       value: String(version.number),
       selected: version === preferred,
       title: version.message,
-      dataset: { failing: String(version.test_run?.failed || 0) },
+      dataset: { failing: String(lastRun(version)?.failed || 0) },
     }, `v${version.number} · ${verdict(version)}${binding.live?.version === version.number ? " · live" : ""}${version.message ? ` · ${clip(version.message, 24)}` : ""}`)));
   if (!versions.length) select.append(h("option", { value: "" }, "nothing published"));
   return select;

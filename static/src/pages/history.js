@@ -5,6 +5,7 @@ import { MergeView } from "@codemirror/merge";
 import { api, get, getAll, pageConfig, post } from "../lib/api.js";
 import { EditorState, EditorView } from "../lib/codemirror.js";
 import { $, ago, h, toast } from "../lib/dom.js";
+import { runVerdict } from "../lib/test_runs.js";
 import { json } from "@codemirror/lang-json";
 import { jinja } from "@codemirror/lang-jinja";
 import { syntaxHighlighting, defaultHighlightStyle } from "@codemirror/language";
@@ -43,11 +44,12 @@ function renderVersions() {
   list.replaceChildren(h("li", { class: "version draft", value: versions.length + 1 }, h("strong", {}, "Draft"), " ",
     h("span", { class: "hint" }, "what the editor saves")));
   for (const version of versions) {
-    const run = version.test_run;
+    const run = version.last_test_run || version.test_run; // the newest run: a deploy may have run it since
+    const verdict = runVerdict(run);
     list.append(h("li", { class: "version", value: version.number, dataset: { number: String(version.number) } },
       h("div", {}, h("strong", {}, `v${version.number}`), " ", version.message),
       h("div", { class: "hint" }, `${version.author || "?"} · ${ago(version.created_at)} · `, h("code", { title: "content hash" }, version.content_hash.slice(0, 10)),
-        run ? h("span", { class: `badge ${run.failed ? "bad" : "ok"}` }, `${run.passed} passed, ${run.failed} failed`) : null),
+        run ? h("span", { class: `badge ${verdict.kind}`, title: `at ${run.trigger || "publish"}` }, verdict.text) : null),
       servedBy(version.number),
       h("div", { class: "row" },
         h("button", { type: "button", class: "link", onclick: () => compare(version.number - 1 || "draft", version.number) }, "What changed"),
