@@ -108,15 +108,23 @@ class CompletionsQuery(serializers.Serializer):
     resource = CommaList(required=False, help_text="FHIR resource types, e.g. Patient,Encounter (at most 50)")
 
 
+def origin_field() -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=["studio", "jinja"], help_text="studio: FHIR Studio's helpers (listed first); jinja: Jinja's built-ins"
+    )
+
+
 class FunctionOut(serializers.Serializer):
     name = serializers.CharField()
     signature = serializers.CharField(help_text="fhir_date(tz=None): a filter's value before the | is left out")
     doc = serializers.CharField(help_text="First paragraph of the docstring")
+    origin = origin_field()
 
 
 class JinjaTestOut(serializers.Serializer):
     name = serializers.CharField()
     doc = serializers.CharField()
+    origin = origin_field()
 
 
 class MacroOut(serializers.Serializer):
