@@ -47,7 +47,7 @@ from mappings.api.library_serializers import (
     TableName,
 )
 from mappings.errors import StudioError
-from mappings.models import LookupTable, Snippet
+from mappings.models import Draft, LookupTable, MappingVersion, Snippet
 
 
 def etag_of(item: Snippet | LookupTable) -> str:
@@ -74,6 +74,8 @@ class Kind:
     name: OpenApiParameter
     refused: str  # why a create or an update gets 400
     users: str  # who keeps it from being deleted
+    draft_names: str  # the Draft field that lists the names a draft uses
+    frozen: str  # the MappingVersion field that holds the copies a version froze, by name
     versions_note: str = ""
 
 
@@ -98,6 +100,8 @@ SNIPPETS = Kind(
     ),
     refused="its text does not compile",
     users="a draft imports it",
+    draft_names="snippet_names",
+    frozen="snippets",
     versions_note=" Routed before snippets/{name}: a snippet name ends in .j2, so it can never end in /versions/.",
 )
 LOOKUP_TABLES = Kind(
@@ -116,9 +120,36 @@ LOOKUP_TABLES = Kind(
     name=OpenApiParameter("name", OpenApiTypes.STR, location=OpenApiParameter.PATH, description="The table's name"),
     refused="the engine cannot read its data",
     users="a draft uses it",
+    draft_names="table_names",
+    frozen="lookup_tables",
 )
 SEARCH = OpenApiParameter("search", OpenApiTypes.STR, description="In name or description")
 IF_MATCH = if_match_parameter("snippet or lookup table", '"3"')
+
+
+def used_by(kind: Kind, name: str) -> list[dict]:
+    """The mappings that use an item, by slug: their draft names it (what keeps it from being deleted), or published
+    versions froze a copy of it (those keep running their copy whatever happens to it). Two queries whatever the
+    number of mappings: the drafts' name lists (a JSON list is filtered here, as SQLite has no JSON `contains`) and
+    the versions whose frozen copies have the name as a key (their texts are not loaded)."""
+    uses: dict[str, dict] = {}
+    for slug, title, names in Draft.objects.values_list("mapping__slug", "mapping__title", kind.draft_names):
+        if name in names:
+            uses[slug] = {"slug": slug, "title": title, "draft": True, "versions": []}
+    frozen = (
+        MappingVersion.objects.filter(**{f"{kind.frozen}__has_key": name})
+        .values_list("mapping__slug", "mapping__title", "number")
+        .order_by("number")
+    )
+    for slug, title, number in frozen:
+        uses.setdefault(slug, {"slug": slug, "title": title, "draft": False, "versions": []})["versions"].append(number)
+    return [uses[slug] for slug in sorted(uses)]
+
+
+def detail(kind: Kind, item: Snippet | LookupTable, *, status: int = 200) -> Response:
+    """The detail answer of an item, with who uses it and its ETag."""
+    body = kind.detail_out(item, context={"used_by": used_by(kind, item.name)}).data
+    return with_etag(Response(body, status=status), etag_of(item))
 
 
 def nameable(name: str, kind: Kind) -> str:
@@ -180,7 +211,7 @@ class LibraryList(LibraryView):
         form = self.kind.create_in(data=request.data)
         form.is_valid(raise_exception=True)
         item = self.kind.create(acting_user=request.user, **form.validated_data)
-        return with_etag(Response(self.kind.detail_out(item).data, status=201), etag_of(item))
+        return detail(self.kind, item, status=201)
 
 
 class LibraryDetail(LibraryView):
@@ -191,7 +222,9 @@ class LibraryDetail(LibraryView):
                 operation_id=f"{kind.operation}_retrieve",
                 parameters=[kind.name],
                 responses={200: kind.detail_out, **errors(404)},
-                description='The ETag header holds the revision (`"3"`): send it back in If-Match to change it.',
+                description='The ETag header holds the revision (`"3"`): send it back in If-Match to change it. '
+                f"`used_by` lists the mappings whose draft uses the {kind.noun} and the published versions that "
+                "froze a copy of it.",
             ),
             "patch": extend_schema(
                 operation_id=f"{kind.operation}_partial_update",
@@ -211,8 +244,7 @@ class LibraryDetail(LibraryView):
         }
 
     def get(self, request: Request, name: str) -> Response:
-        item = self.item(request, name)
-        return with_etag(Response(self.kind.detail_out(item).data), etag_of(item))
+        return detail(self.kind, self.item(request, name))
 
     def patch(self, request: Request, name: str) -> Response:
         item = self.item(request, name, write=True)
@@ -220,7 +252,7 @@ class LibraryDetail(LibraryView):
         form = self.kind.patch_in(data=request.data)
         form.is_valid(raise_exception=True)
         item = self.kind.update(item, acting_user=request.user, expected_revision=expected, **form.validated_data)
-        return with_etag(Response(self.kind.detail_out(item).data), etag_of(item))
+        return detail(self.kind, item)
 
     def delete(self, request: Request, name: str) -> Response:
         item = self.item(request, name, write=True)
@@ -313,4 +345,4 @@ class LookupTableImport(StudioAPIView):
             description=given["description"],
             expected_revision=expected,
         )
-        return with_etag(Response(LookupTableOut(table).data, status=201 if created else 200), etag_of(table))
+        return detail(LOOKUP_TABLES, table, status=201 if created else 200)

@@ -35,6 +35,29 @@ class LibraryVersionOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class MappingUseOut(serializers.Serializer):
+    """A mapping that uses a snippet or lookup table: its draft names it, or published versions froze a copy."""
+
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    draft = serializers.BooleanField(help_text="The mapping's draft uses it (so it cannot be deleted)")
+    versions = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Published versions that froze a copy of it, oldest first"
+    )
+
+
+@extend_schema_field(MappingUseOut(many=True))
+class UsedByField(serializers.Field):
+    """`used_by` of a detail answer: computed by the view (mappings.api.library.used_by) and handed over in the
+    serializer's context, so serializing does no query of its own."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, item: object) -> list[dict]:
+        return self.context["used_by"]
+
+
 class DescriptionPatch(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
 
@@ -49,6 +72,7 @@ class SnippetSummaryOut(LibraryItemSummaryOut):
 class SnippetOut(SnippetSummaryOut):
     text = serializers.CharField()
     created_at = serializers.DateTimeField()
+    used_by = UsedByField(help_text="Mappings that import it, by slug: from their draft, or frozen in versions")
 
 
 class SnippetVersionOut(LibraryVersionOut):
@@ -166,6 +190,7 @@ class LookupTableSummaryOut(LibraryItemSummaryOut):
 class LookupTableOut(LookupTableSummaryOut):
     data = TableDataField()
     created_at = serializers.DateTimeField()
+    used_by = UsedByField(help_text="Mappings that read it, by slug: from their draft, or frozen in versions")
 
 
 class LookupTableVersionOut(LibraryVersionOut):
