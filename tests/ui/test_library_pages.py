@@ -136,7 +136,8 @@ def test_it_edits_a_lookup_table_as_rows_and_imports_csv(open_browser) -> None:
     # stored folded, as the engine keys them: the table is not case-sensitive
     assert [row["source"].upper() for row in table.data["entries"]] == ["M", "F", "Q"]
     assert table.data["target_system"] == "http://hl7.org/fhir/administrative-gender"  # the form offered the table's
-    page.click("#json-tab-button")
+    page.click("#json-tab-button")  # CodeMirror loads on demand: a table's page does not need it to be usable
+    page.wait_for_selector("#json-tab .cm-content")
     assert '"code": "unknown"' in page.inner_text("#json-tab")
     browser.screenshot("lookup-table-import")
 
@@ -252,3 +253,82 @@ def test_it_asks_before_importing_over_a_revision_someone_saved_meanwhile(open_b
     page.click("#import")
     page.wait_for_function("document.querySelector('#import-result').textContent.startsWith('Imported 2 rows')")
     assert LookupTable.objects.get(name=TABLE).revision == 3
+
+
+def test_it_pages_and_searches_lookup_tables_in_the_address(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/library/lookup-tables/")
+    rows = page.locator("#items tbody tr[data-name]")
+    assert rows.count() == 25
+    assert page.inner_text("#items-place") == "1–25 of 50"
+    assert page.locator("#previous-page").is_disabled()
+    first_page = rows.first.get_attribute("data-name")
+
+    page.click("#next-page")
+    page.wait_for_url("**/library/lookup-tables/?page=2")
+    page.wait_for_function("document.querySelector('#items-place').textContent === '26–50 of 50'")
+    assert rows.count() == 25 and rows.first.get_attribute("data-name") != first_page
+    assert page.locator("#next-page").is_disabled()
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    assert page.inner_text("#items-place") == "26–50 of 50"
+
+    page.fill("#filters input[name=search]", "gender")
+    page.wait_for_url("**/library/lookup-tables/?search=gender")  # a new search starts on its first page
+    page.wait_for_selector(f"#items tr[data-name='{TABLE}']")
+    assert page.locator("#pager").is_hidden()
+    page.click(f"#items a[href='/library/lookup-tables/{TABLE}']")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.go_back()
+    page.wait_for_url("**/library/lookup-tables/?search=gender")
+    page.wait_for_selector(f"#items tr[data-name='{TABLE}']")
+    assert page.input_value("#filters input[name=search]") == "gender"
+
+    browser.open("/library/lookup-tables/?page=9")  # past the end (a stale link): the first page instead
+    page.wait_for_url("**/library/lookup-tables/")
+    page.wait_for_function("document.querySelector('#items-place').textContent === '1–25 of 50'")
+    browser.allow_console_error("status of 404")
+    browser.screenshot("lookup-table-list-pages")
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad", "rule", "good"),
+    [
+        ("snippets", "snippets/HL7/Types.j2", "snippets/<source>/<role>.j2", "snippets/csv/ids.j2"),
+        ("lookup-tables", "My Table", "Lower-case letters, digits, - and _", "my-table"),
+    ],
+)
+def test_it_says_the_name_rule_of_a_new_item(open_browser, kind, bad, rule, good) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/{kind}/")
+    page.click("#new-open")
+    name = page.locator("#new-form input[name=name]")
+    assert name.get_attribute("title").startswith(rule)
+    assert page.locator("#name-hint").is_visible()
+    name.fill(bad)
+    page.click("#new-form button[type=submit]")
+    assert name.evaluate("(input) => input.validationMessage").startswith(rule)
+    name.fill(good)
+    assert name.evaluate("(input) => input.validationMessage") == ""
+    page.click("#new-form button[type=submit]")
+    page.wait_for_url(f"**/library/{kind}/{good}")
+
+
+def test_it_shows_which_mappings_use_a_snippet_and_a_table(open_browser, studio) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(f"/library/snippets/{USED_SNIPPET}")
+    use = page.locator("#used-by li[data-slug=hl7v2-adt-a01]")
+    assert use.locator("a[href='/mappings/hl7v2-adt-a01/']").count() == 1
+    assert "draft" in use.inner_text() and "frozen in v1" in use.inner_text()
+    assert use.locator("a[href='/mappings/hl7v2-adt-a01/history']").inner_text() == "v1"
+    assert page.locator("#used-by li[data-slug]").count() == int(page.inner_text("#used-by-count"))
+    browser.screenshot("snippet-used-by")
+
+    browser.open(f"/library/lookup-tables/{TABLE}")
+    assert page.locator("#used-by li[data-slug]").count() >= 1
+    spare = do_create_snippet(acting_user=studio["author"], name="snippets/json/unused.j2", text="{# unused #}\n")
+    browser.open(f"/library/snippets/{spare.name}")
+    assert page.inner_text("#used-by") == "No mapping imports it."

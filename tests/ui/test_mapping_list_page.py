@@ -63,3 +63,73 @@ def test_it_completes_hl7_fields_with_their_names(open_browser) -> None:
     page.keyboard.type("5][")
     page.locator(".cm-tooltip-autocomplete li", has_text="Family Name").wait_for()
     browser.screenshot("editor-completion")
+
+
+def test_it_keeps_search_and_filters_in_the_address(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/")
+    page.select_option("#filters select[name=source_format]", "hl7v2")
+    page.fill("#filters input[name=search]", "ORU")
+    page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr').length === 1")
+    page.wait_for_url("**/?search=ORU&source_format=hl7v2")
+
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    assert page.input_value("#filters input[name=search]") == "ORU"
+    assert page.input_value("#filters select[name=source_format]") == "hl7v2"
+    assert page.locator("#mapping-table tbody tr").get_attribute("data-slug") == "hl7v2-oru-r01"
+
+    page.click("#mapping-table tr[data-slug=hl7v2-oru-r01] a")
+    page.wait_for_url("**/mappings/hl7v2-oru-r01/")
+    page.go_back()
+    page.wait_for_url("**/?search=ORU&source_format=hl7v2")
+    page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr[data-slug]').length === 1")
+    assert page.input_value("#filters input[name=search]") == "ORU"
+
+    # a link someone sent: the list it names, filters set; one the API would refuse lists without that filter
+    browser.open("/?status=published&last_test=passed&source_format=xml")
+    assert page.input_value("#filters select[name=status]") == "published"
+    assert page.input_value("#filters select[name=last_test]") == "passed"
+    assert [row.get_attribute("data-slug") for row in page.locator("#mapping-table tbody tr").all()] == ["ccda-ccd"]
+    browser.open("/?source_format=cobol")
+    assert page.locator("#mapping-table tbody tr[data-slug]").count() == 6
+    page.select_option("#filters select[name=status]", "published")
+    page.wait_for_url("**/?status=published")
+    browser.screenshot("mapping-list-filters-in-address")
+
+
+SLUG_RULE = "Lower-case letters, digits and hyphens (-), starting with a letter or digit, e.g. lab-adt-feed"
+
+
+def test_it_makes_the_slug_from_the_title_and_says_the_slug_rule(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/")
+    page.click("#new-mapping-open")
+    slug = page.locator("#new-mapping input[name=slug]")
+    assert slug.get_attribute("title") == SLUG_RULE
+    assert page.locator("#slug-hint").is_visible()
+    assert "Lower-case letters, digits and hyphens" in page.inner_text("#slug-hint")
+
+    page.locator("#new-mapping input[name=title]").press_sequentially("Lab feed: ADT^A01 (Müller)")
+    assert slug.input_value() == "lab-feed-adt-a01-muller"
+
+    slug.fill("Lab Feed")  # the user takes the slug over: the title no longer changes it
+    page.locator("#new-mapping input[name=title]").press_sequentially(" v2")
+    assert slug.input_value() == "Lab Feed"
+    page.click("#new-mapping button[type=submit]")
+    assert slug.evaluate("(input) => input.validationMessage") == SLUG_RULE
+    assert slug.evaluate("(input) => input.matches(':invalid')")
+    assert not Mapping.objects.filter(title__startswith="Lab feed").exists()
+    browser.screenshot("new-mapping-slug-rule")
+
+    slug.fill("")  # emptied: it follows the title again
+    page.locator("#new-mapping input[name=title]").fill("")
+    page.locator("#new-mapping input[name=title]").press_sequentially("Lab feed")
+    assert slug.input_value() == "lab-feed"
+    assert slug.evaluate("(input) => input.validationMessage") == ""
+    page.select_option("#new-source-format", "csv")
+    page.click("#new-mapping button[type=submit]")
+    page.wait_for_url("**/mappings/lab-feed/")
+    assert Mapping.objects.get(slug="lab-feed").title == "Lab feed"

@@ -1,33 +1,80 @@
-// Snippets or lookup tables: list and search (/api/snippets/ or /api/lookup-tables/), create a new one.
+// Snippets or lookup tables: search and page through /api/snippets/ or /api/lookup-tables/ (the search and the page
+// are kept in the address: reload, back and links show the same rows), create a new one.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
+import { explainRule, filterParams, keepInAddress, readFilters } from "../lib/forms.js";
 import { errorLines } from "../lib/library_errors.js";
 
 const config = pageConfig();
 const isSnippets = config.kind === "snippets";
 const apiBase = `/api/${config.kind}/`;
 const pageBase = `/library/${config.kind}/`;
+const PAGE_SIZE = config.pageSize || 25;
 const NEW_SNIPPET = '{#- What these macros build, from what. -#}\n{% macro example(value) -%}\n{"text": {{ value | tojson }}}\n{%- endmacro %}\n';
 const NEW_TABLE = { target_system: null, default: null, entries: [] };
+const filters = $("#filters");
+const columns = isSnippets ? 4 : 5;
 
-async function load() {
-  const search = new FormData($("#filters")).get("search") || "";
-  const page = await get(`${apiBase}?page_size=500&search=${encodeURIComponent(search)}`);
-  const rows = page.results.map((item) => h("tr", { dataset: { name: item.name } },
-    h("td", {}, h("a", { href: pageBase + item.name }, h("code", {}, item.name))),
-    h("td", {}, item.description),
+function row(item) {
+  return h("tr", { dataset: { name: item.name } },
+    h("td", {}, h("a", { href: pageBase + item.name, class: "title", title: item.name }, h("code", {}, item.name))),
+    h("td", {}, h("span", { class: "title", title: item.description }, item.description)),
     h("td", {}, `r${item.revision}`),
     isSnippets ? null : h("td", {}, String(item.entry_count)),
-    h("td", { title: item.updated_at }, `${ago(item.updated_at)}${item.updated_by ? ` · ${item.updated_by}` : ""}`)));
-  $("#items tbody").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nothing matches."))]));
+    h("td", { title: item.updated_at }, `${ago(item.updated_at)}${item.updated_by ? ` · ${item.updated_by}` : ""}`));
 }
 
-$("#filters").addEventListener("input", debounce(load, 200));
-$("#filters").addEventListener("submit", (event) => event.preventDefault());
-load();
+function showPlace(page, number) {
+  const first = (number - 1) * PAGE_SIZE + 1;
+  const last = first + page.results.length - 1;
+  $("#items-place").textContent = page.count ? `${first}–${last} of ${page.count}` : "";
+  $("#previous-page").disabled = !page.previous;
+  $("#next-page").disabled = !page.next;
+  $("#pager").hidden = !page.previous && !page.next;
+}
+
+let shown = 0; // answers arrive in any order: show only the latest request's
+// The first read is the one the server named for this address (config.listUrl, preloaded with the page).
+async function load(url = null) {
+  const params = filterParams(filters);
+  const number = Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
+  if (number === 1) params.delete("page");
+  keepInAddress(params);
+  const request = ++shown;
+  const query = new URLSearchParams({ page_size: String(PAGE_SIZE), search: params.get("search") || "" });
+  if (number > 1) query.set("page", String(number));
+  try {
+    const page = await get(url || `${apiBase}?${query}`);
+    if (request !== shown) return;
+    $("#items tbody").replaceChildren(...(page.results.length ? page.results.map(row)
+      : [h("tr", {}, h("td", { colspan: columns, class: "hint" }, "Nothing matches."))]));
+    showPlace(page, number);
+  } catch (error) {
+    if (request !== shown) return;
+    if (error.status === 404 && number > 1) return goTo(1); // a page past the end (a stale link): the first instead
+    $("#items tbody").replaceChildren(h("tr", {}, h("td", { colspan: columns, class: "error" }, error.message)));
+  }
+}
+
+function goTo(number) {
+  filters.elements.page.value = number > 1 ? String(number) : "";
+  return load();
+}
+
+readFilters(filters);
+filters.elements.search.addEventListener("input", debounce(() => goTo(1), 200)); // a new search starts on its page 1
+filters.addEventListener("submit", (event) => event.preventDefault());
+$("#previous-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) - 1));
+$("#next-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) + 1));
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return; // back to this page from the browser's page cache: follow the address again
+  readFilters(filters);
+  load();
+});
 
 if (config.canWrite) {
   const form = $("#new-form");
+  explainRule(form.elements.name);
   $("#new-open").addEventListener("click", () => { form.hidden = false; form.elements.name.focus(); });
   $("#new-cancel").addEventListener("click", () => (form.hidden = true));
   form.addEventListener("submit", async (event) => {
@@ -43,4 +90,6 @@ if (config.canWrite) {
     }
   });
 }
+
+await load(config.listUrl);
 document.body.dataset.ready = "true";

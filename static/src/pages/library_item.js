@@ -1,9 +1,7 @@
 // One snippet or lookup table: edit, save as a new revision (optimistic locking on the ETag, conflicts merged
-// side by side), history with a diff against the editor's text, delete; tables also edit as rows and import CSV or a
-// FHIR ConceptMap. Everything goes through /api/snippets/ and /api/lookup-tables/.
-import { MergeView } from "@codemirror/merge";
+// side by side), history with a diff against the editor's text, the mappings that use it, delete; tables also edit as
+// rows and import CSV or a FHIR ConceptMap. Everything goes through /api/snippets/ and /api/lookup-tables/.
 import { api, ApiError, getAll, pageConfig } from "../lib/api.js";
-import { EditorView, goToLine, jsonView, setDiagnostics, setText, templateEditor } from "../lib/codemirror.js";
 import { $, ago, h, toast } from "../lib/dom.js";
 import { entryIndexes, errorLines } from "../lib/library_errors.js";
 import { bindTabs } from "../lib/tabs.js";
@@ -14,20 +12,33 @@ const url = `/api/${config.kind}/${config.name}`;
 const storageKey = `fhirstudio:${config.kind}:${config.name}`;
 const state = { etag: null, saved: null, revision: null, revisions: [] };
 window.fhirStudio = state;
+
+// Both reads start now (base.html has preloaded them with the page), while CodeMirror is still loading.
+const firstRead = api("GET", url);
+const firstHistory = getAll(`${url}/versions/`);
+// CodeMirror (~480 KiB) is loaded when something shows it: at once for a snippet's editor, but a table's rows are
+// plain inputs, so its page is usable before (or without) it: only the JSON tab and the dialogs need it.
+let codemirror = null;
+const loadCodeMirror = () => (codemirror ??= import("../lib/codemirror.js"));
+const loadMerge = () => import("@codemirror/merge").then((module) => module.MergeView);
 bindTabs(document);
 
 // --- the content, as text (snippets) or table data (lookup tables) ----------------------------------------------------
 
 let editor = null;
 let jsonPreview = null;
+const cm = isSnippet ? await loadCodeMirror() : null; // a snippet page is its editor
 
 if (isSnippet) {
-  editor = templateEditor($("#snippet-editor"), {
+  editor = cm.templateEditor($("#snippet-editor"), {
     doc: "", label: `Snippet ${config.name}`, readOnly: !config.canWrite, onChange: () => changed(), onSave: () => save(),
   });
 } else {
-  jsonPreview = jsonView($("#json-tab"), { label: "Table as JSON" });
-  $("#json-tab-button").addEventListener("click", () => setText(jsonPreview, JSON.stringify(tableData(), null, 2)));
+  $("#json-tab-button").addEventListener("click", async () => {
+    const { jsonView, setText } = await loadCodeMirror();
+    jsonPreview ??= jsonView($("#json-tab"), { label: "Table as JSON" });
+    setText(jsonPreview, JSON.stringify(tableData(), null, 2));
+  });
   $("#add-row")?.addEventListener("click", () => {
     addRow({ source: "" });
     changed();
@@ -113,13 +124,14 @@ function changed() {
 
 function show(value) {
   $("#description").value = value.description;
-  if (isSnippet) setText(editor, value.content);
+  if (isSnippet) cm.setText(editor, value.content);
   else showTable(value.content);
 }
 
 async function load() {
   const stored = JSON.parse(localStorage.getItem(storageKey) || "null");
-  const { data, etag } = await api("GET", url);
+  const { data, etag } = await firstRead;
+  showUsedBy(data.used_by);
   state.etag = etag;
   state.revision = data.revision;
   show({ description: data.description, content: isSnippet ? data.text : data.data });
@@ -135,7 +147,19 @@ async function load() {
     }]]);
   }
   changed();
-  await loadHistory();
+  await loadHistory(firstHistory);
+}
+
+// Mappings whose draft uses this (they keep it from being deleted) and published versions that froze a copy.
+function showUsedBy(uses = []) {
+  const nobody = isSnippet ? "No mapping imports it." : "No mapping reads it.";
+  $("#used-by").replaceChildren(...(uses.length ? uses.map((use) => h("li", { dataset: { slug: use.slug } },
+    h("a", { href: `/mappings/${use.slug}/`, class: "title", title: use.title }, use.title),
+    h("span", { class: "hint" }, h("code", {}, use.slug),
+      use.draft ? " · draft" : "",
+      use.versions.length ? [" · frozen in ", h("a", { href: `/mappings/${use.slug}/history` },
+        use.versions.map((number) => `v${number}`).join(", "))] : ""))) : [h("li", { class: "hint" }, nobody)]));
+  $("#used-by-count").textContent = uses.length ? String(uses.length) : "";
 }
 
 function banner(content, actions = []) {
@@ -165,8 +189,9 @@ async function save(etag = null) {
     state.revision = data.revision;
     state.saved = current();
     changed();
+    showUsedBy(data.used_by);
     $("#banner").hidden = true;
-    if (isSnippet) editor.dispatch(setDiagnostics(editor.state, []));
+    if (isSnippet) editor.dispatch(cm.setDiagnostics(editor.state, []));
     toast(`Saved revision ${data.revision}`);
     await loadHistory();
   } catch (error) {
@@ -176,8 +201,8 @@ async function save(etag = null) {
     const located = error.details?.errors?.find((item) => item?.line);
     if (isSnippet && located) {
       const line = editor.state.doc.line(Math.min(located.line, editor.state.doc.lines));
-      editor.dispatch(setDiagnostics(editor.state, [{ from: line.from, to: line.to, severity: "error", message: located.message }]));
-      goToLine(editor, located.line);
+      editor.dispatch(cm.setDiagnostics(editor.state, [{ from: line.from, to: line.to, severity: "error", message: located.message }]));
+      cm.goToLine(editor, located.line);
     } else $("#rows tr[aria-invalid] input")?.focus();
   }
 }
@@ -186,7 +211,7 @@ let merge = null;
 const asText = (value) => (isSnippet ? value.content : JSON.stringify(value.content, null, 2));
 
 async function conflict(mine) {
-  const { data, etag } = await api("GET", url);
+  const [{ data, etag }, MergeView, { EditorView }] = await Promise.all([api("GET", url), loadMerge(), loadCodeMirror()]);
   const theirs = { description: data.description, content: isSnippet ? data.text : data.data };
   $("#conflict-who").textContent = `${data.updated_by || "Someone"} saved revision ${data.revision} ${ago(data.updated_at)}. Nothing you typed is lost.`;
   $("#conflict-revision").textContent = String(data.revision);
@@ -276,8 +301,8 @@ window.addEventListener("beforeunload", (event) => {
 
 // --- history ------------------------------------------------------------------------------------------------------------
 
-async function loadHistory() {
-  state.revisions = await getAll(`${url}/versions/`);
+async function loadHistory(read = getAll(`${url}/versions/`)) {
+  state.revisions = await read;
   $("#history").replaceChildren(...state.revisions.map((revision) => h("li", { value: revision.revision, dataset: { revision: String(revision.revision) } },
     h("button", { type: "button", class: "link", onclick: () => showRevision(revision) },
       `Revision ${revision.revision}`, revision.revision === state.revision ? " (current)" : ""),
@@ -287,7 +312,8 @@ async function loadHistory() {
 let revisionMerge = null;
 let revisionText = null;
 
-function showRevision(revision) {
+async function showRevision(revision) {
+  const [MergeView, { EditorView, jsonView, setText, templateEditor }] = await Promise.all([loadMerge(), loadCodeMirror()]);
   const old = isSnippet ? revision.text : JSON.stringify(revision.data, null, 2);
   const now = asText(current());
   const dialog = $("#revision-dialog");
@@ -361,6 +387,7 @@ async function importTable(body, ifMatch) {
     state.etag = etag;
     state.revision = data.revision;
     showTable(data.data);
+    showUsedBy(data.used_by);
     state.saved = current();
     changed();
     const rows = `Imported ${data.entry_count} row${data.entry_count === 1 ? "" : "s"}`;
@@ -384,7 +411,7 @@ async function importTable(body, ifMatch) {
 await load();
 function goToHashLine() {
   const line = /^#L(\d+)$/.exec(window.location.hash);
-  if (isSnippet && line) goToLine(editor, Number(line[1]));
+  if (isSnippet && line) cm.goToLine(editor, Number(line[1]));
 }
 goToHashLine();
 window.addEventListener("hashchange", goToHashLine);

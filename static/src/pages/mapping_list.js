@@ -1,6 +1,8 @@
-// The mapping list: filter and search through /api/mappings/, create a mapping from a starter template.
+// The mapping list: filter and search through /api/mappings/ (kept in the address: reload, back and links show the
+// same list), create a mapping from a starter template.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
+import { explainRule, filterParams, keepInAddress, readFilters, slugFollowsTitle } from "../lib/forms.js";
 
 const config = pageConfig();
 const filters = $("#filters");
@@ -9,6 +11,7 @@ const tbody = $("#mapping-table tbody");
 for (const select of [filters.elements.source_format, $("#new-source-format")].filter(Boolean)) {
   for (const format of config.sourceFormats) select.append(h("option", { value: format }, format));
 }
+readFilters(filters);
 
 function testCell(run) {
   if (!run) return h("span", { class: "badge muted" }, "never run");
@@ -20,7 +23,8 @@ function testCell(run) {
 function row(mapping) {
   const editor = `/mappings/${mapping.slug}/`;
   return h("tr", { dataset: { slug: mapping.slug } },
-    h("td", {}, h("a", { href: editor }, h("strong", {}, mapping.title)), h("div", { class: "hint" }, mapping.slug)),
+    h("td", {}, h("a", { href: editor, class: "title", title: mapping.title }, h("strong", {}, mapping.title)),
+      h("div", { class: "hint" }, mapping.slug)),
     h("td", {}, h("code", {}, mapping.source_format)),
     h("td", {}, mapping.draft_changed
       ? h("span", { class: "badge warn", title: "The draft differs from the latest version" }, "changed")
@@ -32,29 +36,41 @@ function row(mapping) {
   );
 }
 
-async function load() {
-  const params = new URLSearchParams();
-  for (const [key, value] of new FormData(filters)) if (value) params.set(key, value);
+let shown = 0; // answers arrive in any order: show only the latest request's
+// The first read is the one the server named for this address (config.listUrl, preloaded with the page).
+async function load(url = null) {
+  const params = filterParams(filters);
+  keepInAddress(params);
   params.set("page_size", "200");
+  const request = ++shown;
   try {
-    const page = await get(`/api/mappings/?${params}`);
+    const page = await get(url || `/api/mappings/?${params}`);
+    if (request !== shown) return;
     tbody.replaceChildren(...(page.results.length
       ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 7, class: "hint" }, "No mapping matches."))]));
   } catch (error) {
-    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, error.message)));
+    if (request === shown) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, error.message)));
   }
 }
 
-filters.addEventListener("input", debounce(load, 200));
+filters.addEventListener("input", debounce(() => load(), 200));
+// Back or forward to this page restored from the browser's page cache: the form may differ from the address now.
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return;
+  readFilters(filters);
+  load();
+});
 filters.addEventListener("submit", (event) => event.preventDefault());
-load().then(() => (document.body.dataset.ready = "true"));
+load(config.listUrl).then(() => (document.body.dataset.ready = "true"));
 
 const form = $("#new-mapping");
 if (config.canWrite) {
+  explainRule(form.elements.slug);
+  slugFollowsTitle(form.elements.title, form.elements.slug);
   $("#new-mapping-open").addEventListener("click", () => {
     form.hidden = false;
-    form.elements.slug.focus();
+    form.elements.title.focus();
   });
   $("#new-mapping-cancel").addEventListener("click", () => (form.hidden = true));
   form.addEventListener("submit", async (event) => {
