@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the studio (no CDN at run time)
     "mappings",
 ]
 
@@ -142,6 +143,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 # WhiteNoise serves the bundle from the finders too, so DEBUG off works without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
+# Cached for good: the build's files (pages ask for build/<page>.js?v=<content hash>, and chunks carry their hash in
+# their names; static/build.mjs) and Swagger UI's (asked for with the sidecar package's version). Everything else
+# keeps WhiteNoise's short max-age.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/static/(build|drf_spectacular_sidecar)/"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request when it is missing
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "mapping-list-page"
@@ -167,6 +172,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery. Embedded default: kombu's file-system transport (no server), results as files. Production:

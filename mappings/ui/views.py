@@ -4,11 +4,21 @@ gets everything else from the studio API, so the browser holds no logic the API 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import version
+from typing import ClassVar
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from mappings.access import (
     AUTHOR,
@@ -19,11 +29,24 @@ from mappings.access import (
     access_snippet,
     role_of,
 )
+from mappings.api.mapping_serializers import MappingQuery
 from mappings.engine import SOURCE_FORMATS
 from mappings.errors import StudioError
 
 
-def _page(request: HttpRequest, template: str, script: str, page_title: str, **config: object) -> HttpResponse:
+def _page(
+    request: HttpRequest,
+    template: str,
+    script: str,
+    page_title: str,
+    *,
+    data: list[str] = (),
+    lazy: bool = False,
+    **config: object,
+) -> HttpResponse:
+    """A page shell. `data` lists the API reads the page script starts with, exactly as it fetches them: base.html
+    preloads them with the HTML, so they are answered while the script is still loading (tests/ui/test_page_speed.py
+    checks that each is used, not fetched twice). `lazy`: the script's import() calls run at once, preload them too."""
     role = role_of(request.user)
     page_config = {
         "username": request.user.get_username(),
@@ -31,7 +54,14 @@ def _page(request: HttpRequest, template: str, script: str, page_title: str, **c
         "canWrite": RANK.get(role, 0) >= RANK[AUTHOR],
         **config,
     }
-    return render(request, template, {"page_script": script, "page_title": page_title, "page_config": page_config})
+    context = {
+        "page_script": script,
+        "page_title": page_title,
+        "page_config": page_config,
+        "page_data": list(data),
+        "page_lazy": lazy,
+    }
+    return render(request, template, context)
 
 
 def _found(access, *args: object) -> object:
@@ -42,9 +72,30 @@ def _found(access, *args: object) -> object:
         raise Http404(error.message) from error
 
 
+def _list_url(api: str, query: Serializer, given: dict[str, str], **fixed: str) -> str:
+    """The first page of a list as its page script asks for it: the filters in the page's address that `query` (the
+    API's own query serializer) accepts, in the order given, then `fixed`. The page's first read uses this URL
+    (pageConfig().listUrl), so the preload in base.html answers it."""
+    given = {name: value.strip() for name, value in given.items() if value.strip()}
+    query = query(data=given)
+    if not query.is_valid():  # a stale or mistyped link: list without the filters the API would refuse
+        given = {name: value for name, value in given.items() if name not in query.errors}
+    return f"{api}?{urlencode({**given, **fixed})}"
+
+
 @login_required
 def mapping_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "mappings/list.html", "mapping_list", "Mappings", sourceFormats=list(SOURCE_FORMATS))
+    filters = {name: request.GET.get(name, "") for name in ("search", "source_format", "status", "last_test")}
+    url = _list_url("/api/mappings/", MappingQuery, filters, page_size="200")
+    return _page(
+        request,
+        "mappings/list.html",
+        "mapping_list",
+        "Mappings",
+        data=[url],
+        listUrl=url,
+        sourceFormats=list(SOURCE_FORMATS),
+    )
 
 
 @login_required
@@ -55,6 +106,7 @@ def mapping_editor(request: HttpRequest, slug: str) -> HttpResponse:
         "mappings/editor.html",
         "editor",
         mapping.title,
+        data=[f"/api/mappings/{mapping.slug}/draft", f"/api/mappings/{mapping.slug}/samples/"],
         slug=mapping.slug,
         title=mapping.title,
         sourceFormat=mapping.source_format,
@@ -65,15 +117,24 @@ def mapping_editor(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def mapping_history(request: HttpRequest, slug: str) -> HttpResponse:
     mapping = _found(access_mapping, request.user, slug)
+    api = f"/api/mappings/{mapping.slug}"
+    data = [f"{api}/versions/", f"{api}/draft"]
+    if mapping.latest_version:  # the page opens on the newest version against the draft
+        newest = f"{api}/versions/{mapping.latest_version.number}"
+        data += [newest, f"{newest}/diff?against=draft"]
     return _page(
         request,
         "mappings/history.html",
         "history",
         f"{mapping.title} — versions",
+        data=data,
         slug=mapping.slug,
         title=mapping.title,
         editorUrl=reverse("mapping-editor-page", args=[mapping.slug]),
     )
+
+
+LIBRARY_PAGE_SIZE = 25  # rows per page of the snippet and lookup-table lists (the demo has 50 tables)
 
 
 def _library_pages(kind: str, title: str, access: Callable) -> tuple[Callable, Callable]:
@@ -82,12 +143,37 @@ def _library_pages(kind: str, title: str, access: Callable) -> tuple[Callable, C
 
     @login_required
     def index(request: HttpRequest) -> HttpResponse:
-        return _page(request, "library/index.html", "library_index", title, kind=kind)
+        given = {"search": request.GET.get("search", "")}
+        page = request.GET.get("page", "")
+        fixed = {"page_size": str(LIBRARY_PAGE_SIZE), "search": given["search"].strip()}
+        if page.isdigit() and int(page) > 1:
+            fixed["page"] = str(int(page))
+        url = f"/api/{kind}/?{urlencode(fixed)}"
+        return _page(
+            request,
+            "library/index.html",
+            "library_index",
+            title,
+            data=[url],
+            listUrl=url,
+            pageSize=LIBRARY_PAGE_SIZE,
+            kind=kind,
+        )
 
     @login_required
     def item(request: HttpRequest, name: str) -> HttpResponse:
         found = _found(access, request.user, name)
-        return _page(request, "library/item.html", "library_item", found.name, kind=kind, name=found.name)
+        api = f"/api/{kind}/{found.name}"
+        return _page(
+            request,
+            "library/item.html",
+            "library_item",
+            found.name,
+            data=[api, f"{api}/versions/"],
+            lazy=kind == "snippets",  # a snippet's page is its editor; a table's opens CodeMirror only on demand
+            kind=kind,
+            name=found.name,
+        )
 
     return index, item
 
@@ -109,6 +195,62 @@ def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "facades/detail.html",
         "facade_detail",
         facade.title,
+        data=[
+            f"/api/facades/{facade.slug}/",
+            f"/api/facades/{facade.slug}/deployments/?page_size=50",
+            f"/api/facades/{facade.slug}/metrics?minutes=60",
+        ],
         slug=facade.slug,
         sourceFormats=list(SOURCE_FORMATS),
     )
+
+
+class ApiDocs(SpectacularSwaggerView):
+    """Swagger UI at /api/docs/, inside the studio's navigation (templates/api_docs.html), from the sidecar package's
+    files (SWAGGER_UI_DIST = "SIDECAR"): the page works offline. Its files are requested with the package's version
+    (`?v=`), so they are cached for good and a new version is fetched anew (WHITENOISE_IMMUTABLE_FILE_TEST)."""
+
+    template_name = "api_docs.html"
+    url_name = "api-docs-schema"
+    # JavaScript, not JSON: Swagger UI calls onComplete once the definition is on the page, which is when the page
+    # is usable (body[data-ready], as every studio page marks it). The operations open by tag (mappings, facades,
+    # snippets, …) and the 90-odd schemas show in the operations that use them, not all at once at the end: laying
+    # out 58 operations and every schema took the page past its 500 ms (bench/README.md).
+    ui_settings = """{
+  deepLinking: true,
+  docExpansion: "none",
+  defaultModelsExpandDepth: -1,
+  onComplete: () => { document.body.dataset.ready = "true"; },
+}"""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().get(request, *args, **kwargs)
+        stamp = f"?v={version('drf-spectacular-sidecar')}"
+        response.data.update(
+            settings=self.ui_settings,
+            swagger_ui_css=response.data["swagger_ui_css"] + stamp,
+            swagger_ui_bundle=response.data["swagger_ui_bundle"] + stamp,
+            page_title="API",
+            page_data=[response.data["schema_url"]],  # read at once by Swagger UI: preloaded with the page
+            page_config={"role": role_of(request.user)} if request.user.is_authenticated else None,
+        )
+        return response
+
+
+@method_decorator(gzip_page, name="dispatch")
+class ApiDocsSchema(SpectacularJSONAPIView):
+    """The schema the docs page shows, as JSON (Swagger UI parses it faster than the YAML of /api/schema/), made
+    once per process: it changes only with the code, and making it takes ~0.3 s that every visit waited for.
+    Requests naming a language or a version are made afresh, so the cache holds one schema. Gzipped: ~340 KiB of
+    JSON is ~30 KiB on the wire."""
+
+    cached: ClassVar[dict[str, object]] = {}
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        if request.GET.get("lang") or request.GET.get("version"):
+            return super().get(request, *args, **kwargs)
+        if "schema" not in self.cached:
+            self.cached["schema"] = super().get(request, *args, **kwargs).data
+        return Response(self.cached["schema"])

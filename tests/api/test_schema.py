@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,11 +88,24 @@ def shape(path: str) -> str:
     return "/".join("{}" if part.startswith("{") and part.endswith("}") else part for part in parts)
 
 
-def test_it_serves_swagger_ui(client) -> None:
+def test_it_serves_swagger_ui_from_the_studio_itself(client) -> None:
+    """No CDN: every script and stylesheet of the page is a static file of the studio (the sidecar package's Swagger
+    UI), requested with the package's version so it can be cached for good."""
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
-    assert b"swagger" in response.content.lower()
+    page = response.content.decode()
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', page)
+    assert not [url for url in assets if re.match(r"(https?:)?//", url)], assets
+    bundle = next(url for url in assets if "swagger-ui-bundle.js" in url)
+    assert bundle.startswith("/static/drf_spectacular_sidecar/") and "?v=" in bundle
+    for url in assets:
+        if url.startswith("/static/"):
+            served = client.get(url)
+            assert served.status_code == 200, url
+            assert "immutable" in served["Cache-Control"], url
+    assert 'url: "/api/docs/schema.json' in page  # the schema Swagger UI reads is the studio's
+    assert "onComplete" in page  # it marks body[data-ready], as every studio page does
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------------------
