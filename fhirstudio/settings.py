@@ -144,9 +144,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # WhiteNoise serves the bundle from the finders too, so DEBUG off works without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 # Cached for good: the build's files (pages ask for build/<page>.js?v=<content hash>, and chunks carry their hash in
-# their names; static/build.mjs) and Swagger UI's (asked for with the sidecar package's version). Everything else
-# keeps WhiteNoise's short max-age.
-WHITENOISE_IMMUTABLE_FILE_TEST = r"^/static/(build|drf_spectacular_sidecar)/"
+# their names; static/build.mjs). Everything else keeps WhiteNoise's short max-age.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/static/build/"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request when it is missing
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "mapping-list-page"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from mappings import views
-from mappings.ui.views import ApiDocs, ApiDocsSchema
+from mappings.ui.views import ApiDocs, ApiDocsSchema, swagger_ui_file
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -11,6 +11,7 @@ urlpatterns = [
     # /api/docs/ rather than drf-spectacular's plain one in mappings/api/urls.py.
     path("api/docs/", ApiDocs.as_view(), name="api-docs"),
     path("api/docs/schema.json", ApiDocsSchema.as_view(), name="api-docs-schema"),
+    path("api/docs/swagger-ui/<str:name>", swagger_ui_file, name="api-docs-file"),
     path("api/", include("mappings.api.urls")),
     path("fhir/", include("mappings.facade.urls")),
     path("", include("mappings.ui.urls")),

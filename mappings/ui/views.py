@@ -3,12 +3,16 @@ gets everything else from the studio API, so the browser holds no logic the API 
 
 from __future__ import annotations
 
+import functools
+import gzip
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -118,7 +122,7 @@ def mapping_editor(request: HttpRequest, slug: str) -> HttpResponse:
 def mapping_history(request: HttpRequest, slug: str) -> HttpResponse:
     mapping = _found(access_mapping, request.user, slug)
     api = f"/api/mappings/{mapping.slug}"
-    data = [f"{api}/versions/", f"{api}/draft"]
+    data = [f"{api}/versions/", f"/api/bindings/?mapping={mapping.slug}&page_size=500", f"{api}/draft"]
     if mapping.latest_version:  # the page opens on the newest version against the draft
         newest = f"{api}/versions/{mapping.latest_version.number}"
         data += [newest, f"{newest}/diff?against=draft"]
@@ -190,16 +194,20 @@ def facade_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
     facade = _found(access_facade, request.user, slug)
+    data = [
+        f"/api/facades/{facade.slug}/",
+        f"/api/facades/{facade.slug}/deployments/?page_size=50",
+        f"/api/facades/{facade.slug}/metrics?minutes=60",
+        "/api/sources/?page_size=500",
+    ]
+    if RANK.get(role_of(request.user), 0) >= RANK[AUTHOR]:  # the deploy and bind forms, filled at start for authors
+        data += ["/api/mappings/?page_size=500", "/api/resource-types/"]
     return _page(
         request,
         "facades/detail.html",
         "facade_detail",
         facade.title,
-        data=[
-            f"/api/facades/{facade.slug}/",
-            f"/api/facades/{facade.slug}/deployments/?page_size=50",
-            f"/api/facades/{facade.slug}/metrics?minutes=60",
-        ],
+        data=data,
         slug=facade.slug,
         sourceFormats=list(SOURCE_FORMATS),
     )
@@ -207,8 +215,9 @@ def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 class ApiDocs(SpectacularSwaggerView):
     """Swagger UI at /api/docs/, inside the studio's navigation (templates/api_docs.html), from the sidecar package's
-    files (SWAGGER_UI_DIST = "SIDECAR"): the page works offline. Its files are requested with the package's version
-    (`?v=`), so they are cached for good and a new version is fetched anew (WHITENOISE_IMMUTABLE_FILE_TEST)."""
+    files (SWAGGER_UI_DIST = "SIDECAR"): the page works offline. Its script and stylesheet come compressed from
+    swagger_ui_file, with the package's version (`?v=`), so they are cached for good and a new version is fetched
+    anew."""
 
     template_name = "api_docs.html"
     url_name = "api-docs-schema"
@@ -216,8 +225,10 @@ class ApiDocs(SpectacularSwaggerView):
     # is usable (body[data-ready], as every studio page marks it). The operations open by tag (mappings, facades,
     # snippets, …) and the 90-odd schemas show in the operations that use them, not all at once at the end: laying
     # out 58 operations and every schema took the page past its 500 ms (bench/README.md).
+    # validatorUrl: null, or Swagger UI shows a badge from validator.swagger.io for any host but localhost.
     ui_settings = """{
   deepLinking: true,
+  validatorUrl: null,
   docExpansion: "none",
   defaultModelsExpandDepth: -1,
   onComplete: () => { document.body.dataset.ready = "true"; },
@@ -229,8 +240,8 @@ class ApiDocs(SpectacularSwaggerView):
         stamp = f"?v={version('drf-spectacular-sidecar')}"
         response.data.update(
             settings=self.ui_settings,
-            swagger_ui_css=response.data["swagger_ui_css"] + stamp,
-            swagger_ui_bundle=response.data["swagger_ui_bundle"] + stamp,
+            swagger_ui_css=reverse("api-docs-file", args=["swagger-ui.css"]) + stamp,
+            swagger_ui_bundle=reverse("api-docs-file", args=["swagger-ui-bundle.js"]) + stamp,
             page_title="API",
             page_data=[response.data["schema_url"]],  # read at once by Swagger UI: preloaded with the page
             page_config={"role": role_of(request.user)} if request.user.is_authenticated else None,
@@ -254,3 +265,28 @@ class ApiDocsSchema(SpectacularJSONAPIView):
         if "schema" not in self.cached:
             self.cached["schema"] = super().get(request, *args, **kwargs).data
         return Response(self.cached["schema"])
+
+
+SWAGGER_UI_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
+@functools.cache
+def _swagger_ui_file(name: str) -> tuple[bytes, bytes]:
+    body = Path(finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{name}")).read_bytes()
+    return body, gzip.compress(body, compresslevel=9)
+
+
+def swagger_ui_file(request: HttpRequest, name: str) -> HttpResponse:
+    """Swagger UI's script (1.5 MiB) and stylesheet from the sidecar package, gzipped once per process (~430 KiB):
+    WhiteNoise sends only the compressed copies it finds beside a file, and the package ships none. That was 2 s of
+    the docs page's first visit over a 10 Mbit/s link (bench/README.md)."""
+    if name not in SWAGGER_UI_FILES:
+        raise Http404(name)
+    body, packed = _swagger_ui_file(name)
+    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    response = HttpResponse(packed if zipped else body, content_type=f"{SWAGGER_UI_FILES[name]}; charset=utf-8")
+    if zipped:
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept-Encoding"
+    response["Cache-Control"] = "public, max-age=31536000, immutable"  # asked for with the package's version
+    return response

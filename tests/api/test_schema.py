@@ -89,23 +89,29 @@ def shape(path: str) -> str:
 
 
 def test_it_serves_swagger_ui_from_the_studio_itself(client) -> None:
-    """No CDN: every script and stylesheet of the page is a static file of the studio (the sidecar package's Swagger
-    UI), requested with the package's version so it can be cached for good."""
+    """No CDN: every script and stylesheet of the page is served by the studio (Swagger UI from the sidecar package,
+    gzipped, with the package's version so it can be cached for good)."""
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     page = response.content.decode()
-    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', page)
+    assets = re.findall(r'<(?:script\b[^>]*\bsrc|link rel="(?:stylesheet|modulepreload)" href)="([^"]+)"', page)
+    assert len(assets) >= 3, assets  # the studio's stylesheet, Swagger UI's stylesheet and script
     assert not [url for url in assets if re.match(r"(https?:)?//", url)], assets
     bundle = next(url for url in assets if "swagger-ui-bundle.js" in url)
-    assert bundle.startswith("/static/drf_spectacular_sidecar/") and "?v=" in bundle
+    assert bundle.startswith("/api/docs/swagger-ui/") and "?v=" in bundle
     for url in assets:
-        if url.startswith("/static/"):
-            served = client.get(url)
+        if url.startswith("/"):
+            served = client.get(url, HTTP_ACCEPT_ENCODING="gzip")
             assert served.status_code == 200, url
             assert "immutable" in served["Cache-Control"], url
+    packed = client.get(bundle, HTTP_ACCEPT_ENCODING="gzip, br")
+    assert packed["Content-Encoding"] == "gzip" and len(packed.content) < 600_000
+    assert b"SwaggerUIBundle" in client.get(bundle).content  # and plain to a client that takes no gzip
+    assert client.get("/api/docs/swagger-ui/LICENSE").status_code == 404
     assert 'url: "/api/docs/schema.json' in page  # the schema Swagger UI reads is the studio's
     assert "onComplete" in page  # it marks body[data-ready], as every studio page does
+    assert "validatorUrl: null" in page  # no badge from validator.swagger.io (asked for on any host but localhost)
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------------------
