@@ -4,6 +4,8 @@ and "0 passed" is never a green badge."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mappings import actions
@@ -83,3 +85,37 @@ def test_it_never_shows_zero_passed_as_green(open_browser, studio) -> None:
     assert "ok" not in badge.get_attribute("class").split()
     assert "muted" in badge.get_attribute("class").split()
     assert badge.inner_text() == "tests: no samples ran"
+
+
+def test_editing_a_sample_never_saves_another_sample_s_payload_into_it(open_browser) -> None:
+    before = {sample.name: sample.payload for sample in SampleCase.objects.filter(mapping__slug="hl7v2-adt-a01")}
+    first, other = sorted(before)[:2]  # the editor opens on the first; the analyst edits another one's assertions
+    browser = open_browser()
+    page = browser.page
+    browser.open(ADT)
+    assert page.input_value("#sample-select") == first
+    page.click("#tests-tab-button")
+    page.locator(f"#cases tr[data-case={other}]").get_by_role("button", name="Edit").click()
+    assert page.input_value("#sample-select") == other  # the pane shows the payload that will be saved
+    assertions = page.locator("#sample-form textarea[name=assertions]")
+    assertions.press("Control+End")
+    assertions.press_sequentially("\nBundle.type = 'transaction'")
+    page.click("#sample-save")
+    page.wait_for_function(
+        f"document.querySelector('#cases tr[data-case={other}]').textContent.includes('transaction')"
+    )
+    saved = SampleCase.objects.get(mapping__slug="hl7v2-adt-a01", name=other)
+    assert saved.payload == before[other]
+    assert saved.assertions[-1] == "Bundle.type = 'transaction'"
+
+
+def _until_no_run_is_being_recorded(page, seconds: float = 15) -> None:
+    """The page shows the newest recorded run and no newer one appears for a moment: the studio is done writing."""
+    deadline, seen = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        newest = TestRun.objects.order_by("-id").values_list("id", flat=True).first()
+        if newest == seen and page.evaluate("window.fhirStudio.lastRun?.id") == newest:
+            return
+        seen = newest
+        time.sleep(0.5)
+    pytest.fail("the samples kept being run")

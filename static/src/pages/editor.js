@@ -407,7 +407,9 @@ function showRun(run) {
   if (!run) {
     $("#run-summary").textContent = "No run recorded yet.";
   } else {
-    const stale = run.version || run.draft_revision !== state.revision ? " — not the draft you are editing" : "";
+    // A version's run is the draft's own when the draft is still that version's text (just published).
+    const ownVersion = run.version && run.version === state.published?.version && state.published.revision === state.revision;
+    const stale = (run.version ? !ownVersion : run.draft_revision !== state.revision) ? " — not the draft you are editing" : "";
     $("#run-summary").textContent = `Last run: ${run.passed} passed, ${run.failed} failed (${runTarget(run)}, ${ago(run.created_at)})${stale}`;
     badge.title = `${runTarget(run)}, ${new Date(run.created_at).toLocaleString()}`;
   }
@@ -439,6 +441,9 @@ let editing = null;
 
 function openSample(sample = null) {
   editing = sample;
+  // Editing a sample shows its own payload in the Sample pane first: what is saved is what the analyst sees there,
+  // never another sample's text left in the pane.
+  if (sample && state.sample?.name !== sample.name) selectSample(sample.name);
   const form = $("#sample-form");
   form.reset();
   form.elements.name.value = sample ? sample.name : "";
@@ -463,11 +468,12 @@ $("#sample-form").addEventListener("submit", async (event) => {
   if (event.submitter?.value !== "save") return;
   event.preventDefault();
   const form = event.target;
+  const shown = !editing || state.sample?.name === editing.name; // the pane holds this sample's payload
   const body = {
-    payload: payload.state.doc.toString(),
     assertions: form.elements.assertions.value.split("\n").map((line) => line.trim()).filter(Boolean),
-    expected: form.elements.expect_output.checked ? state.lastResult?.output ?? null : null,
+    expected: form.elements.expect_output.checked && shown ? state.lastResult?.output ?? null : null,
   };
+  if (shown) body.payload = payload.state.doc.toString();
   fieldError(form.elements.assertions, $("#assertions-error"), null);
   try {
     if (editing) await api("PATCH", `${base}/samples/${editing.name}`, { body });
@@ -691,6 +697,7 @@ $("#publish-form").addEventListener("submit", async (event) => {
     const version = await post(`${base}/versions/`, { message: event.target.elements.message.value });
     publishDialog.close();
     event.target.reset();
+    state.published = { version: version.number, revision: state.revision }; // the draft is this version's text
     if (version.test_run) showRun(version.test_run);
     banner(`Published version ${version.number}.`, [["Compare versions", () => (window.location.href = config.historyUrl)]]);
   } catch (error) {

@@ -14,6 +14,7 @@ let facade = null;
 let sources = [];
 let mappings = [];
 let resourceTypes = [];
+const METRICS_REFRESH_MS = 15000;
 const versionsOf = new Map(); // mapping slug → its versions, newest first (each with its newest test run)
 
 function say(text, kind = "") {
@@ -51,6 +52,12 @@ function defaultVersion(versions) {
   return versions.find(passed) || versions.find((version) => !lastRun(version)?.failed) || versions[0];
 }
 
+// Right after a rollback, rolling back again deploys the version it left: say that it undoes the rollback.
+function rollbackLabel(binding) {
+  if (!binding.rollback_to) return "Roll back";
+  return binding.live?.rollback_of ? `Undo the rollback (v${binding.rollback_to})` : `Roll back to v${binding.rollback_to}`;
+}
+
 function versionSelect(binding) {
   const versions = versionsOf.get(binding.mapping) || [];
   const preferred = defaultVersion(versions);
@@ -84,7 +91,7 @@ function bindingRow(binding) {
         type: "button", class: "rollback", disabled: !binding.rollback_to,
         title: binding.rollback_to ? `Deploy v${binding.rollback_to} again` : "Nothing earlier was deployed",
         onclick: () => rollback(binding),
-      }, binding.rollback_to ? `Roll back to v${binding.rollback_to}` : "Roll back"), " ",
+      }, rollbackLabel(binding)), " ",
       h("button", { type: "button", class: "remove danger", onclick: () => removeBinding(binding) }, "Remove"));
   }
   return h("tr", { dataset: { type: binding.resource_type } },
@@ -392,7 +399,10 @@ function check(input, problem) {
   return !problem;
 }
 
-$("#bind-type")?.addEventListener("input", (event) => event.target.setCustomValidity(""));
+// The field's own rule message goes as the analyst types again (delegated: the field is replaced after a bind).
+$("#bind-form")?.addEventListener("input", (event) => {
+  if (event.target.name === "resource_type") event.target.setCustomValidity("");
+});
 $("#source-form input[name=name]")?.addEventListener("input", (event) => event.target.setCustomValidity(""));
 $("#source-kind")?.addEventListener("change", (event) => {
   $("#source-files").hidden = event.target.value !== "stored";
@@ -426,7 +436,11 @@ $("#bind-form")?.addEventListener("submit", async (event) => {
     const body = Object.fromEntries(new FormData(form));
     await post(`${base}/bindings/`, { ...body, resource_type: body.resource_type.trim() });
     say(`Bound ${body.resource_type.trim()}. Deploy a version to serve it.`, "ok");
-    form.elements.resource_type.value = "";
+    // A fresh, empty field for the next type: emptying it in place would show it as wrongly filled (:user-invalid).
+    const field = form.elements.resource_type;
+    const fresh = field.cloneNode();
+    fresh.value = "";
+    field.replaceWith(fresh);
     await Promise.all([loadFacade(), loadSources()]);
   } catch (error) {
     const fields = Object.values(error.details || {}).flat().join(" ");
@@ -471,3 +485,5 @@ $("#source-form")?.addEventListener("submit", async (event) => {
 
 await Promise.all([loadFacade(), loadHistory(), loadMetrics(), loadSources(), fillForms()]);
 document.body.dataset.ready = "true";
+// Requests clients make while the page is open show up without a reload (not while the tab is hidden).
+setInterval(() => document.visibilityState === "visible" && loadMetrics(), METRICS_REFRESH_MS);
