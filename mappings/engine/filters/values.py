@@ -125,7 +125,6 @@ def urn_uuid(resource_id: object) -> str:
 
 # A value that names a code system rather than being a code: `http://loinc.org`, `urn:oid:2.16…`, `urn:ietf:rfc:3986`.
 SYSTEM_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S|urn:[a-z0-9][a-z0-9-]*:\S)", re.IGNORECASE)
-RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{2,}$")
 
 
 def _swapped(env, helper: str, message: str) -> None:
@@ -137,43 +136,47 @@ def _swapped(env, helper: str, message: str) -> None:
         budget.warn(error, once=("swapped", helper, template, line))
 
 
-def _check_system_order(env, helper: str, first: str, value: object, system: object) -> None:
+def _check_system_order(env, helper: str, first: str, first_text: str, system_text: str) -> None:
     """`coding('http://loinc.org', '718-7')` is FHIR's system|code order given to a helper that takes the code
-    first: the "code" is a system URI and the "system" is not."""
-    code_text, system_text = _text(value), _text(system)
-    if system_text and SYSTEM_URI.match(code_text) and ":" not in system_text:
+    first: the "code" is a system URI and the "system" is not. (Most systems have a ":", so this is one `in`.)"""
+    if system_text and ":" not in system_text and ":" in first_text and SYSTEM_URI.match(first_text):
         _swapped(
             env,
             helper,
-            f"{helper}() got the system {code_text!r} as its {first} and {system_text!r} as its system: its order "
+            f"{helper}() got the system {first_text!r} as its {first} and {system_text!r} as its system: its order "
             f"is {helper}({first}, system, …), the reverse of FHIR's system|{first}. Name the arguments to be sure: "
-            f"{helper}(system={code_text!r}, {first}={system_text!r}).",
+            f"{helper}(system={first_text!r}, {first}={system_text!r}).",
         )
+
+
+def _resource_type_like(text: str) -> bool:
+    return text[:1].isupper() and text.isalpha() and text.isascii()
 
 
 @pass_environment
 def reference(env, resource_type: str, resource_id: object, display: object = None) -> dict | None:
     """A Reference: `reference(resource_type, resource_id, display)`, the type first as in `Patient/123`; by name:
     `reference(resource_type="Patient", resource_id=msg.id)`. Nothing when the id is empty."""
-    if not _text(resource_id):
+    id_text = _text(resource_id)
+    if not id_text:
         return None
-    if not RESOURCE_TYPE.match(_text(resource_type)) and RESOURCE_TYPE.match(_text(resource_id)):
+    if not _resource_type_like(_text(resource_type)) and _resource_type_like(id_text):
         _swapped(
             env,
             "reference",
-            f"reference() got {_text(resource_type)!r} as the resource type and {_text(resource_id)!r} as the id: "
+            f"reference() got {_text(resource_type)!r} as the resource type and {id_text!r} as the id: "
             "its order is reference(resource_type, resource_id, display), e.g. reference('Patient', msg.id).",
         )
-    ref = {"reference": f"{resource_type}/{_text(resource_id)}"}
+    ref = {"reference": f"{resource_type}/{id_text}"}
     if _text(display):
         ref["display"] = _text(display)
     return ref
 
 
-def _coding(code: object, system: object, display: object) -> dict | None:
-    if not _text(code):
+def _coding(code_text: str, system_text: str, display: object) -> dict | None:
+    if not code_text:
         return None
-    result = {"system": _text(system) or None, "code": _text(code), "display": _text(display) or None}
+    result = {"system": system_text or None, "code": code_text, "display": _text(display) or None}
     return {key: value for key, value in result.items() if value is not None}
 
 
@@ -184,8 +187,9 @@ def coding(env, code: object = None, system: object = None, display: object = No
     the code is empty; a system URI given as the code (the FHIR order) leaves a warning.
 
     `coding("M", "http://hl7.org/fhir/administrative-gender")` → `{"system": "…", "code": "M"}`."""
-    _check_system_order(env, "coding", "code", code, system)
-    return _coding(code, system, display)
+    code_text, system_text = _text(code), _text(system)
+    _check_system_order(env, "coding", "code", code_text, system_text)
+    return _coding(code_text, system_text, display)
 
 
 @pass_environment
@@ -195,8 +199,9 @@ def codeable_concept(
     """A CodeableConcept with one coding: `codeable_concept(code, system, display, text)`, the code FIRST like
     `coding()`; by name: `codeable_concept(system="http://loinc.org", code="718-7", display="Hemoglobin")`. `text`
     defaults to the display; nothing when code and text are both empty."""
-    _check_system_order(env, "codeable_concept", "code", code, system)
-    one = _coding(code, system, display)
+    code_text, system_text = _text(code), _text(system)
+    _check_system_order(env, "codeable_concept", "code", code_text, system_text)
+    one = _coding(code_text, system_text, display)
     label = _text(text) or _text(display)
     if one is None and not label:
         return None
@@ -215,14 +220,15 @@ def identifier(
     """An Identifier: `identifier(value, system, type_code, use)`. The value comes FIRST, the reverse of FHIR's
     `system|value`; name the arguments to be sure: `identifier(system="urn:oid:1.2.3", value=msg.mrn,
     type_code="MR", use="usual")`. `type_code` is a v2-0203 code (MR, SS, DL…). Nothing when the value is empty."""
-    _check_system_order(env, "identifier", "value", value, system)
-    if not _text(value):
+    value_text, system_text = _text(value), _text(system)
+    _check_system_order(env, "identifier", "value", value_text, system_text)
+    if not value_text:
         return None
-    result: dict = {"value": _text(value)}
+    result: dict = {"value": value_text}
     if _text(use):
         result["use"] = _text(use)
-    if _text(system):
-        result["system"] = _text(system)
+    if system_text:
+        result["system"] = system_text
     if _text(type_code):
         result["type"] = {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": _text(type_code)}]
