@@ -1,11 +1,14 @@
 """The Jinja2 sandbox templates run in: no internals, no file system, no imports beyond the snippet library,
 and every loop, call and multiplication charged to the run's budget.
 
-Two changes are made to each template's syntax tree as it is parsed (`_parse`):
+Each template's syntax tree is checked and changed as it is parsed (`_parse`):
 - every `{% for %}` iterates through `loop_guard`, which charges one loop iteration per item, so an endless or huge
   loop stops at the limit instead of hanging a worker;
 - every `{% import %}`/`{% include %}` must name a literal snippet, so the include graph is known at compile time and
-  cycles and depth are refused before anything runs.
+  cycles and depth are refused before anything runs;
+- a lookup the template tests for presence (`{% if row.middle %}`, `is defined`, `| default`, `or`) is marked quiet
+  (`quiet_attr`/`quiet_item`, see `MappingCodeGenerator`), so that a missing key or column warns only where the
+  template expects it to be there (`SourceUndefined`, engine/missing.py).
 
 A second, *tracing* variant marks every piece of literal template text with its template line. It is only used to
 explain a failure: when the rendered output is not JSON, the run is repeated with markers and the error offset is
@@ -20,13 +23,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
-from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, nodes
+from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
 from jinja2.bccache import Bucket, BytecodeCache
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
@@ -35,6 +40,7 @@ from .filters import FILTERS, GLOBALS, TESTS
 from .filters.values import finalize
 from .limits import current_budget
 from .lookup import LookupTable
+from .missing import note_missing
 
 SNIPPET_PREFIX = "snippets/"
 MARK_START, MARK_END = "\x02", "\x03"
@@ -56,6 +62,32 @@ class SnippetLoader(BaseLoader):
 
     def list_templates(self) -> list[str]:
         return sorted(self.sources)
+
+
+def _noting_init(self, hint=None, obj=missing, name=None, exc=UndefinedError) -> None:
+    Undefined.__init__(self, hint, obj, name, exc)
+    kind = type(obj)
+    if kind is dict or kind is list:  # note_missing(obj, name, False), inlined: once per missing key of every record
+        budget = current_budget()
+        if budget is not None and budget.lookups is not None:
+            budget.lookups.note(budget, obj, name, False)
+
+
+class SourceUndefined(ChainableUndefined):
+    """What a lookup that found nothing gives in a mapping; one on a dict or list is reported to the run's missing-key
+    check (engine/missing.py), which warns about a CSV column or a misspelt key that is not there. Only created when
+    a lookup misses: a lookup that finds its key costs nothing more."""
+
+    __slots__ = ()
+    __init__ = _noting_init
+
+
+class StrictSourceUndefined(StrictUndefined):
+    """The same for a strict mapping: using the value still fails (FS-RND-001); printing it, which gives nothing,
+    now warns too."""
+
+    __slots__ = ()
+    __init__ = _noting_init
 
 
 def finalize_text(value: object) -> object:
@@ -115,7 +147,40 @@ class CompiledCodeCache(BytecodeCache):
 COMPILED_CODE = CompiledCodeCache()
 
 
+class MappingCodeGenerator(CodeGenerator):
+    """Jinja's code generator, plus quiet lookups: a Getattr or Getitem node that `GuardedLookups` marked `quiet`
+    calls `environment.quiet_attr`/`quiet_item` instead of `getattr`/`getitem`. The same one call, so it costs
+    nothing more, and nothing a template (or the editor's completion) could see. (Jinja refuses new node types.)"""
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:  # noqa: N802 — Jinja's visitor naming
+        if getattr(node, "quiet", False):
+            self._quiet_getattr(node, frame)
+        else:
+            super().visit_Getattr(node, frame)
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:  # noqa: N802
+        if getattr(node, "quiet", False):
+            self._quiet_getitem(node, frame)
+        else:
+            super().visit_Getitem(node, frame)
+
+    @optimizeconst
+    def _quiet_getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        self.write("environment.quiet_attr(")
+        self.visit(node.node, frame)
+        self.write(f", {node.attr!r})")
+
+    @optimizeconst
+    def _quiet_getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        self.write("environment.quiet_item(")
+        self.visit(node.node, frame)
+        self.write(", ")
+        self.visit(node.arg, frame)
+        self.write(")")
+
+
 class MappingEnvironment(SandboxedEnvironment):
+    code_generator_class = MappingCodeGenerator
     # `*`, `**`, `%` and `+` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x, or a string
     # doubled 40 times in a loop); check the size first. `~` is guarded by rewriting it to `concat_guard` in _parse.
     intercepted_binops = frozenset(["*", "**", "%", "+"])
@@ -123,7 +188,7 @@ class MappingEnvironment(SandboxedEnvironment):
     def __init__(self, sources: dict[str, str], *, strict: bool, max_value_bytes: int, **options) -> None:
         super().__init__(
             loader=SnippetLoader(sources),
-            undefined=StrictUndefined if strict else ChainableUndefined,
+            undefined=StrictSourceUndefined if strict else SourceUndefined,
             autoescape=False,  # we write JSON, not HTML; values go through `tojson`
             auto_reload=False,
             cache_size=-1,
@@ -132,6 +197,7 @@ class MappingEnvironment(SandboxedEnvironment):
         )
         self.max_value_bytes = max_value_bytes
         self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
+        self.quiet_undefined = StrictUndefined if strict else ChainableUndefined  # unreported: the template tests it
         self.filters["loop_guard"] = loop_guard
         self.filters.update(self.guarded_filters())
         for nondeterministic in ("random", "shuffle"):  # a mapping must give the same output for the same input
@@ -149,6 +215,33 @@ class MappingEnvironment(SandboxedEnvironment):
         # Jinja's default returns an Undefined that only fails when printed, and ChainableUndefined never does; a probe
         # of internals should fail loudly, at the line that tried it.
         raise SecurityError(f"access to attribute '{attribute}' of a {type(obj).__name__} value is not allowed")
+
+    def quiet_attr(self, obj: object, name: str) -> object:
+        """`obj.name` where the template tests it (`{% if row.x %}`, `is defined`, `| default`, `or`): what a lookup
+        marked quiet calls instead of `getattr`. A miss on a dict or list is reported as guarded: only a
+        misspelling warns."""
+        kind = type(obj)
+        if (kind is dict or kind is list) and not hasattr(obj, name) and (kind is list or name not in obj):
+            note_missing(obj, name, True)
+            return self.quiet_undefined(obj=obj, name=name)
+        return self.getattr(obj, name)
+
+    def quiet_item(self, obj: object, key: object) -> object:
+        """`obj[key]` where the template tests it; see `quiet_attr`."""
+        kind = type(obj)
+        if kind is not dict and kind is not list:
+            try:
+                return obj[key]  # what the sandbox's getitem tries first (HL7 v2 nodes, `{% if pid[19] %}`: hot)
+            except (TypeError, LookupError):
+                return self.getitem(obj, key)
+        try:
+            found = key in obj if kind is dict else type(key) is not str
+        except TypeError:  # an unhashable key: the sandbox says what that gives
+            found = True
+        if not found and not (type(key) is str and hasattr(obj, key)):
+            note_missing(obj, key, True)
+            return self.quiet_undefined(obj=obj, name=key)
+        return self.getitem(obj, key)
 
     def check_size(self, size: int, what: str) -> None:
         if size > self.max_value_bytes:
@@ -270,6 +363,7 @@ class MappingEnvironment(SandboxedEnvironment):
             imported.append((target.value, node.lineno))
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "loop_guard", [], [], None, None, lineno=loop.lineno)
+        tree = GuardedLookups().visit(tree)
         tree = ConcatGuard().visit(tree)
         self.imports[name or "<template>"] = imported
         return tree
@@ -282,6 +376,61 @@ class ConcatGuard(NodeTransformer):
         self.generic_visit(node)
         items = nodes.List(node.nodes, lineno=node.lineno)
         return nodes.Filter(items, "concat_guard", [], [], None, None, lineno=node.lineno)
+
+
+def _quiet(node: nodes.Expr) -> nodes.Expr:
+    """Mark a lookup chain (`row.middle`, `msg.patient["birth date"]`) quiet, each step of it."""
+    current = node
+    while isinstance(current, (nodes.Getattr, nodes.Getitem)) and current.ctx == "load":
+        if isinstance(current, nodes.Getitem) and isinstance(current.arg, nodes.Slice):
+            break  # `items[1:]` is Python slicing, not a lookup
+        current.quiet = True
+        current = current.node
+    return node
+
+
+def _quiet_test(node: nodes.Expr) -> nodes.Expr:
+    """The condition of an `if`: every operand of `and`, `or` and `not` is tested for truth."""
+    if isinstance(node, (nodes.And, nodes.Or)):
+        node.left, node.right = _quiet_test(node.left), _quiet_test(node.right)
+        return node
+    if isinstance(node, nodes.Not):
+        node.node = _quiet_test(node.node)
+        return node
+    return _quiet(node)
+
+
+class GuardedLookups(NodeTransformer):
+    """Lookups the template tests, so whose absence it expects, become quiet (see engine/missing.py): the condition
+    of `{% if %}` and `x if … else y`, the operand of a test (`is defined`), of `| default`, the left of `or`/`and`."""
+
+    def visit_If(self, node: nodes.If) -> nodes.If:  # noqa: N802 — NodeTransformer's naming
+        self.generic_visit(node)
+        node.test = _quiet_test(node.test)
+        return node
+
+    def visit_CondExpr(self, node: nodes.CondExpr) -> nodes.CondExpr:  # noqa: N802
+        self.generic_visit(node)
+        node.test = _quiet_test(node.test)
+        return node
+
+    def visit_Test(self, node: nodes.Test) -> nodes.Test:  # noqa: N802
+        self.generic_visit(node)
+        node.node = _quiet(node.node)
+        return node
+
+    def visit_Filter(self, node: nodes.Filter) -> nodes.Filter:  # noqa: N802
+        self.generic_visit(node)
+        if node.name in ("default", "d") and node.node is not None:
+            node.node = _quiet(node.node)
+        return node
+
+    def _left_tested(self, node: nodes.And | nodes.Or) -> nodes.And | nodes.Or:
+        self.generic_visit(node)
+        node.left = _quiet(node.left)
+        return node
+
+    visit_And = visit_Or = _left_tested  # noqa: N815
 
 
 class LineMarker(Extension):

@@ -65,6 +65,7 @@ class ErrorCode(IssueCode):
     RND_UNKNOWN_TABLE = ("FS-RND-004", "not-found")
     RND_FAIL_CALLED = ("FS-RND-005", "business-rule")
     RND_TYPE = ("FS-RND-006", "processing")
+    RND_MISSING_KEY = ("FS-RND-007", "not-found")  # a warning: a column or misspelt key the source does not have
     RND_SWAPPED_ARGUMENTS = ("FS-RND-008", "processing")  # a warning: coding('http://…', '718-7') and the like
     RND_UNEXPECTED = ("FS-RND-099", "exception")
 

@@ -16,6 +16,7 @@ from .errors import ErrorCode, MappingError, operation_outcome
 from .limits import Limits, current_budget, end_budget, start_budget
 from .locate import locate_errors, needs_location, traced_environment
 from .lookup import LookupTable
+from .missing import MissingKeys
 from .postprocess import postprocess
 from .sources import SOURCE_FORMATS, parse_source
 from .validate import validate_output
@@ -258,6 +259,7 @@ def run_mapping(
     try:
         msg = parse_source(payload, source_format, options=options, limits=limits)
         lap("parse")
+        budget.lookups = MissingKeys(compiled.environment, msg, source_format)
         run_time = (now or datetime.now(UTC)).astimezone(UTC)
         context = {
             "msg": msg,

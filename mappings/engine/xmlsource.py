@@ -20,7 +20,8 @@ Navigating
       {{ observation.value.type }}                                    -> CD   (the xsi:type attribute)
 
 * otherwise an empty node: it is falsy, prints as "" and can be navigated further without error, so a missing
-  branch never breaks a template::
+  branch never breaks a template (a name that looks like a misspelling of one of the element's children or
+  attributes, ``birthtime`` for ``birthTime``, leaves a warning, FS-RND-007)::
 
       {{ doc.no.such.path }}                                          -> (nothing)
       {% if patient.deceasedInd %}...{% endif %}                      -> skipped
@@ -106,6 +107,7 @@ from functools import lru_cache
 from lxml import etree
 
 from mappings.engine.errors import ErrorCode, MappingError
+from mappings.engine.missing import note_missing_xml
 
 __all__ = ["NAMESPACES", "XmlNode", "parse_xml"]
 
@@ -334,7 +336,10 @@ class XmlNode:
         if child is not None:
             return XmlNode(child)
         value = _attribute(el, name)
-        return _EMPTY if value is None else value
+        if value is None:
+            note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has
+            return _EMPTY
+        return value
 
     def all(self, name: str | None = None) -> list[XmlNode]:
         """Child elements with that name (all child elements without one)."""

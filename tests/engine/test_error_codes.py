@@ -55,6 +55,11 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.RND_UNKNOWN_TABLE: lambda: codes_of_run("{{ 'M' | translate('none') }}"),
     ErrorCode.RND_FAIL_CALLED: lambda: codes_of_run("{{ fail('stop') }}"),
     ErrorCode.RND_TYPE: lambda: codes_of_run("{{ 1 + 'a' }}"),
+    ErrorCode.RND_MISSING_KEY: lambda: codes_of_run(
+        '{"resourceType": "Basic", "code": {"text": "{{ msg[0][\'birth date\'] }}"}}',
+        "mrn,birth_date\n1,19800101\n",
+        source_format="csv",
+    ),
     ErrorCode.RND_SWAPPED_ARGUMENTS: lambda: codes_of_run(
         '{"resourceType": "Basic", "code": {"coding": [{{ coding("http://loinc.org", "718-7") }}]}}'
     ),
