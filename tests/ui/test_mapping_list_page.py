@@ -133,3 +133,19 @@ def test_it_makes_the_slug_from_the_title_and_says_the_slug_rule(open_browser) -
     page.click("#new-mapping button[type=submit]")
     page.wait_for_url("**/mappings/lab-feed/")
     assert Mapping.objects.get(slug="lab-feed").title == "Lab feed"
+
+
+def test_a_run_with_nothing_passed_is_not_shown_as_a_success(open_browser, studio) -> None:
+    from mappings import actions
+
+    mapping = Mapping.objects.get(slug="json-patient")
+    for sample in mapping.samples.all():
+        actions.do_delete_sample(sample, acting_user=studio["author"])
+    actions.do_run_tests(mapping, acting_user=studio["author"])  # a run of no samples: 0 passed, 0 failed
+    browser = open_browser()
+    page = browser.page
+    browser.open("/")
+    badge = page.locator("#mapping-table tr[data-slug=json-patient] .badge").last
+    badge.wait_for()
+    assert badge.inner_text() == "no samples ran"
+    assert "ok" not in (badge.get_attribute("class") or "").split()
