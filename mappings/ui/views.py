@@ -202,6 +202,9 @@ def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
     ]
     if RANK.get(role_of(request.user), 0) >= RANK[AUTHOR]:  # the deploy and bind forms, filled at start for authors
         data += ["/api/mappings/?page_size=500", "/api/resource-types/"]
+        # each bound mapping's versions (the deploy drop-downs), read once the facade is in: asked for with it
+        bound = facade.bindings.order_by("mapping__slug").values_list("mapping__slug", flat=True).distinct()
+        data += [f"/api/mappings/{mapping}/versions/" for mapping in bound]
     return _page(
         request,
         "facades/detail.html",
