@@ -1,5 +1,5 @@
-// Bundle the page scripts (static/src/pages/*.js) with CodeMirror 6 from node_modules, and the shared stylesheet
-// (static/fhirstudio.css), into static/build/. Run by `npm run build`, which scripts/run and scripts/test call at
+// Bundle the page scripts (static/src/pages/*.js) with CodeMirror 6 from node_modules, and the stylesheets
+// (static/*.css: the shared fhirstudio.css and any page's own), into static/build/. Run by `npm run build`, which scripts/run and scripts/test call at
 // setup; nothing is fetched at run time.
 //
 // What a page costs to load is decided here (issue 11, bench/README.md "Pages: navigation start → usable"):
@@ -35,9 +35,10 @@ const noHtmlBase = {
   },
 };
 
+const styles = readdirSync("static").filter((name) => name.endsWith(".css")); // fhirstudio.css and page sheets
 const entryPoints = [
   ...pages.map((name) => ({ in: `static/src/pages/${name}`, out: basename(name, ".js") })),
-  { in: "static/fhirstudio.css", out: "fhirstudio" },
+  ...styles.map((name) => ({ in: `static/${name}`, out: basename(name, ".css") })),
 ];
 const result = await build({
   entryPoints,

@@ -42,9 +42,11 @@ def _versioned(entry: dict) -> str:
 
 
 @register.simple_tag
-def stylesheet() -> str:
-    entry = built("fhirstudio.css")
-    href = _versioned(entry) if entry else static("fhirstudio.css")
+def stylesheet(name: str = "fhirstudio.css") -> str:
+    """A stylesheet of static/ as the build minified it (`{% stylesheet %}` is the shared one; a page's own sheet,
+    static/facades.css say, goes in its template's head block as `{% stylesheet "facades.css" %}`)."""
+    entry = built(name)
+    href = _versioned(entry) if entry else static(name)
     return format_html('<link rel="stylesheet" href="{}">', href)
 
 

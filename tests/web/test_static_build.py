@@ -63,3 +63,14 @@ def test_it_leaves_out_the_parsers_no_editor_uses(manifest) -> None:
         text = path.read_text()
         for language in ("javascript", "css", "html"):
             assert f'name:"{language}"' not in text, f"{path.name} bundles the {language} language"
+
+
+def test_it_links_any_stylesheet_of_static_as_built(manifest) -> None:
+    from django.template import Context, Template
+
+    def link(name: str) -> str:
+        return Template(f'{{% load page_assets %}}{{% stylesheet "{name}" %}}').render(Context())
+
+    entry = manifest["fhirstudio.css"]
+    assert link("fhirstudio.css") == f'<link rel="stylesheet" href="/static/{entry["file"]}?v={entry["hash"]}">'
+    assert link("not-built.css") == '<link rel="stylesheet" href="/static/not-built.css">'  # before a build
