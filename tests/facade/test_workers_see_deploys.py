@@ -40,7 +40,7 @@ def gunicorn(transactional_db, tmp_path: Path):
             "--access-logfile",
             str(log),
             "--access-logformat",
-            "%(p)s %(s)s %(U)s",
+            "%(p)s %(s)s %(r)s",
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": test_database_url()},
@@ -62,19 +62,20 @@ def gunicorn(transactional_db, tmp_path: Path):
         process.wait(timeout=30)
 
 
-def answers_from_both_workers(url: str, log: Path) -> list[dict]:
-    """Ask until both worker processes have answered (a fresh connection each time; bounded), return every body."""
+def answers_from_both_workers(url: str, log: Path, phase: str) -> list[dict]:
+    """Ask until both worker processes have answered (a fresh connection each time; bounded), return every body.
+    Each request is marked with its phase in the query, so the access log (written after the answer, by either
+    worker) tells which process answered which phase."""
     bodies = []
-    for _ in range(200):
-        before = log.read_text().count("\n")
-        bodies.append(requests.get(url, timeout=10).json())
-        if len(bodies) >= 4 and len(worker_pids(log, skip=before - len(bodies) + 1)) == 2:
+    for number in range(200):
+        bodies.append(requests.get(url, params={"probe": f"{phase}-{number}"}, timeout=10).json())
+        if len(bodies) >= 4 and len(worker_pids(log, phase)) == 2:
             return bodies
     pytest.fail(f"only one worker answered 200 requests:\n{log.read_text()[-500:]}")
 
 
-def worker_pids(log: Path, skip: int = 0) -> set[str]:
-    return {line.split()[0] for line in log.read_text().splitlines()[skip:] if line.strip()}
+def worker_pids(log: Path, phase: str) -> set[str]:
+    return {line.split()[0] for line in log.read_text().splitlines() if f"probe={phase}-" in line}
 
 
 def test_a_deploy_is_served_by_every_worker_at_once(gunicorn, users, json_patient) -> None:
@@ -91,7 +92,7 @@ def test_a_deploy_is_served_by_every_worker_at_once(gunicorn, users, json_patien
     first = actions.do_deploy(binding, acting_user=author, version=v1)
     patient_id = first.resources.get().resource_id
     url = f"{base}/fhir/clinic/Patient/{patient_id}"
-    assert {body["active"] for body in answers_from_both_workers(url, log)} == {True}  # both workers cached v1
+    assert {body["active"] for body in answers_from_both_workers(url, log, "v1")} == {True}  # both workers cached v1
 
     json_patient.refresh_from_db()
     draft = json_patient.draft
@@ -102,7 +103,6 @@ def test_a_deploy_is_served_by_every_worker_at_once(gunicorn, users, json_patien
     v2 = actions.do_publish_version(json_patient, acting_user=author, message="inactive")
     actions.do_deploy(binding, acting_user=author, version=v2)
 
-    seen_from = log.read_text().count("\n")
-    bodies = answers_from_both_workers(url, log)
+    bodies = answers_from_both_workers(url, log, "v2")
     assert {body.get("active") for body in bodies} == {False}, bodies  # no worker answered v1, or a 404
-    assert len(worker_pids(log, skip=seen_from)) == 2
+    assert len(worker_pids(log, "v2")) == 2

@@ -83,7 +83,9 @@ def test_it_asks_before_saving_an_empty_template(open_browser) -> None:
     assert draft() == (loaded, revision)
     assert page.inner_text("#save-state") == "unsaved changes"
 
+    page.click(".template-pane .cm-content")  # back in the template, the analyst saves again and means it
     page.keyboard.press("Control+s")
+    ask.wait_for()
     page.click("#ask-yes")
     page.wait_for_function("document.querySelector('#save-state').textContent.startsWith('saved')")
     assert draft() == ("", revision + 1)
