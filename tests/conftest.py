@@ -30,13 +30,10 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     """The test database itself (pytest-django's test_… name) as a DATABASE_URL, so a process the test starts (a
     Celery worker, a gunicorn server) sees what the test committed."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("postgresql"):
         return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     return f"sqlite:///{Path(db['NAME']).resolve()}"
-
-
-test_database_url.__test__ = False  # a helper, not a test

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from mappings import actions
-from tests.conftest import ROOT, test_database_url
+from tests.conftest import ROOT, worker_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -43,7 +43,7 @@ def gunicorn(transactional_db, tmp_path: Path):
             "%(p)s %(s)s %(r)s",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": test_database_url()},
+        env={**os.environ, "DATABASE_URL": worker_database_url()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -13,7 +13,7 @@ from mappings import actions
 from mappings.jobs.batch import convert_batch_direct
 from mappings.models import Mapping
 from mappings.tasks import convert_batch
-from tests.conftest import test_database_url
+from tests.conftest import worker_database_url
 from tests.tasks.conftest import celery_worker
 
 GOOD = '{"MRN": "A1", "LastName": "Ng", "FirstName": "Li", "Gender": "F", "DOB": "19900102"}'
@@ -48,7 +48,7 @@ def test_it_converts_every_record_of_a_source_and_lists_the_failures(batch_sourc
 
 def test_it_runs_the_batch_in_a_real_worker_from_ids(batch_source, tmp_path) -> None:
     version, source = batch_source
-    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": test_database_url()}):
+    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": worker_database_url()}):
         async_result = convert_batch.delay(version.pk, source.pk)
         summary = async_result.get(timeout=60)
     assert (summary["converted"], summary["failed"]) == (1, 1)

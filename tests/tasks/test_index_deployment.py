@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from mappings import actions
 from mappings.actions import deployments
 from mappings.models import AuditAction, AuditEvent, Deployment, Mapping
-from tests.conftest import test_database_url
+from tests.conftest import worker_database_url
 from tests.tasks.conftest import celery_worker
 
 RECORD = '{{"MRN": "M{n}", "LastName": "Ng{n}", "FirstName": "Li", "Gender": "F", "DOB": "19900102"}}'
@@ -21,7 +21,7 @@ RECORD = '{{"MRN": "M{n}", "LastName": "Ng{n}", "FirstName": "Li", "Gender": "F"
 
 @pytest.fixture
 def worker(transactional_db, tmp_path):
-    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": test_database_url()}) as log:
+    with celery_worker(tmp_path / "worker.log", {"DATABASE_URL": worker_database_url()}) as log:
         yield log
 
 
