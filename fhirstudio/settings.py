@@ -153,6 +153,36 @@ LOGOUT_REDIRECT_URL = "login"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
+# Files of long jobs (bulk export NDJSON, batch results): the file system under ./var by default, or any
+# S3-compatible object store (FHIR_STUDIO_JOB_STORAGE=s3 with the AWS_* names below; django-storages).
+JOB_STORAGE = env_str("FHIR_STUDIO_JOB_STORAGE", "filesystem")
+if JOB_STORAGE not in ("filesystem", "s3"):
+    raise ImproperlyConfigured("FHIR_STUDIO_JOB_STORAGE must be filesystem or s3")
+_JOB_FILES = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    # a chunk that runs again rewrites its own file under the same name
+    "OPTIONS": {"location": env_str("FHIR_STUDIO_JOB_FILES_DIR", str(VAR_DIR / "jobs")), "allow_overwrite": True},
+}
+if JOB_STORAGE == "s3":
+    _JOB_FILES = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", "fhir-studio"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "us-east-1"),
+            "access_key": env_secret("AWS_ACCESS_KEY_ID", ""),
+            "secret_key": env_secret("AWS_SECRET_ACCESS_KEY", ""),
+            "location": env_str("AWS_LOCATION", ""),
+            "file_overwrite": True,
+            "default_acl": None,
+        },
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "jobs": _JOB_FILES,
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -199,6 +229,13 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "default")
 CELERY_WORKER_QUEUES = env_list("CELERY_WORKER_QUEUES", "default,batch,exports")  # what `scripts/run` consumes
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Chunk state lives in the database: a beat task takes over chunks whose worker died or whose message was lost,
+# and removes export files past their retention.
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-chunks": {"task": "mappings.tasks.requeue_stalled_chunks", "schedule": 15.0},
+    "delete-expired-exports": {"task": "mappings.tasks.delete_expired_exports", "schedule": 600.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # FHIR Studio's own knobs. The engine reads none of these itself: callers build engine.Limits from them.
 FHIR_STUDIO = {
@@ -217,6 +254,16 @@ FHIR_STUDIO = {
     # studio at an internal address the administrator did not list (SSRF). SQL sources name a database listed here.
     "SOURCE_ALLOWED_HOSTS": env_list("FHIR_STUDIO_SOURCE_ALLOWED_HOSTS", ""),
     "SQL_SOURCES": env_map("FHIR_STUDIO_SQL_SOURCES", ""),
+    # Long jobs. A chunk is one Celery task; an export file holds at most EXPORT_FILE_RESOURCES resources and
+    # EXPORT_FILE_BYTES bytes (the Bulk Data IG's clients expect files they can stream, not one per type).
+    "EXPORT_CHUNK_RESOURCES": env_int("FHIR_STUDIO_EXPORT_CHUNK_RESOURCES", "50000"),
+    "EXPORT_FILE_RESOURCES": env_int("FHIR_STUDIO_EXPORT_FILE_RESOURCES", "100000"),
+    "EXPORT_FILE_BYTES": env_int("FHIR_STUDIO_EXPORT_FILE_BYTES", str(200 * 1024 * 1024)),
+    "EXPORT_RETENTION_HOURS": env_int("FHIR_STUDIO_EXPORT_RETENTION_HOURS", "24"),
+    "BATCH_CHUNK_MESSAGES": env_int("FHIR_STUDIO_BATCH_CHUNK_MESSAGES", "500"),
+    # A running chunk whose worker has not beaten its heartbeat for this long is taken over (the worker died);
+    # a queued chunk no worker took for this long is sent again (the broker lost it).
+    "JOB_STALE_SECONDS": env_int("FHIR_STUDIO_JOB_STALE_SECONDS", "60"),
 }
 
 LOGGING = {

@@ -7,9 +7,20 @@ from .facade import (
     Facade,
     FacadeRequest,
     FacadeResource,
+    PatientGroup,
     ResourceBinding,
     SearchValue,
     SourceRecord,
+)
+from .jobs import (
+    FINISHED,
+    BatchChunk,
+    BatchItem,
+    BatchJob,
+    ChunkStatus,
+    ExportChunk,
+    ExportJob,
+    JobStatus,
 )
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
@@ -17,18 +28,27 @@ from .testing import SampleCase, TestRun
 from .version import MappingVersion
 
 __all__ = [
+    "FINISHED",
     "AuditAction",
     "AuditEvent",
+    "BatchChunk",
+    "BatchItem",
+    "BatchJob",
+    "ChunkStatus",
     "DataSource",
     "Deployment",
     "Draft",
+    "ExportChunk",
+    "ExportJob",
     "Facade",
     "FacadeRequest",
     "FacadeResource",
+    "JobStatus",
     "LookupTable",
     "LookupTableVersion",
     "Mapping",
     "MappingVersion",
+    "PatientGroup",
     "ResourceBinding",
     "SampleCase",
     "SearchValue",

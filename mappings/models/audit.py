@@ -35,6 +35,13 @@ class AuditAction(models.TextChoices):
     DEPLOY_REFUSED = "facade.deploy_refused"
     INDEXED = "facade.indexed"
     ROLLED_BACK = "facade.rolled_back"
+    EXPORT_STARTED = "export.started"
+    EXPORT_FINISHED = "export.finished"
+    EXPORT_CANCELLED = "export.cancelled"
+    EXPORT_FILES_DELETED = "export.files_deleted"
+    BATCH_STARTED = "batch.started"
+    BATCH_FINISHED = "batch.finished"
+    BATCH_CANCELLED = "batch.cancelled"
 
 
 class AuditEvent(models.Model):

@@ -170,6 +170,23 @@ class Deployment(models.Model):
         ]
 
 
+class PatientGroup(models.Model):
+    """A list of patients defined in the studio, exported with `Group/<group_id>/$export` (a facade that serves a
+    bound Group type exports those too)."""
+
+    facade = models.ForeignKey(Facade, on_delete=models.CASCADE, related_name="groups")
+    group_id = models.CharField(max_length=64)  # the id clients use: Group/<group_id>
+    name = models.CharField(max_length=200)
+    patient_ids = models.JSONField(default=list)  # Patient ids the facade serves
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["facade", "group_id"], name="one_group_id_per_facade")]
+
+    def __str__(self) -> str:
+        return f"{self.facade_id}/Group/{self.group_id}"
+
+
 class FacadeResource(models.Model):
     """A resource as the live deployment produced it from a stored record: what read and search return."""
 

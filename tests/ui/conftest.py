@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.signals import request_finished, request_started
 
 from mappings import caches
 from mappings.demo import load_demo
@@ -114,8 +116,41 @@ class BrowserPage:
         self.context.close()
 
 
+class InFlightRequests:
+    """Counts the live server's requests still being answered. A closed browser page can leave one running (a test
+    run the editor started); the test's database flush must wait for it, or the flush and that request's writes
+    deadlock and the next test starts on an unflushed database."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **kwargs) -> None:
+        with self.changed:
+            self.count += 1
+
+    def finished(self, **kwargs) -> None:
+        with self.changed:
+            self.count = max(0, self.count - 1)
+            self.changed.notify_all()
+
+    def wait_until_idle(self, seconds: float = 30) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout=seconds)
+
+
 @pytest.fixture
-def open_browser(chromium, studio) -> Iterator:
+def in_flight() -> Iterator[InFlightRequests]:
+    counter = InFlightRequests()
+    request_started.connect(counter.started, weak=False)
+    request_finished.connect(counter.finished, weak=False)
+    yield counter
+    request_started.disconnect(counter.started)
+    request_finished.disconnect(counter.finished)
+
+
+@pytest.fixture
+def open_browser(chromium, studio, in_flight) -> Iterator:
     """open_browser("ana") → a BrowserPage logged in as that user; each fails its test on unexpected console errors."""
     opened: list[BrowserPage] = []
 
@@ -128,4 +163,5 @@ def open_browser(chromium, studio) -> Iterator:
     errors = {page.base_url + str(index): page.unexpected_errors() for index, page in enumerate(opened)}
     for page in opened:
         page.close()
+    assert in_flight.wait_until_idle(), "the live server was still answering a request 30 s after the pages closed"
     assert not any(errors.values()), f"console errors: {errors}"

@@ -4,8 +4,6 @@ and "0 passed" is never a green badge."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mappings import actions
@@ -108,17 +106,3 @@ def test_editing_a_sample_never_saves_another_sample_s_payload_into_it(open_brow
     assert saved.payload == before[other]
     assert saved.assertions[-1] == "Bundle.type = 'transaction'"
 
-
-def _until_no_run_is_being_recorded(page, seconds: float = 30) -> None:
-    """The page shows the newest recorded run, runs none, and no newer run appears for 2 s: the studio is done
-    writing (a run's row is written only after its samples ran, so a short quiet spell is not enough)."""
-    deadline, seen, quiet_since = time.monotonic() + seconds, None, time.monotonic()
-    while time.monotonic() < deadline:
-        newest = TestRun.objects.order_by("-id").values_list("id", flat=True).first()
-        busy = page.inner_text("#run-summary") == "running…" or page.evaluate("window.fhirStudio.lastRun?.id") != newest
-        if newest != seen or busy:
-            seen, quiet_since = newest, time.monotonic()
-        elif time.monotonic() - quiet_since >= 2:
-            return
-        time.sleep(0.2)
-    pytest.fail("the samples kept being run")

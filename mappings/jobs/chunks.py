@@ -1,0 +1,119 @@
+"""The life of a chunk, shared by exports and batches (mappings/models/jobs.py). Every step is one conditional UPDATE,
+so two workers never run the same chunk at once and nothing is lost when one dies:
+
+- `send_chunks` puts a task per chunk on the broker, by its registered name, and stamps `queued_at`;
+- `claim_chunk` takes a queued chunk, or a running one whose worker stopped beating (killed, machine lost);
+  a chunk that is done, failed, cancelled or alive elsewhere is left alone (a redelivered message is a no-op);
+- `Heartbeat.beat()` proves the worker alive while it runs, and tells it to stop when the chunk was cancelled;
+- `requeue_stalled_chunks` (a beat task) sends again what a dead worker or a restarted broker dropped."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from mappings.models import BatchChunk, ChunkStatus, ExportChunk, JobStatus
+from mappings.models.jobs import Chunk
+
+logger = logging.getLogger(__name__)
+TASKS: dict[type[Chunk], str] = {
+    ExportChunk: "mappings.tasks.run_export_chunk",
+    BatchChunk: "mappings.tasks.run_batch_chunk",
+}
+PARENT = {ExportChunk: "job", BatchChunk: "batch"}  # the job a chunk belongs to
+HEARTBEAT_SECONDS = 2.0
+MAX_ATTEMPTS = 5  # a chunk that killed its worker this often is failed, not retried forever
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=settings.FHIR_STUDIO["JOB_STALE_SECONDS"])
+
+
+def send_chunks(model: type[Chunk], chunk_ids: list[int]) -> None:
+    """Queue a task for each chunk (call it after the chunks' rows are committed)."""
+    if not chunk_ids:
+        return
+    model.objects.filter(pk__in=chunk_ids).update(queued_at=timezone.now())
+    task = current_app.tasks[TASKS[model]]
+    for chunk_id in chunk_ids:
+        task.delay(chunk_id)
+
+
+def claim_chunk(model: type[Chunk], chunk_id: int) -> Chunk | None:
+    """The chunk, now running for this worker; None when there is nothing for it to do."""
+    now = timezone.now()
+    parent_running = {f"{PARENT[model]}__status__in": (JobStatus.QUEUED, JobStatus.RUNNING)}
+    claimable = Q(status=ChunkStatus.QUEUED) | Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=now - stale_after())
+    claimed = (
+        model.objects.filter(claimable, pk=chunk_id, **parent_running)
+        .filter(attempts__lt=MAX_ATTEMPTS)
+        .update(status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now)
+    )
+    if not claimed:
+        _fail_if_exhausted(model, chunk_id)
+        return None
+    return model.objects.select_related(PARENT[model]).get(pk=chunk_id)
+
+
+def _fail_if_exhausted(model: type[Chunk], chunk_id: int) -> None:
+    exhausted = model.objects.filter(pk=chunk_id, attempts__gte=MAX_ATTEMPTS).exclude(
+        status__in=(ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELLED)
+    )
+    if exhausted.update(
+        status=ChunkStatus.FAILED,
+        finished_at=timezone.now(),
+        error=f"The chunk stopped its worker {MAX_ATTEMPTS} times (killed, or over its time limit).",
+    ):
+        logger.error("%s %s failed after %d attempts", model.__name__, chunk_id, MAX_ATTEMPTS)
+
+
+class Heartbeat:
+    """Call `beat()` often (every record is fine): it writes at most every HEARTBEAT_SECONDS, and returns False once
+    the chunk is no longer this worker's to run (cancelled, or taken over after a long stall)."""
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.chunk = chunk
+        self.last = time.monotonic()
+
+    def beat(self) -> bool:
+        if time.monotonic() - self.last < HEARTBEAT_SECONDS:
+            return True
+        self.last = time.monotonic()
+        alive = type(self.chunk).objects.filter(
+            pk=self.chunk.pk, status=ChunkStatus.RUNNING, attempts=self.chunk.attempts
+        )
+        return bool(alive.update(heartbeat_at=timezone.now()))
+
+
+def finish_chunk(chunk: Chunk, *, status: str, **fields) -> bool:
+    """Record the chunk's outcome, if it is still this attempt's to record. False: another worker took it over."""
+    updated = (
+        type(chunk)
+        .objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING, attempts=chunk.attempts)
+        .update(status=status, finished_at=timezone.now(), **fields)
+    )
+    return bool(updated)
+
+
+def requeue_stalled_chunks() -> int:
+    """Send again the chunks a dead worker held or a restarted broker lost; returns how many were sent."""
+    cutoff = timezone.now() - stale_after()
+    sent = 0
+    for model in TASKS:
+        running_jobs = {f"{PARENT[model]}__status__in": (JobStatus.QUEUED, JobStatus.RUNNING)}
+        stalled = model.objects.filter(
+            Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=cutoff) | Q(status=ChunkStatus.QUEUED, queued_at__lt=cutoff),
+            **running_jobs,
+        )
+        ids = list(stalled.values_list("pk", flat=True)[:1000])
+        if ids:
+            logger.warning("sending again %d stalled %s: %s", len(ids), model.__name__, ids[:20])
+            send_chunks(model, ids)
+            sent += len(ids)
+    return sent
