@@ -5,6 +5,8 @@ rewrites its file instead of appending twice. Progress is summed from the chunk 
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -55,6 +57,8 @@ class ExportJob(models.Model):
         GROUP = "group"
 
     facade = models.ForeignKey("Facade", on_delete=models.CASCADE, related_name="export_jobs")
+    # What the status and file URLs carry: not guessable, so one client cannot poll or fetch another's export.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     level = models.CharField(max_length=10, choices=Level.choices)
     group_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -79,7 +83,7 @@ class ExportJob(models.Model):
 
     @property
     def storage_prefix(self) -> str:
-        return f"exports/{self.pk}/"
+        return f"exports/{self.key}/"
 
 
 class ExportChunk(Chunk):
