@@ -60,6 +60,7 @@ class RequestCode(IssueCode):
     UNAUTHORIZED = ("FS-REQ-009", "security")  # the facade needs authorization the request lacks (401)
     SOURCE_UNAVAILABLE = ("FS-REQ-010", "transient")  # the legacy source did not answer in time (502/504)
     SOURCE_FAILED = ("FS-REQ-011", "exception")  # the legacy source is misconfigured or refused the request
+    EXPORT_FAILED = ("FS-REQ-012", "exception")  # a bulk export failed as a whole (500 at its status URL)
     INTERNAL = ("FS-REQ-099", "exception")  # a fault of ours, logged (500)
 
 
