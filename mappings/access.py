@@ -18,9 +18,12 @@ from django.db import connection
 from mappings import caches
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.models import (
+    BatchJob,
     DataSource,
     Deployment,
+    ExportJob,
     Facade,
+    JobStatus,
     LookupTable,
     Mapping,
     MappingVersion,
@@ -145,6 +148,17 @@ def access_data_source(user: AbstractBaseUser, name: str, *, write: bool = False
     return source
 
 
+def access_batch(user: AbstractBaseUser, batch_id: int, *, write: bool = False) -> BatchJob:
+    require_role(user, AUTHOR if write else VIEWER)
+    batch = BatchJob.objects.select_related("version__mapping", "created_by", "source").defer(
+        "version__template", "version__snippets", "version__lookup_tables"
+    )
+    found = batch.filter(pk=batch_id).first()
+    if found is None:
+        raise StudioError("not_found", f"No batch {batch_id}.")
+    return found
+
+
 # --- facade requests ----------------------------------------------------------------------------------------------
 
 
@@ -219,6 +233,15 @@ def access_served_type(facade: ServedFacade, resource_type: str) -> LiveDeployme
     if live is None:
         raise FhirError(404, RequestCode.NOT_SERVED, f"This facade does not serve {resource_type}.")
     return live
+
+
+def access_export_job(facade: ServedFacade, key: str) -> ExportJob:
+    """An export of this facade by its key, while it has something to show: a cancelled export, or one whose files
+    were deleted, is gone (404) like one that never was."""
+    job = ExportJob.objects.filter(facade_id=facade.id, key=key, files_deleted_at__isnull=True).first()
+    if job is None or job.status == JobStatus.CANCELLED:
+        raise FhirError(404, RequestCode.NOT_FOUND, f"There is no export {key} on this facade (finished and removed?).")
+    return job
 
 
 def access_convert_mapping(facade: ServedFacade, name: str, number: int | None = None) -> MappingVersion:

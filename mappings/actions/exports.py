@@ -10,6 +10,7 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from mappings.access import ServedFacade
 from mappings.actions.common import audit
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
@@ -22,7 +23,7 @@ PLAN_TASK = "mappings.tasks.plan_export"
 
 @transaction.atomic(durable=True)
 def do_start_export(
-    facade: Facade,
+    facade: Facade | ServedFacade,
     *,
     client: str,
     level: str,
@@ -32,7 +33,7 @@ def do_start_export(
     requires_access_token: bool,
 ) -> ExportJob:
     job = ExportJob.objects.create(
-        facade_id=facade.pk,
+        facade_id=facade.id,
         level=level,
         group_id=group_id,
         request=request_url,

@@ -96,6 +96,11 @@ INTERACTIONS = {
     "search_post": "search-type",
     "convert_data": "operation",
     "validate": "operation",
+    "export_system": "operation",
+    "export_patients": "operation",
+    "export_group": "operation",
+    "export_status": "export-status",
+    "export_file": "export-file",
 }
 
 
@@ -108,7 +113,7 @@ def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     # the studio's pages they can be gzipped; searchset Bundles shrink 5-10 times.
     from django.utils.text import compress_string
 
-    if len(response.content) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
+    if response.streaming or len(response.content) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
         return response
     compressed = compress_string(response.content)
     if len(compressed) >= len(response.content):

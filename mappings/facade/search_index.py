@@ -142,6 +142,23 @@ def _reference(resource: dict, *keys: str) -> list[str]:
     return found
 
 
+COMPARTMENT = "_compartment"  # not a search parameter: what a Patient or Group $export selects resources by
+
+
+def patient_compartment(resource: dict) -> list[str]:
+    """The patients a resource belongs to, as lower-cased "patient/<id>": a Patient itself, or every top-level
+    reference to a Patient (subject, patient, beneficiary, …; in lists too)."""
+    if resource.get("resourceType") == "Patient":
+        return [f"patient/{resource.get('id', '')}".lower()] if resource.get("id") else []
+    found = []
+    for value in resource.values():
+        for item in value if isinstance(value, list) else [value]:
+            reference = item.get("reference") if isinstance(item, dict) else None
+            if isinstance(reference, str) and reference.startswith("Patient/"):
+                found.append(reference.lower())
+    return list(dict.fromkeys(found))
+
+
 def search_values(resource: dict, last_updated: datetime) -> list[tuple[str, str, datetime | None, datetime | None]]:
     """(param, value, start, end) rows for one resource; strings and tokens in `value`, dates in start/end."""
     kind = resource.get("resourceType", "")
@@ -149,6 +166,7 @@ def search_values(resource: dict, last_updated: datetime) -> list[tuple[str, str
     rows: list[tuple[str, str, datetime | None, datetime | None]] = [
         ("_id", str(resource.get("id", "")).lower(), None, None),
         ("_lastUpdated", "", last_updated, last_updated + timedelta(seconds=1)),
+        *((COMPARTMENT, reference[:255], None, None) for reference in patient_compartment(resource)),
     ]
     strings: dict[str, list[str]] = {}
     if "name" in supported:

@@ -2,11 +2,16 @@
 
 from django.urls import path, re_path
 
-from mappings.facade import operations, views
+from mappings.facade import bulk, operations, views
 
 TYPE = r"(?P<resource_type>[A-Z][A-Za-z]{1,63})"
 urlpatterns = [
     path("<slug:slug>/metadata", views.metadata, name="fhir-metadata"),
+    path("<slug:slug>/$export", bulk.export_system, name="fhir-export"),
+    path("<slug:slug>/Patient/$export", bulk.export_patients, name="fhir-patient-export"),
+    re_path(r"^(?P<slug>[-a-zA-Z0-9_]+)/Group/(?P<group_id>[A-Za-z0-9\-.]{1,64})/\$export$", bulk.export_group),
+    path("<slug:slug>/$export-status/<uuid:key>", bulk.export_status, name="fhir-export-status"),
+    path("<slug:slug>/$export-file/<uuid:key>/<str:name>", bulk.export_file, name="fhir-export-file"),
     path("<slug:slug>/$convert-data", operations.convert_data, name="fhir-convert-data"),
     path("<slug:slug>/$validate", operations.validate, name="fhir-validate"),
     re_path(rf"^(?P<slug>[-a-zA-Z0-9_]+)/{TYPE}/\$validate$", operations.validate, name="fhir-type-validate"),

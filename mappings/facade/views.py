@@ -22,6 +22,13 @@ from mappings.models import DataSource, Deployment, FacadeResource
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+# $export at the three levels of the Bulk Data Access IG v2.0.0 (mappings/facade/bulk.py)
+BULK_OPERATIONS = [
+    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+    {"name": "patient-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+    {"name": "group-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+]
 
 
 # A read is the facade's hot path (about 1 ms in all): the query is written out because the ORM takes longer to build
@@ -70,6 +77,7 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
         "kind": "instance",
         "software": {"name": "FHIR Studio"},
         "implementation": {"description": facade.title, "url": _base(request, slug)},
+        "instantiates": [BULK_DATA],
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [
@@ -79,6 +87,7 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
                 "operation": [
                     {"name": "convert-data", "definition": f"{_base(request, slug)}/OperationDefinition/convert-data"},
                     {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+                    *BULK_OPERATIONS,
                 ],
             }
         ],

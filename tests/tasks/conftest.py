@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def celery_worker(log: Path, env: dict[str, str] | None = None):
-    """A solo-pool worker on the batch queue, started and stopped around the block; yields its log file."""
+def celery_worker(log: Path, env: dict[str, str] | None = None, queues: str = "batch"):
+    """A solo-pool worker on the given queues, started and stopped around the block; yields its log file."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -31,7 +31,7 @@ def celery_worker(log: Path, env: dict[str, str] | None = None):
                 "--concurrency",
                 "1",
                 "-Q",
-                "batch",
+                queues,
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
