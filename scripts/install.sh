@@ -22,3 +22,15 @@ install_frontend() {
   fi
   npm run --silent build
 }
+
+# Independent FHIR clients the tests drive as a user would (smart-fetch for Bulk Data), in their own virtualenv: their
+# pinned dependencies conflict with the studio's. Reinstalled only when clients/requirements.txt changes.
+install_clients() {
+  local stamp=.venv-clients/.installed wanted
+  [ -x .venv-clients/bin/python ] || "${PYTHON:-python3}" -m venv .venv-clients
+  wanted=$(sha256sum clients/requirements.txt | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv-clients/bin/pip install --quiet --disable-pip-version-check -r clients/requirements.txt
+    echo "$wanted" >"$stamp"
+  fi
+}
