@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@dataclass
+class Worker:
+    """A running worker: its log, and its process for the tests that kill it (solo pool: one process)."""
+
+    log: Path
+    process: subprocess.Popen
+
+
 @contextmanager
-def celery_worker(log: Path, env: dict[str, str] | None = None, queues: str = "batch"):
-    """A solo-pool worker on the given queues, started and stopped around the block; yields its log file."""
+def running_worker(log: Path, env: dict[str, str] | None = None, queues: str = "batch") -> Iterator[Worker]:
+    """A solo-pool worker on the given queues, started and stopped around the block (or killed inside it)."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -49,7 +59,14 @@ def celery_worker(log: Path, env: dict[str, str] | None = None, queues: str = "b
             pytest.fail(f"the Celery worker exited:\n{log.read_text()}")
         time.sleep(0.2)
     try:
-        yield log
+        yield Worker(log, process)
     finally:
-        process.terminate()
+        process.terminate()  # a no-op when the test killed it already
         process.wait(timeout=30)
+
+
+@contextmanager
+def celery_worker(log: Path, env: dict[str, str] | None = None, queues: str = "batch") -> Iterator[Path]:
+    """A solo-pool worker on the given queues, started and stopped around the block; yields its log file."""
+    with running_worker(log, env, queues) as worker:
+        yield worker.log
