@@ -6,6 +6,8 @@ result.output        # the FHIR resource or Bundle (a dict), or None when a stag
 result.issues        # an OperationOutcome with every error and warning (codes FS-*, template line, FHIRPath)
 result.timings       # milliseconds: parse, render, postprocess, validate, total
 template_references(template_text)  # the snippets and lookup tables it names, from the syntax tree
+for message in split_messages(file, source_format="hl7v2", filename="feed.hl7"):  # a batch: one file, many messages
+    message.key, message.payload, message.source_format, message.origin        # SplitLimits bounds it (zip bombs too)
 """
 
 from .errors import ErrorCode, MappingError, Stage, operation_outcome
@@ -15,15 +17,19 @@ from .lookup import LookupTable
 from .pipeline import CompiledMapping, MappingResult, compile_mapping, run_mapping
 from .references import TemplateReferences, closure_references, template_references
 from .sources import SOURCE_FORMATS, parse_source
+from .splitting import SPLIT_FORMATS, SplitLimits, SplitMessage, split_messages
 
 __all__ = [
     "SOURCE_FORMATS",
+    "SPLIT_FORMATS",
     "CompiledMapping",
     "ErrorCode",
     "Limits",
     "LookupTable",
     "MappingError",
     "MappingResult",
+    "SplitLimits",
+    "SplitMessage",
     "Stage",
     "TemplateReferences",
     "clear_caches",
@@ -32,5 +38,6 @@ __all__ = [
     "operation_outcome",
     "parse_source",
     "run_mapping",
+    "split_messages",
     "template_references",
 ]

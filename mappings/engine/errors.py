@@ -45,6 +45,7 @@ class ErrorCode(IssueCode):
     HL7_NO_MSH = ("FS-SRC-010", "structure")
     HL7_BAD_ENCODING = ("FS-SRC-011", "structure")
     HL7_BAD_SEGMENT = ("FS-SRC-012", "structure")
+    HL7_SEVERAL_MESSAGES = ("FS-SRC-013", "structure")  # a mapping converts one message; splitting.py splits files
     JSON_INVALID = ("FS-SRC-020", "structure")
     NDJSON_INVALID = ("FS-SRC-021", "structure")
     XML_INVALID = ("FS-SRC-030", "structure")
@@ -52,6 +53,11 @@ class ErrorCode(IssueCode):
     CSV_RAGGED = ("FS-SRC-040", "structure")
     CSV_NO_HEADER = ("FS-SRC-041", "structure")
     FHIR_NOT_RESOURCE = ("FS-SRC-050", "structure")
+    # Splitting an uploaded file into messages (splitting.py), before any mapping runs.
+    SPLIT_NOT_ZIP = ("FS-SRC-060", "invalid")  # not a zip, or a member that cannot be read (encrypted, nested zip)
+    SPLIT_ZIP_TOO_LARGE = ("FS-SRC-061", "too-costly")  # too many members or too many bytes unpacked: a zip bomb
+    SPLIT_TOO_MANY_MESSAGES = ("FS-SRC-062", "too-costly")
+    SPLIT_MESSAGE_TOO_LARGE = ("FS-SRC-063", "too-costly")
 
     TPL_SYNTAX = ("FS-TPL-001", "invalid")
     TPL_UNKNOWN_SNIPPET = ("FS-TPL-002", "not-found")

@@ -65,11 +65,13 @@ the first name, a group takes every segment up to the next head. A group answers
       {{ order.head[4][2] }}: {% for obx in order.all("OBX") %}{{ obx[5] }} {% endfor %}
     {% endfor %}
 
-Several messages in one text (a batch without FHS/BHS) parse as one Message whose segments include every MSH;
-``msg.MSH`` is the first and its encoding characters apply throughout.
+One text is one message. A batch envelope around it (FHS/BHS before the MSH, BTS/FTS after the last segment) is
+dropped; a text with more than one MSH is refused (FS-SRC-013), since a mapping converts one message: split files
+with ``split_messages`` (splitting.py), as batches and the records upload do.
 
 Errors (``MappingError``): FS-SRC-010 when the text does not start with MSH, FS-SRC-011 when MSH-1/MSH-2 do not give
-usable encoding characters, FS-SRC-012 when a line is not a segment (its id must be 3 capital letters or digits).
+usable encoding characters, FS-SRC-012 when a line is not a segment (its id must be 3 capital letters or digits),
+FS-SRC-013 when it holds several messages.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ from mappings.engine.hl7v2_text import (
     _LITERAL_ENC,
     _REP,
     _SUB,
+    _TRAILERS,
     _TRUNC,
+    _after_envelope,
     _decode,
     _encoding,
     _index,
@@ -111,6 +115,8 @@ def parse_hl7v2(text: str) -> Message:
     if not isinstance(text, str):
         raise TypeError(f"parse_hl7v2 expects decoded text (str), not {type(text).__name__}")
     body = text.lstrip(_LEADING)
+    if body.startswith(("FHS", "BHS")):
+        body = _after_envelope(body)
     if not body.startswith("MSH"):
         if not body.strip("\x1c\x00 \t\r\n"):
             raise MappingError(
@@ -149,6 +155,17 @@ def parse_hl7v2(text: str) -> Message:
             f"3-character segment id of capital letters or digits (like PID or ZPD) followed by {fs!r}. "
             "A line break inside a field value would also cause this.",
         )
+    while segments[-1]._name in _TRAILERS:
+        segments.pop()  # BTS/FTS closing a batch envelope of one message
+    if body.find("MSH", 3) > 0:  # cheap test first: MSH may also be text inside a field
+        heads = [segment for segment in segments if segment._name == "MSH"]
+        if len(heads) > 1:
+            ids = ", ".join(str(head[10]) or "(none)" for head in heads[:5]) + (", …" if len(heads) > 5 else "")
+            raise MappingError(
+                ErrorCode.HL7_SEVERAL_MESSAGES,
+                f"This payload holds {len(heads)} HL7 v2 messages (control ids {ids}); a mapping converts one "
+                "message: split it with a batch (or the records upload).",
+            )
     return Message(segments, enc, body)
 
 

@@ -26,6 +26,16 @@ _HEADER_SEGMENTS = frozenset({"MSH", "FHS", "BHS"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # What may precede MSH: a BOM, whitespace, and the MLLP start-of-block byte of a message captured off the wire.
 _LEADING = "\ufeff\x0b \t\r\n"
+# Segments that close a batch envelope (FHS/BHS open it).
+_TRAILERS = frozenset({"BTS", "FTS"})
+
+
+def _after_envelope(body: str) -> str:
+    """The text after the FHS/BHS lines that open a batch envelope."""
+    while body.startswith(("FHS", "BHS")):
+        match = _LINE_BREAK.search(body)
+        body = body[match.end() :].lstrip(_LEADING) if match else ""
+    return body
 
 
 def _encoding(head: str) -> tuple[str, str, str, str, str, str]:

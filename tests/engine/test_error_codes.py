@@ -1,10 +1,12 @@
 """Every error code in engine/errors.py has a way to trigger it, checked here; a new code without a row fails."""
 
+import io
+import zipfile
 from collections.abc import Callable
 
 import pytest
 
-from mappings.engine import ErrorCode, Limits, MappingError, compile_mapping, run_mapping
+from mappings.engine import ErrorCode, Limits, MappingError, SplitLimits, compile_mapping, run_mapping, split_messages
 
 BASIC = '{"resourceType": "Basic", "code": {"text": "x"}}'
 
@@ -21,6 +23,20 @@ def run_codes(payload: bytes | str, source_format: str, **run_options) -> list[s
     ]
 
 
+def split_code(data: bytes, source_format: str, **options) -> list[str]:
+    with pytest.raises(MappingError) as caught:
+        list(split_messages(data, source_format=source_format, **options))
+    return [caught.value.code]
+
+
+def zipped(**members: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in members.items():
+            archive.writestr(name.replace("_", "."), text)
+    return buffer.getvalue()
+
+
 def compile_code(template: str, **options) -> list[str]:
     with pytest.raises(MappingError) as caught:
         compile_mapping(template, **options)
@@ -35,6 +51,7 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.HL7_NO_MSH: lambda: run_codes(b"PID|1", "hl7v2"),
     ErrorCode.HL7_BAD_ENCODING: lambda: run_codes(b"MSH|^^^^|x", "hl7v2"),
     ErrorCode.HL7_BAD_SEGMENT: lambda: run_codes(b"MSH|^~\\&|x\rP1|", "hl7v2"),
+    ErrorCode.HL7_SEVERAL_MESSAGES: lambda: run_codes(b"MSH|^~\\&|x\rPID|1\rMSH|^~\\&|y\rPID|2", "hl7v2"),
     ErrorCode.JSON_INVALID: lambda: run_codes(b"{", "json"),
     ErrorCode.NDJSON_INVALID: lambda: run_codes(b"{}\n[", "ndjson"),
     ErrorCode.XML_INVALID: lambda: run_codes(b"<a><b></a>", "xml"),
@@ -42,6 +59,12 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.CSV_RAGGED: lambda: run_codes(b"a,b\n1\n", "csv"),
     ErrorCode.CSV_NO_HEADER: lambda: run_codes(b" , \n1,2\n", "csv"),
     ErrorCode.FHIR_NOT_RESOURCE: lambda: run_codes(b"[1]", "fhir"),
+    ErrorCode.SPLIT_NOT_ZIP: lambda: split_code(b"MSH|^~\\&|x", "zip"),
+    ErrorCode.SPLIT_ZIP_TOO_LARGE: lambda: split_code(
+        zipped(a_hl7="MSH|^~\\&|x\r" * 1000), "hl7v2", limits=SplitLimits(max_uncompressed_bytes=100)
+    ),
+    ErrorCode.SPLIT_TOO_MANY_MESSAGES: lambda: split_code(b"{}\n{}\n{}", "ndjson", limits=SplitLimits(max_messages=2)),
+    ErrorCode.SPLIT_MESSAGE_TOO_LARGE: lambda: split_code(b"<a>x</a>", "xml", limits=SplitLimits(max_message_bytes=4)),
     ErrorCode.TPL_SYNTAX: lambda: compile_code("{% for %}"),
     ErrorCode.TPL_UNKNOWN_SNIPPET: lambda: compile_code('{% import "snippets/none.j2" as n %}'),
     ErrorCode.TPL_INCLUDE_CYCLE: lambda: compile_code(
