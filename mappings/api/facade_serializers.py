@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
-from mappings.engine import SOURCE_FORMATS
+from mappings.engine import SOURCE_FORMATS, MappingError, split_messages
 from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
 
@@ -208,7 +208,31 @@ class RecordIn(serializers.Serializer):
 
 
 class RecordsIn(serializers.Serializer):
+    """Records for one source; the view passes context={"source_format": …}. Each record is mapped on its own, so an
+    HL7 v2 record must be one message: a file of several is refused here, not stored to fail later."""
+
     records = RecordIn(many=True, allow_empty=False, max_length=10000)
+
+    def validate_records(self, records: list[dict]) -> list[dict]:
+        if self.context.get("source_format") != "hl7v2":
+            return records
+        for record in records:
+            found = _hl7_message_count(record["payload"])
+            if found > 1:
+                raise serializers.ValidationError(
+                    f"Record '{record['key']}' holds {found} HL7 v2 messages; a record is one message. Upload each "
+                    "message as its own record (or convert the file as a batch, which splits it)."
+                )
+        return records
+
+
+def _hl7_message_count(payload: str) -> int:
+    if payload.count("MSH") < 2:  # most records: no need to split
+        return 1
+    try:
+        return sum(1 for _ in split_messages(payload.encode(), source_format="hl7v2"))
+    except MappingError:
+        return 1  # not HL7 this check can read (text before MSH, …): the conversion reports it, as before
 
 
 class RecordsOut(serializers.Serializer):

@@ -298,13 +298,14 @@ class DataSourceRecords(StudioAPIView):
     @extend_schema(
         tags=[TAG],
         summary="Store records (author): up to 10,000 {key, payload} per request",
-        description="A key already stored is replaced. Live deployments reading this source are re-indexed.",
+        description="A key already stored is replaced. Live deployments reading this source are re-indexed. A record "
+        "of an HL7 v2 source is one message: a payload holding several is refused (400 `invalid`).",
         request=RecordsIn,
         responses={200: RecordsOut, **errors(400, 404)},
     )
     def post(self, request: Request, name: str) -> Response:
         source = access_data_source(request.user, name, write=True)
-        form = RecordsIn(data=request.data)
+        form = RecordsIn(data=request.data, context={"source_format": source.source_format})
         form.is_valid(raise_exception=True)
         records = [(record["key"], record["payload"]) for record in form.validated_data["records"]]
         return Response(actions.do_upload_records(source, acting_user=request.user, records=records))
