@@ -25,6 +25,8 @@ from mappings.models import (
     ResourceBinding,
     SourceRecord,
 )
+from mappings.sources import http as http_source
+from mappings.sources import sql as sql_source
 
 FACADE_FIELDS = ("title", "status", "convert_templates")
 
@@ -76,6 +78,9 @@ def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields:
 
 
 SOURCE_NEEDS = {"http": ("base_url", "read_path", "search_path"), "sql": ("database", "read_query", "search_query")}
+# The optional list setting (list_path, list_query) that lets a bulk $export page through every record.
+LIST_CHECKS = {"http": http_source.list_problems, "sql": sql_source.list_problems}
+MAX_PAGE_SIZE = 10_000  # records per list page: more makes one answer (and one worker's memory) too large
 
 
 def _checked_config(kind: str, config: dict | None) -> dict:
@@ -94,6 +99,12 @@ def _checked_config(kind: str, config: dict | None) -> dict:
             "The source names an unknown database.",
             details={"config": ["database must be a name from FHIR_STUDIO_SQL_SOURCES."]},
         )
+    problems = LIST_CHECKS[kind](config) if kind in LIST_CHECKS else []
+    page_size = config.get("page_size", 1)  # absent: the default (mappings/jobs/export_live.py)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        problems.append(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE:,}.")
+    if problems:
+        raise StudioError("invalid", "The source's list settings are wrong.", details={"config": problems})
     return config
 
 

@@ -25,6 +25,7 @@ from mappings.facade.search import search
 from mappings.facade.search_index import COMPARTMENT
 from mappings.job_files import LineFiles, delete_files
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
+from mappings.jobs.export_live import plan_live_chunks, write_live_chunk
 from mappings.models import (
     ChunkStatus,
     DataSource,
@@ -71,7 +72,8 @@ def _plan(job: ExportJob) -> tuple[list[ExportChunk], int]:
     chunks, planned = [], 0
     for resource_type, deployment in exported_types(job):
         if deployment.binding.source.kind != DataSource.Kind.STORED:
-            raise ValueError(f"{resource_type} comes from a live {deployment.binding.source.kind} source")
+            chunks.extend(plan_live_chunks(job, resource_type, deployment))  # pages, chunked as they are read
+            continue
         ids = exported_rows(job, deployment, resource_type).order_by("id").values_list("id", flat=True)
         ranges: list[list[int]] = []
         for position, row_id in enumerate(ids.iterator(chunk_size=10_000)):
@@ -162,8 +164,10 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
     errors = LineFiles(f"{job.storage_prefix}errors-{stem.rsplit('/', 1)[1]}", max_lines=10**9, max_bytes=10**12)
     heartbeat = Heartbeat(chunk)
     elements = _elements_for(job.parameters.get("elements") or [], chunk.resource_type)
-    written = 0
-    if chunk.first_id is not None and chunk.deployment_id is not None:
+    written = failed = 0
+    if chunk.deployment is not None and chunk.deployment.binding.source.kind != DataSource.Kind.STORED:
+        written, failed = write_live_chunk(chunk, job, output, errors, heartbeat)
+    elif chunk.first_id is not None and chunk.deployment_id is not None:
         rows = exported_rows(job, chunk.deployment, chunk.resource_type).filter(
             id__gte=chunk.first_id, id__lte=chunk.last_id
         )
@@ -175,7 +179,6 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
             if written % 1000 == 0 and not heartbeat.beat():
                 output.discard()
                 return "stopped"
-    failed = 0
     if chunk.number == 1 and job.level == ExportJob.Level.SYSTEM and chunk.deployment is not None:
         for record in chunk.deployment.index_errors:
             errors.write(orjson.dumps(_record_outcome(chunk.resource_type, record)))
