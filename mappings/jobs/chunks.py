@@ -107,10 +107,11 @@ def requeue_stalled_chunks() -> int:
     sent = 0
     for model in TASKS:
         running_jobs = {f"{PARENT[model]}__status__in": (JobStatus.QUEUED, JobStatus.RUNNING)}
-        stalled = model.objects.filter(
-            Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=cutoff) | Q(status=ChunkStatus.QUEUED, queued_at__lt=cutoff),
-            **running_jobs,
-        )
+        lost = Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=cutoff)
+        # A queued chunk waits its turn while workers are busy; it is lost only when none is running any chunk.
+        if not model.objects.filter(status=ChunkStatus.RUNNING, heartbeat_at__gte=cutoff).exists():
+            lost |= Q(status=ChunkStatus.QUEUED, queued_at__lt=cutoff)
+        stalled = model.objects.filter(lost, **running_jobs)
         ids = list(stalled.values_list("pk", flat=True)[:1000])
         if ids:
             logger.warning("sending again %d stalled %s: %s", len(ids), model.__name__, ids[:20])
