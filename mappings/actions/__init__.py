@@ -4,6 +4,12 @@ update_fields and writes one AuditEvent. Actions share steps through undecorated
 
 Callers write `from mappings import actions` and `actions.do_…`; the package exports every action."""
 
+from mappings.actions.batches import (
+    do_cancel_batch,
+    do_finish_batch,
+    do_reprocess_batch,
+    do_start_batch,
+)
 from mappings.actions.deployments import (
     do_deploy,
     do_finish_index,
@@ -58,6 +64,7 @@ __all__ = [
     "MAPPING_FIELDS",
     "SAMPLE_FIELDS",
     "do_bind_resource",
+    "do_cancel_batch",
     "do_cancel_export",
     "do_create_data_source",
     "do_create_facade",
@@ -75,14 +82,17 @@ __all__ = [
     "do_delete_snippet",
     "do_deploy",
     "do_fail_export",
+    "do_finish_batch",
     "do_finish_export",
     "do_finish_index",
     "do_import_lookup_table",
     "do_publish_version",
+    "do_reprocess_batch",
     "do_restore_version",
     "do_rollback",
     "do_run_tests",
     "do_save_draft",
+    "do_start_batch",
     "do_start_export",
     "do_update_facade",
     "do_update_lookup_table",

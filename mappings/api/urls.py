@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("mappings.api.library_urls")),
     path("", include("mappings.api.editor_urls")),
     path("", include("mappings.api.facade_urls")),
+    path("", include("mappings.api.batch_urls")),
 ]

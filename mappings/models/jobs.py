@@ -146,6 +146,7 @@ class BatchItem(models.Model):
     batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
     seq = models.PositiveIntegerField()  # 0.. in input order: chunks are seq ranges
     key = models.CharField(max_length=255)  # MSH-10, file#line, a record's key
+    origin = models.CharField(max_length=255, blank=True)  # where the split found it: file, zip member, position
     source_format = models.CharField(max_length=20)
     payload = models.TextField(blank=True)  # empty when `record` holds it
     record = models.ForeignKey("SourceRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,0 +1,188 @@
+"""Request and response shapes of the batch endpoints (views in mappings/api/batches.py)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
+from mappings.models import BatchItem, BatchJob, JobStatus
+
+
+def _no_nul(value: str) -> None:
+    if "\x00" in value:  # PostgreSQL stores no NUL: bad input, not a 500
+        raise serializers.ValidationError("Must not contain a NUL character.")
+
+
+class FormBooleanField(serializers.BooleanField):
+    """A boolean that keeps its default when a multipart form leaves it out (DRF's reads that as false)."""
+
+    default_empty_html = empty
+
+
+class BatchIn(serializers.Serializer):
+    """multipart/form-data with `files`, or JSON with `source`."""
+
+    mapping = serializers.SlugField(max_length=100, help_text="The mapping's slug")
+    version = VersionNumberField(required=False, help_text="A published version number (default: the latest)")
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        required=False,
+        help_text="One or more files (multipart): HL7 v2 files of many messages (FHS/BHS, MLLP too), NDJSON, JSON "
+        "arrays, CSV (a row a message), or zips of those",
+    )
+    source = serializers.SlugField(max_length=100, required=False, help_text="A stored data source's name")
+    validate = FormBooleanField(required=False, default=True, help_text="Validate every output (default true)")
+    key_column = StrictCharField(
+        max_length=200,
+        required=False,
+        validators=[_no_nul],
+        help_text="CSV: the column whose value names each row (default: the row's number)",
+    )
+
+    # Not in validate(): a field of that name takes the method's place.
+    def to_internal_value(self, data: object) -> dict:
+        data = super().to_internal_value(data)
+        if bool(data.get("files")) == bool(data.get("source")):
+            raise serializers.ValidationError(
+                {"files": ["Send one or more files, or name a stored source in `source` (not both)."]}
+            )
+        return data
+
+
+class ReprocessIn(serializers.Serializer):
+    version = VersionNumberField(
+        required=False, help_text="A version of the batch's mapping (default: its latest published version)"
+    )
+
+
+class BatchQuery(serializers.Serializer):
+    mapping = serializers.SlugField(max_length=100, required=False)
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+
+
+class ResultsQuery(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=[("ndjson", "ndjson"), ("bundles", "bundles")],
+        default="ndjson",
+        help_text="ndjson: every resource on its own line (Bundle entries flattened); bundles: every output as it "
+        "came out of the mapping, one per line",
+    )
+
+
+class InputOut(serializers.Serializer):
+    name = serializers.CharField()
+    bytes = serializers.IntegerField()
+    messages = serializers.IntegerField(allow_null=True, help_text="Found by the split (null until it ran)")
+
+
+class BatchOut(serializers.ModelSerializer):
+    """A batch; serializes rows of `with_counts(...)` (mappings/api/batches.py), which sum their chunks' counts."""
+
+    mapping = serializers.CharField(source="version.mapping.slug")
+    version = serializers.IntegerField(source="version.number")
+    source = serializers.CharField(source="source.name", allow_null=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    reprocess_of = serializers.IntegerField(source="reprocess_of_id", allow_null=True)
+    inputs = serializers.SerializerMethodField()
+    done = serializers.IntegerField(source="done_count", help_text="Messages converted")
+    failed = serializers.IntegerField(source="failed_count", help_text="Messages that did not convert")
+    pending = serializers.SerializerMethodField(help_text="Messages not converted yet")
+    rate = serializers.SerializerMethodField(help_text="Messages per second since the batch started")
+    eta_seconds = serializers.SerializerMethodField(help_text="Time left at the current rate (null unless running)")
+    urls = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchJob
+        fields = [
+            "id",
+            "status",
+            "mapping",
+            "version",
+            "source",
+            "inputs",
+            "validate",
+            "reprocess_of",
+            "total",
+            "done",
+            "failed",
+            "pending",
+            "rate",
+            "eta_seconds",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "urls",
+        ]
+
+    @extend_schema_field(InputOut(many=True))
+    def get_inputs(self, batch: BatchJob) -> list[dict]:
+        return [
+            {"name": spec.get("name", ""), "bytes": spec.get("bytes", 0), "messages": spec.get("messages")}
+            for spec in batch.inputs
+        ]
+
+    def get_pending(self, batch: BatchJob) -> int:
+        return max(0, batch.total - batch.done_count - batch.failed_count)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_rate(self, batch: BatchJob) -> float | None:
+        if batch.started_at is None:
+            return None
+        seconds = ((batch.finished_at or timezone.now()) - batch.started_at).total_seconds()
+        return round((batch.done_count + batch.failed_count) / seconds, 1) if seconds > 0 else None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_eta_seconds(self, batch: BatchJob) -> int | None:
+        rate = self.get_rate(batch)
+        if batch.status != JobStatus.RUNNING or not rate:
+            return None
+        return round(self.get_pending(batch) / rate)
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_urls(self, batch: BatchJob) -> dict[str, str]:
+        base = f"/api/batches/{batch.pk}/"
+        return {
+            "self": base,
+            "failures": f"{base}failures/",
+            "results_ndjson": f"{base}results?format=ndjson",
+            "results_bundles": f"{base}results?format=bundles",
+        }
+
+
+class FailureOut(serializers.ModelSerializer):
+    """A message that did not convert (the dead-letter list)."""
+
+    code = serializers.CharField(source="error_code", help_text="The engine's FS code")
+    message = serializers.CharField(source="error_message")
+    line = serializers.IntegerField(source="error_line", allow_null=True, help_text="The template line, when known")
+    template = serializers.SerializerMethodField(help_text="The template or snippet of that line")
+    payload_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchItem
+        fields = ["seq", "key", "origin", "code", "message", "line", "template", "issues", "payload_url"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_template(self, item: BatchItem) -> str | None:
+        return template_of(item.issues)
+
+    def get_payload_url(self, item: BatchItem) -> str:
+        return f"/api/batches/{item.batch_id}/items/{item.seq}/payload"
+
+
+def template_of(outcome: dict | None) -> str | None:
+    """The template named by the first error of an OperationOutcome (the engine's location extension)."""
+    for issue in (outcome or {}).get("issue", []):
+        if issue.get("severity") not in ("error", "fatal"):
+            continue
+        for extension in issue.get("extension", []):
+            for part in extension.get("extension", []):
+                if part.get("url") == "template":
+                    return part.get("valueString")
+        return None
+    return None
