@@ -27,6 +27,7 @@ from mappings.models import (
     LookupTable,
     Mapping,
     MappingVersion,
+    PatientGroup,
     ResourceBinding,
     SampleCase,
     Snippet,
@@ -233,6 +234,14 @@ def access_served_type(facade: ServedFacade, resource_type: str) -> LiveDeployme
     if live is None:
         raise FhirError(404, RequestCode.NOT_SERVED, f"This facade does not serve {resource_type}.")
     return live
+
+
+def access_patient_group(user: AbstractBaseUser, slug: str, group_id: str, *, write: bool = False) -> PatientGroup:
+    facade = access_facade(user, slug, write=write)
+    group = PatientGroup.objects.select_related("facade").filter(facade=facade, group_id=group_id).first()
+    if group is None:
+        raise StudioError("not_found", f"The facade '{slug}' has no group '{group_id}'.")
+    return group
 
 
 def access_export_job(facade: ServedFacade, key: str) -> ExportJob:

@@ -18,8 +18,10 @@ from mappings.actions.deployments import (
 from mappings.actions.exports import (
     do_cancel_export,
     do_delete_export_files,
+    do_delete_patient_group,
     do_fail_export,
     do_finish_export,
+    do_save_patient_group,
     do_start_export,
 )
 from mappings.actions.facades import (
@@ -78,6 +80,7 @@ __all__ = [
     "do_delete_facade",
     "do_delete_lookup_table",
     "do_delete_mapping",
+    "do_delete_patient_group",
     "do_delete_sample",
     "do_delete_snippet",
     "do_deploy",
@@ -92,6 +95,7 @@ __all__ = [
     "do_rollback",
     "do_run_tests",
     "do_save_draft",
+    "do_save_patient_group",
     "do_start_batch",
     "do_start_export",
     "do_update_facade",

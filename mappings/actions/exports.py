@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from celery import current_app
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from mappings.actions.common import audit
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
 from mappings.job_files import delete_files
-from mappings.models import FINISHED, AuditAction, ChunkStatus, ExportJob, Facade, JobStatus
+from mappings.models import FINISHED, AuditAction, ChunkStatus, ExportJob, Facade, JobStatus, PatientGroup
 
 logger = logging.getLogger(__name__)
 PLAN_TASK = "mappings.tasks.plan_export"
@@ -124,3 +125,29 @@ def _delete_files_after_commit(job: ExportJob) -> list[str]:
     # heartbeat and discards what it wrote instead of storing it.
     transaction.on_commit(lambda: delete_files(names))
     return names
+
+
+@transaction.atomic(durable=True)
+def do_save_patient_group(
+    facade: Facade, *, acting_user: AbstractBaseUser, group_id: str, name: str, patient_ids: list[str]
+) -> PatientGroup:
+    """Define (or redefine) Group/<group_id> for `$export`: the patients it lists, by the ids the facade serves."""
+    before = PatientGroup.objects.filter(facade=facade, group_id=group_id).values("name", "patient_ids").first()
+    group, _ = PatientGroup.objects.update_or_create(
+        facade=facade, group_id=group_id, defaults={"name": name, "patient_ids": list(dict.fromkeys(patient_ids))}
+    )
+    audit(
+        acting_user,
+        AuditAction.GROUP_SAVED,
+        group,
+        before=before,
+        after={"facade": facade.slug, "group_id": group_id, "patients": len(group.patient_ids)},
+    )
+    return group
+
+
+@transaction.atomic(durable=True)
+def do_delete_patient_group(group: PatientGroup, *, acting_user: AbstractBaseUser) -> None:
+    before = {"facade": group.facade.slug, "group_id": group.group_id, "patients": len(group.patient_ids)}
+    audit(acting_user, AuditAction.GROUP_DELETED, group, before=before)
+    group.delete()

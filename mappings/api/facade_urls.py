@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mappings.api import facades
+from mappings.api import exports, facades
 
 urlpatterns = [
     path("facades/", facades.FacadeList.as_view(), name="facade-list"),
@@ -16,6 +16,9 @@ urlpatterns = [
     path("facades/<slug:slug>/deployments/", facades.DeploymentList.as_view(), name="facade-deployments"),
     path("facades/<slug:slug>/deployments/rollback", facades.Rollback.as_view(), name="facade-rollback"),
     path("facades/<slug:slug>/metrics", facades.FacadeMetrics.as_view(), name="facade-metrics"),
+    path("facades/<slug:slug>/exports/", exports.ExportJobList.as_view(), name="facade-exports"),
+    path("facades/<slug:slug>/groups/", exports.PatientGroupList.as_view(), name="facade-groups"),
+    path("facades/<slug:slug>/groups/<str:group_id>", exports.PatientGroupDetail.as_view(), name="facade-group"),
     path("bindings/", facades.ServedBindings.as_view(), name="binding-list"),
     path("resource-types/", facades.ResourceTypes.as_view(), name="resource-types"),
     path("sources/", facades.DataSourceList.as_view(), name="source-list"),

@@ -28,6 +28,7 @@ from mappings.facade.search import RESULT_PARAMS, search
 from mappings.fhir_types import is_r4_resource_type
 from mappings.job_files import open_file
 from mappings.models import ExportJob, FacadeResource, JobStatus, PatientGroup
+from mappings.sources import live_type_filter_error
 
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 ACCEPTED = {"", "*/*", "application/json", "application/fhir+json"}
@@ -82,7 +83,7 @@ def _kickoff(request: HttpRequest, slug: str, level: str, group_id: str = "") ->
     if accept not in ACCEPTED:
         raise FhirError(400, RequestCode.FORMAT, f"$export answers in application/fhir+json, not {accept}.")
     checked = Kickoff(lenient="handling=lenient" in prefer)
-    served = set(live_deployments(facade))
+    served = {resource_type: live.source_kind for resource_type, live in live_deployments(facade).items()}
     pairs = _parameters(request)
     for name, _ in pairs:
         if name not in KNOWN:
@@ -158,7 +159,7 @@ def _check_since(checked: Kickoff, values: list[str]) -> None:
     checked.parameters["since"] = since.isoformat()
 
 
-def _check_types(checked: Kickoff, values: list[str], served: set[str]) -> None:
+def _check_types(checked: Kickoff, values: list[str], served: dict[str, str]) -> None:
     types = [name.strip() for value in values for name in value.split(",") if name.strip()]
     kept = []
     for name in types:
@@ -172,12 +173,15 @@ def _check_types(checked: Kickoff, values: list[str], served: set[str]) -> None:
         checked.parameters["types"] = list(dict.fromkeys(kept))
 
 
-def _check_type_filters(checked: Kickoff, values: list[str], served: set[str]) -> None:
+def _check_type_filters(checked: Kickoff, values: list[str], served: dict[str, str]) -> None:
     filters: dict[str, list[str]] = {}
     for value in values:
         resource_type, _, query = value.partition("?")
         if resource_type not in served or not query:
             checked.unsupported(f"_typeFilter={value}: give a type this facade serves and a query, Type?param=value.")
+            continue
+        if problem := live_type_filter_error(resource_type, served[resource_type]):
+            checked.unsupported(problem)
             continue
         pairs = parse_qsl(query, keep_blank_values=True)
         try:

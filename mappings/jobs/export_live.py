@@ -8,7 +8,8 @@ the first attempt made instead of making a second one.
 
 Parameters: `_since` exports everything from a live source (it has no lastUpdated; Bulk Data IG v2, `_since`: "for
 resources where the server does not maintain a last updated time, the server MAY include these resources in a
-response irrespective of the `_since` value"); `_typeFilter` is refused at kick-off (`live_type_filter_error`);
+response irrespective of the `_since` value"); `_typeFilter` is refused at kick-off
+(`mappings.sources.live_type_filter_error`);
 `_elements` and Patient/Group compartments apply to the mapped resources as for stored types."""
 
 from __future__ import annotations
@@ -38,17 +39,6 @@ SOURCES = {DataSource.Kind.HTTP: http_source, DataSource.Kind.SQL: sql_source}
 LIST_SETTING = {DataSource.Kind.HTTP: "list_path", DataSource.Kind.SQL: "list_query"}
 NAMED = {DataSource.Kind.HTTP: "an HTTP source", DataSource.Kind.SQL: "a SQL source"}
 DEFAULT_PAGE_SIZE = 500  # records per list page; a source's page_size changes it (at most 10,000: actions/facades.py)
-
-
-def live_type_filter_error(resource_type: str, source_kind: str) -> str | None:
-    """Why `_typeFilter` cannot apply to this type (None: it can). A live source is only listed, never searched,
-    during an export, so a filter would be silently ignored: the kick-off refuses it (or drops it when lenient)."""
-    if source_kind == DataSource.Kind.STORED:
-        return None
-    return (
-        f"_typeFilter: {resource_type} comes from a live {source_kind} source, which exports all its records "
-        "and cannot filter them."
-    )
 
 
 def plan_live_chunks(job: ExportJob, resource_type: str, deployment: Deployment) -> list[ExportChunk]:

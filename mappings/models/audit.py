@@ -35,6 +35,8 @@ class AuditAction(models.TextChoices):
     DEPLOY_REFUSED = "facade.deploy_refused"
     INDEXED = "facade.indexed"
     ROLLED_BACK = "facade.rolled_back"
+    GROUP_SAVED = "facade.group_saved"
+    GROUP_DELETED = "facade.group_deleted"
     EXPORT_STARTED = "export.started"
     EXPORT_FINISHED = "export.finished"
     EXPORT_CANCELLED = "export.cancelled"

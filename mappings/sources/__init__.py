@@ -11,3 +11,15 @@ class SourceError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def live_type_filter_error(resource_type: str, source_kind: str) -> str | None:
+    """Why `$export`'s `_typeFilter` cannot apply to this type (None: it can). A live source is only listed, never
+    searched, during an export, so a filter would be silently ignored: the kick-off refuses it (or drops it when
+    lenient)."""
+    if source_kind == "stored":
+        return None
+    return (
+        f"_typeFilter: {resource_type} comes from a live {source_kind} source, which exports all its records "
+        "and cannot filter them."
+    )

@@ -22,10 +22,10 @@ from mappings.actions.exports import PLAN_TASK
 from mappings.errors import StudioError
 from mappings.job_files import LineFiles, read_lines
 from mappings.jobs.chunks import Heartbeat
-from mappings.jobs.export_live import live_type_filter_error, plan_live_chunks, write_live_chunk
+from mappings.jobs.export_live import plan_live_chunks, write_live_chunk
 from mappings.jobs.exports import plan_export_direct, run_export_chunk_direct
 from mappings.models import Deployment, ExportChunk, ExportJob, JobStatus
-from mappings.sources import SourceError
+from mappings.sources import SourceError, live_type_filter_error
 from mappings.sources import http as http_source
 from mappings.sources import sql as sql_source
 from tests.facade.test_live_sources import SELECT, LegacyAPI, facade_over, http_config, legacy_database  # noqa: F401

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from mappings import actions, caches
 from mappings.errors import RequestCode
 from mappings.facade import views as facade_views
-from mappings.models import Facade
+from mappings.models import ExportJob, Facade
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FHIR_JSON = "application/fhir+json"
@@ -79,6 +80,14 @@ def failing_view(monkeypatch: pytest.MonkeyPatch) -> Callable[[Client], object]:
     return lambda client: client.get("/fhir/clinic/metadata")
 
 
+def failed_export(client: Client) -> object:
+    job = ExportJob.objects.create(
+        facade=Facade.objects.get(slug="clinic"), level="system", request="/", transaction_time=timezone.now()
+    )
+    actions.do_fail_export(job.pk, "The export could not be planned: a test says so.")
+    return client.get(f"/fhir/clinic/$export-status/{job.key}")
+
+
 REQUESTS: dict[RequestCode, tuple[int, Callable]] = {
     RequestCode.NOT_FOUND: (404, lambda client: client.get("/fhir/nowhere/metadata")),
     RequestCode.NOT_SERVED: (404, lambda client: client.get("/fhir/clinic/Observation")),
@@ -91,6 +100,7 @@ REQUESTS: dict[RequestCode, tuple[int, Callable]] = {
     RequestCode.UNAUTHORIZED: (401, lambda client: client.get("/fhir/locked/Patient")),
     RequestCode.SOURCE_UNAVAILABLE: (504, lambda client: client.get("/fhir/legacy/Patient/M1")),
     RequestCode.SOURCE_FAILED: (500, lambda client: client.get("/fhir/legacy/Encounter/E1")),
+    RequestCode.EXPORT_FAILED: (500, failed_export),
 }
 
 
