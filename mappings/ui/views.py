@@ -27,6 +27,7 @@ from rest_framework.serializers import Serializer
 from mappings.access import (
     AUTHOR,
     RANK,
+    access_batch,
     access_facade,
     access_lookup_table,
     access_mapping,
@@ -213,6 +214,44 @@ def facade_detail(request: HttpRequest, slug: str) -> HttpResponse:
         data=data,
         slug=facade.slug,
         sourceFormats=list(SOURCE_FORMATS),
+    )
+
+
+BATCH_PAGE_SIZE = 20  # rows per page of the batch list
+FAILURES_PAGE_SIZE = 50  # rows per page of a batch's dead-letter list
+
+
+@login_required
+def batch_list(request: HttpRequest) -> HttpResponse:
+    page = request.GET.get("page", "")
+    fixed = {"page_size": str(BATCH_PAGE_SIZE)}
+    if page.isdigit() and int(page) > 1:
+        fixed["page"] = str(int(page))
+    url = f"/api/batches/?{urlencode(fixed)}"
+    data = [url]
+    if RANK.get(role_of(request.user), 0) >= RANK[AUTHOR]:  # the start form's mappings and stored sources
+        data += ["/api/mappings/?page_size=500", "/api/sources/?page_size=500"]
+    return _page(
+        request, "mappings/batches.html", "batches", "Batches", data=data, listUrl=url, pageSize=BATCH_PAGE_SIZE
+    )
+
+
+@login_required
+def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = _found(access_batch, request.user, batch_id)
+    data = [f"/api/batches/{batch.pk}/", f"/api/batches/{batch.pk}/failures/?page_size={FAILURES_PAGE_SIZE}"]
+    slug = batch.version.mapping.slug
+    if RANK.get(role_of(request.user), 0) >= RANK[AUTHOR]:  # the versions to reprocess with
+        data.append(f"/api/mappings/{slug}/versions/")
+    return _page(
+        request,
+        "mappings/batches_detail.html",
+        "batches_detail",
+        f"Batch {batch.pk}",
+        data=data,
+        batchId=batch.pk,
+        slug=slug,
+        failuresPageSize=FAILURES_PAGE_SIZE,
     )
 
 

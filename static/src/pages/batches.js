@@ -1,0 +1,170 @@
+// Batches: page through /api/batches/ (the page is kept in the URL) and, for authors, start one over uploaded files
+// (multipart POST) or a stored data source (JSON POST). The list refreshes itself while a batch on it runs.
+import { ApiError, get, getAll, pageConfig, post } from "../lib/api.js";
+import { $, ago, h } from "../lib/dom.js";
+
+const config = pageConfig();
+const PAGE_SIZE = config.pageSize;
+const REFRESH_MS = 2000;
+const url = new URL(window.location.href);
+let page = Math.max(1, Number(url.searchParams.get("page")) || 1);
+let refresh;
+
+const BADGE = { queued: "muted", running: "warn", completed: "ok", failed: "bad", cancelled: "muted" };
+const plural = (count, noun, nouns = `${noun}s`) => `${count.toLocaleString()} ${count === 1 ? noun : nouns}`;
+
+function keepInUrl() {
+  const next = new URL(window.location.href);
+  if (page > 1) next.searchParams.set("page", String(page));
+  else next.searchParams.delete("page");
+  window.history.replaceState(null, "", next);
+}
+
+function from(batch) {
+  if (batch.reprocess_of) return h("span", {}, "failed messages of ", h("a", { href: `/batches/${batch.reprocess_of}/` }, `batch ${batch.reprocess_of}`));
+  if (batch.source) return h("span", {}, "source ", h("code", {}, batch.source));
+  return batch.inputs.map((input) => h("div", {}, input.name));
+}
+
+function progress(batch) {
+  const processed = batch.done + batch.failed;
+  return h("td", { class: "batch-progress" },
+    h("progress", { max: String(Math.max(batch.total, 1)), value: String(batch.total ? processed : 0) }),
+    h("div", { class: "hint" }, batch.total ? `${processed.toLocaleString()} of ${plural(batch.total, "message")}` : batch.status === "queued" ? "splitting…" : "no message",
+      batch.failed ? h("span", { class: "error" }, ` · ${batch.failed.toLocaleString()} failed`) : ""));
+}
+
+function row(batch) {
+  return h("tr", { dataset: { batch: String(batch.id), status: batch.status } },
+    h("td", {}, h("a", { href: `/batches/${batch.id}/` }, h("strong", {}, `Batch ${batch.id}`))),
+    h("td", {}, h("a", { href: `/mappings/${batch.mapping}/` }, batch.mapping), ` v${batch.version}`),
+    h("td", {}, from(batch)),
+    h("td", {}, h("span", { class: `badge ${BADGE[batch.status] || "muted"}` }, batch.status)),
+    progress(batch),
+    h("td", { title: batch.created_at }, ago(batch.created_at), batch.created_by ? h("div", { class: "hint" }, batch.created_by) : ""));
+}
+
+async function load(address = null) {
+  clearTimeout(refresh);
+  const params = new URLSearchParams({ page_size: String(PAGE_SIZE) });
+  if (page > 1) params.set("page", String(page));
+  let result;
+  try {
+    result = await get(address || `/api/batches/?${params}`);
+  } catch (error) {
+    if (error.status === 404 && page > 1) { // past the last page: show the first
+      page = 1;
+      return load();
+    }
+    $("#batches tbody").replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "error" }, error.message)));
+    return;
+  }
+  keepInUrl();
+  $("#batches tbody").replaceChildren(...(result.results.length ? result.results.map(row)
+    : [h("tr", {}, h("td", { colspan: 6, class: "hint" }, "No batch yet."))]));
+  const pages = Math.max(1, Math.ceil(result.count / PAGE_SIZE));
+  $("#page-status").textContent = `Page ${page} of ${pages} · ${plural(result.count, "batch", "batches")}`;
+  $("#page-previous").disabled = !result.previous;
+  $("#page-next").disabled = !result.next;
+  $("#pager").hidden = pages === 1;
+  if (result.results.some((batch) => batch.status === "queued" || batch.status === "running")) {
+    refresh = setTimeout(load, REFRESH_MS);
+  }
+}
+
+$("#page-previous").addEventListener("click", () => {
+  page -= 1;
+  load();
+});
+$("#page-next").addEventListener("click", () => {
+  page += 1;
+  load();
+});
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+// Files go as multipart/form-data (lib/api.js sends JSON): the studio stores them and a worker splits them.
+async function postFiles(body) {
+  const response = await fetch("/api/batches/", {
+    method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+  });
+  const data = await response.json().catch(() => ({ message: `The server answered ${response.status} without JSON.` }));
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+async function setUpStartForm() {
+  const form = $("#start-form");
+  const [mappings, sources] = await Promise.all([get("/api/mappings/?page_size=500"), get("/api/sources/?page_size=500")]);
+  const published = mappings.results.filter((mapping) => mapping.latest_version);
+  $("#start-mapping").replaceChildren(...(published.length ? published.map((mapping) =>
+    h("option", { value: mapping.slug }, `${mapping.title} (${mapping.slug})`)) : [h("option", { value: "" }, "no published mapping")]));
+  const stored = sources.results.filter((source) => source.kind === "stored");
+  $("#start-source-select").replaceChildren(...(stored.length ? stored.map((source) =>
+    h("option", { value: source.name }, `${source.name} · ${source.source_format} · ${plural(source.records, "record")}`))
+    : [h("option", { value: "" }, "no stored source")]));
+
+  async function showVersions() {
+    const slug = $("#start-mapping").value;
+    if (!slug) return $("#start-version").replaceChildren();
+    const versions = await getAll(`/api/mappings/${slug}/versions/`);
+    $("#start-version").replaceChildren(...versions.map((version, index) =>
+      h("option", { value: String(version.number) }, `v${version.number}${index === 0 ? " (latest)" : ""} — ${version.message}`)));
+  }
+  $("#start-mapping").addEventListener("change", showVersions);
+  for (const radio of form.elements.from) {
+    radio.addEventListener("change", () => {
+      $("#start-files").hidden = form.elements.from.value !== "files";
+      $("#start-source").hidden = form.elements.from.value !== "source";
+    });
+  }
+  $("#start-open").addEventListener("click", async () => {
+    form.hidden = false;
+    if (!$("#start-version").options.length) await showVersions();
+    $("#start-mapping").focus();
+  });
+  $("#start-cancel").addEventListener("click", () => (form.hidden = true));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("#start-error");
+    error.hidden = true;
+    const fields = form.elements;
+    const files = $("#start-file-input").files;
+    if (fields.from.value === "files" && !files.length) {
+      error.textContent = "Choose one or more files to convert.";
+      error.hidden = false;
+      return;
+    }
+    $("#start-submit").disabled = true;
+    try {
+      let batch;
+      if (fields.from.value === "files") {
+        const body = new FormData();
+        body.set("mapping", fields.mapping.value);
+        body.set("version", fields.version.value);
+        body.set("validate", fields.validate.checked ? "true" : "false");
+        if (fields.key_column.value.trim()) body.set("key_column", fields.key_column.value.trim());
+        for (const file of files) body.append("files", file);
+        batch = await postFiles(body);
+      } else {
+        batch = await post("/api/batches/", {
+          mapping: fields.mapping.value, version: Number(fields.version.value), source: fields.source.value, validate: fields.validate.checked,
+        });
+      }
+      window.location.href = `/batches/${batch.id}/`;
+    } catch (failure) {
+      const details = Object.entries(failure.details || {}).filter(([, messages]) => Array.isArray(messages))
+        .map(([name, messages]) => `${name}: ${messages.join(" ")}`);
+      error.textContent = [failure.message, ...details].join(" — ");
+      error.hidden = false;
+    } finally {
+      $("#start-submit").disabled = false;
+    }
+  });
+}
+
+await Promise.all([load(config.listUrl), config.canWrite ? setUpStartForm() : null]);
+document.body.dataset.ready = "true";
