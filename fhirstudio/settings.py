@@ -260,6 +260,9 @@ FHIR_STUDIO = {
     "EXPORT_FILE_RESOURCES": env_int("FHIR_STUDIO_EXPORT_FILE_RESOURCES", "100000"),
     "EXPORT_FILE_BYTES": env_int("FHIR_STUDIO_EXPORT_FILE_BYTES", str(200 * 1024 * 1024)),
     "EXPORT_RETENTION_HOURS": env_int("FHIR_STUDIO_EXPORT_RETENTION_HOURS", "24"),
+    # A source of more than 500 records (INLINE_RECORDS in mappings/actions/deployments.py) is indexed by the workers,
+    # in chunks of this many records.
+    "INDEX_CHUNK_RECORDS": env_int("FHIR_STUDIO_INDEX_CHUNK_RECORDS", "2000"),
     "BATCH_CHUNK_MESSAGES": env_int("FHIR_STUDIO_BATCH_CHUNK_MESSAGES", "500"),
     # A running chunk whose worker has not beaten its heartbeat for this long is taken over (the worker died);
     # a queued chunk no worker took for this long is sent again (the broker lost it).

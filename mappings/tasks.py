@@ -11,7 +11,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from mappings.jobs import batches, chunks, exports
-from mappings.jobs.indexing import index_deployment_direct
+from mappings.jobs.indexing import index_deployment_direct, plan_index_direct, run_index_chunk_direct
 
 RETRYABLE = (OperationalError, InterfaceError)
 # Every job: acknowledged once done (a crashed worker's job runs again), retried with backoff only when the database
@@ -23,6 +23,16 @@ JOB = {"acks_late": True, "autoretry_for": RETRYABLE, "retry_backoff": True, "ma
 def index_deployment(deployment_id: int) -> int:
     deployment = index_deployment_direct(deployment_id)
     return deployment.indexed if deployment else 0
+
+
+@shared_task(**JOB, queue="batch", soft_time_limit=600, time_limit=660)
+def plan_index(deployment_id: int) -> int:
+    return plan_index_direct(deployment_id)
+
+
+@shared_task(**JOB, queue="batch", soft_time_limit=900, time_limit=960)
+def run_index_chunk(chunk_id: int) -> str:
+    return run_index_chunk_direct(chunk_id)
 
 
 @shared_task(**JOB, queue="exports", soft_time_limit=600, time_limit=660)

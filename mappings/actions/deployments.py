@@ -40,6 +40,7 @@ from mappings.models import (
 
 logger = logging.getLogger(__name__)
 INDEX_TASK = "mappings.tasks.index_deployment"
+PLAN_INDEX_TASK = "mappings.tasks.plan_index"
 INLINE_RECORDS = 500  # up to this many stored records, indexing runs in the deploying process after the commit
 BATCH = 1000
 
@@ -58,11 +59,10 @@ def queue_indexing(deployment: Deployment) -> None:
     inline = SourceRecord.objects.filter(source_id=deployment.binding.source_id).count() <= INLINE_RECORDS
 
     def start() -> None:
-        task = current_app.tasks[INDEX_TASK]
-        if not inline:
-            task.delay(deployment.pk)
+        if not inline:  # every worker takes chunks of the records
+            current_app.tasks[PLAN_INDEX_TASK].delay(deployment.pk)
             return
-        result = task.apply(args=(deployment.pk,))
+        result = current_app.tasks[INDEX_TASK].apply(args=(deployment.pk,))
         if result.failed():  # the deployment stays pending; the previous one keeps serving
             logger.error("indexing deployment %s failed: %r", deployment.pk, result.result)
 

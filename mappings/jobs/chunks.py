@@ -18,15 +18,22 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mappings.models import BatchChunk, ChunkStatus, ExportChunk, JobStatus
+from mappings.models import BatchChunk, ChunkStatus, ExportChunk, IndexChunk, JobStatus
 from mappings.models.jobs import Chunk
 
 logger = logging.getLogger(__name__)
 TASKS: dict[type[Chunk], str] = {
     ExportChunk: "mappings.tasks.run_export_chunk",
     BatchChunk: "mappings.tasks.run_batch_chunk",
+    IndexChunk: "mappings.tasks.run_index_chunk",
 }
-PARENT = {ExportChunk: "job", BatchChunk: "batch"}  # the job a chunk belongs to
+PARENT = {ExportChunk: "job", BatchChunk: "batch", IndexChunk: "deployment"}  # what a chunk is part of
+# While its parent still wants it done: a job running, a deployment not replaced by a newer one.
+WANTED = {
+    ExportChunk: Q(job__status__in=(JobStatus.QUEUED, JobStatus.RUNNING)),
+    BatchChunk: Q(batch__status__in=(JobStatus.QUEUED, JobStatus.RUNNING)),
+    IndexChunk: Q(deployment__superseded=False),
+}
 HEARTBEAT_SECONDS = 2.0
 MAX_ATTEMPTS = 5  # a chunk that killed its worker this often is failed, not retried forever
 
@@ -48,10 +55,9 @@ def send_chunks(model: type[Chunk], chunk_ids: list[int]) -> None:
 def claim_chunk(model: type[Chunk], chunk_id: int) -> Chunk | None:
     """The chunk, now running for this worker; None when there is nothing for it to do."""
     now = timezone.now()
-    parent_running = {f"{PARENT[model]}__status__in": (JobStatus.QUEUED, JobStatus.RUNNING)}
     claimable = Q(status=ChunkStatus.QUEUED) | Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=now - stale_after())
     claimed = (
-        model.objects.filter(claimable, pk=chunk_id, **parent_running)
+        model.objects.filter(claimable, WANTED[model], pk=chunk_id)
         .filter(attempts__lt=MAX_ATTEMPTS)
         .update(status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now)
     )
@@ -106,12 +112,11 @@ def requeue_stalled_chunks() -> int:
     cutoff = timezone.now() - stale_after()
     sent = 0
     for model in TASKS:
-        running_jobs = {f"{PARENT[model]}__status__in": (JobStatus.QUEUED, JobStatus.RUNNING)}
         lost = Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=cutoff)
         # A queued chunk waits its turn while workers are busy; it is lost only when none is running any chunk.
         if not model.objects.filter(status=ChunkStatus.RUNNING, heartbeat_at__gte=cutoff).exists():
             lost |= Q(status=ChunkStatus.QUEUED, queued_at__lt=cutoff)
-        stalled = model.objects.filter(lost, **running_jobs)
+        stalled = model.objects.filter(lost, WANTED[model])
         ids = list(stalled.values_list("pk", flat=True)[:1000])
         if ids:
             logger.warning("sending again %d stalled %s: %s", len(ids), model.__name__, ids[:20])

@@ -20,6 +20,7 @@ from .jobs import (
     ChunkStatus,
     ExportChunk,
     ExportJob,
+    IndexChunk,
     JobStatus,
 )
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
@@ -43,6 +44,7 @@ __all__ = [
     "Facade",
     "FacadeRequest",
     "FacadeResource",
+    "IndexChunk",
     "JobStatus",
     "LookupTable",
     "LookupTableVersion",

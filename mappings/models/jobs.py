@@ -28,6 +28,7 @@ class ChunkStatus(models.TextChoices):
     DONE = "done"
     FAILED = "failed"  # failed for good: its job fails with its error
     CANCELLED = "cancelled"
+    MERGED = "merged"  # an index chunk whose resources were swapped into the index (by the one chunk that did it)
 
 
 class Chunk(models.Model):
@@ -172,3 +173,25 @@ class BatchChunk(Chunk):
     class Meta:
         ordering = ["batch", "first_seq"]
         constraints = [models.UniqueConstraint(fields=["batch", "first_seq"], name="one_batch_chunk_per_range")]
+
+
+class IndexChunk(Chunk):
+    """Stored records first_record_id..last_record_id of a deployment's source, run through its version by one task
+    (a big source indexes on every worker). Its file holds the resources it made, with their search values; the last
+    chunk to end swaps them all in (the newest record winning for an id)."""
+
+    deployment = models.ForeignKey("Deployment", on_delete=models.CASCADE, related_name="index_chunks")
+    first_record_id = models.BigIntegerField()
+    last_record_id = models.BigIntegerField()
+    records = models.PositiveIntegerField(default=0)  # records run
+    failures = models.JSONField(default=list, blank=True)  # [{record, code, message}], the first 100
+
+    class Meta:
+        ordering = ["deployment", "first_record_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "first_record_id"], name="one_index_chunk_per_range")
+        ]
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"index/{self.deployment_id}/"
