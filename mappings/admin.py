@@ -442,5 +442,5 @@ class AuditEventAdmin(ReadOnlyAdmin):
     fields = ("created_at", "action", "actor", "object_type", "object_id", "mapping_slug", "before", "after", "details")
 
 
-# The facade admins live in their own module (this one grew past 600 lines); importing it registers them.
-from mappings import admin_facades  # noqa: E402, F401
+# The facade and job admins live in their own modules (this one grew past 600 lines); importing them registers them.
+from mappings import admin_facades, admin_jobs  # noqa: E402, F401

@@ -27,7 +27,7 @@ from mappings import actions
 from mappings.compiling import imported_names
 from mappings.errors import StudioError
 from mappings.examples import Example, list_examples
-from mappings.models import DataSource, Facade, LookupTable, Mapping, Snippet
+from mappings.models import DataSource, Facade, FacadeResource, LookupTable, Mapping, Snippet
 
 logger = logging.getLogger(__name__)
 
@@ -343,4 +343,17 @@ def load_demo_facade(acting_user: AbstractBaseUser | None, examples_dir: Path | 
             )
             deployment = actions.do_deploy(binding, acting_user=acting_user, version=mapping.latest_version)
             logger.info("demo facade: %s from %s, %d indexed", resource_type, name, deployment.indexed)
+    _demo_group(facade, acting_user)
     return facade
+
+
+def _demo_group(facade: Facade, acting_user: AbstractBaseUser | None) -> None:
+    """Group/demo-ward: the first three patients the demo serves, so a Group export works out of the box."""
+    patients = FacadeResource.objects.filter(
+        deployment__binding__facade=facade, deployment__ready=True, resource_type="Patient"
+    ).order_by("resource_id")
+    patient_ids = list(patients.values_list("resource_id", flat=True)[:3])
+    if patient_ids:
+        actions.do_save_patient_group(
+            facade, acting_user=acting_user, group_id="demo-ward", name="Demo ward", patient_ids=patient_ids
+        )

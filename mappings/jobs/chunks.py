@@ -56,10 +56,12 @@ def claim_chunk(model: type[Chunk], chunk_id: int) -> Chunk | None:
     """The chunk, now running for this worker; None when there is nothing for it to do."""
     now = timezone.now()
     claimable = Q(status=ChunkStatus.QUEUED) | Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=now - stale_after())
-    claimed = (
-        model.objects.filter(claimable, WANTED[model], pk=chunk_id)
-        .filter(attempts__lt=MAX_ATTEMPTS)
-        .update(status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now)
+    if not model.objects.filter(WANTED[model], pk=chunk_id).exists():
+        return None  # its job was cancelled or finished, or its deployment replaced
+    # Only the chunk's own columns in this UPDATE: a condition on a joined row would become an `id IN (subquery)`
+    # that PostgreSQL does not re-check after waiting on a concurrent cancel, and a cancelled chunk would run.
+    claimed = model.objects.filter(claimable, pk=chunk_id, attempts__lt=MAX_ATTEMPTS).update(
+        status=ChunkStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now
     )
     if not claimed:
         _fail_if_exhausted(model, chunk_id)
@@ -69,7 +71,7 @@ def claim_chunk(model: type[Chunk], chunk_id: int) -> Chunk | None:
 
 def _fail_if_exhausted(model: type[Chunk], chunk_id: int) -> None:
     exhausted = model.objects.filter(pk=chunk_id, attempts__gte=MAX_ATTEMPTS).exclude(
-        status__in=(ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELLED)
+        status__in=(ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELLED, ChunkStatus.MERGED)
     )
     if exhausted.update(
         status=ChunkStatus.FAILED,

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from mappings import actions, models
 from mappings.demo import load_demo
@@ -22,6 +23,9 @@ READ_ONLY = [
     models.LookupTableVersion,
     models.TestRun,
     models.AuditEvent,
+    models.ExportJob,
+    models.BatchJob,
+    models.PatientGroup,
 ]
 NO_ADD = [*READ_ONLY, models.Deployment]  # a deploy runs the version's samples first: the studio and the API do it
 
@@ -64,14 +68,17 @@ def test_it_registers_every_studio_model() -> None:
     names = {model.__name__ for model in STUDIO_MODELS}
     assert names == {
         "AuditEvent",
+        "BatchJob",
         "DataSource",
         "Deployment",
         "Draft",
+        "ExportJob",
         "Facade",
         "LookupTable",
         "LookupTableVersion",
         "Mapping",
         "MappingVersion",
+        "PatientGroup",
         "ResourceBinding",
         "SampleCase",
         "Snippet",
@@ -82,6 +89,7 @@ def test_it_registers_every_studio_model() -> None:
 
 def test_it_renders_every_changelist_and_change_page_on_the_demo_data(console, superuser) -> None:
     load_demo(superuser)
+    make_jobs()
     assert console.get(reverse("admin:index")).status_code == 200
     for model in STUDIO_MODELS:
         obj = model.objects.order_by("pk").first()
@@ -108,9 +116,22 @@ def test_it_filters_mappings_by_source_format(console, json_patient) -> None:
     assert "json-patient" in page
 
 
+def make_jobs() -> None:
+    """An export and a batch with a chunk each, as clients and analysts leave them (the demo data has none)."""
+    facade = actions.do_create_facade(acting_user=None, slug="jobs", title="Jobs")
+    models.PatientGroup.objects.get_or_create(facade=facade, group_id="g1", name="G1", patient_ids=["p1"])
+    job = models.ExportJob.objects.create(
+        facade=facade, level="system", request="http://x/fhir/jobs/$export", transaction_time=timezone.now()
+    )
+    models.ExportChunk.objects.create(job=job, resource_type="Patient", number=1)
+    batch = models.BatchJob.objects.create(version=models.MappingVersion.objects.order_by("pk").first(), total=1)
+    models.BatchChunk.objects.create(batch=batch, first_seq=0, last_seq=0)
+
+
 @pytest.mark.parametrize("model", READ_ONLY, ids=lambda model: model.__name__)
 def test_it_refuses_to_add_change_or_delete_history(model, console, superuser, json_patient) -> None:
     actions.do_publish_version(json_patient, acting_user=superuser, message="v1")
+    make_jobs()
     obj = model.objects.order_by("pk").first()
     model_admin = admin.site._registry[model]
     request = console.get(url(model, "changelist")).wsgi_request

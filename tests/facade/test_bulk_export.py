@@ -223,8 +223,9 @@ def test_delete_cancels_a_running_export_and_leaves_no_file(demo, worker) -> Non
     deadline = time.monotonic() + 30  # chunks the worker had started see the cancel and store nothing
     while job.chunks.filter(status="running").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    names = [file["name"] for chunk in job.chunks.all() for file in chunk.files]
-    assert not any(file_exists(name) for name in names)
+    chunks = [(chunk.resource_type, chunk.status, chunk.files) for chunk in job.chunks.all()]
+    left = [file["name"] for _, _, files in chunks for file in files if file_exists(file["name"])]
+    assert not left, chunks
 
 
 def test_an_export_that_cannot_run_answers_500_with_an_operation_outcome(demo, worker) -> None:
