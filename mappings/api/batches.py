@@ -67,6 +67,13 @@ def _version(request: Request, mapping: Mapping, number: int | None) -> MappingV
     return access_version(request.user, mapping.slug, mapping.latest_version.number)
 
 
+def _content_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django reads such a body as empty too
+
+
 class BatchList(StudioAPIView):
     parser_classes = [MultiPartParser, StudioJSONParser]
 
@@ -104,7 +111,7 @@ class BatchList(StudioAPIView):
     def post(self, request: Request) -> Response:
         require_role(request.user, AUTHOR)
         limit = max_upload_bytes()
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + MULTIPART_SLACK:  # refused before it is read
+        if _content_length(request) > limit + MULTIPART_SLACK:  # refused before the body is read
             raise StudioError(
                 "too_large",
                 f"A batch takes at most {limit:,} bytes of files; split them into several batches.",

@@ -159,6 +159,12 @@ def test_it_refuses_files_over_the_size_limit(api, people, settings) -> None:
     response = start(api, ("a.ndjson", ndjson(100)))
     assert response.status_code == 413
     assert response.json()["code"] == "too_large" and response.json()["details"]["max_bytes"] == 1000
+    # A body announced as far too big is refused before it is read.
+    body = {"mapping": "people", "files": [SimpleUploadedFile("a.ndjson", ndjson(1))]}
+    huge = api["author"].post("/api/batches/", body, format="multipart", CONTENT_LENGTH=str(10**12))
+    assert (huge.status_code, huge.json()["code"]) == (413, "too_large")
+    garbled = api["author"].post("/api/batches/", body, format="multipart", CONTENT_LENGTH="many")
+    assert garbled.status_code == 400
     assert not BatchJob.objects.exists()
 
 
