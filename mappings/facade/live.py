@@ -4,11 +4,9 @@ and reported in the searchset's OperationOutcome entry, so one bad record does n
 
 from __future__ import annotations
 
-from mappings.compiling import compile_version
-from mappings.conf import engine_limits
-from mappings.engine import operation_outcome, run_mapping
+from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
-from mappings.facade.search_index import resources_of_type
+from mappings.facade.deployed import run_deployed
 from mappings.models import DataSource, Deployment
 from mappings.sources import SourceError
 from mappings.sources import http as http_source
@@ -21,22 +19,12 @@ FETCHERS = {
 
 
 def _convert(deployment: Deployment, payloads: list[str]) -> tuple[list[dict], list[str]]:
-    compiled = compile_version(deployment.version)
     resources, problems = [], []
     for payload in payloads:
-        result = run_mapping(
-            compiled,
-            payload,
-            limits=engine_limits(),
-            validate=False,
-            variables=deployment.variables,
-            source_format=deployment.binding.source.source_format,
-        )
-        fatal = [error for error in result.errors if error.severity in ("error", "fatal")]
-        if fatal or result.output is None:
-            problems.append(f"{fatal[0].code}: {fatal[0].message}" if fatal else "no output")
-            continue
-        resources += resources_of_type(result.output, deployment.binding.resource_type)
+        made, fatal = run_deployed(deployment, payload)
+        resources += made
+        if fatal:
+            problems.append(f"{fatal[0].code}: {fatal[0].message}")
     return resources, problems
 
 

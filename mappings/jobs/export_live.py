@@ -21,11 +21,9 @@ from collections.abc import Callable
 import orjson
 from django.conf import settings
 
-from mappings.compiling import compile_version
-from mappings.conf import engine_limits
-from mappings.engine import run_mapping
 from mappings.engine.errors import ErrorCode, issue
-from mappings.facade.search_index import patient_compartment, resources_of_type
+from mappings.facade.deployed import run_deployed
+from mappings.facade.search_index import patient_compartment
 from mappings.job_files import LineFiles
 from mappings.jobs import chunks
 from mappings.jobs.chunks import Heartbeat
@@ -65,7 +63,6 @@ def write_live_chunk(
     deployment = chunk.deployment
     source = deployment.binding.source
     module = SOURCES[source.kind]
-    compiled, limits = compile_version(deployment.version), engine_limits()
     keep = _kept_by(job, chunk.resource_type)
     elements = _elements(job, chunk.resource_type)
     budget = settings.FHIR_STUDIO["EXPORT_CHUNK_RESOURCES"]
@@ -82,21 +79,13 @@ def write_live_chunk(
             raise SourceError(f"The source answered the same page twice at {_where(cursor)}: does {setting} page?")
         previous = digest
         for index, payload in enumerate(payloads):
-            result = run_mapping(
-                compiled,
-                payload,
-                source_format=source.source_format,
-                limits=limits,
-                validate=False,
-                variables=deployment.variables,
-            )
-            fatal = [error for error in result.errors if error.severity in ("error", "fatal")]
-            if fatal or result.output is None:
+            resources, fatal = run_deployed(deployment, payload)
+            if fatal:
                 label = _record_label(source.config, cursor, index, payload)
                 errors.write(orjson.dumps(_outcome(chunk.resource_type, label, fatal)))
                 failed += 1
             else:
-                for resource in resources_of_type(result.output, chunk.resource_type):
+                for resource in resources:
                     if keep(resource):
                         output.write(orjson.dumps(resource) if elements is None else _subset(resource, elements))
                         written += 1

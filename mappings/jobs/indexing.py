@@ -20,10 +20,8 @@ from django.utils import timezone
 
 from mappings.actions import do_finish_index
 from mappings.actions.deployments import IndexedResource
-from mappings.compiling import compile_version
-from mappings.conf import engine_limits
-from mappings.engine import run_mapping
-from mappings.facade.search_index import resources_of_type, search_values
+from mappings.facade.deployed import run_deployed
+from mappings.facade.search_index import search_values
 from mappings.job_files import LineFiles, delete_files, read_lines
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.models import ChunkStatus, Deployment, IndexChunk, SourceRecord
@@ -168,31 +166,16 @@ def _deployment(deployment_id: int) -> Deployment | None:
 def _run_records(deployment: Deployment, rows, heartbeat: Heartbeat | None = None):
     """Run the version on each record: ({resource id: (resource, record id)} of the bound type, the newest record
     winning; failures; records run). None for the resources when the heartbeat says to stop."""
-    binding, source = deployment.binding, deployment.binding.source
-    compiled = compile_version(deployment.version)
-    limits = engine_limits()
     found: dict[str, tuple[dict, int]] = {}
     errors, records = [], 0
     for record in rows.iterator(chunk_size=BATCH):
         records += 1
         if heartbeat is not None and not heartbeat.beat():
             return None, errors, records
-        result = run_mapping(
-            compiled,
-            record.payload,
-            source_format=source.source_format,
-            limits=limits,
-            validate=False,
-            variables=deployment.variables,
-        )
-        fatal = [error for error in result.errors if error.severity in ("error", "fatal")]
-        if fatal or result.output is None:
-            first = fatal[0] if fatal else None
-            errors.append(
-                {"record": record.key, "code": first.code if first else "", "message": first.message if first else ""}
-            )
-            continue
-        for resource in resources_of_type(result.output, binding.resource_type):
+        resources, fatal = run_deployed(deployment, record.payload)
+        if fatal:
+            errors.append({"record": record.key, "code": fatal[0].code, "message": fatal[0].message})
+        for resource in resources:
             if resource.get("id"):
                 found[resource["id"]] = (resource, record.pk)
     return found, errors, records
