@@ -14,12 +14,14 @@ Actions queue the task by its registered name: this layer imports no task or job
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from mappings.actions.common import audit
@@ -191,11 +193,12 @@ def _rollback(binding: ResourceBinding, *, acting_user: AbstractBaseUser | None)
 
 @transaction.atomic(durable=True)
 def do_finish_index(
-    deployment: Deployment, *, resources: list[IndexedResource], errors: list[dict], records: int
+    deployment: Deployment, *, resources: Collection[IndexedResource], errors: list[dict], records: int
 ) -> Deployment:
     """Swap a deployment's freshly built index in and make it the live one (or re-index the live one). A deployment
     superseded while it was indexing is left as it is: a newer one takes its place. One whose binding (or facade)
-    was deleted meanwhile is gone: nothing is written, and the caller's copy comes back unchanged."""
+    was deleted meanwhile is gone: nothing is written, and the caller's copy comes back unchanged. `resources` is
+    read once (it may parse each resource as it is read)."""
     locked = (
         Deployment.objects.select_for_update(of=("self",)).select_related("binding__mapping").filter(pk=deployment.pk)
     ).first()
@@ -207,13 +210,79 @@ def do_finish_index(
         return deployment
     binding = deployment.binding
     # Only the live deployment keeps an index; older ones keep their history row.
-    FacadeResource.objects.filter(deployment__binding=binding).delete()
+    _drop_index(binding)
     binding.deployments.live().exclude(pk=deployment.pk).update(ready=False, superseded=True)
+    if connection.vendor == "postgresql":
+        _copy_index(deployment, resources)
+    else:
+        _insert_index(deployment, resources)
+    deployment.indexed = len(resources)
+    deployment.index_errors = errors[:100]
+    deployment.ready = True
+    deployment.save(update_fields=["indexed", "index_errors", "ready"])
+    grow_generation(binding.facade_id)
+    audit(
+        None,
+        AuditAction.INDEXED,
+        deployment,
+        mapping_slug=binding.mapping.slug,
+        after={"indexed": len(resources), "failed": len(errors), "records": records},
+    )
+    return deployment
+
+
+def _drop_index(binding: ResourceBinding) -> None:
+    """Delete every indexed resource of the binding's deployments, with their search values, in two statements (the
+    ORM's delete would first load each resource, content and all, to cascade)."""
+    resources, values = FacadeResource._meta.db_table, SearchValue._meta.db_table
+    of_binding = f"SELECT id FROM {Deployment._meta.db_table} WHERE binding_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {values} WHERE resource_id IN "
+            f"(SELECT id FROM {resources} WHERE deployment_id IN ({of_binding}))",
+            [binding.pk],
+        )
+        cursor.execute(f"DELETE FROM {resources} WHERE deployment_id IN ({of_binding})", [binding.pk])
+
+
+def _copy_index(deployment: Deployment, resources: Collection[IndexedResource]) -> None:
+    """Write the index with PostgreSQL's COPY, reading `resources` once: their ids are taken from the sequence first,
+    so the search values (COPY'd first, the foreign key being checked at commit, as Django declares it on PostgreSQL)
+    can name them, and only each resource's JSON text is kept for the second COPY."""
+    quote = connection.ops.quote_name
+
+    def copy_into(model: type[FacadeResource | SearchValue], fields: tuple[str, ...]) -> str:
+        columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+        return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+
+    resource_type = deployment.binding.resource_type
+    kept = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [FacadeResource._meta.db_table, len(resources)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        with cursor.copy(copy_into(SearchValue, ("resource", "param", "value", "start", "end"))) as copy:
+            for pk, resource in zip(ids, resources, strict=True):
+                for row in resource.search_values:
+                    copy.write_row((pk, *row))
+                content = orjson.dumps(resource.content).decode()
+                kept.append((pk, resource.resource_id, resource.record_id, content, resource.last_updated))
+        fields = ("id", "resource_id", "record", "content", "last_updated", "deployment", "resource_type")
+        with cursor.copy(copy_into(FacadeResource, fields)) as copy:
+            for row in kept:
+                copy.write_row((*row, deployment.pk, resource_type))
+
+
+def _insert_index(deployment: Deployment, resources: Collection[IndexedResource]) -> None:
+    resources = list(resources)
     created = FacadeResource.objects.bulk_create(
         [
             FacadeResource(
                 deployment=deployment,
-                resource_type=binding.resource_type,
+                resource_type=deployment.binding.resource_type,
                 resource_id=resource.resource_id,
                 record_id=resource.record_id,
                 content=resource.content,
@@ -231,16 +300,3 @@ def do_finish_index(
         ],
         batch_size=BATCH,
     )
-    deployment.indexed = len(created)
-    deployment.index_errors = errors[:100]
-    deployment.ready = True
-    deployment.save(update_fields=["indexed", "index_errors", "ready"])
-    grow_generation(binding.facade_id)
-    audit(
-        None,
-        AuditAction.INDEXED,
-        deployment,
-        mapping_slug=binding.mapping.slug,
-        after={"indexed": len(created), "failed": len(errors), "records": records},
-    )
-    return deployment

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 MAX_FAILURES = 100
 RETRYABLE = (OperationalError, InterfaceError)
+# Search parameters whose values depend on the index's time (meta.lastUpdated), not on the resource: set by the merge.
+TIMED = frozenset({"_lastUpdated"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def index_deployment_direct(deployment_id: int) -> Deployment | None:
@@ -96,7 +101,7 @@ def run_index_chunk_direct(chunk_id: int) -> str:
             return "stopped"
         output = LineFiles(f"{chunk.storage_prefix}{chunk.first_record_id:012d}", max_lines=10**9, max_bytes=10**12)
         for resource_id, (resource, record_id) in found.items():
-            output.write(orjson.dumps({"id": resource_id, "record": record_id, "resource": resource}))
+            output.write(_chunk_line(resource_id, record_id, resource))
         files = [
             {"name": f.name, "kind": "output", "type": "", "count": f.count, "bytes": f.bytes} for f in output.close()
         ]
@@ -141,19 +146,51 @@ def finish_chunked_index(deployment_id: int) -> Deployment | None:
     chunks = list(deployment.index_chunks.order_by("first_record_id"))
     if deployment.index_chunks.filter(status=ChunkStatus.DONE).update(status=ChunkStatus.MERGED) != len(chunks):
         return deployment
-    found: dict[str, IndexedResource] = {}
-    now = timezone.now()
+    # The newest line of each id, unparsed: only the winners are parsed, once, as they are inserted.
+    latest: dict[bytes, bytes] = {}
     for chunk in chunks:
         for file in chunk.files:
             for line in read_lines(file["name"]):
-                item = orjson.loads(line)
-                content = _with_meta(item["resource"], now)
-                found[item["id"]] = IndexedResource(item["id"], content, item["record"], now, [])
-    resources = [replace(resource, search_values=search_values(resource.content, now)) for resource in found.values()]
+                key, _, item = line.partition(b"\t")
+                latest[key] = item
     errors = [failure for chunk in chunks for failure in chunk.failures]
+    resources = _Merged(latest, timezone.now())
     deployment = _finish(deployment, resources, errors, sum(chunk.records for chunk in chunks), started)
     delete_files(file["name"] for chunk in chunks for file in chunk.files)
     return deployment
+
+
+class _Merged:
+    """The merged resources, each parsed from its chunk line (and its timed search values added) as it is read:
+    do_finish_index reads them once, so they are never all in memory at once."""
+
+    def __init__(self, latest: dict[bytes, bytes], now: datetime) -> None:
+        self.latest, self.now = latest, now
+
+    def __len__(self) -> int:
+        return len(self.latest)
+
+    def __iter__(self) -> Iterator[IndexedResource]:
+        now = self.now
+        stamped = [row for row in search_values({}, now) if row[0] in TIMED]
+        for key, item in self.latest.items():
+            record_id, values, resource = orjson.loads(item)
+            values = stamped + [
+                row if row[2] is None else (*row[:2], _moment(row[2]), _moment(row[3])) for row in values
+            ]
+            yield IndexedResource(orjson.loads(key), _with_meta(resource, now), record_id, now, values)
+
+
+def _chunk_line(resource_id: str, record_id: int, resource: dict) -> bytes:
+    """A chunk file's line: the id (JSON), a tab, then [record id, search values, resource]. The search values are
+    computed here, on every worker, save the ones that depend on the time of the merge (TIMED), which the merge adds;
+    dates are ISO strings. The JSON id comes first so the merge can pick each id's newest line without parsing it."""
+    values = [row for row in search_values(resource, EPOCH) if row[0] not in TIMED]
+    return orjson.dumps(resource_id) + b"\t" + orjson.dumps([record_id, values, resource])
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _deployment(deployment_id: int) -> Deployment | None:

@@ -1,0 +1,271 @@
+"""Benchmark of deploy indexing (issue 12): a stored source of N ADT^A01 records (the corpus ADT-A01-01.hl7, one
+message per record, each with its own control id and MRN, so each makes its own Patient) indexed by the demo mapping
+hl7v2-adt-a01 bound as Patient, with 1 and then 2 Celery solo workers, each pinned to its own core with taskset, on
+PostgreSQL and Redis. Measures deploy → `Deployment.ready` (plan, chunks on every worker, the serial merge in the last
+one), in records/s, against the engine's own single-core rate on the same records (run_mapping in a loop, pinned to
+core 0, no validation: indexing does not validate).
+
+    createdb -h 127.0.0.1 -U postgres fhirstudio_bench   # once
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/index.py --records 100000
+
+The records are stored once per N (source `bench-index-<N>`) and reused. Each run deploys to a facade of its own,
+dropped (index and all) after the run, outside the timing. Targets: ≥ 1.8× from 1 worker to 2, and within 15 % of
+the engine's rate × workers. Run by hand, never in CI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fhirstudio.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Max, Min, Sum  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from mappings import actions  # noqa: E402
+from mappings.compiling import compile_version  # noqa: E402
+from mappings.conf import engine_limits  # noqa: E402
+from mappings.engine import run_mapping  # noqa: E402
+from mappings.models import (  # noqa: E402
+    DataSource,
+    Deployment,
+    Facade,
+    FacadeResource,
+    Mapping,
+    MappingVersion,
+    SearchValue,
+    SourceRecord,
+)
+
+ADT_A01 = settings.FHIR_STUDIO["CORPUS_DIR"] / "fhir-converter/hl7v2/ADT-A01-01.hl7"
+SLUG = "hl7v2-adt-a01"
+SEED_BATCH = 10_000
+
+
+def admin() -> User:
+    return User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", password="-")
+
+
+def adt_version() -> MappingVersion:
+    mapping = Mapping.objects.filter(slug=SLUG).select_related("latest_version").first()
+    if mapping is None:
+        from mappings.demo import load_demo
+
+        load_demo(admin())
+        mapping = Mapping.objects.select_related("latest_version").get(slug=SLUG)
+    return mapping.latest_version
+
+
+def messages(count: int):
+    """(key, payload) of `count` messages, each with its own control id (MSH-10) and MRN (PID-3)."""
+    lines = ADT_A01.read_text().replace("\r\n", "\r").replace("\n", "\r").strip().split("\r")
+    msh = lines[0].split("|")
+    body = "\r".join(lines[1:])
+    for n in range(count):
+        msh[9] = f"MSG{n:07d}"
+        yield msh[9], "|".join(msh) + "\r" + body.replace("PATID1234", f"MRN{n:07d}")
+
+
+def seeded_source(count: int) -> DataSource:
+    """The source `bench-index-<count>` with `count` records, stored unless already there."""
+    name = f"bench-index-{count}"
+    source = DataSource.objects.filter(name=name).first()
+    if source is not None and SourceRecord.objects.filter(source=source).count() == count:
+        print(f"{name}: {count:,} records already stored")
+        return source
+    if source is None:
+        source = actions.do_create_data_source(acting_user=admin(), name=name, source_format="hl7v2")
+    SourceRecord.objects.filter(source=source).delete()
+    started, batch = time.perf_counter(), []
+    for stored, (key, payload) in enumerate(messages(count), 1):
+        batch.append(SourceRecord(source=source, key=key, payload=payload))
+        if len(batch) == SEED_BATCH or stored == count:
+            SourceRecord.objects.bulk_create(batch, batch_size=2_000)
+            batch = []
+            print(f"  stored {stored:,} records, {time.perf_counter() - started:.1f} s", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {SourceRecord._meta.db_table}")
+    return source
+
+
+def engine_rate(version: MappingVersion, source: DataSource, records: int) -> float:
+    """run_mapping over the first `records` stored payloads, on core 0: what one worker could reach at best."""
+    rows = SourceRecord.objects.filter(source=source).order_by("id")
+    payloads = list(rows.values_list("payload", flat=True)[:records])
+    compiled, limits = compile_version(version), engine_limits()
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        for payload in payloads[:20]:  # warm up
+            run_mapping(compiled, payload, source_format="hl7v2", limits=limits, validate=False)
+        started = time.perf_counter()
+        for payload in payloads:
+            run_mapping(compiled, payload, source_format="hl7v2", limits=limits, validate=False)
+        return len(payloads) / (time.perf_counter() - started)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def start_workers(env: dict, cores: list[int], logs: Path) -> list[subprocess.Popen]:
+    """One solo-pool worker per core, pinned to it with taskset."""
+    workers = []
+    for core in cores:
+        command = ["taskset", "-c", str(core), sys.executable, "-m", "celery", "-A", "fhirstudio", "worker"]
+        command += ["--pool", "solo", "--concurrency", "1", "-Q", "batch", "--loglevel", "INFO"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"benchindex{core}@%h"]
+        with (logs / f"worker-{core}.log").open("w") as out:
+            workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    for core, worker in zip(cores, workers, strict=True):
+        log = logs / f"worker-{core}.log"
+        while "ready" not in log.read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"a worker did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+    return workers
+
+
+def stop(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=60)
+
+
+def run_index(version: MappingVersion, source: DataSource, slug: str, records: int, poll_s: float) -> dict:
+    """Deploy over the source and wait for the deployment to be ready; the figures of the run."""
+    user = admin()
+    facade = actions.do_create_facade(acting_user=user, slug=slug, title="Index benchmark")
+    binding = actions.do_bind_resource(
+        facade, acting_user=user, resource_type="Patient", mapping=version.mapping, source=source
+    )
+    started = time.perf_counter()
+    deployment = actions.do_deploy(binding, acting_user=user, version=version)
+    deployed = time.perf_counter()
+    while not deployment.ready:
+        time.sleep(poll_s)
+        deployment.refresh_from_db()
+        failed = deployment.index_errors and deployment.index_errors[0].get("code") == "FS-IDX-001"
+        if failed:
+            raise SystemExit(f"indexing failed: {deployment.index_errors}")
+    ready, ready_at = time.perf_counter(), timezone.now()
+    stamps = deployment.index_chunks.aggregate(
+        sent=Min("queued_at"), claimed=Min("heartbeat_at"), last=Max("finished_at"), records=Sum("records")
+    )
+    assert deployment.indexed == records == stamps["records"], (deployment.indexed, records, stamps)
+    whole = ready - started
+    return {
+        "deployment": deployment,
+        "facade": facade,
+        "chunks": deployment.index_chunks.count(),
+        "whole_s": whole,
+        "rate": records / whole,
+        "deploy_s": deployed - started,  # the samples run, the rows written, the plan queued
+        "plan_s": (stamps["sent"] - deployment.deployed_at).total_seconds(),
+        "chunks_s": (stamps["last"] - stamps["sent"]).total_seconds(),
+        "merge_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done → ready seen
+        "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
+    }
+
+
+def drop(facade: Facade) -> None:
+    """The run's facade, with its index (deleted in SQL first: the ORM would load every resource to delete it)."""
+    deployments = list(Deployment.objects.filter(binding__facade=facade).values_list("pk", flat=True))
+    resources, values = FacadeResource._meta.db_table, SearchValue._meta.db_table
+    with connection.cursor() as cursor:
+        ids = f"SELECT id FROM {resources} WHERE deployment_id = ANY(%s)"
+        cursor.execute(f"DELETE FROM {values} WHERE resource_id IN ({ids})", [deployments])
+        cursor.execute(f"DELETE FROM {resources} WHERE deployment_id = ANY(%s)", [deployments])
+    actions.do_delete_facade(facade, acting_user=admin())
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {values}")
+        cursor.execute(f"VACUUM ANALYZE {resources}")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=settings.FHIR_STUDIO["INDEX_CHUNK_RECORDS"])
+    parser.add_argument("--engine-records", type=int, default=2_000)
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, in order")
+    parser.add_argument("--poll", type=float, default=0.1, help="how often to look at the deployment, seconds")
+    options = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("set DATABASE_URL=postgres://…: the benchmark measures the production database")
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        raise SystemExit("set CELERY_BROKER_URL=redis://…: the benchmark measures the production broker")
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset (util-linux) is needed to pin each worker to its core")
+    call_command("migrate", verbosity=0)
+    version = adt_version()
+    source = seeded_source(options.records)
+    for stale in Facade.objects.filter(slug__startswith="bench-index-"):  # left by an interrupted run
+        drop(stale)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    env = {
+        **os.environ,
+        "FHIR_STUDIO_JOB_FILES_DIR": str(scratch / "jobs"),
+        "FHIR_STUDIO_INDEX_CHUNK_RECORDS": str(options.chunk),
+        "DEBUG": "false",  # DEBUG keeps every query in memory
+        "SECRET_KEY": "bench-only",
+    }
+    try:
+        print(
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        )
+        print(f"{options.records:,} ADT^A01 records → Patient, chunks of {options.chunk:,} records")
+        print(f"load before: {uptime()}")
+        engine = engine_rate(version, source, options.engine_records)
+        print(f"engine alone (run_mapping, no validation, {options.engine_records:,} records, core 0): {engine:,.1f}/s")
+        rates: dict[int, float] = {}
+        for count in (int(number) for number in options.workers.split(",")):
+            workers = start_workers(env, list(range(count)), scratch)
+            try:
+                figures = run_index(version, source, f"bench-index-{count}w", options.records, options.poll)
+            finally:
+                stop(workers)
+            rates[count] = figures["rate"]
+            print(
+                f"{count} worker{'s' if count > 1 else ''}: deploy → ready {figures['whole_s']:.1f} s = "
+                f"{figures['rate']:,.1f} records/s ({figures['rate'] / (engine * count):.0%} of the engine × {count}); "
+                f"{figures['deployment'].indexed:,} Patients, {figures['chunks']} chunks"
+            )
+            print(
+                f"  do_deploy {figures['deploy_s']:.1f} s · plan {figures['plan_s']:.1f} s · chunks "
+                f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · merge {figures['merge_s']:.1f} s  "
+                f"[{uptime().split('load average: ')[-1]}]",
+                flush=True,
+            )
+            drop(figures["facade"])
+            shutil.rmtree(scratch / "jobs", ignore_errors=True)
+        if 1 in rates and 2 in rates:
+            print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}×")
+        print(f"load after: {uptime()}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
