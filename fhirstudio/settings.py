@@ -204,6 +204,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`: each choice set gets a name of its own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "FacadeStatusEnum": "mappings.models.facade.Facade.Status",
+        "JobStatusEnum": "mappings.models.jobs.JobStatus",
+    },
 }
 
 # Celery. Embedded default: kombu's file-system transport (no server), results as files. Production:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mappings.models import BatchChunk, ChunkStatus, ExportChunk, IndexChunk, JobStatus
+from mappings.models import BatchChunk, BatchJob, ChunkStatus, ExportChunk, ExportJob, IndexChunk, JobStatus
 from mappings.models.jobs import Chunk
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ TASKS: dict[type[Chunk], str] = {
     ExportChunk: "mappings.tasks.run_export_chunk",
     BatchChunk: "mappings.tasks.run_batch_chunk",
     IndexChunk: "mappings.tasks.run_index_chunk",
+}
+# A job is planned by a task of its own; a plan the broker lost leaves its job queued with no chunk. An export's plan
+# is safe to run twice at once (its chunks are made in one conditional transaction); a batch's writes items as it
+# splits, so it is sent again only when it never started: no item after five times the stale delay.
+PLANS: dict[type, tuple[str, int, Q]] = {
+    ExportJob: ("mappings.tasks.plan_export", 1, Q()),
+    BatchJob: ("mappings.tasks.plan_batch", 5, Q(items__isnull=True)),
 }
 PARENT = {ExportChunk: "job", BatchChunk: "batch", IndexChunk: "deployment"}  # what a chunk is part of
 # While its parent still wants it done: a job running, a deployment not replaced by a newer one.
@@ -110,9 +117,19 @@ def finish_chunk(chunk: Chunk, *, status: str, **fields) -> bool:
 
 
 def requeue_stalled_chunks() -> int:
-    """Send again the chunks a dead worker held or a restarted broker lost; returns how many were sent."""
+    """Send again the chunks a dead worker held or a restarted broker lost, and the plans of jobs still queued long
+    after they were started (plans are idempotent too); returns how many tasks were sent."""
     cutoff = timezone.now() - stale_after()
     sent = 0
+    for job_model, (task_name, delays, never_started) in PLANS.items():
+        queued = job_model.objects.filter(
+            never_started, status=JobStatus.QUEUED, created_at__lt=timezone.now() - delays * stale_after()
+        )
+        lost = list(queued.values_list("pk", flat=True).distinct()[:100])
+        for job_id in lost:
+            logger.warning("sending again the plan of %s %s", job_model.__name__, job_id)
+            current_app.tasks[task_name].delay(job_id)
+        sent += len(lost)
     for model in TASKS:
         lost = Q(status=ChunkStatus.RUNNING, heartbeat_at__lt=cutoff)
         # A queued chunk waits its turn while workers are busy; it is lost only when none is running any chunk.

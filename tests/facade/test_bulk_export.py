@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from mappings import actions
 from mappings.job_files import file_exists
+from mappings.jobs.chunks import requeue_stalled_chunks
 from mappings.jobs.exports import delete_expired_exports_direct
 from mappings.models import ExportJob, Facade, FacadeResource, JobStatus, PatientGroup
 from tests.conftest import worker_database_url
@@ -254,3 +255,19 @@ def test_the_retention_task_removes_old_exports(demo, worker) -> None:
     ExportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=30))
     assert delete_expired_exports_direct() >= 1
     assert requests.get(status_url, timeout=10).status_code == 404
+
+
+def test_an_export_whose_plan_the_broker_lost_is_planned_again(demo, worker) -> None:
+    # Made without queueing its plan, as if the broker had lost the message, and older than the stale delay.
+    job = ExportJob.objects.create(
+        facade=Facade.objects.get(slug="demo"),
+        level="system",
+        request=f"{demo['base']}/$export?_type=Patient",
+        parameters={"types": ["Patient"]},
+        transaction_time=timezone.now(),
+    )
+    ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert requeue_stalled_chunks() >= 1
+    done = finished(f"{demo['base']}/$export-status/{job.key}", worker)
+    assert done.status_code == 200
+    assert sorted(line["id"] for line in resources(done.json())["Patient"]) == served_ids("Patient")
