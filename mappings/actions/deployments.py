@@ -210,7 +210,7 @@ def do_finish_index(
         return deployment
     binding = deployment.binding
     # Only the live deployment keeps an index; older ones keep their history row.
-    _drop_index(binding)
+    drop_index(binding)
     binding.deployments.live().exclude(pk=deployment.pk).update(ready=False, superseded=True)
     if connection.vendor == "postgresql":
         _copy_index(deployment, resources)
@@ -231,7 +231,7 @@ def do_finish_index(
     return deployment
 
 
-def _drop_index(binding: ResourceBinding) -> None:
+def drop_index(binding: ResourceBinding) -> None:
     """Delete every indexed resource of the binding's deployments, with their search values, in two statements (the
     ORM's delete would first load each resource, content and all, to cascade)."""
     resources, values = FacadeResource._meta.db_table, SearchValue._meta.db_table

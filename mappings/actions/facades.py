@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from mappings.actions.common import apply_changes, audit
-from mappings.actions.deployments import grow_generation, queue_indexing
+from mappings.actions.deployments import drop_index, grow_generation, queue_indexing
 from mappings.errors import StudioError
 from mappings.fhir_types import is_r4_resource_type, unknown_type_message
 from mappings.models import (
@@ -20,7 +20,6 @@ from mappings.models import (
     DataSource,
     Facade,
     FacadeRequest,
-    FacadeResource,
     Mapping,
     ResourceBinding,
     SourceRecord,
@@ -176,7 +175,8 @@ def do_bind_resource(
 def _drop_indexes(bindings) -> None:
     """Delete the index rows of these bindings' deployments in bulk, before the bindings themselves (a cascade from
     the binding would load every indexed resource to find its search values)."""
-    FacadeResource.objects.filter(deployment__binding__in=bindings).delete()
+    for binding in bindings:
+        drop_index(binding)
 
 
 @transaction.atomic(durable=True)
