@@ -18,7 +18,9 @@ function csrfToken() {
 export async function api(method, url, { body, headers = {}, signal, raw = false } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin", signal };
   if (method !== "GET" && method !== "HEAD") init.headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // files: the browser writes the multipart body and its boundary header
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

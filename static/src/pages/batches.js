@@ -1,6 +1,6 @@
 // Batches: page through /api/batches/ (the page is kept in the URL) and, for authors, start one over uploaded files
 // (multipart POST) or a stored data source (JSON POST). The list refreshes itself while a batch on it runs.
-import { ApiError, get, getAll, pageConfig, post } from "../lib/api.js";
+import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, ago, h } from "../lib/dom.js";
 
 const config = pageConfig();
@@ -81,21 +81,6 @@ $("#page-next").addEventListener("click", () => {
   load();
 });
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-// Files go as multipart/form-data (lib/api.js sends JSON): the studio stores them and a worker splits them.
-async function postFiles(body) {
-  const response = await fetch("/api/batches/", {
-    method: "POST", body, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-  });
-  const data = await response.json().catch(() => ({ message: `The server answered ${response.status} without JSON.` }));
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
-}
-
 async function setUpStartForm() {
   const form = $("#start-form");
   const [mappings, sources] = await Promise.all([get("/api/mappings/?page_size=500"), get("/api/sources/?page_size=500")]);
@@ -148,7 +133,7 @@ async function setUpStartForm() {
         body.set("validate", fields.validate.checked ? "true" : "false");
         if (fields.key_column.value.trim()) body.set("key_column", fields.key_column.value.trim());
         for (const file of files) body.append("files", file);
-        batch = await postFiles(body);
+        batch = await post("/api/batches/", body); // multipart: the studio stores the files, a worker splits them
       } else {
         batch = await post("/api/batches/", {
           mapping: fields.mapping.value, version: Number(fields.version.value), source: fields.source.value, validate: fields.validate.checked,
