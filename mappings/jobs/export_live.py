@@ -21,12 +21,12 @@ from collections.abc import Callable
 import orjson
 from django.conf import settings
 
-from mappings.engine.errors import ErrorCode, issue
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import patient_compartment
 from mappings.job_files import LineFiles
 from mappings.jobs import chunks
 from mappings.jobs.chunks import Heartbeat
+from mappings.jobs.export_records import elements_for, record_outcome, subset
 from mappings.models import ChunkStatus, DataSource, Deployment, ExportChunk, ExportJob, JobStatus
 from mappings.sources import SourceError
 from mappings.sources import http as http_source
@@ -64,7 +64,7 @@ def write_live_chunk(
     source = deployment.binding.source
     module = SOURCES[source.kind]
     keep = _kept_by(job, chunk.resource_type)
-    elements = _elements(job, chunk.resource_type)
+    elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     budget = settings.FHIR_STUDIO["EXPORT_CHUNK_RESOURCES"]
     cursor: dict | None = dict(chunk.cursor)
     previous = cursor.pop("digest", None)
@@ -82,12 +82,13 @@ def write_live_chunk(
             resources, fatal = run_deployed(deployment, payload)
             if fatal:
                 label = _record_label(source.config, cursor, index, payload)
-                errors.write(orjson.dumps(_outcome(chunk.resource_type, label, fatal)))
+                outcome = record_outcome(chunk.resource_type, label, fatal[0].code, fatal[0].message)
+                errors.write(orjson.dumps(outcome))
                 failed += 1
             else:
                 for resource in resources:
                     if keep(resource):
-                        output.write(orjson.dumps(resource) if elements is None else _subset(resource, elements))
+                        output.write(orjson.dumps(resource if elements is None else subset(resource, elements)))
                         written += 1
             if not heartbeat.beat():
                 output.discard()  # cancelled or taken over: leave no half file behind the other attempt's
@@ -130,18 +131,6 @@ def _kept_by(job: ExportJob, resource_type: str) -> Callable[[dict], bool]:
     )
 
 
-def _elements(job: ExportJob, resource_type: str) -> set[str] | None:
-    from mappings.jobs.exports import _elements_for  # exports.py imports this module: read its rule at run time
-
-    return _elements_for(job.parameters.get("elements") or [], resource_type)
-
-
-def _subset(resource: dict, elements: set[str]) -> bytes:
-    from mappings.jobs.exports import _subset as subset_text
-
-    return subset_text(orjson.dumps(resource), elements)
-
-
 def _record_label(config: dict, cursor: dict, index: int, payload: str) -> str:
     """How the error file names a record: its key when the source names a key field, else its place in the list."""
     key_name = config.get("key_field") or config.get("key_column")
@@ -163,19 +152,3 @@ def _where(cursor: dict) -> str:
     if "offset" in cursor:
         return f"offset {cursor['offset']}"
     return "a page after a key"  # not the key: it is a record's data, and this text reaches the logs
-
-
-def _outcome(resource_type: str, label: str, fatal: list) -> dict:
-    code = fatal[0].code if fatal else ErrorCode.RND_UNEXPECTED.code
-    message = fatal[0].message if fatal else "the mapping gave no output"
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            issue(
-                code,
-                "processing",
-                f"Record {label} did not convert to {resource_type}: {message}",
-                diagnostics=f"record {label}",
-            )
-        ],
-    }

@@ -20,12 +20,12 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from mappings.actions import do_delete_export_files, do_fail_export, do_finish_export
-from mappings.engine.errors import issue
 from mappings.facade.search import search
 from mappings.facade.search_index import COMPARTMENT
 from mappings.job_files import LineFiles, delete_files
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.jobs.export_live import plan_live_chunks, write_live_chunk
+from mappings.jobs.export_records import elements_for, record_outcome, subset
 from mappings.models import (
     ChunkStatus,
     DataSource,
@@ -39,8 +39,6 @@ from mappings.models import (
 
 logger = logging.getLogger(__name__)
 RETRYABLE = (OperationalError, InterfaceError)
-SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
-ALWAYS_KEPT = ("resourceType", "id", "meta")
 
 
 def plan_export_direct(job_id: int) -> int:
@@ -163,7 +161,7 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
     output = LineFiles(stem, max_lines=conf["EXPORT_FILE_RESOURCES"], max_bytes=conf["EXPORT_FILE_BYTES"])
     errors = LineFiles(f"{job.storage_prefix}errors-{stem.rsplit('/', 1)[1]}", max_lines=10**9, max_bytes=10**12)
     heartbeat = Heartbeat(chunk)
-    elements = _elements_for(job.parameters.get("elements") or [], chunk.resource_type)
+    elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     written = failed = 0
     if chunk.deployment is not None and chunk.deployment.binding.source.kind != DataSource.Kind.STORED:
         written, failed = write_live_chunk(chunk, job, output, errors, heartbeat)
@@ -173,7 +171,7 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
         )
         texts = rows.order_by("id").values_list(Cast("content", TextField()), flat=True)
         for text in texts.iterator(chunk_size=2000):
-            line = text.encode() if elements is None else _subset(text, elements)
+            line = text.encode() if elements is None else orjson.dumps(subset(orjson.loads(text), elements))
             output.write(line)
             written += 1
             if written % 1000 == 0 and not heartbeat.beat():
@@ -181,7 +179,10 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
                 return "stopped"
     if chunk.number == 1 and job.level == ExportJob.Level.SYSTEM and chunk.deployment is not None:
         for record in chunk.deployment.index_errors:
-            errors.write(orjson.dumps(_record_outcome(chunk.resource_type, record)))
+            outcome = record_outcome(
+                chunk.resource_type, record.get("record", ""), record.get("code", ""), record.get("message", "")
+            )
+            errors.write(orjson.dumps(outcome))
             failed += 1
     files = [
         {"name": file.name, "kind": kind, "type": file_type, "count": file.count, "bytes": file.bytes}
@@ -196,42 +197,6 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
             delete_files(file["name"] for file in files)  # the export was cancelled while this chunk ran
         return "stopped"
     return "done"
-
-
-def _elements_for(elements: list[str], resource_type: str) -> set[str] | None:
-    """The top-level elements `_elements` keeps for this type ("name" or "Patient.name"); None: the whole resource."""
-    if not elements:
-        return None
-    kept = set()
-    for element in elements:
-        owner, _, name = element.rpartition(".")
-        if not owner or owner == resource_type:
-            kept.add(name)
-    return kept or None
-
-
-def _subset(text: str, elements: set[str]) -> bytes:
-    resource = orjson.loads(text)
-    subset = {key: value for key, value in resource.items() if key in elements or key in ALWAYS_KEPT}
-    meta = dict(subset.get("meta") or {})
-    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
-    subset["meta"] = meta
-    return orjson.dumps(subset)
-
-
-def _record_outcome(resource_type: str, record: dict) -> dict:
-    key = record.get("record", "")
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            issue(
-                record.get("code") or "FS-RND-000",
-                "processing",
-                f"Record {key} did not convert to {resource_type}: {record.get('message', '')}",
-                diagnostics=f"record {key}",
-            )
-        ],
-    }
 
 
 def delete_expired_exports_direct() -> int:
