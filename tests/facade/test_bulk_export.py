@@ -18,7 +18,7 @@ from mappings import actions
 from mappings.job_files import file_exists
 from mappings.jobs.chunks import requeue_stalled_chunks
 from mappings.jobs.exports import delete_expired_exports_direct
-from mappings.models import ExportJob, Facade, FacadeResource, JobStatus, PatientGroup
+from mappings.models import ChunkStatus, ExportChunk, ExportJob, Facade, FacadeResource, JobStatus, PatientGroup
 from tests.conftest import worker_database_url
 from tests.tasks.conftest import celery_worker
 
@@ -31,6 +31,19 @@ def worker(django_db_setup, tmp_path_factory):
     log = tmp_path_factory.mktemp("export-worker") / "worker.log"
     with celery_worker(log, {"DATABASE_URL": worker_database_url()}, queues="exports,default") as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _worker_settles(demo):
+    """After each test, wait until the worker has no export left to plan or run: the test database is flushed next,
+    and the flush deadlocks with a worker still writing (nothing waits for a lenient kick-off's export)."""
+    yield
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        ExportJob.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).exists()
+        or ExportChunk.objects.filter(status=ChunkStatus.RUNNING).exists()
+    ):
+        time.sleep(0.1)
 
 
 def kick_off(url: str, headers: dict | None = None) -> requests.Response:
