@@ -84,7 +84,9 @@ def test_it_starts_a_batch_and_shows_its_progress_and_dead_letters(open_browser,
         .inner_text()
         .endswith(f"reprocessing the failed messages of batch {batch.pk} · started by ana")
     )
-    assert page.locator("#failures tbody tr[data-code='FS-RND-005']").count() == 1  # the same version fails again
+    again = page.locator("#failures tbody tr[data-code='FS-RND-005']")
+    again.first.wait_for()  # the dead-letter list loads after the status it follows
+    assert again.count() == 1  # the same version fails again
 
     viewer = open_browser("vic")
     viewer.open(f"/batches/{batch.pk}/")
