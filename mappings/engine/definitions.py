@@ -52,8 +52,23 @@ ELEMENT_KEYS = frozenset(
     }
 )
 STRUCTURE_KEYS = frozenset(
-    {"resourceType", "id", "url", "version", "name", "title", "status", "kind", "abstract", "type", "baseDefinition",
-     "derivation", "context", "fhirVersion", "description"}
+    {
+        "resourceType",
+        "id",
+        "url",
+        "version",
+        "name",
+        "title",
+        "status",
+        "kind",
+        "abstract",
+        "type",
+        "baseDefinition",
+        "derivation",
+        "context",
+        "fhirVersion",
+        "description",
+    }
 )
 VALUE_SET_KEYS = frozenset({"resourceType", "id", "url", "version", "name", "title", "status", "compose", "expansion"})
 CODE_SYSTEM_KEYS = frozenset(
@@ -61,7 +76,7 @@ CODE_SYSTEM_KEYS = frozenset(
 )
 
 
-class DefinitionsMissing(RuntimeError):
+class DefinitionsMissingError(RuntimeError):
     """The definitions package is not installed (the setup's `npm ci` installs it)."""
 
 
@@ -147,9 +162,8 @@ def _strip_structure(resource: dict) -> dict:
 def _strip_element(element: dict) -> dict:
     kept = {k: v for k, v in element.items() if k in ELEMENT_KEYS or k.startswith(("fixed", "pattern"))}
     if "constraint" in kept:
-        kept["constraint"] = [
-            {k: c[k] for k in ("key", "severity", "human", "expression", "source") if k in c} for c in kept["constraint"]
-        ]
+        keys = ("key", "severity", "human", "expression", "source")
+        kept["constraint"] = [{k: c[k] for k in keys if k in c} for c in kept["constraint"]]
     if "binding" in kept:
         kept["binding"] = {k: v for k, v in kept["binding"].items() if k in ("strength", "valueSet")}
     return kept
@@ -179,7 +193,7 @@ def core() -> Registry:
         if _core is None:
             folder = definitions_dir()
             if not (folder / CORE_FILES[0]).exists():
-                raise DefinitionsMissing(f"FHIR definitions not found in {folder}: run the setup (npm ci).")
+                raise DefinitionsMissingError(f"FHIR definitions not found in {folder}: run the setup (npm ci).")
             registry = Registry()
             for name in (*CORE_FILES, *TESTING_FILES):
                 for resource in _entries(folder / name):
