@@ -61,3 +61,28 @@ def test_it_checks_the_corpus_for_every_example_that_names_one() -> None:
     for example in EXAMPLES:
         if example.corpus:
             assert example.corpus_files(CORPUS), f"{example.name}: its corpus globs match no file under {CORPUS}"
+
+
+def _systems(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["system"]] if isinstance(node.get("system"), str) else []
+        return found + [system for value in node.values() for system in _systems(value)]
+    if isinstance(node, list):
+        return [system for item in node for system in _systems(item)]
+    return []
+
+
+def test_it_writes_only_uris_as_coding_systems_for_free_text_cwe_3() -> None:
+    """OBX-3 `1554-5^GLUCOSE^POST 12H CFST:MCNC:PT:SER/PLAS:QN`: CWE-3 is text, not an HL7 table 0396 name, so the
+    Coding has no system rather than one with spaces (an R4 uri has none)."""
+    path = next(Path(CORPUS).rglob("ORU-R01-RMGEAD.hl7"))
+    output = run_case(compiled("hl7v2-oru-r01"), path.name, path.read_bytes()).result.output
+    systems = _systems(output)
+    assert systems and not [system for system in systems if " " in system]
+    glucose = [
+        coding
+        for entry in output["entry"]
+        for coding in entry["resource"].get("code", {}).get("coding", [])
+        if coding.get("code") == "1554-5"
+    ]
+    assert glucose and all("system" not in coding for coding in glucose)

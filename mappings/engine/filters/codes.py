@@ -67,7 +67,20 @@ V2_CODING_SYSTEMS = {
     "CPT": "http://www.ama-assn.org/go/cpt",
     "C4": "http://www.ama-assn.org/go/cpt",
     "NPI": "http://hl7.org/fhir/sid/us-npi",
+    "I10P": "http://www.cms.gov/Medicare/Coding/ICD10",
+    "HCPCS": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "HCPT": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "CDCPHINVS": "urn:oid:2.16.840.1.114222.4.5.274",
+    "PHINQUESTION": "urn:oid:2.16.840.1.114222.4.5.232",
+    "NCIT": "http://ncimeta.nci.nih.gov",
+    "ISO3166_1": "urn:iso:std:iso:3166",
+    "ISO+": "urn:iso:std:iso:11073:10101",
+    "UML": "http://www.nlm.nih.gov/research/umls",
 }
+# HL7 table 0396's local-code names: there is no system to name, so the Coding has none.
+LOCAL_SYSTEMS = re.compile(r"^(L|LOCAL|99[A-Z0-9]{3})$")
+ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
 def v2_table(table: object) -> str:
@@ -77,8 +90,9 @@ def v2_table(table: object) -> str:
 
 
 def v2_system(name: object) -> str | None:
-    """An HL7 v2 coding-system name (CWE-3, e.g. `LN`, `SCT`, `HL70078`) → its FHIR URI; unknown names stay as they
-    are (FHIR allows any URI), empty gives nothing."""
+    """An HL7 v2 coding-system name (CWE-3, HL7 table 0396: `LN`, `SCT`, `HL70078`, an OID) → its FHIR URI. A name
+    it cannot turn into a URI (a local `L` or `99zzz`, free text such as `POST 12H CFST:MCNC`) gives nothing: a Coding
+    is better without a system than with one that is not a URI. An absolute URI is kept as it is."""
     text = str(name or "").strip()
     if not text:
         return None
@@ -89,7 +103,9 @@ def v2_system(name: object) -> str | None:
         return V2_CODING_SYSTEMS[upper]
     if OID.match(text):  # senders often put the code system's OID in CWE-3
         return oid_uri(text)
-    return text if ":" in text else f"urn:id:{text}"
+    if LOCAL_SYSTEMS.match(upper):
+        return None
+    return text if ABSOLUTE_URI.match(text) else None
 
 
 def oid_uri(oid: object) -> str | None:
