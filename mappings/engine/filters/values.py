@@ -16,7 +16,9 @@ import orjson
 from jinja2 import Undefined, pass_environment
 from markupsafe import Markup
 
+from mappings.engine import definitions
 from mappings.engine.errors import ErrorCode, MappingError
+from mappings.engine.formats.decimals import FhirDecimal
 from mappings.engine.limits import current_budget, template_line_here
 
 NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\u2028\u2029]')
@@ -27,6 +29,8 @@ def _default(value: object) -> object:
     # Source nodes (HL7 fields, XML elements) and Undefined serialise as their text; anything else is a bug.
     if isinstance(value, Undefined):
         return None
+    if isinstance(value, FhirDecimal):
+        return orjson.Fragment(value.text)  # a FHIR decimal read from the source keeps its digits
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (tuple, set, frozenset)):
@@ -264,14 +268,51 @@ def quantity(
     return result
 
 
-def extension(url: str, value_type: str, value: object) -> dict | None:
+@pass_environment
+def extension(env, url: str, value_type: str, value: object) -> dict | None:
     """An extension: `extension('http://…/birthsex', 'Code', 'F')` → `{"url": …, "valueCode": "F"}`. Nothing when
-    the value is empty (an extension needs a value or sub-extensions: FHIR rule ext-1)."""
+    the value is empty (an extension needs a value or sub-extensions: FHIR rule ext-1). When the URL is a known
+    extension definition (the R4 core's, US Core's, or the registry the environment carries as `fhir_registry`), a
+    value type it does not allow leaves a warning at the template line; the output keeps what was written."""
     if not isinstance(value, (dict, list, bool, int, float)):
         value = _text(value)
     if value is None or value == "" or value == {} or value == []:
         return None
+    _check_extension_type(env, str(url), str(value_type))
     return {"url": url, f"value{value_type[:1].upper()}{value_type[1:]}": value}
+
+
+def _extension_types(registry, url: str) -> tuple[str, ...] | None:
+    """The value types an extension definition allows (() for a complex one), None for an unknown URL; kept on the
+    registry, which never changes once built."""
+    known = registry.__dict__.setdefault("_extension_value_types", {})
+    if url not in known:
+        sd = registry.structure(url) if "/" in url or ":" in url else None
+        types: tuple[str, ...] | None = None
+        if sd is not None and sd.get("type") == "Extension":
+            types = ()
+            for element in sd.get("snapshot", {}).get("element", []):
+                if element.get("id") == "Extension.value[x]" and element.get("max") != "0":
+                    types = tuple(kind.get("code", "") for kind in element.get("type", []))
+        known[url] = types
+    return known[url]
+
+
+def _check_extension_type(env, url: str, value_type: str) -> None:
+    registry = getattr(env, "fhir_registry", None) or definitions.core()
+    allowed = _extension_types(registry, url)
+    if allowed is None or value_type.lower() in {code.lower() for code in allowed}:
+        return
+    budget = current_budget()
+    if budget is None:
+        return
+    if allowed:
+        message = f"extension() {url} takes a value of type {' or '.join(allowed)}, not {value_type!r}."
+    else:
+        message = f"extension() {url} is a complex extension: it takes sub-extensions, not a {value_type!r} value."
+    template, line = template_line_here(env)
+    error = MappingError(ErrorCode.RND_FILTER_INPUT, message).located(template, line)
+    budget.warn(error, once=("extension", url, value_type, template, line))
 
 
 def base64(value: object) -> str | None:
