@@ -3,15 +3,12 @@ registries), snippet macros with their arguments, lookup tables, HL7 v2 segments
 Computed from the code and the stored library, so completion never lists something the engine does not have.
 
 Everything static is computed once per process (functools.cache) and only when first asked for: HL7 v2.5 tables
-from hl7apy take ~50 ms, the list of FHIR resource types ~1.5 s (it imports every fhir.resources R4B model)."""
+from hl7apy take ~50 ms; FHIR types and elements come from the R4 definitions registry (read once, ~1 s)."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import pkgutil
-import re
 from collections.abc import Container
 
 import jinja2.defaults
@@ -197,76 +194,45 @@ def hl7v2_names(segment_ids: list[str]) -> dict:
     }
 
 
-# --- FHIR (fhir.resources R4B models, the validator's own) ------------------------------------------------------------
+# --- FHIR (the R4 definitions the validator compiles) -----------------------------------------------------------------
 
 
 @functools.cache
 def fhir_resource_types() -> list[str]:
-    """Resource types the validator has a model for."""
-    from fhir.resources import R4B
-    from fhir.resources.R4B.resource import Resource
+    """Every R4 resource type, from the shipped definitions (the R4-only ones included)."""
+    from mappings.engine.definitions import core
 
-    from mappings.engine.validate import model_class
-
-    names = set()
-    for module in pkgutil.iter_modules(R4B.__path__):
-        # Module names are lower-case resource names (allergyintolerance); the class is found case-insensitively.
-        imported = importlib.import_module(f"fhir.resources.R4B.{module.name}")
-        for candidate in (name for name in vars(imported) if name.lower() == module.name):
-            model = model_class(candidate)
-            if model is not None and issubclass(model, Resource):
-                names.add(candidate)
-    return sorted(names)
-
-
-PRIMITIVE = re.compile(r"Annotated\[[^,]+, (\w+)\(")
-COMPLEX = re.compile(r"(\w+)Type\b")
-PYTHON_TYPES = {"bool": "boolean", "str": "string", "int": "integer", "float": "decimal"}
-
-
-def _type_name(annotation: str) -> str:
-    for pattern in (PRIMITIVE, COMPLEX):
-        match = pattern.search(annotation)
-        if match:
-            name = match.group(1)
-            return name[0].lower() + name[1:] if pattern is PRIMITIVE else name
-    bare = annotation.split(" ", 1)[0].rsplit(".", 1)[-1]
-    return PYTHON_TYPES.get(bare, bare)
+    return sorted(core().resource_types())
 
 
 @functools.cache
 def fhir_elements(resource_type: str) -> list[dict]:
     """The JSON element names of a resource type in FHIR's order, with type, cardinality and required codes."""
-    from mappings.engine.validate import COMPLETE_CODES, model_class
+    from mappings.engine.definitions import core
+    from mappings.engine.validation.primitives import type_code_of
+    from mappings.engine.validation.terminology import expand
 
-    model = model_class(resource_type)
-    if model is None:
+    registry = core()
+    if resource_type not in registry.resource_types():
         return []
-    fields = {
-        info.alias or name: info
-        for name, info in model.model_fields.items()
-        if not (info.alias or name).startswith("_") and not name.endswith("__ext")
-    }
-    order = [name for name in model.elements_sequence() if name in fields]
-    order += [name for name in fields if name not in order]
+    snapshot = registry.structure(resource_type)["snapshot"]["element"]
     elements = []
-    for name in order:
-        info = fields[name]
-        annotation = repr(info.annotation)
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        # A required primitive is optional to pydantic (its _element extension may stand in for it): fhir.resources
-        # marks it element_required and checks it in a model validator.
-        required = info.is_required() or bool(extra.get("element_required"))
-        element = {
-            "name": name,
-            "type": _type_name(annotation),
-            "cardinality": f"{1 if required else 0}..{'*' if 'List[' in annotation else 1}",
-        }
-        codes = extra.get("enum_values") or []
-        if "+" in codes:  # fhir.resources abbreviates long value sets; the validator knows some in full
-            complete = COMPLETE_CODES.get((resource_type, name))
-            codes = complete.split() if complete else [code for code in codes if code != "+"]
-        if codes:
-            element["codes"] = list(codes)
-        elements.append(element)
+    for definition in snapshot[1:]:
+        parent, _, name = definition["path"].rpartition(".")
+        if parent != resource_type or ":" in definition.get("id", ""):
+            continue
+        maximum = "1" if definition.get("max") == "1" else "*"
+        cardinality = f"{definition.get('min', 0)}..{maximum}"
+        binding = definition.get("binding") or {}
+        codes = []
+        if binding.get("strength") == "required" and binding.get("valueSet"):
+            expansion = expand(registry, binding["valueSet"].split("|", 1)[0])
+            codes = list(expansion.ordered) if expansion is not None else []
+        for entry in definition.get("type") or [{"code": "BackboneElement"}]:
+            type_name = "id" if name == "id" else type_code_of(entry)
+            key = name[:-3] + type_name[0].upper() + type_name[1:] if name.endswith("[x]") else name
+            element = {"name": key, "type": type_name, "cardinality": cardinality}
+            if codes and type_name == "code":
+                element["codes"] = codes
+            elements.append(element)
     return elements

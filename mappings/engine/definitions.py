@@ -177,6 +177,8 @@ def _entries(path: Path) -> list[dict]:
     loaded = orjson.loads(path.read_bytes())
     if isinstance(loaded, list):
         return loaded
+    if loaded.get("resourceType") != "Bundle":  # a file of one resource (testing/uscore-v7.0.0-smoking-status.json)
+        return [loaded]
     return [entry["resource"] for entry in loaded.get("entry", []) if "resource" in entry]
 
 

@@ -84,6 +84,13 @@ class ErrorCode(IssueCode):
     VAL_BAD_DATE = ("FS-VAL-003", "value")
     VAL_BAD_REFERENCE = ("FS-VAL-004", "value")
     VAL_BAD_CODE = ("FS-VAL-005", "code-invalid")
+    VAL_CARDINALITY = ("FS-VAL-006", "required")  # fewer or more repetitions than the definition allows
+    VAL_BAD_VALUE = ("FS-VAL-007", "value")  # a primitive outside its R4 regular expression or range
+    VAL_INVARIANT = ("FS-VAL-008", "invariant")  # a FHIRPath constraint (obs-6, dom-3, …) does not hold
+    VAL_FIXED_PATTERN = ("FS-VAL-009", "value")  # a profile's fixed[x] or pattern[x] value is not met
+    VAL_SLICING = ("FS-VAL-010", "structure")  # a slice's cardinality, a closed slicing, an ordered slicing
+    VAL_UNKNOWN_PROFILE = ("FS-VAL-011", "not-found")  # meta.profile or profile= names a profile not loaded
+    VAL_UNRESOLVED_REFERENCE = ("FS-VAL-012", "not-found")  # #id without its contained resource, urn:uuid not in Bundle
 
     LIM_INPUT_BYTES = ("FS-LIM-001", "too-costly")
     LIM_RENDER_TIME = ("FS-LIM-002", "timeout")

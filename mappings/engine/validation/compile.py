@@ -1,0 +1,330 @@
+"""StructureDefinition snapshots compiled once into checkers: a TypeSpec per type, resource, backbone element and
+profile, holding an ElementSpec per JSON key (choice types expanded: valueQuantity, valueString …).
+
+The compiled form is plain objects with slots that the walker (walk.py) reads directly, so validating a resource is a
+walk over its parsed JSON with dictionary look-ups, never a model object. Compilers are cached per registry (a layered
+registry of uploaded profiles gets its own), each TypeSpec is compiled once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .invariants import Invariant, compile_invariants
+from .primitives import build_check, is_primitive, type_code_of
+from .slicing import Slicing, compile_slicing
+from .terminology import Binding
+
+PRIMITIVE, COMPLEX, RESOURCE = 0, 1, 2
+CANONICAL_BASE = "http://hl7.org/fhir/StructureDefinition/"
+BACKBONE_TYPES = frozenset({"BackboneElement", "Element"})
+BOUND_COMPLEX = frozenset({"Coding", "CodeableConcept", "Quantity"})
+BOUND_PRIMITIVES = frozenset({"code", "string", "uri"})
+ROOT_ID_CHECK_TYPE = "id"  # Resource.id is a System.String in the snapshot, but an `id` in the spec
+
+
+class TypeSpec:
+    """A compiled complex type, resource, backbone element or profile."""
+
+    __slots__ = ("constraints", "elements", "name", "ready", "required", "resource_type", "shadow", "url")
+
+    def __init__(self, name: str, url: str = "", resource_type: str | None = None) -> None:
+        self.name = name  # for messages: the type or path
+        self.url = url
+        self.elements: dict[str, ElementSpec] = {}
+        self.required: tuple[tuple[str, tuple[str, ...], int], ...] = ()  # (element, keys that count, min)
+        self.constraints: tuple[Invariant, ...] = ()
+        self.resource_type = resource_type  # set on resources: the key `resourceType` is then allowed
+        self.shadow: TypeSpec | None = None  # for `_element` objects of primitives
+        self.ready = False
+
+
+class ElementSpec:
+    """One JSON key of a TypeSpec."""
+
+    __slots__ = (
+        "array",
+        "binding",
+        "check",
+        "choice",
+        "constraints",
+        "fixed",
+        "kind",
+        "max",
+        "name",
+        "path",
+        "pattern",
+        "profiles",
+        "shadow",
+        "slicing",
+        "spec",
+        "targets",
+        "type_code",
+    )
+
+    def __init__(self, name: str, path: str, kind: int, type_code: str) -> None:
+        self.name = name
+        self.path = path  # the definition's path, for messages
+        self.kind = kind
+        self.type_code = type_code
+        self.array = False
+        self.max: int | None = None  # only when it is tighter than the JSON form says
+        self.check = None  # primitives: value -> problem | None
+        self.spec: TypeSpec | None = None  # complex types and backbone elements
+        self.choice: str | None = None  # value[x] → "value": two keys of one choice is an error
+        self.binding: Binding | None = None
+        self.targets: frozenset[str] | None = None  # Reference: allowed target types (None: any)
+        self.constraints: tuple[Invariant, ...] = ()
+        self.fixed = None
+        self.pattern = None
+        self.slicing: Slicing | None = None
+        self.profiles: tuple[str, ...] = ()  # type.profile: the value is also checked against these
+        self.shadow: TypeSpec | None = None  # the `_key` object's spec (id, extension)
+
+
+class Compiler:
+    """Compiles the StructureDefinitions of one registry, each once."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.types: dict[str, TypeSpec] = {}
+        self.profiles: dict[str, TypeSpec | None] = {}
+        self.primitive_checks: dict[str, object] = {}
+        self.lock = threading.RLock()
+
+    def primitive(self, type_code: str):
+        check = self.primitive_checks.get(type_code)
+        if check is None:
+            check = self.primitive_checks[type_code] = build_check(type_code, self.registry)
+        return check
+
+    def type_spec(self, type_code: str) -> TypeSpec | None:
+        """The base spec of a complex type or resource by name (Patient, HumanName)."""
+        found = self.types.get(type_code)
+        if found is not None:
+            return found
+        definition = self.registry.structure(type_code) or self.registry.structure(CANONICAL_BASE + type_code)
+        if definition is None or not definition.get("snapshot"):
+            return None
+        with self.lock:
+            found = self.types.get(type_code)
+            if found is None:
+                found = self._compile(definition, self.types, type_code)
+        return found
+
+    def profile_spec(self, url: str) -> TypeSpec | None:
+        """A profile (or extension definition) by canonical URL; None when the registry does not have it."""
+        url = url.split("|", 1)[0]
+        if url in self.profiles:
+            return self.profiles[url]
+        definition = self.registry.structure(url)
+        with self.lock:
+            if url not in self.profiles:
+                spec = None
+                if definition is not None and definition.get("snapshot"):
+                    if definition.get("derivation") != "constraint":
+                        spec = self.type_spec(definition.get("type") or "")
+                    else:
+                        spec = self._compile(definition, self.profiles, url)
+                self.profiles[url] = spec
+        return self.profiles[url]
+
+    def extension_spec(self, url: str) -> TypeSpec | None:
+        """An extension definition by its url; None for relative urls (sub-extensions of a complex one) and others."""
+        if ":" not in url:
+            return None
+        spec = self.profile_spec(url)
+        return spec if spec is not None and spec.name == "Extension" and spec.url else None
+
+    def _compile(self, definition: dict, cache: dict, key: str) -> TypeSpec:
+        elements = definition["snapshot"]["element"]
+        tree = SnapshotTree(elements)
+        root = elements[0]
+        kind = definition.get("kind")
+        type_name = definition.get("type") or root["path"]
+        spec = TypeSpec(type_name, definition.get("url", ""), type_name if kind == "resource" else None)
+        cache[key] = spec  # before filling: recursive types (Extension.extension, Identifier.assigner) find it
+        _Builder(self, tree, definition).fill(spec, root, base=None)
+        return spec
+
+
+class SnapshotTree:
+    """Children and slices of each element, by element id."""
+
+    def __init__(self, elements: list[dict]) -> None:
+        self.children: dict[str, list[dict]] = {}
+        self.slices: dict[str, list[dict]] = {}
+        self.by_id: dict[str, dict] = {}
+        for element in elements[1:]:
+            element_id = element.get("id") or element["path"]
+            self.by_id[element_id] = element
+            parent, _, last = element_id.rpartition(".")
+            if ":" in last:
+                name, _, _slice = last.partition(":")
+                owner = f"{parent}.{name}" if parent else name
+                self.slices.setdefault(owner, []).append(element)
+            else:
+                self.children.setdefault(parent, []).append(element)
+        self.by_id[elements[0].get("id") or elements[0]["path"]] = elements[0]
+
+
+class _Builder:
+    def __init__(self, compiler: Compiler, tree: SnapshotTree, definition: dict) -> None:
+        self.compiler = compiler
+        self.tree = tree
+        self.definition = definition
+        self.backbones: dict[str, TypeSpec] = {}  # by element id, for contentReference
+        self.nested: set[int] = set()  # ids of TypeSpecs built from an element here: its constraints are on them
+        self.is_resource = definition.get("kind") == "resource"
+
+    def fill(self, spec: TypeSpec, element: dict, *, base: TypeSpec | None) -> None:
+        element_id = element.get("id") or element["path"]
+        self.backbones[element_id] = spec
+        if base is not None:
+            spec.elements.update(base.elements)
+            spec.constraints = base.constraints
+        required = {label: (keys, minimum) for label, keys, minimum in (base.required if base else ())}
+        for child in self.tree.children.get(element_id, ()):
+            name = child["path"].rsplit(".", 1)[-1]
+            is_root_id = self.is_resource and name == "id" and element is self.tree_root()
+            specs = self.element_specs(child, name, is_root_id=is_root_id)
+            for old in [key for key, value in spec.elements.items() if value.choice == name.removesuffix("[x]")]:
+                del spec.elements[old]
+            spec.elements.pop(name, None)
+            for item in specs:
+                spec.elements[item.name] = item
+            keys = tuple(item.name for item in specs)
+            keys += tuple("_" + item.name for item in specs if item.kind == PRIMITIVE)
+            minimum = child.get("min", 0)
+            required.pop(name, None)
+            if minimum and keys:
+                required[name] = (keys, minimum)
+        spec.required = tuple((label, keys, minimum) for label, (keys, minimum) in required.items())
+        own = compile_invariants(element.get("constraint", ()), element["path"])
+        if own:
+            keys = {invariant.key for invariant in spec.constraints}
+            spec.constraints = spec.constraints + tuple(item for item in own if item.key not in keys)
+        spec.ready = True
+
+    def tree_root(self) -> dict:
+        return self.definition["snapshot"]["element"][0]
+
+    def element_specs(self, element: dict, name: str, *, is_root_id: bool) -> list[ElementSpec]:
+        path = element["path"]
+        maximum = element.get("max", "*")
+        base_max = (element.get("base") or {}).get("max", maximum)
+        array = base_max != "1" and base_max != "0"
+        if "contentReference" in element:
+            target = element["contentReference"].split("#", 1)[-1]
+            spec = ElementSpec(name, path, COMPLEX, "BackboneElement")
+            spec.spec = self.backbones.get(target) or self._backbone_by_id(target)
+            return [self._common(spec, element, array, maximum)]
+        types = element.get("type") or []
+        choice = name.endswith("[x]")
+        stem = name[:-3]
+        slices_by_type = {}
+        if choice:
+            element_id = element.get("id") or path
+            for piece in self.tree.slices.get(element_id, ()):
+                slices_by_type[piece.get("sliceName", "")] = piece
+        specs = []
+        for entry in types:
+            type_code = "id" if is_root_id else type_code_of(entry)
+            key = stem + type_code[0].upper() + type_code[1:] if choice else name
+            source = slices_by_type.get(key, element)
+            spec = self._typed(key, path, type_code, entry, source)
+            if choice:
+                spec.choice = stem
+            specs.append(self._common(spec, source, array, maximum))
+        return specs
+
+    def _typed(self, key: str, path: str, type_code: str, entry: dict, element: dict) -> ElementSpec:
+        compiler = self.compiler
+        element_id = element.get("id") or element["path"]
+        has_children = bool(self.tree.children.get(element_id))
+        if is_primitive(type_code):
+            spec = ElementSpec(key, path, PRIMITIVE, type_code)
+            spec.check = compiler.primitive(type_code)
+            shadow_base = compiler.type_spec("Element")
+            if has_children:
+                shadow = TypeSpec(f"{path} (extensions)")
+                self.fill(shadow, element, base=shadow_base)
+                shadow.elements.pop("value", None)
+                shadow.required = tuple(item for item in shadow.required if item[0] != "value")
+                spec.shadow = shadow
+            else:
+                spec.shadow = shadow_base
+            return spec
+        if type_code == "Resource" or type_code in self.compiler.registry.resource_types():
+            spec = ElementSpec(key, path, RESOURCE, type_code)
+            return spec
+        spec = ElementSpec(key, path, COMPLEX, type_code)
+        base = None if type_code in BACKBONE_TYPES else compiler.type_spec(type_code)
+        if has_children or base is None:
+            nested = TypeSpec(path)
+            self.nested.add(id(nested))
+            self.fill(nested, element, base=base)
+            spec.spec = nested
+        else:
+            spec.spec = base
+        if type_code == "Reference":
+            spec.targets = _targets(compiler.registry, entry.get("targetProfile"))
+        spec.profiles = tuple(entry.get("profile", ()))
+        return spec
+
+    def _backbone_by_id(self, element_id: str) -> TypeSpec:
+        element = self.tree.by_id.get(element_id)
+        spec = TypeSpec(element_id)
+        if element is not None:
+            self.fill(spec, element, base=None)
+        return spec
+
+    def _common(self, spec: ElementSpec, element: dict, array: bool, maximum: str) -> ElementSpec:
+        spec.array = array
+        if array and maximum not in ("*", None):
+            spec.max = int(maximum)
+        if maximum == "0":
+            spec.max = 0
+        binding = element.get("binding")
+        bindable = spec.type_code in BOUND_COMPLEX or spec.type_code in BOUND_PRIMITIVES
+        if bindable and binding and binding.get("strength") in ("required", "extensible") and binding.get("valueSet"):
+            spec.binding = Binding(binding["strength"], binding["valueSet"].split("|", 1)[0])
+        own_type_keys = {item.key for item in (spec.spec.constraints if spec.spec is not None else ())}
+        if spec.spec is None or id(spec.spec) not in self.nested:
+            spec.constraints = tuple(
+                item
+                for item in compile_invariants(element.get("constraint", ()), element["path"])
+                if item.key not in own_type_keys
+            )
+        for key, value in element.items():
+            if key.startswith("fixed"):
+                spec.fixed = value
+            elif key.startswith("pattern"):
+                spec.pattern = value
+        element_id = element.get("id") or element["path"]
+        if ("slicing" in element or self.tree.slices.get(element_id)) and not spec.choice:
+            spec.slicing = compile_slicing(self, element, self.tree.slices.get(element_id, ()))
+        return spec
+
+
+def _targets(registry, profiles) -> frozenset[str] | None:
+    if not profiles:
+        return None
+    names = set()
+    for url in profiles:
+        if url.startswith(CANONICAL_BASE) and "/" not in url[len(CANONICAL_BASE) :]:
+            name = url[len(CANONICAL_BASE) :]
+        else:
+            definition = registry.structure(url)
+            name = definition.get("type") if definition else None
+        if not name or name == "Resource":
+            return None
+        names.add(name)
+    return frozenset(names)
+
+
+def compiler_for(registry) -> Compiler:
+    found = registry.__dict__.get("_compiler")
+    if found is None:
+        found = registry.__dict__.setdefault("_compiler", Compiler(registry))
+    return found

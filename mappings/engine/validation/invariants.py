@@ -1,0 +1,86 @@
+"""FHIRPath invariants (ElementDefinition.constraint): the frequent core ones natively, the rest with fhirpathpy.
+
+fhirpathpy costs 30-60 µs per evaluation, more than validating a whole resource, so the invariants that run on most
+resources (ext-1, dom-2..6, obs-6/7, bdl-*, per-1, qty-3 …) are Python functions here with the same meaning; a native
+is used only when the definition's expression is the exact text it was written for (a profile that redefines a key
+gets fhirpathpy). ele-1 is the walker's "no empty values" check; ref-1 is references.py's contained resolution.
+tests/engine/validation/test_invariants.py checks that every native agrees with fhirpathpy on the test resources.
+An expression fhirpathpy cannot parse or run (htmlChecks(), …) is skipped: our limit, never the instance's error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .natives import NATIVES
+
+log = logging.getLogger(__name__)
+HANDLED_ELSEWHERE = frozenset({"ele-1", "ref-1"})  # the walker and references.py check these
+BEST_PRACTICE = frozenset({"dom-6"})  # best-practice advice (a narrative): not reported, as for most validators
+
+
+@dataclass(frozen=True)
+class Invariant:
+    key: str
+    severity: str
+    human: str
+    expression: str
+    context: str  # the element path the expression runs on (Observation, Patient.contact, Period)
+    native: Callable[[dict, dict], bool] | None
+
+    def holds(self, node: object, resource: dict) -> bool:
+        if self.native is not None:
+            return self.native(node, resource)
+        return fhirpath_holds(self.expression, self.context, node, resource)
+
+
+def compile_invariants(constraints, context: str) -> tuple[Invariant, ...]:
+    compiled = []
+    for constraint in constraints:
+        key = constraint.get("key", "")
+        expression = constraint.get("expression")
+        if key in HANDLED_ELSEWHERE or key in BEST_PRACTICE or not expression:
+            continue
+        native = NATIVES.get(key)
+        function = native[1] if native is not None and native[0] == expression else None
+        severity = constraint.get("severity", "error")
+        compiled.append(Invariant(key, severity, constraint.get("human", ""), expression, context, function))
+    return tuple(compiled)
+
+
+_parsed: dict[str, object] = {}
+QUIET = {"traceFn": lambda *args: None}  # trace() in an expression (dom-3, ref-1) would print to stdout
+_failed: set[str] = set()
+_lock = threading.Lock()
+
+
+def _model():
+    from fhirpathpy.models import models  # imported on first use: fhirpathpy is only needed for rarer invariants
+
+    return models["r4"]
+
+
+def fhirpath_holds(expression: str, context: str, node: object, resource: dict) -> bool:
+    if expression in _failed:
+        return True
+    from fhirpathpy import apply_parsed_path, parse
+    from fhirpathpy.engine.nodes import ResourceNode
+
+    parsed = _parsed.get(expression)
+    try:
+        if parsed is None:
+            with _lock:
+                parsed = _parsed[expression] = parse(expression)
+        base = context if "." in context or context[:1].isupper() else None
+        data = ResourceNode.create_node(node, base) if base else node
+        variables = {"resource": resource, "rootResource": resource}
+        result = apply_parsed_path(data, parsed, variables, _model(), QUIET)
+    except Exception as exc:  # noqa: BLE001 — fhirpathpy's gaps (unimplemented functions, its own bugs) are not the instance's fault
+        log.info("FHIRPath invariant skipped: %s (%s)", expression, exc)
+        with _lock:
+            _failed.add(expression)
+        return True
+    return not (result == [False] or result is False)

@@ -1,0 +1,311 @@
+"""The walk: a parsed JSON resource checked against its compiled TypeSpec, element by element, in one pass.
+
+Paths are FHIRPath as the pipeline locates them (Bundle.entry[2].resource.code.coding[0].system); a primitive's
+`_element` object reports at the element's own path. Strings for paths are only built where the walk descends into
+an object or finds an issue.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from mappings.engine.errors import ErrorCode
+
+from .compile import COMPLEX, PRIMITIVE, RESOURCE, ElementSpec, TypeSpec
+from .patterns import contains, equals
+from .primitives import describe
+from .references import BundleScope, Scope, check_reference, resolve_bundle, resolve_local
+from .slicing import check_slices
+from .terminology import check_code, check_codings
+
+STRUCTURE = ErrorCode.VAL_STRUCTURE
+EMPTY_OBJECT = "is an empty object (ele-1: FHIR has no empty values, leave the element out)"
+
+
+def check_resource(node: object, path: str, run, *, contained: bool = False, profiles=()) -> None:
+    """A resource at `path`: by its own resourceType, with its meta.profile and the profiles asked for."""
+    if type(node) is not dict:
+        run.add(STRUCTURE, path, f"must be a resource (a JSON object with a resourceType), not {describe(node)}.")
+        return
+    resource_type = node.get("resourceType")
+    spec = run.compiler.type_spec(resource_type) if type(resource_type) is str else None
+    if spec is None or spec.resource_type is None:
+        run.add(
+            ErrorCode.VAL_UNKNOWN_TYPE,
+            path,
+            f"{resource_type!r} is not an FHIR R4 resource type."
+            if resource_type is not None
+            else "has no resourceType: every resource names its type.",
+        )
+        return
+    outer_resource, outer_scope, outer_bundle = run.resource, run.scope, run.bundle
+    run.resource = node
+    if not contained:
+        run.scope = Scope(node)
+    if resource_type == "Bundle":
+        run.bundle = BundleScope(node)
+    try:
+        walk(node, spec, path, run)
+        for url in profiles:
+            _profile(node, url, path, run, explicit=True)
+        meta = node.get("meta")
+        if type(meta) is dict and type(meta.get("profile")) is list:
+            for index, url in enumerate(meta["profile"]):
+                if type(url) is str:
+                    _profile(node, url, f"{path}.meta.profile[{index}]", run, explicit=False, root=path)
+        if not contained:
+            resolve_local(run, run.scope)
+        if resource_type == "Bundle":
+            resolve_bundle(run, run.bundle)
+    finally:
+        run.resource, run.scope, run.bundle = outer_resource, outer_scope, outer_bundle
+
+
+def _profile(node: dict, url: str, where: str, run, *, explicit: bool, root: str | None = None) -> None:
+    spec = run.compiler.profile_spec(url)
+    wanted = url.partition("|")[2]
+    loaded = (run.registry.structure(url) or {}).get("version") if spec is not None else None
+    if spec is not None and wanted and loaded and wanted != loaded:
+        run.add(
+            ErrorCode.VAL_UNKNOWN_PROFILE,
+            where,
+            f"names version {wanted} of {url.partition('|')[0]}, but version {loaded} is loaded: it was not checked.",
+            severity="error" if explicit else "warning",
+        )
+        return
+    if spec is None:
+        run.add(
+            ErrorCode.VAL_UNKNOWN_PROFILE,
+            where,
+            f"names the profile {url}, which is not loaded: upload it (or its IG package) to validate against it.",
+            severity="error" if explicit else "warning",
+        )
+        return
+    if spec.resource_type is not None and spec.resource_type != node.get("resourceType"):
+        run.add(STRUCTURE, where, f"the profile {url} is for {spec.resource_type}, not {node.get('resourceType')}.")
+        return
+    walk(node, spec, root or where, run)
+
+
+def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
+    elements = spec.elements
+    choices = None
+    for key, value in node.items():
+        element = elements.get(key)
+        if element is None:
+            if key[0] == "_":
+                _shadow(node, key, value, spec, path, run)
+            elif key != "resourceType" or spec.resource_type is None:
+                _unknown(key, spec, path, run)
+            continue
+        if element.choice is not None:
+            if choices is None:
+                choices = {element.choice: key}
+            elif element.choice in choices:
+                run.add(
+                    STRUCTURE,
+                    f"{path}.{key}",
+                    f"and {path}.{choices[element.choice]} are both values of {element.choice}[x]: keep one.",
+                )
+            else:
+                choices[element.choice] = key
+        if element.array:
+            if type(value) is not list:
+                run.add(STRUCTURE, f"{path}.{key}", f"must be an array ([…]), not {describe(value)}.")
+                continue
+            if not value:
+                run.add(STRUCTURE, f"{path}.{key}", "is an empty array (ele-1: FHIR has no empty values).")
+                continue
+            where = f"{path}.{key}"
+            if element.max is not None and len(value) > element.max:
+                run.add(
+                    ErrorCode.VAL_CARDINALITY,
+                    where,
+                    f"has {len(value)} items but {spec.name} allows at most {element.max}."
+                    if element.max
+                    else f"is not allowed here ({spec.name} sets its maximum to 0).",
+                )
+            if element.kind == PRIMITIVE:
+                check = element.check
+                for index, item in enumerate(value):
+                    if item is None:
+                        if not _shadowed(node, key, index):
+                            run.add(STRUCTURE, f"{where}[{index}]", "is null without an extension in _" + key + ".")
+                        continue
+                    problem = check(item)
+                    if problem is not None:
+                        run.add(problem[0], f"{where}[{index}]", problem[1] + ".")
+                    elif element.binding is not None or element.fixed is not None or element.pattern is not None:
+                        _primitive_rules(item, element, f"{where}[{index}]", run)
+            else:
+                for index, item in enumerate(value):
+                    check_value(item, element, f"{where}[{index}]", run)
+            if element.slicing is not None:
+                check_slices(
+                    run,
+                    element.slicing,
+                    value,
+                    where,
+                    lambda item, slice_element, at, index: check_value(item, slice_element, f"{at}[{index}]", run),
+                )
+        elif type(value) is list:
+            run.add(STRUCTURE, f"{path}.{key}", "must be a single value, not an array.")
+        elif element.kind == PRIMITIVE:
+            if value is None:
+                if type(node.get("_" + key)) is not dict:
+                    run.add(STRUCTURE, f"{path}.{key}", "is null (leave the element out).")
+                continue
+            problem = element.check(value)
+            if problem is not None:
+                run.add(problem[0], f"{path}.{key}", problem[1] + ".")
+            elif element.binding is not None or element.fixed is not None or element.pattern is not None:
+                _primitive_rules(value, element, f"{path}.{key}", run)
+            if element.constraints:
+                _invariants(element.constraints, value, f"{path}.{key}", run)
+        else:
+            check_value(value, element, f"{path}.{key}", run)
+    if spec.required:
+        for label, keys, minimum in spec.required:
+            count = 0
+            for key in keys:
+                if key in node:
+                    value = node[key]
+                    count += len(value) if type(value) is list else 1
+            if count < minimum:
+                run.add(
+                    ErrorCode.VAL_CARDINALITY,
+                    f"{path}.{label.replace('[x]', '')}",
+                    f"is required (at least {minimum}) but missing."
+                    if count == 0
+                    else f"needs at least {minimum} item(s), found {count}.",
+                )
+    if spec.constraints:
+        _invariants(spec.constraints, node, path, run)
+
+
+def check_value(item: object, element: ElementSpec, where: str, run) -> None:
+    """One value of a complex or resource element (primitives are checked inline by walk)."""
+    if element.kind == RESOURCE:
+        check_resource(item, where, run, contained=element.name == "contained")
+        return
+    if element.kind == PRIMITIVE:  # slices of primitive arrays come here
+        problem = element.check(item)
+        if problem is not None:
+            run.add(problem[0], where, problem[1] + ".")
+        else:
+            _primitive_rules(item, element, where, run)
+        return
+    if type(item) is not dict:
+        run.add(STRUCTURE, where, f"must be an object ({element.type_code}), not {describe(item)}.")
+        return
+    if not item or (len(item) == 1 and "id" in item):
+        run.add(STRUCTURE, where, EMPTY_OBJECT)
+        return
+    walk(item, element.spec, where, run)
+    type_code = element.type_code
+    if type_code == "Reference":
+        check_reference(run, item, where, element.targets)
+    elif type_code == "Extension":
+        url = item.get("url")
+        if type(url) is str and element.profiles == ():
+            definition = run.compiler.extension_spec(url)
+            if definition is not None and definition is not element.spec:
+                walk(item, definition, where, run)
+    if element.binding is not None:
+        if type_code == "CodeableConcept":
+            codings = item.get("coding")
+            if type(codings) is list:
+                check_codings(run, element.binding, codings, where, concept=True)
+        else:
+            check_codings(run, element.binding, [item], where, concept=False)
+    if element.fixed is not None and not equals(item, element.fixed):
+        run.add(ErrorCode.VAL_FIXED_PATTERN, where, f"must be exactly {_short(element.fixed)}.")
+    if element.pattern is not None and not contains(item, element.pattern):
+        run.add(ErrorCode.VAL_FIXED_PATTERN, where, f"must contain {_short(element.pattern)}.")
+    if element.constraints:
+        _invariants(element.constraints, item, where, run)
+    for url in element.profiles:
+        definition = run.compiler.profile_spec(url)
+        if definition is not None and definition is not element.spec:
+            walk(item, definition, where, run)
+
+
+def _primitive_rules(value: object, element: ElementSpec, where: str, run) -> None:
+    if element.binding is not None:
+        check_code(run, element.binding, value, where)
+    if element.fixed is not None and not equals(value, element.fixed):
+        run.add(ErrorCode.VAL_FIXED_PATTERN, where, f"must be exactly {_short(element.fixed)}.")
+    if element.pattern is not None and not contains(value, element.pattern):
+        run.add(ErrorCode.VAL_FIXED_PATTERN, where, f"must be {_short(element.pattern)}.")
+
+
+def _invariants(invariants, node: object, path: str, run) -> None:
+    resource = run.resource
+    for invariant in invariants:
+        if not invariant.holds(node, resource):
+            run.add(
+                ErrorCode.VAL_INVARIANT,
+                path,
+                f"breaks {invariant.key}: {invariant.human}",
+                severity="warning" if invariant.severity == "warning" else "error",
+            )
+
+
+def _shadowed(node: dict, key: str, index: int) -> bool:
+    shadow = node.get("_" + key)
+    return type(shadow) is list and index < len(shadow) and shadow[index] is not None
+
+
+def _shadow(node: dict, key: str, value: object, spec: TypeSpec, path: str, run) -> None:
+    """`_birthDate` / `_given`: the id and extensions of a primitive, reported at the primitive's own path."""
+    name = key[1:]
+    element = spec.elements.get(name)
+    where = f"{path}.{name}"
+    if element is None or element.kind != PRIMITIVE:
+        _unknown(key, spec, path, run)
+        return
+    if not element.array:
+        if type(value) is not dict:
+            run.add(STRUCTURE, where, f"has {key} that must be an object (id, extension), not {describe(value)}.")
+        elif not value:
+            run.add(STRUCTURE, where, f"has an empty {key} (ele-1).")
+        else:
+            walk(value, element.shadow, where, run)
+        return
+    values = node.get(name)
+    if type(value) is not list:
+        run.add(STRUCTURE, where, f"has {key} that must be an array aligned with {name}, not {describe(value)}.")
+        return
+    if values is not None and (type(values) is not list or len(values) != len(value)):
+        run.add(STRUCTURE, where, f"has {key} with {len(value)} items: it must line up with the items of {name}.")
+        return
+    for index, item in enumerate(value):
+        if item is None:
+            if values is None or values[index] is None:
+                run.add(STRUCTURE, f"{where}[{index}]", f"is null in both {name} and {key}.")
+            continue
+        if type(item) is not dict or not item:
+            run.add(STRUCTURE, f"{where}[{index}]", f"has a {key} item that must be an object (id, extension).")
+            continue
+        walk(item, element.shadow, f"{where}[{index}]", run)
+
+
+def _unknown(key: str, spec: TypeSpec, path: str, run) -> None:
+    names = [name for name in spec.elements if not name.startswith("_")]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+    hint = f" Did you mean '{close[0]}'?" if close else " Check the spelling against the definition."
+    stem = next((e.choice for e in spec.elements.values() if e.choice and key.startswith(e.choice)), None)
+    if stem and not close:
+        allowed = ", ".join(name for name, e in spec.elements.items() if e.choice == stem)
+        hint = f" {stem}[x] here can be: {allowed}."
+    run.add(STRUCTURE, f"{path}.{key}", f"is not an element of {spec.name}.{hint}")
+
+
+def _short(value: object) -> str:
+    import orjson
+
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+__all__ = ["COMPLEX", "check_resource", "check_value", "walk"]
