@@ -52,10 +52,12 @@ class LRU(Generic[Value]):
 compiled: LRU = LRU(256)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
+profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by what is uploaded (mappings.profiles)
 
 
 def clear() -> None:
     compiled.clear()
     facades.clear()
     live_deployments.clear()
+    profile_registries.clear()
     engine.clear_caches()

@@ -21,7 +21,7 @@ from mappings.engine.environment import build_environment
 from mappings.hl7v2_dictionary import hl7v2_segments
 from mappings.models import LookupTable, Snippet
 
-PARTS = ("engine", "library", "hl7v2", "fhir")
+PARTS = ("engine", "library", "hl7v2", "fhir", "extensions")
 HIDDEN = {"loop_guard", "concat_guard"}  # the sandbox's own plumbing, inserted by the compiler
 HL7V2_VERSION = "2.5"
 
@@ -36,6 +36,8 @@ def completions(*, part: str | None, segments: list[str], resources: list[str]) 
         answer.update(library_names())
     if part in (None, "hl7v2"):
         answer["hl7v2"] = hl7v2_names(segments)
+    if part == "extensions":  # only when asked for: the editor reads them once it is inside extension("…
+        answer["extensions"] = extension_names()
     if part == "fhir" or resources:
         answer["fhir"] = {
             # The type list costs ~1.5 s the first time in a process, so it comes only when asked for by itself.
@@ -236,3 +238,23 @@ def fhir_elements(resource_type: str) -> list[dict]:
                 element["codes"] = codes
             elements.append(element)
     return elements
+
+
+# --- extension definitions (mappings.profiles: the core's, US Core's and uploaded ones) -------------------------------
+
+
+def extension_names() -> list[dict]:
+    """Every known extension definition's URL with the value types it allows ([] for a complex one), uploaded ones
+    first: what extension("…", type, value) takes."""
+    from mappings.profiles import extension_value_types, studio_registry, summaries
+
+    registry = studio_registry()
+    return [
+        {
+            "url": row.url,
+            "name": row.title or row.name,
+            "types": extension_value_types(row.url, registry) or [],
+            "source": row.source,
+        }
+        for row in summaries(resource_type="StructureDefinition", type_name="Extension")
+    ]

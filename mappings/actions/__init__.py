@@ -49,6 +49,12 @@ from mappings.actions.mappings import (
     do_delete_mapping,
     do_update_mapping,
 )
+from mappings.actions.profiles import (
+    do_delete_definition,
+    do_delete_package,
+    do_upload_definition,
+    do_upload_package,
+)
 from mappings.actions.samples import (
     SAMPLE_FIELDS,
     do_create_sample,
@@ -76,10 +82,12 @@ __all__ = [
     "do_create_snippet",
     "do_delete_binding",
     "do_delete_data_source",
+    "do_delete_definition",
     "do_delete_export_files",
     "do_delete_facade",
     "do_delete_lookup_table",
     "do_delete_mapping",
+    "do_delete_package",
     "do_delete_patient_group",
     "do_delete_sample",
     "do_delete_snippet",
@@ -103,5 +111,7 @@ __all__ = [
     "do_update_mapping",
     "do_update_sample",
     "do_update_snippet",
+    "do_upload_definition",
+    "do_upload_package",
     "do_upload_records",
 ]

@@ -198,6 +198,9 @@ class CompletionsOut(serializers.Serializer):
     snippets = SnippetMacrosOut(many=True, required=False)
     lookup_tables = NamedOut(many=True, required=False)
     hl7v2 = HL7Out(required=False)
+    extensions = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="part=extensions: [{url, name, types, source}]"
+    )
     fhir = FHIROut(required=False)
 
 

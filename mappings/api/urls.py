@@ -11,4 +11,6 @@ urlpatterns = [
     path("", include("mappings.api.editor_urls")),
     path("", include("mappings.api.facade_urls")),
     path("", include("mappings.api.batch_urls")),
+    path("", include("mappings.api.convert")),
+    path("", include("mappings.api.profile_urls")),
 ]

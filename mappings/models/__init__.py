@@ -25,6 +25,7 @@ from .jobs import (
 )
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
+from .profiles import DefinitionType, ProfileDefinition, ProfilePackage
 from .testing import SampleCase, TestRun
 from .version import MappingVersion
 
@@ -37,6 +38,7 @@ __all__ = [
     "BatchJob",
     "ChunkStatus",
     "DataSource",
+    "DefinitionType",
     "Deployment",
     "Draft",
     "ExportChunk",
@@ -51,6 +53,8 @@ __all__ = [
     "Mapping",
     "MappingVersion",
     "PatientGroup",
+    "ProfileDefinition",
+    "ProfilePackage",
     "ResourceBinding",
     "SampleCase",
     "SearchValue",

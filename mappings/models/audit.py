@@ -44,6 +44,10 @@ class AuditAction(models.TextChoices):
     BATCH_STARTED = "batch.started"
     BATCH_FINISHED = "batch.finished"
     BATCH_CANCELLED = "batch.cancelled"
+    PROFILE_UPLOADED = "profile.uploaded"
+    PROFILE_DELETED = "profile.deleted"
+    PACKAGE_UPLOADED = "package.uploaded"
+    PACKAGE_DELETED = "package.deleted"
 
 
 class AuditEvent(models.Model):

@@ -37,6 +37,7 @@ from mappings.access import (
 from mappings.api.mapping_serializers import MappingQuery
 from mappings.engine import SOURCE_FORMATS
 from mappings.errors import StudioError
+from mappings.profiles import access_definition
 
 
 def _page(
@@ -253,6 +254,22 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
         slug=slug,
         failuresPageSize=FAILURES_PAGE_SIZE,
     )
+
+
+PROFILE_PAGE_SIZE = 25  # rows per page of the profile list
+
+
+@login_required
+def profile_list(request: HttpRequest) -> HttpResponse:
+    return _page(request, "profiles/list.html", "profiles", "Profiles", pageSize=PROFILE_PAGE_SIZE)
+
+
+@login_required
+def profile_detail(request: HttpRequest, ref: str) -> HttpResponse:
+    found = _found(access_definition, request.user, ref)
+    url = found.url if not isinstance(found, dict) else found.get("url", ref)
+    title = (found.title or found.name) if not isinstance(found, dict) else found.get("title") or found.get("name")
+    return _page(request, "profiles/detail.html", "profiles_detail", title or url, ref=ref, url=url)
 
 
 class ApiDocs(SpectacularSwaggerView):

@@ -34,6 +34,7 @@ export function completionSource(config) {
   let library = null;
   const elements = new Map();
   const fields = new Map();
+  let extensions = null; // known extension definitions, read once the editor is inside extension("
   const load = () => (library ||= get("/api/editor/completions").catch(() => ({})));
   const fieldsOf = (segment) => {
     if (!fields.has(segment)) {
@@ -71,6 +72,13 @@ export function completionSource(config) {
       return result(match[1], (data.lookup_tables || []).map((table) => ({
         label: table.name, type: "constant", info: table.description || undefined,
       })));
+    }
+    if ((match = before.match(/\bextension\(\s*["']([^"']*)$/))) {
+      extensions ||= get("/api/editor/completions?part=extensions").then((answer) => answer.extensions || []).catch(() => []);
+      return result(match[1], (await extensions).map((known) => ({
+        label: known.url, type: "constant", detail: known.types.length ? known.types.join(" | ") : "complex",
+        info: known.name || undefined,
+      })), /^[^"']*$/);
     }
     const segments = data.hl7v2?.segments || [];
     if ((match = before.match(/\bmsg\.([A-Z][A-Z0-9]{2})\[(\d+)\]\[(\d*)$/))) {

@@ -1,0 +1,102 @@
+"""The Profiles pages in Chromium: find a core profile, read its element tree (snapshot and differential) and its
+extensions; an author uploads a differential-only profile (its snapshot generated) and deletes it, and authors an
+extension with the form; a viewer gets no write controls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mappings.models import ProfileDefinition
+
+pytestmark = pytest.mark.timeout(120)
+BP = "http://hl7.org/fhir/StructureDefinition/bp"
+PROFILE = {
+    "resourceType": "StructureDefinition",
+    "url": "http://example.org/fhir/StructureDefinition/page-patient",
+    "name": "PagePatient",
+    "title": "Page patient",
+    "status": "draft",
+    "kind": "resource",
+    "abstract": False,
+    "type": "Patient",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+    "derivation": "constraint",
+    "differential": {
+        "element": [
+            {"id": "Patient", "path": "Patient"},
+            {"id": "Patient.birthDate", "path": "Patient.birthDate", "min": 1, "mustSupport": True},
+        ]
+    },
+}
+
+
+def test_a_viewer_finds_a_core_profile_and_reads_its_element_tree(open_browser) -> None:
+    browser = open_browser("vic")
+    page = browser.page
+    browser.open("/profiles/")
+    assert page.locator("#upload-open").count() == 0 and page.locator("#extension-open").count() == 0
+    page.fill("#filters input[name=search]", "us-core-patient")
+    page.wait_for_selector("#profiles tr[data-url='http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient']")
+    assert page.locator("#profiles tbody tr").count() == 1
+    assert "search=us-core-patient" in page.url  # the filter is kept in the address
+    page.click("#profiles tbody a")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.wait_for_selector("#extensions tr[data-url$='us-core-race']")
+    browser.screenshot("profile-us-core-patient")
+
+    browser.open(f"/profiles/{BP.replace('/', '%2F').replace(':', '%3A')}")
+    page.wait_for_selector("#elements tr[data-id='Observation.component:SystolicBP']")
+    code = page.locator("#elements tr[data-id='Observation.code.coding:BPCode.code']")
+    assert "85354-9" in code.inner_text()
+    snapshot_rows = page.locator("#elements tbody tr").count()
+    page.click("#view-differential")
+    page.wait_for_function(f"document.querySelectorAll('#elements tbody tr').length < {snapshot_rows}")
+    assert page.locator("#elements tbody tr").count() == 30  # bp's differential
+    assert page.get_attribute("#view-differential", "aria-selected") == "true"
+    browser.screenshot("profile-bp-differential")
+
+
+def test_an_author_uploads_a_differential_sees_its_generated_snapshot_and_deletes_it(open_browser, tmp_path) -> None:
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/profiles/")
+    page.click("#upload-open")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"resourceType": "StructureDefinition", "url": "urn:x", "baseDefinition": "urn:nowhere"}')
+    page.set_input_files("#upload-file", str(broken))
+    browser.allow_console_error("400")
+    page.click("#upload-submit")
+    page.wait_for_selector("#upload-error:not([hidden])")
+    assert "unknown base definition urn:nowhere" in page.inner_text("#upload-error")
+
+    good = tmp_path / "page-patient.json"
+    good.write_text(json.dumps(PROFILE))
+    page.set_input_files("#upload-file", str(good))
+    page.click("#upload-submit")
+    page.wait_for_url("**/profiles/*")
+    page.wait_for_selector("#elements tr[data-id='Patient.birthDate']")
+    assert "generated from the differential" in page.inner_text("#profile-facts")
+    assert page.locator("#elements tr[data-id='Patient.birthDate']").inner_text().split("\t")[1].strip() == "1..1"
+    browser.screenshot("profile-uploaded")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-profile")
+    page.wait_for_url("**/profiles/?source=uploaded")
+    assert not ProfileDefinition.objects.exists()
+
+
+def test_an_author_creates_an_extension_with_the_form(open_browser) -> None:
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/profiles/")
+    page.click("#extension-open")
+    page.fill("#extension-url", "http://example.org/fhir/StructureDefinition/shoe-size")
+    page.fill("#extension-name", "ShoeSize")
+    page.fill("#extension-context", "Patient")
+    page.select_option("#extension-type", "decimal")
+    page.click("#extension-form button[type=submit]")
+    page.wait_for_selector("#elements tr[data-id='Extension.value[x]']")
+    assert "decimal" in page.inner_text("#profile-facts")
+    stored = ProfileDefinition.objects.get(url="http://example.org/fhir/StructureDefinition/shoe-size")
+    assert stored.is_extension and stored.snapshot_generated
