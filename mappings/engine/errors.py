@@ -53,6 +53,7 @@ class ErrorCode(IssueCode):
     CSV_RAGGED = ("FS-SRC-040", "structure")
     CSV_NO_HEADER = ("FS-SRC-041", "structure")
     FHIR_NOT_RESOURCE = ("FS-SRC-050", "structure")
+    TURTLE_INVALID = ("FS-SRC-051", "structure")  # FHIR RDF that is not Turtle (formats/turtle.py)
     # Splitting an uploaded file into messages (splitting.py), before any mapping runs.
     SPLIT_NOT_ZIP = ("FS-SRC-060", "invalid")  # not a zip, or a member that cannot be read (encrypted, nested zip)
     SPLIT_ZIP_TOO_LARGE = ("FS-SRC-061", "too-costly")  # too many members or too many bytes unpacked: a zip bomb

@@ -16,6 +16,7 @@ import orjson
 
 from .errors import ErrorCode, MappingError
 from .filters.values import fhir_id
+from .formats.decimals import decimal_default, has_fragile_numbers, reload_keeping_decimals
 
 STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 STRAY = re.compile(r",(?=\s*[\]},])|[\[{][\s,]*,")
@@ -98,18 +99,24 @@ def parse_output(text: str) -> object:
     """Parse rendered output, tolerating stray commas and members with an empty value. Raises FS-PST-001 with the
     offset in `offset` (the caller maps it to a template line)."""
     try:
-        return orjson.loads(text)
+        return _keeping_decimals(orjson.loads(text), text)
     except orjson.JSONDecodeError:
         pass
     cleaned = remove_stray_commas(forgive_empty_values(text))
     try:
-        return orjson.loads(cleaned)
+        return _keeping_decimals(orjson.loads(cleaned), cleaned)
     except orjson.JSONDecodeError as exc:
         raise MappingError(
             ErrorCode.PST_NOT_JSON,
             f"The output is not JSON: {exc.msg}, near {_near(cleaned, exc.pos)}.",
             offset=exc.pos,
         ) from exc
+
+
+def _keeping_decimals(value: object, text: str) -> object:
+    """orjson's answer, unless the text has a number a float would rewrite (`0.70`, `1e3`): then the text again with
+    FhirDecimals (one regex scan in the common case; FHIR decimals keep their digits)."""
+    return reload_keeping_decimals(text) if has_fragile_numbers(text) else value
 
 
 def _near(text: str, pos: int) -> str:
@@ -204,7 +211,8 @@ def fill_entry_urls(bundle: dict) -> None:
             continue
         resource_type = resource["resourceType"]
         if not resource.get("id"):
-            resource["id"] = fhir_id(resource_type, orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode())
+            content = orjson.dumps(resource, default=decimal_default, option=orjson.OPT_SORT_KEYS)
+            resource["id"] = fhir_id(resource_type, content.decode())
         resource_id = str(resource["id"])
         if "fullUrl" not in entry:
             entry["fullUrl"] = (

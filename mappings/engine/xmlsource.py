@@ -199,6 +199,11 @@ def parse_xml(data: bytes | str) -> XmlNode:
     return XmlNode(root)
 
 
+def parse_xml_element(data: bytes | str) -> etree._Element:
+    """The root as an lxml element, with parse_xml's protections (FHIR XML reads the tree itself: formats/xml.py)."""
+    return parse_xml(data)._el
+
+
 _DTD_REFUSED = (
     "XML with a DOCTYPE (DTD or ENTITY declarations) is refused for security; remove the <!DOCTYPE ...> declaration"
 )

@@ -1,4 +1,4 @@
-"""FHIR over HTTP for the facade: format negotiation (_format, Accept), FHIR JSON/XML responses, and every error as
+"""FHIR over HTTP for the facade: answers in the negotiated format (formats.py: JSON, XML, Turtle), and every error as
 an OperationOutcome with its status. Plain Django views rather than DRF: a read must stay within a few milliseconds
 (target p50 ≤ 5 ms), and none of DRF's machinery (parsers, throttles, schema) applies to FHIR REST."""
 
@@ -9,52 +9,21 @@ import logging
 import re
 import time
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
 from mappings.facade import request_log
+from mappings.facade.formats import render, wanted_format
 
 logger = logging.getLogger(__name__)
 
-JSON_TYPES = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
-XML_TYPES = {"xml", "application/xml", "application/fhir+xml", "application/xml+fhir", "text/xml"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def wanted_format(request: HttpRequest) -> str:
-    """json or xml, from _format first, then Accept; 406 when neither is acceptable."""
-    asked = request.GET.get("_format")
-    if asked:
-        kind = asked.strip().lower().split(";")[0]
-        if kind in JSON_TYPES:
-            return "json"
-        if kind in XML_TYPES:
-            return "xml"
-        raise FhirError(406, RequestCode.FORMAT, f"_format={asked} is not supported: use json or xml.")
-    accept = request.headers.get("Accept", "")
-    if not accept.strip():
-        return "json"
-    for part in accept.split(","):
-        kind = part.strip().lower().split(";")[0]
-        if kind in JSON_TYPES or kind in ("*/*", "application/*"):
-            return "json"
-        if kind in XML_TYPES:
-            return "xml"
-    raise FhirError(406, RequestCode.FORMAT, f"Cannot answer in {accept}: use application/fhir+json or +xml.")
-
-
 def fhir_response(request: HttpRequest, body: dict, status: int = 200, fmt: str | None = None) -> HttpResponse:
-    fmt = fmt or wanted_format(request)
-    pretty = request.GET.get("_pretty") == "true"
-    if fmt == "xml":
-        from fhir.resources.R4B import get_fhir_model_class
-
-        content = get_fhir_model_class(body["resourceType"]).model_validate(body).model_dump_xml(pretty_print=pretty)
-        return HttpResponse(content, status=status, content_type="application/fhir+xml; charset=utf-8")
-    content = orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
-    return HttpResponse(content, status=status, content_type="application/fhir+json; charset=utf-8")
+    # JSON, XML or Turtle: negotiation and writing live in facade/formats.py
+    return render(request, body, status, fmt or wanted_format(request))
 
 
 def fhir_endpoint(view):

@@ -1,9 +1,8 @@
 """FHIR operations of a facade: $convert-data (Azure's parameters: inputData, inputDataType, rootTemplate; or our
-mapping and version) and $validate (base resource rules, as the studio validates mapping output)."""
+mapping and version) and $validate (as the studio validates mapping output; `profile` adds that profile)."""
 
 from __future__ import annotations
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -13,9 +12,10 @@ from mappings.conf import engine_limits
 from mappings.engine import MappingError, operation_outcome, run_mapping
 from mappings.engine.validate import validate_output
 from mappings.errors import FhirError, RequestCode
+from mappings.facade.formats import read_body
 from mappings.facade.http import fhir_endpoint, fhir_response
+from mappings.profiles import studio_registry
 
-FHIR_JSON_TYPES = ("application/fhir+json", "application/json")
 # Azure's inputDataType values, and ours, to the engine's source formats.
 DATA_TYPES = {
     "hl7v2": "hl7v2",
@@ -29,17 +29,7 @@ DATA_TYPES = {
 
 
 def _json_body(request: HttpRequest) -> dict:
-    if request.content_type not in FHIR_JSON_TYPES:
-        raise FhirError(
-            415, RequestCode.FORMAT, f"Send application/fhir+json, not {request.content_type or 'nothing'}."
-        )
-    try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise FhirError(400, RequestCode.INVALID, f"The body is not JSON: {exc}.") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-        raise FhirError(400, RequestCode.INVALID, "The body must be a FHIR resource (an object with a resourceType).")
-    return body
+    return read_body(request)  # FHIR JSON, XML or Turtle by Content-Type (facade/formats.py)
 
 
 def _parameters(body: dict) -> dict[str, object]:
@@ -111,12 +101,13 @@ def validate(request: HttpRequest, slug: str, resource_type: str | None = None) 
         body = given.get("resource")
         if not isinstance(body, dict):
             raise FhirError(400, RequestCode.REQUIRED, "Parameter resource is required.")
-    if profile:
+    registry = studio_registry()  # the core and the studio's uploaded profiles
+    if profile and (not isinstance(profile, str) or registry.structure(profile) is None):
         raise FhirError(
             400,
             RequestCode.PARAMETER,
-            f"Unknown profile {profile}: this studio validates against the base "
-            "FHIR R4 resources only (profiles arrive with the profiles work).",
+            f"Unknown profile {profile}: upload it to the studio (Profiles, or /api/profiles/) first.",
+            expression="profile",
         )
     if resource_type and body.get("resourceType") != resource_type:
         raise FhirError(
@@ -125,7 +116,7 @@ def validate(request: HttpRequest, slug: str, resource_type: str | None = None) 
             f"This is {resource_type}/$validate but the resource is a {body.get('resourceType')}.",
         )
     try:
-        issues = validate_output(body)
+        issues = validate_output(body, profiles=[profile] if profile else (), registry=registry)
     except MappingError as error:
         issues = [error]
     outcome = operation_outcome(issues)

@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-import orjson
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from mappings.access import ServedFacade, access_facade_request, access_served_type, live_deployments
+from mappings.engine.formats import loads
 from mappings.errors import FhirError, RequestCode
+from mappings.facade.formats import CAPABILITY_FORMATS
 from mappings.facade.http import fhir_endpoint, fhir_response, wanted_format
 from mappings.facade.live import live_read, live_search
 from mappings.facade.search import RESULT_PARAMS, include_targets, ordering, paging, references_in, search
@@ -79,7 +80,7 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
         "implementation": {"description": facade.title, "url": _base(request, slug)},
         "instantiates": [BULK_DATA],
         "fhirVersion": FHIR_VERSION,
-        "format": ["application/fhir+json", "application/fhir+xml"],
+        "format": CAPABILITY_FORMATS,
         "rest": [
             {
                 "mode": "server",
@@ -144,7 +145,7 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
     if wanted_format(request) == "json" and request.GET.get("_pretty") != "true":
         response = HttpResponse(text, content_type="application/fhir+json; charset=utf-8")
     else:
-        response = fhir_response(request, orjson.loads(text))
+        response = fhir_response(request, loads(text))  # decimals keep their digits in XML and Turtle too
     response["ETag"] = 'W/"1"'
     response["Last-Modified"] = http_date(last_updated.timestamp())
     return response

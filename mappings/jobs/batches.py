@@ -29,6 +29,7 @@ from mappings.actions import do_finish_batch
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
 from mappings.engine import Limits, MappingError, run_mapping
+from mappings.engine.formats.decimals import decimal_default
 from mappings.engine.sources import decode_payload
 from mappings.engine.splitting import SplitLimits, split_messages
 from mappings.job_files import LineFiles, delete_files, open_file
@@ -305,7 +306,7 @@ def _items(chunk: BatchChunk) -> Iterator[tuple]:
 
 def _line(output: dict) -> bytes:
     try:
-        return orjson.dumps(output)
+        return orjson.dumps(output, default=decimal_default)  # FHIR decimals keep their digits
     except TypeError:  # an integer past 64 bits: orjson refuses what JSON allows
         return json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import orjson
 from django.conf import settings
 
+from mappings.engine.formats.decimals import decimal_default
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import patient_compartment
 from mappings.job_files import LineFiles
@@ -88,7 +89,8 @@ def write_live_chunk(
             else:
                 for resource in resources:
                     if keep(resource):
-                        output.write(orjson.dumps(resource if elements is None else subset(resource, elements)))
+                        kept = resource if elements is None else subset(resource, elements)
+                        output.write(orjson.dumps(kept, default=decimal_default))  # decimals keep their digits
                         written += 1
             if not heartbeat.beat():
                 output.discard()  # cancelled or taken over: leave no half file behind the other attempt's

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from mappings.actions import do_finish_index
 from mappings.actions.deployments import IndexedResource
+from mappings.engine.formats.decimals import decimal_default
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import search_values
 from mappings.job_files import LineFiles, delete_files, read_lines
@@ -186,7 +187,7 @@ def _chunk_line(resource_id: str, record_id: int, resource: dict) -> bytes:
     computed here, on every worker, save the ones that depend on the time of the merge (TIMED), which the merge adds;
     dates are ISO strings. The JSON id comes first so the merge can pick each id's newest line without parsing it."""
     values = [row for row in search_values(resource, EPOCH) if row[0] not in TIMED]
-    return orjson.dumps(resource_id) + b"\t" + orjson.dumps([record_id, values, resource])
+    return orjson.dumps(resource_id) + b"\t" + orjson.dumps([record_id, values, resource], default=decimal_default)
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -59,6 +59,7 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
     ErrorCode.CSV_RAGGED: lambda: run_codes(b"a,b\n1\n", "csv"),
     ErrorCode.CSV_NO_HEADER: lambda: run_codes(b" , \n1,2\n", "csv"),
     ErrorCode.FHIR_NOT_RESOURCE: lambda: run_codes(b"[1]", "fhir"),
+    ErrorCode.TURTLE_INVALID: lambda: run_codes(b"@prefix fhir: <http://hl7.org/fhir/> . [ a fhir:Patient", "fhir"),
     ErrorCode.SPLIT_NOT_ZIP: lambda: split_code(b"MSH|^~\\&|x", "zip"),
     ErrorCode.SPLIT_ZIP_TOO_LARGE: lambda: split_code(
         zipped(a_hl7="MSH|^~\\&|x\r" * 1000), "hl7v2", limits=SplitLimits(max_uncompressed_bytes=100)

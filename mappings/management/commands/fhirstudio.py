@@ -9,6 +9,9 @@ fhirstudio demo
     The demo admin user and the demo content (every example imported into the studio, published as version 1).
 fhirstudio token <username>
     Prints the user's API token (created if missing), for `Authorization: Token …`; exit 2 for an unknown user.
+fhirstudio convert <file> --to json|xml|ttl [--from json|xml|ttl] [--base URL] [--compact]
+    A FHIR resource in another format on stdout (the input's format is detected: `{` JSON, `<` XML, else Turtle).
+    Exit 1 with the reason on stderr when the file cannot be read as a FHIR R4 resource.
 
 <mapping> is a mapping stored in the studio (its slug) or, when no stored mapping has that slug, an example folder
 under examples/ (or a path to one). A stored mapping renders its latest published version, or its draft when it has
@@ -33,6 +36,8 @@ from mappings.compiling import DRAFT, find_version, resolve_mapping
 from mappings.conf import engine_limits
 from mappings.demo import load_demo
 from mappings.engine import SOURCE_FORMATS, CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
+from mappings.engine.formats import FORMATS, detect_format, dumps, serialize
+from mappings.engine.formats import parse as parse_resource
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.examples import Example, find_example, list_examples
 from mappings.models import Mapping, TestRun
@@ -68,6 +73,12 @@ class Command(BaseCommand):
         commands.add_parser("demo", help="Load the demo content (idempotent): the admin user and demo mappings.")
         token = commands.add_parser("token", help="Print a user's API token (created if missing).")
         token.add_argument("username")
+        convert = commands.add_parser("convert", help="Print a FHIR resource in JSON, XML or RDF Turtle.")
+        convert.add_argument("file", help="A FHIR resource in JSON, XML or Turtle ('-' reads standard input).")
+        convert.add_argument("--to", required=True, choices=FORMATS, help="The format to print.")
+        convert.add_argument("--from", dest="source", choices=FORMATS, help="The input's format (default: detected).")
+        convert.add_argument("--base", help="Turtle: the FHIR base URL naming the resource and its references.")
+        convert.add_argument("--compact", action="store_true", help="JSON and XML on one line.")
         test.add_argument(
             "--write-expected",
             action="store_true",
@@ -82,6 +93,8 @@ class Command(BaseCommand):
             return
         if options["command"] == "token":
             sys.exit(self.token(options["username"]))
+        if options["command"] == "convert":
+            sys.exit(self.convert(options))
         sys.exit(self.test(options))
 
     def demo(self) -> None:
@@ -111,8 +124,24 @@ class Command(BaseCommand):
         self.stdout.write(token.key)
         return 0
 
+    def convert(self, options: dict) -> int:
+        try:
+            text = sys.stdin.buffer.read() if options["file"] == "-" else Path(options["file"]).read_bytes()
+        except OSError as exc:
+            self.stderr.write(f"Cannot read {options['file']}: {exc.strerror or exc}.")
+            return 1
+        try:
+            resource = parse_resource(text, options["source"] or detect_format(text))
+            output = serialize(resource, options["to"], pretty=not options["compact"], base=options["base"])
+        except MappingError as error:
+            self.stderr.write(f"{options['file']}: {error.message} ({error.code})")
+            return 1
+        self.stdout.write(output.rstrip("\n"))
+        return 0
+
     def _print_json(self, value: object, compact: bool = False) -> None:
-        self.stdout.write(json.dumps(value, ensure_ascii=False, indent=None if compact else 2))
+        # orjson with FhirDecimals written as read: a decimal 0.70 prints as 0.70, not 0.7
+        self.stdout.write(dumps(value, pretty=not compact).decode())
 
     def _fail(self, error: MappingError | FhirError) -> int:
         self._print_json(operation_outcome([error]))

@@ -1,0 +1,76 @@
+"""FHIR decimals keep the digits they were written with (`0.70` stays `0.70`, `1.0` stays `1.0`, `1e3` stays `1e3`):
+precision is part of a decimal's meaning in FHIR. A `FhirDecimal` is a float (everything that computes with it or
+checks `isinstance(value, float)` still works) that remembers its text, and the JSON helpers here read and write it.
+
+The common case stays on orjson: a text is re-read with the stdlib parser (the slow path) only when it holds a
+number whose text a float would not give back (a trailing zero in the fraction, an exponent, many digits)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import orjson
+
+__all__ = ["FhirDecimal", "decimal_default", "dumps", "has_fragile_numbers", "loads", "reload_keeping_decimals"]
+
+# A number token whose text a float loses: a fraction ending in 0, an exponent, or 16+ significant digits. It may
+# also match inside a string ("v1.10"): that only costs the slow path, never correctness.
+FRAGILE_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*0(?![\d])|(?:\.\d+)?[eE][+-]?\d+|\.\d{16,}|\d{16,})")
+
+
+class FhirDecimal(float):
+    """A float that keeps the text it was read from; `str()` and every serializer here give that text back."""
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> FhirDecimal:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple:
+        return (FhirDecimal, (self.text,))
+
+    def __deepcopy__(self, memo: dict) -> FhirDecimal:
+        return self
+
+    def __copy__(self) -> FhirDecimal:
+        return self
+
+
+def decimal_default(value: object) -> object:
+    """orjson's `default` for FhirDecimal (orjson refuses float subclasses): the number written with its own text."""
+    if isinstance(value, FhirDecimal):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def has_fragile_numbers(text: str | bytes) -> bool:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return FRAGILE_NUMBER.search(text) is not None
+
+
+def reload_keeping_decimals(text: str | bytes) -> object:
+    """Parse JSON known to be valid, every fraction or exponent as a FhirDecimal (the slow path; the stdlib hands
+    `1e3` to parse_float too, and whole numbers stay ints)."""
+    return json.loads(text, parse_float=FhirDecimal)
+
+
+def loads(text: str | bytes) -> object:
+    """JSON → Python like orjson.loads (same errors), numbers keeping their digits where a float would not."""
+    value = orjson.loads(text)
+    if has_fragile_numbers(text):
+        return reload_keeping_decimals(text)
+    return value
+
+
+def dumps(value: object, *, pretty: bool = False) -> bytes:
+    """Python → JSON bytes with orjson, FhirDecimals written as they were read."""
+    return orjson.dumps(value, default=decimal_default, option=orjson.OPT_INDENT_2 if pretty else 0)
