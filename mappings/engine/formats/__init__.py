@@ -90,11 +90,11 @@ def parse(text: str | bytes, fmt: str, *, registry: Registry | None = None) -> d
     text = text.removeprefix(b"\xef\xbb\xbf") if isinstance(text, bytes) else text.removeprefix("\ufeff")
     model = model_for(registry)
     if fmt == "xml":
-        return parse_fhir_xml(model, text)
+        return _guarded(parse_fhir_xml, model, text)
     if fmt == "ttl":
         from .turtle import parse_turtle  # rdflib takes a while to import: only when Turtle is asked for
 
-        return parse_turtle(model, text)
+        return _guarded(parse_turtle, model, text)
     try:
         resource = loads(text)
     except orjson.JSONDecodeError as exc:
@@ -117,7 +117,14 @@ def serialize(
         return dumps(resource, pretty=pretty).decode()
     model = model_for(registry)
     if fmt == "xml":
-        return serialize_xml(model, resource, pretty=pretty)
+        return _guarded(serialize_xml, model, resource, pretty=pretty)
     from .turtle import serialize_turtle
 
-    return serialize_turtle(model, resource, base=base)
+    return _guarded(serialize_turtle, model, resource, base=base)
+
+
+def _guarded(convert, *args, **kwargs):
+    try:
+        return convert(*args, **kwargs)
+    except RecursionError:  # extensions of extensions of…: the walk is recursive, the nesting is the sender's
+        raise MappingError(ErrorCode.FHIR_NOT_RESOURCE, "The resource is nested too deeply to convert.") from None

@@ -14,9 +14,11 @@ import orjson
 
 __all__ = ["FhirDecimal", "decimal_default", "dumps", "has_fragile_numbers", "loads", "reload_keeping_decimals"]
 
-# A number token whose text a float loses: a fraction ending in 0, an exponent, or 16+ significant digits. It may
-# also match inside a string ("v1.10"): that only costs the slow path, never correctness.
-FRAGILE_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*0(?![\d])|(?:\.\d+)?[eE][+-]?\d+|\.\d{16,}|\d{16,})")
+# A JSON number a float would rewrite: a fraction ending in 0, an exponent, or 16+ digits; anchored on what may come
+# before and after a JSON value, so a timestamp inside a string ("…:09.120Z") does not send the text down the slow
+# path. A string that still matches ("a: 1.50,") only costs the slow path, never correctness.
+FRAGILE_NUMBER = re.compile(r"[:\[,]\s*-?\d+(?:\.\d*0|(?:\.\d+)?[eE][+-]?\d+|\.\d{16,}|\d{15,})\s*[,\]}]")
+FRAGILE_NUMBER_BYTES = re.compile(FRAGILE_NUMBER.pattern.encode())
 
 
 class FhirDecimal(float):
@@ -52,9 +54,8 @@ def decimal_default(value: object) -> object:
 
 
 def has_fragile_numbers(text: str | bytes) -> bool:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return FRAGILE_NUMBER.search(text) is not None
+    pattern = FRAGILE_NUMBER_BYTES if isinstance(text, bytes) else FRAGILE_NUMBER
+    return pattern.search(text) is not None
 
 
 def reload_keeping_decimals(text: str | bytes) -> object:

@@ -52,13 +52,17 @@ class Model:
         self._shapes: dict[tuple[str, str], Shape] = {}
         self._lock = threading.Lock()
         self._resource_types = registry.resource_types()
+        self._primitive: dict[str, bool] = {}
 
     def is_resource_type(self, name: str) -> bool:
         return name in self._resource_types
 
     def is_primitive(self, type_code: str) -> bool:
-        sd = self.registry.structure(type_code)
-        return sd is not None and sd.get("kind") == "primitive-type"
+        found = self._primitive.get(type_code)
+        if found is None:  # asked for every value written or read: one dict lookup once known
+            sd = self.registry.structure(type_code)
+            found = self._primitive[type_code] = sd is not None and sd.get("kind") == "primitive-type"
+        return found
 
     def holds_resource(self, type_code: str) -> bool:
         return type_code == RESOURCE or type_code in self._resource_types

@@ -45,12 +45,17 @@ def primitive_items(element: Element, name: str, obj: dict, where: str) -> list[
             raise not_fhir(f"{where}._{name} must be an object (id and extensions of {name}).")
         if isinstance(value, (dict, list)):
             raise not_fhir(f"{where}.{name} must be a single {element.types[0]} value.")
+        if value is None and not shadow:
+            raise not_fhir(f"{where}.{name} is null: leave it out instead.")
         return [(value, shadow)]
     values = value if value is not None else [None] * len(shadow or ())
     shadows = shadow if shadow is not None else [None] * len(values)
     if not isinstance(values, list) or not isinstance(shadows, list) or len(values) != len(shadows):
         raise not_fhir(f"{where}.{name} must be an array (and _{name} an array of the same length).")
-    return list(zip(values, shadows, strict=True))
+    pairs = list(zip(values, shadows, strict=True))
+    if any(value is None and not shadow for value, shadow in pairs):
+        raise not_fhir(f"{where}.{name} holds a null with no extension beside it in _{name}.")
+    return pairs
 
 
 def complex_items(element: Element, name: str, obj: dict, where: str) -> list[dict]:

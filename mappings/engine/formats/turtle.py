@@ -167,6 +167,8 @@ def parse_turtle(model: Model, text: str | bytes) -> dict:
         graph.parse(data=text, format="turtle")
     except (SyntaxError, ParserError, ValueError) as exc:  # rdflib's BadSyntax is a SyntaxError
         raise MappingError(ErrorCode.TURTLE_INVALID, f"The Turtle could not be read: {_first_line(exc)}") from None
+    except Exception as exc:  # the parser's boundary: whatever else rdflib raises is still bad input
+        raise MappingError(ErrorCode.TURTLE_INVALID, f"The Turtle could not be read: {_first_line(exc)}") from exc
     roots = list(graph.subjects(NODE_ROLE, TREE_ROOT))
     if len(roots) != 1:
         raise not_fhir(

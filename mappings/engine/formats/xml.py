@@ -6,6 +6,8 @@ and types values back from the definitions (booleans, integers, decimals that ke
 
 from __future__ import annotations
 
+import copy
+
 from lxml import etree
 
 from mappings.engine.errors import MappingError
@@ -17,6 +19,7 @@ from .values import from_text, to_text
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
+XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 # R4 writes these elements as XML attributes (representation xmlAttr in the definitions), the rest as elements.
 ATTRIBUTE_PREDICATES = frozenset({"Element.id", "Extension.url"})
 
@@ -127,8 +130,8 @@ def _read_members(
     model: Model, node: etree._Element, obj: dict, shape: Shape, where: str, is_resource: bool, primitive: bool = False
 ) -> None:
     for attribute, text in node.attrib.items():
-        if primitive and attribute == "value":
-            continue
+        if (primitive and attribute == "value") or attribute.startswith(XSI):
+            continue  # xsi:schemaLocation and the like say where the schema is, not what the resource holds
         found = None if is_resource or attribute.startswith("{") else shape.by_name.get(attribute)
         if found is None or found[0].predicate not in ATTRIBUTE_PREDICATES:
             raise not_fhir(f"{where}: unexpected attribute {attribute}.")
@@ -150,8 +153,10 @@ def _read_child(
     model: Model, child: etree._Element, obj: dict, element: Element, type_code: str, name: str, path: str
 ) -> None:
     if type_code == "xhtml":
-        child.tail = None  # whitespace after the div belongs to the Narrative, not the XHTML
-        put(obj, element, name, etree.tostring(child, encoding="unicode"))
+        div = copy.deepcopy(child)  # its own tree: no tail, and only the namespaces the XHTML uses
+        div.tail = None
+        etree.cleanup_namespaces(div)
+        put(obj, element, name, etree.tostring(div, encoding="unicode"))
     elif model.is_primitive(type_code):
         value = child.get("value")
         shadow: dict = {}  # the id attribute and the extension children, read as the primitive type's Element

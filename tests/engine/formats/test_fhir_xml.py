@@ -172,3 +172,35 @@ def test_it_never_pastes_a_narrative_into_the_document_as_markup() -> None:
     hostile = '<div xmlns="http://www.w3.org/1999/xhtml">x</div></text><active value="true"/><text><div>'
     with pytest.raises(MappingError):
         serialize({"resourceType": "Patient", "text": {"status": "generated", "div": hostile}}, "xml")
+
+
+def test_it_reads_spec_style_documents_with_schema_locations_and_comments() -> None:
+    document = """<?xml version="1.0" encoding="UTF-8"?>
+    <!-- an example as the FHIR specification publishes them -->
+    <Patient xmlns="http://hl7.org/fhir" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+             xsi:schemaLocation="http://hl7.org/fhir ../../schema/patient.xsd">
+      <id value="example"/>
+      <text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Hi</p></div></text>
+      <!-- a comment between elements -->
+      <active value="true"/>
+    </Patient>"""
+    patient = parse(document.encode(), "xml")
+    # the narrative keeps only the namespace it uses, not the document's xsi declaration
+    assert patient == {
+        "resourceType": "Patient",
+        "id": "example",
+        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Hi</p></div>'},
+        "active": True,
+    }
+
+
+def test_it_refuses_a_resource_nested_deeper_than_it_can_walk_with_a_clear_error() -> None:
+    basic: dict = {"resourceType": "Basic", "code": {"text": "deep"}}
+    node = basic
+    for _ in range(2000):  # extensions of extensions: valid FHIR shape, nested past Python's recursion limit
+        inner = {"url": "http://example.org/nested"}
+        node["extension"] = [inner]
+        node = inner
+    node["valueString"] = "bottom"
+    with pytest.raises(MappingError, match="nested too deeply"):
+        serialize(basic, "xml")
