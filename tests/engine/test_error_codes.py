@@ -9,6 +9,12 @@ import pytest
 from mappings.engine import ErrorCode, Limits, MappingError, SplitLimits, compile_mapping, run_mapping, split_messages
 
 BASIC = '{"resourceType": "Basic", "code": {"text": "x"}}'
+# An Observation claiming US Core blood pressure without its code (pattern) or its two components (slices)
+BLOOD_PRESSURE = (
+    '{"resourceType": "Observation", "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/'
+    'us-core-blood-pressure"]}, "status": "final", "code": {"text": "bp"}, "subject": {"reference": "Patient/1"},'
+    ' "effectiveDateTime": "2024-01-01", "category": [{"text": "vitals"}]}'
+)
 
 
 def codes_of_run(template: str, payload: bytes | str = "{}", *, limits: Limits | None = None, **options) -> list[str]:
@@ -102,6 +108,17 @@ TRIGGERS: dict[ErrorCode, Callable[[], list[str]]] = {
         '{"resourceType": "Patient", "managingOrganization": {"reference": "Organization/a b"}}'
     ),
     ErrorCode.VAL_BAD_CODE: lambda: codes_of_run('{"resourceType": "Patient", "gender": "M"}'),
+    ErrorCode.VAL_CARDINALITY: lambda: codes_of_run('{"resourceType": "Observation", "code": {"text": "x"}}'),
+    ErrorCode.VAL_BAD_VALUE: lambda: codes_of_run('{"resourceType": "Patient", "id": "a b"}'),
+    ErrorCode.VAL_INVARIANT: lambda: codes_of_run('{"resourceType": "Patient", "telecom": [{"value": "555"}]}'),
+    ErrorCode.VAL_FIXED_PATTERN: lambda: codes_of_run(BLOOD_PRESSURE),
+    ErrorCode.VAL_SLICING: lambda: codes_of_run(BLOOD_PRESSURE),
+    ErrorCode.VAL_UNKNOWN_PROFILE: lambda: codes_of_run(
+        '{"resourceType": "Patient", "meta": {"profile": ["http://example.org/StructureDefinition/none"]}}'
+    ),
+    ErrorCode.VAL_UNRESOLVED_REFERENCE: lambda: codes_of_run(
+        '{"resourceType": "Patient", "managingOrganization": {"reference": "#org"}}'
+    ),
     ErrorCode.LIM_INPUT_BYTES: lambda: run_codes(b"{}" * 100, "json", limits=Limits(max_input_bytes=10)),
     ErrorCode.LIM_RENDER_TIME: lambda: codes_of_run(
         "{% for i in range(10**5) %}{{ i | string | list | join }}{% endfor %}",

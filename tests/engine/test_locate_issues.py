@@ -130,7 +130,7 @@ HELPER_GAVE_NOTHING = """{"resourceType": "Observation",
 
 CASES = [
     pytest.param(
-        HELPER_GAVE_NOTHING, {}, {}, "FS-VAL-001", "Observation.code", "template.j2", '"code"', id="no-value-member"
+        HELPER_GAVE_NOTHING, {}, {}, "FS-VAL-006", "Observation.code", "template.j2", '"code"', id="no-value-member"
     ),
     pytest.param(
         HELPER_GAVE_NOTHING,
@@ -174,16 +174,16 @@ CASES = [
         id="after-pruned-items",
     ),
     pytest.param(
-        MISSING_CODE, {}, {}, "FS-VAL-001", "Observation.code", "template.j2", '"resourceType"', id="missing-required"
+        MISSING_CODE, {}, {}, "FS-VAL-006", "Observation.code", "template.j2", '"resourceType"', id="missing-required"
     ),
     pytest.param(
-        EMPTY_CODE, {}, {}, "FS-VAL-001", "Observation.code", "template.j2", '"code"', id="written-empty-and-pruned"
+        EMPTY_CODE, {}, {}, "FS-VAL-006", "Observation.code", "template.j2", '"code"', id="written-empty-and-pruned"
     ),
     pytest.param(
         MISSING_IN_SNIPPET,
         {"snippets/common/obs.j2": OBSERVATION_SNIPPET},
         {},
-        "FS-VAL-001",
+        "FS-VAL-006",
         "Bundle.entry[0].resource.code",
         "snippets/common/obs.j2",
         '"resourceType"',

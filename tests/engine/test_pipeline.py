@@ -105,7 +105,7 @@ def test_it_validates_resources_inside_a_bundle_with_entry_paths() -> None:
                     "subject": {"reference": "Patient/not valid"}}}]}"""
     result = run_mapping(compile_mapping(template), "{}")
     found = {(error.code, error.expression[0]) for error in result.errors}
-    assert ("FS-VAL-001", "Bundle.entry[1].resource.status") in found  # Observation.status is required
+    assert ("FS-VAL-006", "Bundle.entry[1].resource.status") in found  # Observation.status is required
     assert ("FS-VAL-003", "Bundle.entry[0].resource.birthDate") in found
     assert ("FS-VAL-004", "Bundle.entry[1].resource.subject.reference") in found
 

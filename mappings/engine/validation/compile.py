@@ -48,6 +48,7 @@ class ElementSpec:
         "check",
         "choice",
         "constraints",
+        "extras",
         "fixed",
         "kind",
         "max",
@@ -55,11 +56,13 @@ class ElementSpec:
         "path",
         "pattern",
         "profiles",
+        "rules",
         "shadow",
         "slicing",
         "spec",
         "targets",
         "type_code",
+        "valid",
     )
 
     def __init__(self, name: str, path: str, kind: int, type_code: str) -> None:
@@ -80,6 +83,15 @@ class ElementSpec:
         self.slicing: Slicing | None = None
         self.profiles: tuple[str, ...] = ()  # type.profile: the value is also checked against these
         self.shadow: TypeSpec | None = None  # the `_key` object's spec (id, extension)
+        self.valid: set = set()  # primitives: strings already found valid for this type (shared per type)
+        self.rules = False  # primitives: a binding, fixed, pattern or constraint to check beyond the type
+        self.extras = False  # complex: anything to check beyond walking the value (see walk.check_value)
+
+    def finish(self) -> ElementSpec:
+        has_value_rules = self.binding is not None or self.fixed is not None or self.pattern is not None
+        self.rules = has_value_rules or bool(self.constraints)
+        self.extras = self.rules or bool(self.profiles) or self.type_code in ("Reference", "Extension")
+        return self
 
 
 class Compiler:
@@ -90,12 +102,14 @@ class Compiler:
         self.types: dict[str, TypeSpec] = {}
         self.profiles: dict[str, TypeSpec | None] = {}
         self.primitive_checks: dict[str, object] = {}
+        self.valid_strings: dict[str, set[str]] = {}  # per primitive type: a cache of strings that passed
         self.lock = threading.RLock()
 
     def primitive(self, type_code: str):
         check = self.primitive_checks.get(type_code)
         if check is None:
             check = self.primitive_checks[type_code] = build_check(type_code, self.registry)
+            self.valid_strings[type_code] = set()
         return check
 
     def type_spec(self, type_code: str) -> TypeSpec | None:
@@ -245,6 +259,7 @@ class _Builder:
         if is_primitive(type_code):
             spec = ElementSpec(key, path, PRIMITIVE, type_code)
             spec.check = compiler.primitive(type_code)
+            spec.valid = compiler.valid_strings[type_code]
             shadow_base = compiler.type_spec("Element")
             if has_children:
                 shadow = TypeSpec(f"{path} (extensions)")
@@ -304,7 +319,7 @@ class _Builder:
         element_id = element.get("id") or element["path"]
         if ("slicing" in element or self.tree.slices.get(element_id)) and not spec.choice:
             spec.slicing = compile_slicing(self, element, self.tree.slices.get(element_id, ()))
-        return spec
+        return spec.finish()
 
 
 def _targets(registry, profiles) -> frozenset[str] | None:

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .natives import NATIVES
+from .fastpath import FallbackError, UnsupportedError, compile_expression, truth
+from .natives import NATIVES, REQUIRES
 
 log = logging.getLogger(__name__)
 HANDLED_ELSEWHERE = frozenset({"ele-1", "ref-1"})  # the walker and references.py check these
@@ -30,10 +31,14 @@ class Invariant:
     expression: str
     context: str  # the element path the expression runs on (Observation, Patient.contact, Period)
     native: Callable[[dict, dict], bool] | None
+    requires: str | None = None  # a member without which the invariant holds: objects lacking it skip the call
 
     def holds(self, node: object, resource: dict) -> bool:
         if self.native is not None:
-            return self.native(node, resource)
+            try:
+                return self.native(node, resource)
+            except FallbackError:
+                pass  # a value only full FHIRPath can judge (dates compared, …): fhirpathpy decides this one
         return fhirpath_holds(self.expression, self.context, node, resource)
 
 
@@ -45,10 +50,50 @@ def compile_invariants(constraints, context: str) -> tuple[Invariant, ...]:
         if key in HANDLED_ELSEWHERE or key in BEST_PRACTICE or not expression:
             continue
         native = NATIVES.get(key)
-        function = native[1] if native is not None and native[0] == expression else None
+        exact = native is not None and native[0] == expression
+        function = native[1] if exact else _compiled(expression)
         severity = constraint.get("severity", "error")
-        compiled.append(Invariant(key, severity, constraint.get("human", ""), expression, context, function))
+        requires = REQUIRES.get(key) if exact else None
+        compiled.append(Invariant(key, severity, constraint.get("human", ""), expression, context, function, requires))
     return tuple(compiled)
+
+
+def _compiled(expression: str) -> Callable[[object, dict], bool] | None:
+    """The expression compiled by fastpath.py, or None when it uses FHIRPath that compiler does not know."""
+    if expression in _compiled_cache:
+        return _compiled_cache[expression]
+    stems, suffixes = _choice_names()
+    try:
+        closure = compile_expression(expression, stems, suffixes)
+    except UnsupportedError:
+        function = None
+    else:
+
+        def function(node: object, resource: dict) -> bool:
+            return truth(closure([node], {"resource": resource, "this": [node]})) is not False
+
+    _compiled_cache[expression] = function
+    return function
+
+
+_compiled_cache: dict[str, Callable | None] = {}
+_choices: list[tuple[frozenset[str], frozenset[str]]] = []
+
+
+def _choice_names() -> tuple[frozenset[str], frozenset[str]]:
+    """Choice element stems (value, effective …) and type names as key suffixes (Quantity, DateTime …), so that
+    `value` finds valueQuantity but `period` never finds periodUnit."""
+    if not _choices:
+        from mappings.engine.definitions import core
+
+        stems, types = set(), set()
+        for definition in core().structures.values():
+            for element in definition.get("snapshot", {}).get("element", ()):
+                if element.get("path", "").endswith("[x]"):
+                    stems.add(element["path"].rsplit(".", 1)[-1][:-3])
+                    types.update(entry.get("code", "") for entry in element.get("type", ()))
+        _choices.append((frozenset(stems), frozenset(t[:1].upper() + t[1:] for t in types if t)))
+    return _choices[0]
 
 
 _parsed: dict[str, object] = {}

@@ -239,6 +239,21 @@ def txt_2(node: object, resource: dict) -> bool:
     return text or "<img" in node.lower()
 
 
+# An invariant that holds whenever this member is absent is not run on objects without it (most objects).
+REQUIRES = {
+    "dom-2": "contained",
+    "dom-3": "contained",
+    "dom-4": "contained",
+    "dom-5": "contained",
+    "att-1": "data",
+    "cpt-2": "value",
+    "qty-3": "code",
+    "per-1": "end",
+    "obs-6": "dataAbsentReason",
+    "bdl-1": "total",
+    "bdl-8": "fullUrl",
+}
+
 NATIVES = {
     "ext-1": ("extension.exists() != value.exists()", ext_1),
     "dom-2": ("contained.contained.empty()", dom_2),

@@ -19,6 +19,7 @@ from .slicing import check_slices
 from .terminology import check_code, check_codings
 
 STRUCTURE = ErrorCode.VAL_STRUCTURE
+VALID_CACHE_SIZE = 50_000  # per primitive type; past it, new strings are checked every time
 EMPTY_OBJECT = "is an empty object (ele-1: FHIR has no empty values, leave the element out)"
 
 
@@ -88,6 +89,7 @@ def _profile(node: dict, url: str, where: str, run, *, explicit: bool, root: str
 
 
 def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
+    # The hot loop: the common cases (a cached-valid string, a plain complex value) are handled inline.
     elements = spec.elements
     choices = None
     for key, value in node.items():
@@ -99,88 +101,113 @@ def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
                 _unknown(key, spec, path, run)
             continue
         if element.choice is not None:
-            if choices is None:
-                choices = {element.choice: key}
-            elif element.choice in choices:
-                run.add(
-                    STRUCTURE,
-                    f"{path}.{key}",
-                    f"and {path}.{choices[element.choice]} are both values of {element.choice}[x]: keep one.",
-                )
-            else:
-                choices[element.choice] = key
+            choices = _choice(choices, element.choice, key, path, run)
+        kind = element.kind
         if element.array:
-            if type(value) is not list:
-                run.add(STRUCTURE, f"{path}.{key}", f"must be an array ([…]), not {describe(value)}.")
-                continue
-            if not value:
-                run.add(STRUCTURE, f"{path}.{key}", "is an empty array (ele-1: FHIR has no empty values).")
+            malformed = type(value) is not list or not value or (element.max is not None and len(value) > element.max)
+            if malformed and not _array_shape(value, element, spec, f"{path}.{key}", run):
                 continue
             where = f"{path}.{key}"
-            if element.max is not None and len(value) > element.max:
-                run.add(
-                    ErrorCode.VAL_CARDINALITY,
-                    where,
-                    f"has {len(value)} items but {spec.name} allows at most {element.max}."
-                    if element.max
-                    else f"is not allowed here ({spec.name} sets its maximum to 0).",
-                )
-            if element.kind == PRIMITIVE:
-                check = element.check
+            if kind == PRIMITIVE:
+                valid, fast = element.valid, not element.rules
                 for index, item in enumerate(value):
-                    if item is None:
-                        if not _shadowed(node, key, index):
-                            run.add(STRUCTURE, f"{where}[{index}]", "is null without an extension in _" + key + ".")
+                    if fast and type(item) is str and item in valid:
                         continue
-                    problem = check(item)
-                    if problem is not None:
-                        run.add(problem[0], f"{where}[{index}]", problem[1] + ".")
-                    elif element.binding is not None or element.fixed is not None or element.pattern is not None:
-                        _primitive_rules(item, element, f"{where}[{index}]", run)
+                    _primitive(node, key, item, element, f"{where}[{index}]", run, index)
+            elif kind == COMPLEX and not element.extras:
+                inner = element.spec
+                for index, item in enumerate(value):
+                    if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):
+                        walk(item, inner, f"{where}[{index}]", run)
+                    else:
+                        check_value(item, element, f"{where}[{index}]", run)
             else:
                 for index, item in enumerate(value):
                     check_value(item, element, f"{where}[{index}]", run)
             if element.slicing is not None:
-                check_slices(
-                    run,
-                    element.slicing,
-                    value,
-                    where,
-                    lambda item, slice_element, at, index: check_value(item, slice_element, f"{at}[{index}]", run),
-                )
+                check_slices(run, element.slicing, value, where, _slice_checker(run))
         elif type(value) is list:
             run.add(STRUCTURE, f"{path}.{key}", "must be a single value, not an array.")
-        elif element.kind == PRIMITIVE:
-            if value is None:
-                if type(node.get("_" + key)) is not dict:
-                    run.add(STRUCTURE, f"{path}.{key}", "is null (leave the element out).")
+        elif kind == PRIMITIVE:
+            if type(value) is str and value in element.valid and not element.rules:
                 continue
-            problem = element.check(value)
-            if problem is not None:
-                run.add(problem[0], f"{path}.{key}", problem[1] + ".")
-            elif element.binding is not None or element.fixed is not None or element.pattern is not None:
-                _primitive_rules(value, element, f"{path}.{key}", run)
-            if element.constraints:
-                _invariants(element.constraints, value, f"{path}.{key}", run)
+            _primitive(node, key, value, element, f"{path}.{key}", run, None)
+        elif kind == COMPLEX and not element.extras and type(value) is dict and (len(value) > 1 or "id" not in value):
+            walk(value, element.spec, f"{path}.{key}", run)
         else:
             check_value(value, element, f"{path}.{key}", run)
     if spec.required:
-        for label, keys, minimum in spec.required:
-            count = 0
-            for key in keys:
-                if key in node:
-                    value = node[key]
-                    count += len(value) if type(value) is list else 1
-            if count < minimum:
-                run.add(
-                    ErrorCode.VAL_CARDINALITY,
-                    f"{path}.{label.replace('[x]', '')}",
-                    f"is required (at least {minimum}) but missing."
-                    if count == 0
-                    else f"needs at least {minimum} item(s), found {count}.",
-                )
+        _required(node, spec, path, run)
     if spec.constraints:
         _invariants(spec.constraints, node, path, run)
+
+
+def _choice(choices: dict | None, stem: str, key: str, path: str, run) -> dict:
+    if choices is None:
+        return {stem: key}
+    if stem in choices:
+        run.add(STRUCTURE, f"{path}.{key}", f"and {path}.{choices[stem]} are both values of {stem}[x]: keep one.")
+    else:
+        choices[stem] = key
+    return choices
+
+
+def _array_shape(value: object, element: ElementSpec, spec: TypeSpec, where: str, run) -> bool:
+    """Not an array, an empty one, or more items than allowed: report; True when the items are still worth checking."""
+    if type(value) is not list:
+        run.add(STRUCTURE, where, f"must be an array ([…]), not {describe(value)}.")
+        return False
+    if not value:
+        run.add(STRUCTURE, where, "is an empty array (ele-1: FHIR has no empty values).")
+        return False
+    run.add(
+        ErrorCode.VAL_CARDINALITY,
+        where,
+        f"has {len(value)} items but {spec.name} allows at most {element.max}."
+        if element.max
+        else f"is not allowed here ({spec.name} sets its maximum to 0).",
+    )
+    return True
+
+
+def _primitive(node: dict, key: str, value: object, element: ElementSpec, where: str, run, index: int | None) -> None:
+    if value is None:
+        if index is None and type(node.get("_" + key)) is not dict:
+            run.add(STRUCTURE, where, "is null (leave the element out).")
+        elif index is not None and not _shadowed(node, key, index):
+            run.add(STRUCTURE, where, f"is null without an extension in _{key}.")
+        return
+    problem = element.check(value)
+    if problem is not None:
+        run.add(problem[0], where, problem[1] + ".")
+        return
+    if type(value) is str and len(element.valid) < VALID_CACHE_SIZE:
+        element.valid.add(value)
+    if element.rules:
+        _primitive_rules(value, element, where, run)
+        if element.constraints:
+            _invariants(element.constraints, value, where, run)
+
+
+def _required(node: dict, spec: TypeSpec, path: str, run) -> None:
+    for label, keys, minimum in spec.required:
+        count = 0
+        for key in keys:
+            if key in node:
+                value = node[key]
+                count += len(value) if type(value) is list else 1
+        if count < minimum:
+            run.add(
+                ErrorCode.VAL_CARDINALITY,
+                f"{path}.{label.replace('[x]', '')}",
+                f"is required (at least {minimum}) but missing."
+                if count == 0
+                else f"needs at least {minimum} item(s), found {count}.",
+            )
+
+
+def _slice_checker(run):
+    return lambda item, slice_element, at, index: check_value(item, slice_element, f"{at}[{index}]", run)
 
 
 def check_value(item: object, element: ElementSpec, where: str, run) -> None:
@@ -241,7 +268,10 @@ def _primitive_rules(value: object, element: ElementSpec, where: str, run) -> No
 
 def _invariants(invariants, node: object, path: str, run) -> None:
     resource = run.resource
+    is_object = type(node) is dict
     for invariant in invariants:
+        if invariant.requires is not None and is_object and invariant.requires not in node:
+            continue
         if not invariant.holds(node, resource):
             run.add(
                 ErrorCode.VAL_INVARIANT,
