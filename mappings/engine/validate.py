@@ -7,11 +7,14 @@ with the profiles the resource names in meta.profile and those the caller asks f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from .definitions import Registry
-from .errors import MappingError
+from .errors import ErrorCode, MappingError
 from .validation import validate_resource
+
+log = logging.getLogger(__name__)
 
 
 def validate_output(
@@ -19,4 +22,10 @@ def validate_output(
 ) -> list[MappingError]:
     """Every issue of the output: structure, values, codes, invariants, references, its meta.profile and `profiles`
     (a layered registry brings uploaded profiles; None is the core definitions)."""
-    return validate_resource(resource, profiles=profiles, registry=registry)
+    try:
+        return validate_resource(resource, profiles=profiles, registry=registry)
+    except RecursionError:
+        return [MappingError(ErrorCode.VAL_STRUCTURE, "The resource is nested too deeply to validate.")]
+    except Exception as exc:  # a validator bug must not lose the output or answer a 500
+        log.exception("validator failed")
+        return [MappingError(ErrorCode.VAL_STRUCTURE, f"The validator could not check this resource ({exc!r}).")]

@@ -37,10 +37,13 @@ class Expansion:
 
 def expand(registry, url: str) -> Expansion | None:
     """The value set's expansion, cached on the registry; None when the registry does not have the value set."""
-    cache = registry.__dict__.setdefault("_expansions", {})
-    if url not in cache:
-        cache[url] = _expand(registry, url, set())
-    return cache[url]
+    cache = registry.__dict__.get("_expansions")
+    if cache is None:
+        cache = registry.__dict__.setdefault("_expansions", {})
+    found = cache.get(url, cache)
+    if found is cache:
+        found = cache[url] = _expand(registry, url, set())
+    return found
 
 
 def _expand(registry, url: str, seen: set[str]) -> Expansion | None:
@@ -119,9 +122,7 @@ class Binding:
 def check_code(run, binding: Binding, code: object, path: str) -> None:
     """A `code` element (Patient.gender): the code alone must be in the value set."""
     expansion = expand(run.registry, binding.value_set)
-    if expansion is None or not isinstance(code, str) or "*" in expansion.open_systems:
-        return
-    if code in expansion.bare_codes or expansion.open_systems:
+    if expansion is None or code in expansion.bare_codes or not isinstance(code, str) or expansion.open_systems:
         return
     if binding.strength == "required":
         run.add(
@@ -138,6 +139,9 @@ def check_codings(run, binding: Binding, codings: list, path: str, *, concept: b
     expansion = expand(run.registry, binding.value_set)
     if expansion is None or "*" in expansion.open_systems:
         return
+    for coding in codings:  # the common case first: a coding in the value set
+        if type(coding) is dict and (coding.get("system"), coding.get("code")) in expansion.codes:
+            return
     pairs = [
         (coding.get("system"), coding.get("code"))
         for coding in codings

@@ -95,7 +95,7 @@ def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
     for key, value in node.items():
         element = elements.get(key)
         if element is None:
-            if key[0] == "_":
+            if key[:1] == "_":
                 _shadow(node, key, value, spec, path, run)
             elif key != "resourceType" or spec.resource_type is None:
                 _unknown(key, spec, path, run)
