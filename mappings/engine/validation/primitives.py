@@ -102,8 +102,38 @@ def build_check(type_code: str, registry=None) -> Check:
         return _number_check(type_code)
     if type_code == "xhtml":
         return _xhtml
+    if type_code in ("string", "markdown"):
+        return _text_check(type_code, None)  # [ \r\n\t\S]+ in the spec's regex language: any non-empty text
     pattern = regex_of(registry, type_code) or r"[ \r\n\t\S]+"
-    return _text_check(type_code, re.compile(pattern).fullmatch)
+    return _text_check(type_code, re.compile(schema_regex(pattern)).fullmatch)
+
+
+XML_SPACE = " \t\r\n"
+
+
+def schema_regex(pattern: str) -> str:
+    """The spec's regexes are XML Schema's, where \\s is only space, tab, CR and LF: Python's \\s and \\S also
+    take Unicode spaces (a no-break space in a name must not make it invalid). Rewrite both for Python."""
+    out, in_class, index = [], False, 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if escaped == "s":
+                out.append(XML_SPACE if in_class else f"[{XML_SPACE}]")
+            elif escaped == "S" and not in_class:
+                out.append(f"[^{XML_SPACE}]")
+            else:
+                out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _boolean(value: object) -> Problem | None:
@@ -142,7 +172,7 @@ def _text_check(type_code: str, fullmatch) -> Check:
             return STRUCTURE, "is an empty string (ele-1: FHIR has no empty values, leave the element out)"
         if len(value) > MAX_STRING:
             return VALUE, f"is longer than FHIR's 1 MB limit ({len(value)} characters)"
-        if fullmatch(value) is None:
+        if fullmatch is not None and fullmatch(value) is None:
             return VALUE, f"{show(value)} is not a valid {type_code}{HINTS.get(type_code, '')}"
         if calendar:
             return calendar_problem(value)

@@ -480,3 +480,10 @@ def test_it_validates_decimals_kept_as_a_float_subclass_and_refuses_booleans_as_
     assert validate_resource(observation(valueQuantity={"value": 5})) == []
     (issue,) = validate_resource(observation(valueQuantity={"value": True}))
     assert issue.expression == ["Observation.valueQuantity.value"]
+
+
+def test_it_reads_the_spec_regexes_with_xml_schema_whitespace() -> None:
+    # In the spec's regex language \s is space, tab, CR and LF only: a no-break space is text, not whitespace.
+    assert validate_resource(patient(name=[{"family": "Lee\u00a0Kim", "text": "line one\nline two"}])) == []
+    (issue,) = validate_resource(observation(code={"coding": [{"system": "http://loinc.org\t", "code": "1"}]}))
+    assert (issue.code, issue.expression) == ("FS-VAL-007", ["Observation.code.coding[0].system"])
