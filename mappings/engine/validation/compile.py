@@ -26,7 +26,18 @@ ROOT_ID_CHECK_TYPE = "id"  # Resource.id is a System.String in the snapshot, but
 class TypeSpec:
     """A compiled complex type, resource, backbone element or profile."""
 
-    __slots__ = ("constraints", "elements", "name", "ready", "required", "resource_type", "shadow", "url")
+    __slots__ = (
+        "always",
+        "constraints",
+        "elements",
+        "keyed",
+        "name",
+        "ready",
+        "required",
+        "resource_type",
+        "shadow",
+        "url",
+    )
 
     def __init__(self, name: str, url: str = "", resource_type: str | None = None) -> None:
         self.name = name  # for messages: the type or path
@@ -37,6 +48,17 @@ class TypeSpec:
         self.resource_type = resource_type  # set on resources: the key `resourceType` is then allowed
         self.shadow: TypeSpec | None = None  # for `_element` objects of primitives
         self.ready = False
+        # constraints split for the walk: those run on every object, and those run only when a member is present
+        self.always: tuple[Invariant, ...] = ()
+        self.keyed: tuple[tuple[str, tuple[Invariant, ...]], ...] = ()
+
+    def split_constraints(self) -> None:
+        keyed: dict[str, list[Invariant]] = {}
+        for invariant in self.constraints:
+            if invariant.requires is not None:
+                keyed.setdefault(invariant.requires, []).append(invariant)
+        self.always = tuple(invariant for invariant in self.constraints if invariant.requires is None)
+        self.keyed = tuple((key, tuple(items)) for key, items in keyed.items())
 
 
 class ElementSpec:
@@ -218,6 +240,7 @@ class _Builder:
         if own:
             keys = {invariant.key for invariant in spec.constraints}
             spec.constraints = spec.constraints + tuple(item for item in own if item.key not in keys)
+        spec.split_constraints()
         spec.ready = True
 
     def tree_root(self) -> dict:

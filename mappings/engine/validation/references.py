@@ -22,19 +22,6 @@ TYPE_AT_END = re.compile(r"/([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A
 FORMATS = "Type/id, Type/id/_history/v, an absolute URL, urn:uuid:…, urn:oid:… or #id"
 
 
-class Scope:
-    """The references of one resource (its contained resources share it) waiting to be resolved."""
-
-    __slots__ = ("contained", "local")
-
-    def __init__(self, resource: dict) -> None:
-        contained = resource.get("contained")
-        self.contained = (
-            {item.get("id") for item in contained if isinstance(item, dict)} if type(contained) is list else set()
-        )
-        self.local: list[tuple[str, str]] = []
-
-
 class BundleScope:
     __slots__ = ("full_urls", "pending")
 
@@ -53,7 +40,7 @@ def check_reference(run, node: dict, path: str, targets: frozenset[str] | None) 
     where = path + ".reference"
     first = reference[0]
     if first == "#":
-        run.scope.local.append((where, reference))
+        run.scope.append((where, reference))  # the resource's (its contained ones share it), resolved at its end
         return
     if first == "u" and reference.startswith("urn:"):
         if reference.startswith("urn:uuid:"):
@@ -91,9 +78,12 @@ def _check_type(run, where: str, type_name: str, targets, reference: str) -> Non
         )
 
 
-def resolve_local(run, scope: Scope) -> None:
-    for where, reference in scope.local:
-        if reference != "#" and reference[1:] not in scope.contained:
+def resolve_local(run, resource: dict, local: list[tuple[str, str]]) -> None:
+    """The resource's `#id` references against its contained resources."""
+    contained = resource.get("contained")
+    ids = {item.get("id") for item in contained if isinstance(item, dict)} if type(contained) is list else set()
+    for where, reference in local:
+        if reference != "#" and reference[1:] not in ids:
             run.add(
                 ErrorCode.VAL_UNRESOLVED_REFERENCE,
                 where,

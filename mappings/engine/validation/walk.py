@@ -14,7 +14,7 @@ from mappings.engine.errors import ErrorCode
 from .compile import COMPLEX, PRIMITIVE, RESOURCE, ElementSpec, TypeSpec
 from .patterns import contains, equals
 from .primitives import describe
-from .references import BundleScope, Scope, check_reference, resolve_bundle, resolve_local
+from .references import BundleScope, check_reference, resolve_bundle, resolve_local
 from .slicing import check_slices
 from .terminology import check_code, check_codings
 
@@ -29,7 +29,9 @@ def check_resource(node: object, path: str, run, *, contained: bool = False, pro
         run.add(STRUCTURE, path, f"must be a resource (a JSON object with a resourceType), not {describe(node)}.")
         return
     resource_type = node.get("resourceType")
-    spec = run.compiler.type_spec(resource_type) if type(resource_type) is str else None
+    spec = run.compiler.types.get(resource_type) if type(resource_type) is str else None
+    if spec is None and type(resource_type) is str:
+        spec = run.compiler.type_spec(resource_type)
     if spec is None or spec.resource_type is None:
         run.add(
             ErrorCode.VAL_UNKNOWN_TYPE,
@@ -42,7 +44,7 @@ def check_resource(node: object, path: str, run, *, contained: bool = False, pro
     outer_resource, outer_scope, outer_bundle = run.resource, run.scope, run.bundle
     run.resource = node
     if not contained:
-        run.scope = Scope(node)
+        run.scope = []  # its local (#id) references
     if resource_type == "Bundle":
         run.bundle = BundleScope(node)
     try:
@@ -54,8 +56,8 @@ def check_resource(node: object, path: str, run, *, contained: bool = False, pro
             for index, url in enumerate(meta["profile"]):
                 if type(url) is str:
                     _profile(node, url, f"{path}.meta.profile[{index}]", run, explicit=False, root=path)
-        if not contained:
-            resolve_local(run, run.scope)
+        if not contained and run.scope:
+            resolve_local(run, node, run.scope)
         if resource_type == "Bundle":
             resolve_bundle(run, run.bundle)
     finally:
@@ -138,8 +140,12 @@ def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
             check_value(value, element, f"{path}.{key}", run)
     if spec.required:
         _required(node, spec, path, run)
-    if spec.constraints:
-        _invariants(spec.constraints, node, path, run)
+    if spec.always:
+        _invariants(spec.always, node, path, run)
+    if spec.keyed:
+        for member, invariants in spec.keyed:
+            if member in node:
+                _invariants(invariants, node, path, run)
 
 
 def _choice(choices: dict | None, stem: str, key: str, path: str, run) -> dict:
