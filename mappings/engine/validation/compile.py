@@ -80,6 +80,7 @@ class ElementSpec:
         "profiles",
         "rules",
         "shadow",
+        "simple",
         "slicing",
         "spec",
         "targets",
@@ -108,10 +109,12 @@ class ElementSpec:
         self.valid: set = set()  # primitives: strings already found valid for this type (shared per type)
         self.rules = False  # primitives: a binding, fixed, pattern or constraint to check beyond the type
         self.extras = False  # complex: anything to check beyond walking the value (see walk.check_value)
+        self.simple = False  # a single primitive with nothing but its type to check: the walk's fastest case
 
     def finish(self) -> ElementSpec:
         has_value_rules = self.binding is not None or self.fixed is not None or self.pattern is not None
         self.rules = has_value_rules or bool(self.constraints)
+        self.simple = self.kind == PRIMITIVE and not self.array and not self.rules and self.choice is None
         self.extras = self.rules or bool(self.profiles) or self.type_code in ("Reference", "Extension")
         return self
 
@@ -123,6 +126,7 @@ class Compiler:
         self.registry = registry
         self.types: dict[str, TypeSpec] = {}
         self.profiles: dict[str, TypeSpec | None] = {}
+        self.resource_types = registry.resource_types()
         self.primitive_checks: dict[str, object] = {}
         self.valid_strings: dict[str, set[str]] = {}  # per primitive type: a cache of strings that passed
         self.lock = threading.RLock()
@@ -293,7 +297,7 @@ class _Builder:
             else:
                 spec.shadow = shadow_base
             return spec
-        if type_code == "Resource" or type_code in self.compiler.registry.resource_types():
+        if type_code == "Resource" or type_code in self.compiler.resource_types:
             spec = ElementSpec(key, path, RESOURCE, type_code)
             return spec
         spec = ElementSpec(key, path, COMPLEX, type_code)

@@ -57,7 +57,7 @@ def check_reference(run, node: dict, path: str, targets: frozenset[str] | None) 
         return
     if HTTP.fullmatch(reference):
         at_end = TYPE_AT_END.search(reference)
-        if at_end is not None and at_end.group(1) in run.registry.resource_types():
+        if at_end is not None and at_end.group(1) in run.compiler.resource_types:
             _check_type(run, where, at_end.group(1), targets, reference)
         return
     _bad_format(run, where, reference)
@@ -68,7 +68,7 @@ def _bad_format(run, where: str, reference: str) -> None:
 
 
 def _check_type(run, where: str, type_name: str, targets, reference: str) -> None:
-    if type_name not in run.registry.resource_types():
+    if type_name not in run.compiler.resource_types:
         run.add(ErrorCode.VAL_BAD_REFERENCE, where, f"{show(reference)}: {type_name} is not an R4 resource type.")
     elif targets is not None and type_name not in targets:
         run.add(

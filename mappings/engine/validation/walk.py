@@ -96,6 +96,8 @@ def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
     choices = None
     for key, value in node.items():
         element = elements.get(key)
+        if element is not None and element.simple and type(value) is str and value in element.valid:
+            continue
         if element is None:
             if key[:1] == "_":
                 _shadow(node, key, value, spec, path, run)
