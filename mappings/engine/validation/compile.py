@@ -114,7 +114,8 @@ class ElementSpec:
     def finish(self) -> ElementSpec:
         has_value_rules = self.binding is not None or self.fixed is not None or self.pattern is not None
         self.rules = has_value_rules or bool(self.constraints)
-        self.simple = self.kind == PRIMITIVE and not self.array and not self.rules and self.choice is None
+        single = not self.array and self.max != 0
+        self.simple = self.kind == PRIMITIVE and single and not self.rules and self.choice is None
         self.extras = self.rules or bool(self.profiles) or self.type_code in ("Reference", "Extension")
         return self
 

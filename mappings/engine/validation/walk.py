@@ -132,6 +132,10 @@ def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
                 check_slices(run, element.slicing, value, where, _slice_checker(run))
         elif type(value) is list:
             run.add(STRUCTURE, f"{path}.{key}", "must be a single value, not an array.")
+        elif element.max == 0:
+            run.add(
+                ErrorCode.VAL_CARDINALITY, f"{path}.{key}", f"is not allowed here ({spec.name} sets its maximum to 0)."
+            )
         elif kind == PRIMITIVE:
             if type(value) is str and value in element.valid and not element.rules:
                 continue

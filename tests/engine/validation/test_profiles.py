@@ -278,3 +278,21 @@ def test_it_reports_a_closed_slicing_and_an_uploaded_profile_through_a_layered_r
     none = _changed(US_CORE_PATIENT, lambda r: r["identifier"][0].update(system="http://x.org"))
     found = [(i.code, i.expression) for i in validate_resource(none, profiles=[url], registry=registry)]
     assert ("FS-VAL-010", ["Patient.identifier"]) in found
+
+
+def test_it_refuses_an_element_a_profile_sets_to_zero() -> None:
+    profile = {
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/StructureDefinition/no-birth-date",
+        "kind": "resource",
+        "type": "Patient",
+        "derivation": "constraint",
+        "snapshot": {"element": copy.deepcopy(core().structure("Patient")["snapshot"]["element"])},
+    }
+    for element in profile["snapshot"]["element"]:
+        if element["id"] in ("Patient.birthDate", "Patient.photo"):
+            element["max"] = "0"
+    registry = core().layered([profile])
+    resource = US_CORE_PATIENT | {"photo": [{"contentType": "image/png", "data": "AAAA"}]}
+    found = [(i.code, i.expression) for i in validate_resource(resource, profiles=[profile["url"]], registry=registry)]
+    assert found == [("FS-VAL-006", ["Patient.birthDate"]), ("FS-VAL-006", ["Patient.photo"])]
