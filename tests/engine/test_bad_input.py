@@ -98,4 +98,5 @@ def test_it_reports_an_unknown_resource_type_nested_in_a_bundle_instead_of_crash
     assert [(error.code, error.expression) for error in result.errors] == [
         ("FS-VAL-002", ["Bundle.entry[0].resource"]),
         ("FS-VAL-002", ["Bundle.entry[1].resource.contained[0]"]),
+        ("FS-VAL-008", ["Bundle.entry[1].resource"]),  # dom-3: nothing refers to the contained resource
     ]
