@@ -247,8 +247,8 @@ def drop_index(binding: ResourceBinding) -> None:
 
 def _copy_index(deployment: Deployment, resources: Collection[IndexedResource]) -> None:
     """Write the index with PostgreSQL's COPY, reading `resources` once: their ids are taken from the sequence first,
-    so the search values (COPY'd first, the foreign key being checked at commit, as Django declares it on PostgreSQL)
-    can name them, and only each resource's JSON text is kept for the second COPY."""
+    so the search values (COPY'd first; their foreign key has no database constraint) can name them, and only each
+    resource's JSON text is kept for the second COPY."""
     quote = connection.ops.quote_name
 
     def copy_into(model: type[FacadeResource | SearchValue], fields: tuple[str, ...]) -> str:
@@ -263,7 +263,6 @@ def _copy_index(deployment: Deployment, resources: Collection[IndexedResource]) 
             [FacadeResource._meta.db_table, len(resources)],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         with cursor.copy(copy_into(SearchValue, ("resource", "param", "value", "start", "end"))) as copy:
             for pk, resource in zip(ids, resources, strict=True):
                 for row in resource.search_values:
