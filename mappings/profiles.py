@@ -16,13 +16,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Q
 
 from mappings import caches
-from mappings.access import VIEWER, require_role
+from mappings.access import AUTHOR, VIEWER, require_role
 from mappings.engine.definitions import Registry, core
 from mappings.engine.packages import version_matches
 from mappings.errors import StudioError
 from mappings.models import ProfileDefinition, ProfilePackage
 
 CORE_SOURCE, UPLOADED_SOURCE = "core", "uploaded"
+MAX_ID_DIGITS = 18  # a longer number is no id a bigint holds: not found, not a database error
 
 
 def studio_registry() -> Registry:
@@ -42,15 +43,19 @@ def studio_registry() -> Registry:
 def access_definition(user: AbstractBaseUser, ref: str, *, write: bool = False) -> ProfileDefinition | dict:
     """An uploaded definition by id or canonical URL, or else a core StructureDefinition by URL (a dict, read-only).
     Viewers read; writing (deleting) needs an author and an uploaded definition."""
-    require_role(user, "author" if write else VIEWER)
+    require_role(user, AUTHOR if write else VIEWER)
     ref = ref.strip()
     if "\x00" in ref or not ref:
         raise StudioError("not_found", "No definition with that id or URL.")
     uploaded = ProfileDefinition.objects.select_related("package", "uploaded_by")
-    found = uploaded.filter(pk=int(ref)).first() if ref.isdigit() else uploaded.filter(url=ref.split("|")[0]).first()
+    is_id = ref.isascii() and ref.isdigit()
+    if is_id:
+        found = uploaded.filter(pk=int(ref)).first() if len(ref) <= MAX_ID_DIGITS else None
+    else:
+        found = uploaded.filter(url=ref.split("|")[0]).first()
     if found is not None:
         return found
-    structure = None if ref.isdigit() else core().structure(ref)
+    structure = None if is_id else core().structure(ref)
     if structure is None or "/" not in ref:  # a bare type name (Patient) is not a definition's address
         raise StudioError("not_found", f"No definition {ref!r}.")
     if write:
@@ -59,8 +64,8 @@ def access_definition(user: AbstractBaseUser, ref: str, *, write: bool = False) 
 
 
 def access_package(user: AbstractBaseUser, package_id: int, *, write: bool = False) -> ProfilePackage:
-    require_role(user, "author" if write else VIEWER)
-    package = ProfilePackage.objects.filter(pk=package_id).first()
+    require_role(user, AUTHOR if write else VIEWER)
+    package = ProfilePackage.objects.filter(pk=package_id).first() if 0 < package_id < 2**63 else None
     if package is None:
         raise StudioError("not_found", f"No package {package_id}.")
     return package

@@ -17,6 +17,7 @@ from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from mappings.engine import CompiledMapping, Limits, MappingResult, run_mapping
+from mappings.engine.definitions import Registry
 
 # Fields that change every run; masked (not deleted) so their presence is still compared.
 VOLATILE_KEYS = frozenset({"timestamp", "lastUpdated"})
@@ -119,8 +120,11 @@ def run_case(
     ignore_paths: tuple[str, ...] | list[str] = (),
     source_format: str | None = None,
     limits: Limits | None = None,
+    registry: Registry | None = None,
 ) -> CaseOutcome:
-    result = run_mapping(compiled, payload, source_format=source_format or None, limits=limits, now=PINNED_NOW)
+    result = run_mapping(
+        compiled, payload, source_format=source_format or None, limits=limits, now=PINNED_NOW, registry=registry
+    )
     outcome = CaseOutcome(name, result)
     for error in result.errors:
         if error.severity in ("error", "fatal"):

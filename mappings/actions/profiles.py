@@ -18,9 +18,9 @@ from django.db import transaction
 
 from mappings.actions.common import audit
 from mappings.engine import MappingError
-from mappings.engine.definitions import Registry
+from mappings.engine.definitions import Registry, core
 from mappings.engine.packages import PackageError, missing_dependencies, read_package
-from mappings.engine.snapshots import SnapshotError, generate_snapshot
+from mappings.engine.snapshots import SnapshotError, check_shape, generate_snapshot
 from mappings.errors import StudioError
 from mappings.models import AuditAction, DefinitionType, ProfileDefinition, ProfilePackage
 from mappings.profiles import definitions_using, packages_needing, studio_registry
@@ -62,6 +62,47 @@ def _parse_xml(text: str) -> dict:
     return resource
 
 
+def _concepts_are_codes(concepts: object, depth: int = 0) -> bool:
+    return (
+        isinstance(concepts, list)
+        and depth < 20
+        and all(
+            isinstance(c, dict)
+            and isinstance(c.get("code"), str)
+            and _concepts_are_codes(c.get("concept", []), depth + 1)
+            and isinstance(c.get("display", ""), str)
+            for c in concepts
+        )
+    )
+
+
+def _terminology_problem(resource: dict) -> str | None:
+    """What is not shaped as FHIR says in a ValueSet's compose/expansion or a CodeSystem's concepts (validation
+    expands them later: a list where an object belongs must stop at the upload)."""
+    if resource["resourceType"] == "CodeSystem":
+        return None if _concepts_are_codes(resource.get("concept", [])) else "concept must be a list of {code, …}"
+    compose = resource.get("compose", {})
+    if not isinstance(compose, dict):
+        return "compose must be an object"
+    for key in ("include", "exclude"):
+        parts = compose.get(key, [])
+        if not isinstance(parts, list) or not all(
+            isinstance(p, dict)
+            and isinstance(p.get("system", ""), str)
+            and _concepts_are_codes(p.get("concept", []))
+            and isinstance(p.get("valueSet", []), list)
+            and all(isinstance(v, str) for v in p.get("valueSet", []))
+            and isinstance(p.get("filter", []), list)
+            and all(isinstance(f, dict) for f in p.get("filter", []))
+            for p in parts
+        ):
+            return f"compose.{key} must be a list of {{system, concept, valueSet, filter}}"
+    expansion = resource.get("expansion", {})
+    if not isinstance(expansion, dict) or not isinstance(expansion.get("contains", []), list):
+        return "expansion must be an object with a contains list"
+    return None
+
+
 def _checked_shape(resource: dict) -> None:
     kind = resource.get("resourceType")
     if kind not in DEFINITION_TYPES:
@@ -71,6 +112,15 @@ def _checked_shape(resource: dict) -> None:
     url = resource.get("url")
     if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL_LENGTH or "\x00" in url:
         raise StudioError("invalid", f"A {kind} needs a canonical url (at most {MAX_URL_LENGTH} characters).")
+    if b"\\u0000" in orjson.dumps(resource):  # PostgreSQL stores no NUL: bad input, not a 500
+        raise StudioError("invalid", f"{url}: the definition must not contain a NUL character.")
+    if kind == "StructureDefinition":
+        try:
+            check_shape(resource)
+        except SnapshotError as exc:
+            raise StudioError("invalid", f"{url}: {exc}") from exc
+    elif problem := _terminology_problem(resource):
+        raise StudioError("invalid", f"{url}: {kind}.{problem}.")
 
 
 # --- checking against the registry ----------------------------------------------------------------------------------
@@ -91,6 +141,8 @@ def _prepared(resource: dict, registry: Registry) -> tuple[dict, bool]:
     if resource["resourceType"] != "StructureDefinition":
         return resource, False
     where = resource["url"]
+    if resource.get("derivation") == "specialization" and core().structure(resource.get("type") or "") is not None:
+        raise StudioError("invalid", f"{where} defines the R4 type {resource['type']} again: profile it instead.")
     base = resource.get("baseDefinition")
     if base and registry.structure(base) is None:
         raise StudioError(
@@ -98,6 +150,9 @@ def _prepared(resource: dict, registry: Registry) -> tuple[dict, bool]:
             f"{where}: unknown base definition {base}. Upload it (or its package) first.",
             details={"missing": [base]},
         )
+    if base:  # kind and type are required; a profile left without them means its base's (validation reads them)
+        inherited = {key: registry.structure(base).get(key) for key in ("kind", "type") if not resource.get(key)}
+        resource = {**resource, **{key: value for key, value in inherited.items() if value}}
     missing = [url for url in _extension_urls(resource) if registry.structure(url) is None]
     if missing:
         raise StudioError(
@@ -172,6 +227,10 @@ def do_upload_package(*, acting_user: AbstractBaseUser, data: bytes) -> ProfileP
         package = read_package(data)
     except PackageError as exc:
         raise StudioError("invalid", str(exc)) from exc
+    if len(package.name) > 200 or len(package.version) > 50:
+        raise StudioError("invalid", "package.json: a name has at most 200 characters, a version 50.")
+    if "\x00" in package.key + package.description or b"\\u0000" in orjson.dumps(package.dependencies):
+        raise StudioError("invalid", "package.json must not contain a NUL character.")
     if ProfilePackage.objects.filter(name=package.name, version=package.version).exists():
         raise StudioError("conflict", f"The package {package.key} is already loaded.")
     loaded: dict[str, set[str]] = {}
@@ -185,6 +244,8 @@ def do_upload_package(*, acting_user: AbstractBaseUser, data: bytes) -> ProfileP
             details={"missing": missing},
         )
     definitions = [r for r in package.resources if r.get("resourceType") in DEFINITION_TYPES and r.get("url")]
+    for resource in definitions:
+        _checked_shape(resource)
     urls = [resource["url"] for resource in definitions]
     duplicated = sorted({url for url in urls if urls.count(url) > 1})
     if duplicated:

@@ -20,6 +20,7 @@ from mappings.models import (
     SampleCase,
     TestRun,
 )
+from mappings.profiles import studio_registry
 from mappings.samples import run_case
 
 SAMPLE_FIELDS = ("payload", "source_format", "expected", "ignore_paths", "assertions")
@@ -88,6 +89,7 @@ def run_samples(
         compiled = compile_version(version) if version else compile_draft(mapping, draft=draft)
     except MappingError as error:
         compiled, compile_error = None, error
+    registry = studio_registry()  # uploaded profiles a sample's output names in meta.profile
     for sample in mapping.samples.all():
         if compiled is None:
             results.append(
@@ -108,6 +110,7 @@ def run_samples(
             assertions=sample.assertions,
             ignore_paths=sample.ignore_paths,
             source_format=sample.source_format or None,
+            registry=registry,
         )
         results.append(
             {

@@ -62,6 +62,7 @@ from mappings.conf import engine_limits
 from mappings.diffs import version_diff
 from mappings.engine import CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
 from mappings.models import Mapping, TestRun
+from mappings.profiles import studio_registry
 
 TAG = "mappings"
 
@@ -347,6 +348,10 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
             "rendered": None,
         }
     compile_ms = _milliseconds_since(started)
+    registry = studio_registry()
+    # extension() checks value types against uploaded extension definitions too (the newest registry any preview
+    # handed this cached mapping: a definition uploaded since is seen from the next preview on)
+    compiled.environment.fhir_registry = registry
     result = run_mapping(
         compiled,
         payload,
@@ -355,6 +360,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
         validate=options["validate"],
         variables=options.get("variables"),
         locate_issues=options.get("locate", True),
+        registry=registry if options["validate"] else None,
     )
     trace = dict(result.trace)
     text = trace.pop("rendered", None)  # the whole output, uncapped: only its capped window leaves, as `rendered`

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
+from .definitions import Registry
 from .environment import MappingEnvironment, build_environment, strip_markers
 from .errors import ErrorCode, MappingError, operation_outcome
 from .limits import Limits, current_budget, end_budget, start_budget
@@ -232,12 +233,14 @@ def run_mapping(
     variables: dict | None = None,
     now: datetime | None = None,
     locate_issues: bool = False,
+    registry: Registry | None = None,
 ) -> MappingResult:
     """Run a compiled mapping on one payload. Never raises for bad input or a bad template: every failure is in
     `result.errors` (and `result.issues` as an OperationOutcome), with `result.output` None on error.
 
     `locate_issues=True` (the editor) also points validation issues and merge warnings at the template line that
-    wrote their element, by rendering once more with line markers when there are such issues (timed as "locate")."""
+    wrote their element, by rendering once more with line markers when there are such issues (timed as "locate").
+    `registry` is what validation resolves profiles against (uploads layered on the core; None: the core)."""
     limits = limits or Limits()
     source_format = source_format or compiled.source_format or "json"
     options = {**compiled.source_options, **(source_options or {})}
@@ -280,7 +283,7 @@ def run_mapping(
         lap("postprocess")
         errors.extend(warnings)
         if validate:
-            errors.extend(validate_output(output))
+            errors.extend(validate_output(output, registry=registry))
             lap("validate")
         if locate_issues and any(needs_location(error) for error in errors):
             traced = _traced_render(compiled, context, limits)

@@ -40,6 +40,7 @@ class SnapshotError(ValueError):
 def generate_snapshot(sd: dict, registry, *, _depth: int = 0) -> list[dict]:
     """The snapshot elements of `sd` (a constraint StructureDefinition with a differential) on its base's snapshot.
     Raises SnapshotError with a message a person can act on."""
+    check_shape(sd)
     if sd.get("derivation", "constraint") != "constraint":
         raise SnapshotError("Only profiles (derivation 'constraint') can have their snapshot generated.")
     base_url = sd.get("baseDefinition")
@@ -374,3 +375,72 @@ def _admits(base_code: str | None, code: str | None, registry) -> bool:
         structure = registry.structure(parent) if parent else None
         seen += 1
     return False
+
+
+# --- shape ----------------------------------------------------------------------------------------------------------
+
+STRING_KEYS = ("url", "type", "baseDefinition", "derivation", "kind", "name", "version", "title", "description")
+ELEMENT_STRINGS = ("id", "path", "sliceName", "max", "short", "contentReference")
+
+
+def check_shape(sd: dict) -> None:
+    """Refuse a StructureDefinition whose parts are not the shapes FHIR gives them, before anything reads them: an
+    uploaded definition is read by every validation after it, so a list where an object belongs must stop here."""
+    for key in STRING_KEYS:
+        if key in sd and not isinstance(sd[key], str):
+            raise SnapshotError(f"StructureDefinition.{key} must be a string.")
+    for view in ("snapshot", "differential"):
+        if view not in sd:
+            continue
+        part = sd[view]
+        if not isinstance(part, dict) or not isinstance(part.get("element", []), list):
+            raise SnapshotError(f"StructureDefinition.{view} must be an object with an element list.")
+        for number, element in enumerate(part.get("element", [])):
+            _check_element(element, f"{view}.element[{number}]")
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check_element(element: object, where: str) -> None:
+    if not isinstance(element, dict) or not isinstance(element.get("path"), str) or not element["path"]:
+        raise SnapshotError(f"{where} must be an object with a path.")
+    where = f"{where} ({element['path']})"
+    for key in ELEMENT_STRINGS:
+        if key in element and not isinstance(element[key], str):
+            raise SnapshotError(f"{where}: {key} must be a string.")
+    if "min" in element and (type(element["min"]) is not int or element["min"] < 0):
+        raise SnapshotError(f"{where}: min must be a whole number.")
+    if "max" in element and element["max"] != "*" and not element["max"].isdigit():
+        raise SnapshotError(f"{where}: max must be a whole number or *.")
+    if "mustSupport" in element and not isinstance(element["mustSupport"], bool):
+        raise SnapshotError(f"{where}: mustSupport must be true or false.")
+    kinds = element.get("type", [])
+    if not isinstance(kinds, list) or not all(
+        isinstance(kind, dict)
+        and isinstance(kind.get("code"), str)
+        and _strings(kind.get("profile", []))
+        and _strings(kind.get("targetProfile", []))
+        for kind in kinds
+    ):
+        raise SnapshotError(f"{where}: type must be a list of {{code, profile, targetProfile}}.")
+    binding = element.get("binding", {})
+    if not isinstance(binding, dict) or not all(isinstance(binding.get(k, ""), str) for k in ("strength", "valueSet")):
+        raise SnapshotError(f"{where}: binding must be an object with a strength and a valueSet.")
+    slicing = element.get("slicing", {})
+    if (
+        not isinstance(slicing, dict)
+        or not isinstance(slicing.get("discriminator", []), list)
+        or not all(
+            isinstance(d, dict) and all(isinstance(v, str) for v in d.values())
+            for d in slicing.get("discriminator", [])
+        )
+    ):
+        raise SnapshotError(f"{where}: slicing must be an object with a discriminator list.")
+    constraints = element.get("constraint", [])
+    if not isinstance(constraints, list) or not all(
+        isinstance(c, dict) and all(isinstance(c.get(k, ""), str) for k in ("key", "severity", "human", "expression"))
+        for c in constraints
+    ):
+        raise SnapshotError(f"{where}: constraint must be a list of {{key, severity, human, expression}}.")

@@ -348,3 +348,74 @@ def test_a_package_needed_by_another_or_used_outside_it_is_not_deleted(api) -> N
     assert not ProfileDefinition.objects.exists()
     assert AuditEvent.objects.filter(action="package.deleted").count() == 2
     assert api["viewer"].get(f"{PACKAGES}{base_id}").status_code == 404
+
+
+def test_the_editor_completes_known_extension_urls_uploaded_ones_first(api) -> None:
+    api["author"].post(LIST, extension_definition(), format="json")
+    answer = api["viewer"].get("/api/editor/completions", {"part": "extensions"}).json()
+    known = {row["url"]: row for row in answer["extensions"]}
+    assert answer["extensions"][0]["url"] == EXTENSION_URL and known[EXTENSION_URL]["types"] == ["string"]
+    birth_sex = known["http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"]
+    assert (birth_sex["types"], birth_sex["source"]) == (["code"], "core")
+    assert known["http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"]["types"] == []  # complex
+    assert "extensions" not in api["viewer"].get("/api/editor/completions").json()  # only when asked for
+
+
+def _with(**changes) -> dict:
+    profile = patient_profile()
+    profile.update(changes)
+    return profile
+
+
+MALFORMED = [
+    (_with(differential=[1, 2]), "differential must be an object with an element list"),
+    (_with(differential={"element": [{"id": "Patient"}]}), "must be an object with a path"),
+    (_with(differential={"element": [{"path": "Patient.name", "min": "1"}]}), "min must be a whole number"),
+    (_with(differential={"element": [{"path": "Patient.name", "max": "lots"}]}), "max must be a whole number or *"),
+    (_with(differential={"element": [{"path": "Patient.name", "type": "HumanName"}]}), "type must be a list"),
+    (_with(differential={"element": [{"path": "Patient.name", "binding": []}]}), "binding must be an object"),
+    (_with(baseDefinition=["x"]), "baseDefinition must be a string"),
+    (_with(name="a\x00b"), "must not contain a NUL character"),
+    (
+        _with(derivation="specialization", snapshot={"element": [{"path": "Patient"}]}),
+        "defines the R4 type Patient again",
+    ),
+    ({"resourceType": "ValueSet", "url": "urn:vs", "compose": {"include": {"system": "x"}}}, "compose.include must be"),
+    ({"resourceType": "CodeSystem", "url": "urn:cs", "concept": [{"display": "no code"}]}, "concept must be a list"),
+]
+
+
+@pytest.mark.parametrize(("resource", "message"), MALFORMED, ids=[message for _, message in MALFORMED])
+def test_it_refuses_a_definition_whose_parts_are_not_shaped_as_fhir_says(api, resource: dict, message: str) -> None:
+    answer = api["author"].post(LIST, resource, format="json")
+    assert answer.status_code == 400 and message in answer.json()["message"], answer.json()
+    assert not ProfileDefinition.objects.exists()
+    assert api["viewer"].get(LIST).status_code == 200  # nothing half-stored poisons the registry
+
+
+def test_ids_too_long_for_the_database_are_simply_not_found(api) -> None:
+    assert api["viewer"].get(f"{LIST}{'9' * 40}").status_code == 404
+    assert api["viewer"].get(f"{PACKAGES}{'9' * 40}").status_code == 404
+    assert api["viewer"].get(f"{LIST}²").status_code == 404
+
+
+def test_the_preview_validates_against_uploaded_profiles_and_checks_uploaded_extensions(api, json_patient) -> None:
+    api["author"].post(LIST, extension_definition(), format="json")
+    api["author"].post(LIST, patient_profile(), format="json")
+    template = (
+        '{"resourceType": "Patient", "meta": {"profile": ["' + PROFILE_URL + '"]},\n'
+        '"extension": [{{ extension("' + EXTENSION_URL + '", "boolean", true) | tojson }}]}'
+    )
+    body = (
+        api["viewer"]
+        .post("/api/mappings/json-patient/render", {"payload": "{}", "template": template}, format="json")
+        .json()
+    )
+    found = {(error["code"], error["severity"], error["message"]) for error in body["errors"]}
+    assert (
+        "FS-RND-002",
+        "warning",
+        f"extension() {EXTENSION_URL} takes a value of type string, not 'boolean'.",
+    ) in found
+    expressions = [issue.get("expression") for issue in body["issues"]["issue"] if issue["severity"] == "error"]
+    assert ["Patient.birthDate"] in expressions  # the uploaded profile's min 1, from meta.profile

@@ -115,13 +115,46 @@ def test_a_facade_marked_smart_protected_refuses_everyone_until_tokens_are_check
         assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "security"
 
 
-def test_it_says_plainly_that_it_knows_no_profiles_yet(served, client) -> None:
-    answer = client.post(
-        "/fhir/clinic/Patient/$validate?profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient",
-        {"resourceType": "Patient"},
-        content_type="application/fhir+json",
+def test_validate_checks_the_profile_asked_for_core_or_uploaded_and_refuses_an_unknown_one(served, client) -> None:
+    def validate(profile: str, resource: dict) -> tuple[int, list[dict]]:
+        answer = client.post(
+            f"/fhir/clinic/Patient/$validate?profile={profile}", resource, content_type="application/fhir+json"
+        )
+        return answer.status_code, answer.json()["issue"]
+
+    status, issues = validate(
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient", {"resourceType": "Patient"}
     )
-    assert answer.status_code == 400 and "Unknown profile" in answer.json()["issue"][0]["diagnostics"]
+    assert status == 200
+    assert {"Patient.identifier", "Patient.name", "Patient.gender"} <= {
+        i["expression"][0] for i in issues if i["severity"] == "error"
+    }
+    status, issues = validate("http://example.org/fhir/StructureDefinition/born", {"resourceType": "Patient"})
+    assert status == 400 and "Unknown profile" in issues[0]["diagnostics"] and issues[0]["expression"] == ["profile"]
+    actions.do_upload_definition(
+        acting_user=served["author"],
+        resource={
+            "resourceType": "StructureDefinition",
+            "url": "http://example.org/fhir/StructureDefinition/born",
+            "type": "Patient",
+            "derivation": "constraint",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+            "differential": {"element": [{"id": "Patient.birthDate", "path": "Patient.birthDate", "min": 1}]},
+        },
+    )
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": {"resourceType": "Patient"}},
+            {"name": "profile", "valueCanonical": "http://example.org/fhir/StructureDefinition/born"},
+        ],
+    }
+    answer = client.post("/fhir/clinic/Patient/$validate", parameters, content_type="application/fhir+json")
+    assert [i["expression"] for i in answer.json()["issue"] if i["severity"] == "error"] == [["Patient.birthDate"]]
+    status, issues = validate(
+        "http://example.org/fhir/StructureDefinition/born", {"resourceType": "Patient", "birthDate": "1970"}
+    )
+    assert status == 200 and [i["severity"] for i in issues] == ["information"]
 
 
 def test_the_mapping_list_shows_which_version_a_facade_serves(served, api) -> None:

@@ -4,11 +4,14 @@ extension with the form; a viewer gets no write controls."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import tarfile
 
 import pytest
 
-from mappings.models import ProfileDefinition
+from mappings.models import ProfileDefinition, ProfilePackage
 
 pytestmark = pytest.mark.timeout(120)
 BP = "http://hl7.org/fhir/StructureDefinition/bp"
@@ -75,14 +78,14 @@ def test_an_author_uploads_a_differential_sees_its_generated_snapshot_and_delete
     good.write_text(json.dumps(PROFILE))
     page.set_input_files("#upload-file", str(good))
     page.click("#upload-submit")
-    page.wait_for_url("**/profiles/*")
+    page.wait_for_url(re.compile(r".*/profiles/\d+$"))
     page.wait_for_selector("#elements tr[data-id='Patient.birthDate']")
     assert "generated from the differential" in page.inner_text("#profile-facts")
     assert page.locator("#elements tr[data-id='Patient.birthDate']").inner_text().split("\t")[1].strip() == "1..1"
     browser.screenshot("profile-uploaded")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#delete-profile")
-    page.wait_for_url("**/profiles/?source=uploaded")
+    page.wait_for_url(re.compile(r".*/profiles/\?source=uploaded$"))
     assert not ProfileDefinition.objects.exists()
 
 
@@ -100,3 +103,36 @@ def test_an_author_creates_an_extension_with_the_form(open_browser) -> None:
     assert "decimal" in page.inner_text("#profile-facts")
     stored = ProfileDefinition.objects.get(url="http://example.org/fhir/StructureDefinition/shoe-size")
     assert stored.is_extension and stored.snapshot_generated
+
+
+def test_an_author_loads_an_ig_package_and_deletes_it_as_a_whole(open_browser, tmp_path) -> None:
+    archive = tmp_path / "page.ig-1.0.0.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        files = {
+            "package/package.json": {
+                "name": "page.ig",
+                "version": "1.0.0",
+                "dependencies": {"hl7.fhir.r4.core": "4.0.1"},
+            },
+            "package/StructureDefinition-page-patient.json": PROFILE,
+        }
+        for name, content in files.items():
+            data = json.dumps(content).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/profiles/")
+    page.click("#upload-open")
+    page.set_input_files("#upload-file", str(archive))
+    page.click("#upload-submit")
+    page.wait_for_url(re.compile(r".*/profiles/\?source=uploaded$"))
+    page.wait_for_selector("#packages tr[data-package='page.ig#1.0.0']")
+    page.wait_for_selector(f"#profiles tr[data-url='{PROFILE['url']}']")
+    assert "page.ig#1.0.0" in page.inner_text(f"#profiles tr[data-url='{PROFILE['url']}']")
+    browser.screenshot("profile-package")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#packages tr[data-package='page.ig#1.0.0'] button")
+    page.wait_for_selector("#packages-section[hidden]", state="attached")
+    assert not ProfilePackage.objects.exists() and not ProfileDefinition.objects.exists()

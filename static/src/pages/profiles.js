@@ -1,7 +1,7 @@
 // Profiles: search and page through /api/profiles/ (the R4 core's profiles and extensions, and uploads; the filters
 // and the page are kept in the address), upload a definition or an IG package, and author a new extension.
-import { ApiError, api, get, pageConfig, post } from "../lib/api.js";
-import { $, debounce, h } from "../lib/dom.js";
+import { api, del, get, pageConfig, post } from "../lib/api.js";
+import { $, ago, debounce, h } from "../lib/dom.js";
 import { filterParams, keepInAddress, readFilters } from "../lib/forms.js";
 
 const config = pageConfig();
@@ -54,8 +54,7 @@ function goTo(number) {
 }
 
 function showError(box, error) {
-  const missing = error instanceof ApiError && error.details.missing ? ` Missing: ${error.details.missing.join(", ")}.` : "";
-  box.textContent = error.message + (error.message.includes("Missing") ? "" : missing);
+  box.textContent = error.message; // the API's message names what is missing or in use
   box.hidden = false;
 }
 
@@ -134,6 +133,28 @@ function extensionForm() {
   });
 }
 
+async function loadPackages() {
+  const page = await get("/api/profiles/packages/?page_size=500");
+  $("#packages-section").hidden = !page.results.length;
+  $("#packages tbody").replaceChildren(...page.results.map((item) => h("tr", { dataset: { package: `${item.name}#${item.version}` } },
+    h("td", {}, h("code", {}, `${item.name}#${item.version}`), item.description ? h("div", { class: "hint" }, item.description) : ""),
+    h("td", {}, String(item.definitions)),
+    h("td", {}, Object.entries(item.dependencies).map(([name, version]) => `${name}#${version}`).join(", ")),
+    h("td", { title: item.uploaded_at }, `${ago(item.uploaded_at)}${item.uploaded_by ? ` · ${item.uploaded_by}` : ""}`),
+    h("td", {}, config.canWrite ? h("button", { type: "button", onclick: () => removePackage(item) }, "Delete") : ""))));
+}
+
+async function removePackage(item) {
+  if (!window.confirm(`Delete the package ${item.name}#${item.version} and its ${item.definitions} definitions?`)) return;
+  $("#packages-error").hidden = true;
+  try {
+    await del(`/api/profiles/packages/${item.id}`);
+    await Promise.all([loadPackages(), load()]);
+  } catch (error) {
+    showError($("#packages-error"), error);
+  }
+}
+
 readFilters(filters);
 for (const field of [filters.elements.search, filters.elements.type]) field.addEventListener("input", debounce(() => goTo(1), 200));
 filters.elements.source.addEventListener("change", () => goTo(1));
@@ -144,5 +165,5 @@ if (config.canWrite) {
   uploadForm();
   extensionForm();
 }
-await load();
+await Promise.all([load(), loadPackages()]);
 document.body.dataset.ready = "true";
