@@ -18,6 +18,11 @@ from .terminology import Binding
 PRIMITIVE, COMPLEX, RESOURCE = 0, 1, 2
 CANONICAL_BASE = "http://hl7.org/fhir/StructureDefinition/"
 BACKBONE_TYPES = frozenset({"BackboneElement", "Element"})
+# Data types whose validity depends on their content alone (no %resource in their invariants), which repeat across
+# resources (the same codes, systems, addresses): a value of one of them found valid once is not walked again.
+MEMO_TYPES = frozenset(
+    {"Coding", "CodeableConcept", "Identifier", "HumanName", "Address", "ContactPoint", "Period", "Quantity", "Meta"}
+)
 BOUND_COMPLEX = frozenset({"Coding", "CodeableConcept", "Quantity"})
 BOUND_PRIMITIVES = frozenset({"code", "string", "uri"})
 ROOT_ID_CHECK_TYPE = "id"  # Resource.id is a System.String in the snapshot, but an `id` in the spec
@@ -31,6 +36,7 @@ class TypeSpec:
         "constraints",
         "elements",
         "keyed",
+        "memo",
         "name",
         "ready",
         "required",
@@ -51,6 +57,7 @@ class TypeSpec:
         # constraints split for the walk: those run on every object, and those run only when a member is present
         self.always: tuple[Invariant, ...] = ()
         self.keyed: tuple[tuple[str, tuple[Invariant, ...]], ...] = ()
+        self.memo: set[bytes] | None = None  # MEMO_TYPES: the serialised values already found valid
 
     def split_constraints(self) -> None:
         keyed: dict[str, list[Invariant]] = {}
@@ -139,6 +146,15 @@ class Compiler:
             self.valid_strings[type_code] = set()
         return check
 
+    def forget_values(self) -> None:
+        """Empty the caches of values found valid (strings per primitive type, memoised data types): a benchmark
+        starts each pass cold with it; validation never needs it."""
+        for strings in self.valid_strings.values():
+            strings.clear()
+        for spec in self.types.values():
+            if spec.memo is not None:
+                spec.memo.clear()
+
     def type_spec(self, type_code: str) -> TypeSpec | None:
         """The base spec of a complex type or resource by name (Patient, HumanName)."""
         found = self.types.get(type_code)
@@ -151,6 +167,8 @@ class Compiler:
             found = self.types.get(type_code)
             if found is None:
                 found = self._compile(definition, self.types, type_code)
+                if type_code in MEMO_TYPES:
+                    found.memo = set()
         return found
 
     def profile_spec(self, url: str) -> TypeSpec | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 
+from orjson import dumps
+
 from mappings.engine.errors import ErrorCode
 
 from .compile import COMPLEX, PRIMITIVE, RESOURCE, ElementSpec, TypeSpec
@@ -20,6 +22,7 @@ from .terminology import check_code, check_codings
 
 STRUCTURE = ErrorCode.VAL_STRUCTURE
 VALID_CACHE_SIZE = 50_000  # per primitive type; past it, new strings are checked every time
+MEMO_SIZE = 20_000  # per memoised data type
 EMPTY_OBJECT = "is an empty object (ele-1: FHIR has no empty values, leave the element out)"
 
 
@@ -91,6 +94,25 @@ def _profile(node: dict, url: str, where: str, run, *, explicit: bool, root: str
 
 
 def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
+    memo = spec.memo
+    if memo is None:
+        _walk(node, spec, path, run)
+        return
+    # A data type value seen valid before (same text) is valid again, unless it holds a reference (resolved in
+    # context): its serialisation is the key. One with an issue is never remembered.
+    try:
+        key = dumps(node)
+    except TypeError:
+        key = b'"reference"'
+    if key in memo:
+        return
+    before = run.found
+    _walk(node, spec, path, run)
+    if run.found == before and b'"reference"' not in key and len(memo) < MEMO_SIZE:
+        memo.add(key)
+
+
+def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
     # The hot loop: the common cases (a cached-valid string, a plain complex value) are handled inline.
     elements = spec.elements
     choices = None

@@ -487,3 +487,16 @@ def test_it_reads_the_spec_regexes_with_xml_schema_whitespace() -> None:
     assert validate_resource(patient(name=[{"family": "Lee\u00a0Kim", "text": "line one\nline two"}])) == []
     (issue,) = validate_resource(observation(code={"coding": [{"system": "http://loinc.org\t", "code": "1"}]}))
     assert (issue.code, issue.expression) == ("FS-VAL-007", ["Observation.code.coding[0].system"])
+
+
+def test_it_reports_a_repeated_data_type_value_each_time_it_is_wrong() -> None:
+    # Valid data type values are remembered (by their text) so they are not walked twice; wrong ones never are,
+    # not even when a profile's second walk finds the same issue again and it is reported once.
+    profile = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+    wrong = {"coding": [{"system": "not a uri", "code": "M"}]}
+    expected = ("FS-VAL-007", ["Patient.maritalStatus.coding[0].system"])
+    for profiles in ([profile], (), ()):
+        found = [(i.code, i.expression) for i in validate_resource(patient(maritalStatus=wrong), profiles=profiles)]
+        assert expected in found
+    right = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]}
+    assert validate_resource(patient(maritalStatus=right)) == validate_resource(patient(maritalStatus=right)) == []
