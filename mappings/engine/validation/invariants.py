@@ -54,7 +54,8 @@ def compile_invariants(constraints, context: str) -> tuple[Invariant, ...]:
         function = native[1] if exact else _compiled(expression)
         severity = constraint.get("severity", "error")
         requires = REQUIRES.get(key) if exact else None
-        compiled.append(Invariant(key, severity, constraint.get("human", ""), expression, context, function, requires))
+        where = _context(constraint.get("source", ""), context)
+        compiled.append(Invariant(key, severity, constraint.get("human", ""), expression, where, function, requires))
     return tuple(compiled)
 
 
@@ -96,6 +97,17 @@ def _choice_names() -> tuple[frozenset[str], frozenset[str]]:
     return _choices[0]
 
 
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+GENERIC_SOURCES = frozenset({"Element", "BackboneElement", "Resource", "DomainResource"})
+
+
+def _context(source: str, element_path: str) -> str:
+    """What fhirpathpy evaluates the expression on: a data type's own invariant (ext-1 on Patient.extension, or on a
+    sub-extension at Extension.extension) on its type, which fhirpathpy's model knows; others on the element path."""
+    name = source[len(CORE) :] if source.startswith(CORE) else ""
+    return name if name[:1].isupper() and "/" not in name and name not in GENERIC_SOURCES else element_path
+
+
 _parsed: dict[str, object] = {}
 QUIET = {"traceFn": lambda *args: None}  # trace() in an expression (dom-3, ref-1) would print to stdout
 _failed: set[str] = set()
@@ -109,8 +121,15 @@ def _model():
 
 
 def fhirpath_holds(expression: str, context: str, node: object, resource: dict) -> bool:
+    verdict = fhirpath_verdict(expression, context, node, resource)
+    return True if verdict is None else verdict
+
+
+def fhirpath_verdict(expression: str, context: str, node: object, resource: dict) -> bool | None:
+    """fhirpathpy's verdict, or None when it cannot evaluate the expression here (a function it lacks, such as
+    hasValue() or htmlChecks(), or one of its bugs): our limit, never the instance's error."""
     if expression in _failed:
-        return True
+        return None
     from fhirpathpy import apply_parsed_path, parse
     from fhirpathpy.engine.nodes import ResourceNode
 
@@ -123,9 +142,10 @@ def fhirpath_holds(expression: str, context: str, node: object, resource: dict) 
         data = ResourceNode.create_node(node, base) if base else node
         variables = {"resource": resource, "rootResource": resource}
         result = apply_parsed_path(data, parsed, variables, _model(), QUIET)
-    except Exception as exc:  # noqa: BLE001 — fhirpathpy's gaps (unimplemented functions, its own bugs) are not the instance's fault
-        log.info("FHIRPath invariant skipped: %s (%s)", expression, exc)
-        with _lock:
-            _failed.add(expression)
-        return True
+    except Exception as exc:  # noqa: BLE001 — fhirpathpy's gaps are not the instance's fault
+        log.info("FHIRPath invariant skipped: %s (%s)", expression, str(exc)[:200])
+        if str(exc).startswith("Not implemented"):  # it never will be: stop asking
+            with _lock:
+                _failed.add(expression)
+        return None
     return not (result == [False] or result is False)
