@@ -328,7 +328,11 @@ def test_it_changes_nothing_else_in_a_demo_run(example, case) -> None:
     plain = run_mapping(compiled, case.payload(), now=now)
     traced = run_mapping(compiled, case.payload(), now=now, locate_issues=True)
     assert traced.output == plain.output
-    assert [error.as_dict() for error in traced.errors] == [error.as_dict() for error in plain.errors]
+
+    def unlocated(error) -> dict:  # demo runs have validation warnings: the traced run points them at lines
+        return {key: value for key, value in error.as_dict().items() if key not in ("template", "line", "column")}
+
+    assert [unlocated(error) for error in traced.errors] == [unlocated(error) for error in plain.errors]
 
 
 @pytest.mark.parametrize(
