@@ -258,7 +258,7 @@ def do_upload_package(*, acting_user: AbstractBaseUser, data: bytes) -> ProfileP
         description=package.description[:2000],
         dependencies=package.dependencies,
         skipped=package.skipped + len(package.resources) - len(definitions),
-        uploaded_by=acting_user if acting_user.is_authenticated else None,
+        uploaded_by=acting_user if acting_user is not None and acting_user.is_authenticated else None,
     )
     rows = [_row(*_prepared(resource, registry), acting_user=acting_user, package=stored) for resource in definitions]
     ProfileDefinition.objects.bulk_create(rows)

@@ -26,6 +26,8 @@ READ_ONLY = [
     models.ExportJob,
     models.BatchJob,
     models.PatientGroup,
+    models.ProfilePackage,
+    models.ProfileDefinition,
 ]
 NO_ADD = [*READ_ONLY, models.Deployment]  # a deploy runs the version's samples first: the studio and the API do it
 
@@ -79,6 +81,8 @@ def test_it_registers_every_studio_model() -> None:
         "Mapping",
         "MappingVersion",
         "PatientGroup",
+        "ProfileDefinition",
+        "ProfilePackage",
         "ResourceBinding",
         "SampleCase",
         "Snippet",
@@ -117,7 +121,8 @@ def test_it_filters_mappings_by_source_format(console, json_patient) -> None:
 
 
 def make_jobs() -> None:
-    """An export and a batch with a chunk each, as clients and analysts leave them (the demo data has none)."""
+    """An export and a batch with a chunk each, as clients and analysts leave them, and an IG package with one
+    definition (the demo data has none)."""
     facade = actions.do_create_facade(acting_user=None, slug="jobs", title="Jobs")
     models.PatientGroup.objects.get_or_create(facade=facade, group_id="g1", name="G1", patient_ids=["p1"])
     job = models.ExportJob.objects.create(
@@ -126,6 +131,10 @@ def make_jobs() -> None:
     models.ExportChunk.objects.create(job=job, resource_type="Patient", number=1)
     batch = models.BatchJob.objects.create(version=models.MappingVersion.objects.order_by("pk").first(), total=1)
     models.BatchChunk.objects.create(batch=batch, first_seq=0, last_seq=0)
+    package = models.ProfilePackage.objects.create(name="example.ig", version="1.0.0")  # uploads go through the API
+    models.ProfileDefinition.objects.create(
+        resource_type="StructureDefinition", url="urn:example:profile", type="Patient", content={}, package=package
+    )
 
 
 @pytest.mark.parametrize("model", READ_ONLY, ids=lambda model: model.__name__)
