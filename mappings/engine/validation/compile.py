@@ -134,6 +134,7 @@ class Compiler:
         self.registry = registry
         self.types: dict[str, TypeSpec] = {}
         self.profiles: dict[str, TypeSpec | None] = {}
+        self.extensions: dict[str, TypeSpec | None] = {}  # extension url → its definition's spec (None: unknown)
         self.resource_types = registry.resource_types()
         self.primitive_checks: dict[str, object] = {}
         self.valid_strings: dict[str, set[str]] = {}  # per primitive type: a cache of strings that passed
@@ -190,10 +191,12 @@ class Compiler:
 
     def extension_spec(self, url: str) -> TypeSpec | None:
         """An extension definition by its url; None for relative urls (sub-extensions of a complex one) and others."""
-        if ":" not in url:
-            return None
-        spec = self.profile_spec(url)
-        return spec if spec is not None and spec.name == "Extension" and spec.url else None
+        found = self.extensions.get(url, self)
+        if found is self:
+            spec = self.profile_spec(url) if ":" in url else None
+            found = spec if spec is not None and spec.name == "Extension" and spec.url else None
+            self.extensions[url] = found
+        return found
 
     def _compile(self, definition: dict, cache: dict, key: str) -> TypeSpec:
         elements = definition["snapshot"]["element"]

@@ -262,16 +262,25 @@ def check_value(item: object, element: ElementSpec, where: str, run) -> None:
     if not item or (len(item) == 1 and "id" in item):
         run.add(STRUCTURE, where, EMPTY_OBJECT)
         return
-    walk(item, element.spec, where, run)
     type_code = element.type_code
+    spec = element.spec
+    also = None
+    profiles = element.profiles
+    if type_code == "Extension" and len(profiles) == 1 and spec is run.compiler.types.get("Extension"):
+        definition = run.compiler.profile_spec(profiles[0])  # a profile's extension slice: its definition alone
+        if definition is not None:
+            spec, profiles = definition, ()
+    elif type_code == "Extension" and not profiles and type(item.get("url")) is str:
+        definition = run.compiler.extension_spec(item["url"])
+        if definition is not None and spec is run.compiler.types.get("Extension"):
+            spec = definition  # its snapshot holds every rule of Extension, tightened: one walk instead of two
+        elif definition is not None and definition is not spec:
+            also = definition  # a profile's own extension slice: its rules and the definition's
+    walk(item, spec, where, run)
+    if also is not None:
+        walk(item, also, where, run)
     if type_code == "Reference":
         check_reference(run, item, where, element.targets)
-    elif type_code == "Extension":
-        url = item.get("url")
-        if type(url) is str and element.profiles == ():
-            definition = run.compiler.extension_spec(url)
-            if definition is not None and definition is not element.spec:
-                walk(item, definition, where, run)
     if element.binding is not None:
         if type_code == "CodeableConcept":
             codings = item.get("coding")
@@ -285,7 +294,7 @@ def check_value(item: object, element: ElementSpec, where: str, run) -> None:
         run.add(ErrorCode.VAL_FIXED_PATTERN, where, f"must contain {_short(element.pattern)}.")
     if element.constraints:
         _invariants(element.constraints, item, where, run)
-    for url in element.profiles:
+    for url in profiles:
         definition = run.compiler.profile_spec(url)
         if definition is not None and definition is not element.spec:
             walk(item, definition, where, run)
