@@ -136,3 +136,19 @@ def test_an_author_loads_an_ig_package_and_deletes_it_as_a_whole(open_browser, t
     page.click("#packages tr[data-package='page.ig#1.0.0'] button")
     page.wait_for_selector("#packages-section[hidden]", state="attached")
     assert not ProfilePackage.objects.exists() and not ProfileDefinition.objects.exists()
+
+
+def test_the_editor_completes_known_extension_urls(open_browser) -> None:
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/mappings/hl7v2-adt-a01/")
+    page.click(".template-pane .cm-content")
+    page.keyboard.press("Control+End")
+    page.keyboard.type('\n{{ extension("http://hl7.org/fhir/us/core/StructureDefinition/us-core-bir')
+    page.keyboard.press("Control+Space")
+    popup = page.locator(".cm-tooltip-autocomplete")
+    popup.wait_for()
+    option = popup.locator("li").first
+    assert option.locator(".cm-completionLabel").inner_text().endswith("us-core-birthsex")
+    assert option.locator(".cm-completionDetail").inner_text() == "code"
+    browser.screenshot("editor-completion-extension")

@@ -36,7 +36,7 @@ function elementRow(element) {
       h("code", { class: element.slice_name ? "slice" : "" }, name),
       element.must_support ? h("span", { class: "badge warn", title: "Must support" }, "S") : ""),
     h("td", {}, cardinality(element)),
-    h("td", {}, h("code", {}, types(element))),
+    h("td", {}, element.types.length ? h("code", {}, types(element)) : ""),
     h("td", {}, ...constraints(element)),
     h("td", { class: "hint" }, element.short));
 }
