@@ -300,8 +300,14 @@ def _equals(left: Node, right: Node, *, negate: bool) -> Node:
         if len(first) != len(second):
             return [negate]
         for a, b in zip(first, second, strict=True):
+            if (type(a) is dict) != (type(b) is dict):
+                return [negate]  # an element is never equal to a primitive ($this = 'problem-list-item' on a concept)
+            if type(a) is dict:
+                if a != b:
+                    return [negate]
+                continue
             if not (_plain(a) and _plain(b)) or isinstance(a, bool) != isinstance(b, bool):
-                raise FallbackError("equality of complex values or of mixed types")
+                raise FallbackError("equality of mixed types")
             if isinstance(a, str) != isinstance(b, str):
                 raise FallbackError("a string compared with a number")
             if a != b:

@@ -377,7 +377,9 @@ def _unknown(key: str, spec: TypeSpec, path: str, run) -> None:
 def _short(value: object) -> str:
     import orjson
 
-    text = orjson.dumps(value).decode()
+    from mappings.engine.formats.decimals import decimal_default
+
+    text = orjson.dumps(value, default=decimal_default).decode()  # a decimal shows its own digits
     return text if len(text) <= 120 else text[:117] + "..."
 
 
