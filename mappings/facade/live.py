@@ -39,10 +39,12 @@ def _fetch(deployment: Deployment, which: int, values: dict[str, str]) -> list[s
 
 
 def live_read(deployment: Deployment, resource_id: str) -> dict:
-    resources, _ = _convert(deployment, _fetch(deployment, 0, {"id": resource_id}))
+    resources, problems = _convert(deployment, _fetch(deployment, 0, {"id": resource_id}))
     for resource in resources:
         if resource.get("id") == resource_id or len(resources) == 1:
             return resource
+    if problems:  # the source has the record, but it makes no valid resource: the source's data, not a 404
+        raise FhirError(502, RequestCode.SOURCE_FAILED, f"The source record could not be served as FHIR: {problems[0]}")
     raise FhirError(404, RequestCode.NOT_FOUND, f"{deployment.binding.resource_type}/{resource_id} is not known.")
 
 

@@ -29,6 +29,7 @@ from mappings.jobs import chunks
 from mappings.jobs.chunks import Heartbeat
 from mappings.jobs.export_records import elements_for, record_outcome, subset
 from mappings.models import ChunkStatus, DataSource, Deployment, ExportChunk, ExportJob, JobStatus
+from mappings.profiles import studio_registry
 from mappings.sources import SourceError
 from mappings.sources import http as http_source
 from mappings.sources import sql as sql_source
@@ -67,6 +68,7 @@ def write_live_chunk(
     keep = _kept_by(job, chunk.resource_type)
     elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     budget = settings.FHIR_STUDIO["EXPORT_CHUNK_RESOURCES"]
+    registry = studio_registry()
     cursor: dict | None = dict(chunk.cursor)
     previous = cursor.pop("digest", None)
     read = written = failed = 0
@@ -80,18 +82,17 @@ def write_live_chunk(
             raise SourceError(f"The source answered the same page twice at {_where(cursor)}: does {setting} page?")
         previous = digest
         for index, payload in enumerate(payloads):
-            resources, fatal = run_deployed(deployment, payload)
-            if fatal:
+            resources, fatal = run_deployed(deployment, payload, registry=registry)
+            if fatal:  # the record did not convert, or made a resource that is not valid (left out)
                 label = _record_label(source.config, cursor, index, payload)
                 outcome = record_outcome(chunk.resource_type, label, fatal[0].code, fatal[0].message)
                 errors.write(orjson.dumps(outcome))
                 failed += 1
-            else:
-                for resource in resources:
-                    if keep(resource):
-                        kept = resource if elements is None else subset(resource, elements)
-                        output.write(orjson.dumps(kept, default=decimal_default))  # decimals keep their digits
-                        written += 1
+            for resource in resources:
+                if keep(resource):
+                    kept = resource if elements is None else subset(resource, elements)
+                    output.write(orjson.dumps(kept, default=decimal_default))  # decimals keep their digits
+                    written += 1
             if not heartbeat.beat():
                 output.discard()  # cancelled or taken over: leave no half file behind the other attempt's
                 errors.discard()

@@ -22,12 +22,13 @@ from django.utils import timezone
 
 from mappings.actions import do_finish_index
 from mappings.actions.deployments import IndexedResource
-from mappings.engine.formats.decimals import decimal_default
+from mappings.engine.formats.decimals import decimal_default, loads
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import search_values
 from mappings.job_files import LineFiles, delete_files, read_lines
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.models import ChunkStatus, Deployment, IndexChunk, SourceRecord
+from mappings.profiles import studio_registry
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
@@ -175,7 +176,7 @@ class _Merged:
         now = self.now
         stamped = [row for row in search_values({}, now) if row[0] in TIMED]
         for key, item in self.latest.items():
-            record_id, values, resource = orjson.loads(item)
+            record_id, values, resource = loads(item)  # decimals keep their digits into the index
             values = stamped + [
                 row if row[2] is None else (*row[:2], _moment(row[2]), _moment(row[3])) for row in values
             ]
@@ -206,11 +207,12 @@ def _run_records(deployment: Deployment, rows, heartbeat: Heartbeat | None = Non
     winning; failures; records run). None for the resources when the heartbeat says to stop."""
     found: dict[str, tuple[dict, int]] = {}
     errors, records = [], 0
+    registry = studio_registry()
     for record in rows.iterator(chunk_size=BATCH):
         records += 1
         if heartbeat is not None and not heartbeat.beat():
             return None, errors, records
-        resources, fatal = run_deployed(deployment, record.payload)
+        resources, fatal = run_deployed(deployment, record.payload, registry=registry)
         if fatal:
             errors.append({"record": record.key, "code": fatal[0].code, "message": fatal[0].message})
         for resource in resources:
