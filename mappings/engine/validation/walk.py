@@ -142,9 +142,10 @@ def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
                     _primitive(node, key, item, element, f"{where}[{index}]", run, index)
             elif kind == COMPLEX and not element.extras:
                 inner = element.spec
+                step = _walk if inner.memo is None else walk  # skip the memo wrapper where there is no memo
                 for index, item in enumerate(value):
                     if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):
-                        walk(item, inner, f"{where}[{index}]", run)
+                        step(item, inner, f"{where}[{index}]", run)
                     else:
                         check_value(item, element, f"{where}[{index}]", run)
             else:
@@ -163,7 +164,7 @@ def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
                 continue
             _primitive(node, key, value, element, f"{path}.{key}", run, None)
         elif kind == COMPLEX and not element.extras and type(value) is dict and (len(value) > 1 or "id" not in value):
-            walk(value, element.spec, f"{path}.{key}", run)
+            (_walk if element.spec.memo is None else walk)(value, element.spec, f"{path}.{key}", run)
         else:
             check_value(value, element, f"{path}.{key}", run)
     if spec.required:
