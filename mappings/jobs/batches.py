@@ -35,6 +35,7 @@ from mappings.engine.splitting import SplitLimits, split_messages
 from mappings.job_files import LineFiles, delete_files, open_file
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.models import BatchChunk, BatchItem, BatchJob, ChunkStatus, JobStatus, MappingVersion, SourceRecord
+from mappings.profiles import studio_registry
 
 logger = logging.getLogger(__name__)
 RETRYABLE = (OperationalError, InterfaceError)
@@ -238,6 +239,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
     if current_task:  # in a worker, not a test or a script calling this directly
         _freeze_long_lived()
     limits = engine_limits()
+    registry = studio_registry() if batch.validate else None  # uploaded profiles the outputs name in meta.profile
     heartbeat = Heartbeat(chunk)
     results = LineFiles(
         f"{batch.storage_prefix}results/{chunk.first_seq:09d}",
@@ -261,6 +263,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
             source_format=source_format,
             limits=limits,
             validate=batch.validate,
+            registry=registry,
         )
         if result.ok and result.output is not None:
             results.write(_line(result.output))
