@@ -419,3 +419,24 @@ def test_the_preview_validates_against_uploaded_profiles_and_checks_uploaded_ext
     ) in found
     expressions = [issue.get("expression") for issue in body["issues"]["issue"] if issue["severity"] == "error"]
     assert ["Patient.birthDate"] in expressions  # the uploaded profile's min 1, from meta.profile
+
+
+def test_resources_validate_against_a_loaded_packages_profiles_and_extensions(api) -> None:
+    from mappings.engine.validate import validate_output
+
+    loaded = api["author"].post(
+        LIST, {"file": tgz([profile_with_extension(), extension_definition()])}, format="multipart"
+    )
+    assert loaded.status_code == 201
+    profile = "http://example.org/fhir/StructureDefinition/colourful-patient"
+    patient = {
+        "resourceType": "Patient",
+        "meta": {"profile": [profile]},
+        "extension": [{"url": EXTENSION_URL, "valueBoolean": True}],
+    }
+    errors = [issue for issue in validate_output(patient, registry=studio_registry()) if issue.severity == "error"]
+    expressions = {expression for issue in errors for expression in issue.expression}
+    assert "Patient.birthDate" in expressions  # the package profile's min 1
+    assert any("Patient.extension[0]" in expression for expression in expressions)  # string, not boolean
+    patient.update(birthDate="1970-01-01", extension=[{"url": EXTENSION_URL, "valueString": "green"}])
+    assert [issue for issue in validate_output(patient, registry=studio_registry()) if issue.severity == "error"] == []
