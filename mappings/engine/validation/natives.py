@@ -5,6 +5,7 @@ element the constraint is on and the resource (%resource) and says whether the i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -227,16 +228,19 @@ def txt_2(node: object, resource: dict) -> bool:
     """htmlChecks(): the narrative has some non-whitespace text (not only tags)."""
     if not isinstance(node, str):
         return True
-    inside, text = False, False
-    for char in node:
-        if char == "<":
-            inside = True
-        elif char == ">":
-            inside = False
-        elif not inside and not char.isspace():
-            text = True
-            break
-    return text or "<img" in node.lower()
+    return bool(TAG.sub("", node).strip()) or "<img" in node.lower()
+
+
+TAG = re.compile(r"<[^>]*>")
+
+
+def org_1(node: dict, resource: dict) -> bool:
+    return bool(node.get("identifier")) or "name" in node
+
+
+def no_home_use(node: dict, resource: dict) -> bool:
+    """org-2 (Organization.address) and org-3 (Organization.telecom): an organization has no home address or phone."""
+    return not (type(node) is dict and node.get("use") == "home")
 
 
 # An invariant that holds whenever this member is absent is not run on objects without it (most objects).
@@ -278,6 +282,9 @@ NATIVES = {
         obs_7,
     ),
     "pat-1": ("name.exists() or telecom.exists() or address.exists() or organization.exists()", pat_1),
+    "org-1": ("(identifier.count() + name.count()) > 0", org_1),
+    "org-2": ("where(use = 'home').empty()", no_home_use),
+    "org-3": ("where(use = 'home').empty()", no_home_use),
     "bdl-1": ("total.empty() or (type = 'searchset') or (type = 'history')", bdl_1),
     "bdl-2": ("entry.search.empty() or (type = 'searchset')", bdl_2),
     "bdl-3": (
