@@ -26,6 +26,7 @@ from django.db.models import F
 
 from mappings.actions.common import audit
 from mappings.actions.samples import run_samples
+from mappings.engine.formats.decimals import decimal_default
 from mappings.errors import StudioError
 from mappings.models import (
     AuditAction,
@@ -267,7 +268,7 @@ def _copy_index(deployment: Deployment, resources: Collection[IndexedResource]) 
             for pk, resource in zip(ids, resources, strict=True):
                 for row in resource.search_values:
                     copy.write_row((pk, *row))
-                content = orjson.dumps(resource.content).decode()
+                content = orjson.dumps(resource.content, default=decimal_default).decode()  # 0.70 stays 0.70
                 kept.append((pk, resource.resource_id, resource.record_id, content, resource.last_updated))
         fields = ("id", "resource_id", "record", "content", "last_updated", "deployment", "resource_type")
         with cursor.copy(copy_into(FacadeResource, fields)) as copy:

@@ -19,6 +19,7 @@ from django.db import transaction
 from mappings.actions.common import audit
 from mappings.engine import MappingError
 from mappings.engine.definitions import Registry, core
+from mappings.engine.formats.decimals import decimal_default
 from mappings.engine.packages import PackageError, missing_dependencies, read_package
 from mappings.engine.snapshots import SnapshotError, check_shape, generate_snapshot
 from mappings.errors import StudioError
@@ -112,7 +113,7 @@ def _checked_shape(resource: dict) -> None:
     url = resource.get("url")
     if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL_LENGTH or "\x00" in url:
         raise StudioError("invalid", f"A {kind} needs a canonical url (at most {MAX_URL_LENGTH} characters).")
-    if b"\\u0000" in orjson.dumps(resource):  # PostgreSQL stores no NUL: bad input, not a 500
+    if b"\\u0000" in orjson.dumps(resource, default=decimal_default):  # PostgreSQL stores no NUL: bad input, not a 500
         raise StudioError("invalid", f"{url}: the definition must not contain a NUL character.")
     if kind == "StructureDefinition":
         try:

@@ -94,7 +94,8 @@ class _Writer:
                 self.node(element, type_code, item, shadow, index, path, depth + 1)
                 for index, (item, shadow) in enumerate(self.items(element, type_code, name, obj, where))
             ]
-            lines.append(f"{predicate} {', '.join(objects)}")
+            if objects:  # an empty array (not FHIR, but servers write them) has nothing to say
+                lines.append(f"{predicate} {', '.join(objects)}")
         return lines
 
     def items(self, element: Element, type_code: str, name: str, obj: dict, where: str) -> list[tuple]:

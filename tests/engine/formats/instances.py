@@ -36,10 +36,11 @@ ALTERNATE_DATES = ("2024", "2024-05-06", "2024-05-06T07:08:09Z")
 
 
 class Generator:
-    def __init__(self, model: Model, variant: int = 0) -> None:
+    def __init__(self, model: Model, variant: int = 0, forced: dict[Element, str] | None = None) -> None:
         self.model = model
         self.variant = variant
         self.counter = variant  # rotates choice types and shadows across the whole instance
+        self.forced = forced or {}  # choice elements given one type
 
     def resource(self, resource_type: str, depth: int = 0) -> dict:
         shape = self.model.resource_shape(resource_type)
@@ -66,6 +67,8 @@ class Generator:
     def pick(self, element: Element) -> str:
         if not element.is_choice:
             return element.types[0]
+        if element in self.forced:
+            return self.forced[element]
         self.counter += 1
         return element.types[self.counter % len(element.types)]
 
@@ -107,17 +110,15 @@ class Generator:
 
 
 def instances(model: Model, resource_type: str) -> list[dict]:
-    """One full instance of the type, then small ones (id and choice elements only) until each of the resource's own
-    choice elements has taken every one of its types."""
+    """One full instance of the type, then small ones (id and choice elements only), one per type of its widest
+    choice element, so that each of the resource's own choice elements takes every one of its types."""
     shape = model.resource_shape(resource_type)
     choices = [element for element in shape.elements if element.is_choice]
     found = [Generator(model).resource(resource_type)]
-    for variant in range(1, max([len(element.types) for element in choices] or [1])):
+    for variant in range(max([len(element.types) for element in choices] or [0])):
         small: dict = {"resourceType": resource_type, "id": f"v{variant}"}
         for element in choices:
-            type_code = element.types[variant % len(element.types)]
-            generator = Generator(model, variant)
-            generator.pick = lambda _element, chosen=type_code: chosen
+            generator = Generator(model, variant, forced={element: element.types[variant % len(element.types)]})
             generator.fill(small, [element], shape.key, 1)
         found.append(small)
     return found
@@ -129,8 +130,7 @@ def every_extension_value(model: Model) -> dict:
     basic = {"resourceType": "Basic", "id": "every-value", "code": {"text": "every Extension.value[x]"}}
     basic["extension"] = []
     for type_code in extension.types:
-        generator = Generator(model)
-        generator.pick = lambda _element, chosen=type_code: chosen
+        generator = Generator(model, forced={extension: type_code})
         item = {"url": f"http://example.org/fhir/StructureDefinition/{type_code}"}
         generator.fill(item, [extension], ("Extension", "Extension"), 1)
         basic["extension"].append(item)
