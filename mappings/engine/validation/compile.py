@@ -84,6 +84,7 @@ class ElementSpec:
         "name",
         "path",
         "pattern",
+        "plain",
         "profiles",
         "rules",
         "shadow",
@@ -117,6 +118,7 @@ class ElementSpec:
         self.rules = False  # primitives: a binding, fixed, pattern or constraint to check beyond the type
         self.extras = False  # complex: anything to check beyond walking the value (see walk.check_value)
         self.simple = False  # a single primitive with nothing but its type to check: the walk's fastest case
+        self.plain = False  # a single complex value with nothing to check beyond its own members
 
     def finish(self) -> ElementSpec:
         has_value_rules = self.binding is not None or self.fixed is not None or self.pattern is not None
@@ -124,6 +126,7 @@ class ElementSpec:
         single = not self.array and self.max != 0
         self.simple = self.kind == PRIMITIVE and single and not self.rules and self.choice is None
         self.extras = self.rules or bool(self.profiles) or self.type_code in ("Reference", "Extension")
+        self.plain = self.kind == COMPLEX and single and not self.extras and self.choice is None
         return self
 
 

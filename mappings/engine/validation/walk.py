@@ -118,8 +118,16 @@ def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
     choices = None
     for key, value in node.items():
         element = elements.get(key)
-        if element is not None and element.simple and type(value) is str and value in element.valid:
-            continue
+        if element is not None:
+            # the two commonest members first: a single primitive with only its type to check, a plain object
+            if element.simple and type(value) is not list:
+                if type(value) is not str or value not in element.valid:
+                    _primitive(node, key, value, element, f"{path}.{key}", run, None)
+                continue
+            if element.plain and type(value) is dict and (len(value) > 1 or "id" not in value):
+                inner = element.spec
+                (_walk if inner.memo is None else walk)(value, inner, f"{path}.{key}", run)
+                continue
         if element is None:
             if key[:1] == "_":
                 _shadow(node, key, value, spec, path, run)
