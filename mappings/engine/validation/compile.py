@@ -140,21 +140,23 @@ class Compiler:
         self.extensions: dict[str, TypeSpec | None] = {}  # extension url → its definition's spec (None: unknown)
         self.resource_types = registry.resource_types()
         self.primitive_checks: dict[str, object] = {}
-        self.valid_strings: dict[str, set[str]] = {}  # per primitive type: a cache of strings that passed
+        self.valid_strings: dict[str, set[str] | frozenset] = {}  # per primitive type: strings that passed
         self.lock = threading.RLock()
 
     def primitive(self, type_code: str):
         check = self.primitive_checks.get(type_code)
         if check is None:
             check = self.primitive_checks[type_code] = build_check(type_code, self.registry)
-            self.valid_strings[type_code] = set()
+            # string and markdown are checked in less time than a set insert takes: nothing to remember
+            self.valid_strings[type_code] = frozenset() if type_code in ("string", "markdown") else set()
         return check
 
     def forget_values(self) -> None:
         """Empty the caches of values found valid (strings per primitive type, memoised data types): a benchmark
         starts each pass cold with it; validation never needs it."""
         for strings in self.valid_strings.values():
-            strings.clear()
+            if isinstance(strings, set):
+                strings.clear()
         for spec in self.types.values():
             if spec.memo is not None:
                 spec.memo.clear()

@@ -21,8 +21,10 @@ from .slicing import check_slices
 from .terminology import check_code, check_codings
 
 STRUCTURE = ErrorCode.VAL_STRUCTURE
-VALID_CACHE_SIZE = 50_000  # per primitive type; past it, new strings are checked every time
-MEMO_SIZE = 20_000  # per memoised data type
+# Sizes that keep the caches small enough to stay in the CPU's cache: a big set of one-off values (ids, timestamps)
+# made every look-up a memory access and warm passes slower than cold ones. The first values seen stay.
+VALID_CACHE_SIZE = 4096  # strings per primitive type; past it, new strings are checked every time
+MEMO_SIZE = 4096  # values per memoised data type
 EMPTY_OBJECT = "is an empty object (ele-1: FHIR has no empty values, leave the element out)"
 
 
@@ -224,7 +226,7 @@ def _primitive(node: dict, key: str, value: object, element: ElementSpec, where:
     if problem is not None:
         run.add(problem[0], where, problem[1] + ".")
         return
-    if type(value) is str and len(element.valid) < VALID_CACHE_SIZE:
+    if type(value) is str and type(element.valid) is set and len(element.valid) < VALID_CACHE_SIZE:
         element.valid.add(value)
     if element.rules:
         _primitive_rules(value, element, where, run)
