@@ -19,7 +19,7 @@ from mappings.access import VIEWER, require_role
 from mappings.api.base import ErrorOut, StudioAPIView, errors
 from mappings.conf import engine_limits
 from mappings.engine import ErrorCode, MappingError
-from mappings.engine.formats import MEDIA_TYPES, format_named, parse, serialize
+from mappings.engine.formats import MEDIA_TYPES, format_for_accept, format_named, parse, serialize
 
 FHIR_BODY = {
     MEDIA_TYPES["json"]: OpenApiTypes.OBJECT,
@@ -29,18 +29,12 @@ FHIR_BODY = {
 
 
 def answer_format(accept: str) -> str:
-    """The first of json, xml, ttl that Accept names; JSON for no Accept or a wildcard."""
-    if not accept.strip():
-        return "json"
-    for part in accept.split(","):
-        found = format_named(part)
-        if found is not None:
-            return found
-        if part.split(";")[0].strip() in ("*/*", "application/*"):
-            return "json"
-    raise NotAcceptable(
-        f"Cannot answer in {accept}: ask for application/fhir+json, application/fhir+xml or text/turtle."
-    )
+    found = format_for_accept(accept)
+    if found is None:
+        raise NotAcceptable(
+            f"Cannot answer in {accept}: ask for application/fhir+json, application/fhir+xml or text/turtle."
+        )
+    return found
 
 
 class Convert(StudioAPIView):

@@ -10,10 +10,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from mappings.engine import MappingError
-from mappings.engine.formats import MEDIA_TYPES, format_named, parse, serialize
+from mappings.engine.formats import MEDIA_TYPES, format_for_accept, format_named, parse, serialize
 from mappings.errors import FhirError, RequestCode
 
-ANY = ("*/*", "application/*")
 CAPABILITY_FORMATS = ["json", "xml", "ttl"]
 
 
@@ -26,19 +25,14 @@ def wanted_format(request: HttpRequest) -> str:
             raise FhirError(406, RequestCode.FORMAT, f"_format={asked} is not supported: use json, xml or ttl.")
         return found
     accept = request.headers.get("Accept", "")
-    if not accept.strip():
-        return "json"
-    for part in accept.split(","):
-        found = format_named(part)
-        if found is not None:
-            return found
-        if part.split(";")[0].strip() in ANY:
-            return "json"
-    raise FhirError(
-        406,
-        RequestCode.FORMAT,
-        f"Cannot answer in {accept}: use application/fhir+json, application/fhir+xml or text/turtle.",
-    )
+    found = format_for_accept(accept)
+    if found is None:
+        raise FhirError(
+            406,
+            RequestCode.FORMAT,
+            f"Cannot answer in {accept}: use application/fhir+json, application/fhir+xml or text/turtle.",
+        )
+    return found
 
 
 def render(request: HttpRequest, body: dict, status: int, fmt: str) -> HttpResponse:

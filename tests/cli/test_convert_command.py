@@ -3,28 +3,17 @@ that is not a FHIR R4 resource is a message on stderr and exit 1, never a traceb
 
 import subprocess
 import sys
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from mappings.engine.formats import dumps, parse
+from tests.cli.test_fhirstudio_command import fhirstudio
 
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVATION = (
     b'{"resourceType": "Observation", "status": "final", "code": {"text": "K"}, "valueQuantity": {"value": 0.70}}'
 )
-
-
-def fhirstudio(*args: str) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("fhirstudio", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ __all__ = [
     "decimal_default",
     "detect_format",
     "dumps",
+    "format_for_accept",
     "format_named",
     "loads",
     "parse",
@@ -61,6 +62,20 @@ def format_named(name: str | None) -> str | None:
     """json, xml or ttl for a short name or MIME type (parameters such as `; charset=utf-8` ignored), else None."""
     # "+" in an unencoded query string (`_format=application/fhir+xml`) arrives as a space
     return FORMAT_NAMES.get((name or "").split(";")[0].strip().lower().replace(" ", "+"))
+
+
+def format_for_accept(accept: str) -> str | None:
+    """The first of json, xml, ttl an HTTP Accept header names, JSON for none or a wildcard (`*/*`,
+    `application/*`); None when it names only other types."""
+    if not accept.strip():
+        return "json"
+    for part in accept.split(","):
+        found = format_named(part)
+        if found is not None:
+            return found
+        if part.split(";")[0].strip() in ("*/*", "application/*"):
+            return "json"
+    return None
 
 
 def detect_format(text: str | bytes) -> str:

@@ -4,7 +4,7 @@ any of them as input; the engine's format functions reject unknown format names.
 import pytest
 
 from mappings.engine import Limits, MappingError, compile_mapping, parse_source, run_mapping
-from mappings.engine.formats import detect_format, parse, serialize
+from mappings.engine.formats import detect_format, format_for_accept, format_named, parse, serialize
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Chalmers", "given": ["Peter"]}], "active": True}
 
@@ -46,3 +46,28 @@ def test_it_rejects_an_unknown_format_name() -> None:
     assert caught.value.code == "FS-SRC-003"
     with pytest.raises(MappingError):
         serialize(PATIENT, "csv")
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt"),
+    [
+        ("", "json"),
+        ("application/fhir+json", "json"),
+        ("application/fhir+xml;q=0.9, application/json;q=0.1", "xml"),
+        ("text/turtle; charset=utf-8", "ttl"),
+        ("text/html, */*", "json"),
+        ("application/*", "json"),
+        ("application/pdf", None),
+        ("text/html, image/png", None),
+    ],
+)
+def test_it_picks_the_format_an_accept_header_names(accept: str, fmt: str | None) -> None:
+    assert format_for_accept(accept) == fmt
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("xml", "xml"), ("ttl", "ttl"), ("JSON", "json"), ("application/fhir xml", "xml"), ("text/csv", None), ("", None)],
+)
+def test_it_knows_each_format_by_its_short_name_and_mime_types(name: str, fmt: str | None) -> None:
+    assert format_named(name) == fmt
