@@ -8,6 +8,7 @@ result.timings       # milliseconds: parse, render, postprocess, validate, total
 template_references(template_text)  # the snippets and lookup tables it names, from the syntax tree
 for message in split_messages(file, source_format="hl7v2", filename="feed.hl7"):  # a batch: one file, many messages
     message.key, message.payload, message.source_format, message.origin        # SplitLimits bounds it (zip bombs too)
+formats.parse(text, "xml"), formats.serialize(resource, "ttl")  # mappings.engine.formats: FHIR JSON, XML, Turtle
 """
 
 from .errors import ErrorCode, MappingError, Stage, operation_outcome
