@@ -92,6 +92,7 @@ class ElementSpec:
         "slicing",
         "spec",
         "targets",
+        "text",
         "type_code",
         "valid",
     )
@@ -119,6 +120,7 @@ class ElementSpec:
         self.extras = False  # complex: anything to check beyond walking the value (see walk.check_value)
         self.simple = False  # a single primitive with nothing but its type to check: the walk's fastest case
         self.plain = False  # a single complex value with nothing to check beyond its own members
+        self.text = False
 
     def finish(self) -> ElementSpec:
         has_value_rules = self.binding is not None or self.fixed is not None or self.pattern is not None
@@ -127,6 +129,7 @@ class ElementSpec:
         self.simple = self.kind == PRIMITIVE and single and not self.rules and self.choice is None
         self.extras = self.rules or bool(self.profiles) or self.type_code in ("Reference", "Extension")
         self.plain = self.kind == COMPLEX and single and not self.extras and self.choice is None
+        self.text = self.type_code in ("string", "markdown")  # valid when a non-empty string within 1 MB
         return self
 
 

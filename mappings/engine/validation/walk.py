@@ -15,7 +15,7 @@ from mappings.engine.errors import ErrorCode
 
 from .compile import COMPLEX, PRIMITIVE, RESOURCE, ElementSpec, TypeSpec
 from .patterns import contains, equals
-from .primitives import describe
+from .primitives import MAX_STRING, describe
 from .references import BundleScope, check_reference, resolve_bundle, resolve_local
 from .slicing import check_slices
 from .terminology import check_code, check_codings
@@ -123,8 +123,9 @@ def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
         if element is not None:
             # the two commonest members first: a single primitive with only its type to check, a plain object
             if element.simple and type(value) is not list:
-                if type(value) is not str or value not in element.valid:
-                    _primitive(node, key, value, element, f"{path}.{key}", run, None)
+                if type(value) is str and (value in element.valid or (element.text and 0 < len(value) <= MAX_STRING)):
+                    continue
+                _primitive(node, key, value, element, f"{path}.{key}", run, None)
                 continue
             if element.plain and type(value) is dict and (len(value) > 1 or "id" not in value):
                 inner = element.spec
