@@ -500,3 +500,13 @@ def test_it_reports_a_repeated_data_type_value_each_time_it_is_wrong() -> None:
         assert expected in found
     right = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]}
     assert validate_resource(patient(maritalStatus=right)) == validate_resource(patient(maritalStatus=right)) == []
+
+
+def test_it_knows_every_r4_resource_type_and_validates_a_bare_one_without_crashing() -> None:
+    from mappings.engine.definitions import core
+
+    types = core().resource_types()
+    assert len(types) == 147 and {"EffectEvidenceSynthesis", "MedicinalProductIngredient"} <= types
+    for resource_type in sorted(types):
+        codes = {issue.code for issue in validate_resource({"resourceType": resource_type, "id": "x"})}
+        assert codes <= {"FS-VAL-006", "FS-VAL-008"}, (resource_type, codes)  # required members, invariants
