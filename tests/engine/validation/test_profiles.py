@@ -296,3 +296,79 @@ def test_it_refuses_an_element_a_profile_sets_to_zero() -> None:
     resource = US_CORE_PATIENT | {"photo": [{"contentType": "image/png", "data": "AAAA"}]}
     found = [(i.code, i.expression) for i in validate_resource(resource, profiles=[profile["url"]], registry=registry)]
     assert found == [("FS-VAL-006", ["Patient.birthDate"]), ("FS-VAL-006", ["Patient.photo"])]
+
+
+def _component_profile(rules: str, ordered: bool) -> dict:
+    """Observation.component sliced by the type of value[x]: a numeric slice, then a text slice."""
+    elements = copy.deepcopy(core().structure("Observation")["snapshot"]["element"])
+    index = next(i for i, element in enumerate(elements) if element["id"] == "Observation.component")
+    elements[index]["slicing"] = {
+        "discriminator": [{"type": "type", "path": "value"}],
+        "rules": rules,
+        "ordered": ordered,
+    }
+    added = []
+    for name, type_code in (("numeric", "Quantity"), ("text", "string")):
+        base = {"path": "Observation.component", "min": 0, "max": "*"}
+        added.append(
+            {
+                "id": f"Observation.component:{name}",
+                "path": "Observation.component",
+                "sliceName": name,
+                "min": 1,
+                "max": "1",
+                "base": base,
+                "type": [{"code": "BackboneElement"}],
+            }
+        )
+        added.append(
+            {
+                "id": f"Observation.component:{name}.code",
+                "path": "Observation.component.code",
+                "min": 1,
+                "max": "1",
+                "base": {"path": "Observation.component.code", "min": 1, "max": "1"},
+                "type": [{"code": "CodeableConcept"}],
+            }
+        )
+        added.append(
+            {
+                "id": f"Observation.component:{name}.value[x]",
+                "path": "Observation.component.value[x]",
+                "min": 1,
+                "max": "1",
+                "base": {"path": "Observation.component.value[x]", "min": 0, "max": "1"},
+                "type": [{"code": type_code}],
+            }
+        )
+    elements.extend(added)  # component is Observation's last element: its slices come after its children
+    return {
+        "resourceType": "StructureDefinition",
+        "url": f"http://example.org/StructureDefinition/components-{rules}-{ordered}",
+        "kind": "resource",
+        "type": "Observation",
+        "derivation": "constraint",
+        "snapshot": {"element": elements},
+    }
+
+
+def test_it_checks_type_discriminated_slices_their_order_and_a_closed_slicing() -> None:
+    numeric = {"code": {"text": "n"}, "valueQuantity": {"value": 1}}
+    text = {"code": {"text": "t"}, "valueString": "x"}
+    flag = {"code": {"text": "f"}, "valueBoolean": True}
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "panel"}}
+
+    def found(profile: dict, components: list) -> list:
+        registry = core().layered([profile])
+        issues = validate_resource(
+            observation | {"component": components}, profiles=[profile["url"]], registry=registry
+        )
+        return [(issue.code, issue.expression[0]) for issue in issues]
+
+    ordered = _component_profile("closed", True)
+    assert found(ordered, [numeric, text]) == []
+    assert found(ordered, [text, numeric]) == [("FS-VAL-010", "Observation.component[1]")]
+    assert found(ordered, [numeric, text, flag]) == [("FS-VAL-010", "Observation.component[2]")]
+    assert found(ordered, [numeric]) == [("FS-VAL-010", "Observation.component")]  # the text slice is required
+    open_any_order = _component_profile("open", False)
+    assert found(open_any_order, [text, flag, numeric]) == []
