@@ -372,3 +372,73 @@ def test_it_checks_type_discriminated_slices_their_order_and_a_closed_slicing() 
     assert found(ordered, [numeric]) == [("FS-VAL-010", "Observation.component")]  # the text slice is required
     open_any_order = _component_profile("open", False)
     assert found(open_any_order, [text, flag, numeric]) == []
+
+
+def _patient_profile(url: str, sliced: str, discriminator: dict, slices: list[dict]) -> dict:
+    elements = copy.deepcopy(core().structure("Patient")["snapshot"]["element"])
+    index = next(i for i, element in enumerate(elements) if element["id"] == sliced)
+    elements[index]["slicing"] = {"discriminator": [discriminator], "rules": "open"}
+    end = next(i for i, e in enumerate(elements) if i > index and not e["id"].startswith(sliced + "."))
+    elements[end:end] = slices
+    return {
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "kind": "resource",
+        "type": "Patient",
+        "derivation": "constraint",
+        "snapshot": {"element": elements},
+    }
+
+
+def test_it_matches_slices_by_profile_and_by_exists() -> None:
+    by_profile = _patient_profile(
+        "http://example.org/StructureDefinition/with-birthsex",
+        "Patient.extension",
+        {"type": "profile", "path": "$this"},
+        [
+            {
+                "id": "Patient.extension:sex",
+                "path": "Patient.extension",
+                "sliceName": "sex",
+                "min": 1,
+                "max": "1",
+                "base": {"path": "Patient.extension", "min": 0, "max": "*"},
+                "type": [{"code": "Extension", "profile": [US_CORE + "us-core-birthsex"]}],
+            }
+        ],
+    )
+    by_exists = _patient_profile(
+        "http://example.org/StructureDefinition/dated-identifier",
+        "Patient.identifier",
+        {"type": "exists", "path": "period"},
+        [
+            {
+                "id": "Patient.identifier:dated",
+                "path": "Patient.identifier",
+                "sliceName": "dated",
+                "min": 1,
+                "max": "1",
+                "base": {"path": "Patient.identifier", "min": 0, "max": "*"},
+                "type": [{"code": "Identifier"}],
+            },
+            {
+                "id": "Patient.identifier:dated.period",
+                "path": "Patient.identifier.period",
+                "min": 1,
+                "max": "1",
+                "base": {"path": "Identifier.period", "min": 0, "max": "1"},
+                "type": [{"code": "Period"}],
+            },
+        ],
+    )
+    registry = core().layered([by_profile, by_exists])
+
+    def found(resource: dict, url: str) -> list:
+        return [(i.code, i.expression[0]) for i in validate_resource(resource, profiles=[url], registry=registry)]
+
+    assert found(US_CORE_PATIENT, by_profile["url"]) == []
+    no_sex = _changed(US_CORE_PATIENT, lambda r: r["extension"].pop(1))
+    assert found(no_sex, by_profile["url"]) == [("FS-VAL-010", "Patient.extension")]
+    dated = _changed(US_CORE_PATIENT, lambda r: r["identifier"].append({"value": "2", "period": {"start": "2020"}}))
+    assert found(dated, by_exists["url"]) == []
+    assert found(US_CORE_PATIENT, by_exists["url"]) == [("FS-VAL-010", "Patient.identifier")]
