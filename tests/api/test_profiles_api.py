@@ -440,3 +440,18 @@ def test_resources_validate_against_a_loaded_packages_profiles_and_extensions(ap
     assert any("Patient.extension[0]" in expression for expression in expressions)  # string, not boolean
     patient.update(birthDate="1970-01-01", extension=[{"url": EXTENSION_URL, "valueString": "green"}])
     assert [issue for issue in validate_output(patient, registry=studio_registry()) if issue.severity == "error"] == []
+
+
+def test_the_package_list_costs_the_same_queries_for_1_and_20_packages(api, users, django_assert_num_queries) -> None:
+    def load(number: int) -> None:
+        package = tgz([patient_profile(f"urn:test:package-{number}")], name=f"example.p{number}")
+        actions.do_upload_package(acting_user=users["author"], data=package.getvalue())
+
+    load(0)
+    with CaptureQueriesContext(connection) as one:
+        assert api["viewer"].get(PACKAGES).json()["count"] == 1
+    for number in range(1, 20):
+        load(number)
+    with django_assert_num_queries(len(one.captured_queries)):
+        page = api["viewer"].get(PACKAGES).json()
+    assert page["count"] == 20 and {row["definitions"] for row in page["results"]} == {1}
