@@ -167,14 +167,16 @@ class Compiler:
     def type_spec(self, type_code: str) -> TypeSpec | None:
         """The base spec of a complex type or resource by name (Patient, HumanName)."""
         found = self.types.get(type_code)
-        if found is not None:
+        if found is not None and found.ready:
             return found
-        definition = self.registry.structure(type_code) or self.registry.structure(CANONICAL_BASE + type_code)
-        if definition is None or not definition.get("snapshot"):
-            return None
+        # Another thread may be compiling it: wait for the lock. This thread's own recursion (Extension.extension)
+        # gets the unfinished spec, which it only stores.
         with self.lock:
             found = self.types.get(type_code)
             if found is None:
+                definition = self.registry.structure(type_code) or self.registry.structure(CANONICAL_BASE + type_code)
+                if definition is None or not definition.get("snapshot"):
+                    return None
                 found = self._compile(definition, self.types, type_code)
                 if type_code in MEMO_TYPES:
                     found.memo = set()
@@ -183,8 +185,9 @@ class Compiler:
     def profile_spec(self, url: str) -> TypeSpec | None:
         """A profile (or extension definition) by canonical URL; None when the registry does not have it."""
         url = url.split("|", 1)[0]
-        if url in self.profiles:
-            return self.profiles[url]
+        found = self.profiles.get(url, self)
+        if found is None or (found is not self and found.ready):
+            return found
         definition = self.registry.structure(url)
         with self.lock:
             if url not in self.profiles:

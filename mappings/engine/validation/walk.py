@@ -35,7 +35,7 @@ def check_resource(node: object, path: str, run, *, contained: bool = False, pro
         return
     resource_type = node.get("resourceType")
     spec = run.compiler.types.get(resource_type) if type(resource_type) is str else None
-    if spec is None and type(resource_type) is str:
+    if (spec is None or not spec.ready) and type(resource_type) is str:
         spec = run.compiler.type_spec(resource_type)
     if spec is None or spec.resource_type is None:
         run.add(

@@ -510,3 +510,21 @@ def test_it_knows_every_r4_resource_type_and_validates_a_bare_one_without_crashi
     for resource_type in sorted(types):
         codes = {issue.code for issue in validate_resource({"resourceType": resource_type, "id": "x"})}
         assert codes <= {"FS-VAL-006", "FS-VAL-008"}, (resource_type, codes)  # required members, invariants
+
+
+def test_it_gives_the_same_verdicts_from_threads_compiling_the_same_definitions_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mappings.engine.definitions import core
+
+    resources = [row[1] for row in CASES if len(str(row[1])) < 10_000]
+
+    def verdicts(resource: dict, registry) -> list:
+        return [(issue.code, issue.expression[0]) for issue in validate_resource(resource, registry=registry)]
+
+    fresh = core().layered([])
+    expected = [verdicts(resource, fresh) for resource in resources]
+    shared = core().layered([])  # a new registry: its compiler starts empty, so the threads compile concurrently
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda resource: verdicts(resource, shared), resources * 3))
+    assert found == expected * 3
