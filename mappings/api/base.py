@@ -20,12 +20,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mappings.api.parsers import StudioJSONParser
+from mappings.api.renderers import StudioJSONRenderer
 from mappings.errors import StudioError
 
 
@@ -33,7 +33,7 @@ class StudioAPIView(APIView):
     """Authenticated JSON views; access decisions are made by mappings.access, errors by mappings.errors."""
 
     permission_classes = [IsAuthenticated]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [StudioJSONRenderer]  # orjson: FHIR decimals keep their digits
     parser_classes = [StudioJSONParser]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import orjson
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -32,6 +31,7 @@ from mappings.actions.batches import max_upload_bytes
 from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
 from mappings.api.batch_serializers import BatchIn, BatchOut, BatchQuery, FailureOut, ReprocessIn, ResultsQuery
 from mappings.api.parsers import StudioJSONParser
+from mappings.engine.formats.decimals import dumps, loads
 from mappings.errors import StudioError
 from mappings.job_files import read_lines
 from mappings.models import BatchChunk, BatchItem, BatchJob, ChunkStatus, Mapping, MappingVersion
@@ -240,13 +240,13 @@ def _result_lines(names: list[str], *, flat: bool) -> Iterator[bytes]:
             if not flat:
                 yield line + b"\n"
                 continue
-            output = orjson.loads(line)
+            output = loads(line)  # FHIR decimals keep their digits
             if output.get("resourceType") != "Bundle":
                 yield line + b"\n"
                 continue
             for entry in output.get("entry") or []:
                 if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                    yield orjson.dumps(entry["resource"]) + b"\n"
+                    yield dumps(entry["resource"]) + b"\n"
 
 
 class BatchItemPayload(FileAnswerView):

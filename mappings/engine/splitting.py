@@ -41,6 +41,7 @@ from typing import BinaryIO
 import orjson
 
 from .errors import ErrorCode, MappingError
+from .formats.decimals import dumps, loads
 
 __all__ = ["SPLIT_FORMATS", "SplitLimits", "SplitMessage", "split_messages"]
 
@@ -348,11 +349,11 @@ class _Splitter:
         if len(value) > self.max_bytes:
             raise _too_large(origin, len(value), self.max_bytes)
         try:
-            parsed = orjson.loads(_text(value))
+            parsed = loads(_text(value))  # decimals keep their digits (0.70) into the message
         except orjson.JSONDecodeError as exc:
             shown = "it is empty (a doubled or trailing comma?)" if not value else exc.msg
             raise _json_error(where.place, line, f"item {number} of the array is not valid JSON: {shown}") from exc
-        return self.message(f"{where.name}#{number}", orjson.dumps(parsed).decode(), source_format, origin,
+        return self.message(f"{where.name}#{number}", dumps(parsed).decode(), source_format, origin,
                             where.member)  # fmt: skip
 
     def whole(self, chunks: Iterable[bytes], source_format: str, where: _File, *, check_json: bool):

@@ -20,6 +20,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from mappings.actions import do_delete_export_files, do_fail_export, do_finish_export
+from mappings.engine.formats.decimals import dumps, loads
 from mappings.facade.search import search
 from mappings.facade.search_index import COMPARTMENT
 from mappings.job_files import LineFiles, delete_files
@@ -171,7 +172,7 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
         )
         texts = rows.order_by("id").values_list(Cast("content", TextField()), flat=True)
         for text in texts.iterator(chunk_size=2000):
-            line = text.encode() if elements is None else orjson.dumps(subset(orjson.loads(text), elements))
+            line = text.encode() if elements is None else dumps(subset(loads(text), elements))  # decimals kept
             output.write(line)
             written += 1
             if written % 1000 == 0 and not heartbeat.beat():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from mappings.engine.formats.decimals import FhirJSONDecoder, FhirJSONEncoder
 from mappings.fhir_types import R4_RESOURCE_TYPES
 
 
@@ -194,7 +195,7 @@ class FacadeResource(models.Model):
     resource_type = models.CharField(max_length=64)
     resource_id = models.CharField(max_length=64)
     record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
-    content = models.JSONField()
+    content = models.JSONField(encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)  # decimals keep their digits
     last_updated = models.DateTimeField()
 
     class Meta:

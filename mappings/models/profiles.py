@@ -7,6 +7,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from mappings.engine.formats.decimals import FhirJSONDecoder, FhirJSONEncoder
+
 
 class DefinitionType(models.TextChoices):
     STRUCTURE_DEFINITION = "StructureDefinition"
@@ -54,7 +56,7 @@ class ProfileDefinition(models.Model):
     base_definition = models.CharField(max_length=500, blank=True, db_index=True)
     extension_urls = models.JSONField(default=list, blank=True)  # extension definitions its elements name
     snapshot_generated = models.BooleanField(default=False)
-    content = models.JSONField()
+    content = models.JSONField(encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)
     package = models.ForeignKey(
         ProfilePackage, null=True, blank=True, on_delete=models.PROTECT, related_name="definitions"
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from mappings.engine.formats.decimals import FhirJSONDecoder, FhirJSONEncoder
+
 
 class SampleCase(models.Model):
     mapping = models.ForeignKey("Mapping", on_delete=models.CASCADE, related_name="samples")
     name = models.SlugField(max_length=100)
     payload = models.TextField()
     source_format = models.CharField(max_length=20, blank=True, help_text="Empty: the mapping's")
-    expected = models.JSONField(null=True, blank=True)  # the expected output, or null to check validity only
+    # the expected output, or null to check validity only; decimals keep their digits
+    expected = models.JSONField(null=True, blank=True, encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)
     ignore_paths = models.JSONField(default=list, blank=True)  # keys masked before comparing, e.g. ["timestamp"]
     assertions = models.JSONField(default=list, blank=True)  # FHIRPath expressions that must be true
     created_at = models.DateTimeField(auto_now_add=True)

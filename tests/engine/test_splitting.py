@@ -240,6 +240,14 @@ def test_it_names_the_ndjson_line_that_is_not_json():
     assert error.message.startswith("data.ndjson line 4 is not valid JSON")
 
 
+def test_an_array_items_decimals_keep_their_digits() -> None:
+    """A FHIR decimal is its digits: `0.70` in an uploaded array stays `0.70` in the message, `1e3` stays `1e3`."""
+    data = b'[{"value": 0.70, "exp": 1e3, "plain": 2.5}, {"value": 1.0}]'
+    messages = split(data, "json", filename="obs.json")
+    assert [message.payload for message in messages] == ['{"value":0.70,"exp":1e3,"plain":2.5}', '{"value":1.0}']
+
+
+
 @pytest.mark.parametrize("chunk", [7, 1 << 20], ids=["tiny-chunks", "whole"])
 def test_it_splits_a_json_array_into_compact_items(chunk):
     items = [corpus_json(PATIENT), corpus_json(BUNDLE), "a ] string, with {", 42, None]

@@ -12,7 +12,16 @@ import re
 
 import orjson
 
-__all__ = ["FhirDecimal", "decimal_default", "dumps", "has_fragile_numbers", "loads", "reload_keeping_decimals"]
+__all__ = [
+    "FhirDecimal",
+    "FhirJSONDecoder",
+    "FhirJSONEncoder",
+    "decimal_default",
+    "dumps",
+    "has_fragile_numbers",
+    "loads",
+    "reload_keeping_decimals",
+]
 
 # A JSON number a float would rewrite: a fraction ending in 0, an exponent, or 16+ digits; anchored on what may come
 # before and after a JSON value, so a timestamp inside a string ("…:09.120Z") does not send the text down the slow
@@ -75,3 +84,19 @@ def loads(text: str | bytes) -> object:
 def dumps(value: object, *, pretty: bool = False) -> bytes:
     """Python → JSON bytes with orjson, FhirDecimals written as they were read."""
     return orjson.dumps(value, default=decimal_default, option=orjson.OPT_INDENT_2 if pretty else 0)
+
+
+class FhirJSONEncoder(json.JSONEncoder):
+    """For Django's JSONField (`encoder=`) and anything else that takes a json encoder class: FHIR content is written
+    with orjson, decimals as they were read. (The stdlib encoder writes every float subclass as a plain float.)"""
+
+    def encode(self, o: object) -> str:
+        return dumps(o).decode()
+
+
+class FhirJSONDecoder(json.JSONDecoder):
+    """For Django's JSONField (`decoder=`): fractions and exponents come back as FhirDecimals with their digits."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("parse_float", FhirDecimal)
+        super().__init__(**kwargs)
