@@ -169,11 +169,12 @@ def bdl_7(node: dict, resource: dict) -> bool:
         return True
     seen = set()
     for entry in _items(node.get("entry")):
-        if not isinstance(entry, dict) or "fullUrl" not in entry:
+        if not isinstance(entry, dict) or type(entry.get("fullUrl")) is not str:
             continue
         inner = entry.get("resource")
         meta = inner.get("meta") if isinstance(inner, dict) else None
         version = meta.get("versionId") if isinstance(meta, dict) else None
+        version = version if type(version) is str else None
         key = (entry["fullUrl"], version)
         if key in seen:
             return False

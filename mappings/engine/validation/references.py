@@ -28,7 +28,9 @@ class BundleScope:
     def __init__(self, bundle: dict) -> None:
         entries = bundle.get("entry")
         self.full_urls = (
-            {entry.get("fullUrl") for entry in entries if isinstance(entry, dict)} if type(entries) is list else set()
+            {e.get("fullUrl") for e in entries if type(e) is dict and type(e.get("fullUrl")) is str}
+            if type(entries) is list
+            else set()
         )
         self.pending: list[tuple[str, str]] = []
 
@@ -81,7 +83,11 @@ def _check_type(run, where: str, type_name: str, targets, reference: str) -> Non
 def resolve_local(run, resource: dict, local: list[tuple[str, str]]) -> None:
     """The resource's `#id` references against its contained resources."""
     contained = resource.get("contained")
-    ids = {item.get("id") for item in contained if isinstance(item, dict)} if type(contained) is list else set()
+    ids = (
+        {i.get("id") for i in contained if type(i) is dict and type(i.get("id")) is str}
+        if type(contained) is list
+        else set()
+    )
     for where, reference in local:
         if reference != "#" and reference[1:] not in ids:
             run.add(

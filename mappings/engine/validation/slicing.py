@@ -228,7 +228,8 @@ def check_slices(run, slicing: Slicing, items: list, path: str, check_item) -> N
 
 def _choose(run, slicing: Slicing, item) -> Slice | None:
     if slicing.by_url is not None:
-        return slicing.by_url.get(item.get("url")) if isinstance(item, dict) else None
+        url = item.get("url") if type(item) is dict else None
+        return slicing.by_url.get(url) if type(url) is str else None
     for piece in slicing.slices:
         if matches(piece, item, slicing.discriminators, run.conforms):
             return piece

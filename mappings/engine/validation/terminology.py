@@ -122,7 +122,7 @@ class Binding:
 def check_code(run, binding: Binding, code: object, path: str) -> None:
     """A `code` element (Patient.gender): the code alone must be in the value set."""
     expansion = expand(run.registry, binding.value_set)
-    if expansion is None or code in expansion.bare_codes or not isinstance(code, str) or expansion.open_systems:
+    if expansion is None or type(code) is not str or code in expansion.bare_codes or expansion.open_systems:
         return
     if binding.strength == "required":
         run.add(
@@ -139,13 +139,16 @@ def check_codings(run, binding: Binding, codings: list, path: str, *, concept: b
     expansion = expand(run.registry, binding.value_set)
     if expansion is None or "*" in expansion.open_systems:
         return
-    for coding in codings:  # the common case first: a coding in the value set
-        if type(coding) is dict and (coding.get("system"), coding.get("code")) in expansion.codes:
+    for coding in codings:  # the common case first: a coding in the value set (both strings: hashable)
+        plain = type(coding) is dict and type(coding.get("code")) is str and type(coding.get("system", "")) is str
+        if plain and (coding.get("system"), coding["code"]) in expansion.codes:
             return
     pairs = [
         (coding.get("system"), coding.get("code"))
         for coding in codings
-        if isinstance(coding, dict) and isinstance(coding.get("code"), str)
+        if isinstance(coding, dict)
+        and isinstance(coding.get("code"), str)
+        and isinstance(coding.get("system", ""), str)
     ]
     if not pairs or any(expansion.has(system, code) for system, code in pairs):
         return

@@ -528,3 +528,81 @@ def test_it_gives_the_same_verdicts_from_threads_compiling_the_same_definitions_
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda resource: verdicts(resource, shared), resources * 3))
     assert found == expected * 3
+
+
+ODD_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    "",
+    " ",
+    "x y",
+    [],
+    {},
+    [None],
+    [{}],
+    {"": 1},
+    {"resourceType": "Foo"},
+    "#",
+    2**70,
+    [[1]],
+    {"_x": None},
+    {"url": 5},
+    {"reference": ["a"]},
+    {"coding": {"code": 1}},
+]
+
+
+def test_it_reports_never_raises_on_values_of_the_wrong_shape_anywhere() -> None:
+    # A seeded fuzz: odd values put at random places of real resources (ids, urls, codes as objects or lists, nulls);
+    # every one must come back as issues, never as an exception (which would be a 500 in the studio).
+    import random
+
+    from test_valid_resources import CORPUS, load
+
+    rng = random.Random(13)
+    bundle = load(CORPUS / "fhir-converter/expected/hl7v2/ADT-A01-01-expected.json")
+    resources = [entry["resource"] for entry in bundle["entry"]] + [row[1] for row in CASES[:40]]
+
+    def mutate(node: object) -> None:
+        if isinstance(node, dict) and node:
+            key = rng.choice(list(node))
+            if rng.random() < 0.3:
+                node[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+            else:
+                mutate(node[key])
+        elif isinstance(node, list) and node:
+            index = rng.randrange(len(node))
+            if rng.random() < 0.3:
+                node[index] = copy.deepcopy(rng.choice(ODD_VALUES))
+            else:
+                mutate(node[index])
+
+    for resource in resources * 8:
+        changed = copy.deepcopy(resource)
+        for _ in range(3):
+            mutate(changed)
+        assert isinstance(validate_resource(changed), list)
+
+
+HOSTILE = [
+    patient(
+        contained=[{"resourceType": "Organization", "id": ["x"], "name": "a"}], managingOrganization={"reference": "#x"}
+    ),
+    bundle("collection", {"fullUrl": {"a": 1}, "resource": PATIENT}, {"fullUrl": ["b"], "resource": PATIENT}),
+    observation(code={"coding": [{"system": ["x"], "code": {"a": 1}}]}),
+    patient(
+        maritalStatus={"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": ["M"]}]}
+    ),
+    patient(gender=["male"], extension=[{"url": {"a": 1}, "valueString": "x"}]),
+]
+
+
+@pytest.mark.parametrize("resource", HOSTILE)
+def test_it_answers_hostile_shapes_with_issues(resource) -> None:
+    profile = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+    profiles = [profile] if resource["resourceType"] == "Patient" else []
+    issues = validate_resource(resource, profiles=profiles)
+    assert any(issue.code == "FS-VAL-001" for issue in issues)
