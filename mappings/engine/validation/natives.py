@@ -110,6 +110,17 @@ def per_1(node: dict, resource: dict) -> bool:
         return True  # different precisions: FHIRPath calls them incomparable (empty), which does not fail
 
 
+def rng_2(node: dict, resource: dict) -> bool:
+    """low <= high, for quantities of the same unit (FHIRPath cannot compare others: they hold)."""
+    low, high = node.get("low"), node.get("high")
+    if type(low) is not dict or type(high) is not dict:
+        return True
+    a, b = low.get("value"), high.get("value")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    same_unit = (low.get("system"), low.get("code")) == (high.get("system"), high.get("code"))
+    return not (numbers and same_unit) or a <= b
+
+
 def obs_6(node: dict, resource: dict) -> bool:
     return "dataAbsentReason" not in node or not _has_value_key(node, "value")
 
@@ -254,6 +265,7 @@ REQUIRES = {
     "cpt-2": "value",
     "qty-3": "code",
     "per-1": "end",
+    "rng-2": "high",
     "obs-6": "dataAbsentReason",
     "bdl-1": "total",
     "bdl-8": "fullUrl",
@@ -277,6 +289,7 @@ NATIVES = {
     "qty-3": ("code.empty() or system.exists()", qty_3),
     "per-1": ("start.hasValue().not() or end.hasValue().not() or (start <= end)", per_1),
     "obs-3": ("low.exists() or high.exists() or text.exists()", obs_3),
+    "rng-2": ("low.empty() or high.empty() or (low <= high)", rng_2),
     "obs-6": ("dataAbsentReason.empty() or value.empty()", obs_6),
     "obs-7": (
         "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()",

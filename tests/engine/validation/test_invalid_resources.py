@@ -246,6 +246,12 @@ CASES = [
         "FS-VAL-008",
         "Patient.name[0].period",
     ),
+    (
+        "rng-2-range-low-above-high",
+        observation(valueRange={"low": {"value": 5, "unit": "mg"}, "high": {"value": 1, "unit": "mg"}}),
+        "FS-VAL-008",
+        "Observation.valueRange",
+    ),
     ("cpt-2-value-without-system", patient(telecom=[{"value": "555"}]), "FS-VAL-008", "Patient.telecom[0]"),
     (
         "qty-3-code-without-system",
