@@ -37,6 +37,8 @@ def gunicorn(transactional_db, tmp_path: Path):
             f"127.0.0.1:{port}",
             "--workers",
             "2",
+            "--graceful-timeout",  # the default 30 s raced process.wait(timeout=30) below, and left it running
+            "5",
             "--access-logfile",
             str(log),
             "--access-logformat",
@@ -59,7 +61,11 @@ def gunicorn(transactional_db, tmp_path: Path):
         yield base, log
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def answers_from_both_workers(url: str, log: Path, phase: str) -> list[dict]:
