@@ -348,10 +348,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
             "rendered": None,
         }
     compile_ms = _milliseconds_since(started)
-    registry = studio_registry()
-    # extension() checks value types against uploaded extension definitions too (the newest registry any preview
-    # handed this cached mapping: a definition uploaded since is seen from the next preview on)
-    compiled.environment.fhir_registry = registry
+    registry = studio_registry()  # uploaded profiles and extension definitions count in the run
     result = run_mapping(
         compiled,
         payload,
@@ -360,7 +357,7 @@ def render_preview(compile_: Callable[[], CompiledMapping], payload: str, option
         validate=options["validate"],
         variables=options.get("variables"),
         locate_issues=options.get("locate", True),
-        registry=registry if options["validate"] else None,
+        registry=registry,
     )
     trace = dict(result.trace)
     text = trace.pop("rendered", None)  # the whole output, uncapped: only its capped window leaves, as `rendered`

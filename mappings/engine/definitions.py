@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,3 +210,22 @@ def core() -> Registry:
                         )
             _core = registry
     return _core
+
+
+# The registry of the mapping run in progress (run_mapping sets it): template helpers such as extension() check against
+# it, so uploaded definitions count wherever the studio runs a mapping, without a registry on each compiled mapping.
+_active: ContextVar[Registry | None] = ContextVar("fhir_registry", default=None)
+
+
+def active() -> Registry:
+    """The registry of the run in progress, else the core."""
+    return _active.get() or core()
+
+
+@contextmanager
+def using(registry: Registry | None) -> Iterator[None]:
+    token = _active.set(registry)
+    try:
+        yield
+    finally:
+        _active.reset(token)

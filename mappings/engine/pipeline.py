@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from .definitions import Registry
+from .definitions import Registry, using
 from .environment import MappingEnvironment, build_environment, strip_markers
 from .errors import ErrorCode, MappingError, operation_outcome
 from .limits import Limits, current_budget, end_budget, start_budget
@@ -270,7 +270,8 @@ def run_mapping(
             "vars": variables or {},
             "now": run_time.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
-        text = _render(compiled, context, limits)
+        with using(registry):  # template helpers (extension()) see uploaded definitions too
+            text = _render(compiled, context, limits)
         lap("render")
         trace["rendered_bytes"] = len(text)
         try:
@@ -286,7 +287,8 @@ def run_mapping(
             errors.extend(validate_output(output, registry=registry))
             lap("validate")
         if locate_issues and any(needs_location(error) for error in errors):
-            traced = _traced_render(compiled, context, limits)
+            with using(registry):
+                traced = _traced_render(compiled, context, limits)
             if traced is not None:
                 locate_errors(errors, text, *traced)
             lap("locate")

@@ -22,6 +22,7 @@ def run_deployed(
 ) -> tuple[list[dict], list[MappingError]]:
     """(the valid resources of the bound type the record made, the errors that stopped it or left a resource out);
     compiled once per version. Callers running many records pass `registry` (studio_registry()) once."""
+    registry = registry or studio_registry()
     result = run_mapping(
         compile_version(deployment.version),
         payload,
@@ -29,11 +30,11 @@ def run_deployed(
         limits=engine_limits(),
         validate=False,  # the whole output is not served: only the bound type's resources are validated, below
         variables=deployment.variables,
+        registry=registry,  # extension() checks uploaded extension definitions too
     )
     fatal = [error for error in result.errors if error.severity in FATAL]
     if fatal or result.output is None:
         return [], fatal
-    registry = registry or studio_registry()
     kept, invalid = [], []
     for resource in resources_of_type(result.output, deployment.binding.resource_type):
         errors = [issue for issue in validate_output(resource, registry=registry) if issue.severity in FATAL]

@@ -13,9 +13,9 @@ BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"  
 RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"  # complex: sub-extensions
 
 
-def warnings_of(call: str, compiled=None) -> tuple[dict, list[tuple[str, int | None, str]]]:
+def warnings_of(call: str, compiled=None, registry=None) -> tuple[dict, list[tuple[str, int | None, str]]]:
     template = '{"resourceType": "Patient",\n"extension": [{{ ' + call + " | tojson }}]}"
-    result = run_mapping(compiled or compile_mapping(template), "{}", validate=False)
+    result = run_mapping(compiled or compile_mapping(template), "{}", validate=False, registry=registry)
     found = [(error.code, error.line, error.message) for error in result.errors if error.severity == "warning"]
     return result.output, found
 
@@ -73,8 +73,7 @@ def test_it_checks_against_the_registry_the_environment_carries() -> None:
         + '", "string", "42") | tojson }}]}'
     )
     compiled = compile_mapping(template)
-    compiled.environment.fhir_registry = core().layered([uploaded])
-    _, warnings = warnings_of("", compiled)
+    _, warnings = warnings_of("", compiled, registry=core().layered([uploaded]))  # as the studio runs it
     assert [message for _, _, message in warnings] == [
         f"extension() {uploaded['url']} takes a value of type decimal, not 'string'."
     ]

@@ -272,7 +272,7 @@ def quantity(
 def extension(env, url: str, value_type: str, value: object) -> dict | None:
     """An extension: `extension('http://…/birthsex', 'Code', 'F')` → `{"url": …, "valueCode": "F"}`. Nothing when
     the value is empty (an extension needs a value or sub-extensions: FHIR rule ext-1). When the URL is a known
-    extension definition (the R4 core's, US Core's, or the registry the environment carries as `fhir_registry`), a
+    extension definition (the R4 core's, US Core's, or the registry of the run in progress: uploaded definitions), a
     value type it does not allow leaves a warning at the template line; the output keeps what was written."""
     if not isinstance(value, (dict, list, bool, int, float)):
         value = _text(value)
@@ -299,7 +299,7 @@ def _extension_types(registry, url: str) -> tuple[str, ...] | None:
 
 
 def _check_extension_type(env, url: str, value_type: str) -> None:
-    registry = getattr(env, "fhir_registry", None) or definitions.core()
+    registry = definitions.active()
     allowed = _extension_types(registry, url)
     if allowed is None or value_type.lower() in {code.lower() for code in allowed}:
         return
