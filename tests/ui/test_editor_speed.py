@@ -59,7 +59,18 @@ def test_the_editor_is_usable_within_half_a_second(open_browser) -> None:
         fresh.page.add_init_script(READY_PROBE)
         cold.append(load_once(fresh.page))
         fresh.close()
-    runs = [load_once(page) for _ in range(7)]
+    renders = []  # the JSON body of every preview request, to tell the fast render from the one that locates issues
+
+    def note_render(request) -> None:
+        if request.url.endswith("/render"):
+            renders.append(json.loads(request.post_data or "{}"))
+
+    page.on("request", note_render)
+    runs = []
+    for _ in range(7):
+        renders.clear()
+        runs.append(load_once(page))
+    page.wait_for_timeout(300)  # a locating render, if any, has been sent by now
     ready = [run["ready_ms"] for run in runs]
     figures = {
         "first_visit_ready_ms": [round(run["ready_ms"], 1) for run in cold],
@@ -84,7 +95,11 @@ def test_the_editor_is_usable_within_half_a_second(open_browser) -> None:
     asked = [path.removeprefix("/api/mappings/hl7v2-adt-a01") for path, *_ in runs[-1]["api_requests"]]
     for read in ("/draft", "/samples/", "/test-runs/"):
         assert asked.count(read) == 1, asked
-    assert asked.count("/render") == 1, asked
+    # One fast render; the ADT demo's output has validation warnings (extensible identifier types, con-3), so one
+    # second request locates them at their template lines, as designed. Never a second fast render of the same text.
+    fast = [body for body in renders if not body.get("locate")]
+    assert len(fast) == 1, renders
+    assert len(renders) - len(fast) <= 1, renders
     assert "/source-tree" not in asked
     starts = {path: start for path, _, start, _ in runs[-1]["api_requests"]}
     ends = {path: end for path, _, _, end in runs[-1]["api_requests"]}
