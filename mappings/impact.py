@@ -31,7 +31,7 @@ def _run(compiled: CompiledMapping | None, compile_errors: list[dict], sample: S
         compiled, sample.name, sample.payload, source_format=sample.source_format or None, limits=engine_limits()
     )
     result = outcome.result
-    errors = [error.as_dict() for error in result.errors if error.severity in ("error", "fatal")]
+    errors = [error.as_dict() for error in result.errors if error.fatal]
     output = mask_paths(result.output, sample.ignore_paths) if result.output is not None else None
     return output, errors
 

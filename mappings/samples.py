@@ -127,7 +127,7 @@ def run_case(
     )
     outcome = CaseOutcome(name, result)
     for error in result.errors:
-        if error.severity in ("error", "fatal"):
+        if error.fatal:
             where = f" at {error.where()}" if error.template else ""
             outcome.problems.append(f"{error.code}{where}: {error.message}")
     if result.output is None:

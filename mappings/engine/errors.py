@@ -135,6 +135,11 @@ class MappingError(Exception):
         return self.error.code
 
     @property
+    def fatal(self) -> bool:
+        """An error that stops the output being used (warnings and information do not)."""
+        return self.severity in ("error", "fatal")
+
+    @property
     def stage(self) -> Stage:
         return self.error.stage
 

@@ -49,7 +49,7 @@ class MappingResult:
 
     @property
     def ok(self) -> bool:
-        return not any(error.severity in ("error", "fatal") for error in self.errors)
+        return not any(error.fatal for error in self.errors)
 
     @property
     def issues(self) -> dict:

@@ -14,8 +14,6 @@ from mappings.facade.search_index import resources_of_type
 from mappings.models import Deployment
 from mappings.profiles import studio_registry
 
-FATAL = ("error", "fatal")
-
 
 def run_deployed(
     deployment: Deployment, payload: str, *, registry: Registry | None = None
@@ -32,12 +30,12 @@ def run_deployed(
         variables=deployment.variables,
         registry=registry,  # extension() checks uploaded extension definitions too
     )
-    fatal = [error for error in result.errors if error.severity in FATAL]
+    fatal = [error for error in result.errors if error.fatal]
     if fatal or result.output is None:
         return [], fatal
     kept, invalid = [], []
     for resource in resources_of_type(result.output, deployment.binding.resource_type):
-        errors = [issue for issue in validate_output(resource, registry=registry) if issue.severity in FATAL]
+        errors = [issue for issue in validate_output(resource, registry=registry) if issue.fatal]
         if not errors:
             kept.append(resource)
             continue

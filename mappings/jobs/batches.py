@@ -269,7 +269,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
             results.write(_line(result.output))
             converted.append(item_id)
         else:
-            first = next((error for error in result.errors if error.severity in ("error", "fatal")), None)
+            first = next((error for error in result.errors if error.fatal), None)
             fields = error_fields(first, result.issues) if first else {"error_code": "", "issues": result.issues}
             failed.append(BatchItem(pk=item_id, status=FAILED, **fields))
         if time.monotonic() - shown >= PROGRESS_SECONDS:
