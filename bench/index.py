@@ -1,9 +1,9 @@
 """Benchmark of deploy indexing (issue 12): a stored source of N ADT^A01 records (the corpus ADT-A01-01.hl7, one
 message per record, each with its own control id and MRN, so each makes its own Patient) indexed by the demo mapping
 hl7v2-adt-a01 bound as Patient, with 1 and then 2 Celery solo workers, each pinned to its own core with taskset, on
-PostgreSQL and Redis. Measures deploy → `Deployment.ready` (plan, chunks on every worker, the serial merge in the last
-one), in records/s, against the engine's own single-core rate on the same records (run_mapping in a loop, pinned to
-core 0, no validation: indexing does not validate).
+PostgreSQL and Redis. Measures deploy → `Deployment.ready` (plan, chunks on every worker each staging its rows, the
+serial swap in the last one), in records/s, against the engine's own single-core rate on the same records
+(run_deployed in a loop, pinned to core 0: the mapping and the Patients' validation, as indexing does).
 
     createdb -h 127.0.0.1 -U postgres fhirstudio_bench   # once
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \\
@@ -41,9 +41,7 @@ from django.db.models import Max, Min, Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from mappings import actions  # noqa: E402
-from mappings.compiling import compile_version  # noqa: E402
-from mappings.conf import engine_limits  # noqa: E402
-from mappings.engine import run_mapping  # noqa: E402
+from mappings.facade.deployed import run_deployed  # noqa: E402
 from mappings.models import (  # noqa: E402
     DataSource,
     Deployment,
@@ -51,9 +49,11 @@ from mappings.models import (  # noqa: E402
     FacadeResource,
     Mapping,
     MappingVersion,
+    ResourceBinding,
     SearchValue,
     SourceRecord,
 )
+from mappings.profiles import studio_registry  # noqa: E402
 
 ADT_A01 = settings.FHIR_STUDIO["CORPUS_DIR"] / "fhir-converter/hl7v2/ADT-A01-01.hl7"
 SLUG = "hl7v2-adt-a01"
@@ -107,18 +107,20 @@ def seeded_source(count: int) -> DataSource:
 
 
 def engine_rate(version: MappingVersion, source: DataSource, records: int) -> float:
-    """run_mapping over the first `records` stored payloads, on core 0: what one worker could reach at best."""
+    """What indexing does per record (run_deployed: the mapping, then the bound type's resources validated) over the
+    first `records` stored payloads, on core 0: what one worker could reach at best."""
     rows = SourceRecord.objects.filter(source=source).order_by("id")
     payloads = list(rows.values_list("payload", flat=True)[:records])
-    compiled, limits = compile_version(version), engine_limits()
+    deployment = Deployment(binding=ResourceBinding(resource_type="Patient", source=source), version=version)
+    registry = studio_registry()
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
     try:
         for payload in payloads[:20]:  # warm up
-            run_mapping(compiled, payload, source_format="hl7v2", limits=limits, validate=False)
+            run_deployed(deployment, payload, registry=registry)
         started = time.perf_counter()
         for payload in payloads:
-            run_mapping(compiled, payload, source_format="hl7v2", limits=limits, validate=False)
+            run_deployed(deployment, payload, registry=registry)
         return len(payloads) / (time.perf_counter() - started)
     finally:
         os.sched_setaffinity(0, before)
@@ -181,23 +183,17 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         "deploy_s": deployed - started,  # the samples run, the rows written, the plan queued
         "plan_s": (stamps["sent"] - deployment.deployed_at).total_seconds(),
         "chunks_s": (stamps["last"] - stamps["sent"]).total_seconds(),
-        "merge_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done → ready seen
+        "swap_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done (its staging, the swap) → ready
         "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
     }
 
 
 def drop(facade: Facade) -> None:
-    """The run's facade, with its index (deleted in SQL first: the ORM would load every resource to delete it)."""
-    deployments = list(Deployment.objects.filter(binding__facade=facade).values_list("pk", flat=True))
-    resources, values = FacadeResource._meta.db_table, SearchValue._meta.db_table
-    with connection.cursor() as cursor:
-        ids = f"SELECT id FROM {resources} WHERE deployment_id = ANY(%s)"
-        cursor.execute(f"DELETE FROM {values} WHERE resource_id IN ({ids})", [deployments])
-        cursor.execute(f"DELETE FROM {resources} WHERE deployment_id = ANY(%s)", [deployments])
+    """The run's facade, with its index (the delete action drops index rows in bulk SQL)."""
     actions.do_delete_facade(facade, acting_user=admin())
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {values}")
-        cursor.execute(f"VACUUM ANALYZE {resources}")
+        cursor.execute(f"VACUUM ANALYZE {SearchValue._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {FacadeResource._meta.db_table}")
 
 
 def uptime() -> str:
@@ -238,7 +234,7 @@ def main() -> None:
         print(f"{options.records:,} ADT^A01 records → Patient, chunks of {options.chunk:,} records")
         print(f"load before: {uptime()}")
         engine = engine_rate(version, source, options.engine_records)
-        print(f"engine alone (run_mapping, no validation, {options.engine_records:,} records, core 0): {engine:,.1f}/s")
+        print(f"engine alone (run_deployed, {options.engine_records:,} records, core 0): {engine:,.1f}/s")
         rates: dict[int, float] = {}
         for count in (int(number) for number in options.workers.split(",")):
             workers = start_workers(env, list(range(count)), scratch)
@@ -254,7 +250,7 @@ def main() -> None:
             )
             print(
                 f"  do_deploy {figures['deploy_s']:.1f} s · plan {figures['plan_s']:.1f} s · chunks "
-                f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · merge {figures['merge_s']:.1f} s  "
+                f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · swap {figures['swap_s']:.1f} s  "
                 f"[{uptime().split('load average: ')[-1]}]",
                 flush=True,
             )

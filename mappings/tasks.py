@@ -3,9 +3,10 @@ from the database by the job, never carried through the broker. Actions queue th
 (mappings/actions/deployments.py INDEX_TASK, mappings/jobs/chunks.py TASKS), so the action layer imports nothing of
 this one.
 
-Every task can run twice safely (a redelivered message after a worker crash, with acks_late): indexing swaps the
-whole index in one transaction, and a chunk is claimed by a conditional update and rewrites its own files. Only a
-lost database connection is retried; a chunk's other failures are recorded on its row and fail its job."""
+Every task can run twice safely (a redelivered message after a worker crash, with acks_late): a chunk is claimed by
+a conditional update, an export or batch chunk rewrites its own files, an index chunk's upsert of its staged rows
+keeps the newest record's, and the swap happens once. Only a lost database connection is retried; a chunk's other
+failures are recorded on its row and fail its job."""
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError

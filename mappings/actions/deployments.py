@@ -14,29 +14,24 @@ Actions queue the task by its registered name: this layer imports no task or job
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime
 
-import orjson
 from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from mappings.actions.common import audit
+from mappings.actions.index_rows import drop_index, swap_staged
 from mappings.actions.samples import run_samples
-from mappings.engine.formats.decimals import decimal_default
 from mappings.errors import StudioError
 from mappings.models import (
     AuditAction,
     DataSource,
     Deployment,
     Facade,
-    FacadeResource,
     MappingVersion,
     ResourceBinding,
-    SearchValue,
     SourceRecord,
     TestRun,
 )
@@ -45,16 +40,6 @@ logger = logging.getLogger(__name__)
 INDEX_TASK = "mappings.tasks.index_deployment"
 PLAN_INDEX_TASK = "mappings.tasks.plan_index"
 INLINE_RECORDS = 500  # up to this many stored records, indexing runs in the deploying process after the commit
-BATCH = 1000
-
-
-@dataclass(frozen=True)
-class IndexedResource:
-    resource_id: str
-    content: dict  # with meta.lastUpdated and versionId set
-    record_id: int
-    last_updated: datetime
-    search_values: list[tuple[str, str, object, object]]  # (param, value, start, end)
 
 
 def queue_indexing(deployment: Deployment) -> None:
@@ -193,13 +178,11 @@ def _rollback(binding: ResourceBinding, *, acting_user: AbstractBaseUser | None)
 
 
 @transaction.atomic(durable=True)
-def do_finish_index(
-    deployment: Deployment, *, resources: Collection[IndexedResource], errors: list[dict], records: int
-) -> Deployment:
-    """Swap a deployment's freshly built index in and make it the live one (or re-index the live one). A deployment
-    superseded while it was indexing is left as it is: a newer one takes its place. One whose binding (or facade)
-    was deleted meanwhile is gone: nothing is written, and the caller's copy comes back unchanged. `resources` is
-    read once (it may parse each resource as it is read)."""
+def do_finish_index(deployment: Deployment, *, errors: list[dict], records: int) -> Deployment:
+    """Swap a deployment's freshly staged index in (mappings/actions/index_rows.py) and make it the live one (or
+    re-index the live one). A deployment superseded while it was indexing is left as it is: a newer one takes its
+    place, and the next swap drops what it staged. One whose binding (or facade) was deleted meanwhile is gone:
+    nothing is written, and the caller's copy comes back unchanged."""
     locked = (
         Deployment.objects.select_for_update(of=("self",)).select_related("binding__mapping").filter(pk=deployment.pk)
     ).first()
@@ -211,13 +194,9 @@ def do_finish_index(
         return deployment
     binding = deployment.binding
     # Only the live deployment keeps an index; older ones keep their history row.
-    drop_index(binding)
     binding.deployments.live().exclude(pk=deployment.pk).update(ready=False, superseded=True)
-    if connection.vendor == "postgresql":
-        _copy_index(deployment, resources)
-    else:
-        _insert_index(deployment, resources)
-    deployment.indexed = len(resources)
+    drop_index(binding, swapping=deployment)
+    deployment.indexed = swap_staged(deployment, timezone.now())
     deployment.index_errors = errors[:100]
     deployment.ready = True
     deployment.save(update_fields=["indexed", "index_errors", "ready"])
@@ -227,76 +206,6 @@ def do_finish_index(
         AuditAction.INDEXED,
         deployment,
         mapping_slug=binding.mapping.slug,
-        after={"indexed": len(resources), "failed": len(errors), "records": records},
+        after={"indexed": deployment.indexed, "failed": len(errors), "records": records},
     )
     return deployment
-
-
-def drop_index(binding: ResourceBinding) -> None:
-    """Delete every indexed resource of the binding's deployments, with their search values, in two statements (the
-    ORM's delete would first load each resource, content and all, to cascade)."""
-    resources, values = FacadeResource._meta.db_table, SearchValue._meta.db_table
-    of_binding = f"SELECT id FROM {Deployment._meta.db_table} WHERE binding_id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {values} WHERE resource_id IN "
-            f"(SELECT id FROM {resources} WHERE deployment_id IN ({of_binding}))",
-            [binding.pk],
-        )
-        cursor.execute(f"DELETE FROM {resources} WHERE deployment_id IN ({of_binding})", [binding.pk])
-
-
-def _copy_index(deployment: Deployment, resources: Collection[IndexedResource]) -> None:
-    """Write the index with PostgreSQL's COPY, reading `resources` once: their ids are taken from the sequence first,
-    so the search values (COPY'd first; their foreign key has no database constraint) can name them, and only each
-    resource's JSON text is kept for the second COPY."""
-    quote = connection.ops.quote_name
-
-    def copy_into(model: type[FacadeResource | SearchValue], fields: tuple[str, ...]) -> str:
-        columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
-        return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-
-    resource_type = deployment.binding.resource_type
-    kept = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [FacadeResource._meta.db_table, len(resources)],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        with cursor.copy(copy_into(SearchValue, ("resource", "param", "value", "start", "end"))) as copy:
-            for pk, resource in zip(ids, resources, strict=True):
-                for row in resource.search_values:
-                    copy.write_row((pk, *row))
-                content = orjson.dumps(resource.content, default=decimal_default).decode()  # 0.70 stays 0.70
-                kept.append((pk, resource.resource_id, resource.record_id, content, resource.last_updated))
-        fields = ("id", "resource_id", "record", "content", "last_updated", "deployment", "resource_type")
-        with cursor.copy(copy_into(FacadeResource, fields)) as copy:
-            for row in kept:
-                copy.write_row((*row, deployment.pk, resource_type))
-
-
-def _insert_index(deployment: Deployment, resources: Collection[IndexedResource]) -> None:
-    resources = list(resources)
-    created = FacadeResource.objects.bulk_create(
-        [
-            FacadeResource(
-                deployment=deployment,
-                resource_type=deployment.binding.resource_type,
-                resource_id=resource.resource_id,
-                record_id=resource.record_id,
-                content=resource.content,
-                last_updated=resource.last_updated,
-            )
-            for resource in resources
-        ],
-        batch_size=BATCH,
-    )
-    SearchValue.objects.bulk_create(
-        [
-            SearchValue(resource=row, param=param, value=value, start=start, end=end)
-            for row, resource in zip(created, resources, strict=True)
-            for param, value, start, end in resource.search_values
-        ],
-        batch_size=BATCH,
-    )

@@ -12,7 +12,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from mappings.actions.common import apply_changes, audit
-from mappings.actions.deployments import drop_index, grow_generation, queue_indexing
+from mappings.actions.deployments import grow_generation, queue_indexing
+from mappings.actions.index_rows import drop_index
 from mappings.errors import StudioError
 from mappings.fhir_types import is_r4_resource_type, unknown_type_message
 from mappings.models import (

@@ -1,31 +1,26 @@
 """Build a deployment's index: run its version on every stored record of the binding's source (in the source's
 format) and keep the resources of the bound type, the newest record winning when several produce the same id, with
-their search values. The engine runs with no transaction open; `do_finish_index` swaps the rows in, in bulk, in one.
+their search values. The engine runs with no transaction open; its resources are staged (mappings/actions/
+index_rows.py) and `do_finish_index` swaps them in, in one UPDATE.
 
 A small source is indexed in one go (`index_deployment_direct`, in the deploying process). A big one is planned into
 chunks of records (`plan_index_direct`), run by every worker (`run_index_chunk_direct`, the chunk machinery of
-mappings/jobs/chunks.py), and merged by the last chunk to end (`finish_chunked_index`). Celery tasks and tests call
-these."""
+mappings/jobs/chunks.py), each staging what it made as it ends; the last chunk to end swaps them in
+(`finish_chunked_index`). Celery tasks and tests call these."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
-import orjson
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.utils import timezone
 
 from mappings.actions import do_finish_index
-from mappings.actions.deployments import IndexedResource
-from mappings.engine.formats.decimals import decimal_default, loads
+from mappings.actions.index_rows import TIMED, StagedResource, drop_staged, stage_resources
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import search_values
-from mappings.job_files import LineFiles, delete_files, read_lines
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.models import ChunkStatus, Deployment, IndexChunk, SourceRecord
 from mappings.profiles import studio_registry
@@ -34,9 +29,9 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 MAX_FAILURES = 100
 RETRYABLE = (OperationalError, InterfaceError)
-# Search parameters whose values depend on the index's time (meta.lastUpdated), not on the resource: set by the merge.
-TIMED = frozenset({"_lastUpdated"})
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEADLOCK = "40P01"  # PostgreSQL: two chunks staging the same ids; the one it was chosen to abort writes again
+STAGE_ATTEMPTS = 3
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # any time: the values that depend on it are TIMED
 
 
 def index_deployment_direct(deployment_id: int) -> Deployment | None:
@@ -48,18 +43,17 @@ def index_deployment_direct(deployment_id: int) -> Deployment | None:
         return None
     rows = SourceRecord.objects.filter(source_id=deployment.binding.source_id).order_by("id")
     found, errors, records = _run_records(deployment, rows)
-    now = timezone.now()
-    resources = [
-        IndexedResource(resource_id, _with_meta(resource, now), record_id, now, [])
-        for resource_id, (resource, record_id) in found.items()
-    ]
-    resources = [replace(resource, search_values=search_values(resource.content, now)) for resource in resources]
-    return _finish(deployment, resources, errors, records, started)
+    with transaction.atomic():
+        if _wanted(deployment):
+            drop_staged([deployment.pk])  # what an earlier run staged, from records since replaced
+            stage_resources(deployment.pk, deployment.binding.resource_type, _staged(found))
+    return _finish(deployment, errors, records, started)
 
 
 def plan_index_direct(deployment_id: int) -> int:
     """Split a big source's records into chunks of INDEX_CHUNK_RECORDS and send them: every worker indexes. A plan
-    made again (records uploaded meanwhile, a redelivered message) replaces the chunks of the previous one."""
+    made again (records uploaded meanwhile, a redelivered message) replaces the chunks of the previous one, and what
+    they staged."""
     deployment = _deployment(deployment_id)
     if deployment is None or deployment.superseded:
         return 0
@@ -71,22 +65,22 @@ def plan_index_direct(deployment_id: int) -> int:
             ranges.append([record_id, record_id])
         ranges[-1][1] = record_id
     with transaction.atomic():
-        stale = [file["name"] for files in deployment.index_chunks.values_list("files", flat=True) for file in files]
+        # The chunks first: one staging now holds its row until it commits, and its rows are then dropped too.
         deployment.index_chunks.all().delete()
+        drop_staged([deployment.pk])
         chunks = IndexChunk.objects.bulk_create(
             IndexChunk(deployment=deployment, first_record_id=first, last_record_id=last) for first, last in ranges
         )
         chunk_ids = [chunk.pk for chunk in chunks]
         transaction.on_commit(lambda: send_chunks(IndexChunk, chunk_ids))
-    delete_files(stale)
     if not ranges:
-        _finish(deployment, [], [], 0, time.perf_counter())
+        _finish(deployment, [], 0, time.perf_counter())
     return len(ranges)
 
 
 def run_index_chunk_direct(chunk_id: int) -> str:
-    """Run the version on one chunk's records; its resources (newest record winning within the chunk) and their
-    search values go to the chunk's file. The last chunk to end swaps the whole index in."""
+    """Run the version on one chunk's records and stage their resources (newest record winning, across chunks too)
+    with their search values. The last chunk to end swaps the whole index in."""
     chunk = claim_chunk(IndexChunk, chunk_id)
     if chunk is None:
         return "skipped"
@@ -97,25 +91,10 @@ def run_index_chunk_direct(chunk_id: int) -> str:
         rows = SourceRecord.objects.filter(
             source_id=deployment.binding.source_id, id__gte=chunk.first_record_id, id__lte=chunk.last_record_id
         ).order_by("id")
-        heartbeat = Heartbeat(chunk)
-        found, errors, records = _run_records(deployment, rows, heartbeat)
+        found, errors, records = _run_records(deployment, rows, Heartbeat(chunk))
         if found is None:
             return "stopped"
-        output = LineFiles(f"{chunk.storage_prefix}{chunk.first_record_id:012d}", max_lines=10**9, max_bytes=10**12)
-        for resource_id, (resource, record_id) in found.items():
-            output.write(_chunk_line(resource_id, record_id, resource))
-        files = [
-            {"name": f.name, "kind": "output", "type": "", "count": f.count, "bytes": f.bytes} for f in output.close()
-        ]
-        finished = finish_chunk(
-            chunk,
-            status=ChunkStatus.DONE,
-            done=len(found),
-            failed=len(errors),
-            files=files,
-            records=records,
-            failures=errors[:MAX_FAILURES],
-        )
+        finished = _stage_chunk(chunk, deployment, found, errors, records)
     except RETRYABLE:
         IndexChunk.objects.filter(pk=chunk.pk, attempts=chunk.attempts).update(status=ChunkStatus.QUEUED)
         raise
@@ -130,9 +109,33 @@ def run_index_chunk_direct(chunk_id: int) -> str:
     return "done" if finished else "stopped"
 
 
+def _stage_chunk(chunk: IndexChunk, deployment: Deployment, found: dict, errors: list, records: int) -> bool:
+    """Record the chunk done and stage its resources, in one transaction: a chunk taken over (or dropped by a new
+    plan) stages nothing, and a deployment superseded or deleted meanwhile gets nothing staged."""
+    for attempt in range(1, STAGE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                finished = finish_chunk(
+                    chunk,
+                    status=ChunkStatus.DONE,
+                    done=len(found),
+                    failed=len(errors),
+                    records=records,
+                    failures=errors[:MAX_FAILURES],
+                )
+                if finished and _wanted(deployment):
+                    stage_resources(deployment.pk, deployment.binding.resource_type, _staged(found))
+                return finished
+        except OperationalError as exc:
+            if attempt == STAGE_ATTEMPTS or getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
+                raise
+            logger.warning("index chunk %s: deadlock while staging, attempt %d", chunk.pk, attempt)
+    return False
+
+
 def finish_chunked_index(deployment_id: int) -> Deployment | None:
-    """Merge the chunks' files in record order (a later record's resource replaces an earlier one's, as when one
-    process indexes) and swap them in. A failed chunk leaves the deployment pending, with the reason in its errors."""
+    """Swap the chunks' staged resources in. A failed chunk leaves the deployment pending, with the reason in its
+    errors."""
     started = time.perf_counter()
     deployment = _deployment(deployment_id)
     if deployment is None:
@@ -148,51 +151,25 @@ def finish_chunked_index(deployment_id: int) -> Deployment | None:
     chunks = list(deployment.index_chunks.order_by("first_record_id"))
     if deployment.index_chunks.filter(status=ChunkStatus.DONE).update(status=ChunkStatus.MERGED) != len(chunks):
         return deployment
-    # The newest line of each id, unparsed: only the winners are parsed, once, as they are inserted.
-    latest: dict[bytes, bytes] = {}
-    for chunk in chunks:
-        for file in chunk.files:
-            for line in read_lines(file["name"]):
-                key, _, item = line.partition(b"\t")
-                latest[key] = item
     errors = [failure for chunk in chunks for failure in chunk.failures]
-    resources = _Merged(latest, timezone.now())
-    deployment = _finish(deployment, resources, errors, sum(chunk.records for chunk in chunks), started)
-    delete_files(file["name"] for chunk in chunks for file in chunk.files)
-    return deployment
+    return _finish(deployment, errors, sum(chunk.records for chunk in chunks), started)
 
 
-class _Merged:
-    """The merged resources, each parsed from its chunk line (and its timed search values added) as it is read:
-    do_finish_index reads them once, so they are never all in memory at once."""
-
-    def __init__(self, latest: dict[bytes, bytes], now: datetime) -> None:
-        self.latest, self.now = latest, now
-
-    def __len__(self) -> int:
-        return len(self.latest)
-
-    def __iter__(self) -> Iterator[IndexedResource]:
-        now = self.now
-        stamped = [row for row in search_values({}, now) if row[0] in TIMED]
-        for key, item in self.latest.items():
-            record_id, values, resource = loads(item)  # decimals keep their digits into the index
-            values = stamped + [
-                row if row[2] is None else (*row[:2], _moment(row[2]), _moment(row[3])) for row in values
-            ]
-            yield IndexedResource(orjson.loads(key), _with_meta(resource, now), record_id, now, values)
+def _staged(found: dict[str, tuple[dict, int]]) -> list[StagedResource]:
+    """The resources to stage, with their search values (but the TIMED ones, which the swap adds)."""
+    staged = []
+    for resource_id, (resource, record_id) in found.items():
+        values = [row for row in search_values(resource, EPOCH) if row[0] not in TIMED]
+        meta = {**(resource.get("meta") or {}), "versionId": "1"}
+        staged.append(StagedResource(resource_id, record_id, {**resource, "meta": meta}, values))
+    return staged
 
 
-def _chunk_line(resource_id: str, record_id: int, resource: dict) -> bytes:
-    """A chunk file's line: the id (JSON), a tab, then [record id, search values, resource]. The search values are
-    computed here, on every worker, save the ones that depend on the time of the merge (TIMED), which the merge adds;
-    dates are ISO strings. The JSON id comes first so the merge can pick each id's newest line without parsing it."""
-    values = [row for row in search_values(resource, EPOCH) if row[0] not in TIMED]
-    return orjson.dumps(resource_id) + b"\t" + orjson.dumps([record_id, values, resource], default=decimal_default)
-
-
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _wanted(deployment: Deployment) -> bool:
+    """Lock the deployment's row for this transaction (a swap, a newer deploy or a delete waits for it) and say
+    whether it still wants its index: not deleted, not superseded."""
+    row = Deployment.objects.select_for_update(of=("self",)).filter(pk=deployment.pk).values("superseded").first()
+    return row is not None and not row["superseded"]
 
 
 def _deployment(deployment_id: int) -> Deployment | None:
@@ -221,26 +198,19 @@ def _run_records(deployment: Deployment, rows, heartbeat: Heartbeat | None = Non
     return found, errors, records
 
 
-def _finish(deployment: Deployment, resources: list, errors: list, records: int, started: float) -> Deployment:
-    deployment = do_finish_index(deployment, resources=resources, errors=errors, records=records)
-    if connection.vendor == "postgresql" and len(resources) > BATCH:
+def _finish(deployment: Deployment, errors: list, records: int, started: float) -> Deployment:
+    deployment = do_finish_index(deployment, errors=errors, records=records)
+    if connection.vendor == "postgresql" and deployment.indexed > BATCH:
         # Fresh statistics, or the planner keeps the empty-table estimates it had and searches take seconds.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE mappings_facaderesource, mappings_searchvalue")
     logger.info(
         "indexed deployment %s: %d %s from %d records, %d failed, %.0f ms",
         deployment.pk,
-        len(resources),
+        deployment.indexed,
         deployment.binding.resource_type,
         records,
         len(errors),
         (time.perf_counter() - started) * 1000,
     )
     return deployment
-
-
-def _with_meta(resource: dict, now) -> dict:
-    meta = dict(resource.get("meta") or {})
-    meta["lastUpdated"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    meta["versionId"] = "1"
-    return {**resource, "meta": meta}

@@ -189,9 +189,14 @@ class PatientGroup(models.Model):
 
 
 class FacadeResource(models.Model):
-    """A resource as the live deployment produced it from a stored record: what read and search return."""
+    """A resource as the live deployment produced it from a stored record: what read and search return.
 
-    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="resources")
+    While an index is built its rows are staged: no deployment (so nothing reads them), `staged_for` the id of the
+    deployment they are built for. Indexing workers write them in parallel; the swap gives them their deployment in
+    one UPDATE (mappings/actions/index_rows.py)."""
+
+    deployment = models.ForeignKey(Deployment, null=True, on_delete=models.CASCADE, related_name="resources")
+    staged_for = models.BigIntegerField(null=True)  # a Deployment id while staged, then None
     resource_type = models.CharField(max_length=64)
     resource_id = models.CharField(max_length=64)
     record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -200,15 +205,20 @@ class FacadeResource(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["deployment", "resource_type", "resource_id"], name="one_resource_per_id")
+            models.UniqueConstraint(fields=["deployment", "resource_type", "resource_id"], name="one_resource_per_id"),
+            models.UniqueConstraint(
+                fields=["staged_for", "resource_type", "resource_id"],
+                condition=models.Q(staged_for__isnull=False),
+                name="one_staged_resource_per_id",
+            ),
         ]
 
 
 class SearchValue(models.Model):
     """One searchable value of an indexed resource: a token or string (lower-cased) or a date range.
 
-    Derived rows, written and dropped only with their resource's index (do_finish_index, drop_index), millions at a
-    time: the foreign key has no database constraint, whose check cost a 100,000-resource merge 10 s of its 41. The
+    Derived rows, written and dropped only with their resource's index (mappings/actions/index_rows.py), millions at
+    a time: the foreign key has no database constraint, whose check cost a 100,000-resource index 10 s. The
     (param, value) index is per database (migrations 0004 and 0011): on PostgreSQL one varchar_pattern_ops index
     serves both = and LIKE 'prefix%', so the collation-ordered one is not kept beside it."""
 

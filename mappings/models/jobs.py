@@ -177,8 +177,8 @@ class BatchChunk(Chunk):
 
 class IndexChunk(Chunk):
     """Stored records first_record_id..last_record_id of a deployment's source, run through its version by one task
-    (a big source indexes on every worker). Its file holds the resources it made, with their search values; the last
-    chunk to end swaps them all in (the newest record winning for an id)."""
+    (a big source indexes on every worker). It stages the resources it made, with their search values, the newest
+    record winning for an id across chunks; the last chunk to end swaps them all in."""
 
     deployment = models.ForeignKey("Deployment", on_delete=models.CASCADE, related_name="index_chunks")
     first_record_id = models.BigIntegerField()

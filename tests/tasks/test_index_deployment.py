@@ -12,8 +12,7 @@ from django.contrib.auth.models import User
 
 from mappings import actions
 from mappings.actions import deployments
-from mappings.job_files import file_exists
-from mappings.models import AuditAction, AuditEvent, Deployment, IndexChunk, Mapping
+from mappings.models import AuditAction, AuditEvent, Deployment, FacadeResource, IndexChunk, Mapping
 from tests.conftest import worker_database_url
 from tests.tasks.conftest import celery_worker
 
@@ -100,4 +99,4 @@ def test_a_big_source_is_indexed_in_chunks_and_the_newest_record_wins(chunked_wo
     names = client.get("/fhir/clinic/Patient?identifier=M1").json()["entry"]
     assert [entry["resource"]["name"][0]["family"] for entry in names] == ["Renamed"]
     assert client.get("/fhir/clinic/Patient?_summary=count").json()["total"] == 18
-    assert not any(file_exists(file["name"]) for chunk in chunks for file in chunk.files)  # merged, then removed
+    assert not FacadeResource.objects.filter(staged_for__isnull=False).exists()  # every staged row swapped in

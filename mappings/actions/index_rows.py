@@ -1,0 +1,169 @@
+"""The rows of a facade's index (FacadeResource, and SearchValue rows naming them), written in bulk with SQL: the ORM
+would write or cascade them one at a time, and an index holds millions of search values.
+
+- `stage_resources` writes resources built for a deployment as staged rows (no deployment, `staged_for` its id), which
+  nothing reads. Every indexing worker stages at once: an upsert keeps, for each resource id, the row of the newest
+  record (the highest record id), whichever chunk got there first, and a resource written again gets its search
+  values rewritten with it.
+- `swap_staged` makes the staged rows the deployment's index in one UPDATE, stamping meta.lastUpdated and the
+  `_lastUpdated` values with the time of the swap: a resource is new to clients (`_since`) when it starts to serve.
+- `drop_index` deletes the rows of a binding's deployments, served and staged.
+
+The upsert's conflict target is the partial unique index of migration 0014 (PostgreSQL and SQLite both have
+`INSERT … ON CONFLICT … DO UPDATE … WHERE`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+from django.db import connection
+from django.utils import timezone
+
+from mappings.engine.formats.decimals import decimal_default
+from mappings.models import Deployment, FacadeResource, ResourceBinding, SearchValue
+
+RESOURCES, VALUES, DEPLOYMENTS = FacadeResource._meta.db_table, SearchValue._meta.db_table, Deployment._meta.db_table
+# Search values that depend on the time the index starts to serve, not on the resource: written by the swap.
+TIMED = frozenset({"_lastUpdated"})
+UPSERT_TAIL = f"""
+    ON CONFLICT (staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL
+    DO UPDATE SET record_id = excluded.record_id, content = excluded.content
+    WHERE excluded.record_id >= COALESCE({RESOURCES}.record_id, 0)
+    RETURNING id, resource_id"""
+
+
+@dataclass(frozen=True)
+class StagedResource:
+    resource_id: str
+    record_id: int
+    content: dict  # meta.versionId set; meta.lastUpdated is set by the swap
+    search_values: list[tuple[str, str, object, object]]  # (param, value, start, end), none of them TIMED
+
+
+def stage_resources(deployment_id: int, resource_type: str, resources: Iterable[StagedResource]) -> int:
+    """Stage resources for the deployment (call it inside a transaction that holds the deployment's row, so a swap
+    or a newer deploy waits for it); returns how many rows were written, i.e. won over what was staged before."""
+    by_id = {resource.resource_id: resource for resource in resources}
+    if not by_id:
+        return 0
+    texts = {key: orjson.dumps(r.content, default=decimal_default).decode() for key, r in by_id.items()}  # 0.70 stays
+    staged_at = _moment(timezone.now())  # replaced by the swap's time
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement, in resource id order: two chunks upserting the same ids lock them in the same order.
+            cursor.execute(
+                f"""INSERT INTO {RESOURCES}
+                    (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
+                SELECT NULL, %s, %s, r.resource_id, r.record_id, r.content::jsonb, %s
+                FROM unnest(%s::varchar[], %s::bigint[], %s::text[]) AS r(resource_id, record_id, content)
+                ORDER BY r.resource_id {UPSERT_TAIL}""",
+                [
+                    deployment_id,
+                    resource_type,
+                    staged_at,
+                    list(by_id),
+                    [r.record_id for r in by_id.values()],
+                    list(texts.values()),
+                ],
+            )
+            written = cursor.fetchall()
+        else:
+            written = []
+            for key, resource in by_id.items():
+                cursor.execute(
+                    f"""INSERT INTO {RESOURCES}
+                        (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
+                    VALUES (NULL, %s, %s, %s, %s, %s, %s) {UPSERT_TAIL}""",
+                    [deployment_id, resource_type, key, resource.record_id, texts[key], staged_at],
+                )
+                written += cursor.fetchall()
+    pks = [pk for pk, _ in written]
+    SearchValue.objects.filter(resource_id__in=pks).delete()  # of a resource written again; one DELETE, no cascade
+    _insert_values((pk, row) for pk, key in written for row in by_id[key].search_values)
+    return len(written)
+
+
+def swap_staged(deployment: Deployment, now: datetime) -> int:
+    """The deployment's staged rows become its index, stamped `now`; returns how many. Drop the rows they replace
+    first (drop_index)."""
+    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if connection.vendor == "postgresql":
+        content = "jsonb_set(content, '{meta,lastUpdated}', to_jsonb(%s::text))"
+    else:
+        content = "json_set(content, '$.meta.lastUpdated', %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {RESOURCES} SET deployment_id = %s, staged_for = NULL, last_updated = %s, content = {content}
+            WHERE staged_for = %s""",
+            [deployment.pk, _moment(now), stamp, deployment.pk],
+        )
+        swapped = cursor.rowcount
+        cursor.execute(
+            f"""INSERT INTO {VALUES} (resource_id, param, value, start, "end")
+            SELECT id, '_lastUpdated', '', %s, %s FROM {RESOURCES} WHERE deployment_id = %s""",
+            [_moment(now), _moment(now + timedelta(seconds=1)), deployment.pk],
+        )
+    return swapped
+
+
+def drop_index(binding: ResourceBinding, *, swapping: Deployment | None = None) -> None:
+    """Delete every served resource of the binding's deployments, with their search values, and what they staged;
+    when `swapping` one in, only what superseded deployments staged (its own rows are about to serve, and a newer
+    deployment still indexing keeps its own). The deployments' rows are locked first: a worker staging for one of
+    them finishes before this reads, and one that comes after finds its deployment superseded or gone."""
+    rows = list(Deployment.objects.select_for_update().filter(binding=binding).values_list("pk", "superseded"))
+    ids = [pk for pk, _ in rows]
+    staged = [pk for pk, superseded in rows if swapping is None or superseded]
+    if ids:
+        _delete_rows("deployment_id = ANY(%s)" if _pg() else _in("deployment_id", ids), ids)
+    if staged:
+        drop_staged(staged)
+
+
+def drop_staged(deployment_ids: list[int]) -> None:
+    """Delete what was staged for these deployments (a new plan starts afresh, a superseded one is thrown away)."""
+    condition = "staged_for = ANY(%s)" if _pg() else _in("staged_for", deployment_ids)
+    _delete_rows(f"staged_for IS NOT NULL AND {condition}", deployment_ids)
+
+
+def _delete_rows(condition: str, ids: list[int]) -> None:
+    params = [ids] if _pg() else ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {VALUES} WHERE resource_id IN (SELECT id FROM {RESOURCES} WHERE {condition})", params
+        )
+        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {condition}", params)
+
+
+def _insert_values(rows: Iterable[tuple[int, tuple]]) -> None:
+    if connection.vendor == "postgresql":
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f'COPY {VALUES} (resource_id, param, value, start, "end") FROM STDIN') as copy,
+        ):
+            for pk, row in rows:
+                copy.write_row((pk, *row))
+        return
+    SearchValue.objects.bulk_create(
+        (
+            SearchValue(resource_id=pk, param=param, value=value, start=start, end=end)
+            for pk, (param, value, start, end) in rows
+        ),
+        batch_size=1000,
+    )
+
+
+def _moment(value: datetime):
+    """A time as the database's DateTimeField stores it (SQLite: naive UTC text), for raw SQL."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _in(column: str, ids: list[int]) -> str:
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})"

@@ -1,0 +1,162 @@
+"""Index rows staged by indexing workers and swapped in (mappings/actions/index_rows.py): staged rows are never
+served, the newest record wins for an id whichever chunk stages first, a resource staged again gets its search values
+rewritten, the swap stamps meta.lastUpdated and `_lastUpdated` with its own time, decimals keep their digits, a newer
+deployment's staging survives an older one's swap, two workers staging the same ids at once both finish, and a chunk
+taken over by another worker (or of a superseded deployment) stages nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from mappings import actions
+from mappings.actions.index_rows import StagedResource, stage_resources
+from mappings.engine.formats import loads
+from mappings.jobs.indexing import _stage_chunk, index_deployment_direct
+from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
+from tests.facade.test_deployments import served  # noqa: F401 — a published json-patient bound over two records
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def patient(family: str, *, extra: str = "") -> dict:
+    return loads(f'{{"resourceType": "Patient", "id": "p1", "name": [{{"family": "{family}"}}]{extra}}}')
+
+
+def staged(resource: dict, record_id: int) -> StagedResource:
+    family = resource["name"][0]["family"].lower()
+    meta = {"versionId": "1"}
+    return StagedResource(resource["id"], record_id, {**resource, "meta": meta}, [("family", family, None, None)])
+
+
+def stage(deployment: Deployment, *resources: StagedResource) -> int:
+    with transaction.atomic():
+        return stage_resources(deployment.pk, "Patient", resources)
+
+
+def families_searched(client, family: str) -> list[str]:
+    bundle = client.get(f"/fhir/clinic/Patient?family={family}").json()
+    return [entry["resource"]["name"][0]["family"] for entry in bundle.get("entry", [])]
+
+
+def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(served, client) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    served_before = client.get("/fhir/clinic/Patient?_summary=count").json()["total"]
+    first, second = served["source"].records.order_by("id")
+    decimal = ', "extension": [{"url": "http://example.org/weight", "valueDecimal": 0.70}]'
+
+    assert stage(live, staged(patient("Later", extra=decimal), second.pk)) == 1
+    assert stage(live, staged(patient("Earlier"), first.pk)) == 0  # an older record loses, whenever it comes
+    assert FacadeResource.objects.filter(staged_for=live.pk).count() == 1
+    assert families_searched(client, "later") == []  # staged: not served yet
+    assert client.get("/fhir/clinic/Patient?_summary=count").json()["total"] == served_before
+
+    swapped = actions.do_finish_index(live, errors=[], records=2)
+    assert swapped.indexed == 1
+    assert families_searched(client, "later") == ["Later"] and families_searched(client, "earlier") == []
+    row = FacadeResource.objects.get(deployment=live)
+    assert row.staged_for is None
+    stamp = row.last_updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    read = client.get("/fhir/clinic/Patient/p1")
+    assert read.json()["meta"] == {"versionId": "1", "lastUpdated": stamp}
+    assert b'"valueDecimal":0.70' in read.content.replace(b" ", b"")  # the swap's JSON update keeps the digits
+    assert SearchValue.objects.filter(resource=row, param="_lastUpdated", start=row.last_updated).count() == 1
+    found = client.get(f"/fhir/clinic/Patient?_lastUpdated=ge{stamp}").json()
+    assert [entry["resource"]["id"] for entry in found["entry"]] == ["p1"]
+
+
+def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewritten(served, client) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, second = served["source"].records.order_by("id")
+    stage(live, staged(patient("Earlier"), first.pk))
+    assert stage(live, staged(patient("Later"), second.pk)) == 1
+    row = FacadeResource.objects.get(staged_for=live.pk)
+    assert list(row.search_values.values_list("param", "value")) == [("family", "later")]
+    actions.do_finish_index(live, errors=[], records=2)
+    assert families_searched(client, "earlier") == [] and families_searched(client, "later") == ["Later"]
+
+
+def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, client) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    # A newer deployment still indexing on the workers (pending), with one resource staged so far.
+    pending = Deployment.objects.create(binding=served["binding"], version=served["v1"])
+    first, _ = served["source"].records.order_by("id")
+    stage(pending, staged(patient("Pending"), first.pk))
+
+    index_deployment_direct(live.pk)  # records were uploaded: the live deployment is indexed again and swapped
+    assert FacadeResource.objects.filter(staged_for=pending.pk).count() == 1
+
+    pending = actions.do_finish_index(pending, errors=[], records=1)
+    live.refresh_from_db()
+    assert pending.ready and (live.ready, live.superseded) == (False, True)
+    assert families_searched(client, "pending") == ["Pending"]
+    assert FacadeResource.objects.filter(deployment=live).count() == 0
+
+
+def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    replaced = Deployment.objects.create(binding=served["binding"], version=served["v1"], superseded=True)
+    first, _ = served["source"].records.order_by("id")
+    stage(replaced, staged(patient("Replaced"), first.pk))
+    index_deployment_direct(live.pk)
+    assert not FacadeResource.objects.filter(staged_for=replaced.pk).exists()
+    assert not SearchValue.objects.filter(value="replaced").exists()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="two writers at once: PostgreSQL (CI)")
+def test_two_workers_staging_the_same_ids_at_once_both_finish_and_the_newest_record_wins(served) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, second = served["source"].records.order_by("id")
+    ids = [f"p{n:04d}" for n in range(400)]
+    start, failures = threading.Barrier(2), []
+
+    def worker(record_id: int, family: str, order: list[str]) -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                resources = [staged({**patient(family), "id": resource_id}, record_id) for resource_id in order]
+                stage(live, *resources)
+        except Exception as exc:  # noqa: BLE001 — reported below: a deadlock or a lost row fails the test
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(first.pk, "Older", ids)),
+        threading.Thread(target=worker, args=(second.pk, "Newer", ids[::-1])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    rows = FacadeResource.objects.filter(staged_for=live.pk)
+    assert rows.count() == 400 and {row.content["name"][0]["family"] for row in rows} == {"Newer"}
+    values = SearchValue.objects.filter(resource__staged_for=live.pk)
+    assert values.count() == 400 and set(values.values_list("value", flat=True)) == {"newer"}
+
+
+def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_nothing(served) -> None:  # noqa: F811
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, _ = served["source"].records.order_by("id")
+    found = {"p1": (patient("Chunk"), first.pk)}
+    chunk = IndexChunk.objects.create(
+        deployment=live, first_record_id=first.pk, last_record_id=first.pk, status=ChunkStatus.RUNNING, attempts=2
+    )
+    stale = IndexChunk.objects.get(pk=chunk.pk)
+    stale.attempts = 1  # another worker took the chunk over since (its attempt 2)
+    assert _stage_chunk(stale, live, found, [], 1) is False
+    assert not FacadeResource.objects.filter(staged_for=live.pk).exists()
+
+    assert _stage_chunk(chunk, live, found, [], 1) is True  # this attempt's: recorded done, and staged
+    assert IndexChunk.objects.get(pk=chunk.pk).status == ChunkStatus.DONE
+    assert FacadeResource.objects.filter(staged_for=live.pk).count() == 1
+
+    replaced = Deployment.objects.create(binding=served["binding"], version=served["v1"], superseded=True)
+    other = IndexChunk.objects.create(
+        deployment=replaced, first_record_id=first.pk, last_record_id=first.pk, status=ChunkStatus.RUNNING, attempts=1
+    )
+    assert _stage_chunk(other, replaced, found, [], 1) is True  # the chunk is done; its deployment wants nothing
+    assert not FacadeResource.objects.filter(staged_for=replaced.pk).exists()
