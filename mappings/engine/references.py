@@ -7,6 +7,8 @@ uses: default delimiters, no extensions) and walks the tree:
 - lookup tables: the string literals given as the table argument of the filters that read one (`TABLE_FILTERS`),
   used directly (`code | translate("gender")`, `table="gender"`, `{% filter translate_code("gender") %}`) or through
   `map` (`codes | map("translate", "gender")`);
+- tables a filter reads by itself (`xpn | human_name_from_xpn` reads `hl7v2-name-use`: filters.TABLES_READ), as
+  if named as literals where the filter is used;
 - dynamic tables: the (template, line) of every table argument that is not a string literal (`translate(table)` in a
   macro): which table it names is only known when the template runs, so it must be listed by hand.
 
@@ -25,6 +27,7 @@ from functools import lru_cache
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
 from .errors import ErrorCode, MappingError
+from .filters import TABLES_READ
 
 # Filter → position of its lookup-table argument after the filtered value (see filters/codes.py: translate(env, code,
 # table, source_system)); the argument may also be passed by its keyword, `table`.
@@ -86,6 +89,8 @@ def _parsed_references(source: str, name: str) -> TemplateReferences:
             if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str):
                 snippets[node.template.value] = None
             continue
+        for table in _tables_read(node):
+            tables[table] = None
         argument = _table_argument(node)
         if argument is None:
             continue
@@ -99,6 +104,14 @@ def _parsed_references(source: str, name: str) -> TemplateReferences:
 def forget_references() -> None:
     """Empty the cache of references read from texts (engine.clear_caches calls this)."""
     _parsed_references.cache_clear()
+
+
+def _tables_read(node: nodes.Filter) -> tuple[str, ...]:
+    """The tables a filter reads without being told (TABLES_READ), used directly or through `map`."""
+    name, args = node.name, node.args
+    if name == "map" and args and isinstance(args[0], nodes.Const) and isinstance(args[0].value, str):
+        name = args[0].value
+    return TABLES_READ.get(name, ())
 
 
 def _table_argument(node: nodes.Filter) -> nodes.Expr | None:
@@ -125,6 +138,8 @@ def _lexed_references(source: str, name: str) -> TemplateReferences:
     try:
         for token in _PARSER.lexer.tokenize(source, name):
             window = [*window[-4:], (token.type, token.value)]
+            if token.type == "name" and len(window) > 1 and window[-2][0] == "pipe":  # | human_name_from_xpn
+                tables.update(dict.fromkeys(TABLES_READ.get(token.value, ())))
             if token.type != "string":
                 continue
             kinds = [kind for kind, _ in window]

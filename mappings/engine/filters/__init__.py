@@ -1,7 +1,7 @@
 """The FHIR filter library available to every template. `FILTERS`, `GLOBALS` and `TESTS` are the registry; the
 docstring of each function is its documentation (the editor shows it in completion)."""
 
-from . import codes, dates, values
+from . import codes, dates, hl7v2_types, values
 
 FILTERS = {
     "tojson": values.tojson,
@@ -19,6 +19,17 @@ FILTERS = {
     "v2_system": codes.v2_system,
     "oid_uri": codes.oid_uri,
     "base64": values.base64,
+    # HL7 v2 data types → FHIR data types (filters/hl7v2_types.py): `{{ cx | identifier_from_cx }}`.
+    "system_from_hd": hl7v2_types.system_from_hd,
+    "identifier_from_cx": hl7v2_types.identifier_from_cx,
+    "identifier_from_ei": hl7v2_types.identifier_from_ei,
+    "identifier_from_xcn": hl7v2_types.identifier_from_xcn,
+    "human_name_from_xpn": hl7v2_types.human_name_from_xpn,
+    "human_name_from_xcn": hl7v2_types.human_name_from_xcn,
+    "address_from_xad": hl7v2_types.address_from_xad,
+    "telecom_from_xtn": hl7v2_types.telecom_from_xtn,
+    "coding_from_cwe": hl7v2_types.coding_from_cwe,
+    "codeable_concept_from_cwe": hl7v2_types.codeable_concept_from_cwe,
 }
 
 GLOBALS = {
@@ -36,6 +47,10 @@ GLOBALS = {
 TESTS = {
     "present": lambda value: bool(value) and str(value).strip() != "",
 }
+
+
+# The lookup tables a filter reads by itself (not through an argument): a template calling it depends on them.
+TABLES_READ = {name: function.reads_tables for name, function in FILTERS.items() if hasattr(function, "reads_tables")}
 
 
 def documentation() -> list[dict]:
