@@ -36,6 +36,38 @@ def _in_string(offset: int, spans: list[tuple[int, int]], starts: list[int]) -> 
     return index >= 0 and offset < spans[index][1]
 
 
+class _Strings:
+    """Where a text's JSON strings are, asked about offsets that are not quotes, in increasing order. Without a
+    backslash and with an even number of quotes (nearly every rendered output: escaped characters are rare) the quotes
+    pair up in order, so counting them (str.count, in C) answers; otherwise every string is matched once, by regex.
+    Matching the ~2,000 strings of a Bundle cost more than the rest of the clean-up together."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.paired = "\\" not in text and text.count('"') % 2 == 0
+        self.position = self.quotes = 0
+        self.spans: list[tuple[int, int]] = []
+        self.starts: list[int] = []
+        if not self.paired:
+            self.spans, self.starts = _string_spans(text)
+
+    def holds(self, offset: int) -> bool:
+        """Whether `offset` is inside a string."""
+        if not self.paired:
+            return _in_string(offset, self.spans, self.starts)
+        self.quotes += self.text.count('"', self.position, offset)
+        self.position = offset
+        return self.quotes % 2 == 1
+
+    def last_before(self, offset: int) -> tuple[int, int] | None:
+        """The span of the last string that starts before `offset` (which is outside any string)."""
+        if not self.paired:
+            index = bisect_right(self.starts, offset) - 1
+            return self.spans[index] if index >= 0 else None
+        end = self.text.rfind('"', 0, offset)
+        return None if end < 0 else (self.text.rfind('"', 0, end), end + 1)
+
+
 def _previous_char(text: str, pos: int) -> str:
     """The last character before `pos` that is not JSON whitespace ("" at the start)."""
     pos -= 1
@@ -52,16 +84,16 @@ def forgive_empty_values(text: str) -> str:
     candidates = list(EMPTY_VALUE.finditer(text))
     if not candidates:
         return text
-    spans, starts = _string_spans(text)
+    strings = _Strings(text)
     pieces, done = [], 0
     for match in candidates:
         colon = match.start()
-        if _in_string(colon, spans, starts):
+        if strings.holds(colon):
             continue  # `"a: }"` is text
-        index = bisect_right(starts, colon) - 1
-        if index < 0 or text[spans[index][1] : colon].strip(" \t\n\r"):
+        key = strings.last_before(colon)
+        if key is None or text[key[1] : colon].strip(" \t\n\r"):
             continue  # no string right before the colon: not a member, left for the parser to report
-        key_start = spans[index][0]
+        key_start = key[0]
         if key_start < done or _previous_char(text, key_start) not in ("{", ","):
             continue  # a key follows "{" or ","; `"a": "b": ,` is a mistake, not an empty value
         pieces.append(text[done:key_start])
@@ -80,13 +112,13 @@ def remove_stray_commas(text: str) -> str:
     candidates = list(STRAY.finditer(text))
     if not candidates:
         return text
-    spans, starts = _string_spans(text)
+    strings = _Strings(text)
     pieces, done = [], 0
     for match in candidates:
         for offset, char in enumerate(match.group(), start=match.start()):
             if char != ",":
                 continue
-            if _in_string(offset, spans, starts):
+            if strings.holds(offset):
                 continue  # a comma inside a JSON string is text, not syntax
             pieces.append(text[done:offset])
             pieces.append(" ")
@@ -98,13 +130,19 @@ def remove_stray_commas(text: str) -> str:
 def parse_output(text: str) -> object:
     """Parse rendered output, tolerating stray commas and members with an empty value. Raises FS-PST-001 with the
     offset in `offset` (the caller maps it to a template line)."""
+    value, parsed = _parse(text)
+    return reload_keeping_decimals(parsed) if has_fragile_numbers(parsed) else value
+
+
+def _parse(text: str) -> tuple[object, str]:
+    """orjson's parse (decimals as floats) and the text it parsed: `text`, or `text` cleaned."""
     try:
-        return _keeping_decimals(orjson.loads(text), text)
+        return orjson.loads(text), text
     except orjson.JSONDecodeError:
         pass
     cleaned = remove_stray_commas(forgive_empty_values(text))
     try:
-        return _keeping_decimals(orjson.loads(cleaned), cleaned)
+        return orjson.loads(cleaned), cleaned
     except orjson.JSONDecodeError as exc:
         raise MappingError(
             ErrorCode.PST_NOT_JSON,
@@ -113,20 +151,19 @@ def parse_output(text: str) -> object:
         ) from exc
 
 
-def _keeping_decimals(value: object, text: str) -> object:
-    """orjson's answer, unless the text has a number a float would rewrite (`0.70`, `1e3`): then the text again with
-    FhirDecimals (one regex scan in the common case; FHIR decimals keep their digits)."""
-    return reload_keeping_decimals(text) if has_fragile_numbers(text) else value
-
-
 def _near(text: str, pos: int) -> str:
     excerpt = text[max(0, pos - 40) : pos + 20]
     return repr(" ".join(excerpt.split()))
 
 
 def prune(value: object) -> object:
-    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively.
-    Leaves are handled inline (no call per string): this walk touches every value of every output."""
+    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively."""
+    return _pruned(value, [])
+
+
+def _pruned(value: object, floats: list) -> object:
+    """`prune`, noting each float it meets in `floats`. Leaves are handled inline (no call per string): this walk
+    touches every value of every output."""
     kind = type(value)
     if kind is dict:
         kept = {}
@@ -136,10 +173,12 @@ def prune(value: object) -> object:
                 if item and not item.isspace():
                     kept[key] = item
             elif item_kind is dict or item_kind is list:
-                item = prune(item)
+                item = _pruned(item, floats)
                 if item is not None:
                     kept[key] = item
             elif item is not None:
+                if item_kind is float:
+                    floats.append(item)
                 kept[key] = item
         return kept or None
     if kind is list:
@@ -150,14 +189,18 @@ def prune(value: object) -> object:
                 if item and not item.isspace():
                     items.append(item)
             elif item_kind is dict or item_kind is list:
-                item = prune(item)
+                item = _pruned(item, floats)
                 if item is not None:
                     items.append(item)
             elif item is not None:
+                if item_kind is float:
+                    floats.append(item)
                 items.append(item)
         return items or None
     if kind is str:
         return value if value and not value.isspace() else None
+    if kind is float:
+        floats.append(value)
     return value
 
 
@@ -226,7 +269,13 @@ def fill_entry_urls(bundle: dict) -> None:
 
 def postprocess(text: str) -> tuple[object, list[MappingError]]:
     """Rendered text → (FHIR JSON, warnings)."""
-    output = prune(parse_output(text))
+    value, parsed = _parse(text)
+    floats: list = []
+    output = _pruned(value, floats)
+    # Only a float can have been read with fewer digits than written (0.70 → 0.7): without one, the text need not be
+    # scanned for such numbers (a regex over every ":", "," and "[" of the output) nor read again.
+    if floats and has_fragile_numbers(parsed):
+        output = prune(reload_keeping_decimals(parsed))
     if not isinstance(output, dict) or not isinstance(output.get("resourceType"), str):
         raise MappingError(
             ErrorCode.PST_NOT_RESOURCE,

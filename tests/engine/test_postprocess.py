@@ -3,7 +3,16 @@
 import pytest
 
 from mappings.engine import MappingError, compile_mapping, run_mapping
-from mappings.engine.postprocess import forgive_empty_values, parse_output, prune, remove_stray_commas
+from mappings.engine.formats.decimals import FhirDecimal
+from mappings.engine.postprocess import (
+    _string_spans,
+    _Strings,
+    forgive_empty_values,
+    parse_output,
+    postprocess,
+    prune,
+    remove_stray_commas,
+)
 
 COMMAS = [
     ('{"a": [1, 2,],}', {"a": [1, 2]}),
@@ -115,3 +124,32 @@ def test_it_reports_the_offset_of_output_that_is_not_json() -> None:
 )
 def test_it_prunes_what_fhir_forbids_to_be_empty(value: object, expected: object) -> None:
     assert prune(value) == expected
+
+
+# Without a backslash, and with quotes that pair up, strings are told from syntax by counting quotes; otherwise by
+# matching every string. Both ways must answer the same wherever the counting one is used.
+PAIRED_TEXTS = [
+    '{"a": ",]", "b": [1,,], "c": "x: }", "d": , "e": "{,", "f": [,"g",]}',
+    '{"k": "v",\n "empty": ,\n "list": [ "a,", "b",\n ],}',
+    "[,,]",
+]
+
+
+@pytest.mark.parametrize("text", PAIRED_TEXTS)
+def test_counting_quotes_tells_strings_from_syntax_as_matching_them_does(text: str) -> None:
+    counted, matched = _Strings(text), _Strings(text)
+    assert counted.paired
+    matched.paired, (matched.spans, matched.starts) = False, _string_spans(text)
+    for offset in (offset for offset, char in enumerate(text) if char != '"'):
+        assert counted.holds(offset) == matched.holds(offset), offset
+        if not matched.holds(offset):
+            assert counted.last_before(offset) == matched.last_before(offset), offset
+    assert not _Strings('{"a\\"b": ,}').paired and not _Strings('{"a": "b}').paired
+
+
+def test_it_reads_a_decimal_again_only_when_the_output_has_one() -> None:
+    output, _ = postprocess('{"resourceType": "Basic", "a": 0.70, "b": [1.0, 2], "text": "0.70,"}')
+    assert isinstance(output["a"], FhirDecimal) and str(output["a"]) == "0.70"
+    assert str(output["b"][0]) == "1.0" and output["b"][1] == 2
+    plain, _ = postprocess('{"resourceType": "Basic", "text": "a: 1.50,", "n": 12345678901234567}')
+    assert plain == {"resourceType": "Basic", "text": "a: 1.50,", "n": 12345678901234567}
