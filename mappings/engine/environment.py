@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
 from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
@@ -38,14 +39,22 @@ from markupsafe import Markup
 from .errors import ErrorCode, MappingError
 from .filters import FILTERS, GLOBALS, TESTS
 from .filters.values import finalize
+from .hl7v2 import Component, Field, Group, Message, Repetition, Segment, SubComponent
 from .limits import current_budget
 from .lookup import LookupTable
 from .missing import note_missing
+from .xmlsource import XmlNode, _SectionNode
 
 SNIPPET_PREFIX = "snippets/"
 MARK_START, MARK_END = "\x02", "\x03"
 MARKER = re.compile("\x02(\\d+)\x03")
 WIDE_NUMBER = re.compile(r"\d{7,}")
+# Types whose every public attribute is template API (a segment, `raw`, `all()`, an imported macro): reading one needs
+# none of the sandbox's checks for Python internals, whose names all start with "_" (refused on these as everywhere).
+OPEN_TYPES = frozenset({Message, Group, Segment, Field, Repetition, Component, SubComponent, TemplateModule})
+# XML nodes answer any other name with the child or attribute of that name (`node.code`); asking Python first for an
+# attribute a node does not have raised and caught an AttributeError per read.
+XML_TYPES = {kind: frozenset(name for name in dir(kind) if name[:1] != "_") for kind in (XmlNode, _SectionNode)}
 
 
 class SnippetLoader(BaseLoader):
@@ -210,6 +219,23 @@ class MappingEnvironment(SandboxedEnvironment):
         if len(values) > self.max_value_bytes:
             raise MappingError(ErrorCode.LIM_VALUE_SIZE, f"range() of {len(values):,} numbers is over the limit.")
         return values
+
+    def getattr(self, obj: object, attribute: str) -> object:
+        """`obj.attribute`, the sandbox's way, with a fast path for the engine's own source types (OPEN_TYPES,
+        XML_TYPES): the same answer without the checks that cannot refuse a public name of theirs."""
+        kind = type(obj)
+        if kind in OPEN_TYPES:
+            if attribute[:1] != "_":
+                try:
+                    return getattr(obj, attribute)
+                except AttributeError:
+                    pass  # the sandbox's path: then obj[attribute], else undefined
+        elif kind in XML_TYPES and attribute not in XML_TYPES[kind] and attribute[:1] != "_":
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                pass
+        return SandboxedEnvironment.getattr(self, obj, attribute)
 
     def unsafe_undefined(self, obj: object, attribute: str):
         # Jinja's default returns an Undefined that only fails when printed, and ChainableUndefined never does; a probe

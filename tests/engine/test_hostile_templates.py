@@ -114,3 +114,46 @@ def test_it_offers_no_lipsum_global_to_burn_time_with() -> None:
     result = run_mapping(compile_mapping("{{ lipsum(10**6) }}"), "{}")
     assert result.errors[0].code == "FS-RND-001"
     assert "'lipsum' is undefined" in result.errors[0].message
+
+
+HL7 = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123^^^MRN||Doe^Jane"
+XML = '<ClinicalDocument xmlns="urn:hl7-org:v3"><code code="34133-9"/></ClinicalDocument>'
+# The sandbox reads the engine's own source types (HL7 v2 nodes, XML nodes) and imported snippets on a fast path:
+# their internals stay out of reach on it too.
+SOURCE_INTERNALS = [
+    ("segment class", "{{ msg.PID.__class__.__mro__ }}", HL7, "hl7v2"),
+    ("field slots", "{{ msg.PID[3]._raw }}", HL7, "hl7v2"),
+    ("node encoding", "{{ msg.PID[5][1]._enc }}", HL7, "hl7v2"),
+    ("bound method internals", "{{ msg.all.__func__.__globals__ }}", HL7, "hl7v2"),
+    ("message segment list", "{{ msg._segments }}", HL7, "hl7v2"),
+    ("xml element", "{{ msg._el }}", XML, "xml"),
+    ("xml node class", "{{ msg.code.__class__.__init__.__globals__ }}", XML, "xml"),
+    ("xml section call", "{{ msg.section.__call__.__globals__ }}", XML, "xml"),
+    ("snippet module internals", "{{ s._body_stream }}", HL7, "hl7v2"),
+    ("snippet module class", "{{ s.__class__.__init__.__globals__ }}", HL7, "hl7v2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "template", "payload", "source_format"), SOURCE_INTERNALS, ids=[case[0] for case in SOURCE_INTERNALS]
+)
+def test_it_keeps_the_internals_of_source_nodes_and_snippets_out_of_reach(case, template, payload, source_format):
+    snippets = {"snippets/s.j2": "{% macro m() %}{}{% endmacro %}"}
+    compiled = compile_mapping(
+        '{% import "snippets/s.j2" as s %}' + template, snippets=snippets, source_format=source_format
+    )
+    result = run_mapping(compiled, payload)
+    assert result.output is None
+    assert [error.code for error in result.errors] == ["FS-RND-003"]
+
+
+def test_the_fast_path_gives_what_the_sandbox_gave_for_public_names() -> None:
+    template = (
+        '{"resourceType": "Basic", "code": {"text": {{ [msg.PID.name, msg.PID[3].raw, msg.type,'
+        ' msg.PID[5].reps | length, msg.all("PID") | length, s.answer, msg.ZZZ.name, msg.nosuch is defined]'
+        ' | join("|") | tojson }}}}'
+    )
+    snippets = {"snippets/s.j2": "{% set answer = 42 %}"}
+    compiled = compile_mapping('{% import "snippets/s.j2" as s %}' + template, snippets=snippets, source_format="hl7v2")
+    result = run_mapping(compiled, HL7, validate=False)
+    assert result.output["code"]["text"] == "PID|123^^^MRN|ADT^A01|1|1|42||False"
