@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/engine.py                 # every case, 5 runs of ~1 s each per stage
     .venv/bin/python bench/engine.py --runs 7 --seconds 2 adt ccd
+    .venv/bin/python bench/engine.py --stages render,postprocess adt
+
+Times are CPU time of this process (time.process_time), so another program on the machine slows a run less than
+it would wall time; still compare only figures measured in the same sitting.
 
 Run by hand (never in CI); copy the table into bench/README.md with the machine it ran on. Pinned to one CPU so the
 figures are per core. orjson loads+dumps of the same output is the floor any JSON pipeline pays.
@@ -43,23 +47,24 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def per_op_ms(work: Callable[[], object], seconds: float, runs: int) -> float:
-    """Median over `runs` of the mean time per call, each run calling `work` for about `seconds`."""
-    started = time.perf_counter()
+    """Median over `runs` of the mean CPU time per call, each run calling `work` for about `seconds`."""
+    clock = time.process_time
+    started = clock()
     calls = 0
-    while time.perf_counter() - started < 0.2:  # warm-up, and an estimate of the calls per run
+    while clock() - started < 0.2:  # warm-up, and an estimate of the calls per run
         work()
         calls += 1
     per_run = max(1, int(calls * seconds / 0.2))
     results = []
     for _ in range(runs):
-        started = time.perf_counter()
+        started = clock()
         for _ in range(per_run):
             work()
-        results.append((time.perf_counter() - started) * 1000 / per_run)
+        results.append((clock() - started) * 1000 / per_run)
     return statistics.median(results)
 
 
-def bench_case(key: str, seconds: float, runs: int) -> list[tuple[str, str, float, int]]:
+def bench_case(key: str, seconds: float, runs: int, only: set[str]) -> list[tuple[str, str, float, int]]:
     title, mapping, sample = CASES[key]
     example = find_example(ROOT / "examples", mapping)
     if example is None:
@@ -95,7 +100,9 @@ def bench_case(key: str, seconds: float, runs: int) -> list[tuple[str, str, floa
         ("full, no validation", lambda: run_mapping(compiled, payload, limits=limits, now=NOW, validate=False)),
         ("orjson loads+dumps", lambda: orjson.dumps(orjson.loads(output_bytes))),
     ]
-    return [(title, stage, per_op_ms(work, seconds, runs), resources) for stage, work in stages]
+    return [
+        (title, stage, per_op_ms(work, seconds, runs), resources) for stage, work in stages if not only or stage in only
+    ]
 
 
 def main() -> None:
@@ -103,6 +110,7 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", help=f"any of {', '.join(CASES)} (default: all)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--stages", default="", help="comma-separated stages to time (default: all)")
     args = parser.parse_args()
     unknown = set(args.cases) - set(CASES)
     if unknown:
@@ -110,11 +118,12 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"# one pinned core, median of {args.runs} runs of ~{args.seconds:g} s each\n")
+    print(f"# one pinned core, CPU time, median of {args.runs} runs of ~{args.seconds:g} s each\n")
     print("| case | stage | ms/message | messages/s | resources/s |")
     print("|---|---|---:|---:|---:|")
     for key in args.cases or list(CASES):
-        for title, stage, ms, resources in bench_case(key, args.seconds, args.runs):
+        only = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
+        for title, stage, ms, resources in bench_case(key, args.seconds, args.runs, only):
             rate = 1000 / ms
             print(f"| {title} ({resources} res.) | {stage} | {ms:.3f} | {rate:,.0f} | {rate * resources:,.0f} |")
 
