@@ -3,6 +3,9 @@
 - `compiled`: compiled mappings, keyed by a hash of everything that affects compilation (a draft's text with the
   library as stored) or by a version's id and content hash. The keys are immutable content: an entry is only ever
   evicted, never wrong.
+- `libraries`: the snippets and lookup tables a draft's references reach, keyed by those names. Each entry carries
+  the (id, revision, updated_at) of every row it read and every name it found missing; mappings.compiling uses it
+  only after one query shows that this is still what is stored, so a saved snippet or table is seen at once.
 - `facades` and `live_deployments`: a facade's settings, and what it serves per resource type, keyed by the
   facade's `generation`. Every change to a facade or what it serves (a deployment going live, a binding, a pause, its
   $convert-data list) grows the generation in the same transaction, and every facade request reads the generation
@@ -44,12 +47,27 @@ class LRU(Generic[Value]):
                 self.items.popitem(last=False)
         return value
 
+    def get(self, key: Hashable) -> Value | None:
+        with self.lock:
+            if key not in self.items:
+                return None
+            self.items.move_to_end(key)
+            return self.items[key]
+
+    def put(self, key: Hashable, value: Value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
     def clear(self) -> None:
         with self.lock:
             self.items.clear()
 
 
 compiled: LRU = LRU(256)
+libraries: LRU = LRU(256)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
 profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by what is uploaded (mappings.profiles)
@@ -57,6 +75,7 @@ profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by
 
 def clear() -> None:
     compiled.clear()
+    libraries.clear()
     facades.clear()
     live_deployments.clear()
     profile_registries.clear()

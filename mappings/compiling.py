@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from django.db import connection
 
 from mappings import caches
 from mappings.conf import engine_limits
@@ -82,7 +85,11 @@ def frozen_library(draft: Draft) -> tuple[dict[str, str], dict[str, dict]]:
     return snippets, tables_for(draft.template, snippets, draft.table_names)
 
 
-def compile_text(template: str, snippets: dict[str, str], tables: dict[str, dict], settings: dict) -> CompiledMapping:
+def compile_text(
+    template: str, snippets: dict[str, str], tables: dict[str, dict], settings: dict, *, key: str | None = None
+) -> CompiledMapping:
+    """Compiled once per content: `key` (a hash of the same content computed more cheaply) or the content hash."""
+
     def build() -> CompiledMapping:
         return compile_mapping(
             template,
@@ -95,16 +102,110 @@ def compile_text(template: str, snippets: dict[str, str], tables: dict[str, dict
             limits=engine_limits(),
         )
 
-    return caches.compiled.get_or_build(content_hash(template, snippets, tables, settings), build)
+    return caches.compiled.get_or_build(key or content_hash(template, snippets, tables, settings), build)
+
+
+# --- the library a draft reaches, re-read only when it changed --------------------------------------------------------
+
+Stamp = tuple  # (kind, name, id, revision, updated_at) of a stored snippet or lookup table, as the database gives it
+
+
+@dataclass(frozen=True)
+class Library:
+    """The snippets and lookup tables some names reach, as stored when read. `stamps` are the rows read; every name
+    looked up, found or not, is in `snippet_names` or `table_names`, so one query tells whether it all still holds:
+    a row edited (its revision and updated_at grow), deleted, or created under a name that was missing."""
+
+    snippet_names: frozenset[str]
+    table_names: frozenset[str]
+    stamps: frozenset[Stamp]
+    snippets: dict[str, str]
+    tables: dict[str, dict]
+    digest: str  # a hash of snippets and tables
+
+
+SNIPPET, TABLE = "snippet", "table"
+
+
+def _stamps(snippet_names: frozenset[str], table_names: frozenset[str]) -> frozenset[Stamp]:
+    """The stamps of the rows stored under these names, in one query. Written out: the ORM takes longer to build
+    this query than SQLite takes to answer it, and it runs on every draft preview. updated_at tells apart a row
+    created again under an id a rolled-back transaction had used (SQLite reuses it)."""
+    parts, params = [], []
+    for kind, model, names in ((SNIPPET, Snippet, snippet_names), (TABLE, LookupTable, table_names)):
+        if names:
+            table = connection.ops.quote_name(model._meta.db_table)
+            marks = ", ".join(["%s"] * len(names))
+            parts.append(f"SELECT '{kind}', name, id, revision, updated_at FROM {table} WHERE name IN ({marks})")
+            params += sorted(names)
+    if not parts:
+        return frozenset()
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return frozenset(tuple(row) for row in cursor.fetchall())
+
+
+def _read_library(snippet_names: frozenset[str], table_names: frozenset[str]) -> tuple[Library, bool]:
+    """The closure of `snippet_names` (snippets import snippets) and every table they or `table_names` name, and
+    whether it may be cached: its stamps, read after it, show the same revisions (nothing was saved in between)."""
+    snippets: dict[str, str] = {}
+    revisions: set[tuple[str, str, int, int]] = set()
+    looked_up: set[str] = set()
+    pending = set(snippet_names)
+    while pending:
+        looked_up |= pending
+        found = {}
+        rows = Snippet.objects.filter(name__in=pending).values_list("name", "text", "id", "revision")
+        for name, text, pk, revision in rows:
+            found[name] = text
+            revisions.add((SNIPPET, name, pk, revision))
+        snippets.update(found)
+        pending = {target for name, text in found.items() for target in _references(text, name).snippets} - looked_up
+    tables_named = set(table_names)
+    for name, text in snippets.items():
+        tables_named.update(_references(text, name).tables)
+    tables: dict[str, dict] = {}
+    rows = LookupTable.objects.filter(name__in=tables_named).values_list("name", "data", "id", "revision")
+    for name, data, pk, revision in rows:
+        tables[name] = data
+        revisions.add((TABLE, name, pk, revision))
+    stamps = _stamps(frozenset(looked_up), frozenset(tables_named))
+    blob = json.dumps([snippets, tables], sort_keys=True, default=str)
+    library = Library(
+        frozenset(looked_up),
+        frozenset(tables_named),
+        stamps,
+        snippets,
+        tables,
+        hashlib.sha256(blob.encode()).hexdigest(),
+    )
+    return library, {stamp[:4] for stamp in stamps} == revisions
+
+
+def library_for(snippet_names: Iterable[str], table_names: Iterable[str]) -> Library:
+    """The stored library these names reach. Cached by the names; a cached answer is used only after one query shows
+    that none of its rows changed (saved snippets and tables bump their revision), so it is never stale."""
+    key = (frozenset(snippet_names), frozenset(table_names))
+    library = caches.libraries.get(key)
+    if library is None or _stamps(library.snippet_names, library.table_names) != library.stamps:
+        library, cacheable = _read_library(*key)
+        if cacheable:
+            caches.libraries.put(key, library)
+    return library
 
 
 def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | None = None) -> CompiledMapping:
     """The draft (or `template`, for a preview of unsaved text) with the library as stored now."""
     draft = draft or mapping.draft
     text = draft.template if template is None else template
-    snippets = snippet_closure(text)
-    tables = tables_for(text, snippets, draft.table_names)
-    return compile_text(text, snippets, tables, mapping.engine_settings())
+    root = _references(text)
+    library = library_for(root.snippets, [*root.tables, *draft.table_names])
+    settings = mapping.engine_settings()
+    # The library's digest stands for its content: hashing 10s of KB of snippets and tables on every preview is
+    # most of what a cached compile cost.
+    blob = json.dumps([text, library.digest, settings], sort_keys=True, default=str)
+    key = "draft:" + hashlib.sha256(blob.encode()).hexdigest()
+    return compile_text(text, library.snippets, library.tables, settings, key=key)
 
 
 def compile_version(version: MappingVersion) -> CompiledMapping:
@@ -112,6 +213,9 @@ def compile_version(version: MappingVersion) -> CompiledMapping:
     their id and content hash: no re-hashing of the frozen content on every request."""
 
     def build() -> CompiledMapping:
+        content = {"template", "snippets", "lookup_tables", "engine_settings"}
+        if version.get_deferred_fields() & content:  # loaded lean to run (mappings.access): read it in one query
+            version.refresh_from_db(fields=sorted(version.get_deferred_fields() & content))
         return compile_text(version.template, version.snippets, version.lookup_tables, version.engine_settings)
 
     return caches.compiled.get_or_build(f"version:{version.pk}:{version.content_hash}", build)

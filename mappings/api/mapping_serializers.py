@@ -5,10 +5,12 @@ action. Response serializers only read attributes, so a view's queries are decid
 
 from __future__ import annotations
 
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from mappings.engine import SOURCE_FORMATS
 from mappings.models import Draft, Mapping, MappingVersion, SampleCase, TestRun
@@ -17,10 +19,30 @@ from mappings.samples import assertion_syntax_error
 MAX_DB_INT = 2**31 - 1  # PositiveIntegerField on PostgreSQL: a larger number can only be "not found"
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class ProhibitSurrogates(ProhibitSurrogateCharactersValidator):
+    """DRF's check, with its message and code, by one regular expression search instead of a Python generator over
+    every character: a render's payload is kilobytes long, and that loop cost 0.3 ms a request."""
+
+    def __call__(self, value: object) -> None:
+        found = SURROGATE.search(str(value))
+        if found:
+            raise serializers.ValidationError(self.message.format(code_point=ord(found.group())), code=self.code)
+
+
 class StrictCharField(serializers.CharField):
     """A string and only a string: DRF's CharField would turn 12 into "12" and hide a client's mistake."""
 
     default_error_messages = {"not_a_string": "Must be a string."}
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            ProhibitSurrogates() if type(check) is ProhibitSurrogateCharactersValidator else check
+            for check in self.validators
+        ]
 
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):

@@ -17,10 +17,12 @@ from mappings import actions
 from mappings.access import (
     AUTHOR,
     VIEWER,
+    access_draft_to_run,
     access_mapping,
     access_sample,
     access_test_run,
     access_version,
+    access_version_to_run,
     require_role,
 )
 from mappings.api.base import (
@@ -390,10 +392,10 @@ class Render(StudioAPIView):
         form.is_valid(raise_exception=True)
         options = form.validated_data
         if options.get("version") is not None:
-            version = access_version(request.user, slug, options["version"])  # checks the mapping too, once
+            version = access_version_to_run(request.user, slug, options["version"])
             result = render_preview(lambda: compile_version(version), options["payload"], options)
         else:
-            mapping = access_mapping(request.user, slug)
+            mapping = access_draft_to_run(request.user, slug)
             template = options.get("template")
             result = render_preview(lambda: compile_draft(mapping, template=template), options["payload"], options)
         return Response(result)
