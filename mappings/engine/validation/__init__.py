@@ -6,8 +6,8 @@ Checks structure and JSON types, cardinality, every primitive's R4 regex (and re
 extensible bindings, fixed and pattern values, FHIRPath invariants, references, slicing, `meta.profile` and extension
 definitions. Issues are MappingErrors (FS-VAL-*) with a severity and a FHIRPath `expression`.
 
-Modules: compile (snapshots → TypeSpec/ElementSpec), walk (the pass), primitives, terminology, invariants + natives,
-references, slicing, patterns.
+Modules: compile (snapshots → TypeSpec/ElementSpec), walk (the pass), checkers (each TypeSpec's walk as generated
+Python), primitives, terminology, invariants + natives, references, slicing, patterns.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ class Run:
     def add(self, code: ErrorCode, path: str, message: str, *, severity: str = "error") -> None:
         # A profile re-walks what the base walk saw: the same finding is reported once.
         self.found += 1
-        key = (code, path, message)
-        if key in self.seen:
+        seen = self.seen
+        size = len(seen)
+        seen.add((code, path, message))  # one hash of the key (an ErrorCode hashes in Python)
+        if len(seen) == size:
             return
-        self.seen.add(key)
         self.issues.append(MappingError(code, f"{path} {message}", expression=[path], severity=severity))
 
     def conforms(self, value: object, url: str) -> bool:
@@ -51,6 +52,7 @@ class Run:
         if spec is None or not isinstance(value, dict):
             return False
         trial = Run(self.registry)
+        trial.compiler = self.compiler  # the same walkers and caches (a test may give a run a compiler of its own)
         trial.resource, trial.scope, trial.bundle = self.resource, self.scope, self.bundle
         walk(value, spec, "$", trial)
         return not any(issue.severity == "error" for issue in trial.issues)

@@ -8,6 +8,7 @@ registry of uploaded profiles gets its own), each TypeSpec is compiled once per 
 
 from __future__ import annotations
 
+import re
 import threading
 
 from .invariants import Invariant, compile_invariants
@@ -21,10 +22,22 @@ BACKBONE_TYPES = frozenset({"BackboneElement", "Element"})
 # Data types whose validity depends on their content alone (no %resource in their invariants), which repeat across
 # resources (the same codes, systems, addresses): a value of one of them found valid once is not walked again.
 MEMO_TYPES = frozenset(
-    {"Coding", "CodeableConcept", "Identifier", "HumanName", "Address", "ContactPoint", "Period", "Quantity", "Meta"}
+    {
+        "Coding",
+        "CodeableConcept",
+        "Identifier",
+        "HumanName",
+        "Address",
+        "ContactPoint",
+        "Period",
+        "Quantity",
+        "Meta",
+        "Extension",  # and each extension definition (Compiler.profile_spec), when content_only says so
+    }
 )
 BOUND_COMPLEX = frozenset({"Coding", "CodeableConcept", "Quantity"})
 BOUND_PRIMITIVES = frozenset({"code", "string", "uri"})
+CONTEXT = re.compile(r"%(resource|rootResource|context)\b|resolve\(")  # what makes an invariant read beyond its value
 ROOT_ID_CHECK_TYPE = "id"  # Resource.id is a System.String in the snapshot, but an `id` in the spec
 
 
@@ -35,6 +48,7 @@ class TypeSpec:
         "always",
         "constraints",
         "elements",
+        "gen",
         "keyed",
         "memo",
         "name",
@@ -58,6 +72,7 @@ class TypeSpec:
         self.always: tuple[Invariant, ...] = ()
         self.keyed: tuple[tuple[str, tuple[Invariant, ...]], ...] = ()
         self.memo: set[bytes] | None = None  # MEMO_TYPES: the serialised values already found valid
+        self.gen = None  # its walker (node, path, run), made on first use by checkers.py
 
     def split_constraints(self) -> None:
         keyed: dict[str, list[Invariant]] = {}
@@ -144,7 +159,9 @@ class Compiler:
         self.resource_types = registry.resource_types()
         self.primitive_checks: dict[str, object] = {}
         self.valid_strings: dict[str, set[str] | frozenset] = {}  # per primitive type: strings that passed
+        self.relative_references: dict[str, str] = {}  # Type/id reference → Type (references.py)
         self.lock = threading.RLock()
+        self.generate = True  # False: walk with walk.generic_walk instead of generated code (tests compare them)
 
     def primitive(self, type_code: str):
         check = self.primitive_checks.get(type_code)
@@ -155,13 +172,14 @@ class Compiler:
         return check
 
     def forget_values(self) -> None:
-        """Empty the caches of values found valid (strings per primitive type, memoised data types): a benchmark
-        starts each pass cold with it; validation never needs it."""
+        """Empty the caches of values found valid (strings per primitive type, Type/id references, memoised data
+        types and extensions): a benchmark starts each pass cold with it; validation never needs it."""
         for strings in self.valid_strings.values():
             if isinstance(strings, set):
                 strings.clear()
-        for spec in self.types.values():
-            if spec.memo is not None:
+        self.relative_references.clear()
+        for spec in (*self.types.values(), *self.profiles.values()):
+            if spec is not None and spec.memo is not None:
                 spec.memo.clear()
 
     def type_spec(self, type_code: str) -> TypeSpec | None:
@@ -197,6 +215,8 @@ class Compiler:
                         spec = self.type_spec(definition.get("type") or "")
                     else:
                         spec = self._compile(definition, self.profiles, url)
+                        if definition.get("type") == "Extension" and content_only(spec, self):
+                            spec.memo = set()  # an extension definition: remembered as the Extension type is
                 self.profiles[url] = spec
         return self.profiles[url]
 
@@ -380,6 +400,34 @@ class _Builder:
         if ("slicing" in element or self.tree.slices.get(element_id)) and not spec.choice:
             spec.slicing = compile_slicing(self, element, self.tree.slices.get(element_id, ()))
         return spec.finish()
+
+
+def content_only(spec: TypeSpec, compiler: Compiler) -> bool:
+    """Whether a value's validity against spec depends on the value alone (what a memo needs; references are
+    left to the memo's key test): no invariant anywhere below it reads the resource or its context (%ucum and
+    the like are constants) or resolves, no resource inside, no slice told apart by a profile."""
+    seen: set[int] = set()
+    pending = [spec]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        elements = list(current.elements.values())
+        for element in elements:
+            if element.slicing is not None:
+                if any(item.kind == "profile" for item in element.slicing.discriminators):
+                    return False
+                elements.extend(piece.element for piece in element.slicing.slices)
+        invariants = [*current.constraints, *(item for element in elements for item in element.constraints)]
+        if any(CONTEXT.search(item.expression) for item in invariants):
+            return False
+        if any(element.kind == RESOURCE for element in elements):
+            return False
+        pending += [element.spec for element in elements] + [element.shadow for element in elements]
+        pending += [compiler.profile_spec(url) for element in elements for url in element.profiles]
+        pending.append(current.shadow)
+    return True
 
 
 def _targets(registry, profiles) -> frozenset[str] | None:

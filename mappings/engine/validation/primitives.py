@@ -105,7 +105,22 @@ def build_check(type_code: str, registry=None) -> Check:
     if type_code in ("string", "markdown"):
         return _text_check(type_code, None)  # [ \r\n\t\S]+ in the spec's regex language: any non-empty text
     pattern = regex_of(registry, type_code) or r"[ \r\n\t\S]+"
+    if pattern == BASE64_REGEX:
+        return _text_check(type_code, base64_match)
     return _text_check(type_code, re.compile(schema_regex(pattern)).fullmatch)
+
+
+BASE64_REGEX = r"(\s*([0-9a-zA-Z\+/=]){4}\s*)+"  # R4's, as its StructureDefinition and SPEC_REGEX give it
+_BASE64_CHARACTERS = re.compile(r"[0-9a-zA-Z+/= \t\r\n]+").fullmatch
+
+
+def base64_match(value: str) -> bool | None:
+    """BASE64_REGEX's verdict without its cost (re took 2 ms on a 37 KB attachment, one group per 4 characters):
+    only base64 characters and XML spaces, and each run between spaces a whole number of 4-character groups."""
+    if _BASE64_CHARACTERS(value) is None:
+        return None
+    runs = value.split()  # only the four XML spaces are left to split on
+    return True if runs and all(len(run) % 4 == 0 for run in runs) else None
 
 
 XML_SPACE = " \t\r\n"
@@ -159,6 +174,7 @@ def _number_check(type_code: str) -> Check:
             return None if low <= value <= high else (VALUE, f"{value} is out of range for {type_code} ({low}..{high})")
         return STRUCTURE, f"must be a JSON whole number ({type_code}), not {describe(value)}"
 
+    check_integer.bounds = (low, high)
     return check_integer
 
 
@@ -178,6 +194,7 @@ def _text_check(type_code: str, fullmatch) -> Check:
             return calendar_problem(value)
         return None
 
+    check_text.fullmatch, check_text.calendar = fullmatch, calendar  # what generated walkers inline (checkers.py)
     return check_text
 
 

@@ -19,6 +19,7 @@ HTTP = re.compile(r"https?://\S+")
 UUID = re.compile(r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
 TYPE_AT_END = re.compile(r"/([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+KNOWN_SIZE = 4096  # Type/id references remembered with their type, as valid strings are (walk.VALID_CACHE_SIZE)
 FORMATS = "Type/id, Type/id/_history/v, an absolute URL, urn:uuid:…, urn:oid:… or #id"
 
 
@@ -53,9 +54,16 @@ def check_reference(run, node: dict, path: str, targets: frozenset[str] | None) 
         elif not OID.fullmatch(reference):
             _bad_format(run, where, reference)
         return
-    match = RELATIVE.fullmatch(reference)
-    if match is not None:
-        _check_type(run, where, match.group(1), targets, reference)
+    known = run.compiler.relative_references
+    type_name = known.get(reference)
+    if type_name is None:
+        match = RELATIVE.fullmatch(reference)
+        if match is not None:
+            type_name = match.group(1)
+            if len(known) < KNOWN_SIZE:  # the regex costs more than the rest of a reference's checks
+                known[reference] = type_name
+    if type_name is not None:
+        _check_type(run, where, type_name, targets, reference)
         return
     if HTTP.fullmatch(reference):
         at_end = TYPE_AT_END.search(reference)

@@ -25,6 +25,10 @@ STRUCTURE = ErrorCode.VAL_STRUCTURE
 # made every look-up a memory access and warm passes slower than cold ones. The first values seen stay.
 VALID_CACHE_SIZE = 4096  # strings per primitive type; past it, new strings are checked every time
 MEMO_SIZE = 4096  # values per memoised data type
+MEMO_KEY_SIZE = 2048  # bytes: a bigger value (an extension holding an attachment) is walked each time
+# References whose check depends on where the value is (the resource's contained ones, the Bundle's fullUrls);
+# Type/id and absolute ones are checked by their text and the element alone, so a value holding them can be memoised.
+LOCAL, URN = b'"reference":"#', b'"reference":"urn:'
 EMPTY_OBJECT = "is an empty object (ele-1: FHIR has no empty values, leave the element out)"
 
 
@@ -53,7 +57,7 @@ def check_resource(node: object, path: str, run, *, contained: bool = False, pro
     if resource_type == "Bundle":
         run.bundle = BundleScope(node)
     try:
-        walk(node, spec, path, run)
+        (spec.gen or install(spec, run.compiler))(node, path, run)  # walk(), one call less per resource
         for url in profiles:
             _profile(node, url, path, run, explicit=True)
         meta = node.get("meta")
@@ -96,95 +100,121 @@ def _profile(node: dict, url: str, where: str, run, *, explicit: bool, root: str
 
 
 def walk(node: dict, spec: TypeSpec, path: str, run) -> None:
+    # Each spec's walker is generated once (checkers.py), the first time a value of it is walked.
+    (spec.gen or install(spec, run.compiler))(node, path, run)
+
+
+def install(spec: TypeSpec, compiler):
+    """The spec's walker: generated source, or generic_walk where the compiler asks for it (tests compare them)."""
+    from .checkers import generate
+
+    spec.gen = generate(spec, compiler)
+    return spec.gen
+
+
+def generic_walk(node: dict, spec: TypeSpec, path: str, run) -> None:
+    """The walk as plain code: what generated walkers do, and where they fall back to. Tests compare the two."""
     memo = spec.memo
     if memo is None:
         _walk(node, spec, path, run)
         return
-    # A data type value seen valid before (same text) is valid again, unless it holds a reference (resolved in
-    # context): its serialisation is the key. One with an issue is never remembered.
+    # A data type value seen valid before (same text) is valid again, unless it holds a reference resolved in
+    # context (#id, urn:uuid:): its serialisation is the key. One with an issue is never remembered.
     try:
         key = dumps(node)
     except TypeError:
-        key = b'"reference"'
+        key = LOCAL  # not serialisable: never remembered
     if key in memo:
         return
     before = run.found
     _walk(node, spec, path, run)
-    if run.found == before and b'"reference"' not in key and len(memo) < MEMO_SIZE:
+    room = len(key) <= MEMO_KEY_SIZE and len(memo) < MEMO_SIZE
+    if run.found == before and LOCAL not in key and URN not in key and room:
         memo.add(key)
 
 
 def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:
-    # The hot loop: the common cases (a cached-valid string, a plain complex value) are handled inline.
+    # The common cases (a cached-valid string, a plain complex value) first; member() does every other one.
     elements = spec.elements
     choices = None
     for key, value in node.items():
         element = elements.get(key)
         if element is not None:
-            # the two commonest members first: a single primitive with only its type to check, a plain object
             if element.simple and type(value) is not list:
                 if type(value) is str and (value in element.valid or (element.text and 0 < len(value) <= MAX_STRING)):
                     continue
                 _primitive(node, key, value, element, f"{path}.{key}", run, None)
                 continue
             if element.plain and type(value) is dict and (len(value) > 1 or "id" not in value):
-                inner = element.spec
-                (_walk if inner.memo is None else walk)(value, inner, f"{path}.{key}", run)
+                walk(value, element.spec, f"{path}.{key}", run)
                 continue
-        if element is None:
-            if key[:1] == "_":
-                _shadow(node, key, value, spec, path, run)
-            elif key != "resourceType" or spec.resource_type is None:
-                _unknown(key, spec, path, run)
-            continue
-        if element.choice is not None:
-            choices = _choice(choices, element.choice, key, path, run)
-        kind = element.kind
-        if element.array:
-            malformed = type(value) is not list or not value or (element.max is not None and len(value) > element.max)
-            if malformed and not _array_shape(value, element, spec, f"{path}.{key}", run):
-                continue
-            where = f"{path}.{key}"
-            if kind == PRIMITIVE:
-                valid, fast = element.valid, not element.rules
-                for index, item in enumerate(value):
-                    if fast and type(item) is str and item in valid:
-                        continue
-                    _primitive(node, key, item, element, f"{where}[{index}]", run, index)
-            elif kind == COMPLEX and not element.extras:
-                inner = element.spec
-                step = _walk if inner.memo is None else walk  # skip the memo wrapper where there is no memo
-                for index, item in enumerate(value):
-                    if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):
-                        step(item, inner, f"{where}[{index}]", run)
-                    else:
-                        check_value(item, element, f"{where}[{index}]", run)
-            else:
-                for index, item in enumerate(value):
+        choices = member(node, key, value, element, spec, path, run, choices)
+    finish(node, spec, path, run)
+
+
+def member(node: dict, key: str, value: object, element, spec: TypeSpec, path: str, run, choices):
+    """One member of an object, any case: an unknown or `_shadow` key, a choice, then its value. Returns the
+    choice keys seen so far (two keys of one value[x] are an error)."""
+    if element is None:
+        if key[:1] == "_":
+            _shadow(node, key, value, spec, path, run)
+        elif key != "resourceType" or spec.resource_type is None:
+            _unknown(key, spec, path, run)
+        return choices
+    if element.choice is not None:
+        choices = _choice(choices, element.choice, key, path, run)
+    member_value(node, key, value, element, spec, path, run)
+    return choices
+
+
+def member_value(node: dict, key: str, value: object, element: ElementSpec, spec: TypeSpec, path: str, run) -> None:
+    kind = element.kind
+    if element.array:
+        malformed = type(value) is not list or not value or (element.max is not None and len(value) > element.max)
+        if malformed and not _array_shape(value, element, spec, f"{path}.{key}", run):
+            return
+        where = f"{path}.{key}"
+        if kind == PRIMITIVE:
+            valid, fast = element.valid, not element.rules
+            for index, item in enumerate(value):
+                if fast and type(item) is str and item in valid:
+                    continue
+                _primitive(node, key, item, element, f"{where}[{index}]", run, index)
+        elif kind == COMPLEX and not element.extras:
+            inner = element.spec
+            for index, item in enumerate(value):
+                if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):
+                    walk(item, inner, f"{where}[{index}]", run)
+                else:
                     check_value(item, element, f"{where}[{index}]", run)
-            if element.slicing is not None:
-                check_slices(run, element.slicing, value, where, _slice_checker(run))
-        elif type(value) is list:
-            run.add(STRUCTURE, f"{path}.{key}", "must be a single value, not an array.")
-        elif element.max == 0:
-            run.add(
-                ErrorCode.VAL_CARDINALITY, f"{path}.{key}", f"is not allowed here ({spec.name} sets its maximum to 0)."
-            )
-        elif kind == PRIMITIVE:
-            if type(value) is str and value in element.valid and not element.rules:
-                continue
-            _primitive(node, key, value, element, f"{path}.{key}", run, None)
-        elif kind == COMPLEX and not element.extras and type(value) is dict and (len(value) > 1 or "id" not in value):
-            (_walk if element.spec.memo is None else walk)(value, element.spec, f"{path}.{key}", run)
         else:
-            check_value(value, element, f"{path}.{key}", run)
+            for index, item in enumerate(value):
+                check_value(item, element, f"{where}[{index}]", run)
+        if element.slicing is not None:
+            check_slices(run, element.slicing, value, where, _slice_checker(run))
+    elif type(value) is list:
+        run.add(STRUCTURE, f"{path}.{key}", "must be a single value, not an array.")
+    elif element.max == 0:
+        run.add(ErrorCode.VAL_CARDINALITY, f"{path}.{key}", f"is not allowed here ({spec.name} sets its maximum to 0).")
+    elif kind == PRIMITIVE:
+        if type(value) is str and value in element.valid and not element.rules:
+            return
+        _primitive(node, key, value, element, f"{path}.{key}", run, None)
+    elif kind == COMPLEX and not element.extras and type(value) is dict and (len(value) > 1 or "id" not in value):
+        walk(value, element.spec, f"{path}.{key}", run)
+    else:
+        check_value(value, element, f"{path}.{key}", run)
+
+
+def finish(node: dict, spec: TypeSpec, path: str, run) -> None:
+    """After the members: required ones, then the type's invariants."""
     if spec.required:
-        _required(node, spec, path, run)
+        required(node, spec, path, run)
     if spec.always:
         _invariants(spec.always, node, path, run)
     if spec.keyed:
-        for member, invariants in spec.keyed:
-            if member in node:
+        for member_key, invariants in spec.keyed:
+            if member_key in node:
                 _invariants(invariants, node, path, run)
 
 
@@ -235,7 +265,7 @@ def _primitive(node: dict, key: str, value: object, element: ElementSpec, where:
             _invariants(element.constraints, value, where, run)
 
 
-def _required(node: dict, spec: TypeSpec, path: str, run) -> None:
+def required(node: dict, spec: TypeSpec, path: str, run) -> None:
     for label, keys, minimum in spec.required:
         count = 0
         for key in keys:
@@ -328,12 +358,16 @@ def _invariants(invariants, node: object, path: str, run) -> None:
         if invariant.requires is not None and is_object and invariant.requires not in node:
             continue
         if not invariant.holds(node, resource):
-            run.add(
-                ErrorCode.VAL_INVARIANT,
-                path,
-                f"breaks {invariant.key}: {invariant.human}",
-                severity="warning" if invariant.severity == "warning" else "error",
-            )
+            broken(invariant, path, run)
+
+
+def broken(invariant, path: str, run) -> None:
+    run.add(
+        ErrorCode.VAL_INVARIANT,
+        path,
+        f"breaks {invariant.key}: {invariant.human}",
+        severity="warning" if invariant.severity == "warning" else "error",
+    )
 
 
 def _shadowed(node: dict, key: str, index: int) -> bool:
