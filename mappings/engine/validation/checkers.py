@@ -7,7 +7,10 @@ the regex, the nested type's walker, the required members and the invariants bou
 common cases (a valid primitive, a plain or bound complex value, a Reference, an extension with a known definition)
 and hands anything else, every finding included, to the same functions the generic walk uses (walk.member,
 member_value, check_value, _primitive), member by member in the object's own order, so the findings are the same
-and come in the same order. tests/engine/validation/test_checkers.py compares the two on the whole test set.
+and come in the same order. A memoised type's walker (compile.MEMO_TYPES, extension definitions) also remembers the
+findings of a value that had some, relative to its path, and adds them again where the same value recurs (an
+Identifier whose type code is outside its extensible value set); the generic walk remembers valid values only.
+tests/engine/validation/test_checkers.py compares the two on the whole test set.
 
 Measured on bench/validate.py's corpus (one core, the caches emptied before each pass): 0.6x the generic walk's time
 on the corpus as it is, 0.65x on its distinct resources; 0.4x on the 130 big Patients (~40 extensions each).
@@ -19,6 +22,8 @@ import itertools
 import linecache
 
 from orjson import dumps
+
+from mappings.engine.errors import ErrorCode
 
 from .compile import COMPLEX, PRIMITIVE, ElementSpec, TypeSpec
 from .primitives import MAX_STRING, calendar_problem
@@ -43,6 +48,7 @@ from .walk import (
     required,
 )
 
+INVARIANT = ErrorCode.VAL_INVARIANT
 INTEGER_TYPES = frozenset({"integer", "positiveInt", "unsignedInt", "integer64"})
 BRANCHES = 3  # members compared in a row before the index is split in halves
 
@@ -61,6 +67,14 @@ def generate(spec: TypeSpec, compiler):
 
 
 _numbers = itertools.count(1)
+
+
+def _remember(memo: dict, key: bytes, found: list[tuple], path: str) -> None:
+    """What walking a value found, with paths relative to the value's, to add again where the same value recurs.
+    Not when a message names a path (two keys of a choice: it would name this one), nor an invariant's finding:
+    fhirpathpy's verdict can change (an expression it failed on once is skipped from then on)."""
+    if all(code is not INVARIANT and at.startswith(path) and path not in message for code, at, message, _ in found):
+        memo[key] = tuple((code, at[len(path) :], message, severity) for code, at, message, severity in found)
 
 
 def _first_call(spec: TypeSpec):
@@ -96,6 +110,7 @@ class _Source:
             "MEMO_SIZE": MEMO_SIZE,
             "MEMO_KEY_SIZE": MEMO_KEY_SIZE,
             "LOCAL": LOCAL,
+            "remember": _remember,
             "URN": URN,
             "CACHE": VALID_CACHE_SIZE,
             "INF": float("inf"),
@@ -132,15 +147,18 @@ class _Source:
             leaves.append(["continue"])
         lines = ["def walker(node, path, run):"]
         memo = self.const(spec.memo, "MEMO") if spec.memo is not None else None
-        if memo:  # as walk.generic_walk: a value found valid before, by its serialisation
+        if memo:  # a value seen before, by its serialisation (walk.generic_walk): its findings again, if any
             lines += [
                 "    try:",
                 "        memo_key = dumps(node)",
                 "    except TypeError:",
                 "        memo_key = LOCAL",
-                f"    if memo_key in {memo}:",
+                f"    found = {memo}.get(memo_key)",
+                "    if found is not None:",
+                "        for code, at, message, severity in found:",
+                "            run.add(code, path + at, message, severity=severity)",
                 "        return",
-                "    before = run.found",
+                "    start = len(run.trail)",
             ]
         lines += [
             "    choices = None",
@@ -156,8 +174,11 @@ class _Source:
         if memo:
             lines += [
                 f"    room = len(memo_key) <= MEMO_KEY_SIZE and len({memo}) < MEMO_SIZE",
-                "    if run.found == before and LOCAL not in memo_key and URN not in memo_key and room:",
-                f"        {memo}.add(memo_key)",
+                "    if LOCAL not in memo_key and URN not in memo_key and room:",
+                "        if len(run.trail) == start:",
+                f"            {memo}[memo_key] = ()",
+                "        else:",
+                f"            remember({memo}, memo_key, run.trail[start:], path)",
             ]
         return "\n".join(lines) + "\n", self.names
 

@@ -71,7 +71,9 @@ class TypeSpec:
         # constraints split for the walk: those run on every object, and those run only when a member is present
         self.always: tuple[Invariant, ...] = ()
         self.keyed: tuple[tuple[str, tuple[Invariant, ...]], ...] = ()
-        self.memo: set[bytes] | None = None  # MEMO_TYPES: the serialised values already found valid
+        # MEMO_TYPES: serialised value → its findings as (code, path after the value's, message, severity), () for
+        # a valid one. Generated walkers add them again (checkers._remember); the generic walk uses valid ones only.
+        self.memo: dict[bytes, tuple] | None = None
         self.gen = None  # its walker (node, path, run), made on first use by checkers.py
 
     def split_constraints(self) -> None:
@@ -197,7 +199,7 @@ class Compiler:
                     return None
                 found = self._compile(definition, self.types, type_code)
                 if type_code in MEMO_TYPES:
-                    found.memo = set()
+                    found.memo = {}
         return found
 
     def profile_spec(self, url: str) -> TypeSpec | None:
@@ -216,7 +218,7 @@ class Compiler:
                     else:
                         spec = self._compile(definition, self.profiles, url)
                         if definition.get("type") == "Extension" and content_only(spec, self):
-                            spec.memo = set()  # an extension definition: remembered as the Extension type is
+                            spec.memo = {}  # an extension definition: remembered as the Extension type is
                 self.profiles[url] = spec
         return self.profiles[url]
 

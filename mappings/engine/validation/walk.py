@@ -124,13 +124,13 @@ def generic_walk(node: dict, spec: TypeSpec, path: str, run) -> None:
         key = dumps(node)
     except TypeError:
         key = LOCAL  # not serialisable: never remembered
-    if key in memo:
+    if memo.get(key) == ():
         return
     before = run.found
     _walk(node, spec, path, run)
     room = len(key) <= MEMO_KEY_SIZE and len(memo) < MEMO_SIZE
     if run.found == before and LOCAL not in key and URN not in key and room:
-        memo.add(key)
+        memo[key] = ()
 
 
 def _walk(node: dict, spec: TypeSpec, path: str, run) -> None:

@@ -21,6 +21,7 @@ from mappings.engine.validation.primitives import BASE64_REGEX, base64_match, sc
 from mappings.engine.validation.walk import check_resource
 
 US_CORE_PATIENT = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"  # identifier types, some outside R4's extensible value set
 
 
 def findings(resource: object, compiler: Compiler, profiles=()) -> list[tuple]:
@@ -203,3 +204,21 @@ def test_an_extension_whose_invariant_reads_the_resource_is_not_memoised(express
     spec = compiler.profile_spec(url)
     assert spec is not None and spec.memo is None
     assert compiler.profile_spec("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race").memo is not None
+
+
+def test_a_memoised_value_gives_its_findings_again_but_an_invariants_finding_is_found_again() -> None:
+    compiler = Compiler(core())
+    identifier = {"system": "urn:x", "value": "1", "type": {"coding": [{"system": V2_0203, "code": "VN"}]}}
+    period = {"start": "2020-02-01", "end": "2020-01-01"}  # per-1 broken
+    first = {"resourceType": "Practitioner", "identifier": [identifier], "name": [{"family": "A", "period": period}]}
+    second = {"resourceType": "Patient", "identifier": [{"use": "usual"}, identifier]}
+    found = [findings(resource, compiler) for resource in (first, second, first)]
+    assert [(code, at) for code, _, (at,), _ in found[0]] == [
+        ("FS-VAL-005", "Practitioner.identifier[0].type"),
+        ("FS-VAL-008", "Practitioner.name[0].period"),
+    ]
+    assert [at for _, _, (at,), _ in found[1]] == ["Patient.identifier[1].type"]  # at the second value's path
+    assert found[2] == found[0]
+    remembered = [value for key, value in compiler.type_spec("Identifier").memo.items() if b'"VN"' in key]
+    assert [[(at, severity) for _, at, _, severity in value] for value in remembered] == [[(".type", "warning")]]
+    assert not any(b"2020-02-01" in key for key in compiler.type_spec("Period").memo)  # per-1: walked each time
