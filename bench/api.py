@@ -219,7 +219,8 @@ def measure(args: argparse.Namespace, payload: str, token: str, var_dir: Path, d
     from django.test import Client
     from rest_framework.authentication import TokenAuthentication
 
-    from mappings.access import access_mapping, access_version
+    from mappings import access
+    from mappings.api import base as api_base
     from mappings.api.mapping_serializers import RenderRequest
     from mappings.api.renderers import StudioJSONRenderer
     from mappings.compiling import compile_draft, compile_version
@@ -240,7 +241,9 @@ def measure(args: argparse.Namespace, payload: str, token: str, var_dir: Path, d
 
     def body(validate: bool, target: str) -> bytes:
         pinned = {"version": version.number} if target == "version 1" else {}
-        return json.dumps({"payload": payload, "validate": validate, **pinned}).encode()
+        # locate false: the editor's render on each pause in typing (a second one locates issues, when there are
+        # any, by rendering again with line markers: engine work, not the endpoint's, which the engine row omits).
+        return json.dumps({"payload": payload, "validate": validate, "locate": False, **pinned}).encode()
 
     def in_process(data: bytes) -> Callable[[], object]:
         def call() -> object:
@@ -287,14 +290,21 @@ def measure(args: argparse.Namespace, payload: str, token: str, var_dir: Path, d
         "trace": result.trace,
     }
 
+    # The view's token authentication: the studio's own since 2026-12-06, DRF's before.
+    token_authentication = getattr(api_base, "StudioTokenAuthentication", TokenAuthentication)
+
     def authenticate() -> object:  # a new user object each time, as each request gets
-        return TokenAuthentication().authenticate_credentials(token)[0]
+        return token_authentication().authenticate_credentials(token)[0]
 
-    def access_for_version() -> object:  # what the view checks for `version: N`: the role, the mapping, the version
-        return access_version(authenticate(), SLUG, version.number)
+    # What the view calls to check access (the lean *_to_run functions since 2026-12-06; before, these two).
+    version_to_run = getattr(access, "access_version_to_run", access.access_version)
+    draft_to_run = getattr(access, "access_draft_to_run", access.access_mapping)
 
-    def access_for_draft() -> object:
-        return access_mapping(authenticate(), SLUG)
+    def access_for_version() -> object:  # the role, the mapping and the version
+        return version_to_run(authenticate(), SLUG, version.number)
+
+    def access_for_draft() -> object:  # the role, the mapping and its draft
+        return draft_to_run(authenticate(), SLUG)
 
     def validate_request() -> object:
         form = RenderRequest(data=json.loads(request_body))
@@ -306,8 +316,8 @@ def measure(args: argparse.Namespace, payload: str, token: str, var_dir: Path, d
 
     variants += [
         parts("token authentication", authenticate),
-        parts("token authentication + access_version (a version render's checks)", access_for_version),
-        parts("token authentication + access_mapping (a draft render's checks)", access_for_draft),
+        parts("token authentication + a version render's access checks", access_for_version),
+        parts("token authentication + a draft render's access checks", access_for_draft),
         parts("RenderRequest validation (json.loads + serializer)", validate_request),
         parts("compile_version, cache hit", lambda: compile_version(version)),
         parts("compile_draft, cache hit (the library as stored now)", lambda: compile_draft(mapping)),
