@@ -24,7 +24,7 @@ from .walk import check_resource, walk
 class Run:
     """The state of one validation: issues found (each once), the resource and reference scopes being walked."""
 
-    __slots__ = ("bundle", "compiler", "found", "issues", "registry", "resource", "scope", "seen", "trail")
+    __slots__ = ("bundle", "compiler", "issues", "registry", "resource", "scope", "seen", "trail")
 
     def __init__(self, registry: Registry) -> None:
         self.issues: list[MappingError] = []
@@ -34,12 +34,10 @@ class Run:
         self.scope = None
         self.bundle = None
         self.seen: set[tuple] = set()
-        self.found = 0  # findings, repeated ones included (a memoised value must have had none)
-        self.trail: list[tuple] = []  # every finding as added, repeated ones included: what a memo records
+        self.trail: list[tuple] = []  # every finding as added, repeated ones included: what the memos go by
 
     def add(self, code: ErrorCode, path: str, message: str, *, severity: str = "error") -> None:
         # A profile re-walks what the base walk saw: the same finding is reported once.
-        self.found += 1
         self.trail.append((code, path, message, severity))
         seen = self.seen
         size = len(seen)

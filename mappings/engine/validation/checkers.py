@@ -56,6 +56,8 @@ BRANCHES = 3  # members compared in a row before the index is split in halves
 def generate(spec: TypeSpec, compiler):
     """The walker (node, path, run) for spec: generated, or the generic walk when the compiler asks for it."""
     if not compiler.generate:
+        if spec.memo is not None:
+            spec.body = lambda node, path, run, key: generic_walk(node, spec, path, run)
         return lambda node, path, run: generic_walk(node, spec, path, run)
     source, names = _Source(spec, compiler).build()
     filename = f"<walker {next(_numbers)} of {spec.url or spec.name}>"
@@ -63,6 +65,8 @@ def generate(spec: TypeSpec, compiler):
     exec(compile(source, filename, "exec"), names)  # our own source, from the compiled spec
     walker = names["walker"]
     walker.source = source  # for a reader (and a test) to see what runs
+    if spec.memo is not None:
+        spec.body = names["body"]  # the walk of a value whose key its caller looked up in the memo already
     return walker
 
 
@@ -82,6 +86,14 @@ def _first_call(spec: TypeSpec):
     # resource up front would generate most of FHIR.
     def first(node: dict, path: str, run) -> None:
         install(spec, run.compiler)(node, path, run)
+
+    return first
+
+
+def _first_body(spec: TypeSpec):
+    def first(node: dict, path: str, run, key: bytes) -> None:
+        install(spec, run.compiler)
+        spec.body(node, path, run, key)
 
     return first
 
@@ -128,7 +140,30 @@ class _Source:
     def walker_of(self, spec: TypeSpec) -> str:
         if spec.gen is None:
             spec.gen = _first_call(spec)
+        if spec.memo is not None and spec.body is None:
+            spec.body = _first_body(spec)
         return self.const(spec, "S")
+
+    def descend(self, spec: TypeSpec, item: str, where: str) -> list[str]:
+        """Lines walking item (a non-empty object) against spec at where; a memoised type's memo is looked up here,
+        so that a value seen before costs no call and no path."""
+        inner = self.walker_of(spec)
+        if spec.memo is None:
+            return [f"{inner}.gen({item}, {where}, run)"]
+        memo = self.const(spec.memo, "MEMO")
+        return [
+            "try:",
+            f"    inner_key = dumps({item})",
+            "except TypeError:",
+            "    inner_key = LOCAL",
+            f"inner_found = {memo}.get(inner_key)",
+            "if inner_found is None:",
+            f"    {inner}.body({item}, {where}, run, inner_key)",
+            "elif inner_found:",
+            f"    inner_path = {where}",
+            "    for code, at, message, severity in inner_found:",
+            "        run.add(code, inner_path + at, message, severity=severity)",
+        ]
 
     def build(self) -> tuple[str, dict]:
         spec = self.spec
@@ -145,10 +180,10 @@ class _Source:
         if spec.resource_type is not None:
             index["resourceType"] = len(leaves)
             leaves.append(["continue"])
-        lines = ["def walker(node, path, run):"]
         memo = self.const(spec.memo, "MEMO") if spec.memo is not None else None
+        prologue = []
         if memo:  # a value seen before, by its serialisation (walk.generic_walk): its findings again, if any
-            lines += [
+            prologue = [
                 "    try:",
                 "        memo_key = dumps(node)",
                 "    except TypeError:",
@@ -158,8 +193,8 @@ class _Source:
                 "        for code, at, message, severity in found:",
                 "            run.add(code, path + at, message, severity=severity)",
                 "        return",
-                "    start = len(run.trail)",
             ]
+        lines = ["    start = len(run.trail)"] if memo else []
         lines += [
             "    choices = None",
             "    for key, value in node.items():",
@@ -180,7 +215,10 @@ class _Source:
                 "        else:",
                 f"            remember({memo}, memo_key, run.trail[start:], path)",
             ]
-        return "\n".join(lines) + "\n", self.names
+        source = ["def walker(node, path, run):", *prologue, *lines]
+        if memo:  # the same walk for a caller that looked the memo up (descend): no key to make, no look-up
+            source += ["", "", "def body(node, path, run, memo_key):", *lines]
+        return "\n".join(source) + "\n", self.names
 
     def finish(self) -> list[str]:
         """walk.finish, unrolled: required members, the type's invariants, those keyed by a member."""
@@ -225,13 +263,12 @@ class _Source:
             return self.primitive("value", element)
         where = f'f"{{path}}.{key}"'
         if element.kind == COMPLEX and not element.extras:
-            inner = self.walker_of(element.spec)
             return [
                 'if type(value) is dict and (len(value) > 1 or "id" not in value):',
-                f"    {inner}.gen(value, {where}, run)",
+                *("    " + line for line in self.descend(element.spec, "value", where)),
                 "    continue",
             ]
-        body = self.extras("value", "where", element)
+        body = self.extras("value", where, element)
         if body is None:
             return [
                 "if type(value) is not list:",
@@ -240,7 +277,6 @@ class _Source:
             ]
         return [
             'if type(value) is dict and (len(value) > 1 or (value and "id" not in value)):',
-            f"    where = {where}",
             *("    " + line for line in body),
             "    continue",
         ]
@@ -254,17 +290,16 @@ class _Source:
         elif element.kind == COMPLEX and not element.extras:
             body = [
                 'if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):',
-                f"    {self.walker_of(element.spec)}.gen(item, {where}, run)",
+                *("    " + line for line in self.descend(element.spec, "item", where)),
                 "    continue",
                 f"check_value(item, {name}, {where}, run)",
             ]
         else:
-            extras = self.extras("item", "where", element)
+            extras = self.extras("item", where, element)
             body = []
             if extras is not None:
                 body += [
                     'if type(item) is dict and (len(item) > 1 or (item and "id" not in item)):',
-                    f"    where = {where}",
                     *("    " + line for line in extras),
                     "    continue",
                 ]
@@ -330,8 +365,8 @@ class _Source:
         return tests
 
     def extras(self, item: str, where: str, element: ElementSpec) -> list[str] | None:
-        """check_value's work for a non-empty object of a Reference, a bound code type or an extension, as lines;
-        None for anything else (check_value itself then runs)."""
+        """check_value's work for a non-empty object of a Reference, a bound code type or an extension, as lines
+        (where: the path's expression); None for anything else (check_value itself then runs)."""
         if element.kind != COMPLEX or element.profiles or element.constraints:
             return None
         if element.fixed is not None or element.pattern is not None:
@@ -342,26 +377,28 @@ class _Source:
             # an extension with a known definition is walked against it alone (see walk.check_value)
             find = self.const(self.compiler.extension_spec, "X")
             return [
+                f"where = {where}",
                 f"url = {item}.get('url')",
                 f"spec = {find}(url) if type(url) is str else None",
                 f"spec = {inner} if spec is None else spec",
-                f"(spec.gen or install(spec, run.compiler))({item}, {where}, run)",
+                f"(spec.gen or install(spec, run.compiler))({item}, where, run)",
             ]
         if code == "Reference" and element.binding is None:
             targets = self.const(element.targets, "T")
-            walk = [f"{inner}.gen({item}, {where}, run)"]
+            walk = [f"{inner}.gen({item}, where, run)"]
             if _bare_reference(element.spec):  # {"reference": "…"} alone: nothing for its walker to find
                 walk = [
                     f"reference = {item}.get('reference')",
                     f"if len({item}) != 1 or type(reference) is not str or not 0 < len(reference) <= MAX_STRING:",
                     "    " + walk[0],
                 ]
-            return [*walk, f"check_reference(run, {item}, {where}, {targets})"]
+            return [f"where = {where}", *walk, f"check_reference(run, {item}, where, {targets})"]
         if element.binding is not None and code in ("CodeableConcept", "Coding", "Quantity"):
             binding = self.const(element.binding, "B")
             expansion = expand(self.compiler.registry, element.binding.value_set)
+            walk = self.descend(element.spec, item, where)
             if expansion is None or "*" in expansion.open_systems:  # check_codings has nothing to say
-                return [f"{inner}.gen({item}, {where}, run)"]
+                return walk
             pairs = self.const(expansion.codes, "C")
             found = [  # check_codings' common case, a coding in the value set; anything else it does itself
                 "for coding in codings:",
@@ -372,14 +409,14 @@ class _Source:
             ]
             if code == "CodeableConcept":
                 return [
-                    f"{inner}.gen({item}, {where}, run)",
+                    *walk,
                     f"codings = {item}.get('coding')",
                     "if type(codings) is list:",
                     *("    " + line for line in found),
                     f"        check_codings(run, {binding}, codings, {where}, concept=True)",
                 ]
             return [
-                f"{inner}.gen({item}, {where}, run)",
+                *walk,
                 f"codings = [{item}]",
                 *found,
                 f"    check_codings(run, {binding}, codings, {where}, concept=False)",

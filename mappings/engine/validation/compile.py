@@ -46,6 +46,7 @@ class TypeSpec:
 
     __slots__ = (
         "always",
+        "body",
         "constraints",
         "elements",
         "gen",
@@ -75,6 +76,7 @@ class TypeSpec:
         # a valid one. Generated walkers add them again (checkers._remember); the generic walk uses valid ones only.
         self.memo: dict[bytes, tuple] | None = None
         self.gen = None  # its walker (node, path, run), made on first use by checkers.py
+        self.body = None  # with a memo: the walker after the memo look-up (node, path, run, key), checkers.py too
 
     def split_constraints(self) -> None:
         keyed: dict[str, list[Invariant]] = {}

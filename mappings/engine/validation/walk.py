@@ -126,10 +126,10 @@ def generic_walk(node: dict, spec: TypeSpec, path: str, run) -> None:
         key = LOCAL  # not serialisable: never remembered
     if memo.get(key) == ():
         return
-    before = run.found
+    before = len(run.trail)
     _walk(node, spec, path, run)
     room = len(key) <= MEMO_KEY_SIZE and len(memo) < MEMO_SIZE
-    if run.found == before and LOCAL not in key and URN not in key and room:
+    if len(run.trail) == before and LOCAL not in key and URN not in key and room:
         memo[key] = ()
 
 
