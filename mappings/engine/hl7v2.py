@@ -281,6 +281,10 @@ class SubComponent(_Node):
     def _kid(self, n: int) -> _Node:
         return self if n == 1 and self._raw else SubComponent._EMPTY
 
+    def __str__(self) -> str:
+        # Split out of its component at the sub-component separator, so no separator is left to cut at.
+        return _decode(self._raw, self._enc) if self._raw else ""
+
 
 class Component(_Node):
     """One component (PID-5.1). ``component[n]`` is sub-component n; iterating gives the sub-components."""
@@ -288,6 +292,14 @@ class Component(_Node):
     __slots__ = ()
     _SEP = _SUB
     _CHILD = SubComponent
+
+    def __str__(self) -> str:
+        # Split out of its repetition at the component separator: only a sub-component separator can be left.
+        s = self._raw
+        if not s:
+            return ""
+        i = s.find(self._enc[_SUB])
+        return _decode(s[:i] if i >= 0 else s, self._enc)
 
 
 class Repetition(_Node):
