@@ -1,10 +1,13 @@
 """The rows of a facade's index (FacadeResource, and SearchValue rows naming them), written in bulk with SQL: the ORM
 would write or cascade them one at a time, and an index holds millions of search values.
 
-- `stage_resources` writes resources built for a deployment as staged rows (no deployment, `staged_for` its id), which
-  nothing reads. Every indexing worker stages at once: an upsert keeps, for each resource id, the row of the newest
-  record (the highest record id), whichever chunk got there first, and a resource written again gets its search
-  values rewritten with it.
+- An index has a key (`staging_key`): a deployment's id, or minus its id while the other one serves, so a deployment
+  indexed again (records uploaded) stages beside what it serves. Its search values carry the key (SearchValue.build):
+  searches read the served key's values alone, and a swap or a delete drops an index's values by key.
+- `stage_resources` writes resources built for a deployment as staged rows (no deployment, `staged_for` the key),
+  which nothing reads. Every indexing worker stages at once: an upsert keeps, for each resource id, the row of the
+  newest record (the highest record id), whichever chunk got there first, and a resource written again gets its
+  search values rewritten with it.
 - `swap_staged` makes the staged rows the deployment's index in one UPDATE, stamping meta.lastUpdated and the
   `_lastUpdated` values with the time of the swap: a resource is new to clients (`_since`) when it starts to serve.
 - `drop_index` deletes the rows of a binding's deployments, served and staged.
@@ -43,8 +46,13 @@ class StagedResource:
     search_values: list[tuple[str, str, object, object]]  # (param, value, start, end), none of them TIMED
 
 
-def stage_resources(deployment_id: int, resource_type: str, resources: Iterable[StagedResource]) -> int:
-    """Stage resources for the deployment (call it inside a transaction that holds the deployment's row, so a swap
+def staging_key(deployment: Deployment) -> int:
+    """The key a new index of the deployment is staged under: the one of its two keys it does not serve."""
+    return -deployment.pk if deployment.index_key == deployment.pk else deployment.pk
+
+
+def stage_resources(key: int, resource_type: str, resources: Iterable[StagedResource]) -> int:
+    """Stage resources under an index key (call it inside a transaction that holds the deployment's row, so a swap
     or a newer deploy waits for it); returns how many rows were written, i.e. won over what was staged before."""
     by_id = {resource.resource_id: resource for resource in resources}
     if not by_id:
@@ -61,7 +69,7 @@ def stage_resources(deployment_id: int, resource_type: str, resources: Iterable[
                 FROM unnest(%s::varchar[], %s::bigint[], %s::text[]) AS r(resource_id, record_id, content)
                 ORDER BY r.resource_id {UPSERT_TAIL}""",
                 [
-                    deployment_id,
+                    key,
                     resource_type,
                     staged_at,
                     list(by_id),
@@ -72,23 +80,23 @@ def stage_resources(deployment_id: int, resource_type: str, resources: Iterable[
             written = cursor.fetchall()
         else:
             written = []
-            for key, resource in by_id.items():
+            for resource_id, resource in by_id.items():
                 cursor.execute(
                     f"""INSERT INTO {RESOURCES}
                         (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
                     VALUES (NULL, %s, %s, %s, %s, %s, %s) {UPSERT_TAIL}""",
-                    [deployment_id, resource_type, key, resource.record_id, texts[key], staged_at],
+                    [key, resource_type, resource_id, resource.record_id, texts[resource_id], staged_at],
                 )
                 written += cursor.fetchall()
     pks = [pk for pk, _ in written]
     SearchValue.objects.filter(resource_id__in=pks).delete()  # of a resource written again; one DELETE, no cascade
-    _insert_values((pk, row) for pk, key in written for row in by_id[key].search_values)
+    _insert_values(key, ((pk, row) for pk, resource_id in written for row in by_id[resource_id].search_values))
     return len(written)
 
 
-def swap_staged(deployment: Deployment, now: datetime) -> int:
-    """The deployment's staged rows become its index, stamped `now`; returns how many. Drop the rows they replace
-    first (drop_index)."""
+def swap_staged(deployment: Deployment, key: int, now: datetime) -> int:
+    """The rows staged under `key` become the deployment's index, stamped `now`; returns how many. Drop the rows
+    they replace first (drop_index), and set the deployment's index_key to `key` with it."""
     stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if connection.vendor == "postgresql":
         content = "jsonb_set(content, '{meta,lastUpdated}', to_jsonb(%s::text))"
@@ -98,58 +106,57 @@ def swap_staged(deployment: Deployment, now: datetime) -> int:
         cursor.execute(
             f"""UPDATE {RESOURCES} SET deployment_id = %s, staged_for = NULL, last_updated = %s, content = {content}
             WHERE staged_for = %s""",
-            [deployment.pk, _moment(now), stamp, deployment.pk],
+            [deployment.pk, _moment(now), stamp, key],
         )
         swapped = cursor.rowcount
         cursor.execute(
-            f"""INSERT INTO {VALUES} (resource_id, param, value, start, "end")
-            SELECT id, '_lastUpdated', '', %s, %s FROM {RESOURCES} WHERE deployment_id = %s""",
-            [_moment(now), _moment(now + timedelta(seconds=1)), deployment.pk],
+            f"""INSERT INTO {VALUES} (build, resource_id, param, value, start, "end")
+            SELECT %s, id, '_lastUpdated', '', %s, %s FROM {RESOURCES} WHERE deployment_id = %s""",
+            [key, _moment(now), _moment(now + timedelta(seconds=1)), deployment.pk],
         )
     return swapped
 
 
 def drop_index(binding: ResourceBinding, *, swapping: Deployment | None = None) -> None:
     """Delete every served resource of the binding's deployments, with their search values, and what they staged;
-    when `swapping` one in, only what superseded deployments staged (its own rows are about to serve, and a newer
-    deployment still indexing keeps its own). The deployments' rows are locked first: a worker staging for one of
-    them finishes before this reads, and one that comes after finds its deployment superseded or gone."""
-    rows = list(Deployment.objects.select_for_update().filter(binding=binding).values_list("pk", "superseded"))
-    ids = [pk for pk, _ in rows]
-    staged = [pk for pk, superseded in rows if swapping is None or superseded]
-    if ids:
-        _delete_rows("deployment_id = ANY(%s)" if _pg() else _in("deployment_id", ids), ids)
-    if staged:
-        drop_staged(staged)
-
-
-def drop_staged(deployment_ids: list[int]) -> None:
-    """Delete what was staged for these deployments (a new plan starts afresh, a superseded one is thrown away)."""
-    condition = "staged_for = ANY(%s)" if _pg() else _in("staged_for", deployment_ids)
-    _delete_rows(f"staged_for IS NOT NULL AND {condition}", deployment_ids)
-
-
-def _delete_rows(condition: str, ids: list[int]) -> None:
-    params = [ids] if _pg() else ids
+    when `swapping` one in, only what superseded deployments staged (its own staged rows are about to serve, and a
+    newer deployment still indexing keeps its own). The deployments' rows are locked first: a worker staging for one
+    of them finishes before this reads, and one that comes after finds its deployment superseded or gone."""
+    rows = list(
+        Deployment.objects.select_for_update().filter(binding=binding).values_list("pk", "superseded", "index_key")
+    )
+    ids = [pk for pk, _, _ in rows]
+    served = [key for _, _, key in rows if key is not None]
+    staged = [key for pk, superseded, _ in rows if swapping is None or superseded for key in (pk, -pk)]
+    keys = list({*served, *staged})
+    if not ids:
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {VALUES} WHERE resource_id IN (SELECT id FROM {RESOURCES} WHERE {condition})", params
-        )
-        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {condition}", params)
+        cursor.execute(f"DELETE FROM {VALUES} WHERE {_any('build', keys)}", _params(keys))
+        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_any('deployment_id', ids)}", _params(ids))
+        if staged:
+            cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_staged_in(staged)}", _params(staged))
 
 
-def _insert_values(rows: Iterable[tuple[int, tuple]]) -> None:
+def drop_staged(key: int) -> None:
+    """Delete what was staged under an index key (a new plan starts afresh)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {VALUES} WHERE build = %s", [key])
+        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_staged_in([key])}", _params([key]))
+
+
+def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:
     if connection.vendor == "postgresql":
         with (
             connection.cursor() as cursor,
-            cursor.copy(f'COPY {VALUES} (resource_id, param, value, start, "end") FROM STDIN') as copy,
+            cursor.copy(f'COPY {VALUES} (build, resource_id, param, value, start, "end") FROM STDIN') as copy,
         ):
             for pk, row in rows:
-                copy.write_row((pk, *row))
+                copy.write_row((key, pk, *row))
         return
     SearchValue.objects.bulk_create(
         (
-            SearchValue(resource_id=pk, param=param, value=value, start=start, end=end)
+            SearchValue(build=key, resource_id=pk, param=param, value=value, start=start, end=end)
             for pk, (param, value, start, end) in rows
         ),
         batch_size=1000,
@@ -161,9 +168,15 @@ def _moment(value: datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _pg() -> bool:
-    return connection.vendor == "postgresql"
+def _staged_in(keys: list[int]) -> str:
+    return f"staged_for IS NOT NULL AND {_any('staged_for', keys)}"
 
 
-def _in(column: str, ids: list[int]) -> str:
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})"
+def _any(column: str, values: list[int]) -> str:
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)"
+    return f"{column} IN ({', '.join(['%s'] * len(values))})"
+
+
+def _params(values: list[int]) -> list:
+    return [values] if connection.vendor == "postgresql" else values

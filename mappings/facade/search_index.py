@@ -56,6 +56,10 @@ BY_TYPE: dict[str, dict[str, str]] = {
 DEFAULT = {"identifier": "token"}
 
 
+# Params search_values() writes at most one value of per resource (R4 cardinality 0..1, one value written).
+SINGLE_VALUED = frozenset({"_id", "gender", "birthdate", "status", "class"})
+
+
 def params_for(resource_type: str) -> dict[str, str]:
     return {**COMMON, **BY_TYPE.get(resource_type, DEFAULT)}
 

@@ -17,7 +17,16 @@ from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import CAPABILITY_FORMATS
 from mappings.facade.http import fhir_endpoint, fhir_response, wanted_format
 from mappings.facade.live import live_read, live_search
-from mappings.facade.search import RESULT_PARAMS, include_targets, ordering, paging, references_in, search
+from mappings.facade.search import (
+    RESULT_PARAMS,
+    count_matches,
+    include_targets,
+    latency_plans,
+    ordering,
+    paging,
+    references_in,
+    search,
+)
 from mappings.facade.search_index import params_for
 from mappings.models import DataSource, Deployment, FacadeResource
 
@@ -162,15 +171,13 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
         found, note = live_search(_deployment(live.id), query, RESULT_PARAMS)
         total, rows = len(found), [] if summary == "count" else found[offset : offset + count]
     else:
-        matches = search(
-            FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type), resource_type, query
-        )
-        total = matches.count()
-        rows = (
-            []
-            if summary == "count"
-            else list(matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count])
-        )
+        served = FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type)
+        with latency_plans():
+            build = Deployment.objects.filter(pk=live.id).values_list("index_key", flat=True).first()
+            matches = search(served, resource_type, query, build)
+            total = count_matches(served, resource_type, query, build)
+            page = matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count]
+            rows = [] if summary == "count" else list(page)
     elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
     base = _base(request, slug)
     bundle = {

@@ -115,7 +115,7 @@ def exported_rows(job: ExportJob, deployment: Deployment, resource_type: str) ->
     if filters:
         matching = Q()
         for query in filters:
-            matching |= Q(pk__in=search(of_type, resource_type, parse_qsl(query)).values("pk"))
+            matching |= Q(pk__in=search(of_type, resource_type, parse_qsl(query), deployment.index_key).values("pk"))
         rows = rows.filter(matching)
     if job.level == ExportJob.Level.SYSTEM:
         return rows

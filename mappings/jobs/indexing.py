@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mappings.actions import do_finish_index
-from mappings.actions.index_rows import TIMED, StagedResource, drop_staged, stage_resources
+from mappings.actions.index_rows import TIMED, StagedResource, drop_staged, stage_resources, staging_key
 from mappings.facade.deployed import run_deployed
 from mappings.facade.search_index import search_values
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
@@ -44,9 +44,9 @@ def index_deployment_direct(deployment_id: int) -> Deployment | None:
     rows = SourceRecord.objects.filter(source_id=deployment.binding.source_id).order_by("id")
     found, errors, records = _run_records(deployment, rows)
     with transaction.atomic():
-        if _wanted(deployment):
-            drop_staged([deployment.pk])  # what an earlier run staged, from records since replaced
-            stage_resources(deployment.pk, deployment.binding.resource_type, _staged(found))
+        if (key := _staging_key(deployment)) is not None:
+            drop_staged(key)  # what an earlier run staged, from records since replaced
+            stage_resources(key, deployment.binding.resource_type, _staged(found))
     return _finish(deployment, errors, records, started)
 
 
@@ -67,7 +67,8 @@ def plan_index_direct(deployment_id: int) -> int:
     with transaction.atomic():
         # The chunks first: one staging now holds its row until it commits, and its rows are then dropped too.
         deployment.index_chunks.all().delete()
-        drop_staged([deployment.pk])
+        if (key := _staging_key(deployment)) is not None:
+            drop_staged(key)
         chunks = IndexChunk.objects.bulk_create(
             IndexChunk(deployment=deployment, first_record_id=first, last_record_id=last) for first, last in ranges
         )
@@ -123,8 +124,8 @@ def _stage_chunk(chunk: IndexChunk, deployment: Deployment, found: dict, errors:
                     records=records,
                     failures=errors[:MAX_FAILURES],
                 )
-                if finished and _wanted(deployment):
-                    stage_resources(deployment.pk, deployment.binding.resource_type, _staged(found))
+                if finished and (key := _staging_key(deployment)) is not None:
+                    stage_resources(key, deployment.binding.resource_type, _staged(found))
                 return finished
         except OperationalError as exc:
             if attempt == STAGE_ATTEMPTS or getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
@@ -165,11 +166,19 @@ def _staged(found: dict[str, tuple[dict, int]]) -> list[StagedResource]:
     return staged
 
 
-def _wanted(deployment: Deployment) -> bool:
-    """Lock the deployment's row for this transaction (a swap, a newer deploy or a delete waits for it) and say
-    whether it still wants its index: not deleted, not superseded."""
-    row = Deployment.objects.select_for_update(of=("self",)).filter(pk=deployment.pk).values("superseded").first()
-    return row is not None and not row["superseded"]
+def _staging_key(deployment: Deployment) -> int | None:
+    """Share-lock the deployment's row for this transaction (a swap, a newer deploy or a delete waits for it; other
+    chunks staging do not), and the key its new index is staged under; None when it no longer wants one (deleted,
+    or superseded). The ORM has no FOR SHARE."""
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT superseded, index_key FROM {Deployment._meta.db_table} WHERE id = %s{lock}", [deployment.pk]
+        )
+        row = cursor.fetchone()
+    if row is None or row[0]:
+        return None
+    return staging_key(Deployment(pk=deployment.pk, index_key=row[1]))
 
 
 def _deployment(deployment_id: int) -> Deployment | None:

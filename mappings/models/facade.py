@@ -161,6 +161,9 @@ class Deployment(models.Model):
     index_errors = models.JSONField(default=list, blank=True)  # [{record, code, message}] of records that failed
     # A newer deployment went live first, or this one served and was replaced: it will never serve again.
     superseded = models.BooleanField(default=False)
+    # The key its served resources' search values carry (SearchValue.build): its id or minus its id, the other one
+    # being where a new index of it is staged meanwhile (index_rows.staging_key).
+    index_key = models.BigIntegerField(null=True, blank=True)
 
     objects = DeploymentQuerySet.as_manager()
 
@@ -193,10 +196,10 @@ class FacadeResource(models.Model):
 
     While an index is built its rows are staged: no deployment (so nothing reads them), `staged_for` the id of the
     deployment they are built for. Indexing workers write them in parallel; the swap gives them their deployment in
-    one UPDATE (mappings/actions/index_rows.py)."""
+    one UPDATE (mappings/actions/index_rows.py). `staged_for` is the index's key (index_rows.staging_key)."""
 
     deployment = models.ForeignKey(Deployment, null=True, on_delete=models.CASCADE, related_name="resources")
-    staged_for = models.BigIntegerField(null=True)  # a Deployment id while staged, then None
+    staged_for = models.BigIntegerField(null=True)  # the key of the index it is staged for, then None
     resource_type = models.CharField(max_length=64)
     resource_id = models.CharField(max_length=64)
     record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -219,19 +222,23 @@ class SearchValue(models.Model):
 
     Derived rows, written and dropped only with their resource's index (mappings/actions/index_rows.py), millions at
     a time: the foreign key has no database constraint, whose check cost a 100,000-resource index 10 s. The
-    (param, value) index is per database (migrations 0004 and 0011): on PostgreSQL one varchar_pattern_ops index
-    serves both = and LIKE 'prefix%', so the collation-ordered one is not kept beside it."""
+    (build, param, value) index is per database (migrations 0004, 0011, 0015, 0016): on PostgreSQL one
+    varchar_pattern_ops index serves both = and LIKE 'prefix%', and it and the date index carry the resource id,
+    so searches scan indexes only."""
 
     resource = models.ForeignKey(
         FacadeResource, on_delete=models.CASCADE, related_name="search_values", db_constraint=False
     )
+    # The key of the index it belongs to (Deployment.index_key once served): a search reads the live index's values
+    # alone, and counts its matches without visiting FacadeResource.
+    build = models.BigIntegerField(null=True)
     param = models.CharField(max_length=40)
     value = models.CharField(max_length=255, blank=True)
     start = models.DateTimeField(null=True)
     end = models.DateTimeField(null=True)  # exclusive
 
     class Meta:
-        indexes = [models.Index(fields=["param", "start"], name="search_date_idx")]
+        indexes = [models.Index(fields=["build", "param", "start"], name="search_date_idx")]
 
 
 class FacadeRequest(models.Model):

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection, transaction
 
 from mappings import actions
-from mappings.actions.index_rows import StagedResource, stage_resources
+from mappings.actions.index_rows import StagedResource, stage_resources, staging_key
 from mappings.engine.formats import loads
-from mappings.jobs.indexing import _stage_chunk, index_deployment_direct
+from mappings.facade.search_index import search_values
+from mappings.jobs.indexing import EPOCH, _stage_chunk, index_deployment_direct
 from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
 from tests.facade.test_deployments import served  # noqa: F401 — a published json-patient bound over two records
 
@@ -31,9 +32,14 @@ def staged(resource: dict, record_id: int) -> StagedResource:
     return StagedResource(resource["id"], record_id, {**resource, "meta": meta}, [("family", family, None, None)])
 
 
+def key(deployment: Deployment) -> int:
+    """Where a new index of the deployment is staged: its id, or minus its id once that one serves."""
+    return staging_key(Deployment.objects.get(pk=deployment.pk))
+
+
 def stage(deployment: Deployment, *resources: StagedResource) -> int:
     with transaction.atomic():
-        return stage_resources(deployment.pk, "Patient", resources)
+        return stage_resources(key(deployment), "Patient", resources)
 
 
 def families_searched(client, family: str) -> list[str]:
@@ -49,7 +55,7 @@ def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(se
 
     assert stage(live, staged(patient("Later", extra=decimal), second.pk)) == 1
     assert stage(live, staged(patient("Earlier"), first.pk)) == 0  # an older record loses, whenever it comes
-    assert FacadeResource.objects.filter(staged_for=live.pk).count() == 1
+    assert FacadeResource.objects.filter(staged_for=key(live)).count() == 1
     assert families_searched(client, "later") == []  # staged: not served yet
     assert client.get("/fhir/clinic/Patient?_summary=count").json()["total"] == served_before
 
@@ -58,6 +64,10 @@ def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(se
     assert families_searched(client, "later") == ["Later"] and families_searched(client, "earlier") == []
     row = FacadeResource.objects.get(deployment=live)
     assert row.staged_for is None
+    # Its first index was keyed by its id; this one, staged beside it, by minus its id; the first one's values went.
+    live.refresh_from_db()
+    assert live.index_key == -live.pk and set(row.search_values.values_list("build", flat=True)) == {-live.pk}
+    assert not SearchValue.objects.filter(build=live.pk).exists()
     stamp = row.last_updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     read = client.get("/fhir/clinic/Patient/p1")
     assert read.json()["meta"] == {"versionId": "1", "lastUpdated": stamp}
@@ -72,7 +82,7 @@ def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewrit
     first, second = served["source"].records.order_by("id")
     stage(live, staged(patient("Earlier"), first.pk))
     assert stage(live, staged(patient("Later"), second.pk)) == 1
-    row = FacadeResource.objects.get(staged_for=live.pk)
+    row = FacadeResource.objects.get(staged_for=key(live))
     assert list(row.search_values.values_list("param", "value")) == [("family", "later")]
     actions.do_finish_index(live, errors=[], records=2)
     assert families_searched(client, "earlier") == [] and families_searched(client, "later") == ["Later"]
@@ -86,7 +96,7 @@ def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, cli
     stage(pending, staged(patient("Pending"), first.pk))
 
     index_deployment_direct(live.pk)  # records were uploaded: the live deployment is indexed again and swapped
-    assert FacadeResource.objects.filter(staged_for=pending.pk).count() == 1
+    assert FacadeResource.objects.filter(staged_for=key(pending)).count() == 1
 
     pending = actions.do_finish_index(pending, errors=[], records=1)
     live.refresh_from_db()
@@ -101,7 +111,7 @@ def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) ->
     first, _ = served["source"].records.order_by("id")
     stage(replaced, staged(patient("Replaced"), first.pk))
     index_deployment_direct(live.pk)
-    assert not FacadeResource.objects.filter(staged_for=replaced.pk).exists()
+    assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
     assert not SearchValue.objects.filter(value="replaced").exists()
 
 
@@ -132,9 +142,9 @@ def test_two_workers_staging_the_same_ids_at_once_both_finish_and_the_newest_rec
     for thread in threads:
         thread.join(timeout=60)
     assert failures == []
-    rows = FacadeResource.objects.filter(staged_for=live.pk)
+    rows = FacadeResource.objects.filter(staged_for=key(live))
     assert rows.count() == 400 and {row.content["name"][0]["family"] for row in rows} == {"Newer"}
-    values = SearchValue.objects.filter(resource__staged_for=live.pk)
+    values = SearchValue.objects.filter(resource__staged_for=key(live))
     assert values.count() == 400 and set(values.values_list("value", flat=True)) == {"newer"}
 
 
@@ -148,15 +158,60 @@ def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_noth
     stale = IndexChunk.objects.get(pk=chunk.pk)
     stale.attempts = 1  # another worker took the chunk over since (its attempt 2)
     assert _stage_chunk(stale, live, found, [], 1) is False
-    assert not FacadeResource.objects.filter(staged_for=live.pk).exists()
+    assert not FacadeResource.objects.filter(staged_for=key(live)).exists()
 
     assert _stage_chunk(chunk, live, found, [], 1) is True  # this attempt's: recorded done, and staged
     assert IndexChunk.objects.get(pk=chunk.pk).status == ChunkStatus.DONE
-    assert FacadeResource.objects.filter(staged_for=live.pk).count() == 1
+    assert FacadeResource.objects.filter(staged_for=key(live)).count() == 1
 
     replaced = Deployment.objects.create(binding=served["binding"], version=served["v1"], superseded=True)
     other = IndexChunk.objects.create(
         deployment=replaced, first_record_id=first.pk, last_record_id=first.pk, status=ChunkStatus.RUNNING, attempts=1
     )
     assert _stage_chunk(other, replaced, found, [], 1) is True  # the chunk is done; its deployment wants nothing
-    assert not FacadeResource.objects.filter(staged_for=replaced.pk).exists()
+    assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
+
+
+def test_search_totals_count_each_matching_resource_once_from_the_live_index(served, client) -> None:  # noqa: F811
+    """Totals come from the live index's search values (count_matches): a resource with several matching values (two
+    given names starting "an", two identifiers or-ed) counts once, single-valued criteria too, and a staged index
+    beside the live one changes nothing until it is swapped in."""
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, _ = served["source"].records.order_by("id")
+    people = [
+        ("a1", "female", ["Ann", "Anna"], ["x1", "x2"]),
+        ("a2", "female", ["Andrea"], ["x3"]),
+        ("a3", "male", ["Anton", "Andy"], ["x4"]),
+        ("a4", "male", ["Bob"], ["x5"]),
+    ]
+    resources = []
+    for resource_id, gender, given, identifiers in people:
+        resource = {
+            "resourceType": "Patient",
+            "id": resource_id,
+            "gender": gender,
+            "name": [{"family": "Ng", "given": given}],
+            "identifier": [{"system": "urn:mrn", "value": value} for value in identifiers],
+            "meta": {"versionId": "1"},
+        }
+        values = [row for row in search_values(resource, EPOCH) if row[0] != "_lastUpdated"]  # the swap adds it
+        resources.append(StagedResource(resource_id, first.pk, resource, values))
+    with transaction.atomic():
+        stage_resources(key(live), "Patient", resources)
+    actions.do_finish_index(live, errors=[], records=1)
+    expected = {
+        "given=an": 3,
+        "given=an&gender=female": 2,
+        "gender=male&given=an": 1,
+        "identifier=x1,x2": 1,
+        "identifier=x1,x2,x3&given=an": 2,
+        "gender=female,male": 4,
+        "name:missing=false&given=an": 3,
+        "family=ng": 4,
+    }
+    for query, total in expected.items():
+        bundle = client.get(f"/fhir/clinic/Patient?{query}").json()
+        assert (query, bundle["total"], len(bundle.get("entry", []))) == (query, total, total)
+    with transaction.atomic():  # a new index staged beside the live one: not counted
+        stage_resources(key(live), "Patient", resources[:1])
+    assert client.get("/fhir/clinic/Patient?given=an&_summary=count").json()["total"] == 3
