@@ -8,6 +8,7 @@ import pytest
 
 from mappings import actions
 from mappings.compiling import dynamic_table_uses, references, snippet_closure
+from mappings.engine.filters import TABLES_READ
 from mappings.examples import Example
 from mappings.models import LookupTable, Snippet
 from tests.conftest import all_examples
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db
 # What compiling.py matched before the engine read the syntax tree: the oracle for "names come out as before".
 OLD_IMPORTS = re.compile(r"""\{%-?\s*(?:import|include|from|extends)\s+["']([^"']+)["']""")
 OLD_TABLES = re.compile(r"""translate(?:_code)?\s*\(\s*["']([A-Za-z0-9_\-]+)["']""")
+FILTERS = re.compile(r"\|\s*(\w+)")
 # Tables the syntax tree finds that the regexes did not: a literal table name handed to translate through map().
 GAINED = {"ccda-ccd": {"ccda-section-kinds"}}
 
@@ -28,7 +30,10 @@ def names_before(example: Example) -> tuple[list[str], list[str]]:
         rows = {name: example.snippets[name] for name in pending if name in example.snippets}
         found.update(rows)
         pending = {name for text in rows.values() for name in OLD_IMPORTS.findall(text)} - set(found)
-    tables = set(OLD_TABLES.findall(example.template)).union(*(OLD_TABLES.findall(text) for text in found.values()))
+    texts = [example.template, *found.values()]
+    tables = set().union(*(OLD_TABLES.findall(text) for text in texts))
+    # Filters that read tables themselves (the HL7 v2 data types) name them too.
+    tables |= {table for text in texts for name in FILTERS.findall(text) for table in TABLES_READ.get(name, ())}
     return sorted(found), sorted(tables & set(example.lookup_tables))
 
 

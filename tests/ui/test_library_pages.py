@@ -96,7 +96,7 @@ def test_it_refuses_to_delete_a_snippet_that_drafts_import(open_browser) -> None
     browser.allow_console_error("status of 409")
     page.wait_for_selector("#banner:not([hidden])")
     assert "Not deleted" in page.inner_text("#banner")
-    assert page.locator("#banner a[href='/mappings/hl7v2-adt-a01/']").count() == 1
+    assert page.locator("#banner a[href='/mappings/hl7v2-oru-r01/']").count() == 1
     browser.screenshot("snippet-delete-in-use")
     assert Snippet.objects.filter(name=USED_SNIPPET).exists()
 
