@@ -31,6 +31,8 @@ from mappings.models import Deployment, FacadeResource, ResourceBinding, SearchV
 RESOURCES, VALUES, DEPLOYMENTS = FacadeResource._meta.db_table, SearchValue._meta.db_table, Deployment._meta.db_table
 # Search values that depend on the time the index starts to serve, not on the resource: written by the swap.
 TIMED = frozenset({"_lastUpdated"})
+# COPY's text format: a backslash, tab, newline or carriage return in a value is escaped (params are our own names).
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 UPSERT_TAIL = f"""
     ON CONFLICT (staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL
     DO UPDATE SET record_id = excluded.record_id, content = excluded.content
@@ -57,35 +59,30 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
     by_id = {resource.resource_id: resource for resource in resources}
     if not by_id:
         return 0
-    texts = {key: orjson.dumps(r.content, default=decimal_default).decode() for key, r in by_id.items()}  # 0.70 stays
     staged_at = _moment(timezone.now())  # replaced by the swap's time
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One statement, in resource id order: two chunks upserting the same ids lock them in the same order.
+            # One statement, in resource id order: two chunks upserting the same ids lock them in the same order. The
+            # rows travel as one JSON document: as arrays of text, quoting each resource's JSON cost 1.4 s a chunk.
+            document = [{"id": rid, "record": r.record_id, "content": r.content} for rid, r in by_id.items()]
             cursor.execute(
                 f"""INSERT INTO {RESOURCES}
                     (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
-                SELECT NULL, %s, %s, r.resource_id, r.record_id, r.content::jsonb, %s
-                FROM unnest(%s::varchar[], %s::bigint[], %s::text[]) AS r(resource_id, record_id, content)
-                ORDER BY r.resource_id {UPSERT_TAIL}""",
-                [
-                    key,
-                    resource_type,
-                    staged_at,
-                    list(by_id),
-                    [r.record_id for r in by_id.values()],
-                    list(texts.values()),
-                ],
+                SELECT NULL, %s, %s, r.id, r.record, r.content, %s
+                FROM jsonb_to_recordset(%s::jsonb) AS r(id varchar, record bigint, content jsonb)
+                ORDER BY r.id {UPSERT_TAIL}""",
+                [key, resource_type, staged_at, orjson.dumps(document, default=decimal_default).decode()],
             )
             written = cursor.fetchall()
         else:
             written = []
             for resource_id, resource in by_id.items():
+                text = orjson.dumps(resource.content, default=decimal_default).decode()  # 0.70 stays 0.70
                 cursor.execute(
                     f"""INSERT INTO {RESOURCES}
                         (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
                     VALUES (NULL, %s, %s, %s, %s, %s, %s) {UPSERT_TAIL}""",
-                    [key, resource_type, resource_id, resource.record_id, texts[resource_id], staged_at],
+                    [key, resource_type, resource_id, resource.record_id, text, staged_at],
                 )
                 written += cursor.fetchall()
     pks = [pk for pk, _ in written]
@@ -147,12 +144,16 @@ def drop_staged(key: int) -> None:
 
 def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:
     if connection.vendor == "postgresql":
+        # COPY's text format written here: psycopg's write_row costs ~10 µs a row, 0.6 s of a 2,000-resource chunk.
+        lines = [
+            f"{key}\t{pk}\t{param}\t{value.translate(COPY_ESCAPES)}\t{_copy_time(start)}\t{_copy_time(end)}\n"
+            for pk, (param, value, start, end) in rows
+        ]
         with (
             connection.cursor() as cursor,
             cursor.copy(f'COPY {VALUES} (build, resource_id, param, value, start, "end") FROM STDIN') as copy,
         ):
-            for pk, row in rows:
-                copy.write_row((key, pk, *row))
+            copy.write("".join(lines).encode())
         return
     SearchValue.objects.bulk_create(
         (
@@ -161,6 +162,10 @@ def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:
         ),
         batch_size=1000,
     )
+
+
+def _copy_time(value: datetime | None) -> str:
+    return "\\N" if value is None else value.isoformat()
 
 
 def _moment(value: datetime):

@@ -215,3 +215,12 @@ def test_search_totals_count_each_matching_resource_once_from_the_live_index(ser
     with transaction.atomic():  # a new index staged beside the live one: not counted
         stage_resources(key(live), "Patient", resources[:1])
     assert client.get("/fhir/clinic/Patient?given=an&_summary=count").json()["total"] == 3
+
+
+def test_search_values_keep_tabs_backslashes_and_line_breaks(served) -> None:  # noqa: F811
+    """The index's values go to PostgreSQL through COPY's text format, written by hand: its escapes must hold."""
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, _ = served["source"].records.order_by("id")
+    family = "o\\brien\tsmith\nline\rend \\N"
+    stage(live, StagedResource("p1", first.pk, {"id": "p1"}, [("family", family, None, None)]))
+    assert list(SearchValue.objects.filter(build=key(live)).values_list("value", "start")) == [(family, None)]
