@@ -177,7 +177,9 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
             matches = search(served, resource_type, query, build)
             total = count_matches(served, resource_type, query, build)
             page = matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count]
-            rows = [] if summary == "count" else list(page)
+            # Past the last match there is nothing to read: a search matching nothing would otherwise walk every
+            # resource in id order looking for a first one (270 ms over 100,000 Patients).
+            rows = [] if summary == "count" or total <= offset else list(page)
     elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
     base = _base(request, slug)
     bundle = {

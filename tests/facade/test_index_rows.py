@@ -212,6 +212,10 @@ def test_search_totals_count_each_matching_resource_once_from_the_live_index(ser
     for query, total in expected.items():
         bundle = client.get(f"/fhir/clinic/Patient?{query}").json()
         assert (query, bundle["total"], len(bundle.get("entry", []))) == (query, total, total)
+    past = client.get("/fhir/clinic/Patient?given=an&_offset=3").json()  # nothing left to read past the last match
+    assert (past["total"], "entry" in past) == (3, False)
+    last = client.get("/fhir/clinic/Patient?given=an&_offset=2").json()
+    assert [entry["resource"]["id"] for entry in last["entry"]] == ["a3"]
     with transaction.atomic():  # a new index staged beside the live one: not counted
         stage_resources(key(live), "Patient", resources[:1])
     assert client.get("/fhir/clinic/Patient?given=an&_summary=count").json()["total"] == 3
