@@ -320,10 +320,10 @@ def test_it_shows_which_mappings_use_a_snippet_and_a_table(open_browser, studio)
     browser = open_browser()
     page = browser.page
     browser.open(f"/library/snippets/{USED_SNIPPET}")
-    use = page.locator("#used-by li[data-slug=hl7v2-adt-a01]")
-    assert use.locator("a[href='/mappings/hl7v2-adt-a01/']").count() == 1
+    use = page.locator("#used-by li[data-slug=hl7v2-oru-r01]")
+    assert use.locator("a[href='/mappings/hl7v2-oru-r01/']").count() == 1
     assert "draft" in use.inner_text() and "frozen in v1" in use.inner_text()
-    assert use.locator("a[href='/mappings/hl7v2-adt-a01/history']").inner_text() == "v1"
+    assert use.locator("a[href='/mappings/hl7v2-oru-r01/history']").inner_text() == "v1"
     assert page.locator("#used-by li[data-slug]").count() == int(page.inner_text("#used-by-count"))
     browser.screenshot("snippet-used-by")
 
