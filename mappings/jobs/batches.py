@@ -11,8 +11,6 @@ Bodies of the Celery tasks in mappings/tasks.py; tests and the benchmark call th
 
 from __future__ import annotations
 
-import functools
-import gc
 import json
 import logging
 import time
@@ -25,6 +23,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from mappings import caches
 from mappings.actions import do_finish_batch
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
@@ -237,7 +236,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
     started = time.perf_counter()
     compiled = compile_version(MappingVersion.objects.get(pk=batch.version_id))
     if current_task:  # in a worker, not a test or a script calling this directly
-        _freeze_long_lived()
+        caches.freeze_long_lived()
     limits = engine_limits()
     registry = studio_registry() if batch.validate else None  # uploaded profiles the outputs name in meta.profile
     heartbeat = Heartbeat(chunk)
@@ -292,13 +291,6 @@ def _run_chunk(chunk: BatchChunk) -> str:
         (time.perf_counter() - started) * 1000,
     )
     return "done"
-
-
-@functools.cache
-def _freeze_long_lived() -> None:
-    # Once per worker process: Django, Celery and the compiled mapping live as long as it does, and the engine
-    # allocates so much that the collector would scan them again and again (~5 % of a chunk; bench/batch.py).
-    gc.freeze()
 
 
 def _items(chunk: BatchChunk) -> Iterator[tuple]:
