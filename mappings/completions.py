@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Container
+from collections.abc import Callable, Container
 
 import jinja2.defaults
 import jinja2.filters
@@ -78,6 +78,15 @@ def _origin(name: str, builtins: Container[str]) -> str:
     return "jinja" if name in builtins else "studio"
 
 
+def _described(name: str, function: Callable, builtins: Container[str], drop_first: bool) -> dict:
+    return {
+        "name": name,
+        "signature": _signature(name, function, drop_first=drop_first),
+        "doc": _doc(function),
+        "origin": _origin(name, builtins),
+    }
+
+
 def _studio_first(items: list[dict]) -> list[dict]:
     return sorted(items, key=lambda item: (item["origin"] != "studio", item["name"]))
 
@@ -87,23 +96,14 @@ def engine_names() -> dict[str, list[dict]]:
     """Jinja's built-ins and the studio's FILTERS, GLOBALS and TESTS, exactly as a template's environment has them:
     the studio's FHIR helpers first, then Jinja's generic ones, each marked with its `origin`."""
     env = _environment()
+
     filters = [
-        {
-            "name": name,
-            "signature": _signature(name, function, drop_first=True),
-            "doc": _doc(function),
-            "origin": _origin(name, jinja2.filters.FILTERS),
-        }
+        _described(name, function, jinja2.filters.FILTERS, drop_first=True)
         for name, function in env.filters.items()
         if name not in HIDDEN
     ]
     functions = [
-        {
-            "name": name,
-            "signature": _signature(name, value, drop_first=False),
-            "doc": _doc(value),
-            "origin": _origin(name, jinja2.defaults.DEFAULT_NAMESPACE),
-        }
+        _described(name, value, jinja2.defaults.DEFAULT_NAMESPACE, drop_first=False)
         for name, value in env.globals.items()
         if callable(value)
     ]
