@@ -11,9 +11,12 @@ pytestmark = pytest.mark.django_db
 
 STARTER = (ROOT / "mappings/starter_templates/csv.j2").read_text()
 STARTER_SAMPLE = (ROOT / "mappings/starter_templates/csv.sample").read_text()
-BIRTH_LINE = next(number for number, line in enumerate(STARTER.splitlines(), 1) if '"birthDate": {{ row["birth date"]' in line)
+BIRTH_LINE = next(
+    number for number, line in enumerate(STARTER.splitlines(), 1) if '"birthDate": {{ row["birth date"]' in line
+)
 # The clinic's own file: the same columns, but the header says birth_date.
-CLINIC_CSV = STARTER_SAMPLE.splitlines()[0].replace("birth date", "birth_date") + "\n" + STARTER_SAMPLE.split("\n", 1)[1]
+HEADER, ROWS = STARTER_SAMPLE.split("\n", 1)
+CLINIC_CSV = HEADER.replace("birth date", "birth_date") + "\n" + ROWS
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from tests.ui.test_editor_page import preview_seq, wait_for_preview_after
 
 pytestmark = pytest.mark.timeout(180)
 
-CLINIC_CSV = "mrn,family,given,sex,birth_date,street,city,zip\n2001,Hopper,Grace,F,1906-12-09,1 Navy Way,Arlington,22201\n"
+CLINIC_CSV = (
+    "mrn,family,given,sex,birth_date,street,city,zip\n2001,Hopper,Grace,F,1906-12-09,1 Navy Way,Arlington,22201\n"
+)
 
 
 def test_it_warns_at_the_template_line_about_a_column_the_csv_does_not_have(open_browser) -> None:
