@@ -10,6 +10,8 @@
   facade's `generation`. Every change to a facade or what it serves (a deployment going live, a binding, a pause, its
   $convert-data list) grows the generation in the same transaction, and every facade request reads the generation
   (mappings.access), so every worker sees a deploy on its next request, not after a timeout.
+- `search_totals`: how many resources a facade search matches, keyed by the index it counted (its build key) and the
+  facade's generation: an index becomes live only through a swap, which grows the generation.
 
 The engine's own caches (compiled Jinja code, plain and traced) are keyed by source checksum, so they cannot go stale
 either. `clear()` empties every one, the engine's included: tests call it between databases, whose ids repeat."""
@@ -73,6 +75,7 @@ compiled: LRU = LRU(256)
 libraries: LRU = LRU(256)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
+search_totals: LRU = LRU(4096)  # keyed by the index and the facade's generation (mappings.facade.search)
 profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by what is uploaded (mappings.profiles)
 
 
@@ -81,6 +84,7 @@ def clear() -> None:
     libraries.clear()
     facades.clear()
     live_deployments.clear()
+    search_totals.clear()
     profile_registries.clear()
     engine.clear_caches()
 

@@ -175,7 +175,7 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
         with latency_plans():
             build = Deployment.objects.filter(pk=live.id).values_list("index_key", flat=True).first()
             matches = search(served, resource_type, query, build)
-            total = count_matches(served, resource_type, query, build)
+            total = count_matches(served, resource_type, query, build, facade.generation)
             page = matches.order_by(*ordering(query)).values_list("content", flat=True)[offset : offset + count]
             # Past the last match there is nothing to read: a search matching nothing would otherwise walk every
             # resource in id order looking for a first one (270 ms over 100,000 Patients).
