@@ -158,3 +158,29 @@ def test_a_token_is_checked_on_every_request(api, json_patient, users) -> None:
     assert (unknown.status_code, unknown.json()["code"]) == (401, "authentication_failed")
     assert unknown.json()["message"] == "Invalid token."
     assert unknown["WWW-Authenticate"] == "Token"
+
+
+PROFILED = (
+    '{"resourceType": "Patient", "meta": {"profile": ["http://example.org/fhir/StructureDefinition/studio-patient"]},'
+    ' "active": true}'
+)
+
+
+def birth_date_errors(client) -> list[dict]:
+    issues = render(client, payload=PAYLOAD, template=PROFILED, validate=True)["issues"].get("issue", [])
+    return [issue for issue in issues if issue["severity"] == "error" and "Patient.birthDate" in issue["expression"]]
+
+
+def test_a_render_validates_against_a_profile_uploaded_or_swapped_since_the_last_one(api, json_patient) -> None:
+    from tests.api.test_profiles_api import LIST, patient_profile
+
+    assert birth_date_errors(api["viewer"]) == []  # unknown profile: nothing demands a birth date
+    first = api["author"].post(LIST, patient_profile(), format="json")
+    assert first.status_code == 201, first.content
+    assert len(birth_date_errors(api["viewer"])) == 1  # the uploaded profile's min 1, at the very next render
+    # Swapped for a profile at the same URL that demands nothing: the same number of uploads as before.
+    assert api["author"].delete(f"{LIST}{first.json()['definitions'][0]['id']}").status_code == 204
+    relaxed = patient_profile()
+    relaxed["differential"]["element"].pop()
+    assert api["author"].post(LIST, relaxed, format="json").status_code == 201
+    assert birth_date_errors(api["viewer"]) == []
