@@ -239,8 +239,10 @@ def _describe_syntax_error(exc: etree.XMLSyntaxError, parser: etree.XMLParser) -
     return f"XML is not well-formed at line {line}, column {column}: {message.strip()}"
 
 
+@lru_cache(maxsize=1024)
 def _tag_pattern(name: str) -> str | None:
-    """The lxml tag filter for a name as templates write it, or None if it can match nothing."""
+    """The lxml tag filter for a name as templates write it, or None if it can match nothing (cached: a template
+    reads the same few dozen names on every entry)."""
     if name == "*":
         return "*"
     prefix, colon, local = name.rpartition(":")
@@ -264,9 +266,11 @@ def _attribute(el: etree._Element, name: str) -> str | None:
     if value is not None:
         return value
     suffix = "}" + local
-    for key, value in el.attrib.items():
+    # A miss is common (optional attributes): the names alone, not an attrib proxy's items. (`in el` would be the
+    # children.)
+    for key in el.keys():  # noqa: SIM118
         if key.endswith(suffix):
-            return value
+            return el.get(key)
     return None
 
 
@@ -337,9 +341,13 @@ class XmlNode:
         el = self._el
         if el is None:
             return _EMPTY
-        child = next(_children(el, name), None)
-        if child is not None:
-            return XmlNode(child)
+        pattern = _tag_pattern(name)
+        if pattern is not None:
+            try:
+                for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+                    return XmlNode(child)
+            except ValueError:  # a name lxml rejects as a tag can name no element
+                pass
         value = _attribute(el, name)
         if value is None:
             note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has

@@ -1,7 +1,7 @@
 """The FHIR filter library available to every template. `FILTERS`, `GLOBALS` and `TESTS` are the registry; the
 docstring of each function is its documentation (the editor shows it in completion)."""
 
-from . import codes, dates, hl7v2_types, values
+from . import ccda_types, codes, dates, hl7v2_types, values
 
 FILTERS = {
     "tojson": values.tojson,
@@ -30,6 +30,16 @@ FILTERS = {
     "telecom_from_xtn": hl7v2_types.telecom_from_xtn,
     "coding_from_cwe": hl7v2_types.coding_from_cwe,
     "codeable_concept_from_cwe": hl7v2_types.codeable_concept_from_cwe,
+    # C-CDA data types → FHIR data types (filters/ccda_types.py): `{{ obs.code | concept_from_cd }}`.
+    "system_from_oid": ccda_types.system_from_oid,
+    "identifier_from_ii": ccda_types.identifier_from_ii,
+    "coding_from_cd": ccda_types.coding_from_cd,
+    "concept_from_cd": ccda_types.concept_from_cd,
+    "human_name_from_pn": ccda_types.human_name_from_pn,
+    "address_from_ad": ccda_types.address_from_ad,
+    "contact_point_from_tel": ccda_types.contact_point_from_tel,
+    "period_from_ivl_ts": ccda_types.period_from_ivl_ts,
+    "quantity_from_pq": ccda_types.quantity_from_pq,
 }
 
 GLOBALS = {
