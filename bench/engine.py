@@ -20,19 +20,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-
-import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mappings.engine import Limits, parse_source, run_mapping  # noqa: E402
-from mappings.engine.limits import end_budget, start_budget  # noqa: E402
-from mappings.engine.pipeline import _render  # noqa: E402 — the render stage alone
-from mappings.engine.postprocess import postprocess  # noqa: E402
-from mappings.engine.validate import validate_output  # noqa: E402
+from bench.peers import pipeline_stages  # noqa: E402
 from mappings.examples import find_example  # noqa: E402
 
 CORPUS = Path(os.environ.get("FHIR_STUDIO_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
@@ -43,7 +36,15 @@ CASES = {
     "ccd": ("C-CDA CCD → Bundle", "ccda-ccd", "fhir-converter/ccda/CCD.ccda"),
     "json": ("JSON → Patient", "json-patient", "fhir-converter/json/ExamplePatient.json"),
 }
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+STAGES = {  # the rows of the table → pipeline_stages' names
+    "parse": "parse",
+    "render": "render",
+    "postprocess": "post",
+    "validate": "validate",
+    "full pipeline": "validated",
+    "full, no validation": "unvalidated",
+    "orjson loads+dumps": "orjson",
+}
 
 
 def per_op_ms(work: Callable[[], object], seconds: float, runs: int) -> float:
@@ -66,42 +67,14 @@ def per_op_ms(work: Callable[[], object], seconds: float, runs: int) -> float:
 
 def bench_case(key: str, seconds: float, runs: int, only: set[str]) -> list[tuple[str, str, float, int]]:
     title, mapping, sample = CASES[key]
-    example = find_example(ROOT / "examples", mapping)
-    if example is None:
+    if find_example(ROOT / "examples", mapping) is None:
         return []
-    compiled = example.compile()
-    payload = (CORPUS / sample).read_bytes()
-    limits = Limits()
-    result = run_mapping(compiled, payload, now=NOW)
-    assert result.ok, [error.as_dict() for error in result.errors]
-    output = result.output
-    resources = len(output.get("entry", [])) if output["resourceType"] == "Bundle" else 1
-    msg = parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits)
-    context = {"msg": msg, "source_format": compiled.source_format, "vars": {}, "now": "2026-01-01T00:00:00Z"}
-
-    def render_only() -> str:
-        token = start_budget(limits)
-        try:
-            return _render(compiled, context, limits)
-        finally:
-            end_budget(token)
-
-    text = render_only()
-    output_bytes = orjson.dumps(output)
-    stages = [
-        (
-            "parse",
-            lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits),
-        ),
-        ("render", render_only),
-        ("postprocess", lambda: postprocess(text)),
-        ("validate", lambda: validate_output(output)),
-        ("full pipeline", lambda: run_mapping(compiled, payload, limits=limits, now=NOW)),
-        ("full, no validation", lambda: run_mapping(compiled, payload, limits=limits, now=NOW, validate=False)),
-        ("orjson loads+dumps", lambda: orjson.dumps(orjson.loads(output_bytes))),
-    ]
+    stages = pipeline_stages(ROOT, mapping, (CORPUS / sample).read_bytes())
+    resources = stages["resources"]
     return [
-        (title, stage, per_op_ms(work, seconds, runs), resources) for stage, work in stages if not only or stage in only
+        (title, stage, per_op_ms(stages[name], seconds, runs), resources)
+        for stage, name in STAGES.items()
+        if not only or stage in only
     ]
 
 

@@ -54,22 +54,30 @@ def time_per_call_ms(work, seconds: float) -> float:
     return (clock() - started) * 1000 / batch
 
 
-def _our_stages(root: Path, case: str) -> dict:
-    sys.path.insert(0, str(root))
+def pipeline_stages(root: Path, mapping: str, payload: bytes) -> dict:
+    """Every stage of FHIR Studio's pipeline as a function of no arguments, for `mapping` (a demo in `root`'s
+    examples) on `payload`: parse, render (the compiled template alone, on a parsed message), post, validate (the
+    parsed output), unvalidated and validated (run_mapping from the bytes), orjson (loads+dumps of the output, the
+    floor of any JSON pipeline); and "resources", the count of resources in the output. bench/engine.py uses it too.
+    Imports the engine from `root`, so a worker can time an older checkout."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     from datetime import UTC, datetime
+
+    import orjson
 
     from mappings.engine import Limits, parse_source, run_mapping
     from mappings.engine.limits import end_budget, start_budget
     from mappings.engine.pipeline import _render
     from mappings.engine.postprocess import postprocess
+    from mappings.engine.validate import validate_output
     from mappings.examples import find_example
 
-    mapping, sample = SAMPLES[case]
     compiled = find_example(root / "examples", mapping).compile()
-    payload = (CORPUS / sample).read_bytes()
     limits, now = Limits(), datetime(2026, 1, 1, tzinfo=UTC)
     result = run_mapping(compiled, payload, now=now)
     assert result.ok, [error.as_dict() for error in result.errors]  # warnings (extensible bindings) are expected
+    output, output_bytes = result.output, orjson.dumps(result.output)
     msg = parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits)
     context = {"msg": msg, "source_format": compiled.source_format, "vars": {}, "now": "2026-01-01T00:00:00Z"}
 
@@ -82,10 +90,14 @@ def _our_stages(root: Path, case: str) -> dict:
 
     text = render()
     return {
+        "parse": lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits),
         "render": render,
         "post": lambda: postprocess(text),
-        "unvalidated": lambda: run_mapping(compiled, payload, limits=limits, now=now, validate=False),
+        "validate": lambda: validate_output(output),
         "validated": lambda: run_mapping(compiled, payload, limits=limits, now=now),
+        "unvalidated": lambda: run_mapping(compiled, payload, limits=limits, now=now, validate=False),
+        "orjson": lambda: orjson.dumps(orjson.loads(output_bytes)),
+        "resources": len(output.get("entry", [])) if output["resourceType"] == "Bundle" else 1,
     }
 
 
@@ -112,7 +124,11 @@ def worker(kind: str, root: Path) -> None:
     for line in sys.stdin:
         case, stage, seconds = line.split()
         if case not in stages:
-            stages[case] = _bridge_stages(case) if kind == "bridge" else _our_stages(root, case)
+            stages[case] = (
+                _bridge_stages(case)
+                if kind == "bridge"
+                else pipeline_stages(root, SAMPLES[case][0], (CORPUS / SAMPLES[case][1]).read_bytes())
+            )
         sys.stdout.write(f"{time_per_call_ms(stages[case][stage], float(seconds)):.6f}\n")
         sys.stdout.flush()
 
@@ -181,7 +197,11 @@ def main() -> None:
         f"# core {args.core}, CPU time, {args.rounds} interleaved rounds of ~{args.seconds:g} s per side and stage; "
         f"load (1 min) {min(loads)}–{max(loads)}"
     )
-    print("| case | stage | " + " | ".join(f"{name} ms (/s)" for name in names) + " | ratios to this tree (IQR) |")
+    print(
+        "| case | stage | "
+        + " | ".join(f"{name} ms (/s)" for name in names)
+        + " | their ms ÷ this tree's, per round (IQR): > 1 = this tree faster |"
+    )
     print("|---|---|" + "---:|" * (len(names) + 1))
     for (case, stage), by_name in rows.items():
         cells, ratios = [], []
