@@ -25,7 +25,7 @@ from mappings.engine.xmlsource import _EMPTY, XmlNode
 
 from .codes import oid_uri, translate_code
 from .dates import fhir_datetime
-from .hl7v2_types import reads_tables
+from .hl7v2_types import _text, reads_tables  # _text: a value as `{{ value }}` prints it
 from .values import coding, identifier, quantity
 
 # The CodeableConcept for "we were told nothing", for elements FHIR requires (concept_from_cd's `required`).
@@ -46,15 +46,6 @@ def _node(value: object, name: str, kind: str) -> XmlNode:
         ErrorCode.RND_FILTER_INPUT,
         f"{name} reads a C-CDA {kind} element (e.g. entry.act.code), not a {type(value).__name__}.",
     )
-
-
-def _text(value: object) -> str:
-    """A value as `{{ value | tojson }}` prints it: an element or an attribute as its text, none as ""."""
-    if type(value) is str:
-        return value
-    if value is None or isinstance(value, Undefined):
-        return ""
-    return str(value)
 
 
 def _put(into: dict, key: str, value: object) -> None:

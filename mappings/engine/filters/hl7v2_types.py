@@ -189,12 +189,7 @@ def human_name_from_xpn(env, xpn: object, use: object = None) -> dict | None:
     part = _parts(xpn, "human_name_from_xpn", "XPN")
     if part is None or not (part(1) or part(2)):
         return None
-    result: dict = {}
-    _put(result, "use", _text(_translated(env, part(7), "hl7v2-name-use") or use))
-    _put(result, "family", _text(part(1)[1]))
-    _list(result, "given", _texts(part(2), part(3)))
-    _list(result, "prefix", _texts(part(5)))
-    _list(result, "suffix", _texts(part(4), part(6), part(14)))
+    result = _human_name(env, part, use, family=1, given=(2, 3), prefix=5, suffix=(4, 6, 14), use_code=7)
     if part(10) or part(12) or part(13):
         period = _period(env, part(12) or part(10)[1], part(13) or part(10)[2])
         if period:
@@ -210,12 +205,19 @@ def human_name_from_xcn(env, xcn: object, use: object = None) -> dict | None:
     part = _parts(xcn, "human_name_from_xcn", "XCN")
     if part is None or not (part(2) or part(3)):
         return None
+    return _human_name(env, part, use, family=2, given=(3, 4), prefix=6, suffix=(5, 7, 21), use_code=10)
+
+
+def _human_name(
+    env, part, use: object, *, family: int, given: tuple, prefix: int, suffix: tuple, use_code: int
+) -> dict:
+    """The HumanName parts XPN and XCN share, at their own positions (XCN's are XPN's shifted past the id)."""
     result: dict = {}
-    _put(result, "use", _text(_translated(env, part(10), "hl7v2-name-use") or use))
-    _put(result, "family", _text(part(2)[1]))
-    _list(result, "given", _texts(part(3), part(4)))
-    _list(result, "prefix", _texts(part(6)))
-    _list(result, "suffix", _texts(part(5), part(7), part(21)))
+    _put(result, "use", _text(_translated(env, part(use_code), "hl7v2-name-use") or use))
+    _put(result, "family", _text(part(family)[1]))
+    _list(result, "given", _texts(*map(part, given)))
+    _list(result, "prefix", _texts(part(prefix)))
+    _list(result, "suffix", _texts(*map(part, suffix)))
     return result
 
 
