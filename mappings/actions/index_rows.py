@@ -37,7 +37,10 @@ UPSERT_TAIL = f"""
     ON CONFLICT (staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL
     DO UPDATE SET record_id = excluded.record_id, content = excluded.content
     WHERE excluded.record_id >= COALESCE({RESOURCES}.record_id, 0)
-    RETURNING id, resource_id"""
+    RETURNING id, resource_id, {{inserted}}"""
+# Whether the upsert inserted a row (True) or rewrote a staged one, whose search values go: PostgreSQL's new row
+# version has no xmax when inserted, the updating transaction's id when updated. SQLite cannot tell: it deletes.
+INSERTED = {"postgresql": "xmax = 0", "sqlite": "false"}
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,14 @@ def staging_key(deployment: Deployment) -> int:
 
 
 def stage_resources(key: int, resource_type: str, resources: Iterable[StagedResource]) -> int:
-    """Stage resources under an index key (call it inside a transaction that holds the deployment's row, so a swap
-    or a newer deploy waits for it); returns how many rows were written, i.e. won over what was staged before."""
+    """Stage resources under an index key (call it inside a transaction that share-locks the deployment's row before
+    it commits, so a swap or a newer deploy waits for it); returns how many rows were written, i.e. won over what was
+    staged before."""
     by_id = {resource.resource_id: resource for resource in resources}
     if not by_id:
         return 0
     staged_at = _moment(timezone.now())  # replaced by the swap's time
+    tail = UPSERT_TAIL.format(inserted=INSERTED[connection.vendor])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement, in resource id order: two chunks upserting the same ids lock them in the same order. The
@@ -70,7 +75,7 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
                     (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
                 SELECT NULL, %s, %s, r.id, r.record, r.content, %s
                 FROM jsonb_to_recordset(%s::jsonb) AS r(id varchar, record bigint, content jsonb)
-                ORDER BY r.id {UPSERT_TAIL}""",
+                ORDER BY r.id {tail}""",
                 [key, resource_type, staged_at, orjson.dumps(document, default=decimal_default).decode()],
             )
             written = cursor.fetchall()
@@ -81,13 +86,15 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
                 cursor.execute(
                     f"""INSERT INTO {RESOURCES}
                         (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
-                    VALUES (NULL, %s, %s, %s, %s, %s, %s) {UPSERT_TAIL}""",
+                    VALUES (NULL, %s, %s, %s, %s, %s, %s) {tail}""",
                     [key, resource_type, resource_id, resource.record_id, text, staged_at],
                 )
                 written += cursor.fetchall()
-    pks = [pk for pk, _ in written]
-    SearchValue.objects.filter(resource_id__in=pks).delete()  # of a resource written again; one DELETE, no cascade
-    _insert_values(key, ((pk, row) for pk, resource_id in written for row in by_id[resource_id].search_values))
+    if rewritten := [pk for pk, _, inserted in written if not inserted]:
+        # The values of a resource written again (one DELETE, no cascade); a new row has none: looking for them by
+        # 2,000 ids cost a chunk 0.02–0.4 s on PostgreSQL.
+        SearchValue.objects.filter(resource_id__in=rewritten).delete()
+    _insert_values(key, ((pk, row) for pk, resource_id, _ in written for row in by_id[resource_id].search_values))
     return len(written)
 
 

@@ -15,7 +15,8 @@ from mappings import actions
 from mappings.actions.index_rows import StagedResource, stage_resources, staging_key
 from mappings.engine.formats import loads
 from mappings.facade.search_index import search_values
-from mappings.jobs.indexing import EPOCH, _stage_chunk, index_deployment_direct
+from mappings.jobs.index_staging import EPOCH, stage_chunk
+from mappings.jobs.indexing import index_deployment_direct
 from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
 from tests.facade.test_deployments import served  # noqa: F401 — a published json-patient bound over two records
 
@@ -157,10 +158,10 @@ def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_noth
     )
     stale = IndexChunk.objects.get(pk=chunk.pk)
     stale.attempts = 1  # another worker took the chunk over since (its attempt 2)
-    assert _stage_chunk(stale, live, found, [], 1) is False
+    assert stage_chunk(stale, live, found, [], 1) is False
     assert not FacadeResource.objects.filter(staged_for=key(live)).exists()
 
-    assert _stage_chunk(chunk, live, found, [], 1) is True  # this attempt's: recorded done, and staged
+    assert stage_chunk(chunk, live, found, [], 1) is True  # this attempt's: recorded done, and staged
     assert IndexChunk.objects.get(pk=chunk.pk).status == ChunkStatus.DONE
     assert FacadeResource.objects.filter(staged_for=key(live)).count() == 1
 
@@ -168,7 +169,7 @@ def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_noth
     other = IndexChunk.objects.create(
         deployment=replaced, first_record_id=first.pk, last_record_id=first.pk, status=ChunkStatus.RUNNING, attempts=1
     )
-    assert _stage_chunk(other, replaced, found, [], 1) is True  # the chunk is done; its deployment wants nothing
+    assert stage_chunk(other, replaced, found, [], 1) is True  # the chunk is done; its deployment wants nothing
     assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
 
 
