@@ -89,10 +89,22 @@ def _list_url(api: str, query: Serializer, given: dict[str, str], **fixed: str) 
     return f"{api}?{urlencode({**given, **fixed})}"
 
 
+MAPPING_PAGE_SIZE = 50  # rows per page of the mapping list
+
+
+def _page_of(request: HttpRequest, size: int) -> dict[str, str]:
+    """page_size, and the page the address names when past the first: how the list scripts ask for a page."""
+    page = request.GET.get("page", "")
+    fixed = {"page_size": str(size)}
+    if page.isdigit() and int(page) > 1:
+        fixed["page"] = str(int(page))
+    return fixed
+
+
 @login_required
 def mapping_list(request: HttpRequest) -> HttpResponse:
     filters = {name: request.GET.get(name, "") for name in ("search", "source_format", "status", "last_test")}
-    url = _list_url("/api/mappings/", MappingQuery, filters, page_size="200")
+    url = _list_url("/api/mappings/", MappingQuery, filters, **_page_of(request, MAPPING_PAGE_SIZE))
     return _page(
         request,
         "mappings/list.html",
@@ -100,6 +112,7 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
         "Mappings",
         data=[url],
         listUrl=url,
+        pageSize=MAPPING_PAGE_SIZE,
         sourceFormats=list(SOURCE_FORMATS),
     )
 
@@ -149,11 +162,8 @@ def _library_pages(kind: str, title: str, access: Callable) -> tuple[Callable, C
 
     @login_required
     def index(request: HttpRequest) -> HttpResponse:
-        given = {"search": request.GET.get("search", "")}
-        page = request.GET.get("page", "")
-        fixed = {"page_size": str(LIBRARY_PAGE_SIZE), "search": given["search"].strip()}
-        if page.isdigit() and int(page) > 1:
-            fixed["page"] = str(int(page))
+        paging = _page_of(request, LIBRARY_PAGE_SIZE)  # in the script's order: page_size, search, page
+        fixed = {"page_size": paging.pop("page_size"), "search": request.GET.get("search", "").strip(), **paging}
         url = f"/api/{kind}/?{urlencode(fixed)}"
         return _page(
             request,
@@ -224,11 +234,7 @@ FAILURES_PAGE_SIZE = 50  # rows per page of a batch's dead-letter list
 
 @login_required
 def batch_list(request: HttpRequest) -> HttpResponse:
-    page = request.GET.get("page", "")
-    fixed = {"page_size": str(BATCH_PAGE_SIZE)}
-    if page.isdigit() and int(page) > 1:
-        fixed["page"] = str(int(page))
-    url = f"/api/batches/?{urlencode(fixed)}"
+    url = f"/api/batches/?{urlencode(_page_of(request, BATCH_PAGE_SIZE))}"
     data = [url]
     if RANK.get(role_of(request.user), 0) >= RANK[AUTHOR]:  # the start form's mappings and stored sources
         data += ["/api/mappings/?page_size=500", "/api/sources/?page_size=500"]

@@ -37,10 +37,11 @@ TIMINGS = """
 }
 """
 
-# The pages issue 11 names, on the demo content.
+# Every page of the studio, on the demo content (a batch's own page needs a batch: tests/ui/test_batches_page.py).
 PAGES = {
     "mapping list": "/",
     "editor (ADT)": "/mappings/hl7v2-adt-a01/",
+    "editor (CSV)": "/mappings/csv-patients/",
     "versions (ADT)": "/mappings/hl7v2-adt-a01/history",
     "snippet": "/library/snippets/snippets/hl7v2/datatypes.j2",
     "lookup table": "/library/lookup-tables/administrative-gender",
@@ -49,6 +50,9 @@ PAGES = {
     "facades list": "/facades/",
     "facade (demo)": "/facades/demo/",
     "API docs": "/api/docs/",
+    "batches list": "/batches/",
+    "profiles list": "/profiles/",
+    "profile (Patient)": "/profiles/http%3A%2F%2Fhl7.org%2Ffhir%2FStructureDefinition%2FPatient",
 }
 
 

@@ -105,4 +105,3 @@ def test_editing_a_sample_never_saves_another_sample_s_payload_into_it(open_brow
     saved = SampleCase.objects.get(mapping__slug="hl7v2-adt-a01", name=other)
     assert saved.payload == before[other]
     assert saved.assertions[-1] == "Bundle.type = 'transaction'"
-

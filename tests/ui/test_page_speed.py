@@ -57,12 +57,14 @@ def test_every_page_is_usable_within_500_ms(timed) -> None:
     [
         "mapping list",
         "editor (ADT)",
+        "editor (CSV)",
         "versions (ADT)",
         "snippet",
         "lookup table",
         "lookup table list",
         "facade (demo)",
         "API docs",
+        "batches list",
     ],
 )
 def test_it_preloads_the_first_reads_of_a_page_and_uses_them(timed, name) -> None:
@@ -76,7 +78,18 @@ def test_it_preloads_the_first_reads_of_a_page_and_uses_them(timed, name) -> Non
         assert fetched.count(url) == 1, f"{name}: {url} fetched {fetched.count(url)} times; requests: {fetched}"
 
 
-@pytest.mark.parametrize("name", ["mapping list", "snippet list", "lookup table list", "lookup table", "facades list"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mapping list",
+        "snippet list",
+        "lookup table list",
+        "lookup table",
+        "facades list",
+        "batches list",
+        "profiles list",
+    ],
+)
 def test_pages_without_an_editor_do_not_load_codemirror(timed, name) -> None:
     load = load_once(timed.page, PAGES[name])
     assert load.script_kib < 60, f"{name} loaded {load.script_kib:.0f} KiB of scripts"

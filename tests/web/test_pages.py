@@ -1,5 +1,8 @@
 """The plain pages of the foundation, served from the real database (PostgreSQL in CI)."""
 
+import html
+import re
+
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -45,3 +48,24 @@ def test_it_serves_the_admin_login(client) -> None:
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert "Django administration" in response.content.decode() or "FHIR Studio" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("address", "first_read"),
+    [
+        ("/", "/api/mappings/?page_size=50"),
+        ("/?search=lab&source_format=cobol&page=2", "/api/mappings/?search=lab&page_size=50&page=2"),
+        ("/library/lookup-tables/?search=gender&page=3", "/api/lookup-tables/?page_size=25&search=gender&page=3"),
+        ("/library/snippets/?page=1", "/api/snippets/?page_size=25&search="),
+        ("/batches/?page=2", "/api/batches/?page_size=20&page=2"),
+    ],
+)
+def test_a_list_page_preloads_the_page_its_address_names(client, django_user_model, address, first_read) -> None:
+    """The list scripts ask first for config.listUrl, preloaded with the HTML: the filters the API accepts (an
+    unknown source format is left out), the page size, and the page when past the first."""
+    client.force_login(django_user_model.objects.create_user("vic", password="pw"))
+    page = client.get(address).content.decode()
+    links = re.findall(r'<link rel="preload" as="fetch" crossorigin href="([^"]+)"', page)
+    preloads = [html.unescape(url) for url in links]
+    assert preloads[0] == first_read, preloads

@@ -2,7 +2,7 @@
 // are kept in the address: reload, back and links show the same rows), create a new one.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
-import { explainRule, filterParams, keepInAddress, readFilters } from "../lib/forms.js";
+import { explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
 import { errorLines } from "../lib/library_errors.js";
 
 const config = pageConfig();
@@ -24,20 +24,11 @@ function row(item) {
     h("td", { title: item.updated_at }, `${ago(item.updated_at)}${item.updated_by ? ` · ${item.updated_by}` : ""}`));
 }
 
-function showPlace(page, number) {
-  const first = (number - 1) * PAGE_SIZE + 1;
-  const last = first + page.results.length - 1;
-  $("#items-place").textContent = page.count ? `${first}–${last} of ${page.count}` : "";
-  $("#previous-page").disabled = !page.previous;
-  $("#next-page").disabled = !page.next;
-  $("#pager").hidden = !page.previous && !page.next;
-}
-
 let shown = 0; // answers arrive in any order: show only the latest request's
 // The first read is the one the server named for this address (config.listUrl, preloaded with the page).
 async function load(url = null) {
   const params = filterParams(filters);
-  const number = Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
+  const number = pageNumber(params);
   if (number === 1) params.delete("page");
   keepInAddress(params);
   const request = ++shown;
@@ -48,7 +39,7 @@ async function load(url = null) {
     if (request !== shown) return;
     $("#items tbody").replaceChildren(...(page.results.length ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: columns, class: "hint" }, "Nothing matches."))]));
-    showPlace(page, number);
+    showPager(page, number, PAGE_SIZE, $("#items-place"));
   } catch (error) {
     if (request !== shown) return;
     if (error.status === 404 && number > 1) return goTo(1); // a page past the end (a stale link): the first instead

@@ -1,11 +1,14 @@
-// The mapping list: filter and search through /api/mappings/ (kept in the address: reload, back and links show the
-// same list), create a mapping from a starter template.
+// The mapping list: filter, search and page through /api/mappings/ (kept in the address: reload, back and links show
+// the same rows), create a mapping from a starter template.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
 import { runVerdict } from "../lib/test_runs.js";
-import { explainRule, filterParams, keepInAddress, readFilters, slugFollowsTitle } from "../lib/forms.js";
+import {
+  explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager, slugFollowsTitle,
+} from "../lib/forms.js";
 
 const config = pageConfig();
+const PAGE_SIZE = config.pageSize;
 const filters = $("#filters");
 const tbody = $("#mapping-table tbody");
 
@@ -37,24 +40,42 @@ function row(mapping) {
 }
 
 let shown = 0; // answers arrive in any order: show only the latest request's
-// The first read is the one the server named for this address (config.listUrl, preloaded with the page).
+// The first read is the one the server named for this address (config.listUrl, preloaded with the page): the
+// filters in the form's order, then page_size and the page, as mappings/ui/views.py writes it.
 async function load(url = null) {
   const params = filterParams(filters);
+  const number = pageNumber(params);
+  params.delete("page");
+  const query = new URLSearchParams(params);
+  query.set("page_size", String(PAGE_SIZE));
+  if (number > 1) {
+    params.set("page", String(number));
+    query.set("page", String(number));
+  }
   keepInAddress(params);
-  params.set("page_size", "200");
   const request = ++shown;
   try {
-    const page = await get(url || `/api/mappings/?${params}`);
+    const page = await get(url || `/api/mappings/?${query}`);
     if (request !== shown) return;
     tbody.replaceChildren(...(page.results.length
       ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 7, class: "hint" }, "No mapping matches."))]));
+    showPager(page, number, PAGE_SIZE, $("#mappings-place"));
   } catch (error) {
-    if (request === shown) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, error.message)));
+    if (request !== shown) return;
+    if (error.status === 404 && number > 1) return goTo(1); // a page past the end (a stale link): the first instead
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, error.message)));
   }
 }
 
-filters.addEventListener("input", debounce(() => load(), 200));
+function goTo(number) {
+  filters.elements.page.value = number > 1 ? String(number) : "";
+  return load();
+}
+
+filters.addEventListener("input", debounce(() => goTo(1), 200)); // a new filter starts on its first page
+$("#previous-page").addEventListener("click", () => goTo(pageNumber(filterParams(filters)) - 1));
+$("#next-page").addEventListener("click", () => goTo(pageNumber(filterParams(filters)) + 1));
 // Back or forward to this page restored from the browser's page cache: the form may differ from the address now.
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;

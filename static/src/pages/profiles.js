@@ -2,7 +2,7 @@
 // and the page are kept in the address), upload a definition or an IG package, and author a new extension.
 import { api, del, get, pageConfig, post } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
-import { filterParams, keepInAddress, readFilters } from "../lib/forms.js";
+import { filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize || 25;
@@ -25,7 +25,7 @@ function row(item) {
 let shown = 0; // answers arrive in any order: show only the latest request's
 async function load() {
   const params = filterParams(filters);
-  const number = Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
+  const number = pageNumber(params);
   if (number === 1) params.delete("page");
   keepInAddress(params);
   const request = ++shown;
@@ -36,11 +36,7 @@ async function load() {
     if (request !== shown) return;
     $("#profiles tbody").replaceChildren(...(page.results.length ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, "Nothing matches."))]));
-    const first = (number - 1) * PAGE_SIZE + 1;
-    $("#profiles-place").textContent = page.count ? `${first}–${first + page.results.length - 1} of ${page.count}` : "";
-    $("#previous-page").disabled = !page.previous;
-    $("#next-page").disabled = !page.next;
-    $("#pager").hidden = !page.previous && !page.next;
+    showPager(page, number, PAGE_SIZE, $("#profiles-place"));
   } catch (error) {
     if (request !== shown) return;
     if (error.status === 404 && number > 1) return goTo(1); // a page past the end: the first instead
