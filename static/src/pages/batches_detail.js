@@ -3,6 +3,7 @@
 // messages again, with a version picked from the mapping's).
 import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, h, toast } from "../lib/dom.js";
+import { confirmAction } from "../lib/confirm.js";
 
 const config = pageConfig();
 const api = `/api/batches/${config.batchId}/`;
@@ -134,10 +135,12 @@ async function setUpAuthorActions() {
   $("#reprocess-version").replaceChildren(...versions.map((version, index) =>
     h("option", { value: String(version.number) }, `v${version.number}${index === 0 ? " (latest)" : ""} — ${version.message}`)));
   $("#cancel").addEventListener("click", async () => {
-    const dialog = $("#confirm-dialog");
-    dialog.returnValue = "";
-    dialog.showModal();
-    const yes = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
+    const yes = await confirmAction({
+      title: `Cancel batch ${config.batchId}?`,
+      text: "The messages not converted yet are left as they are; what was converted stays downloadable.",
+      ok: "Cancel the batch",
+      cancel: "Keep it running",
+    });
     if (!yes) return;
     try {
       clearTimeout(poll);

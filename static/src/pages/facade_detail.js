@@ -3,6 +3,7 @@
 // per-minute chart). All through /api/facades/ and /api/sources/; every write asks first and shows the API's refusal.
 import { api, get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, ago, h } from "../lib/dom.js";
+import { confirmAction } from "../lib/confirm.js";
 
 const config = pageConfig();
 const base = `/api/facades/${config.slug}`;
@@ -21,17 +22,6 @@ function say(text, kind = "") {
   const box = $("#action-result");
   box.textContent = text;
   box.className = kind;
-}
-
-// A modal question naming what the action does; resolves true when confirmed.
-function confirmAction({ title, text, ok }) {
-  const dialog = $("#confirm-dialog");
-  $("#confirm-title").textContent = title;
-  $("#confirm-text").textContent = text;
-  $("#confirm-ok").textContent = ok;
-  dialog.returnValue = "";
-  dialog.showModal();
-  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
 }
 
 // --- versions offered for a deploy ------------------------------------------------------------------------------------

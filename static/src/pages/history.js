@@ -1,9 +1,10 @@
 // Versions of a mapping: history (with the facades each version serves), side-by-side diff of any two versions or
-// the draft, restore, and the impact of a change on every stored sample (outputs compared by the API's /impact
-// endpoint).
+// the draft, restore, the impact of a change on every stored sample (outputs compared by the API's /impact
+// endpoint), and deleting the mapping (asked first; refused while a facade serves it).
 import { MergeView } from "@codemirror/merge";
 import { api, get, getAll, pageConfig, post } from "../lib/api.js";
 import { EditorState, EditorView } from "../lib/codemirror.js";
+import { confirmAction } from "../lib/confirm.js";
 import { $, ago, h, toast } from "../lib/dom.js";
 import { runVerdict } from "../lib/test_runs.js";
 import { json } from "@codemirror/lang-json";
@@ -139,6 +140,30 @@ async function restore(number) {
   }
 }
 
+// Everything of the mapping goes with it (the API's action writes the audit row); a facade serving it refuses, and
+// the refusal names the bindings. The editor's unsaved text kept in this browser goes too: a new mapping of the same
+// slug must not open on it.
+async function deleteMapping() {
+  const count = versions.length === 1 ? "its version" : `its ${versions.length} versions`;
+  const yes = await confirmAction({
+    title: `Delete the mapping ${config.slug}?`,
+    text: `${config.title}: its draft, ${versions.length ? `${count}, ` : ""}its samples and their test runs are deleted with it. This cannot be undone.`,
+    ok: "Delete the mapping",
+  });
+  if (!yes) return;
+  const result = $("#delete-result");
+  try {
+    await api("DELETE", `${base}/`);
+  } catch (error) {
+    result.textContent = `Not deleted: ${error.message}`;
+    result.hidden = false;
+    return;
+  }
+  window.localStorage.removeItem(`fhirstudio:draft:${config.slug}`);
+  window.location.href = "/";
+}
+
+if (config.canWrite) $("#delete-mapping").addEventListener("click", deleteMapping);
 $("#compare").addEventListener("change", () => compare(sideOf($("#compare-from").value), sideOf($("#compare-to").value)));
 $("#impact").addEventListener("click", impact);
 
