@@ -84,3 +84,10 @@ def test_coding_takes_named_arguments_and_warns_at_the_line_about_fhirs_order(ap
     (swapped,) = [error for error in body["errors"] if "reverse of FHIR's system|code" in error["message"]]
     assert (swapped["severity"], swapped["line"]) == ("warning", 3)
     assert "coding(system='http://loinc.org', code='718-7')" in swapped["message"]
+
+
+def test_completion_documents_codings_order_and_its_named_arguments(api) -> None:
+    functions = api["viewer"].get("/api/editor/completions?part=engine").json()["globals"]
+    coding = next(item for item in functions if item["name"] == "coding")
+    assert coding["signature"].startswith("coding(code") and "system" in coding["signature"]
+    assert "reverse of FHIR's `system|code`" in coding["doc"] and 'coding(system="http://loinc.org"' in coding["doc"]
