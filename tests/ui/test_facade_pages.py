@@ -120,10 +120,16 @@ def test_it_binds_only_fhir_r4_types_and_pickers_show_titles(open_browser, studi
     assert message == "'Observaton' is not a FHIR R4 resource type. Did you mean Observation? Pick one from the list."
     assert not ResourceBinding.objects.filter(resource_type="Observaton").exists()
 
+    page.select_option("#bind-source", "hl7v2-vxu-v04-messages")
     page.fill("#bind-type", "Condition")
     page.click("#bind-form button[type=submit]")
     page.locator("#bindings tr[data-type=Condition]").wait_for()
     assert "Bound Condition" in page.inner_text("#action-result")
+    # Ready for the next type: an empty field not marked as wrongly filled, the mapping and source still chosen.
+    assert page.input_value("#bind-type") == ""
+    assert page.eval_on_selector("#bind-type", "input => !input.matches(':user-invalid')")
+    assert page.input_value("#bind-source") == "hl7v2-vxu-v04-messages"
+    assert page.input_value("#bind-mapping") == ResourceBinding.objects.get(resource_type="Condition").mapping.slug
 
 
 def test_it_removes_a_binding_after_asking_and_the_type_is_no_longer_served(open_browser, studio) -> None:
@@ -170,6 +176,10 @@ def test_it_manages_data_sources_from_the_page(open_browser, studio) -> None:
     assert "0 records" in row.inner_text() and "Source lab-csv created (no records yet)." in page.inner_text(
         "#action-result"
     )
+    # Ready for the next source: an empty name not marked as wrongly filled, the format still chosen.
+    assert page.input_value("#source-form input[name=name]") == ""
+    assert page.eval_on_selector("#source-form input[name=name]", "input => !input.matches(':user-invalid')")
+    assert page.locator("#source-format").input_value() == "csv"
 
     # Records added to an existing source: one pasted, so "1 record".
     row.locator("button.add-records").click()

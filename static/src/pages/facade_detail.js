@@ -383,13 +383,22 @@ function sourceNameProblem(input) {
   return "";
 }
 
+// Empty a form after it was sent, keeping the fields named. Emptying fields one by one is not enough: only reset()
+// clears the form's "a submit was tried" state, with which Chromium shows an emptied required field as wrongly
+// filled (:user-invalid, red).
+function resetKeeping(form, names) {
+  const kept = names.map((name) => [form.elements[name], form.elements[name].value]);
+  form.reset();
+  for (const [field, value] of kept) field.value = value;
+}
+
 function check(input, problem) {
   input.setCustomValidity(problem);
   if (problem) input.reportValidity();
   return !problem;
 }
 
-// The field's own rule message goes as the analyst types again (delegated: the field is replaced after a bind).
+// The field's own rule message goes as the analyst types again.
 $("#bind-form")?.addEventListener("input", (event) => {
   if (event.target.name === "resource_type") event.target.setCustomValidity("");
 });
@@ -426,11 +435,7 @@ $("#bind-form")?.addEventListener("submit", async (event) => {
     const body = Object.fromEntries(new FormData(form));
     await post(`${base}/bindings/`, { ...body, resource_type: body.resource_type.trim() });
     say(`Bound ${body.resource_type.trim()}. Deploy a version to serve it.`, "ok");
-    // A fresh, empty field for the next type: emptying it in place would show it as wrongly filled (:user-invalid).
-    const field = form.elements.resource_type;
-    const fresh = field.cloneNode();
-    fresh.value = "";
-    field.replaceWith(fresh);
+    resetKeeping(form, ["mapping", "source"]); // an empty type field for the next binding
     await Promise.all([loadFacade(), loadSources()]);
   } catch (error) {
     const fields = Object.values(error.details || {}).flat().join(" ");
@@ -468,8 +473,7 @@ $("#source-form")?.addEventListener("submit", async (event) => {
       say(`Source ${name} created, but its records were not stored: ${error.message} Add them with "Add records".`, "error");
     }
   }
-  form.elements.name.value = "";
-  form.elements.files.value = "";
+  resetKeeping(form, ["source_format", "kind", "config"]); // the next source is likely of the same format
   await loadSources();
 });
 
