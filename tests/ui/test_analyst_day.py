@@ -1,7 +1,8 @@
 """An analyst's whole day in Chromium, through the pages only (issue 11's "done when"): a new CSV mapping from the
 starter, edited into a transaction Bundle of a Patient and an Observation per row, a tested sample, v1 published,
 a facade over a stored source deployed and queried as a client would, v2 published, compared and deployed, and a
-rollback to v1. A screenshot after each step lands in test-artifacts/ui/analyst-day-NN-*.png."""
+rollback to v1. A screenshot of the whole page after each of its 13 steps lands in
+test-artifacts/ui/analyst-day-NN-*.png."""
 
 from __future__ import annotations
 
@@ -66,8 +67,10 @@ class Walk:
         self.started = time.perf_counter()
 
     def screenshot(self, name: str) -> None:
+        """The whole page, not only the window: the step's result may be below the fold (the facade's sources)."""
         self.shots += 1
-        self.browser.screenshot(f"analyst-day-{self.shots:02}-{name}")
+        path = self.browser.screenshot(f"analyst-day-{self.shots:02}-{name}", full_page=True)
+        assert path.stat().st_size > 10_000, path  # a picture of the page, not of a blank one
         now = time.perf_counter()
         self.timings[name] = round(now - self.started, 1)
         self.started = now
@@ -424,4 +427,5 @@ def test_an_analysts_day_from_a_csv_starter_to_a_rollback(open_browser, studio) 
     publish_v2_and_compare(walk)
     deploy_v2(walk)
     roll_back_to_v1(walk)
+    assert walk.shots == 13
     print("analyst's day, seconds per step:", walk.timings, "total", round(sum(walk.timings.values()), 1))
