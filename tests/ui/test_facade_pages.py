@@ -309,6 +309,19 @@ def test_it_shows_no_write_controls_to_a_viewer(open_browser) -> None:
     assert "9 resources" in page.locator("#bindings tr[data-type=Patient]").inner_text()
 
 
+def test_the_new_facade_form_makes_the_slug_from_the_title(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open("/facades/")
+    page.click("#new-open")
+    assert page.evaluate("document.activeElement.name") == "title"  # the title comes first
+    page.keyboard.type("Ward feed: ICU (Müller)")
+    assert page.input_value("#new-form input[name=slug]") == "ward-feed-icu-muller"
+    assert "Made from the title" in page.inner_text("#facade-slug-hint")
+    page.click("#new-form button[type=submit]")
+    page.wait_for_url("**/facades/ward-feed-icu-muller/")
+
+
 def test_it_serves_the_adt_mapping_as_a_new_facade_built_from_the_page(open_browser, studio, tmp_path) -> None:
     message = tmp_path / "adt-a01.hl7"
     message.write_bytes((EXAMPLES / "hl7v2-adt-a01/samples/adt-a01-full.hl7").read_bytes())

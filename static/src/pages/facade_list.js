@@ -2,6 +2,7 @@
 // link shows the same list), and create one.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, debounce, h } from "../lib/dom.js";
+import { slugFollowsTitle } from "../lib/forms.js";
 
 const config = pageConfig();
 const PAGE_SIZE = 20;
@@ -74,7 +75,8 @@ $("#page-next").addEventListener("click", () => {
 if (config.canWrite) {
   const form = $("#new-form");
   const slug = form.elements.slug;
-  $("#new-open").addEventListener("click", () => { form.hidden = false; slug.focus(); });
+  slugFollowsTitle(form.elements.title, slug);
+  $("#new-open").addEventListener("click", () => { form.hidden = false; form.elements.title.focus(); });
   $("#new-cancel").addEventListener("click", () => (form.hidden = true));
   slug.addEventListener("input", () => slug.setCustomValidity(""));
   form.addEventListener("submit", async (event) => {
