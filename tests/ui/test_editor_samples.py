@@ -33,6 +33,20 @@ def test_it_deletes_a_sample_after_asking(open_browser) -> None:
     assert page.locator("#sample-select option[value=adt-a01-full]").count() == 0
 
 
+def test_it_says_the_sample_name_rule_in_words(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(ADT)
+    page.click("#tests-tab-button")
+    page.click("#sample-new")
+    page.fill("#sample-form input[name=name]", "Newborn A01")
+    page.click("#sample-save")
+    message = page.eval_on_selector("#sample-form input[name=name]", "input => input.validationMessage")
+    assert message == "Lower-case letters, digits, - and _, starting with a letter or digit"
+    assert page.locator("#sample-dialog[open]").count() == 1
+    assert not SampleCase.objects.filter(name__iexact="newborn a01").exists()
+
+
 def test_it_refuses_an_assertion_that_is_not_fhirpath_at_its_field(open_browser) -> None:
     browser = open_browser()
     browser.allow_console_error("status of 400")

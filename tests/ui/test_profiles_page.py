@@ -95,6 +95,12 @@ def test_an_author_creates_an_extension_with_the_form(open_browser) -> None:
     browser.open("/profiles/")
     page.click("#extension-open")
     page.fill("#extension-url", "http://example.org/fhir/StructureDefinition/shoe-size")
+    page.fill("#extension-name", "shoe size")
+    page.fill("#extension-context", "Patient")
+    page.click("#extension-form button[type=submit]")  # the name's rule, in words
+    assert page.eval_on_selector("#extension-name", "input => input.validationMessage") == (
+        "A capital letter, then letters, digits and _"
+    )
     page.fill("#extension-name", "ShoeSize")
     page.fill("#extension-context", "Patient")
     page.select_option("#extension-type", "decimal")

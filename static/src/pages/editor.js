@@ -6,6 +6,7 @@ import {
 } from "../lib/codemirror.js";
 import { completionSource } from "../lib/completions.js";
 import { $, ago, debounce, h, toast } from "../lib/dom.js";
+import { explainRule, slugify } from "../lib/forms.js";
 import { locate, prettyWithPaths } from "../lib/json_paths.js";
 import { relativeExpression } from "../lib/loop_scope.js";
 import { bindTabs } from "../lib/tabs.js";
@@ -464,6 +465,7 @@ function fieldError(field, box, messages) {
 }
 
 $("#sample-new")?.addEventListener("click", () => openSample(null));
+explainRule($("#sample-form").elements.name); // the rule in words, not "Please match the requested format"
 $("#sample-form").addEventListener("submit", async (event) => {
   if (event.submitter?.value !== "save") return;
   event.preventDefault();
@@ -755,11 +757,6 @@ function mappingGone() {
 const saveAsDialog = $("#save-as-dialog");
 let slugEdited = false;
 
-function slugify(text) {
-  return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "").slice(0, 100);
-}
-
 function openSaveAs() {
   if (!config.canWrite) return;
   const form = $("#save-as-form");
@@ -776,6 +773,7 @@ $("#save-as-form")?.elements.title.addEventListener("input", (event) => {
   if (!slugEdited) event.target.form.elements.slug.value = slugify(event.target.value);
 });
 $("#save-as-form")?.elements.slug.addEventListener("input", () => (slugEdited = true));
+if ($("#save-as-form")) explainRule($("#save-as-form").elements.slug);
 $("#save-as-form")?.addEventListener("submit", async (event) => {
   if (event.submitter?.value !== "save") return;
   event.preventDefault();

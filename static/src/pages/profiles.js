@@ -2,7 +2,7 @@
 // and the page are kept in the address), upload a definition or an IG package, and author a new extension.
 import { api, del, get, pageConfig, post } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
-import { filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
+import { explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize || 25;
@@ -108,6 +108,7 @@ function uploadForm() {
 
 function extensionForm() {
   const form = $("#extension-form");
+  explainRule(form.elements.name); // the rule in words, not "Please match the requested format"
   $("#extension-open").addEventListener("click", () => { form.hidden = false; $("#upload-form").hidden = true; });
   $("#extension-cancel").addEventListener("click", () => (form.hidden = true));
   form.addEventListener("submit", async (event) => {
