@@ -4,7 +4,13 @@ under concurrent load from wrk against gunicorn on loopback, beside a static Dja
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench .venv/bin/python bench/facade.py --records 100000
 
 Builds the data once (json-patient v1 deployed over N synthetic registration records, indexed), then runs wrk for
-each endpoint. Targets: read p50 ≤ 5 ms, p99 ≤ 20 ms; facade throughput ≥ 60 % of the static view's."""
+each endpoint. Targets: read p50 ≤ 5 ms, p99 ≤ 20 ms; facade throughput ≥ 60 % of the static view's.
+
+Before and after a change, interleaved on one core (a worktree of the earlier commit serves the same database):
+
+    git worktree add -f /tmp/base <commit> && ln -s $PWD/.venv /tmp/base/.venv
+    DATABASE_URL=… .venv/bin/python bench/facade.py --records 20000 --against /tmp/base --rounds 2 --pin-core 0 \\
+        --workers 1 --connections 2 --seconds 8 --endpoints static,read"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +87,10 @@ def build(records: int) -> None:
     )
 
 
-def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> dict:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def wrk(url: str, seconds: int, connections: int, script: str | None = None, pin: list[str] | None = None) -> dict:
+    command = [*(pin or []), "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
-        command[1:1] = ["-s", script]
+        command[-1:-1] = ["-s", script]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
@@ -99,6 +106,46 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     }
 
 
+ENDPOINTS = {
+    "static": ("static Django JSON view", "/bench/static"),
+    "read": ("read Patient by id (random of 5,000)", None),
+    "search-family": ("search Patient?family=smith1&_count=20", "/fhir/bench/Patient?family=smith1&_count=20"),
+    "search-broad": (
+        "search Patient?gender=female&birthdate=ge1980&_count=20",
+        "/fhir/bench/Patient?gender=female&birthdate=ge1980&_count=20",
+    ),
+}
+
+
+def start_server(root: Path, options: argparse.Namespace) -> subprocess.Popen:
+    """gunicorn serving the checkout at `root` (this one, or --against), sync workers, on the bench database."""
+    command = [str(root / ".venv/bin/gunicorn"), "fhirstudio.wsgi", "--bind", f"127.0.0.1:{options.port}"]
+    command += ["--workers", str(options.workers), "--threads", "1", "--log-level", "warning"]
+    if options.pin_core is not None:
+        command = ["taskset", "-c", str(options.pin_core), *command]
+    server = subprocess.Popen(
+        command,
+        cwd=root,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.benchsite",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-only",
+            "ALLOWED_HOSTS": "127.0.0.1",
+        },
+    )
+    deadline = time.monotonic() + 60  # workers load the FHIR definitions before they answer
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{options.port}/bench/static", timeout=5) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"gunicorn in {root} did not answer")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
@@ -106,6 +153,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="of " + ", ".join(ENDPOINTS))
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (a worktree of an earlier commit, sharing this database) served in turn with this "
+        "one: each round runs every endpoint on both, so a slow patch of the machine hits both alike",
+    )
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--pin-core", type=int, help="run gunicorn and wrk on this one core (taskset)")
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     build(options.records)
@@ -119,50 +175,40 @@ def main() -> None:
         paths = ",".join(f'"/fhir/bench/Patient/{rid}"' for rid in ids)
         pick = "request = function() return wrk.format('GET', paths[math.random(#paths)]) end"
         lua.write(f"local paths = {{{paths}}}\n{pick}\n")
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "fhirstudio.wsgi",
-            "--bind",
-            f"127.0.0.1:{options.port}",
-            "--workers",
-            str(options.workers),
-            "--threads",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "bench.benchsite",
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-only",
-            "ALLOWED_HOSTS": "127.0.0.1",
-        },
-    )
-    try:
-        time.sleep(3)
-        results = {}
-        for name, url, script in (
-            ("static Django JSON view", f"{base}/bench/static", None),
-            ("read Patient by id (random of 5,000)", base, lua.name),
-            ("search Patient?family=smith1&_count=20", f"{base}/fhir/bench/Patient?family=smith1&_count=20", None),
-            (
-                "search Patient?gender=female&birthdate=ge1980&_count=20",
-                f"{base}/fhir/bench/Patient?gender=female&birthdate=ge1980&_count=20",
-                None,
-            ),
-        ):
-            wrk(url, 3, options.connections, script)  # warm up
-            results[name] = wrk(url, options.seconds, options.connections, script)
-            print(f"{name:58} {results[name]}")
-        static = results["static Django JSON view"]["requests_per_s"]
-        for name, figures in results.items():
-            print(f"{name:58} {figures['requests_per_s'] / static:6.1%} of static")
-    finally:
-        server.terminate()
-        server.wait()
+    roots = {"this": ROOT} if options.against is None else {"before": options.against.resolve(), "after": ROOT}
+    pin = [] if options.pin_core is None else ["taskset", "-c", str(options.pin_core)]
+    results: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(options.rounds):
+        for version, root in roots.items():
+            server = start_server(root, options)
+            try:
+                for key in options.endpoints.split(","):
+                    name, path = ENDPOINTS[key]
+                    url, script = (base, lua.name) if path is None else (base + path, None)
+                    wrk(url, min(3, options.seconds), options.connections, script, pin)  # warm up
+                    figures = wrk(url, options.seconds, options.connections, script, pin)
+                    figures["load"] = os.getloadavg()[0]
+                    results.setdefault((version, name), []).append(figures)
+                    print(f"{version:6} {name:58} {figures}", flush=True)
+            finally:
+                server.terminate()
+                server.wait()
+    print(f"\n# {options.workers} sync workers, {options.connections} connections, {options.seconds} s per endpoint")
+    for version in roots:
+        static = results.get((version, ENDPOINTS["static"][0]))
+        for (of, name), rounds in results.items():
+            if of != version:
+                continue
+            share = ""
+            if static:
+                pairs = zip(rounds, static, strict=True)
+                share = " / ".join(f"{run['requests_per_s'] / floor['requests_per_s']:.1%}" for run, floor in pairs)
+                share += " of static"
+            per_round = " / ".join(
+                f"{run['requests_per_s']:,.0f}/s p50 {run['p50_ms']} p99 {run['p99_ms']} ms (load {run['load']:.2f})"
+                for run in rounds
+            )
+            print(f"{version:6} {name:58} {per_round}  {share}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from mappings import views
 from mappings.ui.views import ApiDocs, ApiDocsSchema, swagger_ui_file
 
 urlpatterns = [
+    path("fhir/", include("mappings.facade.urls")),  # first: the facade's traffic; no other route starts with fhir/
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # Before the API's own routes: the studio's Swagger UI page (offline, with the studio's navigation) answers
@@ -13,6 +14,5 @@ urlpatterns = [
     path("api/docs/schema.json", ApiDocsSchema.as_view(), name="api-docs-schema"),
     path("api/docs/swagger-ui/<str:name>", swagger_ui_file, name="api-docs-file"),
     path("api/", include("mappings.api.urls")),
-    path("fhir/", include("mappings.facade.urls")),
     path("", include("mappings.ui.urls")),
 ]

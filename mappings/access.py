@@ -10,6 +10,7 @@ Roles are Django groups: `viewer` reads, `author` also edits drafts, samples, sn
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -274,10 +275,15 @@ def access_facade_request(slug: str) -> ServedFacade:
     """The facade a FHIR request addresses, if it may be answered at all. Anyone may call an open facade."""
     with connection.cursor() as cursor:
         cursor.execute(FACADE_STATE, [slug])
-        row = cursor.fetchone()
-    if row is None:
+        return served_facade(slug, cursor.fetchone())
+
+
+def served_facade(slug: str, state: Sequence | None) -> ServedFacade:
+    """access_facade_request's checks on the facade's (id, generation, status, auth_mode) as the caller read them:
+    a read reads them in the statement that reads its resource (mappings.facade.views.instance)."""
+    if state is None:
         raise FhirError(404, RequestCode.NOT_FOUND, f"There is no facade '{slug}'.")
-    facade_id, generation, status, auth_mode = row
+    facade_id, generation, status, auth_mode = state
     if status != Facade.Status.ACTIVE:
         raise FhirError(503, RequestCode.PAUSED, f"The facade '{slug}' is paused.")
     if auth_mode != Facade.AuthMode.OPEN:
@@ -286,12 +292,22 @@ def access_facade_request(slug: str) -> ServedFacade:
         raise FhirError(
             401, RequestCode.UNAUTHORIZED, f"The facade '{slug}' requires SMART Backend Services authorization."
         )
+    caches.facade_generations.put(slug, (facade_id, generation))
 
     def load() -> ServedFacade:
         fields = ("id", "slug", "title", "generation", "updated_at", "convert_templates")
         return ServedFacade(**Facade.objects.filter(pk=facade_id).values(*fields).get())
 
     return caches.facades.get_or_build((facade_id, generation), load)
+
+
+def last_served(slug: str, resource_type: str) -> LiveDeployment | None:
+    """The deployment this worker last served `resource_type` of facade `slug` from, at the last generation it read:
+    a guess, never an answer. A read looks its resource up in that deployment in the statement that reads the
+    facade's generation, and keeps what it found only if that generation's live deployment is the same one."""
+    seen = caches.facade_generations.get(slug)
+    served = caches.live_deployments.get(seen) if seen is not None else None
+    return served.get(resource_type) if served is not None else None
 
 
 def live_deployments(facade: ServedFacade) -> dict[str, LiveDeployment]:

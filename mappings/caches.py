@@ -76,6 +76,8 @@ libraries: LRU = LRU(256)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
 search_totals: LRU = LRU(4096)  # keyed by the index and the facade's generation (mappings.facade.search)
+# facade slug → (id, generation) this worker last read: a read's guess at its deployment, checked (mappings.access)
+facade_generations: LRU = LRU(256)
 profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by what is uploaded (mappings.profiles)
 
 
@@ -85,6 +87,7 @@ def clear() -> None:
     facades.clear()
     live_deployments.clear()
     search_totals.clear()
+    facade_generations.clear()
     profile_registries.clear()
     engine.clear_caches()
 

@@ -166,17 +166,23 @@ def summaries(
     return uploaded + core_rows
 
 
+# What a summary shows of a definition, uploaded (a model field of each name) or core (these JSON keys).
+SUMMARY_KEYS = {
+    "url": "url",
+    "name": "name",
+    "title": "title",
+    "version": "version",
+    "resource_type": "resourceType",
+    "type": "type",
+    "kind": "kind",
+    "derivation": "derivation",
+    "base_definition": "baseDefinition",
+}
+
+
 def summary_of(row: ProfileDefinition) -> Summary:
     return Summary(
-        url=row.url,
-        name=row.name,
-        title=row.title,
-        version=row.version,
-        resource_type=row.resource_type,
-        type=row.type,
-        kind=row.kind,
-        derivation=row.derivation,
-        base_definition=row.base_definition,
+        **{field: getattr(row, field) for field in SUMMARY_KEYS},
         source=UPLOADED_SOURCE,
         id=row.pk,
         package=row.package.key if row.package_id else None,
@@ -184,18 +190,8 @@ def summary_of(row: ProfileDefinition) -> Summary:
 
 
 def core_summary(sd: dict) -> Summary:
-    return Summary(
-        url=sd.get("url", ""),
-        name=sd.get("name", ""),
-        title=sd.get("title", ""),
-        version=sd.get("version", ""),
-        resource_type=sd.get("resourceType", "StructureDefinition"),
-        type=sd.get("type", ""),
-        kind=sd.get("kind", ""),
-        derivation=sd.get("derivation", ""),
-        base_definition=sd.get("baseDefinition", ""),
-        source=CORE_SOURCE,
-    )
+    values = {field: sd.get(key, "") for field, key in SUMMARY_KEYS.items()}
+    return Summary(**{**values, "resource_type": sd.get("resourceType", "StructureDefinition")}, source=CORE_SOURCE)
 
 
 def element_rows(elements: list[dict]) -> list[dict]:

@@ -18,13 +18,15 @@ CAPABILITY_FORMATS = ["json", "xml", "ttl"]
 
 def wanted_format(request: HttpRequest) -> str:
     """json, xml or ttl; 406 when the request asks only for formats the facade cannot write."""
-    asked = request.GET.get("_format")
+    # From META: request.GET and request.headers each build a mapping of the whole request first, and a read with
+    # neither a query nor an Accept header (most FHIR clients) needs neither.
+    asked = request.GET.get("_format") if request.META.get("QUERY_STRING") else None
     if asked:
         found = format_named(asked)
         if found is None:
             raise FhirError(406, RequestCode.FORMAT, f"_format={asked} is not supported: use json, xml or ttl.")
         return found
-    accept = request.headers.get("Accept", "")
+    accept = request.META.get("HTTP_ACCEPT", "")
     found = format_for_accept(accept)
     if found is None:
         raise FhirError(

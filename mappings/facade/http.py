@@ -42,7 +42,7 @@ def fhir_endpoint(view):
             response = _error_response(
                 request, FhirError(500, RequestCode.INTERNAL, "Something went wrong on our side.")
             )
-        request_id = request.headers.get("X-Request-ID", "")
+        request_id = request.META.get("HTTP_X_REQUEST_ID", "")  # request.headers would copy every header first
         if REQUEST_ID.match(request_id):
             response["X-Request-ID"] = request_id
         response = _gzipped(request, response)
@@ -82,7 +82,7 @@ def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     # the studio's pages they can be gzipped; searchset Bundles shrink 5-10 times.
     from django.utils.text import compress_string
 
-    if response.streaming or len(response.content) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
+    if response.streaming or len(response.content) < 1024 or "gzip" not in request.META.get("HTTP_ACCEPT_ENCODING", ""):
         return response
     compressed = compress_string(response.content)
     if len(compressed) >= len(response.content):

@@ -11,7 +11,15 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
-from mappings.access import ServedFacade, access_facade_request, access_served_type, live_deployments
+from mappings.access import (
+    LiveDeployment,
+    ServedFacade,
+    access_facade_request,
+    access_served_type,
+    last_served,
+    live_deployments,
+    served_facade,
+)
 from mappings.engine.formats import loads
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import CAPABILITY_FORMATS
@@ -28,7 +36,7 @@ from mappings.facade.search import (
     search,
 )
 from mappings.facade.search_index import params_for
-from mappings.models import DataSource, Deployment, FacadeResource
+from mappings.models import DataSource, Deployment, Facade, FacadeResource
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
@@ -46,6 +54,13 @@ BULK_OPERATIONS = [
 READ_SQL = (
     f"SELECT CAST(content AS TEXT), last_updated FROM {FacadeResource._meta.db_table} "
     "WHERE deployment_id = %s AND resource_type = %s AND resource_id = %s"
+)
+# The same read with the facade's state (access_facade_request's row) in one statement, so one round trip: from the
+# deployment this worker last served the type from, kept only if the generation read with it still serves from there.
+READ_WITH_STATE = (
+    f"SELECT f.id, f.generation, f.status, f.auth_mode, CAST(r.content AS TEXT), r.last_updated"
+    f" FROM {Facade._meta.db_table} f LEFT JOIN {FacadeResource._meta.db_table} r"
+    " ON r.deployment_id = %s AND r.resource_type = %s AND r.resource_id = %s WHERE f.slug = %s"
 )
 
 
@@ -140,12 +155,9 @@ def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResp
 def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
-    live = access_served_type(access_facade_request(slug), resource_type)
+    live, found = _read_stored(slug, resource_type, resource_id)
     if live.source_kind != DataSource.Kind.STORED:
         return fhir_response(request, live_read(_deployment(live.id), resource_id))
-    with connection.cursor() as cursor:
-        cursor.execute(READ_SQL, [live.id, resource_type, resource_id])
-        found = cursor.fetchone()
     if found is None:
         raise FhirError(404, RequestCode.NOT_FOUND, f"{resource_type}/{resource_id} is not known.")
     text, last_updated = found
@@ -158,6 +170,40 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
     response["ETag"] = 'W/"1"'
     response["Last-Modified"] = http_date(last_updated.timestamp())
     return response
+
+
+def _prepared_cursor():
+    """On PostgreSQL, a cursor that binds parameters on the server, so psycopg prepares a statement after its fifth
+    run in a connection and PostgreSQL stops planning the read each time (0.06 ms of its 0.09 ms on the server).
+    Django's own cursors bind on the client, which cannot prepare. Wrapped as Django wraps its own, so query
+    logging and execute_wrapper see it too."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
+def _read_stored(slug: str, resource_type: str, resource_id: str) -> tuple[LiveDeployment, tuple | None]:
+    """The live deployment serving the type and, when it is a stored source, the resource's (text, last_updated) or
+    None: in one statement with the facade's state when this worker has served the type before and nothing was
+    deployed since, else in two."""
+    guess = last_served(slug, resource_type)
+    if guess is not None and guess.source_kind == DataSource.Kind.STORED:
+        with _prepared_cursor() as cursor:
+            cursor.execute(READ_WITH_STATE, [guess.id, resource_type, resource_id, slug])
+            row = cursor.fetchone()
+        live = access_served_type(served_facade(slug, row[:4] if row else None), resource_type)
+        if live.id == guess.id:
+            return live, None if row[4] is None else row[4:]
+    else:
+        live = access_served_type(access_facade_request(slug), resource_type)
+    if live.source_kind != DataSource.Kind.STORED:
+        return live, None
+    with connection.cursor() as cursor:
+        cursor.execute(READ_SQL, [live.id, resource_type, resource_id])
+        return live, cursor.fetchone()
 
 
 def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) -> HttpResponse:

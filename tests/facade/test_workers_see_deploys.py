@@ -55,7 +55,7 @@ def gunicorn(transactional_db, tmp_path: Path):
         try:
             requests.get(f"{base}/fhir/none/metadata", timeout=2)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # workers load the FHIR definitions before serving
             time.sleep(0.2)
     try:
         yield base, log

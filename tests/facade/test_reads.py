@@ -1,0 +1,122 @@
+"""A facade read, the facade's hot path: once a worker has served a type, a read is one SQL statement (the facade's
+state and the resource together), yet it still sees a deploy, a pause or a protected facade on its very next
+request, and it answers past the studio's middleware with the same headers. Its access-log rows wait as tuples and
+are written in batches."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from mappings import actions, caches
+from mappings.facade import request_log
+from mappings.models import FacadeRequest, FacadeResource
+from tests.api.conftest import ROOT
+
+# Transactional: a deploy indexes once its transaction commits, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
+
+
+@pytest.fixture
+def clinic(users, json_patient):
+    """json-patient v1 deployed as facade `clinic` over two stored records; v2 (active false) published, not live."""
+    author = users["author"]
+    caches.clear()
+    v1 = actions.do_publish_version(json_patient, acting_user=author, message="v1")
+    source = actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
+    second = PATIENT.replace('"Smith"', '"Jones"').replace("M0R1N2", "M0R1N3")
+    actions.do_upload_records(source, acting_user=author, records=[("r1", PATIENT), ("r2", second)])
+    facade = actions.do_create_facade(acting_user=author, slug="clinic", title="Clinic")
+    binding = actions.do_bind_resource(
+        facade, acting_user=author, resource_type="Patient", mapping=json_patient, source=source
+    )
+    live = actions.do_deploy(binding, acting_user=author, version=v1)
+    json_patient.refresh_from_db()
+    changed = json_patient.draft.template.replace('"active": true', '"active": false')
+    actions.do_save_draft(
+        json_patient, acting_user=author, template=changed, expected_revision=json_patient.draft.revision
+    )
+    for sample in json_patient.samples.all():
+        actions.do_update_sample(sample, acting_user=author, expected=None, assertions=["Patient.active = false"])
+    v2 = actions.do_publish_version(json_patient, acting_user=author, message="v2")
+    ids = sorted(FacadeResource.objects.filter(deployment=live).values_list("resource_id", flat=True))
+    return {"author": author, "facade": facade, "binding": binding, "v2": v2, "ids": ids}
+
+
+def read(client, resource_id: str):
+    return client.get(f"/fhir/clinic/Patient/{resource_id}")
+
+
+def test_a_warm_read_is_one_statement_found_or_not(clinic, client) -> None:
+    assert len(clinic["ids"]) == 2
+    first, second = clinic["ids"]
+    assert read(client, first).status_code == 200  # this worker learns where Patient is served from
+    with CaptureQueriesContext(connection) as found:
+        assert read(client, second).json()["id"] == second
+    with CaptureQueriesContext(connection) as missing:
+        answer = read(client, "nobody")
+    assert answer.status_code == 404 and answer.json()["resourceType"] == "OperationOutcome"
+    assert [len(found), len(missing)] == [1, 1], [q["sql"] for q in [*found, *missing]]
+
+
+def test_a_read_serves_a_deploy_made_since_the_last_one(clinic, client) -> None:
+    patient = clinic["ids"][0]
+    assert read(client, patient).json()["active"] is True
+    actions.do_deploy(clinic["binding"], acting_user=clinic["author"], version=clinic["v2"])
+    with CaptureQueriesContext(connection) as after_deploy:
+        assert read(client, patient).json()["active"] is False  # not v1's row, which the guess pointed at
+    assert len(after_deploy) > 1  # the guess was checked, found stale, and the read done again
+    with CaptureQueriesContext(connection) as settled:
+        assert read(client, patient).json()["active"] is False
+    assert len(settled) == 1
+
+
+def test_a_warm_read_sees_a_pause_and_a_protected_facade_at_once(clinic, client) -> None:
+    patient, facade = clinic["ids"][0], clinic["facade"]
+    assert read(client, patient).status_code == 200
+    actions.do_update_facade(facade, acting_user=clinic["author"], status="paused")
+    paused = read(client, patient)
+    assert paused.status_code == 503 and paused.json()["issue"][0]["code"] == "transient"
+    actions.do_update_facade(facade, acting_user=clinic["author"], status="active")
+    assert read(client, patient).status_code == 200
+    facade.refresh_from_db()
+    facade.auth_mode = "smart-backend"
+    facade.save(update_fields=["auth_mode"])  # no generation grown: the state is read with every resource
+    refused = read(client, patient)
+    assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "security"
+
+
+def test_a_read_skips_the_studio_middleware_and_keeps_their_headers(clinic, client) -> None:
+    answer = read(client, clinic["ids"][0])
+    assert answer.status_code == 200
+    assert not hasattr(answer.wsgi_request, "user")  # AuthenticationMiddleware never ran
+    assert not hasattr(answer.wsgi_request, "session")
+    assert answer["Content-Length"] == str(len(answer.content))
+    assert answer["X-Frame-Options"] == "DENY"
+    assert answer["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware runs first, as for every request
+    assert "Set-Cookie" not in answer and "Cookie" not in answer.get("Vary", "")
+    # A /fhir/ URL that names no facade route still gets Django's own 404, down the whole stack.
+    nothing = client.get("/fhir/")
+    assert nothing.status_code == 404 and hasattr(nothing.wsgi_request, "user")
+
+
+def test_the_access_log_writes_waiting_rows_in_batches_of_one_insert(db) -> None:
+    request_log.discard()
+    for number in range(request_log.BATCH_ROWS + 50):
+        request_log._pending.append(("clinic", "Patient", "read", 200 + number % 2, 1.5, request_log.timezone.now()))
+    with CaptureQueriesContext(connection) as inserts:
+        assert request_log.flush() == request_log.BATCH_ROWS + 50
+    assert len(inserts) == 2
+    rows = FacadeRequest.objects.order_by("id")
+    assert rows.count() == request_log.BATCH_ROWS + 50
+    first = rows.first()
+    assert (first.facade_slug, first.resource_type, first.interaction, first.status, first.latency_ms) == (
+        "clinic",
+        "Patient",
+        "read",
+        200,
+        1.5,
+    )
+    assert first.created_at.tzinfo is not None
