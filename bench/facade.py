@@ -118,9 +118,10 @@ ENDPOINTS = {
 
 
 def start_server(root: Path, options: argparse.Namespace) -> subprocess.Popen:
-    """gunicorn serving the checkout at `root` (this one, or --against), sync workers, on the bench database."""
+    """gunicorn serving the checkout at `root` (this one, or --against) on the bench database: sync workers, or
+    gthread workers (keep-alive) with --threads above 1, as scripts/run serves."""
     command = [str(root / ".venv/bin/gunicorn"), "fhirstudio.wsgi", "--bind", f"127.0.0.1:{options.port}"]
-    command += ["--workers", str(options.workers), "--threads", "1", "--log-level", "warning"]
+    command += ["--workers", str(options.workers), "--threads", str(options.threads), "--log-level", "warning"]
     if options.pin_core is not None:
         command = ["taskset", "-c", str(options.pin_core), *command]
     server = subprocess.Popen(
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="per worker; above 1, gunicorn's gthread workers")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="of " + ", ".join(ENDPOINTS))
     parser.add_argument(
@@ -193,7 +195,8 @@ def main() -> None:
             finally:
                 server.terminate()
                 server.wait()
-    print(f"\n# {options.workers} sync workers, {options.connections} connections, {options.seconds} s per endpoint")
+    kind = "sync" if options.threads == 1 else f"gthread ({options.threads} threads)"
+    print(f"\n# {options.workers} {kind} workers, {options.connections} connections, {options.seconds} s per endpoint")
     for version in roots:
         static = results.get((version, ENDPOINTS["static"][0]))
         for (of, name), rounds in results.items():

@@ -127,6 +127,14 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     # Tests use a file too: an in-memory database cannot queue two writers, which the concurrency tests need.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Django's cursors bind parameters on the client and are never prepared; the facade read binds on the server
+    # (mappings.facade.views) and psycopg prepares it after 5 runs in a connection, so PostgreSQL stops planning it
+    # on every read. Set DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep prepared statements
+    # (PgBouncer before 1.21 in transaction mode).
+    DATABASES["default"]["OPTIONS"] = {
+        "prepare_threshold": 5 if env_bool("DATABASE_PREPARED_STATEMENTS", "true") else None
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -120,3 +120,13 @@ def test_the_access_log_writes_waiting_rows_in_batches_of_one_insert(db) -> None
         1.5,
     )
     assert first.created_at.tzinfo is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL (CI)")
+def test_postgresql_prepares_the_read_after_a_few_runs_and_plans_it_no_more(clinic, client) -> None:
+    for _ in range(8):  # psycopg prepares a statement on its run after the fifth
+        assert read(client, clinic["ids"][0]).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any("LEFT JOIN" in statement and "f.generation" in statement for statement in prepared), prepared
