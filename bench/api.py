@@ -197,11 +197,10 @@ def main() -> None:
         database_url = start_django(var_dir)
         try:
             token = load_studio()
-            # What a web worker does once started (fhirstudio/wsgi.py): the in-process rows then collect garbage as
-            # a worker does, not over the definitions and Django on every collection.
-            from mappings.caches import freeze_long_lived
+            # What a web worker does once started (fhirstudio/wsgi.py: the start-up freeze and the collector's
+            # threshold), so the in-process rows collect garbage as a worker does.
+            import fhirstudio.wsgi  # noqa: F401
 
-            freeze_long_lived()
             rows = measure(args, payload, token, var_dir, database_url)
         finally:
             stop_django()
