@@ -9,26 +9,10 @@ from mappings import actions
 from mappings.errors import StudioError
 from mappings.jobs.indexing import index_deployment_direct
 from mappings.models import AuditAction, AuditEvent, Deployment, FacadeResource, TestRun
-from tests.api.conftest import ROOT
+from tests.facade.conftest import PATIENT
 
 # Transactional: a deploy indexes once its transaction commits, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
-PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
-
-
-@pytest.fixture
-def served(users, json_patient):
-    """json-patient v1 published, a stored source with two records, and a Patient binding."""
-    author = users["author"]
-    v1 = actions.do_publish_version(json_patient, acting_user=author, message="v1")
-    source = actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
-    second = PATIENT.replace('"Smith"', '"Jones"').replace('"id": "', '"id": "2')
-    actions.do_upload_records(source, acting_user=author, records=[("r1", PATIENT), ("r2", second)])
-    facade = actions.do_create_facade(acting_user=author, slug="clinic", title="Clinic")
-    binding = actions.do_bind_resource(
-        facade, acting_user=author, resource_type="Patient", mapping=json_patient, source=source
-    )
-    return {"author": author, "v1": v1, "binding": binding, "mapping": json_patient, "source": source}
 
 
 def families(deployment) -> set[str]:

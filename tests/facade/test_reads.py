@@ -12,37 +12,25 @@ from django.test.utils import CaptureQueriesContext
 from mappings import actions, caches
 from mappings.facade import request_log
 from mappings.models import FacadeRequest, FacadeResource
-from tests.api.conftest import ROOT
 
 # Transactional: a deploy indexes once its transaction commits, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
-PATIENT = (ROOT / "examples/json-patient/samples/example-patient.json").read_text()
 
 
 @pytest.fixture
-def clinic(users, json_patient):
-    """json-patient v1 deployed as facade `clinic` over two stored records; v2 (active false) published, not live."""
-    author = users["author"]
+def clinic(served):
+    """The `served` binding with v1 deployed (one patient), and v2 (active false) published, not live."""
+    author, mapping = served["author"], served["mapping"]
     caches.clear()
-    v1 = actions.do_publish_version(json_patient, acting_user=author, message="v1")
-    source = actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
-    second = PATIENT.replace('"Smith"', '"Jones"').replace("M0R1N2", "M0R1N3")
-    actions.do_upload_records(source, acting_user=author, records=[("r1", PATIENT), ("r2", second)])
-    facade = actions.do_create_facade(acting_user=author, slug="clinic", title="Clinic")
-    binding = actions.do_bind_resource(
-        facade, acting_user=author, resource_type="Patient", mapping=json_patient, source=source
-    )
-    live = actions.do_deploy(binding, acting_user=author, version=v1)
-    json_patient.refresh_from_db()
-    changed = json_patient.draft.template.replace('"active": true', '"active": false')
-    actions.do_save_draft(
-        json_patient, acting_user=author, template=changed, expected_revision=json_patient.draft.revision
-    )
-    for sample in json_patient.samples.all():
+    live = actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
+    mapping.refresh_from_db()
+    changed = mapping.draft.template.replace('"active": true', '"active": false')
+    actions.do_save_draft(mapping, acting_user=author, template=changed, expected_revision=mapping.draft.revision)
+    for sample in mapping.samples.all():
         actions.do_update_sample(sample, acting_user=author, expected=None, assertions=["Patient.active = false"])
-    v2 = actions.do_publish_version(json_patient, acting_user=author, message="v2")
-    ids = sorted(FacadeResource.objects.filter(deployment=live).values_list("resource_id", flat=True))
-    return {"author": author, "facade": facade, "binding": binding, "v2": v2, "ids": ids}
+    v2 = actions.do_publish_version(mapping, acting_user=author, message="v2")
+    patient = FacadeResource.objects.get(deployment=live).resource_id
+    return {"author": author, "facade": served["binding"].facade, "binding": served["binding"], "v2": v2, "id": patient}
 
 
 def read(client, resource_id: str):
@@ -50,11 +38,10 @@ def read(client, resource_id: str):
 
 
 def test_a_warm_read_is_one_statement_found_or_not(clinic, client) -> None:
-    assert len(clinic["ids"]) == 2
-    first, second = clinic["ids"]
-    assert read(client, first).status_code == 200  # this worker learns where Patient is served from
+    patient = clinic["id"]
+    assert read(client, patient).status_code == 200  # this worker learns where Patient is served from
     with CaptureQueriesContext(connection) as found:
-        assert read(client, second).json()["id"] == second
+        assert read(client, patient).json()["id"] == patient
     with CaptureQueriesContext(connection) as missing:
         answer = read(client, "nobody")
     assert answer.status_code == 404 and answer.json()["resourceType"] == "OperationOutcome"
@@ -62,7 +49,7 @@ def test_a_warm_read_is_one_statement_found_or_not(clinic, client) -> None:
 
 
 def test_a_read_serves_a_deploy_made_since_the_last_one(clinic, client) -> None:
-    patient = clinic["ids"][0]
+    patient = clinic["id"]
     assert read(client, patient).json()["active"] is True
     actions.do_deploy(clinic["binding"], acting_user=clinic["author"], version=clinic["v2"])
     with CaptureQueriesContext(connection) as after_deploy:
@@ -74,7 +61,7 @@ def test_a_read_serves_a_deploy_made_since_the_last_one(clinic, client) -> None:
 
 
 def test_a_warm_read_sees_a_pause_and_a_protected_facade_at_once(clinic, client) -> None:
-    patient, facade = clinic["ids"][0], clinic["facade"]
+    patient, facade = clinic["id"], clinic["facade"]
     assert read(client, patient).status_code == 200
     actions.do_update_facade(facade, acting_user=clinic["author"], status="paused")
     paused = read(client, patient)
@@ -89,7 +76,7 @@ def test_a_warm_read_sees_a_pause_and_a_protected_facade_at_once(clinic, client)
 
 
 def test_a_read_skips_the_studio_middleware_and_keeps_their_headers(clinic, client) -> None:
-    answer = read(client, clinic["ids"][0])
+    answer = read(client, clinic["id"])
     assert answer.status_code == 200
     assert not hasattr(answer.wsgi_request, "user")  # AuthenticationMiddleware never ran
     assert not hasattr(answer.wsgi_request, "session")
@@ -125,7 +112,7 @@ def test_the_access_log_writes_waiting_rows_in_batches_of_one_insert(db) -> None
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL (CI)")
 def test_postgresql_prepares_the_read_after_a_few_runs_and_plans_it_no_more(clinic, client) -> None:
     for _ in range(8):  # psycopg prepares a statement on its run after the fifth
-        assert read(client, clinic["ids"][0]).status_code == 200
+        assert read(client, clinic["id"]).status_code == 200
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [statement for (statement,) in cursor.fetchall()]
