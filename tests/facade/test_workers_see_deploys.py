@@ -50,14 +50,14 @@ def gunicorn(transactional_db, tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/fhir/none/metadata", timeout=2)
-            break
-        except (requests.ConnectionError, requests.Timeout):  # workers load the FHIR definitions before serving
-            time.sleep(0.2)
-    try:
+    try:  # stopped however the test ends, a server that never answered included
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{base}/fhir/none/metadata", timeout=2)
+                break
+            except (requests.ConnectionError, requests.Timeout):  # workers load the FHIR definitions before serving
+                time.sleep(0.2)
         yield base, log
     finally:
         process.terminate()
