@@ -14,8 +14,10 @@ from mappings.errors import FhirError, RequestCode
 from mappings.facade.search_index import SINGLE_VALUED, date_range, params_for
 from mappings.models import FacadeResource, SearchValue
 
-# _totalMethod: fhirpy sends it (an Aidbox option) with count(); the total is always exact here.
+# _totalMethod: fhirpy sends it (an Aidbox option) with count(); the total is always exact here. _after: the next
+# link's keyset cursor (the last id of the page before), see page_after.
 RESULT_PARAMS = {
+    "_after",
     "_count",
     "_offset",
     "_summary",
@@ -215,6 +217,22 @@ def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
 
 
 SORTS = {"_id": "resource_id", "-_id": "-resource_id", "_lastUpdated": "last_updated", "-_lastUpdated": "-last_updated"}
+
+
+def page_after(query: list[tuple[str, str]]) -> dict | None:
+    """The filter that starts a page after the id its `_after` names, when the order is by id: a next link carries
+    it, so a page deep into a search starts from an index lookup instead of walking (and semi-joining) every match
+    before it: `_offset=10000` of 22,220 matches took 215 ms that way. None when the page is found by `_offset`."""
+    after, order = dict(query).get("_after"), keyset_order(query)
+    if after is None or order is None:
+        return None
+    return {"resource_id__lt" if order == "-_id" else "resource_id__gt": after}
+
+
+def keyset_order(query: list[tuple[str, str]]) -> str | None:
+    """ "_id" or "-_id" when the results are ordered by id alone (a next link can then carry a cursor), else None."""
+    sort = dict(query).get("_sort") or "_id"
+    return sort if sort in ("_id", "-_id") else None
 
 
 def ordering(query: list[tuple[str, str]]) -> list[str]:

@@ -107,6 +107,30 @@ def test_it_pages_a_search_with_absolute_links_that_work(demo) -> None:
     assert count_only["total"] == first["total"] and "entry" not in count_only
 
 
+def test_next_links_carry_a_cursor_and_walk_every_match_once_in_id_order(demo) -> None:
+    everything = get(f"{demo['base']}/Observation", _count=500).json()
+    expected = sorted(entry["resource"]["id"] for entry in everything["entry"])
+    for sort, order in (("_id", expected), ("-_id", expected[::-1])):
+        url, seen = f"{demo['base']}/Observation?_count=7&_sort={sort}", []
+        while url:
+            page = requests.get(url, timeout=10).json()
+            assert page["total"] == len(expected)
+            seen += [entry["resource"]["id"] for entry in page.get("entry", [])]
+            links = {link["relation"]: link["url"] for link in page["link"]}
+            url = links.get("next")
+            if url:  # the cursor is the page's last id; the offset it stands for stays beside it
+                assert f"_after={seen[-1]}" in url and f"_offset={len(seen)}" in url
+            if "previous" in links:
+                assert "_after" not in links["previous"]
+        assert seen == order
+    # The cursor decides where a page starts (an offset alone would start at the 8th match).
+    third = get(f"{demo['base']}/Observation", _count=2, _offset=7, _after=expected[2]).json()
+    assert [entry["resource"]["id"] for entry in third["entry"]] == expected[3:5]
+    # Ordered by time, pages are found by offset and their links carry no cursor.
+    by_time = get(f"{demo['base']}/Observation", _count=5, _sort="_lastUpdated").json()
+    assert all("_after" not in link["url"] for link in by_time["link"])
+
+
 def test_it_searches_with_a_posted_form(demo) -> None:
     posted = requests.post(f"{demo['base']}/Patient/_search", data={"family": "every"}, timeout=10)
     assert posted.status_code == 200 and posted.json()["total"] >= 1
