@@ -18,7 +18,6 @@ from mappings.facade.search_index import search_values
 from mappings.jobs.index_staging import EPOCH, stage_chunk
 from mappings.jobs.indexing import index_deployment_direct
 from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
-from tests.facade.test_deployments import served  # noqa: F401 — a published json-patient bound over two records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +47,7 @@ def families_searched(client, family: str) -> list[str]:
     return [entry["resource"]["name"][0]["family"] for entry in bundle.get("entry", [])]
 
 
-def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(served, client) -> None:  # noqa: F811
+def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(served, client) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     served_before = client.get("/fhir/clinic/Patient?_summary=count").json()["total"]
     first, second = served["source"].records.order_by("id")
@@ -78,7 +77,7 @@ def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(se
     assert [entry["resource"]["id"] for entry in found["entry"]] == ["p1"]
 
 
-def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewritten(served, client) -> None:  # noqa: F811
+def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewritten(served, client) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, second = served["source"].records.order_by("id")
     stage(live, staged(patient("Earlier"), first.pk))
@@ -89,7 +88,7 @@ def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewrit
     assert families_searched(client, "earlier") == [] and families_searched(client, "later") == ["Later"]
 
 
-def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, client) -> None:  # noqa: F811
+def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, client) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     # A newer deployment still indexing on the workers (pending), with one resource staged so far.
     pending = Deployment.objects.create(binding=served["binding"], version=served["v1"])
@@ -106,7 +105,7 @@ def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, cli
     assert FacadeResource.objects.filter(deployment=live).count() == 0
 
 
-def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) -> None:  # noqa: F811
+def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     replaced = Deployment.objects.create(binding=served["binding"], version=served["v1"], superseded=True)
     first, _ = served["source"].records.order_by("id")
@@ -117,7 +116,7 @@ def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) ->
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="two writers at once: PostgreSQL (CI)")
-def test_two_workers_staging_the_same_ids_at_once_both_finish_and_the_newest_record_wins(served) -> None:  # noqa: F811
+def test_two_workers_staging_the_same_ids_at_once_both_finish_and_the_newest_record_wins(served) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, second = served["source"].records.order_by("id")
     ids = [f"p{n:04d}" for n in range(400)]
@@ -149,7 +148,7 @@ def test_two_workers_staging_the_same_ids_at_once_both_finish_and_the_newest_rec
     assert values.count() == 400 and set(values.values_list("value", flat=True)) == {"newer"}
 
 
-def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_nothing(served) -> None:  # noqa: F811
+def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_nothing(served) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, _ = served["source"].records.order_by("id")
     found = {"p1": (patient("Chunk"), first.pk)}
@@ -173,7 +172,7 @@ def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_noth
     assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
 
 
-def test_search_totals_count_each_matching_resource_once_from_the_live_index(served, client) -> None:  # noqa: F811
+def test_search_totals_count_each_matching_resource_once_from_the_live_index(served, client) -> None:
     """Totals come from the live index's search values (count_matches): a resource with several matching values (two
     given names starting "an", two identifiers or-ed) counts once, single-valued criteria too, and a staged index
     beside the live one changes nothing until it is swapped in."""
@@ -222,7 +221,7 @@ def test_search_totals_count_each_matching_resource_once_from_the_live_index(ser
     assert client.get("/fhir/clinic/Patient?given=an&_summary=count").json()["total"] == 3
 
 
-def test_search_values_keep_tabs_backslashes_and_line_breaks(served) -> None:  # noqa: F811
+def test_search_values_keep_tabs_backslashes_and_line_breaks(served) -> None:
     """The index's values go to PostgreSQL through COPY's text format, written by hand: its escapes must hold."""
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, _ = served["source"].records.order_by("id")

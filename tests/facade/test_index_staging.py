@@ -17,7 +17,6 @@ from mappings.engine.formats import loads
 from mappings.jobs import index_staging, indexing
 from mappings.jobs.index_staging import ChunkStager
 from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
-from tests.facade.test_deployments import served  # noqa: F401 — a published json-patient bound over two records
 from tests.facade.test_index_rows import key, stage, staged
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +60,7 @@ def staging_counted(monkeypatch, pieces: int) -> threading.Event:
 
 
 @threaded
-def test_pieces_stay_invisible_until_the_chunk_is_done_and_the_newest_record_wins(served, monkeypatch) -> None:  # noqa: F811
+def test_pieces_stay_invisible_until_the_chunk_is_done_and_the_newest_record_wins(served, monkeypatch) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, second = served["source"].records.order_by("id")
     stage(live, staged(patient("p1", "Newer"), second.pk))  # another chunk, with a newer record of p1, came first
@@ -89,7 +88,7 @@ def test_pieces_stay_invisible_until_the_chunk_is_done_and_the_newest_record_win
 
 
 @threaded
-def test_a_chunk_stopped_or_taken_over_stages_nothing(served, monkeypatch) -> None:  # noqa: F811
+def test_a_chunk_stopped_or_taken_over_stages_nothing(served, monkeypatch) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, _ = served["source"].records.order_by("id")
     piece = {"p1": (patient("p1", "Chunk"), first.pk)}
@@ -113,7 +112,7 @@ def test_a_chunk_stopped_or_taken_over_stages_nothing(served, monkeypatch) -> No
 
 
 @threaded
-def test_a_deployment_superseded_while_its_chunk_runs_gets_nothing_staged(served) -> None:  # noqa: F811
+def test_a_deployment_superseded_while_its_chunk_runs_gets_nothing_staged(served) -> None:
     live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     first, _ = served["source"].records.order_by("id")
     piece = {"p1": (patient("p1", "Chunk"), first.pk)}
@@ -126,7 +125,7 @@ def test_a_deployment_superseded_while_its_chunk_runs_gets_nothing_staged(served
     assert IndexChunk.objects.get(pk=chunk.pk).status == ChunkStatus.DONE
 
 
-def test_a_chunk_stages_as_its_records_run_and_in_a_worker_freezes_and_collects_less(served, monkeypatch) -> None:  # noqa: F811
+def test_a_chunk_stages_as_its_records_run_and_in_a_worker_freezes_and_collects_less(served, monkeypatch) -> None:
     """The whole chunk path (claim, run, stage, swap) on both databases; in a worker (current_task set) the long-lived
     objects are frozen once and young collections are rarer while the chunk runs, then as before."""
     deployment = Deployment.objects.create(binding=served["binding"], version=served["v1"])
@@ -163,7 +162,7 @@ def test_a_chunk_stages_as_its_records_run_and_in_a_worker_freezes_and_collects_
 
 @threaded
 def test_two_chunks_staging_the_same_ids_in_opposite_orders_both_finish_and_the_newest_record_wins(
-    served,  # noqa: F811
+    served,
     monkeypatch,
     caplog,
 ) -> None:

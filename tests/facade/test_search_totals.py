@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from mappings import actions
 from mappings.models import Deployment
-from tests.facade.test_deployments import PATIENT, served  # noqa: F401 — json-patient bound over two records
+from tests.facade.conftest import PATIENT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def total(client, query: str) -> tuple[int, int]:
     return response.json()["total"], counted
 
 
-def test_a_total_is_counted_once_per_generation_and_again_for_each_new_index(served, client) -> None:  # noqa: F811
+def test_a_total_is_counted_once_per_generation_and_again_for_each_new_index(served, client) -> None:
     author, source = served["author"], served["source"]
     deployment = actions.do_deploy(served["binding"], acting_user=author, version=served["v1"])
     key = Deployment.objects.get(pk=deployment.pk).index_key
