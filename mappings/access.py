@@ -264,6 +264,7 @@ class LiveDeployment:
     source_config: dict
     mapping_slug: str
     version_id: int
+    index_key: int | None  # which index its search values are keyed by (stored sources): it changes only with a swap
 
 
 # A facade's state is read on every request. The ORM spends longer building this query than the database answering
@@ -319,7 +320,7 @@ def live_deployments(facade: ServedFacade) -> dict[str, LiveDeployment]:
         fields = ("id", "binding__resource_type", "binding__source__kind", "binding__source__config")
         return {
             row[1]: LiveDeployment(*row)
-            for row in rows.values_list(*fields, "binding__mapping__slug", "version_id").order_by("id")
+            for row in rows.values_list(*fields, "binding__mapping__slug", "version_id", "index_key").order_by("id")
         }
 
     return caches.live_deployments.get_or_build((facade.id, facade.generation), load)

@@ -214,30 +214,29 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
     live = access_served_type(facade, resource_type)
     count, offset = paging(query)
     summary = dict(query).get("_summary")
-    note = cursor = None
+    note = last_id = None
     if live.source_kind != DataSource.Kind.STORED:
         found, note = live_search(_deployment(live.id), query, RESULT_PARAMS)
         total, rows = len(found), [] if summary == "count" else found[offset : offset + count]
     else:
         served = FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type)
         with latency_plans():
-            build = Deployment.objects.filter(pk=live.id).values_list("index_key", flat=True).first()
-            matches = search(served, resource_type, query, build)
-            total = count_matches(served, resource_type, query, build, facade.generation)
+            matches = search(served, resource_type, query, live.index_key)
+            total = count_matches(served, resource_type, query, live.index_key, facade.generation)
             page = matches.order_by(*ordering(query)).values_list("content", flat=True)
             after = page_after(query)
             page = page.filter(**after)[:count] if after else page[offset : offset + count]
             # Past the last match there is nothing to read: a search matching nothing would otherwise walk every
             # resource in id order looking for a first one (270 ms over 100,000 Patients).
             rows = [] if summary == "count" or total <= offset else list(page)
-        cursor = rows[-1]["id"] if rows and keyset_order(query) else None
+        last_id = rows[-1]["id"] if rows and keyset_order(query) else None
     elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
     base = _base(request, slug)
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
-        "link": _links(base, resource_type, query, offset, count, total, cursor),
+        "link": _links(base, resource_type, query, offset, count, total, last_id),
         "entry": [
             {
                 "fullUrl": f"{base}/{resource_type}/{content['id']}",
@@ -292,7 +291,7 @@ def _only(resource: dict, elements: list[str]) -> dict:
 
 
 def _links(
-    base: str, resource_type: str, query: list, offset: int, count: int, total: int, cursor: str | None
+    base: str, resource_type: str, query: list, offset: int, count: int, total: int, last_id: str | None
 ) -> list[dict]:
     """self, next and previous. A next link after a page ordered by id carries `_after` (its last id) beside the
     `_offset` it stands for, so the page is found from the index, however deep (mappings.facade.search.page_after)."""
@@ -305,7 +304,7 @@ def _links(
 
     links = [{"relation": "self", "url": url(offset, given)}]
     if count and offset + count < total:
-        links.append({"relation": "next", "url": url(offset + count, cursor)})
+        links.append({"relation": "next", "url": url(offset + count, last_id)})
     if count and offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
     return links
