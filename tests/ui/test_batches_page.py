@@ -1,6 +1,7 @@
 """The Batches pages in Chromium, with a real Celery worker: an author starts a batch over two uploaded HL7 files from
 the list page, watches the progress bar fill up to done, finds the broken message in the dead-letter list with its
-FS code and template line, and downloads the results; a viewer sees the batch but no Start, Cancel or Reprocess."""
+FS code and template line, and downloads the results; a viewer sees the batch but no Start, Cancel or Reprocess; an
+author cancels a batch that no worker has taken yet, after a confirmation that can be declined."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ BROKEN = b"MSH|^~\\&|LAB|HOSP|||20240101||ORU^R01|BROKEN-1|P|2.5.1\rPID|1||123^^
 
 
 @pytest.fixture
-def worker(studio, settings, tmp_path):
-    """A worker sharing this test's jobs directory (the live server writes the uploads, the worker the results)."""
+def jobs(settings, tmp_path) -> Path:
+    """This test's own jobs directory, where the live server writes the uploads."""
     jobs = tmp_path / "jobs"
     settings.STORAGES = {
         **settings.STORAGES,
@@ -29,6 +30,12 @@ def worker(studio, settings, tmp_path):
             "OPTIONS": {"location": str(jobs), "allow_overwrite": True},
         },
     }
+    return jobs
+
+
+@pytest.fixture
+def worker(studio, jobs, tmp_path):
+    """A worker sharing this test's jobs directory (the live server writes the uploads, the worker the results)."""
     env = {
         "DATABASE_URL": worker_database_url(),
         "FHIR_STUDIO_JOB_FILES_DIR": str(jobs),
@@ -45,14 +52,7 @@ def test_it_starts_a_batch_and_shows_its_progress_and_dead_letters(open_browser,
     page = browser.page
     browser.open("/batches/")
     assert page.locator("#batches tbody").inner_text() == "No batch yet."
-    page.click("#start-open")
-    page.select_option("#start-mapping", "hl7v2-oru-r01")
-    page.wait_for_selector("#start-version option[value='1']", state="attached")
-    page.set_input_files("#start-file-input", [str(FIVE_MESSAGES), str(feed)])
-    page.click("#start-submit")
-
-    page.wait_for_url("**/batches/*/")
-    page.wait_for_selector("body[data-ready]", state="attached")
+    start_from_the_list_page(page, FIVE_MESSAGES, feed)
     bar = page.locator("#progress")
     bar.and_(page.locator("[data-done=true]")).wait_for(timeout=45_000)
     assert (bar.get_attribute("aria-valuenow"), bar.get_attribute("aria-valuemax")) == ("6", "6")
@@ -97,3 +97,43 @@ def test_it_starts_a_batch_and_shows_its_progress_and_dead_letters(open_browser,
     assert "completed" in listed.inner_text() and "6 of 6 messages" in listed.inner_text()
     viewer.screenshot("batches-list")
     assert ARTIFACTS.joinpath("batches-detail.png").exists()
+
+
+def start_from_the_list_page(page, *files: Path) -> None:
+    page.click("#start-open")
+    page.select_option("#start-mapping", "hl7v2-oru-r01")
+    page.wait_for_selector("#start-version option[value='1']", state="attached")
+    page.set_input_files("#start-file-input", [str(file) for file in files])
+    page.click("#start-submit")
+    page.wait_for_url("**/batches/*/")
+    page.wait_for_selector("body[data-ready]", state="attached")
+
+
+def test_it_cancels_a_batch_after_asking(open_browser, jobs) -> None:
+    """No worker runs here, so the batch stays queued until the author cancels it."""
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/batches/")
+    start_from_the_list_page(page, FIVE_MESSAGES)
+    assert page.locator("#status").inner_text() == "queued"
+    cancel = page.locator("#cancel")
+    assert cancel.is_visible()
+
+    cancel.click()  # asked first; declining keeps the batch as it was
+    dialog = page.locator("#confirm-dialog")
+    dialog.wait_for()
+    assert dialog.locator("#confirm-title").inner_text().startswith("Cancel batch ")
+    page.click("#confirm-cancel")
+    assert not dialog.is_visible()
+    assert BatchJob.objects.get().status == "queued"
+    assert page.locator("#status").inner_text() == "queued"
+
+    cancel.click()
+    page.click("#confirm-ok")
+    page.locator("#status", has_text="cancelled").wait_for()
+    assert BatchJob.objects.get().status == "cancelled"
+    assert not cancel.is_visible()  # nothing left to cancel
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    assert page.locator("#status").inner_text() == "cancelled"
+    assert not page.locator("#cancel").is_visible()
