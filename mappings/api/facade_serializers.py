@@ -247,5 +247,12 @@ class FacadeQuery(serializers.Serializer):
     )
 
 
+class DataSourceQuery(serializers.Serializer):
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Part of the name or description, any case"
+    )
+    kind = serializers.ChoiceField(choices=DataSource.Kind.choices, required=False, help_text="Only this kind")
+
+
 class MetricsQuery(serializers.Serializer):
     minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, default=60, help_text="The window")

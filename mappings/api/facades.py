@@ -26,6 +26,7 @@ from mappings.api.facade_serializers import (
     BindingQuery,
     DataSourceIn,
     DataSourceOut,
+    DataSourceQuery,
     DeployIn,
     DeploymentOut,
     FacadeIn,
@@ -252,14 +253,21 @@ class Rollback(StudioAPIView):
 class DataSourceList(StudioAPIView):
     @extend_schema(
         operation_id="sources_list",
-        parameters=PAGE_PARAMETERS,
+        parameters=[DataSourceQuery, *PAGE_PARAMETERS],
         tags=[TAG],
-        summary="Data sources",
-        responses={200: page_of(DataSourceOut), **errors(404)},
+        summary="Data sources, by name; `search` in the name or description",
+        responses={200: page_of(DataSourceOut), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
-        return paginated(self, request, _sources().order_by("name"), DataSourceOut)
+        query = DataSourceQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sources = _sources().order_by("name")
+        if "kind" in query.validated_data:
+            sources = sources.filter(kind=query.validated_data["kind"])
+        if words := query.validated_data.get("search", "").strip():
+            sources = sources.filter(Q(name__icontains=words) | Q(description__icontains=words))
+        return paginated(self, request, sources, DataSourceOut)
 
     @extend_schema(
         tags=[TAG],

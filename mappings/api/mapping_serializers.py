@@ -127,6 +127,13 @@ class MappingQuery(serializers.Serializer):
     last_test = serializers.ChoiceField(
         choices=["passed", "failed", "none"], required=False, help_text="The latest test run's result"
     )
+    has_version = serializers.BooleanField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="true: only mappings with a published version (what batches and bindings run); false: only those "
+        "without",
+    )
 
 
 class MappingUpdateRequest(serializers.Serializer):

@@ -110,6 +110,8 @@ class MappingList(StudioAPIView):
             mappings = mappings.filter(STATUS_FILTERS[query.validated_data["status"]])
         if "last_test" in query.validated_data:
             mappings = mappings.filter(LAST_TEST_FILTERS[query.validated_data["last_test"]])
+        if query.validated_data.get("has_version") is not None:
+            mappings = mappings.filter(latest_version__isnull=not query.validated_data["has_version"])
         if query.validated_data.get("search"):
             words = query.validated_data["search"]
             mappings = mappings.filter(

@@ -97,6 +97,35 @@ def test_it_keeps_facades_to_their_roles(api, users) -> None:
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
 
 
+def test_it_searches_sources_by_name_or_description_and_kind(api, users) -> None:
+    author = users["author"]
+    actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
+    actions.do_create_data_source(acting_user=author, name="lab", source_format="hl7v2", description="ORU feed")
+    api["author"].post(
+        "/api/sources/",
+        {
+            "name": "lis",
+            "source_format": "json",
+            "kind": "http",
+            "config": {"base_url": "http://lis.example", "read_path": "/p/{id}", "search_path": "/p?name={name}"},
+        },
+        format="json",
+    )
+
+    def names(**query) -> list[str]:
+        response = api["viewer"].get("/api/sources/", query)
+        assert response.status_code == 200
+        return [row["name"] for row in response.json()["results"]]
+
+    assert names() == ["lab", "lis", "registrations"]
+    assert names(search="REGIS") == ["registrations"]
+    assert names(search="oru") == ["lab"]  # the description too
+    assert names(kind="stored") == ["lab", "registrations"]
+    assert names(kind="http", search="l") == ["lis"]
+    refused = api["viewer"].get("/api/sources/", {"kind": "ftp"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid")
+
+
 def test_it_creates_http_sources_with_their_config_checked(api) -> None:
     config = {"base_url": "http://legacy.example", "read_path": "/p/{id}", "search_path": "/p?name={name}"}
     created = api["author"].post(

@@ -88,6 +88,13 @@ def test_it_filters_by_source_format_and_searches_slug_title_and_description(api
     assert slugs(search="r01", source_format="xml") == []
     assert slugs(search="") == ["adt-a01", "ccda", "oru-r01"]
 
+    actions.do_publish_version(Mapping.objects.get(slug="ccda"), acting_user=users["author"], message="first")
+    assert slugs(has_version="true") == ["ccda"]  # what a batch or a binding can run
+    assert slugs(has_version="false", source_format="hl7v2") == ["adt-a01", "oru-r01"]
+    assert slugs(has_version="true", search="admit") == []
+    refused = api["viewer"].get(LIST, {"has_version": "maybe"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid")
+
 
 def test_it_pages_mappings(api, users) -> None:
     for number in range(5):

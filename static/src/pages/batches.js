@@ -2,6 +2,7 @@
 // (multipart POST) or a stored data source (JSON POST). The list refreshes itself while a batch on it runs.
 import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, ago, h } from "../lib/dom.js";
+import { searchablePicker } from "../lib/picker.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize;
@@ -83,14 +84,22 @@ $("#page-next").addEventListener("click", () => {
 
 async function setUpStartForm() {
   const form = $("#start-form");
-  const [mappings, sources] = await Promise.all([get("/api/mappings/?page_size=500"), get("/api/sources/?page_size=500")]);
-  const published = mappings.results.filter((mapping) => mapping.latest_version);
-  $("#start-mapping").replaceChildren(...(published.length ? published.map((mapping) =>
-    h("option", { value: mapping.slug }, `${mapping.title} (${mapping.slug})`)) : [h("option", { value: "" }, "no published mapping")]));
-  const stored = sources.results.filter((source) => source.kind === "stored");
-  $("#start-source-select").replaceChildren(...(stored.length ? stored.map((source) =>
-    h("option", { value: source.name }, `${source.name} · ${source.source_format} · ${plural(source.records, "record")}`))
-    : [h("option", { value: "" }, "no stored source")]));
+  const search = (text) => (text ? `&search=${encodeURIComponent(text)}` : "");
+  await Promise.all([
+    searchablePicker($("#start-mapping"), {
+      url: (text) => `/api/mappings/?has_version=true${search(text)}`,
+      option: (mapping) => [mapping.slug, `${mapping.title} (${mapping.slug})`, mapping.description],
+      noun: "mapping",
+      none: "no published mapping",
+    }).reload(),
+    searchablePicker($("#start-source-select"), {
+      url: (text) => `/api/sources/?kind=stored${search(text)}`,
+      option: (source) => [source.name, `${source.name} · ${source.source_format} · ${plural(source.records, "record")}`,
+        source.description],
+      noun: "stored source",
+      none: "no stored source",
+    }).reload(),
+  ]);
 
   async function showVersions() {
     const slug = $("#start-mapping").value;

@@ -4,6 +4,7 @@
 import { api, get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, ago, h } from "../lib/dom.js";
 import { confirmAction } from "../lib/confirm.js";
+import { searchablePicker } from "../lib/picker.js";
 
 const config = pageConfig();
 const base = `/api/facades/${config.slug}`;
@@ -13,7 +14,6 @@ const clip = (text, length) => (text.length > length ? `${text.slice(0, length -
 
 let facade = null;
 let sources = [];
-let mappings = [];
 let resourceTypes = [];
 const METRICS_REFRESH_MS = 15000;
 const versionsOf = new Map(); // mapping slug → its versions, newest first (each with its newest test run)
@@ -193,15 +193,7 @@ async function loadSources() {
   sources = (await get("/api/sources/?page_size=500")).results;
   $("#sources tbody").replaceChildren(...(sources.length ? sources.map(sourceRow)
     : [h("tr", {}, h("td", { colspan: config.canWrite ? 5 : 4, class: "hint" }, "No data source yet."))]));
-  fillPicker($("#bind-source"), sources.map((source) => [source.name, sourceLabel(source), source.description]));
-}
-
-// Refill a picker, keeping what the user had chosen.
-function fillPicker(select, options) {
-  if (!select) return;
-  const chosen = select.value;
-  select.replaceChildren(...options.map(([value, label, title]) => h("option", { value, title: title || value }, label)));
-  if (options.some(([value]) => value === chosen)) select.value = chosen;
+  await sourcePicker?.reload();
 }
 
 async function deleteSource(source) {
@@ -356,14 +348,27 @@ function drawChart(perMinute) {
 
 // --- forms ------------------------------------------------------------------------------------------------------------
 
+// The binding form's pickers: any mapping or source of the studio, found by typing when there are many.
+const searchFor = (text) => (text ? `?search=${encodeURIComponent(text)}` : "");
+const sourcePicker = config.canWrite ? searchablePicker($("#bind-source"), {
+  url: (text) => `/api/sources/${searchFor(text)}`,
+  option: (source) => [source.name, sourceLabel(source), source.description],
+  noun: "source",
+  none: "no data source yet",
+}) : null;
+const mappingPicker = config.canWrite ? searchablePicker($("#bind-mapping"), {
+  url: (text) => `/api/mappings/${searchFor(text)}`,
+  option: (mapping) => [mapping.slug,
+    `${clip(mapping.title, 48)} (${mapping.slug})${mapping.latest_version ? "" : " · not published"}`, mapping.title],
+  noun: "mapping",
+  none: "no mapping yet",
+}) : null;
+
 async function fillForms() {
   if (!config.canWrite) return;
-  const [mappingPage, types] = await Promise.all([get("/api/mappings/?page_size=500"), get("/api/resource-types/")]);
-  mappings = mappingPage.results;
+  const [types] = await Promise.all([get("/api/resource-types/"), mappingPicker.reload()]);
   resourceTypes = types.resource_types;
   $("#r4-types").replaceChildren(...resourceTypes.map((type) => h("option", { value: type })));
-  fillPicker($("#bind-mapping"), mappings.map((mapping) => [mapping.slug,
-    `${clip(mapping.title, 48)} (${mapping.slug})${mapping.latest_version ? "" : " · not published"}`, mapping.title]));
   const format = $("#source-format");
   if (!format.options.length) format.replaceChildren(...config.sourceFormats.map((name) => h("option", { value: name }, name)));
 }
