@@ -101,16 +101,8 @@ def test_it_searches_sources_by_name_or_description_and_kind(api, users) -> None
     author = users["author"]
     actions.do_create_data_source(acting_user=author, name="registrations", source_format="json")
     actions.do_create_data_source(acting_user=author, name="lab", source_format="hl7v2", description="ORU feed")
-    api["author"].post(
-        "/api/sources/",
-        {
-            "name": "lis",
-            "source_format": "json",
-            "kind": "http",
-            "config": {"base_url": "http://lis.example", "read_path": "/p/{id}", "search_path": "/p?name={name}"},
-        },
-        format="json",
-    )
+    config = {"base_url": "http://lis.example", "read_path": "/p/{id}", "search_path": "/p?name={name}"}
+    actions.do_create_data_source(acting_user=author, name="lis", source_format="json", kind="http", config=config)
 
     def names(**query) -> list[str]:
         response = api["viewer"].get("/api/sources/", query)
