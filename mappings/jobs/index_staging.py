@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from django.db import OperationalError, connection, transaction
 
 from mappings.actions.index_rows import TIMED, StagedResource, stage_resources, staging_key
+from mappings.facade.search import NAME_PARTS
 from mappings.facade.search_index import search_values
 from mappings.jobs.chunks import finish_chunk
 from mappings.models import ChunkStatus, Deployment, IndexChunk
@@ -131,10 +132,17 @@ def staged(found: Found) -> list[StagedResource]:
     """The resources to stage, with their search values (but the TIMED ones, which the swap adds)."""
     resources = []
     for resource_id, (resource, record_id) in found.items():
-        values = [row for row in search_values(resource, EPOCH) if row[0] not in TIMED]
+        values = stored_values(search_values(resource, EPOCH))
         meta = {**(resource.get("meta") or {}), "versionId": "1"}
         resources.append(StagedResource(resource_id, record_id, {**resource, "meta": meta}, values))
     return resources
+
+
+def stored_values(rows: list[tuple]) -> list[tuple]:
+    """A resource's search values as stored: not the TIMED ones, nor a `name` value its family or given values
+    already hold (a `name` search reads those too: search.stored_params)."""
+    parts = {row[1] for row in rows if row[0] in NAME_PARTS}
+    return [row for row in rows if row[0] not in TIMED and not (row[0] == "name" and row[1] in parts)]
 
 
 def staging_key_of(deployment: Deployment, *, lock: bool = True) -> int | None:
