@@ -6,7 +6,9 @@ serial swap in the last one), in records/s, against the engine's own single-core
 (run_deployed in a loop, pinned to core 0: the mapping and the Patients' validation, as indexing does), measured
 twice: as in any process, then with the garbage collector as an index chunk has it in a worker (long-lived objects
 frozen, young collections every 10,000 allocations), so that a ratio to the first does not credit the workers with
-collector work the engine's figure pays.
+collector work the engine's figure pays. Each run also prints the CPU time the local PostgreSQL server used (all
+its processes; read it on a machine with no other database work), the work that competes with the engine when two
+workers take both cores.
 
     createdb -h 127.0.0.1 -U postgres fhirstudio_bench   # once
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \\
@@ -168,7 +170,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
     binding = actions.do_bind_resource(
         facade, acting_user=user, resource_type="Patient", mapping=version.mapping, source=source
     )
-    started = time.perf_counter()
+    started, database_cpu = time.perf_counter(), postgres_cpu_s()
     deployment = actions.do_deploy(binding, acting_user=user, version=version)
     deployed = time.perf_counter()
     while not deployment.ready:
@@ -177,7 +179,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         failed = deployment.index_errors and deployment.index_errors[0].get("code") == "FS-IDX-001"
         if failed:
             raise SystemExit(f"indexing failed: {deployment.index_errors}")
-    ready, ready_at = time.perf_counter(), timezone.now()
+    ready, ready_at, database_cpu = time.perf_counter(), timezone.now(), postgres_cpu_s() - database_cpu
     stamps = deployment.index_chunks.aggregate(
         sent=Min("queued_at"), claimed=Min("heartbeat_at"), last=Max("finished_at"), records=Sum("records")
     )
@@ -194,6 +196,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         "chunks_s": (stamps["last"] - stamps["sent"]).total_seconds(),
         "swap_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done (its staging, the swap) → ready
         "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
+        "database_cpu_s": database_cpu,
     }
 
 
@@ -203,6 +206,18 @@ def drop(facade: Facade) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {SearchValue._meta.db_table}")
         cursor.execute(f"VACUUM ANALYZE {FacadeResource._meta.db_table}")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds the local PostgreSQL server's processes have used (a backend that exited counts in the
+    postmaster's children's times), to read how much of the machine the database took during a run."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
+                ticks += sum(int(field) for field in text[text.rindex(")") + 2 :].split()[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def uptime() -> str:
@@ -262,7 +277,8 @@ def main() -> None:
             )
             print(
                 f"  do_deploy {figures['deploy_s']:.1f} s · plan {figures['plan_s']:.1f} s · chunks "
-                f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · swap {figures['swap_s']:.1f} s  "
+                f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · swap {figures['swap_s']:.1f} s · "
+                f"PostgreSQL CPU {figures['database_cpu_s']:.1f} s  "
                 f"[{uptime().split('load average: ')[-1]}]",
                 flush=True,
             )
