@@ -22,6 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from types import FunctionType, MethodType
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
 from jinja2.bccache import Bucket, BytecodeCache
@@ -30,9 +31,10 @@ from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import missing
+from jinja2.utils import _PassArg, missing
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
@@ -55,6 +57,8 @@ OPEN_TYPES = frozenset({Message, Group, Segment, Field, Repetition, Component, S
 # XML nodes answer any other name with the child or attribute of that name (`node.code`); asking Python first for an
 # attribute a node does not have raised and caught an AttributeError per read.
 XML_TYPES = {kind: frozenset(name for name in dir(kind) if name[:1] != "_") for kind in (XmlNode, _SectionNode)}
+# Whose public methods a template may call without the sandbox's questions (msg.all("OBX"), node.all("entry")).
+TRUSTED_METHOD_OWNERS = OPEN_TYPES | frozenset(XML_TYPES)
 
 
 class SnippetLoader(BaseLoader):
@@ -104,9 +108,22 @@ def finalize_text(value: object) -> object:
     return "" if isinstance(value, Undefined) else value
 
 
-def loop_guard(iterable: Iterable) -> Iterator:
+# HL7 v2 nodes: a template cannot change them, so their parts are counted before the loop, charged at once, and
+# looped over without a generator between (most loops of an HL7 v2 mapping: `for cx in pid[3]`).
+FIXED_SIZE_TYPES = frozenset({Segment, Field, Repetition, Component, SubComponent})
+
+
+def loop_guard(iterable: Iterable) -> Iterable:
     """Charge one loop iteration per item (inserted around every for-loop's iterable)."""
     budget = current_budget()
+    if budget is not None and type(iterable) in FIXED_SIZE_TYPES:
+        items = list(iterable)
+        budget.charge(len(items))
+        return items
+    return _ticking(iterable, budget)
+
+
+def _ticking(iterable: Iterable, budget) -> Iterator:
     if budget is None:
         yield from iterable
         return
@@ -188,6 +205,33 @@ class MappingCodeGenerator(CodeGenerator):
         self.write(")")
 
 
+def _call_macro(context, macro: Macro, args: tuple, kwargs: dict) -> object:
+    """What `Context.call` and `Macro.__call__` do for a macro called with positional arguments only (every call in
+    the demos): the missing ones are `missing`, which the macro's code replaces with their defaults. Anything else
+    (keyword arguments, `caller`, `varargs`, too many arguments) takes Jinja's own path, errors included."""
+    if kwargs:
+        kwargs.pop("_loop_vars", None)  # the caller's loop variables: only a context-taking callable reads them
+        kwargs.pop("_block_vars", None)
+    count = macro._argument_count
+    unusual = macro.caller or macro.explicit_caller or macro.catch_kwargs or macro.catch_varargs
+    if kwargs or unusual or len(args) > count or (args and type(args[0]) is EvalContext):
+        return context.call(macro, *args, **kwargs)
+    if len(args) < count:
+        args = (*args, *(missing,) * (count - len(args)))
+    return macro._func(*args)
+
+
+def _call_plain(env: SandboxedEnvironment, function, args: tuple, kwargs: dict) -> object:
+    """What `Context.call` does for a callable that takes no context (the studio's own functions, methods of source
+    nodes), without asking the sandbox about callables it always allows: none of them is marked unsafe."""
+    kwargs.pop("_loop_vars", None)
+    kwargs.pop("_block_vars", None)
+    try:
+        return function(*args, **kwargs)
+    except StopIteration:
+        return env.undefined("value was undefined because a callable raised a StopIteration exception")
+
+
 class MappingEnvironment(SandboxedEnvironment):
     code_generator_class = MappingCodeGenerator
     # `*`, `**`, `%` and `+` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x, or a string
@@ -205,6 +249,8 @@ class MappingEnvironment(SandboxedEnvironment):
             **options,
         )
         self.max_value_bytes = max_value_bytes
+        self.plain_calls: frozenset = frozenset()  # set by build_environment
+        self.environment_calls: frozenset = frozenset()  # those of plain_calls that take the environment first
         self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
         self.quiet_undefined = StrictUndefined if strict else ChainableUndefined  # unreported: the template tests it
         self.filters["loop_guard"] = loop_guard
@@ -230,7 +276,9 @@ class MappingEnvironment(SandboxedEnvironment):
                     return getattr(obj, attribute)
                 except AttributeError:
                     pass  # the sandbox's path: then obj[attribute], else undefined
-        elif kind in XML_TYPES and attribute not in XML_TYPES[kind] and attribute[:1] != "_":
+        elif kind in XML_TYPES and attribute[:1] != "_":
+            if attribute in XML_TYPES[kind]:
+                return getattr(obj, attribute)  # the node's own API: node.all, node.parent
             try:
                 return obj[attribute]
             except (TypeError, LookupError):
@@ -309,9 +357,15 @@ class MappingEnvironment(SandboxedEnvironment):
         budget = current_budget()
         if budget is not None:
             budget.check_time()
-        if type(__obj) is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
-            result = __context.call(__obj, *args, **kwargs)
-            return Markup(result) if type(result) is str else result
+        kind = type(__obj)
+        if kind is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
+            result = _call_macro(__context, __obj, args, kwargs)
+            # Markup(result) without Markup.__new__'s Python code, which only matters for a value that is not a str
+            return str.__new__(Markup, result) if type(result) is str else result
+        if kind is FunctionType and __obj in __self.plain_calls:
+            return _call_plain(__self, __obj, (__self, *args) if __obj in __self.environment_calls else args, kwargs)
+        if kind is MethodType and type(__obj.__self__) in TRUSTED_METHOD_OWNERS:
+            return _call_plain(__self, __obj, args, kwargs)
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format in a function of its own
         owner = getattr(method, "__self__", None)
         if isinstance(owner, str):
@@ -498,6 +552,14 @@ def build_environment(
     env.timezone = timezone
     env.filters.update(FILTERS)
     env.globals.update(GLOBALS)
+    # Called without the sandbox's questions (MappingEnvironment.call): functions of ours that take no context.
+    passes = {function: getattr(function, "jinja_pass_arg", None) for function in GLOBALS.values()}
+    env.plain_calls = frozenset(
+        function
+        for function, pass_arg in passes.items()
+        if env.is_safe_callable(function) and pass_arg in (None, _PassArg.environment)
+    )
+    env.environment_calls = frozenset(function for function, pass_arg in passes.items() if pass_arg is not None)
     env.tests.update(TESTS)
     return env
 

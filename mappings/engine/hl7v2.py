@@ -199,7 +199,11 @@ class _Node:
         return self._CHILD._EMPTY
 
     def _all_kids(self) -> list:
-        return [self._kid(n) for n in range(1, len(self._children()) + 1)]
+        kids = self._kids if self._kids is not None else self._children()
+        for n, kid in enumerate(kids):
+            if type(kid) is str:
+                kids[n] = self._CHILD(kid, self._enc)
+        return kids[:]  # a copy: a template may change the list it is given
 
     def __getitem__(self, n: int | str) -> _Node:
         return self._kid(n if type(n) is int else _index(n))
@@ -318,7 +322,15 @@ class Field(_Node):
     _CHILD = Repetition
 
     def __getitem__(self, n: int | str) -> _Node:
-        return self._kid(1)._kid(n if type(n) is int else _index(n))
+        # self._kid(1)._kid(n), with the first repetition's lookup inlined: the template's most frequent read.
+        n = n if type(n) is int else _index(n)
+        kids = self._kids if self._kids is not None else self._children()
+        if not kids:
+            return Component._EMPTY
+        first = kids[0]
+        if type(first) is str:
+            first = kids[0] = Repetition(first, self._enc)
+        return first._kid(n)
 
     @property
     def reps(self) -> list[Repetition]:

@@ -42,13 +42,23 @@ class Budget:
     def tick(self) -> None:
         self.iterations += 1
         if self.iterations > self.limits.max_loop_iterations:
-            raise MappingError(
-                ErrorCode.LIM_LOOP_ITERATIONS,
-                f"The template looped more than {self.limits.max_loop_iterations:,} times in one run. Check for a "
-                "loop over the wrong collection, or raise the mapping's loop limit.",
-            )
+            self._too_many_iterations()
         if self.iterations & 63 == 0:
             self.check_time()
+
+    def charge(self, iterations: int) -> None:
+        """`tick()` for several iterations at once (a loop over items counted beforehand)."""
+        self.iterations += iterations
+        if self.iterations > self.limits.max_loop_iterations:
+            self._too_many_iterations()
+        self.check_time()
+
+    def _too_many_iterations(self) -> None:
+        raise MappingError(
+            ErrorCode.LIM_LOOP_ITERATIONS,
+            f"The template looped more than {self.limits.max_loop_iterations:,} times in one run. Check for a "
+            "loop over the wrong collection, or raise the mapping's loop limit.",
+        )
 
     def check_time(self) -> None:
         if time.perf_counter() > self.deadline:

@@ -341,7 +341,8 @@ class XmlNode:
         el = self._el
         if el is None:
             return _EMPTY
-        pattern = _tag_pattern(name)
+        # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
+        pattern = _tag_pattern(name) if len(el) else None
         if pattern is not None:
             try:
                 for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it

@@ -47,7 +47,7 @@ def _parts(value: object, name: str, kind: str) -> Callable[[int], _Node] | None
     repetition, taken once here), or None when it was given nothing (an empty field, none, undefined). These filters
     read a few dozen parts per segment: one call each instead of `node[n]`'s two or three."""
     if type(value) is Field:
-        return value.rep(1)._kid if value else None
+        return value._kid(1)._kid if value else None
     if isinstance(value, _Node):
         return value._kid if value else None
     if value is None or isinstance(value, Undefined) or value == "":
