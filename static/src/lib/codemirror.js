@@ -7,7 +7,7 @@ import { xml } from "@codemirror/lang-xml";
 import {
   bracketMatching, defaultHighlightStyle, foldGutter, foldKeymap, indentOnInput, StreamLanguage, syntaxHighlighting,
 } from "@codemirror/language";
-import { lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
+import { diagnosticCount, lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
 import { highlightSelectionMatches, search, searchKeymap } from "@codemirror/search";
 import { Compartment, EditorState, Transaction } from "@codemirror/state";
 import { tags } from "@lezer/highlight";
@@ -16,7 +16,7 @@ import {
   highlightSpecialChars, keymap, lineNumbers, rectangularSelection,
 } from "@codemirror/view";
 
-export { EditorState, EditorView, setDiagnostics };
+export { diagnosticCount, EditorState, EditorView, setDiagnostics };
 
 // HL7 v2 (ER7): segment ids and the separators stand out, so fields are countable by eye.
 const hl7v2 = StreamLanguage.define({
@@ -119,6 +119,23 @@ export function setText(view, text) {
     effects: undoHistory.reconfigure([]),
   });
   view.dispatch({ effects: undoHistory.reconfigure(history()) });
+}
+
+// Show new text in a read-only view (the preview's output): only the span that differs from what is shown is
+// replaced, so CodeMirror re-parses and redraws only there. A keystroke changes a line or two of the ADT demo's 17 KB
+// output; replacing all of it re-parsed the whole JSON on every preview (~20 ms of the browser's share, issue 14).
+export function showText(view, text) {
+  const shown = view.state.doc.toString();
+  if (shown === text) return;
+  const shorter = Math.min(shown.length, text.length);
+  let from = 0;
+  while (from < shorter && shown.charCodeAt(from) === text.charCodeAt(from)) from++;
+  let same = 0; // characters equal at the end, not overlapping the equal start
+  while (same < shorter - from && shown.charCodeAt(shown.length - 1 - same) === text.charCodeAt(text.length - 1 - same)) same++;
+  view.dispatch({
+    changes: { from, to: shown.length - same, insert: text.slice(from, text.length - same) },
+    annotations: Transaction.addToHistory.of(false),
+  });
 }
 
 // Select a 1-based line and scroll it into view (clicking a problem jumps to where it happened).

@@ -34,7 +34,8 @@ const state = {
   savedText: "", // the server's text at that ETag
   samples: [],
   sample: null, // the selected stored sample, or null for pasted text
-  renderSeq: 0,
+  renderSeq: 0, // renders asked
+  shownSeq: 0, // the render whose answer is on screen
   treeSeq: 0,
   treeStale: true, // the source tree is loaded when its tab is shown, not on every change of a hidden tab
   lastEditAt: 0,
@@ -82,11 +83,12 @@ function templateText() {
   return editor.template.state.doc.toString();
 }
 state.templateText = templateText; // for the browser tests: CodeMirror renders only the lines in view
+state.outputText = () => editor.output.state.doc.toString(); // the same, for the output pane
 
 function templateChanged() {
   state.lastEditAt = performance.now();
+  editor.schedulePreview(); // first: the draft is kept in localStorage while the server renders
   editor.markDirty();
-  editor.schedulePreview();
 }
 
 function payloadChanged() {
@@ -123,7 +125,7 @@ try {
   editor.showDraft(draft);
   editor.showSamples(samples);
   editor.showRun(lastRun);
-  editor.preview(); // at once: the first render needs no debounce
+  editor.preview(); // the first render: filling the editors above asked none (see lib/editor/preview.js)
   document.body.dataset.ready = "true";
 } catch (error) {
   if (!(await editor.checkGone(error))) {

@@ -1,59 +1,87 @@
 // The editor's live preview: the template rendered on the sample as the analyst types, the output (or the text that
 // was not JSON) in its pane, and the problems listed and underlined where they happened, each a link to its place.
 import { api, post } from "../api.js";
-import { EditorView, goToLine, jsonView, setDiagnostics, setText } from "../codemirror.js";
-import { $, debounce, h } from "../dom.js";
+import { diagnosticCount, EditorView, goToLine, jsonView, setDiagnostics, showText } from "../codemirror.js";
+import { $, h } from "../dom.js";
 import { locate, prettyWithPaths } from "../json_paths.js";
 import { whenShown } from "./when_shown.js";
 
 export const MAIN = "template.j2"; // the mapping's own template, as the engine names it in errors
-const PREVIEW_DEBOUNCE_MS = 40; // long enough to skip renders inside a burst of keys, short enough to feel live
 
 // Sets up the preview on the page's shared `editor` (pages/editor.js); returns what the other parts call.
+//
+// Scheduling (issue 14): a key renders at once when no render is in flight (no debounce wait: the first key of a
+// pause is on screen one round trip later); keys typed while one is in flight are coalesced into one render of the
+// latest text, asked when it returns. A burst of keys makes one request per round trip, and only one request is ever
+// in flight, so responses come back in order and an answer for older text never replaces newer output.
 export function livePreview(editor) {
   const { base, state, template, payload, output } = editor;
   let outcome = null; // built the first time its tab is shown: one editor less to build at start-up
-  let inflight = null;
+  let inflight = null; // the AbortController of the render in flight, or null
+  let locating = null; // the AbortController of the second, locating render, or null
+  let pending = false; // an edit came while a render was in flight: render the latest text when it returns
+  let started = false; // the page's first render was asked (pages/editor.js, once the draft and sample are shown)
+  let listed = null; // the errors the problems list shows, as JSON
+  let shownPretty = { text: "", where: new Map() }; // where each path of the shown output is (prettyWithPaths)
 
   whenShown($("#outcome-tab"), () => {
     outcome ||= jsonView($("#outcome-tab"), { label: "OperationOutcome" });
-    setText(outcome, JSON.stringify(state.lastResult?.issues ?? {}, null, 2));
+    showText(outcome, JSON.stringify(state.lastResult?.issues ?? {}, null, 2));
   });
 
-  state.debounceMs = PREVIEW_DEBOUNCE_MS;
-  const schedulePreview = debounce(preview, PREVIEW_DEBOUNCE_MS);
+  state.scheduling = "leading edge, one trailing render"; // recorded by the latency test with its figures
+  state.clientMs = []; // response received → preview painted, ms (the browser's share of each latency)
+
+  function schedulePreview() {
+    if (!started) return; // start-up fills the editors (each a change), then renders once when all is loaded
+    if (inflight) pending = true;
+    else preview();
+  }
 
   async function preview() {
+    started = true;
     if (state.gone) return;
     // Fast first: no locating on the keystroke's render; issues without a line are located by a second request.
     const body = { payload: payload.state.doc.toString(), template: editor.templateText(), validate: true, locate: false };
     if (state.sample?.source_format) body.source_format = state.sample.source_format;
     const key = JSON.stringify(body);
-    if (key === state.previewKey) return; // already asked (start-up renders at once; the debounced call follows)
+    if (key === state.previewKey) return; // already asked: an edit undone before its render was sent
     state.previewKey = key;
     const seq = ++state.renderSeq;
     const editedAt = state.lastEditAt;
-    inflight?.abort();
-    inflight = new AbortController();
+    locating?.abort(); // its text is older now; this render's answer decides whether to locate again
+    inflight?.abort(); // only at start-up or a forced render: keystrokes wait for the one in flight
+    const controller = new AbortController();
+    inflight = controller;
     let result;
     try {
-      result = (await api("POST", `${base}/render`, { body, signal: inflight.signal })).data;
+      result = (await api("POST", `${base}/render`, { body, signal: controller.signal })).data;
     } catch (error) {
       if (error.name === "AbortError") return;
       if (await editor.checkGone(error)) return;
       state.previewKey = null; // the same text may be asked again
       $("#preview-state").textContent = `preview failed: ${error.message}`;
       return;
+    } finally {
+      if (inflight === controller) inflight = null;
+      if (pending && !inflight) {
+        pending = false;
+        preview(); // asked before this answer is drawn, so the server works while the browser paints
+      }
     }
-    if (seq !== state.renderSeq) return; // a newer edit already asked again
+    if (seq < state.shownSeq) return; // never replace newer output (one render in flight keeps them in order)
+    const received = performance.now();
+    state.shownSeq = seq;
     state.lastRenderedTemplate = body.template;
     showResult(result);
-    if ((result.errors || []).some((error) => error.stage === "validate" && !error.line)) locateIssues(body, seq);
+    const unlocated = (result.errors || []).some((error) => error.stage === "validate" && !error.line);
+    if (unlocated && seq === state.renderSeq) locateIssues(body, seq);
     requestAnimationFrame(() => {
-      const took = performance.now() - editedAt;
+      const now = performance.now();
       if (editedAt) {
-        state.latencies.push(took);
-        $("#preview-state").textContent = `preview ${Math.round(took)} ms`;
+        state.latencies.push(now - editedAt);
+        state.clientMs.push(now - received);
+        $("#preview-state").textContent = `preview ${Math.round(now - editedAt)} ms`;
         $("#preview-state").title = "From your last keystroke to the output on screen";
       }
       document.body.dataset.previewSeq = String(seq);
@@ -61,11 +89,15 @@ export function livePreview(editor) {
   }
 
   async function locateIssues(body, seq) {
+    const controller = new AbortController();
+    locating = controller;
     try {
-      const located = await post(`${base}/render`, { ...body, locate: true }, { signal: inflight.signal });
+      const located = await post(`${base}/render`, { ...body, locate: true }, { signal: controller.signal });
       if (seq === state.renderSeq && !state.gone) showProblems(located.errors || [], prettyWithPaths(located.output || {}));
     } catch (error) {
       if (error.name !== "AbortError") console.warn("locating issues failed", error);
+    } finally {
+      if (locating === controller) locating = null;
     }
   }
 
@@ -75,10 +107,10 @@ export function livePreview(editor) {
     state.outputMarks = [];
     const note = $("#output-note");
     note.hidden = true;
-    if (result.output) setText(output, pretty.text);
+    if (result.output) showText(output, pretty.text);
     else if (result.rendered) showFailedOutput(result);
-    else setText(output, "// no output: see Problems");
-    if (outcome && !$("#outcome-tab").hidden) setText(outcome, JSON.stringify(result.issues, null, 2));
+    else showText(output, "// no output: see Problems");
+    if (outcome && !$("#outcome-tab").hidden) showText(outcome, JSON.stringify(result.issues, null, 2));
     const timings = result.timings || {};
     $("#timings").textContent = ["parse", "render", "postprocess", "validate", "total"]
       .filter((stage) => stage in timings).map((stage) => `${stage} ${timings[stage].toFixed(1)} ms`).join(" · ");
@@ -88,7 +120,7 @@ export function livePreview(editor) {
   // The output was not JSON: show what the template wrote, with the spot where parsing stopped marked and in view.
   function showFailedOutput(result) {
     const { text, start, offset, total_chars: total, truncated } = result.rendered;
-    setText(output, text);
+    showText(output, text);
     const note = $("#output-note");
     const error = (result.errors || []).find((item) => item.code === "FS-PST-001");
     let where = "";
@@ -105,58 +137,77 @@ export function livePreview(editor) {
   }
 
   function showProblems(errors, pretty) {
+    shownPretty = pretty;
     const inTemplate = [];
     const inOutput = [];
-    const list = $("#problems");
-    list.replaceChildren();
-    errors.forEach((error, index) => {
+    for (const error of errors) {
       const severity = severityOf(error);
-      let lineRange = null;
+      const message = `${error.code}: ${error.message}`;
       if (error.template === MAIN && error.line) {
         const line = template.state.doc.line(Math.min(error.line, template.state.doc.lines));
         const from = error.column ? Math.min(line.from + error.column - 1, line.to) : line.from;
-        lineRange = { from, to: Math.max(line.to, from) };
-        inTemplate.push({ ...lineRange, severity, message: `${error.code}: ${error.message}`, source: error.stage });
+        inTemplate.push({ from, to: Math.max(line.to, from), severity, message, source: error.stage });
       }
-      let outputSpot = null;
-      for (const expression of error.expression || []) {
-        outputSpot = locate(pretty.where, expression);
-        if (outputSpot) {
-          const line = output.state.doc.lineAt(Math.min(outputSpot.offset, output.state.doc.length));
-          inOutput.push({ from: outputSpot.offset, to: line.to, severity, message: `${error.code}: ${error.message}` });
-          break;
-        }
-      }
-      const where = error.template ? `${error.template}${error.line ? `:${error.line}` : ""}` : (error.expression || [])[0] || error.stage;
-      const item = h("li", { class: `problem ${severity}`, dataset: { index: String(index), code: error.code } },
-        h("button", {
-          type: "button",
-          class: "link",
-          onclick: () => jumpTo(error, outputSpot),
-          title: error.template && error.template !== MAIN ? "Open the snippet" : "Go to the line",
-        }, h("span", { class: "sev" }, severity), " ", h("code", {}, error.code), " ", error.message, " ", h("span", { class: "where" }, where)));
-      list.append(item);
-    });
-    if (!errors.length) list.append(h("li", { class: "hint" }, "No problems: the output is valid FHIR R4."));
-    $("#problem-count").textContent = String(errors.length);
-    template.dispatch(setDiagnostics(template.state, inTemplate));
+      const spot = outputSpotOf(error);
+      if (spot) inOutput.push({ from: spot.offset, to: output.state.doc.lineAt(Math.min(spot.offset, output.state.doc.length)).to, severity, message });
+    }
+    listProblems(errors);
+    // Most previews underline nothing in the template (issues come back without a line until located): no update then.
+    if (inTemplate.length || diagnosticCount(template.state)) template.dispatch(setDiagnostics(template.state, inTemplate));
     output.dispatch(setDiagnostics(output.state, [...(state.outputMarks || []), ...inOutput]));
   }
 
-  function jumpTo(error, outputSpot) {
+  // A keystroke in literal text mostly leaves the problems as they were: the list is built again only when they change
+  // (a click finds the output spot in what is shown then, not in what was shown when the list was built).
+  function listProblems(errors) {
+    const key = JSON.stringify(errors);
+    if (key === listed) return;
+    listed = key;
+    const items = errors.map((error, index) => {
+      const severity = severityOf(error);
+      const where = error.template ? `${error.template}${error.line ? `:${error.line}` : ""}` : (error.expression || [])[0] || error.stage;
+      return h("li", { class: `problem ${severity}`, dataset: { index: String(index), code: error.code } },
+        h("button", {
+          type: "button",
+          class: "link",
+          onclick: () => jumpTo(error),
+          title: error.template && error.template !== MAIN ? "Open the snippet" : "Go to the line",
+        }, h("span", { class: "sev" }, severity), " ", h("code", {}, error.code), " ", error.message, " ", h("span", { class: "where" }, where)));
+    });
+    if (!errors.length) items.push(h("li", { class: "hint" }, "No problems: the output is valid FHIR R4."));
+    $("#problems").replaceChildren(...items);
+    $("#problem-count").textContent = String(errors.length);
+  }
+
+  function outputSpotOf(error) {
+    for (const expression of error.expression || []) {
+      const spot = locate(shownPretty.where, expression);
+      if (spot) return spot;
+    }
+    return null;
+  }
+
+  function jumpTo(error) {
     if (error.template === MAIN && error.line) return goToLine(template, error.line, error.column);
     if (error.template && error.line) {
       window.open(`/library/snippets/${error.template}#L${error.line}`, "_blank");
       return;
     }
-    if (outputSpot) {
+    const spot = outputSpotOf(error);
+    if (spot) {
       $("#output-tab-button").click();
-      output.dispatch({ selection: { anchor: outputSpot.offset }, effects: EditorView.scrollIntoView(outputSpot.offset, { y: "center" }) });
+      output.dispatch({ selection: { anchor: spot.offset }, effects: EditorView.scrollIntoView(spot.offset, { y: "center" }) });
       output.focus();
     }
   }
 
-  return { preview, schedulePreview, abortPreview: () => inflight?.abort() };
+  function abortPreview() {
+    pending = false;
+    inflight?.abort();
+    locating?.abort();
+  }
+
+  return { preview, schedulePreview, abortPreview };
 }
 
 function severityOf(error) {
