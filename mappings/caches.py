@@ -6,6 +6,8 @@
 - `libraries`: the snippets and lookup tables a draft's references reach, keyed by those names. Each entry carries
   the (id, revision, updated_at) of every row it read and every name it found missing; mappings.compiling uses it
   only after one query shows that this is still what is stored, so a saved snippet or table is seen at once.
+- `root_references`: what a draft's own template imports and which tables it names, keyed by its tokens without
+  its literal text (mappings.compiling.root_references): the parser's whole input, so the same key reads the same.
 - `facades` and `live_deployments`: a facade's settings, and what it serves per resource type, keyed by the
   facade's `generation`. Every change to a facade or what it serves (a deployment going live, a binding, a pause, its
   $convert-data list) grows the generation in the same transaction, and every facade request reads the generation
@@ -73,6 +75,7 @@ class LRU(Generic[Value]):
 
 compiled: LRU = LRU(256)
 libraries: LRU = LRU(256)
+root_references: LRU = LRU(64)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
 search_totals: LRU = LRU(4096)  # keyed by the index and the facade's generation (mappings.facade.search)
@@ -84,6 +87,7 @@ profile_registries: LRU = LRU(2)  # the core plus uploaded definitions, keyed by
 def clear() -> None:
     compiled.clear()
     libraries.clear()
+    root_references.clear()
     facades.clear()
     live_deployments.clear()
     search_totals.clear()
