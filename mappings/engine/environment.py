@@ -22,7 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from types import FunctionType, MethodType
+from types import BuiltinMethodType, FunctionType, MethodType
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
 from jinja2.bccache import Bucket, BytecodeCache
@@ -365,6 +365,8 @@ class MappingEnvironment(SandboxedEnvironment):
         if kind is FunctionType and __obj in __self.plain_calls:
             return _call_plain(__self, __obj, (__self, *args) if __obj in __self.environment_calls else args, kwargs)
         if kind is MethodType and type(__obj.__self__) in TRUSTED_METHOD_OWNERS:
+            return _call_plain(__self, __obj, args, kwargs)
+        if kind is BuiltinMethodType and type(__obj.__self__) in (list, dict):  # rows.append(x): nothing to check
             return _call_plain(__self, __obj, args, kwargs)
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format in a function of its own
         owner = getattr(method, "__self__", None)

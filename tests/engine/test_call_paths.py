@@ -117,3 +117,11 @@ def test_it_blanks_the_commas_one_pattern_for_all_three_kinds_found() -> None:
             if not strings.holds(offset):
                 expected[offset] = " "
         assert remove_stray_commas(text) == "".join(expected), text
+
+
+def test_it_calls_list_and_dict_methods_inside_loops() -> None:
+    template = (
+        '"{% set rows = [] %}{% set seen = {} %}{% for i in [1, 2, 3] %}{{ rows.append(i * 2) or "" }}'
+        '{{ seen.update({i: rows[-1]}) or "" }}{% endfor %}{{ rows | join("+") }}/{{ seen.get(3) }}"'
+    )
+    assert _text(template) == "2+4+6/6"
