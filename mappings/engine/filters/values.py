@@ -46,7 +46,7 @@ def tojson(value: object) -> Markup:
     """Any value as JSON: strings quoted and escaped, None/undefined → `null`, dicts and lists as JSON."""
     if isinstance(value, Undefined):
         return Markup("null")
-    return Markup(dumps(value))
+    return str.__new__(Markup, dumps(value))  # Markup() without its Python __new__: dumps gives a str
 
 
 def escape_json_text(text: str) -> str:
