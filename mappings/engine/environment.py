@@ -32,9 +32,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Macro
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import _PassArg, missing
+from jinja2.utils import Namespace, _PassArg, missing
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
@@ -53,7 +53,13 @@ MARKER = re.compile("\x02(\\d+)\x03")
 WIDE_NUMBER = re.compile(r"\d{7,}")
 # Types whose every public attribute is template API (a segment, `raw`, `all()`, an imported macro): reading one needs
 # none of the sandbox's checks for Python internals, whose names all start with "_" (refused on these as everywhere).
-OPEN_TYPES = frozenset({Message, Group, Segment, Field, Repetition, Component, SubComponent, TemplateModule})
+# Jinja's own `namespace()` and `loop` are such types too.
+OPEN_TYPES = frozenset(
+    {Message, Group, Segment, Field, Repetition, Component, SubComponent, TemplateModule, Namespace, LoopContext}
+)
+# `row.obx` on a dict the template built reads the key when no dict attribute has that name; asking Python first
+# raised and caught an AttributeError per read.
+DICT_NAMES = frozenset(dir(dict))
 # XML nodes answer any other name with the child or attribute of that name (`node.code`); asking Python first for an
 # attribute a node does not have raised and caught an AttributeError per read.
 XML_TYPES = {kind: frozenset(name for name in dir(kind) if name[:1] != "_") for kind in (XmlNode, _SectionNode)}
@@ -268,7 +274,8 @@ class MappingEnvironment(SandboxedEnvironment):
 
     def getattr(self, obj: object, attribute: str) -> object:
         """`obj.attribute`, the sandbox's way, with a fast path for the engine's own source types (OPEN_TYPES,
-        XML_TYPES): the same answer without the checks that cannot refuse a public name of theirs."""
+        XML_TYPES) and for a key of a plain dict: the same answer without the checks that cannot refuse a public name
+        of theirs."""
         kind = type(obj)
         if kind in OPEN_TYPES:
             if attribute[:1] != "_":
@@ -276,6 +283,11 @@ class MappingEnvironment(SandboxedEnvironment):
                     return getattr(obj, attribute)
                 except AttributeError:
                     pass  # the sandbox's path: then obj[attribute], else undefined
+        elif kind is dict and attribute not in DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass  # the sandbox's path, which makes the undefined value (and notes the missing key)
         elif kind in XML_TYPES and attribute[:1] != "_":
             if attribute in XML_TYPES[kind]:
                 return getattr(obj, attribute)  # the node's own API: node.all, node.parent
@@ -295,6 +307,8 @@ class MappingEnvironment(SandboxedEnvironment):
         marked quiet calls instead of `getattr`. A miss on a dict or list is reported as guarded: only a
         misspelling warns."""
         kind = type(obj)
+        if kind is dict and name not in DICT_NAMES and name in obj:
+            return obj[name]  # what getattr gives, without asking Python for an attribute a dict cannot have
         if (kind is dict or kind is list) and not hasattr(obj, name) and (kind is list or name not in obj):
             note_missing(obj, name, True)
             return self.quiet_undefined(obj=obj, name=name)

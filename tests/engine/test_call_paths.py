@@ -125,3 +125,18 @@ def test_it_calls_list_and_dict_methods_inside_loops() -> None:
         '{{ seen.update({i: rows[-1]}) or "" }}{% endfor %}{{ rows | join("+") }}/{{ seen.get(3) }}"'
     )
     assert _text(template) == "2+4+6/6"
+
+
+def test_it_reads_keys_of_dicts_namespaces_and_the_loop_as_attributes() -> None:
+    template = (
+        '"{% set row = {"obx": "a", "_x": "b", "items": "c"} %}{% set ns = namespace(dose="d") %}'
+        "{% for i in [1, 2] %}{{ loop.index }}{% endfor %}{{ row.obx }}{{ row._x }}{{ row.items() | length }}"
+        '{{ ns.dose }}{{ row.nothing is defined }}{{ ns.nothing is defined }}"'
+    )
+    assert _text(template) == "12ab3dfalsefalse"
+
+
+def test_it_still_refuses_internals_of_dicts_and_namespaces() -> None:
+    for expression in ("{}.__class__", "namespace().__class__", "namespace()._Namespace__attrs"):
+        result = run_mapping(compile_mapping('{"resourceType": "Basic", "x": "{{ ' + expression + ' }}"}'), "{}")
+        assert [error.code for error in result.errors] == ["FS-RND-003"], expression
