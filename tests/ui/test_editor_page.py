@@ -34,6 +34,18 @@ def preview_seq(page) -> int:
     return int(page.evaluate("document.body.dataset.previewSeq || 0"))
 
 
+def cursor_inside(page, text: str) -> None:
+    """Find `text` with CodeMirror's search panel and put the cursor before its last character (a closing quote)."""
+    page.click(".template-pane .cm-content")
+    page.keyboard.press("Control+f")
+    page.fill(".template-pane input[name=search]", text)
+    page.keyboard.press("End")  # a key up: the panel takes the new query (fill alone is not enough)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.keyboard.press("ArrowRight")  # from the selected match to its end
+    page.keyboard.press("ArrowLeft")
+
+
 def draft_text() -> str:
     return Mapping.objects.select_related("draft").get(slug="hl7v2-adt-a01").draft.template
 
@@ -207,13 +219,7 @@ def test_it_measures_keystroke_to_preview_latency(open_browser, served_like_prod
     browser.open(ADT, ready="body[data-preview-seq]")
     replace_all(page, '"type": "transaction"', '"type": "transaction", "id": "x"')
     page.wait_for_timeout(400)
-    page.click(".template-pane .cm-content")
-    page.keyboard.press("Control+f")
-    page.fill(".template-pane input[name=search]", '"id": "x"')
-    page.keyboard.press("Enter")
-    page.keyboard.press("Escape")
-    page.keyboard.press("ArrowRight")  # past the match, then back inside its closing quote: typing keeps JSON valid
-    page.keyboard.press("ArrowLeft")
+    cursor_inside(page, '"id": "x"')
 
     def type_and_measure(keys: int) -> tuple[list[float], list[float]]:
         page.evaluate(
@@ -238,15 +244,26 @@ def test_it_measures_keystroke_to_preview_latency(open_browser, served_like_prod
             "p50_ms": round(statistics.median(latencies), 1),
             "p95_ms": round(statistics.quantiles(latencies, n=20, method="inclusive")[18], 1),
             "max_ms": round(max(latencies), 1),
-            "render_request_p50_ms": round(statistics.median(requests_ms), 1),
+            "render_request_p50_ms": round(statistics.median(requests_ms), 1),  # keystroke and locating renders
             "response_to_frame_p50_ms": round(statistics.median(client_ms), 1),
             "server_timings_ms": page.evaluate("window.fhirStudio.lastResult.timings"),
         }
 
-    valid = summary(*type_and_measure(30))  # inside a JSON string: every preview is a valid Bundle
+    valid = summary(*type_and_measure(30))  # inside the Bundle id: every preview is a valid Bundle
+    assert page.evaluate("window.fhirStudio.lastResult.output.id") == "x" + "abcdefghij" * 3
+    # Inside the Bundle type: each key makes a new validation error (the value is in its message), which a second
+    # render locates at its template line at once.
+    cursor_inside(page, '"transaction"')
+    invalid = summary(*type_and_measure(15))
+    assert page.evaluate("window.fhirStudio.lastResult.output.type") == "transaction" + "abcdefghij" + "abcde"
     page.keyboard.press("End")  # past the line's comma: each key now breaks the JSON, traced to the template line
     broken = summary(*type_and_measure(15))
     assert page.locator("#problems .problem.error").first.inner_text().count("FS-PST") == 1
-    figures = {"scheduling": page.evaluate("window.fhirStudio.scheduling"), "valid_json": valid, "broken_json": broken}
+    figures = {
+        "scheduling": page.evaluate("window.fhirStudio.scheduling"),
+        "valid_json": valid,
+        "invalid_fhir": invalid,
+        "broken_json": broken,
+    }
     (browser.screenshot("editor-latency").parent / "preview-latency.json").write_text(json.dumps(figures, indent=2))
     print("keystroke → preview:", figures)

@@ -126,3 +126,33 @@ def test_a_burst_of_keys_makes_few_renders_and_ends_on_the_last_text(open_browse
     assert shown_ids == sorted(shown_ids, key=len)  # never back to older text
     assert shown_ids[-1] == "x" + typed
     assert page.locator("#preview-state").inner_text().startswith("preview ")
+
+
+def template_places(page) -> list[str]:
+    """Where the problems list says each problem of the root template is (`template.j2:20`…)."""
+    places = page.locator("#problems .problem .where").all_inner_texts()
+    return [place for place in places if place.startswith("template")]
+
+
+def test_located_issues_keep_their_place_while_typing_and_are_located_again_after_a_pause(open_browser) -> None:
+    browser = open_browser()
+    page = browser.page
+    browser.open(ADT, ready="body[data-preview-seq]")
+    # An invalid uri on line 20, where the Bundle's timestamp is written: an issue located in the root template.
+    replace_all(page, '"timestamp":', '"implicitRules": "not a uri", "timestamp":')
+    page.wait_for_function(
+        "[...document.querySelectorAll('#problems .where')].some((where) => where.textContent === 'template.j2:20')"
+    )
+    assert page.locator(".template-pane .cm-lintRange-error").count() == 1
+    locating = []
+    page.on("request", lambda request: request.url.endswith("/render") and locating.append(request.post_data))
+    page.click(".template-pane .cm-line >> nth=18")  # line 19, above it
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")  # a new line: the issue moves to line 21
+    wait_until_settled(page)
+    assert template_places(page) == ["template.j2:21"]  # at once, from where its underline moved: no second render
+    assert page.locator(".template-pane .cm-lintRange-error").count() == 1
+    assert [json.loads(body)["locate"] for body in locating] == [False]
+    page.wait_for_timeout(800)  # a pause: it is located again
+    assert [json.loads(body)["locate"] for body in locating] == [False, True]
+    assert template_places(page) == ["template.j2:21"]

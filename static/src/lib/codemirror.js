@@ -7,7 +7,7 @@ import { xml } from "@codemirror/lang-xml";
 import {
   bracketMatching, defaultHighlightStyle, foldGutter, foldKeymap, indentOnInput, StreamLanguage, syntaxHighlighting,
 } from "@codemirror/language";
-import { diagnosticCount, lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
+import { diagnosticCount, forEachDiagnostic, lintGutter, lintKeymap, setDiagnostics } from "@codemirror/lint";
 import { highlightSelectionMatches, search, searchKeymap } from "@codemirror/search";
 import { Compartment, EditorState, Transaction } from "@codemirror/state";
 import { tags } from "@lezer/highlight";
@@ -16,7 +16,7 @@ import {
   highlightSpecialChars, keymap, lineNumbers, rectangularSelection,
 } from "@codemirror/view";
 
-export { diagnosticCount, EditorState, EditorView, setDiagnostics };
+export { diagnosticCount, EditorState, EditorView, forEachDiagnostic, setDiagnostics };
 
 // HL7 v2 (ER7): segment ids and the separators stand out, so fields are countable by eye.
 const hl7v2 = StreamLanguage.define({

@@ -1,12 +1,13 @@
 // The editor's live preview: the template rendered on the sample as the analyst types, the output (or the text that
 // was not JSON) in its pane, and the problems listed and underlined where they happened, each a link to its place.
 import { api, post } from "../api.js";
-import { diagnosticCount, EditorView, goToLine, jsonView, setDiagnostics, showText } from "../codemirror.js";
+import { diagnosticCount, EditorView, forEachDiagnostic, goToLine, jsonView, setDiagnostics, showText } from "../codemirror.js";
 import { $, h } from "../dom.js";
 import { locate, prettyWithPaths } from "../json_paths.js";
 import { whenShown } from "./when_shown.js";
 
 export const MAIN = "template.j2"; // the mapping's own template, as the engine names it in errors
+const LOCATE_AGAIN_IDLE_MS = 400; // issues located before are located again once typing pauses this long
 
 // Sets up the preview on the page's shared `editor` (pages/editor.js); returns what the other parts call.
 //
@@ -14,6 +15,11 @@ export const MAIN = "template.j2"; // the mapping's own template, as the engine 
 // pause is on screen one round trip later); keys typed while one is in flight are coalesced into one render of the
 // latest text, asked when it returns. A burst of keys makes one request per round trip, and only one request is ever
 // in flight, so responses come back in order and an answer for older text never replaces newer output.
+//
+// Locating validation issues at their template lines takes a second, slower render. A keystroke's render brings the
+// issues back without lines; those located before (same code, message and paths) keep the place their underline
+// has moved to with the edits since, and are located again only when typing pauses, so a locating render does not
+// compete with the next keystroke's. An issue not seen before is located at once.
 export function livePreview(editor) {
   const { base, state, template, payload, output } = editor;
   let outcome = null; // built the first time its tab is shown: one editor less to build at start-up
@@ -23,6 +29,9 @@ export function livePreview(editor) {
   let started = false; // the page's first render was asked (pages/editor.js, once the draft and sample are shown)
   let listed = null; // the errors the problems list shows, as JSON
   let shownPretty = { text: "", where: new Map() }; // where each path of the shown output is (prettyWithPaths)
+  let located = new Map(); // issue key → the error as the last locating render placed it
+  let unplaced = 0; // issues on screen without a line that were not located before
+  let locateLater = null; // the timer of the locating render that waits for a pause
 
   whenShown($("#outcome-tab"), () => {
     outcome ||= jsonView($("#outcome-tab"), { label: "OperationOutcome" });
@@ -50,6 +59,7 @@ export function livePreview(editor) {
     const seq = ++state.renderSeq;
     const editedAt = state.lastEditAt;
     locating?.abort(); // its text is older now; this render's answer decides whether to locate again
+    clearTimeout(locateLater);
     inflight?.abort(); // only at start-up or a forced render: keystrokes wait for the one in flight
     const controller = new AbortController();
     inflight = controller;
@@ -75,7 +85,10 @@ export function livePreview(editor) {
     state.lastRenderedTemplate = body.template;
     showResult(result);
     const unlocated = (result.errors || []).some((error) => error.stage === "validate" && !error.line);
-    if (unlocated && seq === state.renderSeq) locateIssues(body, seq);
+    if (unlocated && seq === state.renderSeq) {
+      if (unplaced) locateIssues(body, seq);
+      else locateLater = setTimeout(() => locateIssues(body, seq), LOCATE_AGAIN_IDLE_MS);
+    }
     requestAnimationFrame(() => {
       const now = performance.now();
       if (editedAt) {
@@ -92,8 +105,10 @@ export function livePreview(editor) {
     const controller = new AbortController();
     locating = controller;
     try {
-      const located = await post(`${base}/render`, { ...body, locate: true }, { signal: controller.signal });
-      if (seq === state.renderSeq && !state.gone) showProblems(located.errors || [], prettyWithPaths(located.output || {}));
+      const answer = await post(`${base}/render`, { ...body, locate: true }, { signal: controller.signal });
+      if (seq !== state.renderSeq || state.gone) return;
+      located = new Map((answer.errors || []).filter((error) => error.stage === "validate").map((error) => [issueKey(error), error]));
+      showProblems(answer.errors || [], prettyWithPaths(answer.output || {}));
     } catch (error) {
       if (error.name !== "AbortError") console.warn("locating issues failed", error);
     } finally {
@@ -136,8 +151,11 @@ export function livePreview(editor) {
     note.hidden = false;
   }
 
-  function showProblems(errors, pretty) {
+  function showProblems(answered, pretty) {
     shownPretty = pretty;
+    const errors = answered.map(placeAsBefore);
+    // Not placed: no line now, though the last locating render gave it one or has not seen it (some have no line).
+    unplaced = errors.filter((error) => error.stage === "validate" && !error.line && located.get(issueKey(error))?.line !== null).length;
     const inTemplate = [];
     const inOutput = [];
     for (const error of errors) {
@@ -145,22 +163,40 @@ export function livePreview(editor) {
       const message = `${error.code}: ${error.message}`;
       if (error.template === MAIN && error.line) {
         const line = template.state.doc.line(Math.min(error.line, template.state.doc.lines));
-        const from = error.column ? Math.min(line.from + error.column - 1, line.to) : line.from;
-        inTemplate.push({ from, to: Math.max(line.to, from), severity, message, source: error.stage });
+        const from = error.place?.from ?? (error.column ? Math.min(line.from + error.column - 1, line.to) : line.from);
+        const to = error.place?.to ?? Math.max(line.to, from);
+        inTemplate.push({ from, to, severity, message, source: error.stage, issue: issueKey(error), kept: Boolean(error.place) });
       }
       const spot = outputSpotOf(error);
       if (spot) inOutput.push({ from: spot.offset, to: output.state.doc.lineAt(Math.min(spot.offset, output.state.doc.length)).to, severity, message });
     }
     listProblems(errors);
-    // Most previews underline nothing in the template (issues come back without a line until located): no update then.
-    if (inTemplate.length || diagnosticCount(template.state)) template.dispatch(setDiagnostics(template.state, inTemplate));
+    // Unchanged underlines (none, or all kept where the edits moved them) are not set again.
+    const kept = inTemplate.every((mark) => mark.kept) && new Set(inTemplate.map((mark) => mark.issue)).size === inTemplate.length
+      && inTemplate.length === diagnosticCount(template.state);
+    if (!kept) template.dispatch(setDiagnostics(template.state, inTemplate));
     output.dispatch(setDiagnostics(output.state, [...(state.outputMarks || []), ...inOutput]));
+  }
+
+  // An issue answered without a line that the last locating render placed: at its underline's place now (moved with
+  // the edits since), or at the same snippet line (a root edit moves no snippet line).
+  function placeAsBefore(error) {
+    if (error.line || error.stage !== "validate") return error;
+    const before = located.get(issueKey(error));
+    if (!before?.line) return error;
+    if (before.template !== MAIN) return { ...error, template: before.template, line: before.line, column: before.column };
+    let place = null;
+    forEachDiagnostic(template.state, (mark, from, to) => {
+      if (mark.issue === issueKey(error)) place = { from, to };
+    });
+    if (!place) return error; // its text was deleted: not placed, so located again at once
+    return { ...error, template: MAIN, line: template.state.doc.lineAt(place.from).number, column: null, place };
   }
 
   // A keystroke in literal text mostly leaves the problems as they were: the list is built again only when they change
   // (a click finds the output spot in what is shown then, not in what was shown when the list was built).
   function listProblems(errors) {
-    const key = JSON.stringify(errors);
+    const key = JSON.stringify(errors, (name, value) => (name === "place" ? undefined : value));
     if (key === listed) return;
     listed = key;
     const items = errors.map((error, index) => {
@@ -203,11 +239,16 @@ export function livePreview(editor) {
 
   function abortPreview() {
     pending = false;
+    clearTimeout(locateLater);
     inflight?.abort();
     locating?.abort();
   }
 
   return { preview, schedulePreview, abortPreview };
+}
+
+function issueKey(error) {
+  return JSON.stringify([error.code, error.message, error.expression || []]);
 }
 
 function severityOf(error) {
