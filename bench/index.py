@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,7 @@ from mappings.profiles import studio_registry  # noqa: E402
 ADT_A01 = settings.FHIR_STUDIO["CORPUS_DIR"] / "fhir-converter/hl7v2/ADT-A01-01.hl7"
 SLUG = "hl7v2-adt-a01"
 SEED_BATCH = 10_000
+AUXILIARY = {"checkpointer", "background writer", "walwriter", "autovacuum launcher", "logical replication launcher"}
 
 
 def admin() -> User:
@@ -170,7 +172,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
     binding = actions.do_bind_resource(
         facade, acting_user=user, resource_type="Patient", mapping=version.mapping, source=source
     )
-    started, database_cpu = time.perf_counter(), postgres_cpu_s()
+    started, database_cpu = time.perf_counter(), postgres_cpu()
     deployment = actions.do_deploy(binding, acting_user=user, version=version)
     deployed = time.perf_counter()
     while not deployment.ready:
@@ -179,7 +181,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         failed = deployment.index_errors and deployment.index_errors[0].get("code") == "FS-IDX-001"
         if failed:
             raise SystemExit(f"indexing failed: {deployment.index_errors}")
-    ready, ready_at, database_cpu = time.perf_counter(), timezone.now(), postgres_cpu_s() - database_cpu
+    ready, ready_at, database_cpu = time.perf_counter(), timezone.now(), postgres_cpu() - database_cpu
     stamps = deployment.index_chunks.aggregate(
         sent=Min("queued_at"), claimed=Min("heartbeat_at"), last=Max("finished_at"), records=Sum("records")
     )
@@ -196,7 +198,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         "chunks_s": (stamps["last"] - stamps["sent"]).total_seconds(),
         "swap_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done (its staging, the swap) → ready
         "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
-        "database_cpu_s": database_cpu,
+        "database_cpu": database_cpu,
     }
 
 
@@ -208,16 +210,25 @@ def drop(facade: Facade) -> None:
         cursor.execute(f"VACUUM ANALYZE {FacadeResource._meta.db_table}")
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds the local PostgreSQL server's processes have used (a backend that exited counts in the
-    postmaster's children's times), to read how much of the machine the database took during a run."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            text = stat.read_text()
-            if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
-                ticks += sum(int(field) for field in text[text.rindex(")") + 2 :].split()[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+def postgres_cpu() -> Counter:
+    """CPU seconds the local PostgreSQL server's processes have used, by role: "backends" (the connections, those
+    that exited counted in the postmaster's children's times), "checkpointer", "walwriter", … Read it on a machine
+    with no other database work: it is the work that competes with the engine when two workers take both cores."""
+    used: Counter = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for process in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            stat = (process / "stat").read_text()
+            if not stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+                continue
+            utime, stime, cutime, cstime = (int(field) / tick for field in stat[stat.rindex(")") + 2 :].split()[11:15])
+            title = (process / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+            if not title.startswith("postgres: "):  # the postmaster: a backend that exited counts in its children
+                used["backends"] += cutime + cstime
+                continue
+            role = title.split(": ")[2].strip() if title.count(": ") >= 2 else "backends"
+            used[role if role in AUXILIARY else "backends"] += utime + stime
+    return used
 
 
 def uptime() -> str:
@@ -278,7 +289,9 @@ def main() -> None:
             print(
                 f"  do_deploy {figures['deploy_s']:.1f} s · plan {figures['plan_s']:.1f} s · chunks "
                 f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · swap {figures['swap_s']:.1f} s · "
-                f"PostgreSQL CPU {figures['database_cpu_s']:.1f} s  "
+                f"PostgreSQL CPU {figures['database_cpu'].total():.1f} s ("
+                + ", ".join(f"{role} {cpu:.1f}" for role, cpu in figures["database_cpu"].most_common())
+                + ")  "
                 f"[{uptime().split('load average: ')[-1]}]",
                 flush=True,
             )
