@@ -260,6 +260,9 @@ class MappingEnvironment(SandboxedEnvironment):
         self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
         self.quiet_undefined = StrictUndefined if strict else ChainableUndefined  # unreported: the template tests it
         self.filters["loop_guard"] = loop_guard
+        for name, function in list(self.filters.items()):  # select, map, join…: their async-or-not check per call
+            if getattr(function, "jinja_async_variant", False):  # is for async environments; ours never is
+                self.filters[name] = function.__wrapped__
         self.filters.update(self.guarded_filters())
         for nondeterministic in ("random", "shuffle"):  # a mapping must give the same output for the same input
             self.filters.pop(nondeterministic, None)

@@ -255,17 +255,17 @@ def _tag_pattern(name: str) -> str | None:
 
 
 def _attribute(el: etree._Element, name: str) -> str | None:
-    prefix, colon, local = name.rpartition(":")
     try:
-        if colon:
+        if ":" in name:
+            prefix, _, local = name.rpartition(":")
             uri = NAMESPACES.get(prefix)
             return None if uri is None else el.get(f"{{{uri}}}{local}")
-        value = el.get(local)
+        value = el.get(name)
     except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
         return None
     if value is not None:
         return value
-    suffix = "}" + local
+    suffix = "}" + name
     # A miss is common (optional attributes): the names alone, not an attrib proxy's items. (`in el` would be the
     # children.)
     for key in el.keys():  # noqa: SIM118
