@@ -205,7 +205,8 @@ def _criteria(
             raise FhirError(
                 400, RequestCode.PARAMETER, f"{resource_type} has no search parameter '{param}'. Known: {known}."
             )
-        stored = Q(param__in=stored_params(resource_type, param))
+        params = stored_params(resource_type, param)
+        stored = Q(param=param) if len(params) == 1 else Q(param__in=params)
         if modifier == "missing":
             missing.append((values.filter(stored).values("resource_id"), raw != "true"))
             continue
