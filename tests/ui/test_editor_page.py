@@ -3,13 +3,11 @@ add a tested sample, publish, compare and restore versions, and survive a concur
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
 
 import pytest
 
-from mappings.caches import freeze_long_lived
 from mappings.models import Mapping
 
 ADT = "/mappings/hl7v2-adt-a01/"
@@ -198,21 +196,7 @@ def test_it_resolves_a_concurrent_save_without_losing_text(open_browser, studio)
     assert '"id": "ana"' in draft_text()
 
 
-@pytest.fixture
-def served_like_production():
-    """The live server runs in this test process, where Django, pytest, Playwright and ~1 M objects of FHIR
-    definitions sit in the collector's oldest generation: a full collection set off by a render walks them all (100s
-    of ms). A studio worker freezes them and raises the young threshold at start-up (fhirstudio/wsgi.py); so does the
-    live server here, for this test only, so that the figures are the studio's, like the Nagle switch in conftest."""
-    threshold = gc.get_threshold()
-    freeze_long_lived.__wrapped__()  # functools.cache: the wrapped function freezes again on each call
-    gc.set_threshold(10_000, 10, 10)
-    yield
-    gc.set_threshold(*threshold)
-    gc.unfreeze()
-
-
-def test_it_measures_keystroke_to_preview_latency(open_browser, served_like_production) -> None:
+def test_it_measures_keystroke_to_preview_latency(open_browser) -> None:
     """Recorded, not asserted: the figures go to test-artifacts/ui/preview-latency.json and bench/README.md."""
     browser = open_browser()
     page = browser.page
