@@ -7,8 +7,9 @@ import { debounce, h } from "./dom.js";
 export const PICKER_PAGE_SIZE = 100;
 const TYPING_PAUSE_MS = 200;
 
-// `url(text)`: the API list URL for the choices matching `text` ("" for all); `option(row)`: [value, label, title];
-// `noun`: what is picked ("mapping"); `none`: the text shown when nothing exists. Returns { reload }.
+// `url`: the API list URL of every choice (its own filters included; the picker adds `search` and `page_size`);
+// `option(row)`: [value, label, title]; `noun`: what is picked ("mapping"); `none`: the text shown when nothing
+// exists. Returns { reload }.
 export function searchablePicker(select, { url, option, noun, none }) {
   const filter = h("input", {
     type: "search",
@@ -25,8 +26,9 @@ export function searchablePicker(select, { url, option, noun, none }) {
   async function load() {
     const text = filter.value.trim();
     const seq = ++asked;
-    const address = url(text);
-    const page = await get(`${address}${address.includes("?") ? "&" : "?"}page_size=${PICKER_PAGE_SIZE}`);
+    const query = new URLSearchParams({ page_size: String(PICKER_PAGE_SIZE) });
+    if (text) query.set("search", text);
+    const page = await get(`${url}${url.includes("?") ? "&" : "?"}${query}`);
     if (seq !== asked) return; // the analyst typed on: a newer answer is coming
     const chosen = select.value;
     const options = page.results.map(option);

@@ -84,16 +84,15 @@ $("#page-next").addEventListener("click", () => {
 
 async function setUpStartForm() {
   const form = $("#start-form");
-  const search = (text) => (text ? `&search=${encodeURIComponent(text)}` : "");
   await Promise.all([
     searchablePicker($("#start-mapping"), {
-      url: (text) => `/api/mappings/?has_version=true${search(text)}`,
+      url: "/api/mappings/?has_version=true",
       option: (mapping) => [mapping.slug, `${mapping.title} (${mapping.slug})`, mapping.description],
       noun: "mapping",
       none: "no published mapping",
     }).reload(),
     searchablePicker($("#start-source-select"), {
-      url: (text) => `/api/sources/?kind=stored${search(text)}`,
+      url: "/api/sources/?kind=stored",
       option: (source) => [source.name, `${source.name} · ${source.source_format} · ${plural(source.records, "record")}`,
         source.description],
       noun: "stored source",

@@ -349,15 +349,14 @@ function drawChart(perMinute) {
 // --- forms ------------------------------------------------------------------------------------------------------------
 
 // The binding form's pickers: any mapping or source of the studio, found by typing when there are many.
-const searchFor = (text) => (text ? `?search=${encodeURIComponent(text)}` : "");
 const sourcePicker = config.canWrite ? searchablePicker($("#bind-source"), {
-  url: (text) => `/api/sources/${searchFor(text)}`,
+  url: "/api/sources/",
   option: (source) => [source.name, sourceLabel(source), source.description],
   noun: "source",
   none: "no data source yet",
 }) : null;
 const mappingPicker = config.canWrite ? searchablePicker($("#bind-mapping"), {
-  url: (text) => `/api/mappings/${searchFor(text)}`,
+  url: "/api/mappings/",
   option: (mapping) => [mapping.slug,
     `${clip(mapping.title, 48)} (${mapping.slug})${mapping.latest_version ? "" : " · not published"}`, mapping.title],
   noun: "mapping",
