@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -68,6 +69,25 @@ def references_in(resource: dict, elements: tuple[str, ...]) -> list[str]:
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MAX_COUNT = 500
 DEFAULT_COUNT = 20
+# What a database can bind: PostgreSQL's bigint and SQLite's integer are 64-bit.
+MAX_BOUND = 2**63 - 1
+# What one search may send to the database: SQLite refused ~500 OR-values of one param (its expression depth limit,
+# 1,000), and a search should cost the database in proportion to what a client can sensibly ask.
+MAX_VALUES = 100
+MAX_CRITERIA = 20
+SUMMARY = ("true", "false", "count", "text", "data")
+TOTAL = ("none", "estimate", "accurate")
+AP_SHARE = 0.1  # `ap`: a tenth of the distance to now, as the spec recommends (and HAPI does)
+
+
+def approximate_range(low: datetime, high: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """`ap`'s range: the value's own [low, high) widened on each side by a tenth of that side's distance to now,
+    within the dates Python and the databases hold."""
+    first, last = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    below, above = abs(now - low) * AP_SHARE, abs(now - high) * AP_SHARE
+    wide_low = first if low - first <= below else low - below
+    wide_high = last if last - high <= above else high + above
+    return wide_low, wide_high
 
 
 def _date_condition(raw: str) -> Q:
@@ -75,9 +95,13 @@ def _date_condition(raw: str) -> Q:
     span = date_range(text)
     if span is None:
         raise FhirError(
-            400, RequestCode.INVALID, f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)."
+            400,
+            RequestCode.INVALID,
+            f"'{raw}' is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime) between years 1 and 9999.",
         )
     low, high = span
+    if prefix == "ap":
+        low, high = approximate_range(low, high, datetime.now(UTC))
     # The date index holds dates alone (start IS NOT NULL): a comparison of start implies it, `ne` and `eb` say it so
     # that PostgreSQL can use the index (said for the others too, it would halve the planner's estimates).
     dated = Q(start__isnull=False)
@@ -205,24 +229,39 @@ def _criteria(
             raise FhirError(
                 400, RequestCode.PARAMETER, f"{resource_type} has no search parameter '{param}'. Known: {known}."
             )
+        if len(criteria) + len(missing) == MAX_CRITERIA:
+            raise FhirError(
+                400, RequestCode.INVALID, f"A search takes at most {MAX_CRITERIA} criteria (parameters with a value)."
+            )
         params = stored_params(resource_type, param)
         stored = Q(param=param) if len(params) == 1 else Q(param__in=params)
         if modifier == "missing":
-            missing.append((values.filter(stored).values("resource_id"), raw != "true"))
+            if raw not in ("true", "false"):
+                raise FhirError(400, RequestCode.INVALID, f"{name}={raw}: :missing takes true or false.")
+            missing.append((values.filter(stored).values("resource_id"), raw == "false"))
             continue
         if modifier not in ("", "exact", "text", "contains") or (modifier and kind == "date"):
             raise FhirError(400, RequestCode.PARAMETER, f"The modifier :{modifier} is not supported on '{param}'.")
         if modifier == "contains":
             modifier = "text"
+        alternatives = [alternative for alternative in raw.split(",") if alternative.strip()]
+        if len(alternatives) > MAX_VALUES:
+            raise FhirError(
+                400,
+                RequestCode.INVALID,
+                f"{name} has {len(alternatives)} values; a parameter takes at most {MAX_VALUES} (comma-separated).",
+            )
         matches = Q()
-        for alternative in raw.split(","):
-            if alternative.strip():
-                matches |= _value_condition(kind, param, modifier, alternative)
+        for alternative in alternatives:
+            matches |= _value_condition(kind, param, modifier, alternative)
         criteria.append((values.filter(stored & matches).values("resource_id"), param))
     return criteria, missing
 
 
 def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
+    """(_count, _offset), after checking the options every search reads (views call this first for every search,
+    stored or live): 400 for a value no search can honour."""
+    _check_options(query)
     values = dict(query)
     try:
         count = int(values.get("_count", DEFAULT_COUNT))
@@ -231,7 +270,19 @@ def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
         raise FhirError(400, RequestCode.INVALID, "_count and _offset must be whole numbers.") from exc
     if count < 0 or offset < 0:
         raise FhirError(400, RequestCode.INVALID, "_count and _offset cannot be negative.")
+    if count > MAX_BOUND or offset > MAX_BOUND:
+        raise FhirError(400, RequestCode.INVALID, f"_count and _offset must be at most {MAX_BOUND} (2^63 - 1).")
     return min(count, MAX_COUNT), offset
+
+
+def _check_options(query: list[tuple[str, str]]) -> None:
+    for name, raw in query:
+        if "\x00" in name or "\x00" in raw:  # PostgreSQL cannot bind one, and no FHIR value holds one
+            raise FhirError(400, RequestCode.INVALID, f"{name.replace(chr(0), '')}: a NUL character is not allowed.")
+        if name == "_summary" and raw not in SUMMARY:
+            raise FhirError(400, RequestCode.INVALID, f"_summary={raw}: use one of {', '.join(SUMMARY)}.")
+        if name == "_total" and raw not in TOTAL:
+            raise FhirError(400, RequestCode.INVALID, f"_total={raw}: use one of {', '.join(TOTAL)}.")
 
 
 SORTS = {"_id": "resource_id", "-_id": "-resource_id", "_lastUpdated": "last_updated", "-_lastUpdated": "-last_updated"}

@@ -121,7 +121,7 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment, moment + timedelta(seconds=1)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the end of 9999-12-31 is past datetime.max
         return None
 
 
