@@ -48,3 +48,23 @@ def test_it_reads_c_cda_as_a_navigable_xml_tree(corpus_dir) -> None:
 def test_it_strips_mllp_framing_from_hl7v2() -> None:
     msg = parse(b"\x0bMSH|^~\\&|A|B\rPID|1||42\r\x1c\r", "hl7v2")
     assert str(msg.PID[3]) == "42"
+
+
+@pytest.mark.parametrize("code", range(0x20))
+def test_control_characters_are_refused_at_their_offset_or_kept(code: int) -> None:
+    """The payload's control characters: tab, LF, VT, FF, CR, FS and ESC are text (HL7 framing), every other one is
+    binary data, named with the offset of the first one."""
+    from mappings.engine.errors import ErrorCode, MappingError
+
+    char = chr(code)
+    payload = f'{{"a": "x{char}y", "b": "{char}"}}'
+    binary = code <= 0x08 or 0x0E <= code <= 0x1A or 0x1D <= code <= 0x1F
+    if not binary:
+        with pytest.raises(MappingError) as caught:  # kept as text: then JSON itself refuses a raw control character
+            parse(payload.encode(), "json")
+        assert caught.value.error is not ErrorCode.SRC_NOT_TEXT
+        return
+    with pytest.raises(MappingError) as caught:
+        parse(payload.encode(), "json")
+    assert caught.value.error is ErrorCode.SRC_NOT_TEXT
+    assert f"{char!r}" in str(caught.value) and "offset 8" in str(caught.value)

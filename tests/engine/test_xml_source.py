@@ -561,3 +561,87 @@ def test_it_still_refuses_a_doctype_the_prolog_scan_missed(
     assert error.code == code
     assert "root:" not in str(error)
     assert "lollol" not in str(error)
+
+
+# -- the child index: every name finds what lxml's own tag filter finds first ----------------------------------------
+
+INDEXED = b"""<r xmlns="urn:hl7-org:v3" xmlns:sdtc="urn:hl7-org:sdtc" xmlns:o="urn:other" code="attr">
+  <o:x n="1"/><!-- c --><x n="2"/><sdtc:x n="3"/><y n="4"/><o:y n="5"/><none xmlns="" n="6"/><x n="7"/>
+</r>"""
+
+
+def _first_by_lxml(node: XmlNode, name: str):
+    """What a name gave before the child index: the first match of lxml's tag filter, else the attribute, else empty."""
+    pattern = xmlsource._tag_pattern(name)
+    if pattern is not None:
+        try:
+            for child in node._el.iterchildren(pattern):
+                return child
+        except ValueError:
+            pass
+    return xmlsource._attribute(node._el, name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x",
+        "y",
+        "none",
+        "*",
+        "cda:x",
+        "cda:*",
+        "sdtc:x",
+        "sdtc:*",
+        "o:x",
+        "cda:none",
+        "code",
+        "n",
+        "z",
+        "",
+        "a b",
+        "{urn:other}x",
+        "cda:",
+        "::",
+    ],
+)
+def test_child_index_finds_what_the_tag_filter_finds(name):
+    root = parse_xml(INDEXED)
+    expected = _first_by_lxml(root, name)
+    found = root[name]
+    if expected is None:
+        assert found is xmlsource._EMPTY
+    elif isinstance(expected, str):
+        assert found == expected and isinstance(found, str)
+    else:
+        assert found._el is expected
+
+
+def test_child_index_matches_lxml_on_every_element_of_the_corpus():
+    names = ("code", "value", "id", "entry", "*", "cda:*", "sdtc:*", "nullFlavor", "templateId", "section", "sdtc:id")
+    checked = 0
+    for path in CCDA_FILES[:4]:
+        root = parse_xml(Path(path).read_bytes())
+        for node in [root, *root.find_all("component/structuredBody/component/section/entry")]:
+            for name in {*names, *(child.tag.rpartition("}")[2] for child in node._el.iterchildren("{*}*"))}:
+                expected, found = _first_by_lxml(node, name), node[name]
+                assert (found._el if isinstance(found, XmlNode) else found) == expected or (
+                    expected is None and found is xmlsource._EMPTY
+                ), (path, name)
+                checked += 1
+    assert checked > 500
+
+
+def test_an_element_reached_twice_is_one_node_with_one_index():
+    doc = parse_xml(CCD.read_bytes())
+    section = doc.section(ALLERGIES_SECTION)
+    first = doc.by_template(ALLERGY_OBSERVATION)[0]
+    assert first is doc.by_template(ALLERGY_OBSERVATION)[0]
+    assert first["code"] is first["code"]
+    assert first is first.parent.all()[[node._el for node in first.parent].index(first._el)]
+    assert section["entry"]["act"] is section.all("entry")[0]["act"]
+    index = first._kids
+    assert index is not None and first["value"] is index["value"]
+    # A node from another parse of the same text is another node, with the same text.
+    again = parse_xml(CCD.read_bytes()).by_template(ALLERGY_OBSERVATION)[0]
+    assert again is not first and str(again["value"]["code"]) == str(first["value"]["code"])
