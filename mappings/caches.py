@@ -15,8 +15,9 @@
 - `search_totals`: how many resources a facade search matches, keyed by the index it counted (its build key) and the
   facade's generation: an index becomes live only through a swap, which grows the generation.
 
-The engine's own caches (compiled Jinja code, plain and traced) are keyed by source checksum, so they cannot go stale
-either. `clear()` empties every one, the engine's included: tests call it between databases, whose ids repeat."""
+The engine's own caches (compiled Jinja code, plain and traced, and the skeleton code of engine/reuse_compiled.py)
+are keyed by source checksum or token shape, so they cannot go stale either. `clear()` empties every one, the
+engine's included: tests call it between databases, whose ids repeat."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from mappings import engine
-from mappings.engine import definitions
+from mappings.engine import definitions, reuse_compiled
 
 Value = TypeVar("Value")
 
@@ -94,6 +95,7 @@ def clear() -> None:
     facade_generations.clear()
     profile_registries.clear()
     engine.clear_caches()
+    reuse_compiled.SKELETONS.clear()
 
 
 @functools.cache

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from jinja2 import Environment, TemplateSyntaxError
 
 from mappings import caches
 from mappings.conf import engine_limits
@@ -20,6 +19,7 @@ from mappings.engine import (
     compile_mapping,
     template_references,
 )
+from mappings.engine.reuse_compiled import LexedToken, lex, prime_compiled_code
 from mappings.errors import StudioError
 from mappings.models import Draft, LookupTable, Mapping, MappingVersion, Snippet
 
@@ -32,31 +32,26 @@ def _references(text: str, name: str = ROOT_NAME) -> TemplateReferences:
     return template_references(text, name, tolerant=True)
 
 
-# Jinja's default syntax, which template_references parses with (as MappingEnvironment does): only its lexer is used.
-_LEXER = Environment(autoescape=False).lexer
-
-
-def _code_tokens(text: str) -> tuple[tuple[int, str, object], ...] | None:
-    """The text's tokens, with their lines, without its literal template text (`data`): everything Jinja's parser
-    decides on, so all that template_references reads. None when the lexer refuses the text (an unclosed tag)."""
-    try:
-        return tuple((token.lineno, token.type, token.value) for token in _LEXER.tokenize(text) if token.type != "data")
-    except TemplateSyntaxError:
+def _code_tokens(tokens: list[LexedToken] | None) -> tuple[LexedToken, ...] | None:
+    """A text's tokens without its literal template text (`data`): everything Jinja's parser decides on, so all
+    that template_references reads. None when the lexer refused the text (an unclosed tag)."""
+    if tokens is None:
         return None
+    return tuple(token for token in tokens if token[1] != "data")
 
 
-def root_references(text: str) -> TemplateReferences:
+def root_references(text: str, tokens: list[LexedToken] | None = None) -> TemplateReferences:
     """The references of a draft's own template, for a preview. Most keystrokes change only literal text (the JSON
     the template writes), which cannot change what the text imports or which tables it names: such a text reuses the
     references of one with the same code tokens instead of parsing it again (issue 14: on the ADT demo the lexer
-    takes 3 ms of CPU where the parse took 6)."""
-    tokens = _code_tokens(text)
-    if tokens is None:
+    takes 3 ms of CPU where the parse took 6). `tokens`: `lex(text)`, when the caller has them."""
+    code = _code_tokens(lex(text) if tokens is None else tokens)
+    if code is None:
         return _references(text)
-    found = caches.root_references.get(tokens)
+    found = caches.root_references.get(code)
     if found is None:
         found = _references(text)
-        caches.root_references.put(tokens, found)
+        caches.root_references.put(code, found)
     return found
 
 
@@ -115,11 +110,21 @@ def frozen_library(draft: Draft) -> tuple[dict[str, str], dict[str, dict]]:
 
 
 def compile_text(
-    template: str, snippets: dict[str, str], tables: dict[str, dict], settings: dict, *, key: str | None = None
+    template: str,
+    snippets: dict[str, str],
+    tables: dict[str, dict],
+    settings: dict,
+    *,
+    key: str | None = None,
+    tokens: list[LexedToken] | None = None,
 ) -> CompiledMapping:
-    """Compiled once per content: `key` (a hash of the same content computed more cheaply) or the content hash."""
+    """Compiled once per content: `key` (a hash of the same content computed more cheaply) or the content hash.
+    `tokens` (the template's, from `lex`) when it is unsaved text typed in the editor: its code is then made from
+    that of an earlier text differing only in literal text, when there is one (engine/reuse_compiled.py)."""
 
     def build() -> CompiledMapping:
+        if tokens is not None:
+            prime_compiled_code(template, tokens)
         return compile_mapping(
             template,
             snippets=snippets,
@@ -227,14 +232,15 @@ def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | 
     """The draft (or `template`, for a preview of unsaved text) with the library as stored now."""
     draft = draft or mapping.draft
     text = draft.template if template is None else template
-    root = root_references(text)
+    tokens = lex(text)  # once, for both: what the text references, and its code's shape
+    root = root_references(text, tokens)
     library = library_for(root.snippets, [*root.tables, *draft.table_names])
     settings = mapping.engine_settings()
     # The library's digest stands for its content: hashing 10s of KB of snippets and tables on every preview is
     # most of what a cached compile cost.
     blob = json.dumps([text, library.digest, settings], sort_keys=True, default=str)
     key = "draft:" + hashlib.sha256(blob.encode()).hexdigest()
-    return compile_text(text, library.snippets, library.tables, settings, key=key)
+    return compile_text(text, library.snippets, library.tables, settings, key=key, tokens=tokens)
 
 
 def compile_version(version: MappingVersion) -> CompiledMapping:

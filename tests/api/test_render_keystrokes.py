@@ -6,6 +6,7 @@ check that each preview still answers for its own text."""
 import pytest
 
 from mappings import actions, caches
+from mappings.engine import reuse_compiled
 from tests.api.conftest import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,21 @@ def test_it_reports_a_text_jinja_cannot_read_at_its_line(api, json_patient) -> N
     result = render(api["viewer"], basic('"ok"') + '\n{{ "unclosed')
     assert result["ok"] is False
     assert [(error["code"], error["line"]) for error in result["errors"]] == [("FS-TPL-001", 2)]
+
+
+def test_keys_in_literal_text_reuse_the_compiled_code_of_the_first_text(api, json_patient, two_snippets) -> None:
+    head = '{%- import "snippets/common/a.j2" as s -%}'
+    typed = ""
+    for letter in "xyz":
+        typed += letter
+        result = render(api["viewer"], basic('{{ s.word() }}, "text": {"div": "' + typed + '"}', head))
+        assert (result["output"]["id"], result["output"]["text"]["div"]) == ("from-a", typed)
+    assert reuse_compiled.SKELETONS.compiles == 1  # three texts of one shape: compiled once, as a skeleton
+    # A key inside an expression is a new shape: compiled again, and its output follows.
+    result = render(api["viewer"], basic('{{ (s.word()) }}, "text": {"div": "' + typed + '"}', head))
+    assert (result["output"]["id"], reuse_compiled.SKELETONS.compiles) == ("from-a", 2)
+    # A key that breaks a tag: the error and its line, as always; the shape that compiled is still reused after it.
+    result = render(api["viewer"], basic('{{ s.word( }}, "text": {"div": "' + typed + '"}', "\n" + head))
+    assert [(error["code"], error["line"]) for error in result["errors"]] == [("FS-TPL-001", 2)]
+    result = render(api["viewer"], basic('{{ s.word() }}, "text": {"div": "' + typed + '!"}', head))
+    assert (result["output"]["text"]["div"], reuse_compiled.SKELETONS.compiles) == (typed + "!", 2)
