@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.db import connection
 from django.db.models import Model
 from django.db.models.expressions import Col
+from django.http import HttpRequest
 
 from mappings import caches
 from mappings.errors import FhirError, RequestCode, StudioError
@@ -39,6 +40,7 @@ from mappings.models import (
     Snippet,
     TestRun,
 )
+from mappings.security.enforcement import authorize
 
 VIEWER, AUTHOR, ADMIN = "viewer", "author", "admin"
 RANK = {VIEWER: 1, AUTHOR: 2, ADMIN: 3}
@@ -272,14 +274,25 @@ class LiveDeployment:
 FACADE_STATE = f"SELECT id, generation, status, auth_mode FROM {Facade._meta.db_table} WHERE slug = %s"
 
 
-def access_facade_request(slug: str) -> ServedFacade:
-    """The facade a FHIR request addresses, if it may be answered at all. Anyone may call an open facade."""
+def access_facade_request(slug: str, request: HttpRequest | None = None) -> ServedFacade:
+    """The facade a FHIR request addresses, if it may be answered at all. Anyone may call an open facade; a protected
+    one needs the request's bearer token (mappings.security.enforcement), whose grant the view then checks."""
     with connection.cursor() as cursor:
         cursor.execute(FACADE_STATE, [slug])
-        return served_facade(slug, cursor.fetchone())
+        return served_facade(slug, cursor.fetchone(), request)
 
 
-def served_facade(slug: str, state: Sequence | None) -> ServedFacade:
+def access_facade_discovery(slug: str) -> tuple[ServedFacade, bool]:
+    """A facade's discovery documents (metadata, smart-configuration), which SMART keeps open even on a protected
+    facade: (the facade, whether it is protected). Paused or missing facades are refused as for any request."""
+    with connection.cursor() as cursor:
+        cursor.execute(FACADE_STATE, [slug])
+        state = cursor.fetchone()
+    protected = state is not None and state[3] != Facade.AuthMode.OPEN
+    return served_facade(slug, (*state[:3], Facade.AuthMode.OPEN) if state else None), protected
+
+
+def served_facade(slug: str, state: Sequence | None, request: HttpRequest | None = None) -> ServedFacade:
     """access_facade_request's checks on the facade's (id, generation, status, auth_mode) as the caller read them:
     a read reads them in the statement that reads its resource (mappings.facade.views.instance)."""
     if state is None:
@@ -287,12 +300,9 @@ def served_facade(slug: str, state: Sequence | None) -> ServedFacade:
     facade_id, generation, status, auth_mode = state
     if status != Facade.Status.ACTIVE:
         raise FhirError(503, RequestCode.PAUSED, f"The facade '{slug}' is paused.")
-    if auth_mode != Facade.AuthMode.OPEN:
-        # Fail closed: SMART Backend Services tokens are checked by the security work that comes next; until then a
-        # facade marked protected answers nobody rather than everybody.
-        raise FhirError(
-            401, RequestCode.UNAUTHORIZED, f"The facade '{slug}' requires SMART Backend Services authorization."
-        )
+    # Open: nothing more to read. Protected: the token is checked without the database (a signed JWT), and a request
+    # without one (or a caller passing no request) is refused.
+    authorize(request, slug, protected=auth_mode != Facade.AuthMode.OPEN)
     caches.facade_generations.put(slug, (facade_id, generation))
 
     def load() -> ServedFacade:

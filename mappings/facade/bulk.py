@@ -23,11 +23,12 @@ from mappings import actions
 from mappings.access import ServedFacade, access_export_job, access_facade_request, live_deployments
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
-from mappings.facade.http import fhir_endpoint, fhir_response
+from mappings.facade.http import fhir_response
 from mappings.facade.search import RESULT_PARAMS, search
 from mappings.fhir_types import is_r4_resource_type
 from mappings.job_files import open_file
 from mappings.models import ExportJob, FacadeResource, JobStatus, PatientGroup
+from mappings.security.enforcement import forbidden, grant_of, may, require, smart_endpoint
 from mappings.sources import live_type_filter_error
 
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
@@ -53,19 +54,19 @@ class Kickoff:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def export_system(request: HttpRequest, slug: str) -> HttpResponse:
     return _kickoff(request, slug, ExportJob.Level.SYSTEM)
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def export_patients(request: HttpRequest, slug: str) -> HttpResponse:
     return _kickoff(request, slug, ExportJob.Level.PATIENT)
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def export_group(request: HttpRequest, slug: str, group_id: str) -> HttpResponse:
     return _kickoff(request, slug, ExportJob.Level.GROUP, group_id)
 
@@ -73,7 +74,7 @@ def export_group(request: HttpRequest, slug: str, group_id: str) -> HttpResponse
 def _kickoff(request: HttpRequest, slug: str, level: str, group_id: str = "") -> HttpResponse:
     if request.method not in ("GET", "POST"):
         raise FhirError(405, RequestCode.METHOD, "$export is started with GET or POST.")
-    facade = access_facade_request(slug)
+    facade = access_facade_request(slug, request)
     prefer = {part.strip().lower() for part in re.split("[,;]", request.headers.get("Prefer", ""))}
     if "respond-async" not in prefer:
         raise FhirError(
@@ -98,23 +99,40 @@ def _kickoff(request: HttpRequest, slug: str, level: str, group_id: str = "") ->
         checked.unsupported("'patient' narrows a Patient or Group export, not a system one.")
     elif patients:
         checked.parameters["patients"] = _patient_ids(patients)
+    _authorized_types(request, checked, served)
     if level == ExportJob.Level.GROUP:
-        members = _group_members(facade, group_id)
+        members = _group_members(request, facade, group_id)
         wanted = checked.parameters.get("patients")
         checked.parameters["patients"] = [member for member in members if wanted is None or member in wanted]
+    grant = grant_of(request)
     job = actions.do_start_export(
         facade,
-        client=request.META.get("REMOTE_ADDR", ""),
+        client=grant.client_id if grant else request.META.get("REMOTE_ADDR", ""),
         level=level,
         group_id=group_id,
         request_url=request.build_absolute_uri(),
         parameters=checked.parameters,
-        requires_access_token=False,  # open facades; the security work sets it for protected ones
+        requires_access_token=grant is not None,  # its status and files then need the same client's token
     )
     accepted = {"resourceType": "OperationOutcome", "issue": [_info(f"Export {job.key} accepted.")]}
     response = fhir_response(request, accepted, status=202, fmt="json")
     response["Content-Location"] = _status_url(request, slug, job)
     return response
+
+
+def _authorized_types(request: HttpRequest, checked: Kickoff, served: dict[str, str]) -> None:
+    """On a protected facade every exported type needs read and search (mappings.security.enforcement): the types
+    asked for each, or, without _type, the export narrowed to the served types the token covers."""
+    if grant_of(request) is None:
+        return
+    if "types" in checked.parameters:
+        for resource_type in checked.parameters["types"]:
+            require(request, resource_type, "rs", "Exporting " + resource_type)
+        return
+    permitted = [resource_type for resource_type in sorted(served) if may(request, resource_type, "rs")]
+    if not permitted:
+        raise forbidden(request, "This token may read and search none of the types this facade serves.")
+    checked.parameters["types"] = permitted
 
 
 def _parameters(request: HttpRequest) -> list[tuple[str, str]]:
@@ -216,12 +234,13 @@ def _patient_ids(references: list[str]) -> list[str]:
     return ids
 
 
-def _group_members(facade: ServedFacade, group_id: str) -> list[str]:
-    """A group defined in the studio for this facade, or a Group resource the facade serves."""
+def _group_members(request: HttpRequest, facade: ServedFacade, group_id: str) -> list[str]:
+    """A group defined in the studio for this facade, or a Group resource the facade serves (read: `r` on Group)."""
     defined = PatientGroup.objects.filter(facade_id=facade.id, group_id=group_id).values_list("patient_ids", flat=True)
     for patient_ids in defined:
         return [str(patient_id) for patient_id in patient_ids]
     live = live_deployments(facade).get("Group")
+    require(request, "Group", "r", f"Exporting Group/{group_id}")
     served = (
         FacadeResource.objects.filter(deployment_id=live.id, resource_type="Group", resource_id=group_id).first()
         if live
@@ -234,10 +253,10 @@ def _group_members(facade: ServedFacade, group_id: str) -> list[str]:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def export_status(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    facade = access_facade_request(slug)
-    job = access_export_job(facade, key)
+    job = _client_job(request, slug, key)
+    _require_exported(request, job, job.parameters.get("types") or [])
     if request.method == "DELETE":
         actions.do_cancel_export(job, client=request.META.get("REMOTE_ADDR", ""))
         return fhir_response(
@@ -284,17 +303,32 @@ def manifest(request: HttpRequest, slug: str, job: ExportJob) -> dict:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def export_file(request: HttpRequest, slug: str, key: str, name: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, "Export files are read with GET.")
-    job = access_export_job(access_facade_request(slug), key)
+    job = _client_job(request, slug, key)
     stored = f"{job.storage_prefix}{name}"
-    if job.status != JobStatus.COMPLETED or not any(
-        file["name"] == stored for files in job.chunks.values_list("files", flat=True) for file in files
-    ):
+    found = [file for files in job.chunks.values_list("files", flat=True) for file in files if file["name"] == stored]
+    if job.status != JobStatus.COMPLETED or not found:
         raise FhirError(404, RequestCode.NOT_FOUND, f"This export has no file {name}.")
+    _require_exported(request, job, [found[0]["type"]])
     return FileResponse(open_file(stored), content_type=NDJSON)
+
+
+def _client_job(request: HttpRequest, slug: str, key: str) -> ExportJob:
+    """The export `key` of the facade; on a protected facade only for the client that kicked it off (another
+    client's export is answered as one that does not exist, so keys cannot be probed)."""
+    job = access_export_job(access_facade_request(slug, request), key)
+    grant = grant_of(request)
+    if grant is not None and not (job.requires_access_token and job.client == grant.client_id):
+        raise FhirError(404, RequestCode.NOT_FOUND, f"There is no export {key} on this facade (finished and removed?).")
+    return job
+
+
+def _require_exported(request: HttpRequest, job: ExportJob, types: list[str]) -> None:
+    for resource_type in types:
+        require(request, resource_type, "rs", f"Export {job.key} of {resource_type}")
 
 
 def _status_url(request: HttpRequest, slug: str, job: ExportJob) -> str:

@@ -13,8 +13,9 @@ from mappings.engine import MappingError, operation_outcome, run_mapping
 from mappings.engine.validate import validate_output
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import read_body
-from mappings.facade.http import fhir_endpoint, fhir_response
+from mappings.facade.http import fhir_response
 from mappings.profiles import studio_registry
+from mappings.security.enforcement import forbidden, grant_of, require, smart_endpoint
 
 # Azure's inputDataType values, and ours, to the engine's source formats.
 DATA_TYPES = {
@@ -44,7 +45,7 @@ def _parameters(body: dict) -> dict[str, object]:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def convert_data(request: HttpRequest, slug: str) -> HttpResponse:
     """Azure's $convert-data, unchanged for its clients: `inputData`, `inputDataType` (Hl7v2, Ccda, Json, Fhir, or
     one of our source formats) and `rootTemplate` (a name the facade lists in its convert_templates, such as
@@ -52,7 +53,10 @@ def convert_data(request: HttpRequest, slug: str) -> HttpResponse:
     ignored: the facade's own list decides what runs. Only the facade's mappings run (mappings.access)."""
     if request.method != "POST":
         raise FhirError(405, RequestCode.METHOD, "$convert-data is POSTed with a Parameters resource.")
-    facade = access_facade_request(slug)
+    facade = access_facade_request(slug, request)
+    grant = grant_of(request)
+    if grant is not None and not any("r" in scope.letters for scope in grant.scopes):
+        raise forbidden(request, "$convert-data needs a token that may read (r) the types it converts to.")
     given = _parameters(_json_body(request))
     data, data_type = given.get("inputData"), given.get("inputDataType")
     name = given.get("mapping") if isinstance(given.get("mapping"), str) else given.get("rootTemplate")
@@ -75,7 +79,19 @@ def convert_data(request: HttpRequest, slug: str) -> HttpResponse:
     result = run_mapping(compile_version(version), data, source_format=source_format, limits=engine_limits())
     if not result.ok:
         return fhir_response(request, result.issues, 422)
+    for resource_type in sorted(_types_in(result.output)):
+        require(request, resource_type, "r", "$convert-data's answer holds " + resource_type + ": it")
     return fhir_response(request, result.output)
+
+
+def _types_in(output: object) -> set[str]:
+    """The resource types of a conversion's output: the Bundle's entries' (and the Bundle's own, when not one)."""
+    if not isinstance(output, dict):
+        return set()
+    entries = output.get("entry") if output.get("resourceType") == "Bundle" else None
+    if entries is None:
+        return {str(output.get("resourceType"))}
+    return {str(entry.get("resource", {}).get("resourceType")) for entry in entries if isinstance(entry, dict)}
 
 
 def _number(value: object) -> int | None:
@@ -88,11 +104,11 @@ def _number(value: object) -> int | None:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def validate(request: HttpRequest, slug: str, resource_type: str | None = None) -> HttpResponse:
     if request.method != "POST":
         raise FhirError(405, RequestCode.METHOD, "$validate is POSTed with the resource (or Parameters with it).")
-    access_facade_request(slug)
+    access_facade_request(slug, request)
     body = _json_body(request)
     profile = request.GET.get("profile")
     if body["resourceType"] == "Parameters" and resource_type != "Parameters":
@@ -115,6 +131,7 @@ def validate(request: HttpRequest, slug: str, resource_type: str | None = None) 
             RequestCode.INVALID,
             f"This is {resource_type}/$validate but the resource is a {body.get('resourceType')}.",
         )
+    require(request, str(body.get("resourceType")), "r", "$validate")
     try:
         issues = validate_output(body, profiles=[profile] if profile else (), registry=registry)
     except MappingError as error:

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from mappings.facade import bulk, operations, views
+from mappings.security import views as security
 
 TYPE = r"(?P<resource_type>[A-Z][A-Za-z]{1,63})"
 # Read and search first: they are most of a facade's traffic, and Django tries patterns in order (ten misses
@@ -13,6 +14,8 @@ urlpatterns = [
     ),
     re_path(rf"^(?P<slug>[-a-zA-Z0-9_]+)/{TYPE}/?$", views.resource_type_view, name="fhir-type"),
     path("<slug:slug>/metadata", views.metadata, name="fhir-metadata"),
+    path("<slug:slug>/.well-known/smart-configuration", security.smart_configuration, name="fhir-smart-configuration"),
+    path("<slug:slug>/auth/token", security.token, name="fhir-token"),
     path("<slug:slug>/$export", bulk.export_system, name="fhir-export"),
     path("<slug:slug>/Patient/$export", bulk.export_patients, name="fhir-patient-export"),
     re_path(r"^(?P<slug>[-a-zA-Z0-9_]+)/Group/(?P<group_id>[A-Za-z0-9\-.]{1,64})/\$export$", bulk.export_group),

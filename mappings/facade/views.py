@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mappings.access import (
     LiveDeployment,
     ServedFacade,
+    access_facade_discovery,
     access_facade_request,
     access_served_type,
     last_served,
@@ -23,7 +24,7 @@ from mappings.access import (
 from mappings.engine.formats import loads
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import CAPABILITY_FORMATS
-from mappings.facade.http import fhir_endpoint, fhir_response, wanted_format
+from mappings.facade.http import fhir_response, wanted_format
 from mappings.facade.live import live_read, live_search
 from mappings.facade.search import (
     RESULT_PARAMS,
@@ -39,6 +40,8 @@ from mappings.facade.search import (
 )
 from mappings.facade.search_index import params_for
 from mappings.models import DataSource, Deployment, Facade, FacadeResource
+from mappings.security.enforcement import may, require, smart_endpoint
+from mappings.security.views import security_statement
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"
@@ -80,11 +83,11 @@ def _base(request: HttpRequest, slug: str) -> str:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def metadata(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, "metadata is read with GET.")
-    facade = access_facade_request(slug)
+    facade, protected = access_facade_discovery(slug)  # open on a protected facade too: clients discover auth here
     live = live_deployments(facade)
     resources = [
         {
@@ -119,6 +122,8 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
             }
         ],
     }
+    if protected:
+        body["rest"][0]["security"] = security_statement(request, slug)
     return fhir_response(request, body)
 
 
@@ -132,7 +137,7 @@ def _search_params(resource_type: str, source_config: dict) -> list[dict]:
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def resource_type_view(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
     if request.method == "GET":
         return _search(request, slug, resource_type, list(request.GET.lists()))
@@ -142,7 +147,7 @@ def resource_type_view(request: HttpRequest, slug: str, resource_type: str) -> H
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
     if request.method != "POST":
         raise FhirError(405, RequestCode.METHOD, "_search is POSTed with a form body.")
@@ -153,11 +158,12 @@ def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResp
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
-    live, found = _read_stored(slug, resource_type, resource_id)
+    live, found = _read_stored(request, slug, resource_type, resource_id)
+    require(request, resource_type, "r", "A read")
     if live.source_kind != DataSource.Kind.STORED:
         return fhir_response(request, live_read(_deployment(live.id), resource_id))
     if found is None:
@@ -187,7 +193,9 @@ def _prepared_cursor():
     return connection._prepare_cursor(psycopg.Cursor(connection.connection))
 
 
-def _read_stored(slug: str, resource_type: str, resource_id: str) -> tuple[LiveDeployment, tuple | None]:
+def _read_stored(
+    request: HttpRequest, slug: str, resource_type: str, resource_id: str
+) -> tuple[LiveDeployment, tuple | None]:
     """The live deployment serving the type and, when it is a stored source, the resource's (text, last_updated) or
     None: in one statement with the facade's state when this worker has served the type before and nothing was
     deployed since, else in two."""
@@ -196,11 +204,11 @@ def _read_stored(slug: str, resource_type: str, resource_id: str) -> tuple[LiveD
         with _prepared_cursor() as cursor:
             cursor.execute(READ_WITH_STATE, [guess.id, resource_type, resource_id, slug])
             row = cursor.fetchone()
-        live = access_served_type(served_facade(slug, row[:4] if row else None), resource_type)
+        live = access_served_type(served_facade(slug, row[:4] if row else None, request), resource_type)
         if live.id == guess.id:
             return live, None if row[4] is None else row[4:]
     else:
-        live = access_served_type(access_facade_request(slug), resource_type)
+        live = access_served_type(access_facade_request(slug, request), resource_type)
     if live.source_kind != DataSource.Kind.STORED:
         return live, None
     with connection.cursor() as cursor:
@@ -210,8 +218,9 @@ def _read_stored(slug: str, resource_type: str, resource_id: str) -> tuple[LiveD
 
 def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) -> HttpResponse:
     query = [(name, value) for name, values in lists for value in values]
-    facade = access_facade_request(slug)
+    facade = access_facade_request(slug, request)
     live = access_served_type(facade, resource_type)
+    require(request, resource_type, "s", "A search")
     count, offset = paging(query)
     summary = dict(query).get("_summary")
     note = last_id = None
@@ -246,7 +255,7 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
             for content in rows
         ],
     }
-    bundle["entry"] += _included(facade, base, resource_type, query, rows)
+    bundle["entry"] += _included(request, facade, base, resource_type, query, rows)
     if note:
         bundle["entry"].append({"resource": note, "search": {"mode": "outcome"}})
     if not bundle["entry"]:
@@ -254,8 +263,11 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
     return fhir_response(request, bundle)
 
 
-def _included(facade: ServedFacade, base: str, resource_type: str, query: list, rows: list[dict]) -> list[dict]:
-    """The resources a page's matches reference, for each _include (one query per referenced type)."""
+def _included(
+    request: HttpRequest, facade: ServedFacade, base: str, resource_type: str, query: list, rows: list[dict]
+) -> list[dict]:
+    """The resources a page's matches reference, for each _include (one query per referenced type), of the types the
+    request may read."""
     wanted: dict[str, set[str]] = {}
     for target, elements in include_targets(resource_type, query):
         for row in rows:
@@ -267,8 +279,8 @@ def _included(facade: ServedFacade, base: str, resource_type: str, query: list, 
     served = live_deployments(facade)
     for kind, ids in sorted(wanted.items()):
         live = served.get(kind)
-        if live is None:
-            continue  # a type this facade does not serve: nothing to include
+        if live is None or not may(request, kind, "r"):
+            continue  # a type this facade does not serve, or the token may not read: nothing to include
         if live.source_kind != DataSource.Kind.STORED:
             continue  # a live source would be asked once per reference: not cheap, so not included
         contents = FacadeResource.objects.filter(deployment_id=live.id, resource_type=kind, resource_id__in=ids)
@@ -311,7 +323,7 @@ def _links(
 
 
 @csrf_exempt
-@fhir_endpoint
+@smart_endpoint
 def unknown(request: HttpRequest, slug: str, rest: str) -> HttpResponse:
     raise FhirError(
         404, RequestCode.NOT_FOUND, f"'{rest}' is not a FHIR endpoint of this facade (try {slug}/metadata)."

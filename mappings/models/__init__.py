@@ -26,6 +26,7 @@ from .jobs import (
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
 from .profiles import DefinitionType, ProfileDefinition, ProfilePackage
+from .security import ClientApp, UsedAssertion
 from .testing import SampleCase, TestRun
 from .version import MappingVersion
 
@@ -37,6 +38,7 @@ __all__ = [
     "BatchItem",
     "BatchJob",
     "ChunkStatus",
+    "ClientApp",
     "DataSource",
     "DefinitionType",
     "Deployment",
@@ -62,4 +64,5 @@ __all__ = [
     "SnippetVersion",
     "SourceRecord",
     "TestRun",
+    "UsedAssertion",
 ]
