@@ -6,6 +6,7 @@ production differs only in environment (DATABASE_URL, CELERY_BROKER_URL, ...). `
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -60,14 +61,40 @@ def env_map(name: str, default: str) -> dict[str, str]:
     return pairs
 
 
-DEBUG = env_bool("DEBUG", "true")
-SECRET_KEY = env_secret("SECRET_KEY", "dev-only-insecure-key-change-me" if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+def generated_secret(path: Path) -> str:
+    """A random secret kept in `path` (created once, mode 0600): a laptop's studio gets a secret key and a demo
+    password of its own without anyone choosing one, and keeps them across restarts. Several processes may start at
+    once; the file is written aside and linked into place, so all of them read the same complete secret."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass  # another process was first: use its secret
+    finally:
+        aside.unlink()
+    return path.read_text().strip()
+
+
+# Debug pages show tracebacks, the request environment and the settings: only when asked for (DEBUG=true).
+DEBUG = env_bool("DEBUG", "false")
+VAR_DIR = Path(env_str("FHIR_STUDIO_VAR_DIR", str(BASE_DIR / "var")))
+SECRET_KEY = env_secret("SECRET_KEY", "") or generated_secret(VAR_DIR / "secret-key")
+# The host the run command binds (HOST) and loopback; a request naming any other host gets a 400 (mappings.guard).
+HOST = env_str("HOST", "127.0.0.1")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ",".join(dict.fromkeys([HOST, "localhost", "127.0.0.1", "[::1]"])))
+if HOST in ("0.0.0.0", "::") and "ALLOWED_HOSTS" not in os.environ:
+    # Bound to every interface: the name clients use is unknown, so it must be listed.
+    raise ImproperlyConfigured(f"HOST={HOST}: set ALLOWED_HOSTS to the names clients reach the studio by")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_ROOT = env_str("SITE_ROOT", "http://localhost:8000")
-VAR_DIR = Path(env_str("FHIR_STUDIO_VAR_DIR", str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -84,6 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first: refuses foreign hosts and oversized requests, and gives every error the shape of its part of the studio
+    "mappings.guard.RequestGuard",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # /fhir/ requests go from here straight to their view: the rest serve the studio's pages and API
@@ -95,6 +124,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Request limits. mappings.guard answers a request past them before any view runs, in the shape of the part of the
+# studio it was for (OperationOutcome under /fhir/, {code, message, details} under /api/, a plain page elsewhere).
+# More query (or form) parameters than this: 400. Gunicorn (scripts/run) reads request lines up to its maximum,
+# 8,190 bytes, so longer URLs up to there reach the studio and get its 414.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("FHIR_STUDIO_MAX_PARAMETERS", "1000")
+MAX_URL_BYTES = env_int("FHIR_STUDIO_MAX_URL_BYTES", "8000")
+# Bodies Django reads whole (facade $validate, $convert-data, POST _search; the pages' forms): past this, 413. The
+# studio API reads its JSON as a stream and has its own limit for mapping input (FHIR_STUDIO_MAX_INPUT_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FHIR_STUDIO_MAX_BODY_BYTES", str(2_621_440))
 
 ROOT_URLCONF = "fhirstudio.urls"
 WSGI_APPLICATION = "fhirstudio.wsgi.application"
@@ -252,6 +291,13 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+_DEMO_PASSWORD_SET = "FHIR_STUDIO_DEMO_PASSWORD" in os.environ or "FHIR_STUDIO_DEMO_PASSWORD_FILE" in os.environ
+
+
+def _generated_demo_password() -> str:
+    return generated_secret(VAR_DIR / "demo-password")
+
+
 # FHIR Studio's own knobs. The engine reads none of these itself: callers build engine.Limits from them.
 FHIR_STUDIO = {
     "EXAMPLES_DIR": Path(env_str("FHIR_STUDIO_EXAMPLES_DIR", str(BASE_DIR / "examples"))),
@@ -263,8 +309,9 @@ FHIR_STUDIO = {
     "MAX_LOOP_ITERATIONS": env_int("FHIR_STUDIO_MAX_LOOP_ITERATIONS", "200000"),
     "MAX_INCLUDE_DEPTH": env_int("FHIR_STUDIO_MAX_INCLUDE_DEPTH", "10"),
     "DEFAULT_TIMEZONE": env_str("FHIR_STUDIO_DEFAULT_TIMEZONE", "UTC"),
-    # The demo admin user `fhirstudio demo` creates (scripts/run). Empty: none. Change it anywhere but a laptop.
-    "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "admin" if DEBUG else ""),
+    # The demo admin user `fhirstudio demo` creates (scripts/run), with a password generated into ./var unless one
+    # is set. Set it empty for no demo user.
+    "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "") if _DEMO_PASSWORD_SET else _generated_demo_password(),
     # Facade data sources. HTTP sources may only reach these hosts (host or host:port): an author cannot point the
     # studio at an internal address the administrator did not list (SSRF). SQL sources name a database listed here.
     "SOURCE_ALLOWED_HOSTS": env_list("FHIR_STUDIO_SOURCE_ALLOWED_HOSTS", ""),

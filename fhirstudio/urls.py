@@ -16,3 +16,8 @@ urlpatterns = [
     path("api/", include("mappings.api.urls")),
     path("", include("mappings.ui.urls")),
 ]
+
+handler400 = "mappings.views.bad_request"
+handler403 = "mappings.views.permission_denied"
+handler404 = "mappings.views.page_not_found"
+handler500 = "mappings.views.server_error"

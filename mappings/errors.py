@@ -35,6 +35,22 @@ STATUS_OF = {
 }
 
 
+# The API's code for an error no view raised (mappings.guard: Django's own 404s and 405s, refused requests, 500s
+# outside DRF). Stable, like STATUS_OF's; the guard adds `invalid_host` and `too_many_parameters` (both 400).
+API_CODE_OF = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
 class StudioError(Exception):
     def __init__(self, code: str, message: str, *, details: object = None, status_code: int | None = None) -> None:
         super().__init__(message)

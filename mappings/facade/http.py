@@ -9,6 +9,8 @@ import logging
 import re
 import time
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 
 from mappings.engine import operation_outcome
@@ -18,6 +20,7 @@ from mappings.facade.formats import render, wanted_format
 
 logger = logging.getLogger(__name__)
 
+UNKNOWN_TYPE = "(not served)"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -33,10 +36,21 @@ def fhir_endpoint(view):
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         started = time.perf_counter()
+        resource_type = kwargs.get("resource_type") or ""
         try:
             response = view(request, *args, **kwargs)
         except FhirError as error:
+            if error.request_code is RequestCode.NOT_SERVED:
+                resource_type = UNKNOWN_TYPE  # made-up names (PATIENT, NoSuchType) share one bucket in the metrics
             response = _error_response(request, error)
+        except RequestDataTooBig:  # a body sent without a Content-Length (chunked): mappings.guard saw no size
+            message = f"The request body is larger than the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            response = _error_response(request, FhirError(413, RequestCode.INVALID, message))
+        except TooManyFieldsSent:  # a POST _search form of more fields than a URL may have parameters
+            message = f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters."
+            response = _error_response(request, FhirError(400, RequestCode.INVALID, message))
+        except SuspiciousOperation as error:  # what Django refuses to parse
+            response = _error_response(request, FhirError(400, RequestCode.INVALID, f"The request is refused: {error}"))
         except Exception:  # the facade's one broad catch: an answer for the client, the details in the log
             logger.exception("facade error on %s %s", request.method, request.path)
             response = _error_response(
@@ -48,7 +62,7 @@ def fhir_endpoint(view):
         response = _gzipped(request, response)
         request_log.record(
             kwargs.get("slug", ""),
-            kwargs.get("resource_type") or "",
+            resource_type,
             _interaction(view.__name__, kwargs),
             response.status_code,
             (time.perf_counter() - started) * 1000,
@@ -98,6 +112,6 @@ def _error_response(request: HttpRequest, error: FhirError) -> HttpResponse:
     body = operation_outcome([error])
     try:
         fmt = wanted_format(request)
-    except FhirError:
-        fmt = "json"  # the client accepts neither format: say so in the default one
+    except (FhirError, SuspiciousOperation):
+        fmt = "json"  # the client accepts neither format, or its query cannot be read: say so in the default one
     return fhir_response(request, body, error.status, fmt)

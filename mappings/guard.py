@@ -1,0 +1,134 @@
+"""The studio's outermost middleware: requests it must not serve, and every error in the shape of its part of the
+studio — an OperationOutcome under /fhir/, the API's {code, message, details} under /api/, a plain page elsewhere.
+
+Before anything else runs it refuses, in that shape: a Host not in ALLOWED_HOSTS (400), a URL longer than
+MAX_URL_BYTES (414), more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS (400), and a /fhir/ body declared longer
+than DATA_UPLOAD_MAX_MEMORY_SIZE (413). The counts are the ones Django itself would raise on, made here on the raw
+request so that no view, middleware or debug page ever sees such a request.
+
+After the rest has answered, an error response that is not already in its part's shape is replaced: under /fhir/ and
+/api/ any HTML or plain-text error (Django's debug pages with a traceback, the settings or the URL map, in any mode)
+and any empty one (Django's bare 405s); elsewhere empty errors, and in DEBUG Django's 400 and 403 pages. Outside
+/fhir/ and /api/ with DEBUG on, Django's 404 and 500 debug pages stay: the developer asked for them (the host was
+checked first, so only a host the studio serves can see them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+from mappings.engine import operation_outcome
+from mappings.errors import API_CODE_OF, FhirError, RequestCode
+
+FHIR_PREFIX = "/fhir/"
+API_PREFIX = "/api/"
+KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After", "X-Request-ID")
+# What an error answered in FHIR says, by status (FS-REQ codes of mappings/errors.py)
+REQUEST_CODE_OF = {
+    401: RequestCode.UNAUTHORIZED,
+    403: RequestCode.UNAUTHORIZED,
+    404: RequestCode.NOT_FOUND,
+    405: RequestCode.METHOD,
+    406: RequestCode.FORMAT,
+    415: RequestCode.FORMAT,
+    500: RequestCode.INTERNAL,
+}
+MESSAGE_OF = {
+    400: "The request is not valid.",
+    403: "You may not do this.",
+    404: "Nothing here answers {method} {path}.",
+    405: "{path} does not take {method}.",
+    413: "The request body is too large.",
+    414: "The URL is too long.",
+    500: "Something went wrong on our side; it has been logged.",
+}
+
+
+def area(request: HttpRequest) -> str:
+    path = request.path_info
+    if path.startswith(FHIR_PREFIX):
+        return "fhir"
+    if path.startswith(API_PREFIX):
+        return "api"
+    return "page"
+
+
+def error_response(request: HttpRequest, status: int, message: str = "", *, code: str | None = None) -> HttpResponse:
+    """An error in the shape of the request's part of the studio. Reads nothing of the request but its path and
+    method: the request may be one that cannot be parsed (too many parameters) or trusted (a foreign Host)."""
+    message = message or MESSAGE_OF.get(status, HTTPStatus(status).phrase).format(
+        method=request.method, path=request.path_info[:200]
+    )
+    kind = area(request)
+    if kind == "fhir":
+        error = FhirError(status, REQUEST_CODE_OF.get(status, RequestCode.INVALID), message)
+        # JSON whatever was asked: negotiating would read the query this request may be refused for
+        body = json.dumps(operation_outcome([error]))
+        return HttpResponse(body, status=status, content_type="application/fhir+json; charset=utf-8")
+    if kind == "api":
+        body = {"code": code or API_CODE_OF.get(status, "error"), "message": message, "details": {}}
+        return JsonResponse(body, status=status)
+    page = render_to_string("error.html", {"status": status, "title": HTTPStatus(status).phrase, "message": message})
+    response = HttpResponse(page, status=status, content_type="text/html; charset=utf-8")
+    response.studio_error_page = True
+    return response
+
+
+def refusal(request: HttpRequest) -> HttpResponse | None:
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return error_response(request, 400, "This studio does not serve that host name.", code="invalid_host")
+    query = request.META.get("QUERY_STRING", "")
+    if len(request.path_info) + len(query) > settings.MAX_URL_BYTES:
+        return error_response(request, 414, f"The URL is longer than {settings.MAX_URL_BYTES} bytes.")
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    if limit is not None and query.count("&") + 1 > limit:  # as Django (urllib's parse_qsl) counts them
+        return error_response(request, 400, f"The URL has more than {limit} parameters.", code="too_many_parameters")
+    if area(request) == "fhir":
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return error_response(request, 400, "The Content-Length header is not a number.")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and length > limit:
+            return error_response(request, 413, f"The request body is larger than the limit of {limit} bytes.")
+    return None
+
+
+def needs_cleaning(request: HttpRequest, response: HttpResponse) -> bool:
+    if response.status_code < 400 or response.streaming or request.method == "HEAD":
+        return False
+    if area(request) != "page":
+        # Django's pages (debug or not) and its bare 405s; a view's own error (an OperationOutcome, the API's JSON,
+        # an OAuth error of the token endpoint) is answered as the view wrote it
+        return not response.content or response.get("Content-Type", "").startswith(("text/html", "text/plain"))
+    if getattr(response, "studio_error_page", False):
+        return False
+    if not response.content:
+        return True
+    return settings.DEBUG and response.status_code not in (404, 500)
+
+
+class RequestGuard:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        response = self.get_response(request)
+        if needs_cleaning(request, response):
+            clean = error_response(request, response.status_code)
+            for header in KEPT_HEADERS:
+                if response.has_header(header):
+                    clean[header] = response[header]
+            return clean
+        return response
