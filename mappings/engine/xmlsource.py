@@ -101,7 +101,7 @@ nothing is ever fetched from the network or the file system. Malformed XML is FS
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 
 from lxml import etree
@@ -196,7 +196,7 @@ def parse_xml(data: bytes | str) -> XmlNode:
         or docinfo.public_id
     ):
         raise MappingError(ErrorCode.XML_DTD_REFUSED, _DTD_REFUSED)
-    return XmlNode(root, {})
+    return XmlNode(root)
 
 
 def parse_xml_element(data: bytes | str) -> etree._Element:
@@ -252,35 +252,6 @@ def _tag_pattern(name: str) -> str | None:
         return "{*}" + local
     uri = NAMESPACES.get(prefix)
     return None if uri is None else f"{{{uri}}}{local}"
-
-
-@lru_cache(maxsize=1024)
-def _index_key(name: str) -> str | None:
-    """The key of a child index (`_child_index`) that finds what `_tag_pattern(name)` matches first: a local name for
-    any namespace, `{uri}local` or `{uri}*` for one namespace, `*` for any element; None if it can match nothing."""
-    pattern = _tag_pattern(name)
-    if pattern is None or pattern == "*":
-        return pattern
-    return pattern[3:] if pattern.startswith("{*}") else pattern
-
-
-def _child_index(el: etree._Element, wrap: Callable[[etree._Element], XmlNode]) -> dict[str, XmlNode]:
-    """The first child element under every key `_index_key` can give, in one pass over the children: a template reads
-    several names of the same element (an entry's act, code, effectiveTime...), and each `iterchildren(pattern)` scan
-    costs about a microsecond, a dictionary read a few dozen nanoseconds."""
-    index: dict[str, XmlNode] = {}
-    for child in el.iterchildren(etree.Element):  # elements only: no comment, PI or entity matches a name
-        node = wrap(child)
-        tag = child.tag
-        index.setdefault("*", node)
-        if tag[0] == "{":
-            end = tag.index("}") + 1
-            index.setdefault(tag, node)
-            index.setdefault(tag[:end] + "*", node)
-            index.setdefault(tag[end:], node)
-        else:
-            index.setdefault(tag, node)
-    return index
 
 
 def _attribute(el: etree._Element, name: str) -> str | None:
@@ -355,23 +326,10 @@ class XmlNode:
     with C-CDA element and attribute names, which reach ``__getitem__`` through Jinja's attribute fallback.
     """
 
-    __slots__ = ("_doc", "_el", "_kids")
+    __slots__ = ("_el",)
 
-    def __init__(self, element: etree._Element | None = None, doc: dict | None = None) -> None:
+    def __init__(self, element: etree._Element | None = None) -> None:
         self._el = element
-        self._kids: dict[str, XmlNode] | None = None  # the child index, built on the first child lookup
-        # element → its node, shared by the nodes of one parsed document: an element reached again (by by_template,
-        # all, parent...) is the same node, so its child index is built once per document.
-        self._doc = doc
-
-    def _wrap(self, element: etree._Element) -> XmlNode:
-        doc = self._doc
-        if doc is None:
-            return XmlNode(element)
-        node = doc.get(element)
-        if node is None:
-            node = doc[element] = XmlNode(element, doc)
-        return node
 
     # -- lookup by name ---------------------------------------------------------------------------------------
 
@@ -384,13 +342,13 @@ class XmlNode:
         if el is None:
             return _EMPTY
         # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
-        if len(el):
-            kids = self._kids
-            if kids is None:
-                kids = self._kids = _child_index(el, self._wrap)
-            child = kids.get(_index_key(name))  # a name that can match no element gives None: no such key
-            if child is not None:
-                return child
+        pattern = _tag_pattern(name) if len(el) else None
+        if pattern is not None:
+            try:
+                for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+                    return XmlNode(child)
+            except ValueError:  # a name lxml rejects as a tag can name no element
+                pass
         value = _attribute(el, name)
         if value is None:
             note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has
@@ -403,33 +361,33 @@ class XmlNode:
         if el is None:
             return []
         children = el.iterchildren(etree.Element) if name is None else _children(el, name)
-        return [self._wrap(child) for child in children]
+        return [XmlNode(child) for child in children]
 
     def first(self, path: str) -> XmlNode:
         """The first element, in document order, matching a slash-separated path of names."""
         if self._el is None:
             return _EMPTY
         match = next(_walk(self._el, _steps(path)), None)
-        return _EMPTY if match is None else self._wrap(match)
+        return _EMPTY if match is None else XmlNode(match)
 
     def find_all(self, path: str) -> list[XmlNode]:
         """Every element matching a slash-separated path of names, in document order."""
         if self._el is None:
             return []
-        return [self._wrap(match) for match in _walk(self._el, _steps(path))]
+        return [XmlNode(match) for match in _walk(self._el, _steps(path))]
 
     def by_template(self, oid: str) -> list[XmlNode]:
         """Descendants having a child templateId whose root is exactly this oid."""
         if self._el is None:
             return []
-        return [self._wrap(match) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
+        return [XmlNode(match) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
 
     @property
     def section(self) -> _SectionNode:
         """The first <section> child, which can also be called as section(oid) to search by template id."""
         el = self._el
         child = None if el is None else next(_children(el, "section"), None)
-        return _SectionNode(child, el, self._doc)
+        return _SectionNode(child, el)
 
     def attr(self, name: str) -> str:
         """An attribute's value, "" if it is missing."""
@@ -471,7 +429,7 @@ class XmlNode:
     @property
     def parent(self) -> XmlNode:
         parent = None if self._el is None else self._el.getparent()
-        return _EMPTY if parent is None else self._wrap(parent)
+        return _EMPTY if parent is None else XmlNode(parent)
 
     @property
     def xml(self) -> str:
@@ -500,7 +458,7 @@ class XmlNode:
     def __iter__(self) -> Iterator[XmlNode]:
         if self._el is None:
             return iter(())
-        return (self._wrap(child) for child in self._el.iterchildren(etree.Element))
+        return (XmlNode(child) for child in self._el.iterchildren(etree.Element))
 
     def __len__(self) -> int:
         if self._el is None:
@@ -519,15 +477,15 @@ class _SectionNode(XmlNode):
 
     __slots__ = ("_scope",)
 
-    def __init__(self, element: etree._Element | None, scope: etree._Element | None, doc: dict | None = None) -> None:
-        super().__init__(element, doc)
+    def __init__(self, element: etree._Element | None, scope: etree._Element | None) -> None:
+        super().__init__(element)
         self._scope = scope
 
     def __call__(self, oid: str) -> XmlNode:
         if self._scope is None:
             return _EMPTY
         found = _SECTION(self._scope, oid=str(oid))
-        return self._wrap(found[0]) if found else _EMPTY
+        return XmlNode(found[0]) if found else _EMPTY
 
 
 _EMPTY = XmlNode(None)
