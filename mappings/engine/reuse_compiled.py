@@ -13,6 +13,10 @@ replaced by its own pieces, in code objects nested at any depth (macros, blocks,
 the engine's compiled-code cache (`COMPILED_CODE`) under the real text, through Jinja's bytecode-cache protocol, with
 the imports the skeleton's parse found (the same: they are code tokens); compiling the real text then finds it there.
 
+The traced variant (`prime_traced_code`, for the runs that find the template line of a JSON error or a validation
+issue, engine/locate.py) works the same way on line-marked code: each line of literal text keeps its marker and
+gets its own sentinel, and skeletons belong to one list of marker places (a generation of traced code).
+
 Anything unusual compiles the normal way, which also reports every error: a text the lexer refuses, a skeleton that
 does not compile (its key is remembered, so a broken text costs one extra compile, not one per key), or a text that
 contains this process's sentinel prefix (then no literal text could be told from a sentinel).
@@ -31,11 +35,14 @@ from jinja2 import TemplateSyntaxError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 
-from .environment import COMPILED_CODE, MappingEnvironment, build_environment
+from .environment import COMPILED_CODE, MARKER, CompiledCodeCache, MappingEnvironment, build_environment
 
 ROOT_NAME = "template.j2"
 _PREFIX = f"\x1aFS{uuid.uuid4().hex}:"  # per process: no template can be written to guess it
 _SENTINEL = re.compile(re.escape(_PREFIX) + r"(\d+)\x1a")
+
+# The lexer every MappingEnvironment has (Jinja shares one per syntax): extensions change no token before a filter.
+_LEXER = build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC").lexer
 
 LexedToken = tuple[int, str, object]  # (line, type, value) as Jinja's lexer gives them
 Shape = tuple  # a text's tokens with every piece of literal text reduced to its line: what its code depends on
@@ -54,32 +61,60 @@ class DataSentinels(Extension):
                 yield token
 
 
+class LineSentinels(Extension):
+    """Traced skeleton compiles only, after LineMarker (priority 100): each marked line keeps its marker, and its
+    text becomes the next sentinel."""
+
+    priority = 200
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        count = 0
+        for token in stream:
+            if token.type != "data":
+                yield token
+                continue
+            lines = []
+            for line in token.value.split("\n"):
+                marker = MARKER.match(line)
+                lines.append(f"{marker.group() if marker else ''}{_PREFIX}{count}\x1a")
+                count += 1
+            yield Token(token.lineno, "data", "\n".join(lines))
+
+
 class _Skeletons:
     """Skeleton code by shape, least recently used dropped first; None for a shape whose skeleton does not compile.
     One environment compiles them all: it only generates code (every MappingEnvironment generates the same), and
-    its `imports` are per name, so compiles take turns."""
+    its `imports` are per name, so compiles take turns. A traced skeleton numbers its markers into one list of
+    places: a new list starts a new set of skeletons."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, *, tracing: bool, size: int = 64) -> None:
+        self.tracing = tracing
         self.size = size
         self.items: OrderedDict[tuple[str, Shape], tuple[CodeType, list] | None] = OrderedDict()
         self.lock = threading.Lock()
         self.environment: MappingEnvironment | None = None
         self.compiles = 0  # skeleton compiles done (tests and benchmarks read it)
 
-    def _environment(self) -> MappingEnvironment:
-        if self.environment is None:
-            env = build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC")
-            env.add_extension(DataSentinels)
+    def _environment(self, places: list | None = None) -> MappingEnvironment:
+        env = self.environment
+        if env is None or (self.tracing and env.marker_places is not places):
+            env = build_environment(
+                {}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC", tracing=self.tracing
+            )
+            env.add_extension(LineSentinels if self.tracing else DataSentinels)
+            if self.tracing:
+                env.marker_places = places
+                self.items.clear()  # numbered into another list of places
             self.environment = env
-        return self.environment
+        return env
 
-    def get(self, name: str, shape: Shape, source: str) -> tuple[CodeType, list] | None:
+    def get(self, name: str, shape: Shape, source: str, places: list | None = None) -> tuple[CodeType, list] | None:
         key = (name, shape)
         with self.lock:
+            env = self._environment(places)
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-            env = self._environment()
             self.compiles += 1
             try:
                 code = env.compile(source, name, name)
@@ -96,16 +131,18 @@ class _Skeletons:
     def clear(self) -> None:
         with self.lock:
             self.items.clear()
+            self.environment = None
             self.compiles = 0
 
 
-SKELETONS = _Skeletons()
+SKELETONS = _Skeletons(tracing=False)
+TRACED_SKELETONS = _Skeletons(tracing=True)
 
 
 def lex(text: str) -> list[LexedToken] | None:
     """The text's tokens as the template environments read them; None when the lexer refuses the text."""
     try:
-        return [(token.lineno, token.type, token.value) for token in SKELETONS._environment().lexer.tokenize(text)]
+        return [(token.lineno, token.type, token.value) for token in _LEXER.tokenize(text)]
     except TemplateSyntaxError:
         return None
 
@@ -133,8 +170,25 @@ def prime_compiled_code(text: str, tokens: list[LexedToken] | None = None, *, na
     """Put the compiled code of `text` (a template named `name`, loaded as the snippet loader loads it) into the
     engine's compiled-code cache when a skeleton of its shape compiled; True when the cache now has it. `tokens`:
     `lex(text)`, when the caller has them already. Compiling the text afterwards gives the same template either way."""
+    return _prime(COMPILED_CODE, SKELETONS, text, tokens, name, None)
+
+
+def prime_traced_code(env: MappingEnvironment, text: str, *, name: str = ROOT_NAME) -> bool:
+    """The same for a traced environment (engine/locate.py): into its bytecode cache, markers numbered into its
+    `marker_places`. The caller holds the lock that guards appending to those places, as for any traced compile."""
+    return _prime(env.bytecode_cache, TRACED_SKELETONS, text, None, name, env.marker_places)
+
+
+def _prime(
+    cache: CompiledCodeCache,
+    skeletons: _Skeletons,
+    text: str,
+    tokens: list[LexedToken] | None,
+    name: str,
+    places: list | None,
+) -> bool:
     # The bucket's environment only carries `imports` to and from the cache (CompiledCodeCache): a holder of our own.
-    bucket = COMPILED_CODE.get_bucket(_ImportsHolder(), name, name, text)
+    bucket = cache.get_bucket(_ImportsHolder(), name, name, text)
     if bucket.code is not None:
         return True
     if _PREFIX in text:
@@ -142,13 +196,18 @@ def prime_compiled_code(text: str, tokens: list[LexedToken] | None = None, *, na
     tokens = lex(text) if tokens is None else tokens
     if tokens is None:
         return False
-    found = SKELETONS.get(name, shape_of(tokens), text)
+    data = [value for _, kind, value in tokens if kind == "data"]
+    shape = shape_of(tokens)
+    if places is not None:  # one sentinel per line: the lines of each piece are part of the shape
+        shape = (shape, tuple(value.count("\n") for value in data))
+        data = [line for value in data for line in value.split("\n")]
+    found = skeletons.get(name, shape, text, places)
     if found is None:
         return False
     code, imports = found
-    bucket.code = _with_data(code, [value for _, kind, value in tokens if kind == "data"])
+    bucket.code = _with_data(code, data)
     bucket.environment.imports[name] = imports
-    COMPILED_CODE.set_bucket(bucket)
+    cache.set_bucket(bucket)
     return True
 
 

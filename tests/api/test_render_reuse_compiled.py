@@ -12,8 +12,8 @@ import pytest
 
 from mappings import caches
 from mappings.engine import MappingError, compile_mapping, run_mapping
-from mappings.engine.environment import COMPILED_CODE, build_environment
-from mappings.engine.reuse_compiled import _PREFIX, SKELETONS, prime_compiled_code
+from mappings.engine.environment import COMPILED_CODE, MARKER, CompiledCodeCache, build_environment
+from mappings.engine.reuse_compiled import _PREFIX, SKELETONS, TRACED_SKELETONS, prime_compiled_code, prime_traced_code
 from tests.api.conftest import ROOT
 from tests.engine.test_hostile_templates import REFUSED_AT_COMPILE, REFUSED_AT_RUN
 
@@ -23,10 +23,11 @@ DEMOS = sorted(path.parent.name for path in (ROOT / "examples").glob("*/template
 KEYS = ["a", "Z", "7", " ", "\n", '"', ",", ":", "{", "}", "[", "%", "#", "-", "\\", "'", "é"]
 
 
-def canonical(code: CodeType) -> list:
+def canonical(code: CodeType, places: list | None = None) -> list:
     """Everything the code does: its instructions with their resolved arguments (constants by value, nested code
     recursively), names, arguments and line table. Indices into co_consts are left out: they differ when two equal
-    pieces of literal text share one constant in a full compile."""
+    pieces of literal text share one constant in a full compile. Traced code: each line marker as the place (template,
+    line) it stands for in `places`, not as its number, which depends on what was compiled before."""
     found: list = [
         code.co_name,
         code.co_flags,
@@ -42,24 +43,34 @@ def canonical(code: CodeType) -> list:
     ]
     for instruction in dis.get_instructions(code):
         value = instruction.argval
-        found.append((instruction.opname, canonical(value) if isinstance(value, CodeType) else repr(value)))
+        if isinstance(value, CodeType):
+            value = canonical(value, places)
+        elif isinstance(value, str) and places is not None:
+            value = MARKER.sub(lambda marker: f"<{places[int(marker.group(1))]}>", value)
+        found.append((instruction.opname, repr(value)))
     return found
 
 
-def full_compile(text: str) -> object:
+def environment(*, tracing: bool = False):
+    env = build_environment({}, strict=False, max_value_bytes=1000, lookup_tables={}, timezone="UTC", tracing=tracing)
+    env.bytecode_cache = CompiledCodeCache() if tracing else COMPILED_CODE
+    return env
+
+
+def full_compile(text: str, *, tracing: bool = False) -> object:
     """The code a plain compile makes, or the error it raises (type, message, line)."""
-    env = build_environment({}, strict=False, max_value_bytes=1000, lookup_tables={}, timezone="UTC")
+    env = environment(tracing=tracing)
     try:
-        return canonical(env.compile(text, NAME, NAME))
+        return canonical(env.compile(text, NAME, NAME), env.marker_places if tracing else None)
     except Exception as error:  # noqa: BLE001 — compared as a value
         return (type(error).__name__, str(error), getattr(error, "lineno", None) or getattr(error, "line", None))
 
 
-def cached_code(text: str) -> CodeType | None:
+def cached_code(text: str, cache: CompiledCodeCache = COMPILED_CODE) -> CodeType | None:
     class Holder:
         imports: dict = {}
 
-    return COMPILED_CODE.get_bucket(Holder(), NAME, NAME, text).code
+    return cache.get_bucket(Holder(), NAME, NAME, text).code
 
 
 def run(text: str) -> dict | None:
@@ -101,6 +112,30 @@ def test_it_makes_the_code_a_full_compile_makes_for_every_one_key_edit(demo: str
         else:
             assert isinstance(expected, tuple), "a text that compiles must be primed"  # an error: compiled normally
     assert reused >= 5  # keys in literal text (an eighth to a half of them, by demo) reuse the skeleton
+
+
+@pytest.mark.parametrize("demo", ["hl7v2-adt-a01", "ccda-ccd"])
+def test_traced_code_is_what_a_full_traced_compile_makes(demo: str) -> None:
+    """The runs that find the template line of a JSON error or a validation issue compile the root with line markers
+    (engine/locate.py): the same reuse, one sentinel per marked line."""
+    text = (ROOT / "examples" / demo / "template.j2").read_text()
+    env = environment(tracing=True)
+    assert prime_traced_code(env, text)
+    reused = 0
+    for edited in [*one_key_edits(text, 40, seed=7), text.replace("\n", "\n\n", 1), text + "\n\n"]:
+        compiles_before = TRACED_SKELETONS.compiles
+        expected = full_compile(edited, tracing=True)
+        if prime_traced_code(env, edited):
+            assert canonical(cached_code(edited, env.bytecode_cache), env.marker_places) == expected
+            reused += TRACED_SKELETONS.compiles == compiles_before
+        else:
+            assert isinstance(expected, tuple)
+    assert reused >= 5
+    other = environment(tracing=True)  # another list of places (a new generation of traced code): new skeletons
+    assert prime_traced_code(other, text + " ")
+    assert canonical(cached_code(text + " ", other.bytecode_cache), other.marker_places) == full_compile(
+        text + " ", tracing=True
+    )
 
 
 def test_a_broken_template_reports_the_error_and_line_a_full_compile_reports() -> None:
