@@ -80,6 +80,7 @@ def load_demo(acting_user: AbstractBaseUser | None, examples_dir: Path | None = 
     for example in examples:
         _import_mapping(example, acting_user, summary)
     load_demo_facade(acting_user, examples_dir)  # the facade serves the mappings just published
+    load_demo_smart_facade(acting_user)
     logger.info(
         "demo content loaded: %d mappings, %d snippets, %d tables created, %d existing, %d warnings",
         len(summary.mappings),
@@ -357,3 +358,38 @@ def _demo_group(facade: Facade, acting_user: AbstractBaseUser | None) -> None:
         actions.do_save_patient_group(
             facade, acting_user=acting_user, group_id="demo-ward", name="Demo ward", patient_ids=patient_ids
         )
+
+
+# `demo-smart` (/fhir/demo-smart/): the demo's types, from the same sources and versions, protected by SMART Backend
+# Services; `fhirstudio smart-client demo-smart --scope system/*.rs --out DIR` makes a client app that can use it.
+DEMO_SMART = "demo-smart"
+
+
+def load_demo_smart_facade(acting_user: AbstractBaseUser | None) -> Facade | None:
+    demo = Facade.objects.filter(slug="demo").first()
+    if demo is None or Facade.objects.filter(slug=DEMO_SMART).exists():
+        return None
+    facade = actions.do_create_facade(
+        acting_user=acting_user,
+        slug=DEMO_SMART,
+        title="Demo facade, protected by SMART Backend Services",
+        auth_mode=Facade.AuthMode.SMART_BACKEND,
+        convert_templates=demo.convert_templates,
+    )
+    for binding in demo.bindings.select_related("mapping", "source").order_by("id"):
+        live = binding.live_deployment
+        if live is None:
+            continue
+        served = actions.do_bind_resource(
+            facade,
+            acting_user=acting_user,
+            resource_type=binding.resource_type,
+            mapping=binding.mapping,
+            source=binding.source,
+        )
+        actions.do_deploy(served, acting_user=acting_user, version=live.version)
+    for group in demo.groups.all():
+        actions.do_save_patient_group(
+            facade, acting_user=acting_user, group_id=group.group_id, name=group.name, patient_ids=group.patient_ids
+        )
+    return facade

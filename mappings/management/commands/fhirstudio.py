@@ -9,6 +9,9 @@ fhirstudio demo
     The demo admin user and the demo content (every example imported into the studio, published as version 1).
 fhirstudio token <username>
     Prints the user's API token (created if missing), for `Authorization: Token …`; exit 2 for an unknown user.
+fhirstudio smart-client <facade> --scope SCOPE [--scope SCOPE ...] --out DIR [--alg ES384|RS384] [--name NAME]
+    Registers a SMART Backend Services client app for a protected facade with a fresh key pair: prints its client id
+    and token URL, writes the private key (private-key.pem, mode 0600) and the public JWKS (jwks.json) into DIR.
 fhirstudio convert <file> --to json|xml|ttl [--from json|xml|ttl] [--base URL] [--compact]
     A FHIR resource in another format on stdout (the input's format is detected: `{` JSON, `<` XML, else Turtle).
     Exit 1 with the reason on stderr when the file cannot be read as a FHIR R4 resource.
@@ -40,8 +43,9 @@ from mappings.engine.formats import FORMATS, detect_format, dumps, serialize
 from mappings.engine.formats import parse as parse_resource
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.examples import Example, find_example, list_examples
-from mappings.models import Mapping, TestRun
+from mappings.models import Facade, Mapping, TestRun
 from mappings.samples import mask, run_case
+from mappings.security.clients import create_smart_client
 
 EXIT_FAILED = 2
 
@@ -73,6 +77,12 @@ class Command(BaseCommand):
         commands.add_parser("demo", help="Load the demo content (idempotent): the admin user and demo mappings.")
         token = commands.add_parser("token", help="Print a user's API token (created if missing).")
         token.add_argument("username")
+        smart = commands.add_parser("smart-client", help="Register a SMART backend client app with a new key pair.")
+        smart.add_argument("facade", help="The facade's slug (a protected one, e.g. demo-smart).")
+        smart.add_argument("--scope", action="append", required=True, help="An allowed scope, e.g. system/*.rs.")
+        smart.add_argument("--out", required=True, type=Path, help="Folder for private-key.pem and jwks.json.")
+        smart.add_argument("--alg", choices=("ES384", "RS384"), default="ES384", help="The key's algorithm.")
+        smart.add_argument("--name", default="", help="The client app's name (default: smart-client for <facade>).")
         convert = commands.add_parser("convert", help="Print a FHIR resource in JSON, XML or RDF Turtle.")
         convert.add_argument("file", help="A FHIR resource in JSON, XML or Turtle ('-' reads standard input).")
         convert.add_argument("--to", required=True, choices=FORMATS, help="The format to print.")
@@ -95,6 +105,8 @@ class Command(BaseCommand):
             sys.exit(self.token(options["username"]))
         if options["command"] == "convert":
             sys.exit(self.convert(options))
+        if options["command"] == "smart-client":
+            sys.exit(self.smart_client(options))
         sys.exit(self.test(options))
 
     def demo(self) -> None:
@@ -122,6 +134,28 @@ class Command(BaseCommand):
             self.stdout.write(f"The studio database is not usable ({exc}); run `manage.py migrate` first.")
             return EXIT_FAILED
         self.stdout.write(token.key)
+        return 0
+
+    def smart_client(self, options: dict) -> int:
+        facade = Facade.objects.filter(slug=options["facade"]).first()
+        if facade is None:
+            self.stderr.write(f"No facade '{options['facade']}'.")
+            return EXIT_FAILED
+        scopes = [part for text in options["scope"] for part in text.split()]
+        try:
+            made = create_smart_client(
+                facade, scopes=scopes, out_dir=options["out"], algorithm=options["alg"], name=options["name"]
+            )
+        except (StudioError, OSError) as error:
+            self.stderr.write(getattr(error, "message", None) or str(error))
+            return EXIT_FAILED
+        self.stdout.write(f"client id:   {made.client.client_id}")
+        self.stdout.write(f"token URL:   {made.token_url}")
+        self.stdout.write(f"private key: {made.private_key}")
+        self.stdout.write(f"JWKS:        {made.jwks}")
+        self.stdout.write(f"scopes:      {' '.join(made.client.scopes)}")
+        if facade.auth_mode == Facade.AuthMode.OPEN:
+            self.stdout.write(f"note: '{facade.slug}' is open: it answers without a token.")
         return 0
 
     def convert(self, options: dict) -> int:
