@@ -8,8 +8,9 @@ would write or cascade them one at a time, and an index holds millions of search
   which nothing reads. Every indexing worker stages at once: an upsert keeps, for each resource id, the row of the
   newest record (the highest record id), whichever chunk got there first, and a resource written again gets its
   search values rewritten with it.
-- `swap_staged` makes the staged rows the deployment's index in one UPDATE, stamping meta.lastUpdated and the
-  `_lastUpdated` values with the time of the swap: a resource is new to clients (`_since`) when it starts to serve.
+- `swap_staged` makes the staged rows the deployment's index in one UPDATE, stamping meta.lastUpdated and the row's
+  last_updated (which `_lastUpdated` searches and `_since` read) with the time of the swap: a resource is new to
+  clients when it starts to serve.
 - `drop_index` deletes the rows of a binding's deployments, served and staged.
 
 The upsert's conflict target is the partial unique index of migration 0014 (PostgreSQL and SQLite both have
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 from django.db import connection
@@ -29,7 +30,8 @@ from mappings.engine.formats.decimals import decimal_default
 from mappings.models import Deployment, FacadeResource, ResourceBinding, SearchValue
 
 RESOURCES, VALUES = FacadeResource._meta.db_table, SearchValue._meta.db_table
-# Search values that depend on the time the index starts to serve, not on the resource: written by the swap.
+# Search values that depend on the time the index starts to serve, not on the resource: not stored (a `_lastUpdated`
+# search reads FacadeResource.last_updated, which the swap stamps; indexes built before have these values too).
 TIMED = frozenset({"_lastUpdated"})
 # COPY's text format: a backslash, tab, newline or carriage return in a value is escaped (params are our own names).
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -101,6 +103,8 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
 def swap_staged(deployment: Deployment, key: int, now: datetime) -> int:
     """The rows staged under `key` become the deployment's index, stamped `now`; returns how many. Drop the rows
     they replace first (drop_index), and set the deployment's index_key to `key` with it."""
+    # To the millisecond, as meta.lastUpdated says it: a search for that instant finds the row
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if connection.vendor == "postgresql":
         content = "jsonb_set(content, '{meta,lastUpdated}', to_jsonb(%s::text))"
@@ -112,13 +116,7 @@ def swap_staged(deployment: Deployment, key: int, now: datetime) -> int:
             WHERE staged_for = %s""",
             [deployment.pk, _moment(now), stamp, key],
         )
-        swapped = cursor.rowcount
-        cursor.execute(
-            f"""INSERT INTO {VALUES} (build, resource_id, param, value, start, "end")
-            SELECT %s, id, '_lastUpdated', '', %s, %s FROM {RESOURCES} WHERE deployment_id = %s""",
-            [key, _moment(now), _moment(now + timedelta(seconds=1)), deployment.pk],
-        )
-    return swapped
+        return cursor.rowcount
 
 
 def drop_index(binding: ResourceBinding, *, swapping: Deployment | None = None) -> None:

@@ -3,16 +3,18 @@ prefixes) into queries on SearchValue, then page with absolute links."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
 from mappings import caches
 from mappings.errors import FhirError, RequestCode
-from mappings.facade.search_index import SINGLE_VALUED, date_range, params_for
+from mappings.facade.search_index import PAIRED, SEP, SINGLE_VALUED, date_range, paired_token, params_for
 from mappings.models import FacadeResource, SearchValue
 
 # _totalMethod: fhirpy sends it (an Aidbox option) with count(); the total is always exact here. _after: the next
@@ -90,7 +92,14 @@ def approximate_range(low: datetime, high: datetime, now: datetime) -> tuple[dat
     return wide_low, wide_high
 
 
-def _date_condition(raw: str) -> Q:
+# Searched on FacadeResource.last_updated, which the swap stamps, rather than on search values (the swap wrote one
+# per resource, serially: ~2 s of a 100,000-record build): an instant, whose range is [t, t + 1 s) as those were.
+STAMPED = "_lastUpdated"
+SECOND = timedelta(seconds=1)
+
+
+def _date_condition(raw: str, *, stamped: bool = False) -> Q:
+    """The condition on a date search value (or, `stamped`, on the resource's last_updated) for one value."""
     prefix, text = (raw[:2], raw[2:]) if raw[:2] in DATE_PREFIXES else ("eq", raw)
     span = date_range(text)
     if span is None:
@@ -104,17 +113,27 @@ def _date_condition(raw: str) -> Q:
         low, high = approximate_range(low, high, datetime.now(UTC))
     # The date index holds dates alone (start IS NOT NULL): a comparison of start implies it, `ne` and `eb` say it so
     # that PostgreSQL can use the index (said for the others too, it would halve the planner's estimates).
-    dated = Q(start__isnull=False)
+    start, dated = ("last_updated", Q()) if stamped else ("start", Q(start__isnull=False))
+
+    def since(moment: datetime) -> Q:
+        return Q(**{f"{start}__gte": moment})
+
+    def before(moment: datetime) -> Q:
+        return Q(**{f"{start}__lt": moment})
+
+    def ends_by(moment: datetime) -> Q:
+        return Q(last_updated__lte=moment - SECOND) if stamped else Q(end__lte=moment)
+
     conditions = {
-        "eq": Q(start__gte=low, end__lte=high),
-        "ap": Q(start__gte=low, end__lte=high),
-        "ne": dated & ~Q(start__gte=low, end__lte=high),
-        "gt": Q(start__gte=high),
-        "sa": Q(start__gte=high),
-        "ge": Q(start__gte=low),
-        "lt": Q(start__lt=low),
-        "eb": dated & Q(end__lte=low),
-        "le": Q(start__lt=high),
+        "eq": since(low) & ends_by(high),
+        "ap": since(low) & ends_by(high),
+        "ne": dated & ~(since(low) & ends_by(high)),
+        "gt": since(high),
+        "sa": since(high),
+        "ge": since(low),
+        "lt": before(low),
+        "eb": dated & ends_by(low),
+        "le": before(high),
     }
     return conditions[prefix]
 
@@ -131,7 +150,18 @@ def _value_condition(kind: str, param: str, modifier: str, raw: str) -> Q:
         return Q(value=value)
     if modifier == "text":
         return Q(value__contains=value)
-    return Q(value=value)  # token: "system|code" and bare "code" are both indexed
+    if param in PAIRED:
+        return _paired_condition(value)
+    return Q(value=value)
+
+
+def _paired_condition(value: str) -> Q:
+    """A token with a system (search_index.paired_token): `code` or `system|code` (`|code`: no system); the second
+    condition finds the two values per token of indexes built before."""
+    system, bar, code = value.partition("|")
+    if not bar:
+        return Q(value__startswith=f"{value.replace(SEP, '')}{SEP}") | Q(value=value)
+    return Q(value=paired_token(system, code)) | Q(value=value)
 
 
 @contextmanager
@@ -151,11 +181,11 @@ def search(
 ) -> QuerySet:
     """The resources matching the query. `build`, the index key of the deployment `resources` belong to, lets each
     criterion read that index's search values alone."""
-    criteria, missing = _criteria(resource_type, query, build)
+    criteria, filters = _criteria(resource_type, query, build)
     for rows, _ in criteria:
         resources = resources.filter(id__in=rows)
-    for has, wanted in missing:
-        resources = resources.filter(id__in=has) if wanted else resources.exclude(id__in=has)
+    for condition in filters:
+        resources = resources.filter(condition)
     return resources
 
 
@@ -167,8 +197,8 @@ def count_matches(
     generation: int | None = None,
 ) -> int:
     """How many resources match: from the index's search values alone (the intersection of each criterion's resource
-    ids: values keyed by the index are its resources) when there is a criterion and no :missing, which has to look
-    at every resource.
+    ids: values keyed by the index are its resources) when there is a criterion and no condition on the resources
+    themselves (:missing, which has to look at every resource, and _lastUpdated).
 
     With the facade's `generation`, a total is counted once per generation: an index changes only when a swap makes
     it live, which grows the generation, so a client paging through 22,220 matches is not counted again on each of
@@ -183,8 +213,8 @@ def count_matches(
 def _count(
     resources: QuerySet[FacadeResource], resource_type: str, query: list[tuple[str, str]], build: int | None
 ) -> int:
-    criteria, missing = _criteria(resource_type, query, build)
-    if build is None or not criteria or missing:
+    criteria, filters = _criteria(resource_type, query, build)
+    if build is None or not criteria or filters:
         return search(resources, resource_type, query, build).count()
     # Counted over the rows of a criterion that has one value per resource, the others as semi-joins (PostgreSQL
     # hashes them: 2× faster than INTERSECT); with none, resources with several matching values are counted once.
@@ -212,13 +242,12 @@ def stored_params(resource_type: str, param: str) -> tuple[str, ...]:
 
 def _criteria(
     resource_type: str, query: list[tuple[str, str]], build: int | None
-) -> tuple[list[tuple[QuerySet, str]], list[tuple[QuerySet, bool]]]:
-    """([(the resource ids a criterion matches, its param)], [(the ids having a value of a param, whether wanted)]
-    for :missing);
-    400 for a parameter or modifier this type does not support."""
+) -> tuple[list[tuple[QuerySet, str]], list[Q]]:
+    """([(the resource ids a criterion matches, its param)], [conditions on the resources themselves: :missing,
+    _lastUpdated]); 400 for a parameter or modifier this type does not support."""
     supported = params_for(resource_type)
     values = SearchValue.objects.all() if build is None else SearchValue.objects.filter(build=build)
-    criteria, missing = [], []
+    criteria, filters = [], []
     for name, raw in query:
         if name in RESULT_PARAMS:
             continue
@@ -229,7 +258,7 @@ def _criteria(
             raise FhirError(
                 400, RequestCode.PARAMETER, f"{resource_type} has no search parameter '{param}'. Known: {known}."
             )
-        if len(criteria) + len(missing) == MAX_CRITERIA:
+        if len(criteria) + len(filters) == MAX_CRITERIA:
             raise FhirError(
                 400, RequestCode.INVALID, f"A search takes at most {MAX_CRITERIA} criteria (parameters with a value)."
             )
@@ -238,7 +267,11 @@ def _criteria(
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise FhirError(400, RequestCode.INVALID, f"{name}={raw}: :missing takes true or false.")
-            missing.append((values.filter(stored).values("resource_id"), raw == "false"))
+            if param == STAMPED:  # every resource has one
+                filters.append(Q(pk__in=[]) if raw == "true" else Q())
+                continue
+            has = Q(id__in=values.filter(stored).values("resource_id"))
+            filters.append(has if raw == "false" else ~has)
             continue
         if modifier not in ("", "exact", "text", "contains") or (modifier and kind == "date"):
             raise FhirError(400, RequestCode.PARAMETER, f"The modifier :{modifier} is not supported on '{param}'.")
@@ -251,11 +284,16 @@ def _criteria(
                 RequestCode.INVALID,
                 f"{name} has {len(alternatives)} values; a parameter takes at most {MAX_VALUES} (comma-separated).",
             )
+        if param == STAMPED:
+            filters.append(
+                reduce(operator.or_, (_date_condition(value.strip(), stamped=True) for value in alternatives))
+            )
+            continue
         matches = Q()
         for alternative in alternatives:
             matches |= _value_condition(kind, param, modifier, alternative)
         criteria.append((values.filter(stored & matches).values("resource_id"), param))
-    return criteria, missing
+    return criteria, filters
 
 
 def paging(query: list[tuple[str, str]]) -> tuple[int, int]:

@@ -72,9 +72,14 @@ def test_staged_rows_are_not_served_until_the_swap_and_the_newest_record_wins(se
     read = client.get("/fhir/clinic/Patient/p1")
     assert read.json()["meta"] == {"versionId": "1", "lastUpdated": stamp}
     assert b'"valueDecimal":0.70' in read.content.replace(b" ", b"")  # the swap's JSON update keeps the digits
-    assert SearchValue.objects.filter(resource=row, param="_lastUpdated", start=row.last_updated).count() == 1
-    found = client.get(f"/fhir/clinic/Patient?_lastUpdated=ge{stamp}").json()
-    assert [entry["resource"]["id"] for entry in found["entry"]] == ["p1"]
+    # `_lastUpdated` is searched on the row's own stamp: the swap writes no search value for it
+    assert not SearchValue.objects.filter(param="_lastUpdated").exists()
+    for query in (f"ge{stamp}", stamp, f"le{stamp}", f"ap{stamp}", f"ge{stamp[:10]}&family=later"):
+        found = client.get(f"/fhir/clinic/Patient?_lastUpdated={query}").json()
+        assert [entry["resource"]["id"] for entry in found.get("entry", [])] == ["p1"] and found["total"] == 1, query
+    for query in (f"gt{stamp}", f"lt{stamp}", f"ne{stamp}", "_lastUpdated:missing=true"):
+        found = client.get(f"/fhir/clinic/Patient?_lastUpdated={query}".replace("_lastUpdated=_", "_")).json()
+        assert found["total"] == 0 and "entry" not in found, query
 
 
 def test_a_resource_staged_again_by_a_newer_record_gets_its_search_values_rewritten(served, client) -> None:
