@@ -14,11 +14,13 @@ from mappings import caches
 from mappings.conf import engine_limits
 from mappings.engine import (
     CompiledMapping,
+    MappingError,
     TemplateReferences,
     closure_references,
     compile_mapping,
     template_references,
 )
+from mappings.engine.lookup import LookupTable as EngineTable
 from mappings.engine.reuse_compiled import LexedToken, lex, prime_compiled_code
 from mappings.errors import StudioError
 from mappings.models import Draft, LookupTable, Mapping, MappingVersion, Snippet
@@ -112,7 +114,7 @@ def frozen_library(draft: Draft) -> tuple[dict[str, str], dict[str, dict]]:
 def compile_text(
     template: str,
     snippets: dict[str, str],
-    tables: dict[str, dict],
+    tables: dict[str, dict | EngineTable],
     settings: dict,
     *,
     key: str | None = None,
@@ -156,6 +158,9 @@ class Library:
     snippets: dict[str, str]
     tables: dict[str, dict]
     digest: str  # a hash of snippets and tables
+    # The tables as the engine reads them, built once per read of the library instead of once per compile (each
+    # keystroke of a preview is a compile); one that does not load stays a dict, so compiling reports it as always.
+    engine_tables: dict[str, EngineTable | dict]
 
 
 SNIPPET, TABLE = "snippet", "table"
@@ -212,8 +217,16 @@ def _read_library(snippet_names: frozenset[str], table_names: frozenset[str]) ->
         snippets,
         tables,
         hashlib.sha256(blob.encode()).hexdigest(),
+        {name: _engine_table(name, data) for name, data in tables.items()},
     )
     return library, {stamp[:4] for stamp in stamps} == revisions
+
+
+def _engine_table(name: str, data: dict) -> EngineTable | dict:
+    try:
+        return EngineTable.from_dict(name, data)
+    except MappingError:
+        return data
 
 
 def library_for(snippet_names: Iterable[str], table_names: Iterable[str]) -> Library:
@@ -240,7 +253,7 @@ def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | 
     # most of what a cached compile cost.
     blob = json.dumps([text, library.digest, settings], sort_keys=True, default=str)
     key = "draft:" + hashlib.sha256(blob.encode()).hexdigest()
-    return compile_text(text, library.snippets, library.tables, settings, key=key, tokens=tokens)
+    return compile_text(text, library.snippets, library.engine_tables, settings, key=key, tokens=tokens)
 
 
 def compile_version(version: MappingVersion) -> CompiledMapping:

@@ -184,3 +184,13 @@ def test_a_render_validates_against_a_profile_uploaded_or_swapped_since_the_last
     relaxed["differential"]["element"].pop()
     assert api["author"].post(LIST, relaxed, format="json").status_code == 201
     assert birth_date_errors(api["viewer"]) == []
+
+
+def test_a_stored_table_that_does_not_load_is_reported_on_every_render(api, json_patient) -> None:
+    # Tables are loaded once per read of the library now, not per compile: one that fails must still fail each time.
+    LookupTable.objects.filter(name="administrative-gender").update(data={"entries": [{"code": "male"}]})
+    unsaved = (ROOT / "examples/json-patient/template.j2").read_text() + " "
+    for body in ({}, {"template": unsaved}, {"template": unsaved}):  # the draft, then unsaved text, twice
+        result = render(api["viewer"], payload=PAYLOAD, **body)
+        assert [error["code"] for error in result["errors"]] == ["FS-TPL-005"]
+        assert "administrative-gender" in result["errors"][0]["message"]
