@@ -25,6 +25,7 @@ from mappings import caches
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.models import (
     BatchJob,
+    ClientApp,
     DataSource,
     Deployment,
     Draft,
@@ -214,6 +215,14 @@ def access_facade(user: AbstractBaseUser, slug: str, *, write: bool = False) -> 
     if facade is None:
         raise StudioError("not_found", f"No facade '{slug}'.")
     return facade
+
+
+def access_client_app(user: AbstractBaseUser, client_id: str, *, write: bool = False) -> ClientApp:
+    require_role(user, ADMIN)  # reading one too: its facades and scopes say how to reach patient data
+    client = ClientApp.objects.prefetch_related("facades").filter(client_id=client_id).first()
+    if client is None:
+        raise StudioError("not_found", f"No client app '{client_id}'.")
+    return client
 
 
 def access_binding(user: AbstractBaseUser, slug: str, resource_type: str, *, write: bool = False) -> ResourceBinding:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("mappings.api.batch_urls")),
     path("", include("mappings.api.convert")),
     path("", include("mappings.api.profile_urls")),
+    path("", include("mappings.api.client_app_urls")),
 ]
