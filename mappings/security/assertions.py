@@ -63,6 +63,14 @@ def unverified_parts(assertion: str) -> tuple[dict, dict]:
     return dict(found.headers()), payload
 
 
+def claimed_client_id(assertion: str) -> str:
+    """Who the assertion says it is from, unchecked: for the audit row of a refused request only."""
+    try:
+        return str(unverified_parts(assertion)[1].get("iss", ""))[:100]
+    except OAuthError:
+        return ""
+
+
 def verified_client(assertion: str, token_url: str, facade_id: int) -> ClientApp:
     """The active client app that signed `assertion` for this token endpoint, with its jti recorded; or the reason
     it is refused."""

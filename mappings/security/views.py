@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from mappings.access import access_facade_discovery, live_deployments
 from mappings.errors import FhirError, RequestCode
 from mappings.security import actions
-from mappings.security.assertions import ALGORITHMS, OAuthError, verified_client
+from mappings.security.assertions import ALGORITHMS, OAuthError, claimed_client_id, verified_client
 from mappings.security.enforcement import smart_endpoint
 from mappings.security.scopes import ScopeError, granted, parse_scopes
 from mappings.security.tokens import ACCESS_TOKEN_SECONDS
@@ -82,7 +82,6 @@ def token(request: HttpRequest, slug: str) -> HttpResponse:
     if request.content_type != FORM:
         return _oauth_error("invalid_request", f"Send the token request as {FORM}.")
     form = request.POST
-    client_hint = str(form.get("client_id", ""))[:100]
     try:
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials.")
@@ -105,7 +104,8 @@ def token(request: HttpRequest, slug: str) -> HttpResponse:
                 f"No requested scope is allowed to '{client.client_id}' (allowed: {' '.join(client.scopes)}).",
             )
     except OAuthError as error:
-        actions.do_record_token_refused(facade, client_hint=client_hint, error=error.error, reason=error.message)
+        claimed = claimed_client_id(form.get("client_assertion", "")) or str(form.get("client_id", ""))[:100]
+        actions.do_record_token_refused(facade, client_hint=claimed, error=error.error, reason=error.message)
         return _oauth_error(error.error, error.message, error.status)
     access_token = actions.do_issue_token(facade, client, given)
     body = {
