@@ -91,3 +91,12 @@ def test_keys_in_literal_text_reuse_the_compiled_code_of_the_first_text(api, jso
     assert [(error["code"], error["line"]) for error in result["errors"]] == [("FS-TPL-001", 2)]
     result = render(api["viewer"], basic('{{ s.word() }}, "text": {"div": "' + typed + '!"}', head))
     assert (result["output"]["text"]["div"], reuse_compiled.SKELETONS.compiles) == (typed + "!", 2)
+
+
+def test_the_locating_render_of_a_text_does_not_lex_it_again(api, json_patient) -> None:
+    text = basic('"x", "text": {"div": "typed"}')
+    plain = render(api["viewer"], text)
+    response = api["viewer"].post(URL, {"payload": PAYLOAD, "template": text, "locate": True}, format="json")
+    assert response.json()["output"] == plain["output"]
+    assert list(caches.lexed.items) == [text]  # the second render found the text's tokens: one entry, this text
+    assert [kind for _, kind, _ in caches.lexed.items[text]] == ["data"]  # literal text only
