@@ -316,6 +316,9 @@ FHIR_STUDIO = {
     # studio at an internal address the administrator did not list (SSRF). SQL sources name a database listed here.
     "SOURCE_ALLOWED_HOSTS": env_list("FHIR_STUDIO_SOURCE_ALLOWED_HOSTS", ""),
     "SQL_SOURCES": env_map("FHIR_STUDIO_SQL_SOURCES", ""),
+    # SMART client apps that give a JWKS URL instead of their keys: the studio fetches it (5 s timeout, no redirects,
+    # cached 5 minutes) only from these hosts (host or host:port). Empty: inline JWKS only.
+    "JWKS_ALLOWED_HOSTS": env_list("FHIR_STUDIO_JWKS_ALLOWED_HOSTS", ""),
     # Long jobs. A chunk is one Celery task; an export file holds at most EXPORT_FILE_RESOURCES resources and
     # EXPORT_FILE_BYTES bytes (the Bulk Data IG's clients expect files they can stream, not one per type).
     "EXPORT_CHUNK_RESOURCES": env_int("FHIR_STUDIO_EXPORT_CHUNK_RESOURCES", "50000"),

@@ -23,6 +23,7 @@ import orjson
 from .environment import COMPILED_CODE, CompiledCodeCache, MappingEnvironment, build_environment
 from .errors import MappingError, Stage
 from .references import forget_references
+from .reuse_compiled import prime_traced_code
 
 if TYPE_CHECKING:
     from .pipeline import CompiledMapping
@@ -89,8 +90,10 @@ def traced_environment(compiled: CompiledMapping) -> MappingEnvironment:
     env.marker_places = generation.places
     env.bytecode_cache = generation.code
     # A marker's number is its place's index in the shared list, so two compiles must not append at once. Imports
-    # are literal and known since compile time: load them all now, so rendering compiles nothing.
+    # are literal and known since compile time: load them all now, so rendering compiles nothing. A root that differs
+    # from an earlier one only in literal text reuses its traced code (engine/reuse_compiled.py, issue 14).
     with generation.lock:
+        prime_traced_code(env, compiled.sources[compiled.name], name=compiled.name)
         for name in _imported(compiled.environment.imports, compiled.name):
             env.get_template(name)
     return env

@@ -10,9 +10,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from joserfc.jwk import ECKey
 
 from mappings import actions, models
 from mappings.demo import load_demo
+from mappings.security.actions import do_register_client_app
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIO_MODELS = [model for model in admin.site._registry if model._meta.app_label == "mappings"]
@@ -71,6 +73,7 @@ def test_it_registers_every_studio_model() -> None:
     assert names == {
         "AuditEvent",
         "BatchJob",
+        "ClientApp",
         "DataSource",
         "Deployment",
         "Draft",
@@ -94,6 +97,11 @@ def test_it_registers_every_studio_model() -> None:
 def test_it_renders_every_changelist_and_change_page_on_the_demo_data(console, superuser) -> None:
     load_demo(superuser)
     make_jobs()
+    # The demo registers no client app (a client's key pair is made on the user's machine: fhirstudio smart-client).
+    public = ECKey.generate_key("P-384").as_dict(private=False, alg="ES384", use="sig")
+    do_register_client_app(
+        acting_user=superuser, name="reporting", scopes=["system/*.rs"], facades=[], jwks={"keys": [public]}
+    )
     assert console.get(reverse("admin:index")).status_code == 200
     for model in STUDIO_MODELS:
         obj = model.objects.order_by("pk").first()
