@@ -78,7 +78,9 @@ class ErrorOut(serializers.Serializer):
 
 
 ERROR_MEANINGS = {
-    400: "Bad input: `invalid` with details {field: [messages]}, or a stable code",
+    400: "Bad input: `invalid` with details {field: [messages]}, or a stable code (`too_many_parameters` and "
+    "`invalid_host` for any operation: mappings.guard)",
+    414: "`uri_too_long`: the URL is longer than the studio takes (FHIR_STUDIO_MAX_URL_BYTES)",
     401: "Not authenticated (`not_authenticated`)",
     403: "The role does not allow this (`permission_denied`)",
     404: "No such object (`not_found`)",
@@ -90,23 +92,57 @@ ERROR_MEANINGS = {
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """The error responses of an operation, for its schema: 401 and 403 (every view authenticates and checks a role)
-    and the `statuses` it adds."""
-    return {status: OpenApiResponse(ErrorOut, description=ERROR_MEANINGS[status]) for status in (401, 403, *statuses)}
+    """The error responses of an operation, for its schema: 400 and 414 (mappings.guard refuses a request of too many
+    parameters, a foreign host or too long a URL, whatever it asks), 401 and 403 (every view authenticates and checks
+    a role), and the `statuses` it adds."""
+    return {
+        status: OpenApiResponse(ErrorOut, description=ERROR_MEANINGS[status])
+        for status in sorted({400, 401, 403, 414, *statuses})
+    }
 
 
 # --- pagination -------------------------------------------------------------------------------------------------------
 
 
 class StudioPagination(PageNumberPagination):
+    """DRF's page numbers, held to the schema: `page` and `page_size` are whole numbers in range or a 400, where DRF
+    would quietly answer page 1 for `page=` or the default size for `page_size=false` (schemathesis found them)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        return _whole_number(self.page_size_query_param, raw, self.max_page_size)
+
+    def get_page_number(self, request: Request, paginator: object) -> str:
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and raw not in self.last_page_strings:
+            _whole_number(self.page_query_param, raw, None)
+        return super().get_page_number(request, paginator)
+
+
+def _whole_number(name: str, raw: str, highest: int | None) -> int:
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else 0
+    if number < 1 or (highest is not None and number > highest):
+        limit = f"1 to {highest}" if highest else "1 or more"
+        message = f"{name} must be a whole number, {limit}; got {raw[:40]!r}."
+        raise StudioError("invalid", message, details={name: [message]})
+    return number
+
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="1-based page number (past the last one: 404)"),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="Rows per page (default 50, at most 500)"),
+    OpenApiParameter(
+        "page", {"type": "integer", "minimum": 1}, description="1-based page number (past the last one: 404)"
+    ),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": 500},
+        description="Rows per page (default 50, at most 500)",
+    ),
 ]
 
 _pages: dict[type[serializers.Serializer], serializers.Serializer] = {}

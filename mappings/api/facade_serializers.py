@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
+from mappings.api.mapping_serializers import StrictCharField, StrictSlugField, VersionNumberField
 from mappings.engine import SOURCE_FORMATS, MappingError, split_messages
 from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
@@ -20,7 +20,7 @@ CONVERT_TEMPLATES_HELP = (
 
 
 class ConvertTemplatesField(serializers.DictField):
-    child = serializers.SlugField(max_length=100)
+    child = StrictSlugField(max_length=100)
 
     def to_internal_value(self, data: object) -> dict:
         value = super().to_internal_value(data)
@@ -30,7 +30,7 @@ class ConvertTemplatesField(serializers.DictField):
 
 
 class FacadeIn(serializers.Serializer):
-    slug = serializers.SlugField(max_length=100)
+    slug = StrictSlugField(max_length=100)
     title = StrictCharField(max_length=200)
     auth_mode = serializers.ChoiceField(choices=Facade.AuthMode.choices, default=Facade.AuthMode.OPEN)
     convert_templates = ConvertTemplatesField(required=False, default=dict, help_text=CONVERT_TEMPLATES_HELP)
@@ -112,7 +112,7 @@ class ServedBindingOut(BindingOut):
 
 
 class BindingQuery(serializers.Serializer):
-    mapping = serializers.SlugField(max_length=100, required=False, help_text="Only bindings served by this mapping")
+    mapping = StrictSlugField(max_length=100, required=False, help_text="Only bindings served by this mapping")
 
 
 class FacadeOut(serializers.ModelSerializer):
@@ -153,8 +153,8 @@ class ResourceTypeField(serializers.ChoiceField):
 
 class BindingIn(serializers.Serializer):
     resource_type = ResourceTypeField()
-    mapping = serializers.SlugField(max_length=100)
-    source = serializers.SlugField(max_length=100)
+    mapping = StrictSlugField(max_length=100)
+    source = StrictSlugField(max_length=100)
 
 
 class DeployIn(serializers.Serializer):
@@ -168,7 +168,7 @@ class RollbackIn(serializers.Serializer):
 
 
 class DataSourceIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=100)
+    name = StrictSlugField(max_length=100)
     source_format = serializers.ChoiceField(choices=SOURCE_FORMATS)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=DataSource.Kind.choices, default=DataSource.Kind.STORED)
@@ -211,7 +211,7 @@ class RecordsIn(serializers.Serializer):
     """Records for one source; the view passes context={"source_format": …}. Each record is mapped on its own, so an
     HL7 v2 record must be one message: a file of several is refused here, not stored to fail later."""
 
-    records = RecordIn(many=True, allow_empty=False, max_length=10000)
+    records = RecordIn(many=True, max_length=10000)  # none is a valid upload of nothing, as the schema says
 
     def validate_records(self, records: list[dict]) -> list[dict]:
         if self.context.get("source_format") != "hl7v2":

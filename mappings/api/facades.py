@@ -316,6 +316,8 @@ class DataSourceRecords(StudioAPIView):
         form = RecordsIn(data=request.data, context={"source_format": source.source_format})
         form.is_valid(raise_exception=True)
         records = [(record["key"], record["payload"]) for record in form.validated_data["records"]]
+        if not records:  # nothing stored, so nothing to audit or re-index
+            return Response({"created": 0, "replaced": 0, "reindexed": []})
         return Response(actions.do_upload_records(source, acting_user=request.user, records=records))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from mappings.api.mapping_serializers import nul_paths
+from mappings.api.mapping_serializers import StrictSlugField, nul_paths
 from mappings.models.library import snippet_name
 
 
@@ -15,7 +15,7 @@ class SearchQuery(serializers.Serializer):
 
 
 class TableName(serializers.Serializer):
-    name = serializers.SlugField(max_length=100)
+    name = StrictSlugField(max_length=100)
 
 
 # --- what snippets and lookup tables share ---------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class LookupTableVersionOut(LibraryVersionOut):
 
 
 class LookupTableIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=100)
+    name = StrictSlugField(max_length=100)
     data = TableDataField()
     description = serializers.CharField(required=False, allow_blank=True, default="")
 

@@ -50,6 +50,17 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictSlugField(serializers.SlugField):
+    """A slug given as a string: SlugField would take the number 0 as the slug "0" (schemathesis found it)."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class StrictBooleanField(serializers.BooleanField):
     """true or false, not "yes", "1" or "on": a JSON body has real booleans."""
 
@@ -151,7 +162,7 @@ class MappingUpdateRequest(serializers.Serializer):
 
 
 class MappingCreateRequest(MappingUpdateRequest):
-    slug = serializers.SlugField(max_length=100)
+    slug = StrictSlugField(max_length=100)
     title = StrictCharField(max_length=200)
     source_format = serializers.ChoiceField(choices=SOURCE_FORMATS)
     template = StrictCharField(
@@ -231,7 +242,7 @@ class MappingOut(serializers.ModelSerializer):
 class DraftRequest(serializers.Serializer):
     template = StrictCharField(allow_blank=True, trim_whitespace=False)
     lookup_tables = serializers.ListField(
-        child=serializers.SlugField(max_length=100),
+        child=StrictSlugField(max_length=100),
         required=False,
         max_length=200,
         help_text="Lookup tables the template uses by a name in a variable, which saving cannot find by itself",
@@ -304,9 +315,11 @@ class TestRunOut(serializers.ModelSerializer):
             "created_by",
         ]
 
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_version(self, run: TestRun) -> int | None:
         return run.version.number if run.version_id else None
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_created_by(self, run: TestRun) -> str | None:
         return run.created_by.username if run.created_by_id else None
 
@@ -331,6 +344,18 @@ class TestRunDetailOut(TestRunOut):
             }
             for result in run.results
         ]
+
+
+class TestRunRowOut(TestRunOut):
+    """A row of the test-run list, for the schema: `results` comes only with results=true (the list writes rows with
+    TestRunOut or TestRunDetailOut), so it is not required."""
+
+    __test__ = False
+
+    results = CaseResultOut(many=True, required=False, help_text="Only with results=true")
+
+    class Meta(TestRunOut.Meta):
+        fields = [*TestRunOut.Meta.fields, "results"]
 
 
 class TestRunQuery(serializers.Serializer):
@@ -467,7 +492,7 @@ class SampleUpdateRequest(serializers.Serializer):
 
 
 class SampleCreateRequest(SampleUpdateRequest):
-    name = serializers.SlugField(max_length=100)
+    name = StrictSlugField(max_length=100)
     payload = StrictCharField(trim_whitespace=False, help_text="The source message, as text")
 
 

@@ -55,6 +55,7 @@ from mappings.api.mapping_serializers import (
     TestRunOut,
     TestRunQuery,
     TestRunRequest,
+    TestRunRowOut,
     VersionDetailOut,
     VersionDiffOut,
     VersionOut,
@@ -477,7 +478,7 @@ class TestRunList(StudioAPIView):
         summary="Recorded test runs, newest first (per-case results only with results=true)",
         description="The first row is the mapping's last test run, the one the mapping list shows; the editor asks "
         "for it with `page_size=1&results=true`.",
-        responses={200: page_of(TestRunDetailOut), **errors(400, 404)},
+        responses={200: page_of(TestRunRowOut), **errors(400, 404)},
     )
     def get(self, request: Request, slug: str) -> Response:
         mapping = access_mapping(request.user, slug)
