@@ -8,8 +8,6 @@
   only after one query shows that this is still what is stored, so a saved snippet or table is seen at once.
 - `root_references`: what a draft's own template imports and which tables it names, keyed by its tokens without
   its literal text (mappings.compiling.root_references): the parser's whole input, so the same key reads the same.
-- `lexed`: the Jinja tokens of the last few template texts previewed, keyed by the text itself: the editor's
-  second render of a text (the one that locates issues at their lines) does not lex it again.
 - `facades` and `live_deployments`: a facade's settings, and what it serves per resource type, keyed by the
   facade's `generation`. Every change to a facade or what it serves (a deployment going live, a binding, a pause, its
   $convert-data list) grows the generation in the same transaction, and every facade request reads the generation
@@ -17,9 +15,9 @@
 - `search_totals`: how many resources a facade search matches, keyed by the index it counted (its build key) and the
   facade's generation: an index becomes live only through a swap, which grows the generation.
 
-The engine's own caches (compiled Jinja code, plain and traced, and the skeleton code of engine/reuse_compiled.py)
-are keyed by source checksum or token shape, so they cannot go stale either. `clear()` empties every one, the
-engine's included: tests call it between databases, whose ids repeat."""
+The engine's own caches (compiled Jinja code, plain and traced, and the skeleton code and recent tokens of
+engine/reuse_compiled.py) are keyed by source checksum, token shape or text, so they cannot go stale either.
+`clear()` empties every one, the engine's included: tests call it between databases, whose ids repeat."""
 
 from __future__ import annotations
 
@@ -79,7 +77,6 @@ class LRU(Generic[Value]):
 compiled: LRU = LRU(256)
 libraries: LRU = LRU(256)
 root_references: LRU = LRU(64)
-lexed: LRU = LRU(8)
 facades: LRU = LRU(256)
 live_deployments: LRU = LRU(1024)
 search_totals: LRU = LRU(4096)  # keyed by the index and the facade's generation (mappings.facade.search)
@@ -92,14 +89,13 @@ def clear() -> None:
     compiled.clear()
     libraries.clear()
     root_references.clear()
-    lexed.clear()
     facades.clear()
     live_deployments.clear()
     search_totals.clear()
     facade_generations.clear()
     profile_registries.clear()
     engine.clear_caches()
-    reuse_compiled.SKELETONS.clear()
+    reuse_compiled.clear_caches()
 
 
 @functools.cache

@@ -245,7 +245,7 @@ def compile_draft(mapping: Mapping, template: str | None = None, draft: Draft | 
     """The draft (or `template`, for a preview of unsaved text) with the library as stored now."""
     draft = draft or mapping.draft
     text = draft.template if template is None else template
-    tokens = caches.lexed.get_or_build(text, lambda: lex(text))  # for both: its references, and its code's shape
+    tokens = lex(text)  # once, for both: what the text references, and its code's shape (kept for a second render)
     root = root_references(text, tokens)
     library = library_for(root.snippets, [*root.tables, *draft.table_names])
     settings = mapping.engine_settings()

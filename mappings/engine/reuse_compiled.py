@@ -139,12 +139,48 @@ SKELETONS = _Skeletons(tracing=False)
 TRACED_SKELETONS = _Skeletons(tracing=True)
 
 
+class _Recent:
+    """The tokens of the last few texts lexed, by text: a preview lexes its text once for its references and its
+    shape, and the run that locates its issues (traced code) or a second render of it finds them here."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self.items: OrderedDict[str, list[LexedToken] | None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def lex(self, text: str) -> list[LexedToken] | None:
+        with self.lock:
+            if text in self.items:
+                self.items.move_to_end(text)
+                return self.items[text]
+        try:
+            tokens = [(token.lineno, token.type, token.value) for token in _LEXER.tokenize(text)]
+        except TemplateSyntaxError:
+            tokens = None
+        with self.lock:
+            self.items[text] = tokens
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return tokens
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+RECENT = _Recent()
+
+
 def lex(text: str) -> list[LexedToken] | None:
-    """The text's tokens as the template environments read them; None when the lexer refuses the text."""
-    try:
-        return [(token.lineno, token.type, token.value) for token in _LEXER.tokenize(text)]
-    except TemplateSyntaxError:
-        return None
+    """The text's tokens as the template environments read them (never to be changed: they are shared); None when
+    the lexer refuses the text."""
+    return RECENT.lex(text)
+
+
+def clear_caches() -> None:
+    SKELETONS.clear()
+    TRACED_SKELETONS.clear()
+    RECENT.clear()
 
 
 def shape_of(tokens: list[LexedToken]) -> Shape:

@@ -98,5 +98,5 @@ def test_the_locating_render_of_a_text_does_not_lex_it_again(api, json_patient) 
     plain = render(api["viewer"], text)
     response = api["viewer"].post(URL, {"payload": PAYLOAD, "template": text, "locate": True}, format="json")
     assert response.json()["output"] == plain["output"]
-    assert list(caches.lexed.items) == [text]  # the second render found the text's tokens: one entry, this text
-    assert [kind for _, kind, _ in caches.lexed.items[text]] == ["data"]  # literal text only
+    assert list(reuse_compiled.RECENT.items) == [text]  # the second render found the text's tokens: one entry
+    assert [kind for _, kind, _ in reuse_compiled.RECENT.items[text]] == ["data"]  # literal text only
