@@ -9,15 +9,18 @@ import random
 from types import CodeType
 
 import pytest
+from django.conf import settings
 
 from mappings import caches
 from mappings.engine import MappingError, compile_mapping, run_mapping
 from mappings.engine.environment import COMPILED_CODE, MARKER, CompiledCodeCache, build_environment
 from mappings.engine.reuse_compiled import _PREFIX, SKELETONS, TRACED_SKELETONS, prime_compiled_code, prime_traced_code
+from mappings.examples import list_examples
 from tests.api.conftest import ROOT
 from tests.engine.test_hostile_templates import REFUSED_AT_COMPILE, REFUSED_AT_RUN
 
 NAME = "template.j2"
+DEMO = "hl7v2-adt-a01"
 DEMOS = sorted(path.parent.name for path in (ROOT / "examples").glob("*/template.j2"))
 # What an analyst types: letters and spaces, JSON punctuation, and what opens or closes a tag.
 KEYS = ["a", "Z", "7", " ", "\n", '"', ",", ":", "{", "}", "[", "%", "#", "-", "\\", "'", "é"]
@@ -136,6 +139,26 @@ def test_traced_code_is_what_a_full_traced_compile_makes(demo: str) -> None:
     assert canonical(cached_code(text + " ", other.bytecode_cache), other.marker_places) == full_compile(
         text + " ", tracing=True
     )
+
+
+def test_keys_typed_after_a_comma_are_traced_to_their_line_with_reused_code() -> None:
+    """End to end through engine/locate.py: the JSON error of each text is traced to its line by reused code."""
+    adt = next(example for example in list_examples(settings.FHIR_STUDIO["EXAMPLES_DIR"]) if example.name == DEMO)
+    payload = adt.cases[0].payload()
+
+    def located(template: str) -> list[tuple[str, str | None, int | None]]:
+        compiled = compile_mapping(template, snippets=adt.snippets, lookup_tables=adt.lookup_tables)
+        result = run_mapping(compiled, payload, source_format="hl7v2", locate_issues=True)
+        return [(error.code, error.template, error.line) for error in result.errors]
+
+    text = adt.template.replace('"transaction",', '"transaction",x', 1)
+    line = text[: text.index('"transaction",x')].count("\n") + 1
+    typed = [text.replace(",x", ",x" + "abc"[:count], 1) for count in range(4)]
+    reused = [located(template) for template in typed]
+    assert TRACED_SKELETONS.compiles == 1  # four texts of one shape: one traced skeleton
+    assert all(errors[0] == ("FS-PST-001", NAME, line) for errors in reused)
+    caches.clear()
+    assert located(typed[-1]) == reused[-1]  # the same with every cache emptied (its own skeleton)
 
 
 def test_a_broken_template_reports_the_error_and_line_a_full_compile_reports() -> None:
