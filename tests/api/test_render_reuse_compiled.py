@@ -117,6 +117,43 @@ def test_it_makes_the_code_a_full_compile_makes_for_every_one_key_edit(demo: str
     assert reused >= 5  # keys in literal text (an eighth to a half of them, by demo) reuse the skeleton
 
 
+# Every construct that holds literal text: blocks that buffer it, escape it, filter it, pass it to a caller, or keep
+# tags in it as text; whitespace control on both sides.
+CONSTRUCTS = """{#- a comment -#}
+{%- macro item(value) -%}["item", {{ value | tojson }}, {{ caller() }}]{%- endmacro -%}
+{%- set kept -%}kept text{%- endset -%}
+{"resourceType": "Basic", "id": "text-1",
+ "a": {% filter lower %}"UPPER Text"{% endfilter %},
+ "b": {% autoescape true %}"<b> & {{ '<i>' }}"{% endautoescape %},
+ "c": {% call item("x") %}"called text"{% endcall %},
+ "d": "{% raw %}{{ not a tag }}{% endraw %}",
+ "e": "{{ kept }}",
+ "f": [{% for n in [1, 2] %}"n{{ n }} text",   {% endfor %}"end"],
+ "g": "{{ "folded" }}  {{- " joined" }}"
+}
+"""
+
+
+def test_it_makes_the_code_a_full_compile_makes_for_every_construct_that_holds_literal_text() -> None:
+    assert prime_compiled_code(CONSTRUCTS)
+    output = run(CONSTRUCTS)
+    assert (
+        output["a"] == "upper text"
+        and output["d"] == "{{ not a tag }}"
+        and output["f"] == ["n1 text", "n2 text", "end"]
+    )
+    reused = 0
+    for edited in one_key_edits(CONSTRUCTS, 80, seed=3):
+        compiles_before = SKELETONS.compiles
+        expected = full_compile(edited)
+        if prime_compiled_code(edited):
+            assert canonical(cached_code(edited)) == expected
+            reused += SKELETONS.compiles == compiles_before
+        else:
+            assert isinstance(expected, tuple)
+    assert reused >= 10
+
+
 @pytest.mark.parametrize("demo", ["hl7v2-adt-a01", "ccda-ccd"])
 def test_traced_code_is_what_a_full_traced_compile_makes(demo: str) -> None:
     """The runs that find the template line of a JSON error or a validation issue compile the root with line markers
