@@ -291,7 +291,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-_DEMO_PASSWORD_SET = "FHIR_STUDIO_DEMO_PASSWORD" in os.environ or "FHIR_STUDIO_DEMO_PASSWORD_FILE" in os.environ
+DEMO_PASSWORD_SET = "FHIR_STUDIO_DEMO_PASSWORD" in os.environ or "FHIR_STUDIO_DEMO_PASSWORD_FILE" in os.environ
 
 
 def _generated_demo_password() -> str:
@@ -311,7 +311,7 @@ FHIR_STUDIO = {
     "DEFAULT_TIMEZONE": env_str("FHIR_STUDIO_DEFAULT_TIMEZONE", "UTC"),
     # The demo admin user `fhirstudio demo` creates (scripts/run), with a password generated into ./var unless one
     # is set. Set it empty for no demo user.
-    "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "") if _DEMO_PASSWORD_SET else _generated_demo_password(),
+    "DEMO_PASSWORD": env_secret("FHIR_STUDIO_DEMO_PASSWORD", "") if DEMO_PASSWORD_SET else _generated_demo_password(),
     # Facade data sources. HTTP sources may only reach these hosts (host or host:port): an author cannot point the
     # studio at an internal address the administrator did not list (SSRF). SQL sources name a database listed here.
     "SOURCE_ALLOWED_HOSTS": env_list("FHIR_STUDIO_SOURCE_ALLOWED_HOSTS", ""),
