@@ -76,6 +76,15 @@ def test_an_expired_token_says_so(protected, client, monkeypatch) -> None:
     assert answer.status_code == 401 and "expired" in answer.json()["issue"][0]["diagnostics"]
 
 
+def test_a_token_already_checked_still_runs_out_after_five_minutes(protected, client, monkeypatch) -> None:
+    token = token_for(client, "system/*.rs")
+    assert client.get("/fhir/clinic/Patient", **bearer(token)).status_code == 200  # checked, and remembered
+    issued = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued + 301)
+    answer = client.get("/fhir/clinic/Patient", **bearer(token))
+    assert answer.status_code == 401 and "expired" in answer.json()["issue"][0]["diagnostics"]
+
+
 @pytest.mark.parametrize(
     "scopes, read, search",
     [
