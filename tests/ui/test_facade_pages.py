@@ -143,7 +143,9 @@ def test_it_removes_a_binding_after_asking_and_the_type_is_no_longer_served(open
     page.locator("#bindings tr[data-type=Immunization]").wait_for(state="detached")
     assert "Immunization is no longer served." in page.inner_text("#action-result")
     assert requests.get(f"{studio['url']}/fhir/demo/Immunization", timeout=10).status_code == 404
-    assert "nothing" in page.locator("#sources tr[data-source=hl7v2-vxu-v04-messages]").inner_text()  # read by
+    # The sources card's "read by" column: demo no longer reads the source; demo-smart (the same types, protected) does.
+    read_by = page.locator("#sources tr[data-source=hl7v2-vxu-v04-messages]").inner_text()
+    assert "demo-smart/Immunization" in read_by and "demo/Immunization" not in read_by
 
 
 def test_it_manages_data_sources_from_the_page(open_browser, studio) -> None:

@@ -110,7 +110,8 @@ class Command(BaseCommand):
         sys.exit(self.test(options))
 
     def demo(self) -> None:
-        """The demo admin user, so a newcomer can sign in (its password comes from FHIR_STUDIO_DEMO_PASSWORD), and
+        """The demo admin user, so a newcomer can sign in (its password comes from FHIR_STUDIO_DEMO_PASSWORD, or is
+        generated once into the var directory: fhirstudio/settings.py), and
         the demo mappings, imported as that user (or as nobody when there is no such user)."""
         password = settings.FHIR_STUDIO["DEMO_PASSWORD"]
         user_model = get_user_model()
@@ -118,7 +119,8 @@ class Command(BaseCommand):
             self.stdout.write("FHIR_STUDIO_DEMO_PASSWORD is empty: no demo user created.")
         elif not user_model.objects.filter(username="admin").exists():
             user_model.objects.create_superuser("admin", "admin@example.org", password)
-            self.stdout.write("Created the demo user 'admin' (password from FHIR_STUDIO_DEMO_PASSWORD).")
+            where = "FHIR_STUDIO_DEMO_PASSWORD" if settings.DEMO_PASSWORD_SET else settings.VAR_DIR / "demo-password"
+            self.stdout.write(f"Created the demo user 'admin' (password in {where}).")
         summary = load_demo(user_model.objects.filter(username="admin").first())
         for line in summary.lines():
             self.stdout.write(line)
