@@ -33,7 +33,7 @@ from types import CodeType
 
 from jinja2 import TemplateSyntaxError
 from jinja2.ext import Extension
-from jinja2.lexer import Token, TokenStream
+from jinja2.lexer import TOKEN_DATA, TOKEN_RAW_BEGIN, TOKEN_RAW_END, Token, TokenStream, ignored_tokens
 
 from .environment import COMPILED_CODE, MARKER, CompiledCodeCache, MappingEnvironment, build_environment
 
@@ -44,7 +44,7 @@ _SENTINEL = re.compile(re.escape(_PREFIX) + r"(\d+)\x1a")
 # The lexer every MappingEnvironment has (Jinja shares one per syntax): extensions change no token before a filter.
 _LEXER = build_environment({}, strict=False, max_value_bytes=1, lookup_tables={}, timezone="UTC").lexer
 
-LexedToken = tuple[int, str, object]  # (line, type, value) as Jinja's lexer gives them
+LexedToken = tuple[int, str, str]  # (line, type, source text) as Jinja's lexer reads them
 Shape = tuple  # a text's tokens with every piece of literal text reduced to its line: what its code depends on
 
 
@@ -154,7 +154,7 @@ class _Recent:
                 self.items.move_to_end(text)
                 return self.items[text]
         try:
-            tokens = [(token.lineno, token.type, token.value) for token in _LEXER.tokenize(text)]
+            tokens = _tokens(text)
         except TemplateSyntaxError:
             tokens = None
         with self.lock:
@@ -169,6 +169,21 @@ class _Recent:
 
 
 RECENT = _Recent()
+_SKIPPED = frozenset({*ignored_tokens, TOKEN_RAW_BEGIN, TOKEN_RAW_END})  # what Lexer.wrap drops
+
+
+def _tokens(text: str) -> list[LexedToken]:
+    """Jinja's raw tokens, without `Lexer.wrap`'s conversions (a third of the lexer's time on the ADT demo): a code
+    token keeps its source text, which decides its converted value, so equal lists still mean equal parses. Literal
+    text gets wrap's newline normalization: it is what the template writes. A value wrap would refuse (an invalid
+    identifier or string escape) is refused when the text or its skeleton compiles, as always."""
+    found = []
+    for line, kind, value in _LEXER.tokeniter(text, None):
+        if kind == TOKEN_DATA:
+            found.append((line, kind, _LEXER._normalize_newlines(value)))
+        elif kind not in _SKIPPED:
+            found.append((line, kind, value))
+    return found
 
 
 def lex(text: str) -> list[LexedToken] | None:

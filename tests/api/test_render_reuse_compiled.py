@@ -23,7 +23,7 @@ NAME = "template.j2"
 DEMO = "hl7v2-adt-a01"
 DEMOS = sorted(path.parent.name for path in (ROOT / "examples").glob("*/template.j2"))
 # What an analyst types: letters and spaces, JSON punctuation, and what opens or closes a tag.
-KEYS = ["a", "Z", "7", " ", "\n", '"', ",", ":", "{", "}", "[", "%", "#", "-", "\\", "'", "é"]
+KEYS = ["a", "Z", "7", " ", "\n", '"', ",", ":", "{", "}", "[", "%", "#", "-", "\\", "'", "é", "\r\n", "\r"]
 
 
 def canonical(code: CodeType, places: list | None = None) -> list:
@@ -115,6 +115,9 @@ def test_it_makes_the_code_a_full_compile_makes_for_every_one_key_edit(demo: str
         else:
             assert isinstance(expected, tuple), "a text that compiles must be primed"  # an error: compiled normally
     assert reused >= 5  # keys in literal text (an eighth to a half of them, by demo) reuse the skeleton
+    windows = text.replace("\n", "\r\n")  # saved from another editor: literal text is written with \n
+    assert prime_compiled_code(windows)
+    assert canonical(cached_code(windows)) == full_compile(windows)
 
 
 # Every construct that holds literal text: blocks that buffer it, escape it, filter it, pass it to a caller, or keep
