@@ -7,6 +7,8 @@ import time
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from joserfc import jwt
 
 from mappings import actions
@@ -74,6 +76,15 @@ def test_an_expired_token_says_so(protected, client, monkeypatch) -> None:
     monkeypatch.setattr(time, "time", lambda: 10**10)
     answer = client.get("/fhir/clinic/Patient", **bearer(token))
     assert answer.status_code == 401 and "expired" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_a_warm_protected_read_is_one_query_as_an_open_one_is(protected, client) -> None:
+    token = token_for(client, "system/Patient.r")
+    path = f"/fhir/clinic/Patient/{patient_id(protected)}"
+    assert client.get(path, **bearer(token)).status_code == 200  # warms the worker's guess and the token check
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path, **bearer(token)).status_code == 200
+    assert len(queries) == 1, [query["sql"] for query in queries]  # the token needs no row of its own
 
 
 def test_a_token_already_checked_still_runs_out_after_five_minutes(protected, client, monkeypatch) -> None:
