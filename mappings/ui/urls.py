@@ -24,6 +24,7 @@ urlpatterns: list[URLPattern] = [
     path("mappings/<slug:slug>/", views.mapping_editor, name="mapping-editor-page"),
     path("mappings/<slug:slug>/history", views.mapping_history, name="mapping-history-page"),
     *list_and_items("facades", "<slug:slug>/", (views.facade_list, views.facade_detail), "facade"),
+    path("client-apps/", views.client_app_list, name="client-app-list-page"),
     *list_and_items("batches", "<int:batch_id>/", (views.batch_list, views.batch_detail), "batch"),
     *list_and_items("profiles", "<path:ref>", (views.profile_list, views.profile_detail), "profile"),
     *list_and_items("library/snippets", "<path:name>", (views.snippet_list, views.snippet_editor), "snippet", "editor"),

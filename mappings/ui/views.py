@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -25,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
 from mappings.access import (
+    ADMIN,
     AUTHOR,
     RANK,
     access_batch,
@@ -37,6 +39,7 @@ from mappings.access import (
 from mappings.api.mapping_serializers import MappingQuery
 from mappings.engine import SOURCE_FORMATS
 from mappings.errors import StudioError
+from mappings.models import ClientApp
 from mappings.profiles import access_definition
 
 
@@ -355,3 +358,15 @@ def swagger_ui_file(request: HttpRequest, name: str) -> HttpResponse:
     response["Vary"] = "Accept-Encoding"
     response["Cache-Control"] = "public, max-age=31536000, immutable"  # asked for with the package's version
     return response
+
+
+@login_required
+def client_app_list(request: HttpRequest) -> HttpResponse:
+    """SMART client apps (admins only, as in the API): who may get tokens for which protected facade."""
+    if role_of(request.user) != ADMIN:
+        raise PermissionDenied("Client apps are for admins.")
+    apps = ClientApp.objects.prefetch_related("facades").order_by("client_id")
+    base = request.build_absolute_uri("/").rstrip("/")
+    return render(
+        request, "security/client_apps.html", {"page_title": "Client apps", "client_apps": apps, "base": base}
+    )
