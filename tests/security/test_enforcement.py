@@ -13,7 +13,7 @@ from joserfc import jwt
 
 from mappings import actions
 from mappings.jobs.exports import plan_export_direct, run_export_chunk_direct
-from mappings.models import ExportJob
+from mappings.models import ExportJob, Facade
 from mappings.security import tokens
 from mappings.security.actions import do_update_client_app
 from mappings.security.scopes import parse_scopes
@@ -171,6 +171,21 @@ def test_export_needs_read_and_search_on_every_exported_type(protected, client) 
 def test_an_export_without_type_is_narrowed_to_what_the_token_covers(protected, client) -> None:
     assert kickoff(client, token_for(client, "system/Patient.rs")).status_code == 202
     assert ExportJob.objects.get().parameters["types"] == ["Patient"]
+
+
+def test_a_group_export_reads_a_served_group_only_with_read_on_group(protected, client) -> None:
+    patients = [patient_id(protected)]
+    actions.do_save_patient_group(
+        Facade.objects.get(slug="clinic"), acting_user=None, group_id="ward", name="Ward", patient_ids=patients
+    )
+    narrow = token_for(client, "system/Patient.rs")
+    ward = client.get("/fhir/clinic/Group/ward/$export", HTTP_PREFER="respond-async", **bearer(narrow))
+    assert ward.status_code == 202, ward.content  # a group defined in the studio is no Group resource
+    served = client.get("/fhir/clinic/Group/g1/$export", HTTP_PREFER="respond-async", **bearer(narrow))
+    assert served.status_code == 403  # a Group the facade would serve: reading it needs r on Group
+    wide = token_for(client, "system/*.rs")
+    unknown = client.get("/fhir/clinic/Group/g1/$export", HTTP_PREFER="respond-async", **bearer(wide))
+    assert unknown.status_code == 404
 
 
 def test_status_files_and_delete_need_the_clients_own_token(protected, client) -> None:
