@@ -289,7 +289,8 @@ def main() -> None:
             print(
                 f"  do_deploy {figures['deploy_s']:.1f} s · plan {figures['plan_s']:.1f} s · chunks "
                 f"{figures['chunks_s']:.1f} s ({figures['chunk_rate']:,.1f}/s) · swap {figures['swap_s']:.1f} s · "
-                f"PostgreSQL CPU {figures['database_cpu'].total():.1f} s ("
+                f"PostgreSQL CPU {figures['database_cpu'].total():.1f} s, "
+                f"{figures['database_cpu'].total() * 1000 / options.records:.2f} s per 1,000 records ("
                 + ", ".join(f"{role} {cpu:.1f}" for role, cpu in figures["database_cpu"].most_common())
                 + ")  "
                 f"[{uptime().split('load average: ')[-1]}]",
