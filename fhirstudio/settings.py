@@ -96,6 +96,29 @@ if HOST in ("0.0.0.0", "::") and "ALLOWED_HOSTS" not in os.environ:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_ROOT = env_str("SITE_ROOT", "http://localhost:8000")
 
+# Browser security (issue 15). Cookies that only travel over HTTPS and HSTS make sense only where the studio is served
+# over HTTPS, so both follow SITE_ROOT unless set. Behind a proxy that ends TLS, FHIR_STUDIO_BEHIND_HTTPS_PROXY=true
+# trusts its X-Forwarded-Proto (only then: a client could send the header itself) so requests count as secure.
+_HTTPS = SITE_ROOT.lower().startswith("https://")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("FHIR_STUDIO_SECURE_COOKIES", "true" if _HTTPS else "false")
+SECURE_HSTS_SECONDS = env_int("FHIR_STUDIO_HSTS_SECONDS", "31536000" if _HTTPS and not DEBUG else "0")
+if env_bool("FHIR_STUDIO_BEHIND_HTTPS_PROXY", "false"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Sent with every HTML answer (mappings.guard): the pages run only the studio's own script files, no inline script;
+# inline styles stay allowed (Swagger UI and the editor set them). Empty: no policy. Off with DEBUG, whose error pages
+# run inline scripts.
+CONTENT_SECURITY_POLICY = env_str(
+    "FHIR_STUDIO_CONTENT_SECURITY_POLICY",
+    ""
+    if DEBUG
+    else "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -134,6 +157,23 @@ MAX_URL_BYTES = env_int("FHIR_STUDIO_MAX_URL_BYTES", "8000")
 # Bodies Django reads whole (facade $validate, $convert-data, POST _search; the pages' forms): past this, 413. The
 # studio API reads its JSON as a stream and has its own limit for mapping input (FHIR_STUDIO_MAX_INPUT_BYTES).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FHIR_STUDIO_MAX_BODY_BYTES", str(2_621_440))
+
+# Sign-in: the throttle (mappings.login_throttle) refuses a username from an address after LOGIN_FAILURES failed
+# sign-ins within LOGIN_WINDOW_SECONDS, before any backend checks the password.
+AUTHENTICATION_BACKENDS = [
+    "mappings.login_throttle.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The throttle counts failures in this cache. Default: files under ./var, shared by every process of one machine
+# (web workers included); several machines need a shared one: FHIR_STUDIO_CACHE_URL=redis://host:6379/5.
+_CACHE_URL = env_str("FHIR_STUDIO_CACHE_URL", "")
+if _CACHE_URL and not _CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"FHIR_STUDIO_CACHE_URL={_CACHE_URL!r}: expected redis://host:port/db")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+    if _CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+}
 
 ROOT_URLCONF = "fhirstudio.urls"
 WSGI_APPLICATION = "fhirstudio.wsgi.application"
@@ -319,6 +359,13 @@ FHIR_STUDIO = {
     # SMART client apps that give a JWKS URL instead of their keys: the studio fetches it (5 s timeout, no redirects,
     # cached 5 minutes) only from these hosts (host or host:port). Empty: inline JWKS only.
     "JWKS_ALLOWED_HOSTS": env_list("FHIR_STUDIO_JWKS_ALLOWED_HOSTS", ""),
+    # Credentials of HTTP data sources are stored encrypted (mappings/secrets.py) with these keys, comma-separated:
+    # the first encrypts, every one decrypts (to rotate, put a new key first and keep the old one after it). Any
+    # string of 32+ random characters; unset, one is generated once into ./var/secrets-key.
+    "SECRETS_KEYS": [key.strip() for key in env_secret("FHIR_STUDIO_SECRETS_KEY", "").split(",") if key.strip()]
+    or [generated_secret(VAR_DIR / "secrets-key")],
+    "LOGIN_FAILURES": env_int("FHIR_STUDIO_LOGIN_FAILURES", "5"),
+    "LOGIN_WINDOW_SECONDS": env_int("FHIR_STUDIO_LOGIN_WINDOW_SECONDS", "900"),
     # Long jobs. A chunk is one Celery task; an export file holds at most EXPORT_FILE_RESOURCES resources and
     # EXPORT_FILE_BYTES bytes (the Bulk Data IG's clients expect files they can stream, not one per type).
     "EXPORT_CHUNK_RESOURCES": env_int("FHIR_STUDIO_EXPORT_CHUNK_RESOURCES", "50000"),

@@ -10,7 +10,9 @@ After the rest has answered, an error response that is not already in its part's
 /api/ any HTML or plain-text error (Django's debug pages with a traceback, the settings or the URL map, in any mode)
 and any empty one (Django's bare 405s); elsewhere empty errors, and in DEBUG Django's 400 and 403 pages. Outside
 /fhir/ and /api/ with DEBUG on, Django's 404 and 500 debug pages stay: the developer asked for them (the host was
-checked first, so only a host the studio serves can see them)."""
+checked first, so only a host the studio serves can see them).
+
+Every HTML answer leaves with the Content-Security-Policy of settings.CONTENT_SECURITY_POLICY (no inline scripts)."""
 
 from __future__ import annotations
 
@@ -123,12 +125,21 @@ class RequestGuard:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         refused = refusal(request)
         if refused is not None:
-            return refused
+            return with_policy(refused)
         response = self.get_response(request)
         if needs_cleaning(request, response):
             clean = error_response(request, response.status_code)
             for header in KEPT_HEADERS:
                 if response.has_header(header):
                     clean[header] = response[header]
-            return clean
-        return response
+            response = clean
+        return with_policy(response)
+
+
+def with_policy(response: HttpResponse) -> HttpResponse:
+    """Every HTML answer (the studio's pages, the admin, error pages) gets the Content-Security-Policy: a script that
+    found its way into a page through some unescaped value does not run, as only the studio's own files may."""
+    policy = settings.CONTENT_SECURITY_POLICY
+    if policy and response.get("Content-Type", "").startswith("text/html"):
+        response.headers.setdefault("Content-Security-Policy", policy)
+    return response

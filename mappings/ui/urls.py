@@ -5,6 +5,7 @@ from collections.abc import Callable
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
+from mappings.login_throttle import ThrottledLoginView
 from mappings.ui import views
 
 
@@ -18,7 +19,7 @@ def list_and_items(prefix: str, item: str, pages: tuple[Callable, Callable], nam
 
 
 urlpatterns: list[URLPattern] = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),  # refuses after repeated failures (429)
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.mapping_list, name="mapping-list-page"),
     path("mappings/<slug:slug>/", views.mapping_editor, name="mapping-editor-page"),
