@@ -2,8 +2,8 @@
 address within LOGIN_WINDOW_SECONDS, further attempts are refused without checking the password, until the window
 that began with the first failure ends; a successful sign-in clears the count.
 
-The refusal is made by ThrottleBackend, first in AUTHENTICATION_BACKENDS: it raises PermissionDenied, which makes
-django.contrib.auth.authenticate() stop before any backend reads the password, on every form that signs in (the
+The refusal is made by ThrottledModelBackend (AUTHENTICATION_BACKENDS): it raises PermissionDenied, which makes
+django.contrib.auth.authenticate() stop before the password is read, on every form that signs in (the
 studio's login page, the admin's). The studio's login page (ThrottledLoginView) answers such a request with a 429
 page and a Retry-After header. Counts live in the default cache (settings.CACHES: files under ./var shared by one
 machine's processes, or Redis across machines). Concurrent failures may lose a count between workers: the limit is a
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import user_logged_in, user_login_failed
-from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -72,15 +73,18 @@ def audit_refusal(request: HttpRequest | None, username: str) -> None:
     audit(None, LOGIN_REFUSED, Login(username[:100]), address=_address(request))
 
 
-class ThrottleBackend(BaseBackend):
-    """Authenticates nobody: refuses a throttled username+address before the backends after it check anything."""
+class ThrottledModelBackend(ModelBackend):
+    """Django's username and password backend, refusing a throttled username+address before the password is looked
+    at. One backend, not one in front of ModelBackend: force_login and the session name the first backend listed."""
 
-    def authenticate(self, request: HttpRequest | None, username: str | None = None, **credentials: object) -> None:
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: object
+    ) -> AbstractBaseUser | None:
         if username is not None and retry_after(request, username):
             if request is not None:
                 request.login_refused = True  # not a failure to count: the password was never checked
-            raise PermissionDenied
-        return None
+            raise PermissionDenied  # authenticate() stops here and reports a failed sign-in
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 @receiver(user_login_failed, dispatch_uid="login-throttle-failed")

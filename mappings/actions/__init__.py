@@ -31,6 +31,7 @@ from mappings.actions.facades import (
     do_delete_binding,
     do_delete_data_source,
     do_delete_facade,
+    do_update_data_source,
     do_update_facade,
     do_upload_records,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "do_save_patient_group",
     "do_start_batch",
     "do_start_export",
+    "do_update_data_source",
     "do_update_facade",
     "do_update_lookup_table",
     "do_update_mapping",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from mappings import secrets
 from mappings.api.mapping_serializers import StrictCharField, StrictSlugField, VersionNumberField
 from mappings.engine import SOURCE_FORMATS, MappingError, split_messages
 from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
@@ -181,21 +182,30 @@ class DataSourceIn(serializers.Serializer):
     )
 
 
+class DataSourceUpdate(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    config = serializers.DictField(
+        required=False,
+        help_text=f"The whole settings (as in DataSourceIn). Credentials are write-only: {secrets.MASK!r}, or a "
+        "token/password left out of an auth of the same type, keeps the stored one; send a new value to change it.",
+    )
+
+
 class DataSourceOut(serializers.ModelSerializer):
     """A data source; serializes rows annotated with `record_count` and with `bindings__facade` prefetched."""
 
     records = serializers.IntegerField(source="record_count", read_only=True)
-    config = serializers.SerializerMethodField(help_text="The source's settings, credentials masked")
+    config = serializers.SerializerMethodField(
+        help_text=f"The source's settings; a credential that is set reads {secrets.MASK!r} (auth.token, auth.password, "
+        "and the values of headers like Authorization or X-Api-Key)"
+    )
     used_by = serializers.SerializerMethodField(help_text="The bindings that read it, as facade/type")
 
     def get_used_by(self, source: DataSource) -> list[str]:
         return sorted(f"{binding.facade.slug}/{binding.resource_type}" for binding in source.bindings.all())
 
     def get_config(self, source: DataSource) -> dict:
-        config = dict(source.config)
-        if isinstance(config.get("auth"), dict):  # tokens and passwords are written, never read back
-            config["auth"] = {key: value if key == "type" else "***" for key, value in config["auth"].items()}
-        return config
+        return secrets.masked(source.config)  # tokens, passwords, secret headers: written, never read back
 
     class Meta:
         model = DataSource

@@ -27,6 +27,7 @@ from mappings.api.facade_serializers import (
     DataSourceIn,
     DataSourceOut,
     DataSourceQuery,
+    DataSourceUpdate,
     DeployIn,
     DeploymentOut,
     FacadeIn,
@@ -288,6 +289,21 @@ class DataSourceDetail(StudioAPIView):
     @extend_schema(tags=[TAG], summary="One data source", responses={200: DataSourceOut, **errors(404)})
     def get(self, request: Request, name: str) -> Response:
         source = access_data_source(request.user, name)
+        return Response(DataSourceOut(_sources().get(pk=source.pk)).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Change a data source's description or settings (author)",
+        description="Credentials are write-only: answers show them as `********`; a config that sends `********` "
+        "(or leaves a token/password out of an auth of the same type) keeps the stored one.",
+        request=DataSourceUpdate,
+        responses={200: DataSourceOut, **errors(400, 404)},
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        source = access_data_source(request.user, name, write=True)
+        form = DataSourceUpdate(data=request.data)
+        form.is_valid(raise_exception=True)
+        actions.do_update_data_source(source, acting_user=request.user, **form.validated_data)
         return Response(DataSourceOut(_sources().get(pk=source.pk)).data)
 
     @extend_schema(

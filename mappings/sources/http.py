@@ -2,6 +2,8 @@
 auth, a timeout and retries with backoff. Only hosts the administrator allowed (FHIR_STUDIO_SOURCE_ALLOWED_HOSTS) can
 be reached, redirects are not followed, and parameters are URL-encoded into the template: no SSRF through a config
 or a search value.
+Credentials (auth.token, auth.password, secret headers) are stored encrypted and decrypted just before the call
+(mappings/secrets.py).
 
 `list_path` (optional) lists every record page by page for a bulk `$export`: `{page}` (from `first_page`, default 1),
 `{offset}` or `{after}` (the `key_field` of the previous page's last record, empty on the first page), with an optional
@@ -17,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.conf import settings
 
+from mappings import secrets
 from mappings.sources import SourceError
 
 RETRY_STATUSES = {502, 503, 504}
@@ -56,6 +59,10 @@ def _get(config: dict, url: str) -> str | None:
     """The body the API answers at `url`; None for a 404."""
     if not allowed(url):
         raise SourceError(f"{urlsplit(url).netloc or url} is not an allowed host for data sources.", status=500)
+    try:
+        config = secrets.opened(config)  # the credentials, decrypted only here, for this call
+    except secrets.SecretsKeyError as exc:
+        raise SourceError(str(exc), status=503) from exc
     headers = {str(key): str(value) for key, value in (config.get("headers") or {}).items()}
     auth = config.get("auth") or {}
     if auth.get("type") == "bearer":
