@@ -130,7 +130,7 @@ def do_create_data_source(
 
 
 def _sealed(config: dict, previous: dict | None = None) -> dict:
-    """Credentials encrypted for storage (mappings/secrets.py); "********" keeps the stored one."""
+    """Credentials encrypted for storage (mappings/secrets.py); "***" keeps the stored one."""
     try:
         return secrets.seal(config, previous)
     except secrets.MaskWithoutValue as exc:
@@ -145,7 +145,7 @@ SOURCE_UPDATED = "source.updated"
 def do_update_data_source(
     source: DataSource, *, acting_user: AbstractBaseUser, description: str | None = None, config: dict | None = None
 ) -> DataSource:
-    """Change a source's description or settings. Secrets not sent again (or sent as "********") are kept; the audit
+    """Change a source's description or settings. Secrets not sent again (or sent as "***") are kept; the audit
     row shows settings masked. Facades reading the source see the change on their next request."""
     source = DataSource.objects.select_for_update().get(pk=source.pk)
     before = {"description": source.description, "config": secrets.masked(source.config)}

@@ -294,7 +294,7 @@ class DataSourceDetail(StudioAPIView):
     @extend_schema(
         tags=[TAG],
         summary="Change a data source's description or settings (author)",
-        description="Credentials are write-only: answers show them as `********`; a config that sends `********` "
+        description="Credentials are write-only: answers show them as `***`; a config that sends `***` "
         "(or leaves a token/password out of an auth of the same type) keeps the stored one.",
         request=DataSourceUpdate,
         responses={200: DataSourceOut, **errors(400, 404)},

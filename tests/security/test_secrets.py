@@ -143,7 +143,7 @@ def test_an_update_keeps_secrets_it_does_not_resend(client, users, json_patient,
     changed = {**shown, "auth": {"type": "basic", "username": "svc", "password": "a-new-one"}}
     assert author.patch("/api/sources/legacy-http/", {"config": changed}, format="json").status_code == 200
     assert search(client).status_code == 502
-    # "********" where nothing is stored is refused
+    # "***" where nothing is stored is refused
     bad = {**shown, "headers": {"X-Token": secrets.MASK}}
     refused = author.patch("/api/sources/legacy-http/", {"config": bad}, format="json")
     assert refused.status_code == 400 and refused.json()["code"] == "invalid", refused.content
