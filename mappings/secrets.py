@@ -6,11 +6,12 @@ values of headers whose name says they carry one (Authorization, X-Api-Key, Cook
 an HMAC-SHA256, from `cryptography`) under the keys of settings.FHIR_STUDIO["SECRETS_KEYS"] (FHIR_STUDIO_SECRETS_KEY,
 or one generated into ./var): the first key encrypts, every listed key decrypts, so a key can be rotated.
 
-They are write-only: the API and the admin show a stored secret as MASK, "***" (as the API always did): it is set; an
-empty one stays "". A config sent back with MASK, or without a token/password for the same auth type, keeps the stored value
-(`seal(config, previous)`), so a client can edit a source from what it read. Only mappings/sources/http.py opens them,
-right before it calls the source (`opened`); a key that cannot open them is a SecretsKeyError with a message an
-administrator can act on. This module imports no models: the migration that encrypts existing rows uses it too."""
+They are write-only: the API and the admin show a stored secret as MASK, "***" (as the API always did): it is set;
+an empty one stays "". A config sent back with MASK, or without a token/password for the same auth type, keeps the
+stored value (`seal(config, previous)`), so a client can edit a source from what it read. Only
+mappings/sources/http.py opens them, right before it calls the source (`opened`); a key that cannot open them is a
+SecretsKeyError with a message an administrator can act on. This module imports no models: the migration that
+encrypts existing rows uses it too."""
 
 from __future__ import annotations
 
