@@ -82,7 +82,9 @@ class BrowserPage:
 
     def __init__(self, browser, base_url: str, username: str) -> None:
         self.base_url = base_url
-        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url)
+        # The Content-Security-Policy forbids eval, which Playwright's wait_for_function uses for its expression:
+        # bypassed here; tests/security/test_headers_pages.py opens every page with the policy enforced.
+        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url, bypass_csp=True)
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
         self.console_errors: list[str] = []
