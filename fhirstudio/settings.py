@@ -169,7 +169,13 @@ if _CACHE_URL and not _CACHE_URL.startswith(("redis://", "rediss://")):
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
     if _CACHE_URL
-    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        # past MAX_ENTRIES the file cache drops a third of its entries: set high, so failures for many usernames
+        # cannot wipe the count of the one being guessed
+        "OPTIONS": {"MAX_ENTRIES": 20000},
+    }
 }
 
 ROOT_URLCONF = "fhirstudio.urls"
