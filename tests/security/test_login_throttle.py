@@ -5,6 +5,9 @@ login form is refused the same way."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -71,3 +74,30 @@ def test_the_admin_login_is_refused_too() -> None:
     assert refused.status_code == 200 and "_auth_user_id" not in refused.client.session  # the form, not signed in
     assert AuditEvent.objects.filter(action="auth.login_refused", object_id="lena").exists()
     assert login("right-pw").status_code == 429  # the studio's page shares the count
+
+
+def test_failures_counted_by_another_process_refuse_here_too(tmp_path) -> None:
+    """The default cache is files under ./var: every worker of one machine shares the count."""
+    code = (
+        "import django; django.setup(); from django.test import RequestFactory; "
+        "from mappings.login_throttle import record_failure; "
+        "request = RequestFactory().post('/login/', REMOTE_ADDR='10.9.9.9'); "
+        f"[record_failure(request, 'lena') for _ in range({FAILURES})]"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "fhirstudio.settings", "FHIR_STUDIO_LOGIN_FAILURES": str(FAILURES)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert login("right-pw", address="10.9.9.9").status_code == 429
+    assert login("right-pw", address="10.9.9.10").status_code == 302
+
+
+def test_a_redis_cache_shares_the_count_across_machines(settings) -> None:
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/6"}
+    }
+    cache.clear()
+    for _ in range(FAILURES):
+        login("wrong")
+    assert login("right-pw").status_code == 429
+    assert any(key.startswith(b":1:login-failures:") for key in cache._cache.get_client().keys("*"))
+    cache.clear()
