@@ -29,9 +29,8 @@ from django.forms.utils import ErrorDict
 from django.http import HttpRequest, HttpResponse
 
 from mappings.actions.common import audit
+from mappings.models import AuditAction
 
-# AuditAction.LOGIN_REFUSED once the model lists it (patch F-audit-actions); the audit table stores the value.
-LOGIN_REFUSED = "auth.login_refused"
 REFUSED_MESSAGE = "Too many failed sign-ins for this username from your address. Try again in {minutes} minutes."
 
 
@@ -70,7 +69,7 @@ class Login:
 
 
 def audit_refusal(request: HttpRequest | None, username: str) -> None:
-    audit(None, LOGIN_REFUSED, Login(username[:100]), address=_address(request))
+    audit(None, AuditAction.LOGIN_REFUSED, Login(username[:100]), address=_address(request))
 
 
 class ThrottledModelBackend(ModelBackend):

@@ -137,10 +137,6 @@ def _sealed(config: dict, previous: dict | None = None) -> dict:
         raise StudioError("invalid", "The source's settings are wrong.", details={"config": [str(exc)]}) from exc
 
 
-# AuditAction.SOURCE_UPDATED once the model lists it (patch F-audit-actions); the audit table stores the value.
-SOURCE_UPDATED = "source.updated"
-
-
 @transaction.atomic(durable=True)
 def do_update_data_source(
     source: DataSource, *, acting_user: AbstractBaseUser, description: str | None = None, config: dict | None = None
@@ -155,7 +151,7 @@ def do_update_data_source(
         source.config = _sealed(_checked_config(source.kind, config), source.config)
     source.save(update_fields=["description", "config"])
     after = {"description": source.description, "config": secrets.masked(source.config)}
-    audit(acting_user, SOURCE_UPDATED, source, before=before, after=after)
+    audit(acting_user, AuditAction.SOURCE_UPDATED, source, before=before, after=after)
     for facade_id in set(source.bindings.values_list("facade_id", flat=True)):
         grow_generation(facade_id)  # workers keep a binding's source with its deployment: they reload it
     return source

@@ -27,6 +27,7 @@ class AuditAction(models.TextChoices):
     FACADE_UPDATED = "facade.updated"
     FACADE_DELETED = "facade.deleted"
     SOURCE_CREATED = "source.created"
+    SOURCE_UPDATED = "source.updated"
     SOURCE_DELETED = "source.deleted"
     RECORDS_UPLOADED = "source.records_uploaded"
     BINDING_SAVED = "facade.binding_saved"
@@ -48,6 +49,12 @@ class AuditAction(models.TextChoices):
     PROFILE_DELETED = "profile.deleted"
     PACKAGE_UPLOADED = "package.uploaded"
     PACKAGE_DELETED = "package.deleted"
+    LOGIN_REFUSED = "auth.login_refused"  # too many failed sign-ins (mappings/login_throttle.py)
+    CLIENT_APP_REGISTERED = "client_app.registered"  # SMART client apps (mappings/security/actions.py)
+    CLIENT_APP_UPDATED = "client_app.updated"
+    CLIENT_APP_DELETED = "client_app.deleted"
+    TOKEN_ISSUED = "smart.token_issued"
+    TOKEN_REFUSED = "smart.token_refused"
 
 
 class AuditEvent(models.Model):

@@ -15,17 +15,10 @@ from joserfc.jwk import KeySet
 from mappings.access import ServedFacade
 from mappings.actions.common import audit
 from mappings.errors import StudioError
-from mappings.models import ClientApp, Facade
+from mappings.models import AuditAction, ClientApp, Facade
 from mappings.security.assertions import jwks_url_allowed
 from mappings.security.scopes import Scope, ScopeError, parse_scope
 from mappings.security.tokens import issue_token
-
-# Audit actions (AuditEvent.action holds them as written; the studio's AuditAction choices list the older ones).
-CLIENT_APP_REGISTERED = "client_app.registered"
-CLIENT_APP_UPDATED = "client_app.updated"
-CLIENT_APP_DELETED = "client_app.deleted"
-TOKEN_ISSUED = "smart.token_issued"
-TOKEN_REFUSED = "smart.token_refused"
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
@@ -95,7 +88,7 @@ def do_register_client_app(
         client_id=client_id, name=name, jwks=jwks, jwks_url=jwks_url, scopes=checked_scopes(scopes)
     )
     client.facades.set(facades)
-    audit(acting_user, CLIENT_APP_REGISTERED, client, after=_state(client))
+    audit(acting_user, AuditAction.CLIENT_APP_REGISTERED, client, after=_state(client))
     return client
 
 
@@ -128,14 +121,14 @@ def do_update_client_app(
     client.save(update_fields=[*changed, "updated_at"])
     if facades is not None:
         client.facades.set(facades)
-    audit(acting_user, CLIENT_APP_UPDATED, client, before=before, after=_state(client))
+    audit(acting_user, AuditAction.CLIENT_APP_UPDATED, client, before=before, after=_state(client))
     return client
 
 
 @transaction.atomic(durable=True)
 def do_delete_client_app(client: ClientApp, *, acting_user: AbstractBaseUser | None) -> None:
     before = _state(client)
-    audit(acting_user, CLIENT_APP_DELETED, client, before=before)
+    audit(acting_user, AuditAction.CLIENT_APP_DELETED, client, before=before)
     client.delete()
 
 
@@ -154,10 +147,18 @@ def _state(client: ClientApp) -> dict:
 @transaction.atomic(durable=True)
 def do_issue_token(facade: ServedFacade, client: ClientApp, scopes: list[Scope]) -> str:
     access_token = issue_token(facade.slug, client.client_id, scopes)
-    audit(None, TOKEN_ISSUED, client, facade=facade.slug, scope=" ".join(scope.text for scope in scopes))
+    audit(None, AuditAction.TOKEN_ISSUED, client, facade=facade.slug, scope=" ".join(scope.text for scope in scopes))
     return access_token
 
 
 @transaction.atomic(durable=True)
 def do_record_token_refused(facade: ServedFacade, *, client_hint: str, error: str, reason: str) -> None:
-    audit(None, TOKEN_REFUSED, facade, facade=facade.slug, client=client_hint, error=error, reason=reason[:300])
+    audit(
+        None,
+        AuditAction.TOKEN_REFUSED,
+        facade,
+        facade=facade.slug,
+        client=client_hint,
+        error=error,
+        reason=reason[:300],
+    )

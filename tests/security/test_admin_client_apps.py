@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def console() -> Client:
     superuser = User.objects.create_superuser("root", password="pw-root")
     client = Client()
-    client.force_login(superuser, backend="django.contrib.auth.backends.ModelBackend")  # whatever else settings list
+    client.force_login(superuser)
     return client
 
 

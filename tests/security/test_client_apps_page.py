@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")  # whatever else settings list
+    client.force_login(user)
     return client
 
 

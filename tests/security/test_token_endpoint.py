@@ -8,7 +8,7 @@ import time
 import pytest
 from joserfc.jwk import ECKey
 
-from mappings.models import AuditEvent
+from mappings.models import AuditAction, AuditEvent
 from mappings.security import actions as security_actions
 from tests.security.conftest import assertion, register, token_request
 
@@ -29,7 +29,7 @@ def test_it_issues_a_short_lived_token_for_a_signed_assertion(protected, client,
         HTTP_AUTHORIZATION=f"Bearer {body['access_token']}",
     )
     assert read.status_code == 200
-    issued = AuditEvent.objects.filter(action=security_actions.TOKEN_ISSUED).get()
+    issued = AuditEvent.objects.filter(action=AuditAction.TOKEN_ISSUED).get()
     assert issued.details == {"facade": "clinic", "scope": "system/Patient.read system/Patient.rs"}
     assert body["access_token"] not in str(issued.details)
 
@@ -55,7 +55,7 @@ def test_it_refuses_a_bad_signature(protected, client) -> None:
     app = register(["clinic"], ["system/*.rs"])
     signed = assertion(app, key=ECKey.generate_key("P-384"))  # another key, same kid
     assert refusal(token_request(client, signed)) == (401, "invalid_client")
-    refused = AuditEvent.objects.filter(action=security_actions.TOKEN_REFUSED).get()
+    refused = AuditEvent.objects.filter(action=AuditAction.TOKEN_REFUSED).get()
     assert refused.details["error"] == "invalid_client" and "signature" in refused.details["reason"]
 
 
