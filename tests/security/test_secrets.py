@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -81,7 +82,10 @@ def search(client) -> object:
 
 
 @pytest.mark.parametrize("kind", sorted(AUTHS))
-def test_the_row_holds_no_secret_and_the_source_still_authenticates(kind, client, users, json_patient, legacy) -> None:
+def test_the_row_holds_no_secret_and_the_source_still_authenticates(
+    kind, client, users, json_patient, legacy, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)  # everything logged on the way (requests, urllib3, the facade) is checked
     auth, headers, Legacy.expected = AUTHS[kind]
     facade_over(users, json_patient, "http", http_config(legacy, auth=auth, headers=headers))
     text = stored_text("legacy-http")
@@ -91,6 +95,7 @@ def test_the_row_holds_no_secret_and_the_source_still_authenticates(kind, client
     assert found.status_code == 200 and found.json()["total"] == 1, found.content
     Legacy.expected = {**Legacy.expected, "Authorization": "something else"}
     assert search(client).status_code == 502  # the legacy API's 401: the check above was real
+    assert caplog.records and not any(secret in caplog.text for secret in SECRETS)
 
 
 def test_the_api_the_admin_and_the_audit_never_show_a_secret(users, json_patient, legacy) -> None:
