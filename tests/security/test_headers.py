@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,18 @@ def test_the_api_checks_csrf_on_session_requests(users) -> None:
     token = browser.cookies["csrftoken"].value
     allowed = browser.post("/api/mappings/", body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     assert allowed.status_code == 201, allowed.content
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_has_no_inline_script(users) -> None:
+    """Swagger UI starts from static/api_docs.js, reading what the page used to write into a script from data
+    attributes: the schema URL and the CSRF token its Try it out sends with writes."""
+    browser = Client()
+    browser.force_login(users["author"])
+    page = browser.get("/api/docs/").content.decode()
+    scripts = re.findall(r"<script([^>]*)>", page)
+    run = [attributes for attributes in scripts if "application/json" not in attributes]  # data, not code
+    assert run and all("src=" in attributes for attributes in run), scripts
+    assert any("api_docs.js" in attributes for attributes in scripts)
+    assert re.search(r'data-schema-url="/api/[^"]+"', page)
+    assert re.search(r'data-csrf-header="X-CSRFTOKEN" data-csrf-token="\w{32,}"', page)
