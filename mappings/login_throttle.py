@@ -45,8 +45,11 @@ def _key(request: HttpRequest | None, username: str) -> str:
 
 def retry_after(request: HttpRequest | None, username: str) -> int:
     """Seconds until this username may sign in from this address again (0: it may now)."""
+    limit = settings.FHIR_STUDIO["LOGIN_FAILURES"]
+    if not limit:  # 0: no throttle
+        return 0
     state = cache.get(_key(request, username))
-    if not state or state["count"] < settings.FHIR_STUDIO["LOGIN_FAILURES"]:
+    if not state or state["count"] < limit:
         return 0
     return max(0, math.ceil(state["until"] - time.time()))
 

@@ -101,3 +101,10 @@ def test_a_redis_cache_shares_the_count_across_machines(settings) -> None:
     assert login("right-pw").status_code == 429
     assert any(key.startswith(b":1:login-failures:") for key in cache._cache.get_client().keys("*"))
     cache.clear()
+
+
+def test_zero_failures_turns_the_throttle_off(settings) -> None:
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "LOGIN_FAILURES": 0}
+    for _ in range(FAILURES + 2):
+        assert login("wrong").status_code == 200
+    assert login("right-pw").status_code == 302
