@@ -1,4 +1,4 @@
-// Swagger UI for the studio API (templates/api_docs.html). A file, not an inline script: the studio's pages run
+// Swagger UI for the studio API (templates/api_docs.html). A page script, not an inline one: the studio's pages run
 // under a Content-Security-Policy with script-src 'self' (mappings/guard.py). What drf-spectacular used to write
 // into the page (schema URL, CSRF header, auth names) comes from the #swagger-ui element's data attributes.
 "use strict";
