@@ -4,12 +4,14 @@ the shared admin bases."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from mappings import actions
+from mappings import actions, secrets
 from mappings.admin import ActionAdmin, ReadOnlyAdmin, ReadOnlyMixin
 from mappings.engine import SOURCE_FORMATS
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
@@ -102,6 +104,16 @@ class DataSourceAdmin(ActionAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: DataSource | None = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: DataSource | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return self.fields
+        return tuple("settings" if name == "config" else name for name in self.fields)  # never the stored secrets
+
+    @admin.display(description="config")
+    def settings(self, source: DataSource) -> str:
+        """The settings with credentials masked, as the API shows them (stored encrypted: mappings/secrets.py)."""
+        return json.dumps(secrets.masked(source.config), indent=2)
 
     def cleaned(self, data: dict) -> dict:
         data["config"] = data.get("config") or {}

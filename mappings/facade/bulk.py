@@ -23,12 +23,12 @@ from mappings import actions
 from mappings.access import ServedFacade, access_export_job, access_facade_request, live_deployments
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
-from mappings.facade.http import fhir_response
+from mappings.facade.http import fhir_response, smart_endpoint
 from mappings.facade.search import RESULT_PARAMS, search
 from mappings.fhir_types import is_r4_resource_type
 from mappings.job_files import open_file
 from mappings.models import ExportJob, FacadeResource, JobStatus, PatientGroup
-from mappings.security.enforcement import forbidden, grant_of, may, require, smart_endpoint
+from mappings.security.enforcement import forbidden, grant_of, may, require
 from mappings.sources import live_type_filter_error
 
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}

@@ -17,6 +17,7 @@ from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
 from mappings.facade import request_log
 from mappings.facade.formats import render, wanted_format
+from mappings.security.enforcement import CHALLENGE
 
 logger = logging.getLogger(__name__)
 
@@ -115,3 +116,18 @@ def _error_response(request: HttpRequest, error: FhirError) -> HttpResponse:
     except (FhirError, SuspiciousOperation):
         fmt = "json"  # the client accepts neither format, or its query cannot be read: say so in the default one
     return fhir_response(request, body, error.status, fmt)
+
+
+def smart_endpoint(view):
+    """fhir_endpoint, plus the WWW-Authenticate header a 401 or 403 of a protected facade carries."""
+    inner = fhir_endpoint(view)
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = inner(request, *args, **kwargs)
+        challenge = request.META.get(CHALLENGE)
+        if challenge is not None and response.status_code in (401, 403):
+            response["WWW-Authenticate"] = challenge
+        return response
+
+    return wrapper

@@ -13,9 +13,9 @@ from mappings.engine import MappingError, operation_outcome, run_mapping
 from mappings.engine.validate import validate_output
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import read_body
-from mappings.facade.http import fhir_response
+from mappings.facade.http import fhir_response, smart_endpoint
 from mappings.profiles import studio_registry
-from mappings.security.enforcement import forbidden, grant_of, require, smart_endpoint
+from mappings.security.enforcement import forbidden, grant_of, require
 
 # Azure's inputDataType values, and ours, to the engine's source formats.
 DATA_TYPES = {

@@ -24,7 +24,7 @@ from mappings.access import (
 from mappings.engine.formats import loads
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import CAPABILITY_FORMATS
-from mappings.facade.http import fhir_response, wanted_format
+from mappings.facade.http import fhir_response, smart_endpoint, wanted_format
 from mappings.facade.live import live_read, live_search
 from mappings.facade.search import (
     RESULT_PARAMS,
@@ -40,8 +40,8 @@ from mappings.facade.search import (
 )
 from mappings.facade.search_index import params_for
 from mappings.models import DataSource, Deployment, Facade, FacadeResource
-from mappings.security.enforcement import may, require, smart_endpoint
-from mappings.security.views import security_statement
+from mappings.security.discovery import security_statement
+from mappings.security.enforcement import may, require
 
 FHIR_VERSION = "4.0.1"
 FORM = "application/x-www-form-urlencoded"

@@ -17,12 +17,9 @@ look at Authorization, so an empty `Bearer ` header there is ignored."""
 
 from __future__ import annotations
 
-import functools
-
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from mappings.errors import FhirError, RequestCode
-from mappings.facade.http import fhir_endpoint
 from mappings.security.scopes import Grant
 from mappings.security.tokens import InvalidTokenError, verify_token
 
@@ -88,18 +85,3 @@ def forbidden(request: HttpRequest, message: str) -> FhirError:
 
 def _scopes(grant: Grant) -> str:
     return " ".join(scope.text for scope in grant.scopes) or "(none)"
-
-
-def smart_endpoint(view):
-    """fhir_endpoint, plus the WWW-Authenticate header a 401 or 403 of a protected facade carries."""
-    inner = fhir_endpoint(view)
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = inner(request, *args, **kwargs)
-        challenge = request.META.get(CHALLENGE)
-        if challenge is not None and response.status_code in (401, 403):
-            response["WWW-Authenticate"] = challenge
-        return response
-
-    return wrapper

@@ -9,32 +9,16 @@ from django.views.decorators.csrf import csrf_exempt
 
 from mappings.access import access_facade_discovery, live_deployments
 from mappings.errors import FhirError, RequestCode
+from mappings.facade.http import smart_endpoint
 from mappings.security import actions
 from mappings.security.assertions import ALGORITHMS, OAuthError, claimed_client_id, verified_client
-from mappings.security.enforcement import smart_endpoint
+from mappings.security.discovery import token_url
 from mappings.security.scopes import ScopeError, granted, parse_scopes
 from mappings.security.tokens import ACCESS_TOKEN_SECONDS
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FORM = "application/x-www-form-urlencoded"
-SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
-OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def token_url(request: HttpRequest, slug: str) -> str:
-    return request.build_absolute_uri(f"/fhir/{slug}/auth/token")
-
-
-def security_statement(request: HttpRequest, slug: str) -> dict:
-    """CapabilityStatement.rest.security of a protected facade: SMART-on-FHIR and its token endpoint."""
-    return {
-        "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url(request, slug)}]}],
-        "service": [
-            {"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}], "text": "SMART Backend Services"}
-        ],
-        "description": "SMART Backend Services: client_credentials with a private_key_jwt assertion (RS384, ES384).",
-    }
 
 
 def _protected_facade(slug: str):

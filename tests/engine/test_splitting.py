@@ -247,7 +247,6 @@ def test_an_array_items_decimals_keep_their_digits() -> None:
     assert [message.payload for message in messages] == ['{"value":0.70,"exp":1e3,"plain":2.5}', '{"value":1.0}']
 
 
-
 @pytest.mark.parametrize("chunk", [7, 1 << 20], ids=["tiny-chunks", "whole"])
 def test_it_splits_a_json_array_into_compact_items(chunk):
     items = [corpus_json(PATIENT), corpus_json(BUNDLE), "a ] string, with {", 42, None]

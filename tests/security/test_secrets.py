@@ -123,6 +123,8 @@ def test_the_api_the_admin_and_the_audit_never_show_a_secret(users, json_patient
     pages.force_login(admin)
     source = DataSource.objects.get(name="vault")
     answers += [pages.get("/admin/mappings/datasource/"), pages.get(f"/admin/mappings/datasource/{source.pk}/change/")]
+    change_page = answers[-1].content.decode()
+    assert secrets.PREFIX not in change_page and secrets.MASK in change_page  # masked, not even the ciphertext
     answers += [client_for(users["admin"]).get("/api/audit/")]
     for answer in answers:
         assert answer.status_code == 200 or answer.status_code == 201, answer

@@ -157,7 +157,8 @@ def test_it_manages_data_sources_from_the_page(open_browser, studio) -> None:
     page.locator("#sources tr[data-source=hl7v2-adt-a01-messages] button.delete-source").click()
     confirm(page, expect="Delete the source hl7v2-adt-a01-messages?")
     page.wait_for_selector("#action-result.error")
-    assert "read by demo/Encounter, demo/Patient" in page.inner_text("#action-result")
+    refusal = page.inner_text("#action-result")
+    assert "read by demo-smart/Encounter, demo-smart/Patient, demo/Encounter, demo/Patient" in refusal
     browser.allow_console_error("status of 409")
 
     # A new source: the chosen format stays after a refusal (the name is taken).
