@@ -17,7 +17,7 @@ import requests
 from celery import current_app
 from django.utils import timezone
 
-from mappings import actions
+from mappings import actions, secrets
 from mappings.actions.exports import PLAN_TASK
 from mappings.errors import StudioError
 from mappings.job_files import LineFiles, read_lines
@@ -222,7 +222,7 @@ def test_it_accepts_list_settings_it_can_page_with(users, sql_sources, kind, ext
     source = actions.do_create_data_source(
         acting_user=users["author"], name="good", source_format="json", kind=kind, config=config
     )
-    assert source.config == config
+    assert secrets.opened(source.config) == config  # as given, the credentials sealed at rest (mappings/secrets.py)
 
 
 # --- the sources' list_page -------------------------------------------------------------------------------------------
