@@ -45,9 +45,9 @@ def s3_endpoint(tmp_path_factory):
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(endpoint, timeout=1)
+            requests.get(endpoint, timeout=5)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting on a busy machine
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"moto_server did not start:\n{log.read_text()}")
             time.sleep(0.2)

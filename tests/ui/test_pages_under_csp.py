@@ -5,26 +5,18 @@ evaluates its expression as a string, which the policy forbids; this test is the
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
 from mappings.models import Facade, Mapping
+from tests.ui.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.timeout(180)
 
-# The browser fixtures of tests/ui (Chromium, the live server with the demo content): loaded by path, as both
-# directories hold a conftest.py
-_spec = importlib.util.spec_from_file_location("ui_fixtures", Path(__file__).parents[1] / "ui" / "conftest.py")
-ui = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ui)
-chromium, studio, in_flight = ui.chromium, ui.studio, ui.in_flight
-
 
 def test_it_serves_every_page_under_the_policy_without_a_refusal(chromium, studio, in_flight) -> None:
-    admin = ui.make_user("ada", "admin")
+    admin = make_user("ada", "admin")
     admin.is_superuser = True
     admin.save(update_fields=["is_superuser"])
     mapping = Mapping.objects.order_by("slug").first()
@@ -50,7 +42,7 @@ def test_it_serves_every_page_under_the_policy_without_a_refusal(chromium, studi
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
     page.goto("/login/")  # the login page is checked too
     page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", ui.PASSWORD)
+    page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/$"))
     try:
