@@ -269,16 +269,17 @@ def assert_complete_without_duplicates(client, batch_id: int, total: int) -> Non
 
 def test_it_completes_a_batch_whose_worker_was_killed(studio, tmp_path) -> None:
     client, total = studio["client"], 3000
-    with batch_worker(tmp_path, studio["jobs"], chunk=300) as worker:
+    with batch_worker(tmp_path, studio["jobs"], chunk=1000) as worker:
         started = start_upload(client, {"adt.hl7": adt_messages(total)}, mapping="hl7v2-adt-a01")
-        # A chunk shows its counts a second after it started (~2 s a chunk): it is half-way through.
+        # A chunk shows its counts a second after it started. Chunks of 1,000 take ~3 s (300 took under a second
+        # once the engine got faster, so no chunk was ever seen half-way): it is half-way through.
         mid_chunk = BatchChunk.objects.filter(batch_id=started["id"], status=ChunkStatus.RUNNING, done__gt=0)
         wait_for(lambda: counts(started["id"])[0] >= 600 and mid_chunk.exists(), log=worker.log, every=0.1)
         worker.process.kill()  # kill -9: its chunk stays running, and its heartbeat stops
     killed = BatchChunk.objects.get(batch_id=started["id"], status=ChunkStatus.RUNNING)
     assert not finished(started["id"])
 
-    with batch_worker(tmp_path, studio["jobs"], name="second", chunk=300) as worker:
+    with batch_worker(tmp_path, studio["jobs"], name="second", chunk=1000) as worker:
         wait_for(lambda: finished(started["id"]), log=worker.log, sweep=True)
 
     killed.refresh_from_db()

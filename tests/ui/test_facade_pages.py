@@ -13,7 +13,7 @@ import requests
 from django.utils import timezone
 
 from mappings import actions
-from mappings.models import AuditEvent, DataSource, FacadeRequest, Mapping, ResourceBinding
+from mappings.models import AuditEvent, DataSource, Facade, FacadeRequest, Mapping, ResourceBinding
 
 pytestmark = pytest.mark.timeout(180)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -274,11 +274,12 @@ def test_it_searches_and_pages_through_facades_keeping_both_in_the_url(open_brow
     browser = open_browser()
     page = browser.page
     browser.open("/facades/")
+    total = Facade.objects.count()  # the 26 above and the demo's (demo, demo-smart)
     assert page.locator("#facades tbody tr").count() == 20
-    assert page.inner_text("#page-status") == "Page 1 of 2 · 27 facades"
+    assert page.inner_text("#page-status") == f"Page 1 of 2 · {total} facades"
     page.click("#page-next")
     page.wait_for_function("document.querySelector('#page-status').textContent.startsWith('Page 2')")
-    assert page.locator("#facades tbody tr").count() == 7 and "page=2" in page.url
+    assert page.locator("#facades tbody tr").count() == total - 20 and "page=2" in page.url
 
     page.fill("#facade-filters input[name=search]", "feed")
     page.wait_for_function("document.querySelectorAll('#facades tbody tr').length === 1")
