@@ -64,7 +64,7 @@ class ListAPI(LegacyAPI):
         query = {name: values[0] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
         limit = int(query.get("limit") or 100)
         if url.path == "/failing":
-            return self._send(500, {})
+            return self.send_json(500, {})
         if url.path == "/capped":
             limit = min(limit, 70)
         if url.path == "/same":
@@ -75,7 +75,7 @@ class ListAPI(LegacyAPI):
             start = int(query["offset"])
         else:
             start = bisect.bisect_right(KEYS, query.get("after", ""))
-        return self._send(200, {"items": RECORDS[start : start + limit]})
+        return self.send_json(200, {"items": RECORDS[start : start + limit]})
 
 
 @pytest.fixture

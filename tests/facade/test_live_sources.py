@@ -3,16 +3,14 @@ retries on 503, timeouts) and a read-only SQL query against a real PostgreSQL sc
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 
 from mappings import actions
+from tests.legacy_http import JsonHandler, allowed_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PATIENTS = {
@@ -35,16 +33,16 @@ PATIENTS = {
 }
 
 
-class LegacyAPI(BaseHTTPRequestHandler):
+class LegacyAPI(JsonHandler):
     calls: list[str] = []
     flaky_left = 0
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 — http.server names it
         LegacyAPI.calls.append(self.path)
         url = urlsplit(self.path)
         if url.path == "/flaky" and LegacyAPI.flaky_left > 0:
             LegacyAPI.flaky_left -= 1
-            return self._send(503, {})
+            return self.send_json(503, {})
         if url.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
@@ -52,35 +50,19 @@ class LegacyAPI(BaseHTTPRequestHandler):
             return None
         if url.path.startswith("/patients/"):
             found = PATIENTS.get(url.path.rsplit("/", 1)[1])
-            return self._send(200 if found else 404, found or {})
+            return self.send_json(200 if found else 404, found or {})
         family = parse_qs(url.query).get("family", [""])[0].lower()
         rows = [row for row in PATIENTS.values() if row["LastName"].lower().startswith(family)]
         if self.headers.get("Authorization") != "Bearer s3cret":
-            return self._send(401, {})
-        return self._send(200, {"items": rows})
-
-    def _send(self, status: int, body: object) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+            return self.send_json(401, {})
+        return self.send_json(200, {"items": rows})
 
 
 @pytest.fixture
 def legacy_api(settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LegacyAPI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host = f"127.0.0.1:{server.server_address[1]}"
-    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "SOURCE_ALLOWED_HOSTS": [host]}
-    LegacyAPI.calls = []
-    yield f"http://{host}"
-    server.shutdown()
+    with allowed_server(LegacyAPI, settings) as base:
+        LegacyAPI.calls = []
+        yield base
 
 
 def facade_over(users, mapping, kind: str, config: dict, source_format: str = "json") -> None:

@@ -9,8 +9,6 @@ import base64
 import importlib
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.apps import apps as django_apps
@@ -22,6 +20,7 @@ from mappings import caches, secrets
 from mappings.models import AuditEvent, DataSource
 from tests.api.conftest import client_for
 from tests.facade.test_live_sources import facade_over, http_config
+from tests.legacy_http import JsonHandler, allowed_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "tok-7d1f0c9a-plain"
@@ -31,33 +30,21 @@ SECRETS = (TOKEN, PASSWORD, API_KEY)
 ROW = {"MRN": "M0001", "FirstName": "Ada", "LastName": "Lovelace", "Gender": "F", "DOB": "18151210", "PatientId": 1}
 
 
-class Legacy(BaseHTTPRequestHandler):
+class Legacy(JsonHandler):
     """Answers only requests carrying the credentials the test expects (a 401 otherwise)."""
 
     expected: dict[str, str] = {}
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 — http.server names it
         ok = all(self.headers.get(name) == value for name, value in Legacy.expected.items())
-        payload = json.dumps({"items": [ROW]} if ok else {}).encode()
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.send_json(200 if ok else 401, {"items": [ROW]} if ok else {})
 
 
 @pytest.fixture
 def legacy(settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Legacy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{server.server_address[1]}"
-    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "SOURCE_ALLOWED_HOSTS": [host]}
-    caches.clear()
-    yield f"http://{host}"
-    server.shutdown()
+    with allowed_server(Legacy, settings) as base:
+        caches.clear()
+        yield base
 
 
 AUTHS = {
