@@ -55,6 +55,15 @@ class AuditAction(models.TextChoices):
     CLIENT_APP_DELETED = "client_app.deleted"
     TOKEN_ISSUED = "smart.token_issued"
     TOKEN_REFUSED = "smart.token_refused"
+    LOGIN = "auth.login"  # signed in, signed out, wrong password (mappings/actions/auth.py)
+    LOGOUT = "auth.logout"
+    LOGIN_FAILED = "auth.login_failed"
+    API_TOKEN_ISSUED = "auth.api_token_issued"  # the studio API's script token (fhirstudio token)
+    API_TOKEN_REFUSED = "auth.api_token_refused"
+    USER_CREATED = "user.created"  # accounts and roles changed in the admin console
+    USER_UPDATED = "user.updated"
+    USER_DELETED = "user.deleted"
+    GROUP_CHANGED = "user.group_changed"
 
 
 class AuditEvent(models.Model):
