@@ -1,6 +1,7 @@
 """The studio's models, one module per area. Models compute (properties, querysets, hashes); actions/ writes."""
 
 from .audit import AuditAction, AuditEvent
+from .connection import AuthMode, Connection
 from .facade import (
     DataSource,
     Deployment,
@@ -34,11 +35,13 @@ __all__ = [
     "FINISHED",
     "AuditAction",
     "AuditEvent",
+    "AuthMode",
     "BatchChunk",
     "BatchItem",
     "BatchJob",
     "ChunkStatus",
     "ClientApp",
+    "Connection",
     "DataSource",
     "DefinitionType",
     "Deployment",

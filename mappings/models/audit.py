@@ -64,6 +64,10 @@ class AuditAction(models.TextChoices):
     USER_UPDATED = "user.updated"
     USER_DELETED = "user.deleted"
     GROUP_CHANGED = "user.group_changed"
+    CONNECTION_CREATED = "connection.created"  # connections to FHIR servers (mappings/actions/connections.py)
+    CONNECTION_UPDATED = "connection.updated"
+    CONNECTION_DELETED = "connection.deleted"
+    CONNECTION_TESTED = "connection.tested"
 
 
 class AuditEvent(models.Model):
