@@ -20,7 +20,8 @@ class Facade(models.Model):
 
     class AuthMode(models.TextChoices):
         OPEN = "open"
-        SMART_BACKEND = "smart-backend"  # SMART Backend Services: the security issue adds the token check
+        SMART_BACKEND = "smart-backend"  # SMART Backend Services: the studio issues and checks the tokens
+        INTROSPECTION = "introspection"  # tokens of an external authorization server, checked by RFC 7662
 
     slug = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
@@ -29,6 +30,14 @@ class Facade(models.Model):
     # $convert-data runs the mappings bound to the facade, and those named here: {name a client sends as
     # rootTemplate or mapping: mapping slug}, e.g. Azure's root template names {"ADT_A01": "hl7v2-adt-a01"}.
     convert_templates = models.JSONField(default=dict, blank=True)
+    # auth_mode "introspection": where and as whom to ask about a bearer token (mappings/security/introspection.py).
+    # The secret is stored sealed (mappings/secrets.py) and never shown back; the URL's host must be allow-listed.
+    introspection_url = models.URLField(max_length=500, blank=True)
+    introspection_client_id = models.CharField(max_length=200, blank=True)
+    introspection_client_secret = models.TextField(blank=True)
+    # The `aud` a token must name when it names one (blank: the facade's base URL).
+    introspection_audience = models.CharField(max_length=500, blank=True)
+    introspection_timeout_s = models.FloatField(default=5.0)
     # Grows on every change to what the facade serves (deploy, index finished, bind, pause): each worker compares it
     # with the one its cached lookups were made under, so a change is seen on the next request, by every worker.
     generation = models.PositiveBigIntegerField(default=1)
