@@ -26,6 +26,7 @@ from .jobs import (
 )
 from .library import LookupTable, LookupTableVersion, Snippet, SnippetVersion
 from .mapping import Draft, Mapping
+from .messages import MessageChannel, MessageStatus, ProcessedMessage
 from .profiles import DefinitionType, ProfileDefinition, ProfilePackage
 from .security import ClientApp, UsedAssertion
 from .testing import SampleCase, TestRun
@@ -57,7 +58,10 @@ __all__ = [
     "LookupTableVersion",
     "Mapping",
     "MappingVersion",
+    "MessageChannel",
+    "MessageStatus",
     "PatientGroup",
+    "ProcessedMessage",
     "ProfileDefinition",
     "ProfilePackage",
     "ResourceBinding",

@@ -68,6 +68,8 @@ class AuditAction(models.TextChoices):
     CONNECTION_UPDATED = "connection.updated"
     CONNECTION_DELETED = "connection.deleted"
     CONNECTION_TESTED = "connection.tested"
+    MESSAGE_REPROCESSED = "message.reprocessed"  # the message log (mappings/actions/messages.py)
+    MESSAGES_PURGED = "message.purged"
 
 
 class AuditEvent(models.Model):
