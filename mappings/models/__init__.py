@@ -29,6 +29,7 @@ from .mapping import Draft, Mapping
 from .messages import MessageChannel, MessageStatus, ProcessedMessage
 from .profiles import DefinitionType, ProfileDefinition, ProfilePackage
 from .security import ClientApp, UsedAssertion
+from .store import StoreVersion
 from .testing import SampleCase, TestRun
 from .version import MappingVersion
 
@@ -70,6 +71,7 @@ __all__ = [
     "Snippet",
     "SnippetVersion",
     "SourceRecord",
+    "StoreVersion",
     "TestRun",
     "UsedAssertion",
 ]

@@ -53,6 +53,7 @@ class DataSource(models.Model):
         STORED = "stored"  # payloads kept by the studio (SourceRecord), served from a deploy-time index
         HTTP = "http"  # a legacy REST API, asked on each request (hosts allowed by the administrator only)
         SQL = "sql"  # a read-only parameterised query against a database the administrator configured
+        FHIR_STORE = "fhir-store"  # resources written by FHIR clients (mappings/models/store.py), served as indexed
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STORED)
