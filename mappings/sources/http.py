@@ -1,7 +1,7 @@
 """HTTP data sources: URL templates for read and search against a legacy REST API, with headers, basic or bearer
 auth, a timeout and retries with backoff. Only hosts the administrator allowed (FHIR_STUDIO_SOURCE_ALLOWED_HOSTS) can
-be reached, redirects are not followed, and parameters are URL-encoded into the template: no SSRF through a config
-or a search value.
+be reached, at public addresses or listed ones only (mappings/outbound.py), redirects are not followed, and parameters
+are URL-encoded into the template: no SSRF through a config or a search value.
 Credentials (auth.token, auth.password, secret headers) are stored encrypted and decrypted just before the call
 (mappings/secrets.py).
 
@@ -20,20 +20,12 @@ import requests
 from django.conf import settings
 
 from mappings import secrets
+from mappings.outbound import OutboundRefusedError, check_outbound_url, pinned_session
 from mappings.sources import SourceError
 
 RETRY_STATUSES = {502, 503, 504}
 LIST_CURSORS = ("page", "offset", "after")  # what list_path pages by: exactly one of them
 LIST_NAMES = {*LIST_CURSORS, "limit"}
-
-
-def allowed(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        return False
-    hosts = settings.FHIR_STUDIO["SOURCE_ALLOWED_HOSTS"]
-    host = parts.hostname.lower()
-    return host in hosts or f"{host}:{parts.port}" in hosts
 
 
 def _url(config: dict, template_key: str, values: dict[str, str]) -> str:
@@ -57,8 +49,12 @@ def fetch(config: dict, template_key: str, values: dict[str, str]) -> list[str]:
 
 def _get(config: dict, url: str) -> str | None:
     """The body the API answers at `url`; None for a 404."""
-    if not allowed(url):
-        raise SourceError(f"{urlsplit(url).netloc or url} is not an allowed host for data sources.", status=500)
+    try:
+        # the allow-list, and the address the name resolves to (mappings/outbound.py); the call goes to that address
+        address = check_outbound_url(url, settings.FHIR_STUDIO["SOURCE_ALLOWED_HOSTS"])
+    except OutboundRefusedError as exc:
+        where = urlsplit(url).netloc or url
+        raise SourceError(f"{where} is not an allowed host for data sources: {exc}", status=500) from exc
     try:
         config = secrets.opened(config)  # the credentials, decrypted only here, for this call
     except secrets.SecretsKeyError as exc:
@@ -70,16 +66,17 @@ def _get(config: dict, url: str) -> str | None:
     basic = (auth.get("username", ""), auth.get("password", "")) if auth.get("type") == "basic" else None
     timeout = float(config.get("timeout_s", 5))
     retries = max(0, min(int(config.get("retries", 2)), 5))
-    for attempt in range(retries + 1):
-        try:
-            response = requests.get(url, headers=headers, auth=basic, timeout=timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            if attempt == retries:
-                raise SourceError(f"The legacy API did not answer: {type(exc).__name__}.", status=504) from exc
-        else:
-            if response.status_code not in RETRY_STATUSES or attempt == retries:
-                break
-        time.sleep(0.1 * 2**attempt)  # backoff: 0.1 s, 0.2 s, 0.4 s…
+    with pinned_session(address) as session:
+        for attempt in range(retries + 1):
+            try:
+                response = session.get(url, headers=headers, auth=basic, timeout=timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                if attempt == retries:
+                    raise SourceError(f"The legacy API did not answer: {type(exc).__name__}.", status=504) from exc
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == retries:
+                    break
+            time.sleep(0.1 * 2**attempt)  # backoff: 0.1 s, 0.2 s, 0.4 s…
     if response.status_code == 404:
         return None
     if response.status_code >= 300:
