@@ -50,7 +50,11 @@ class WriteResult:
     def version_id(self) -> str:
         if self.etag:
             return self.etag.removeprefix("W/").strip('"')
-        return str(((self.resource or {}).get("meta") or {}).get("versionId", ""))
+        meta = (self.resource or {}).get("meta") or {}
+        if meta.get("versionId"):
+            return str(meta["versionId"])
+        parts = urlsplit(self.location).path.rstrip("/").split("/")
+        return parts[-1] if len(parts) > 2 and parts[-2] == "_history" else ""
 
 
 def etag_of(version: str | int) -> str:
