@@ -140,3 +140,59 @@ def _decode(s: str, enc: tuple[str, ...]) -> str:
     if enc[_ESC] not in s:
         return s
     return _decoder(enc)(s)
+
+
+class RawValue:
+    """One HL7 v2 value's parts read from its raw text: a repetition's components (`sep` _COMP) or a component's
+    sub-components (`sep` _SUB). `has(n)`, `text(n)`, `has_sub(n, k)` and `sub(n, k)` answer what `bool(node[n])`,
+    `str(node[n])`, `bool(node[n][k])` and `str(node[n][k])` answer on the parsed node, without building a node per
+    part: the data-type filters (filters/hl7v2_types.py) read a dozen parts of each value, most of them once."""
+
+    __slots__ = ("_enc", "_parts", "_sub")
+
+    def __init__(self, raw: str, enc: tuple[str, ...], sep: int) -> None:
+        self._parts = raw.split(enc[sep]) if raw else []
+        self._enc = enc
+        self._sub = enc[_SUB]
+
+    def has(self, n: int) -> bool:
+        """Any content in part n: false for an absent or empty part, only separators, or the HL7 null ""."""
+        parts = self._parts
+        if n > len(parts):
+            return False
+        raw = parts[n - 1]
+        if not raw:
+            return False
+        sub = self._sub
+        if raw[0] != '"' and raw[0] != sub:
+            return True
+        return any(leaf and leaf != '""' for leaf in raw.split(sub))
+
+    def text(self, n: int) -> str:
+        """Part n as it prints: its first sub-component, escape sequences decoded, "" for the HL7 null."""
+        parts = self._parts
+        if n > len(parts):
+            return ""
+        raw = parts[n - 1]
+        i = raw.find(self._sub)
+        if i >= 0:
+            raw = raw[:i]
+        if raw == '""':
+            return ""
+        return _decode(raw, self._enc) if self._enc[_ESC] in raw else raw
+
+    def subs(self, n: int) -> list[str]:
+        """The raw sub-components of part n (none for an empty part)."""
+        parts = self._parts
+        raw = parts[n - 1] if n <= len(parts) else ""
+        return raw.split(self._sub) if raw else []
+
+    def has_sub(self, n: int, k: int) -> bool:
+        """Any content in sub-component k of part n."""
+        subs = self.subs(n)
+        return k <= len(subs) and subs[k - 1] != "" and subs[k - 1] != '""'
+
+    def sub(self, n: int, k: int) -> str:
+        """Sub-component k of part n as it prints."""
+        subs = self.subs(n)
+        return _decode(subs[k - 1], self._enc) if k <= len(subs) and subs[k - 1] else ""

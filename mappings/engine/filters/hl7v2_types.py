@@ -23,7 +23,8 @@ from jinja2 import Undefined, pass_environment
 from jinja2.utils import url_quote
 
 from mappings.engine.errors import ErrorCode, MappingError
-from mappings.engine.hl7v2 import Field, _Node
+from mappings.engine.hl7v2 import Component, Field, Repetition, SubComponent
+from mappings.engine.hl7v2_text import _COMP, _REP, _SUB, RawValue, _decode
 
 from .codes import translate_code, v2_system
 from .dates import fhir_datetime
@@ -42,14 +43,21 @@ def reads_tables(*names: str) -> Callable:
     return mark
 
 
-def _parts(value: object, name: str, kind: str) -> Callable[[int], _Node] | None:
-    """`part(n)`, reading part n of the HL7 v2 node a filter was given as `node[n]` does (a field through its first
-    repetition, taken once here), or None when it was given nothing (an empty field, none, undefined). These filters
-    read a few dozen parts per segment: one call each instead of `node[n]`'s two or three."""
-    if type(value) is Field:
-        return value._kid(1)._kid if value else None
-    if isinstance(value, _Node):
-        return value._kid if value else None
+def _read(value: object, name: str, kind: str) -> RawValue | None:
+    """The parts of the HL7 v2 node a filter was given, read from its raw text as `node[n]` reads them (a field
+    through its first repetition), or None when it was given nothing (an empty field, none, undefined). These filters
+    read a few dozen parts per segment: splitting the text once is cheaper than building a node per part."""
+    kind_of = type(value)
+    if kind_of is Field:
+        if not value:
+            return None
+        raw, enc = value._raw, value._enc
+        i = raw.find(enc[_REP])
+        return RawValue(raw if i < 0 else raw[:i], enc, _COMP)
+    if kind_of is Repetition:
+        return RawValue(value._raw, value._enc, _COMP) if value else None
+    if kind_of is Component or kind_of is SubComponent:
+        return RawValue(value._raw, value._enc, _SUB) if value else None
     if value is None or isinstance(value, Undefined) or value == "":
         return None
     raise MappingError(
@@ -76,8 +84,9 @@ def _put(into: dict, key: str, text: str) -> None:
         into[key] = text
 
 
-def _texts(*values: object) -> list[str]:
-    return [text for text in map(_text, values) if text and not text.isspace()]
+def _kept(texts) -> list[str]:
+    """The texts that are neither empty nor only whitespace."""
+    return [text for text in texts if text and not text.isspace()]
 
 
 def _period(env, start: object, end: object) -> dict | None:
@@ -87,8 +96,9 @@ def _period(env, start: object, end: object) -> dict | None:
     return period or None
 
 
-def _translated(env, node: _Node, table: str) -> str | None:
-    return translate_code(env, node, table) if node else None
+def _translated(env, value: RawValue, n: int, table: str) -> str | None:
+    """Part n through a lookup table, nothing when the part is empty."""
+    return translate_code(env, value.text(n), table) if value.has(n) else None
 
 
 def _type_coding(code: str) -> dict:
@@ -102,17 +112,34 @@ def system_from_hd(namespace: object, universal_id: object = None, universal_id_
     ISO (or a bare OID) → urn:oid:, UUID → urn:uuid:, a URI as it is; only a namespace → its HL7 table 0396 URI
     (`v2_system`: NPI → us-npi), else urn:id:… (the assigning authority's name, percent-encoded: a FHIR uri has no
     spaces). Nothing when all are empty."""
-    uid = _text(universal_id or "").strip()
-    if uid and (_text(universal_id_type) == "ISO" or uid.replace(".", "").isdigit()):
+    name = _text(namespace) if namespace else None
+    return _hd_system(name, _text(universal_id or "").strip(), _text(universal_id_type))
+
+
+def _hd_system(namespace: str | None, uid: str, uid_type: str) -> str | None:
+    """system_from_hd on texts; `namespace` is None when the namespace part is empty (its text may be empty while the
+    part is not: an escape sequence that prints nothing)."""
+    if uid and (uid_type == "ISO" or uid.replace(".", "").isdigit()):
         return f"urn:oid:{uid}"
-    if uid and _text(universal_id_type) == "UUID":
+    if uid and uid_type == "UUID":
         return f"urn:uuid:{uid.lower()}"
     if uid and ":" in uid and " " not in uid:
         return uid
-    if namespace or uid:
-        name = _text(namespace or uid).strip()
+    if namespace is not None or uid:
+        name = (uid if namespace is None else namespace).strip()
         return v2_system(name) or f"urn:id:{url_quote(name)}"
     return None
+
+
+def _hd_system_at(value: RawValue, n: int) -> str | None:
+    """The system of the HD in part n (its sub-components: namespace, universal id, its type)."""
+    namespace = value.sub(n, 1) if value.has_sub(n, 1) else None
+    return _hd_system(namespace, value.sub(n, 2).strip(), value.sub(n, 3))
+
+
+def _put_system(into: dict, system: str | None) -> None:
+    if system and not system.isspace():
+        into["system"] = system
 
 
 @pass_environment
@@ -120,22 +147,20 @@ def identifier_from_cx(env, cx: object, use: object = None, type_code: object = 
     """CX → Identifier: value CX-1, system from the assigning authority CX-4 (HD), type from CX-5 (v2-0203), else
     `type_code`, period CX-7/CX-8; `use` as given. Nothing when CX-1 is empty: `{{ cx | identifier_from_cx }}`,
     `{{ pv1[19] | identifier_from_cx(type_code="VN") }}`."""
-    part = _parts(cx, "identifier_from_cx", "CX")
-    if part is None or not part(1):
+    value = _read(cx, "identifier_from_cx", "CX")
+    if value is None or not value.has(1):
         return None
     result: dict = {}
     _put(result, "use", _text(use))
-    _put(result, "value", _text(part(1)))
-    kind = part(5) or type_code
-    if kind:
-        result["type"] = _type_coding(_text(kind).strip())
-    authority = part(4)
-    if authority:
-        system = system_from_hd(authority[1], authority[2], authority[3])
-        if system and not system.isspace():
-            result["system"] = system
-    if part(7) or part(8):
-        period = _period(env, part(7), part(8))
+    _put(result, "value", value.text(1))
+    if value.has(5):
+        result["type"] = _type_coding(value.text(5).strip())
+    elif type_code:
+        result["type"] = _type_coding(_text(type_code).strip())
+    if value.has(4):
+        _put_system(result, _hd_system_at(value, 4))
+    if value.has(7) or value.has(8):
+        period = _period(env, value.text(7), value.text(8))
         if period:
             result["period"] = period
     return result
@@ -146,18 +171,17 @@ def identifier_from_ei(env, ei: object, type_code: object = None, use: object = 
     """EI → Identifier: value EI-1, system from EI-2..4 (namespace, universal id and its type), type `type_code`
     (placer and filler numbers: "PLAC", "FILL"). Nothing when EI-1 is empty:
     `{{ obr[2] | identifier_from_ei("PLAC") }}`."""
-    part = _parts(ei, "identifier_from_ei", "EI")
-    if part is None or not part(1):
+    value = _read(ei, "identifier_from_ei", "EI")
+    if value is None or not value.has(1):
         return None
     result: dict = {}
     _put(result, "use", _text(use))
-    _put(result, "value", _text(part(1)))
+    _put(result, "value", value.text(1))
     if type_code:
         result["type"] = _type_coding(_text(type_code))
-    if part(2) or part(3):
-        system = system_from_hd(part(2), part(3), part(4))
-        if system and not system.isspace():
-            result["system"] = system
+    if value.has(2) or value.has(3):
+        namespace = value.text(2) if value.has(2) else None
+        _put_system(result, _hd_system(namespace, value.text(3).strip(), value.text(4)))
     return result
 
 
@@ -165,18 +189,15 @@ def identifier_from_ei(env, ei: object, type_code: object = None, use: object = 
 def identifier_from_xcn(env, xcn: object) -> dict | None:
     """XCN → Identifier: id XCN-1, system from the assigning authority XCN-9, type XCN-13 (v2-0203). Nothing when
     XCN-1 is empty."""
-    part = _parts(xcn, "identifier_from_xcn", "XCN")
-    if part is None or not part(1):
+    value = _read(xcn, "identifier_from_xcn", "XCN")
+    if value is None or not value.has(1):
         return None
     result: dict = {}
-    _put(result, "value", _text(part(1)))
-    authority = part(9)
-    if authority:
-        system = system_from_hd(authority[1], authority[2], authority[3])
-        if system and not system.isspace():
-            result["system"] = system
-    if part(13):
-        result["type"] = _type_coding(_text(part(13)).strip())
+    _put(result, "value", value.text(1))
+    if value.has(9):
+        _put_system(result, _hd_system_at(value, 9))
+    if value.has(13):
+        result["type"] = _type_coding(value.text(13).strip())
     return result
 
 
@@ -186,15 +207,20 @@ def human_name_from_xpn(env, xpn: object, use: object = None) -> dict | None:
     """XPN → HumanName: family XPN-1.1, given XPN-2/3, prefix XPN-5, suffix XPN-4/6/14, use from XPN-7 through the
     `hl7v2-name-use` table (else `use`: what the field implies, e.g. "old" for a previous name), period XPN-12/13
     (else the XPN-10 range). Nothing without family or given: `{{ xpn | human_name_from_xpn }}`."""
-    part = _parts(xpn, "human_name_from_xpn", "XPN")
-    if part is None or not (part(1) or part(2)):
+    value = _read(xpn, "human_name_from_xpn", "XPN")
+    if value is None or not (value.has(1) or value.has(2)):
         return None
-    result = _human_name(env, part, use, family=1, given=(2, 3), prefix=5, suffix=(4, 6, 14), use_code=7)
-    if part(10) or part(12) or part(13):
-        period = _period(env, part(12) or part(10)[1], part(13) or part(10)[2])
+    result = _human_name(env, value, use, family=1, given=(2, 3), prefix=5, suffix=(4, 6, 14), use_code=7)
+    if value.has(10) or value.has(12) or value.has(13):
+        period = _period(env, _or_sub(value, 12, 10, 1), _or_sub(value, 13, 10, 2))
         if period:
             result["period"] = period
     return result
+
+
+def _or_sub(value: RawValue, n: int, m: int, k: int) -> str:
+    """Part n's text, else sub-component k of part m (a DR range standing in for a missing start or end)."""
+    return value.text(n) if value.has(n) else value.sub(m, k)
 
 
 @pass_environment
@@ -202,22 +228,22 @@ def human_name_from_xpn(env, xpn: object, use: object = None) -> dict | None:
 def human_name_from_xcn(env, xcn: object, use: object = None) -> dict | None:
     """XCN → HumanName: family XCN-2, given XCN-3/4, suffix XCN-5/7/21, prefix XCN-6, use from XCN-10 through the
     `hl7v2-name-use` table, else `use`. Nothing without family or given."""
-    part = _parts(xcn, "human_name_from_xcn", "XCN")
-    if part is None or not (part(2) or part(3)):
+    value = _read(xcn, "human_name_from_xcn", "XCN")
+    if value is None or not (value.has(2) or value.has(3)):
         return None
-    return _human_name(env, part, use, family=2, given=(3, 4), prefix=6, suffix=(5, 7, 21), use_code=10)
+    return _human_name(env, value, use, family=2, given=(3, 4), prefix=6, suffix=(5, 7, 21), use_code=10)
 
 
 def _human_name(
-    env, part, use: object, *, family: int, given: tuple, prefix: int, suffix: tuple, use_code: int
+    env, value: RawValue, use: object, *, family: int, given: tuple, prefix: int, suffix: tuple, use_code: int
 ) -> dict:
     """The HumanName parts XPN and XCN share, at their own positions (XCN's are XPN's shifted past the id)."""
     result: dict = {}
-    _put(result, "use", _text(_translated(env, part(use_code), "hl7v2-name-use") or use))
-    _put(result, "family", _text(part(family)[1]))
-    _list(result, "given", _texts(*map(part, given)))
-    _list(result, "prefix", _texts(part(prefix)))
-    _list(result, "suffix", _texts(*map(part, suffix)))
+    _put(result, "use", _text(_translated(env, value, use_code, "hl7v2-name-use") or use))
+    _put(result, "family", value.sub(family, 1))
+    _list(result, "given", _kept(map(value.text, given)))
+    _list(result, "prefix", _kept([value.text(prefix)]))
+    _list(result, "suffix", _kept(map(value.text, suffix)))
     return result
 
 
@@ -233,40 +259,42 @@ def address_from_xad(env, xad: object, use: object = None) -> dict | None:
     mailing → type postal), else `use`; line from XAD-1 (street, street name and dwelling number joined) and XAD-2;
     city, state, zip, country XAD-3..6; district XAD-9; period XAD-13/14 (else the XAD-12 range). Nothing without
     street, city, state, zip or country: `{{ xad | address_from_xad }}`."""
-    part = _parts(xad, "address_from_xad", "XAD")
-    if part is None or not (part(1) or part(3) or part(4) or part(5) or part(6)):
+    value = _read(xad, "address_from_xad", "XAD")
+    if value is None or not (value.has(1) or value.has(3) or value.has(4) or value.has(5) or value.has(6)):
         return None
-    kind = part(7)
     result: dict = {}
-    _put(result, "use", _text(_translated(env, kind, "hl7v2-address-use") or use))
-    _put(result, "type", _text(_translated(env, kind, "hl7v2-address-type")))
-    street = part(1)
-    first_line = " ".join(str(part) for part in street if part) if street[2] or street[3] else _text(street)
-    _list(result, "line", _texts(first_line, part(2)))
-    _put(result, "city", _text(part(3)))
-    _put(result, "district", _text(part(9)[1] or part(9)[2]))
-    _put(result, "state", _text(part(4)))
-    _put(result, "postalCode", _text(part(5)))
-    _put(result, "country", _text(part(6)))
-    if part(12) or part(13) or part(14):
-        period = _period(env, part(13) or part(12)[1], part(14) or part(12)[2])
+    _put(result, "use", _text(_translated(env, value, 7, "hl7v2-address-use") or use))
+    _put(result, "type", _text(_translated(env, value, 7, "hl7v2-address-type")))
+    if value.has_sub(1, 2) or value.has_sub(1, 3):  # SAD: street, street name, dwelling number
+        first_line = " ".join(_decode(part, value._enc) for part in value.subs(1) if part and part != '""')
+    else:
+        first_line = value.text(1)
+    _list(result, "line", _kept([first_line, value.text(2)]))
+    _put(result, "city", value.text(3))
+    _put(result, "district", value.sub(9, 1) if value.has_sub(9, 1) else value.sub(9, 2))
+    _put(result, "state", value.text(4))
+    _put(result, "postalCode", value.text(5))
+    _put(result, "country", value.text(6))
+    if value.has(12) or value.has(13) or value.has(14):
+        period = _period(env, _or_sub(value, 13, 12, 1), _or_sub(value, 14, 12, 2))
         if period:
             result["period"] = period
     return result
 
 
-def _phone_number(part: Callable[[int], _Node]) -> object:
-    """XTN-1, else XTN-12 (unformatted), else `+country (area) local ext. extension` from XTN-5..8."""
-    number = part(1) or part(12)
-    if number:
-        return number
-    country, area, extension = part(5), part(6), part(8)
-    return (
-        (f"+{country} " if country else "")
-        + (f"({area}) " if area else "")
-        + _text(part(7))
-        + (f" ext. {extension}" if extension else "")
+def _phone_number(value: RawValue) -> tuple[bool, str]:
+    """XTN-1, else XTN-12 (unformatted), else `+country (area) local ext. extension` from XTN-5..8; and whether it
+    holds anything (a part can hold an escape sequence that prints nothing)."""
+    for n in (1, 12):
+        if value.has(n):
+            return True, value.text(n)
+    number = (
+        (f"+{value.text(5)} " if value.has(5) else "")
+        + (f"({value.text(6)}) " if value.has(6) else "")
+        + value.text(7)
+        + (f" ext. {value.text(8)}" if value.has(8) else "")
     )
+    return bool(number), number
 
 
 @pass_environment
@@ -277,44 +305,46 @@ def telecom_from_xtn(env, xtn: object, use: object = None) -> dict | None:
     first); use mobile for XTN-3 CP, else XTN-2 through `hl7v2-telecom-use`, else `use` (what the field implies:
     PID-13 home, PID-14 work); rank XTN-18; period XTN-13/14. Nothing without a value:
     `{{ xtn | telecom_from_xtn("home") }}`."""
-    part = _parts(xtn, "telecom_from_xtn", "XTN")
-    if part is None:
+    value = _read(xtn, "telecom_from_xtn", "XTN")
+    if value is None:
         return None
-    number = _phone_number(part)
-    system = _translated(env, part(3), "hl7v2-telecom-system") or (
-        "email" if part(2) == "NET" or (part(4) and not number) else "phone"
+    has_number, number = _phone_number(value)
+    system = _translated(env, value, 3, "hl7v2-telecom-system") or (
+        "email" if value.text(2) == "NET" or (value.has(4) and not has_number) else "phone"
     )
-    value = (part(4) or number) if system == "email" else number
-    if not value:
+    if system == "email" and value.has(4):
+        has_number, number = True, value.text(4)
+    if not has_number:
         return None
     result: dict = {}
     _put(result, "system", _text(system))
-    _put(result, "value", _text(value).strip())
-    wanted = "mobile" if part(3) == "CP" else (_translated(env, part(2), "hl7v2-telecom-use") or use)
+    _put(result, "value", number.strip())
+    wanted = "mobile" if value.text(3) == "CP" else (_translated(env, value, 2, "hl7v2-telecom-use") or use)
     _put(result, "use", _text(wanted))
-    if part(18):
-        rank = to_integer(part(18))
+    if value.has(18):
+        rank = to_integer(value.text(18))
         if rank and rank > 0:
             result["rank"] = rank
-    if part(13) or part(14):
-        period = _period(env, part(13), part(14))
+    if value.has(13) or value.has(14):
+        period = _period(env, value.text(13), value.text(14))
         if period:
             result["period"] = period
     return result
 
 
-def _coding(code: _Node, display: _Node, system: object, version: _Node) -> dict:
+def _coding(value: RawValue, code: int, system: object, version: int) -> dict:
+    """The Coding of one CWE triplet: code at `code`, display right after it, version at `version`."""
     coding: dict = {}
     _put(coding, "system", _text(system))
-    _put(coding, "version", _text(version))
-    _put(coding, "code", _text(code).strip())
-    _put(coding, "display", _text(display))
+    _put(coding, "version", value.text(version))
+    _put(coding, "code", value.text(code).strip())
+    _put(coding, "display", value.text(code + 1))
     return coding
 
 
-def _system_of(name: _Node, default: object = None) -> object:
+def _system_of(value: RawValue, n: int, default: object = None) -> object:
     """CWE-3 (or -6) through HL7 table 0396 (`v2_system`), else the default; an empty name prints as nothing."""
-    return (v2_system(name) if name else None) or default
+    return (v2_system(value.text(n)) if value.has(n) else None) or default
 
 
 @pass_environment
@@ -322,10 +352,10 @@ def coding_from_cwe(env, cwe: object, default_system: object = None) -> dict | N
     """The first triplet of a CE/CWE/CNE → Coding: code CWE-1, display CWE-2, system CWE-3 through HL7 table 0396
     (`v2_system`), else `default_system` (a URI, e.g. `"0007" | v2_table` for an IS field), version CWE-7. Nothing
     when CWE-1 is empty."""
-    part = _parts(cwe, "coding_from_cwe", "CWE")
-    if part is None or not part(1):
+    value = _read(cwe, "coding_from_cwe", "CWE")
+    if value is None or not value.has(1):
         return None
-    return _coding(part(1), part(2), _system_of(part(3), default_system), part(7)) or None
+    return _coding(value, 1, _system_of(value, 3, default_system), 7) or None
 
 
 @pass_environment
@@ -334,20 +364,23 @@ def codeable_concept_from_cwe(env, cwe: object, text: object = None, default_sys
     through HL7 table 0396 (`default_system`, a URI, when CWE-3 is empty: IS fields and legacy coding-method
     fields); text `text`, else the original text CWE-9, else the display CWE-2 / CWE-5. Nothing without a code or a
     text: `{{ cwe | codeable_concept_from_cwe }}`, `{{ dg1[3] | codeable_concept_from_cwe(text=dg1[4]) }}`."""
-    part = _parts(cwe, "codeable_concept_from_cwe", "CWE")
-    if part is None:
+    value = _read(cwe, "codeable_concept_from_cwe", "CWE")
+    if value is None:
         if not text:
             return None
         label = _text(text)
         return {"text": label} if label and not label.isspace() else None
-    if not (part(1) or part(2) or part(4) or part(5) or part(9) or text):
+    if not (value.has(1) or value.has(2) or value.has(4) or value.has(5) or value.has(9) or text):
         return None
     codings = []
-    if part(1):
-        codings.append(_coding(part(1), part(2), _system_of(part(3), default_system), part(7)))
-    if part(4):
-        codings.append(_coding(part(4), part(5), _system_of(part(6)), part(8)))
+    if value.has(1):
+        codings.append(_coding(value, 1, _system_of(value, 3, default_system), 7))
+    if value.has(4):
+        codings.append(_coding(value, 4, _system_of(value, 6), 8))
     result: dict = {}
     _list(result, "coding", [coding for coding in codings if coding])
-    _put(result, "text", _text(text or part(9) or part(2) or part(5)))
+    if text:
+        _put(result, "text", _text(text))
+    else:
+        _put(result, "text", next((value.text(n) for n in (9, 2) if value.has(n)), value.text(5)))
     return result or None
