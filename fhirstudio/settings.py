@@ -375,6 +375,7 @@ FHIR_STUDIO = {
     "EXPORT_FILE_RESOURCES": env_int("FHIR_STUDIO_EXPORT_FILE_RESOURCES", "100000"),
     "EXPORT_FILE_BYTES": env_int("FHIR_STUDIO_EXPORT_FILE_BYTES", str(200 * 1024 * 1024)),
     "EXPORT_RETENTION_HOURS": env_int("FHIR_STUDIO_EXPORT_RETENTION_HOURS", "24"),
+    "MESSAGE_RETENTION_DAYS": env_int("FHIR_STUDIO_MESSAGE_RETENTION_DAYS", "30"),  # the message log, then purged
     # A source of more than 500 records (INLINE_RECORDS in mappings/actions/deployments.py) is indexed by the workers,
     # in chunks of this many records.
     "INDEX_CHUNK_RECORDS": env_int("FHIR_STUDIO_INDEX_CHUNK_RECORDS", "2000"),

@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 
 from mappings.jobs import batches, chunks, exports
 from mappings.jobs.indexing import index_deployment_direct, plan_index_direct, run_index_chunk_direct
+from mappings.jobs.messages import purge_messages_direct
 
 RETRYABLE = (OperationalError, InterfaceError)
 # Every job: acknowledged once done (a crashed worker's job runs again), retried with backoff only when the database
@@ -64,3 +65,8 @@ def requeue_stalled_chunks() -> int:
 @shared_task(queue="default", soft_time_limit=300, time_limit=360)
 def delete_expired_exports() -> int:
     return exports.delete_expired_exports_direct()
+
+
+@shared_task(queue="default", soft_time_limit=300, time_limit=360)
+def purge_messages() -> int:
+    return purge_messages_direct()

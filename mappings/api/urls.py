@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("mappings.api.editor_urls")),
     path("", include("mappings.api.facade_urls")),
     path("", include("mappings.api.batch_urls")),
+    path("", include("mappings.api.message_urls")),
     path("", include("mappings.api.convert")),
     path("", include("mappings.api.profile_urls")),
     path("", include("mappings.api.client_app_urls")),

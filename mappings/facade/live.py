@@ -4,6 +4,7 @@ and reported in the searchset's OperationOutcome entry, so one bad record does n
 
 from __future__ import annotations
 
+from mappings import message_log
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.deployed import run_deployed
@@ -22,6 +23,7 @@ def _convert(deployment: Deployment, payloads: list[str]) -> tuple[list[dict], l
     resources, problems = [], []
     for payload in payloads:
         made, fatal = run_deployed(deployment, payload)
+        message_log.record_read(deployment, payload, made, fatal)
         resources += made
         if fatal:
             problems.append(f"{fatal[0].code}: {fatal[0].message}")

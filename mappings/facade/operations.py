@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from mappings import message_log
 from mappings.access import access_convert_mapping, access_facade_request
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
@@ -77,6 +78,7 @@ def convert_data(request: HttpRequest, slug: str) -> HttpResponse:
             expression="inputDataType",
         )
     result = run_mapping(compile_version(version), data, source_format=source_format, limits=engine_limits())
+    message_log.record_convert(slug, facade.convert_templates.get(name) or name, version, data, result)
     if not result.ok:
         return fhir_response(request, result.issues, 422)
     for resource_type in sorted(_types_in(result.output)):

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from mappings import caches
+from mappings import caches, message_log
 from mappings.actions import do_finish_batch
 from mappings.compiling import compile_version
 from mappings.conf import engine_limits
@@ -249,6 +249,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
     failed: list[BatchItem] = []
     failed_when_split = 0
     shown = time.monotonic()
+    log = message_log.BatchLog(chunk)
     for item_id, payload, record_payload, source_format, status in _items(chunk):
         if not heartbeat.beat():
             results.discard()
@@ -264,6 +265,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
             validate=batch.validate,
             registry=registry,
         )
+        log.add(item_id, payload or record_payload or "", source_format, result)
         if result.ok and result.output is not None:
             results.write(_line(result.output))
             converted.append(item_id)
@@ -282,6 +284,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
         if BatchChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CANCELLED).exists():
             delete_files(file["name"] for file in files)
         return "stopped"
+    log.write()  # after the chunk is recorded done: a chunk that runs again finds it done, so no row is logged twice
     logger.info(
         "batch %s chunk %s: %d converted, %d failed, %.0f ms",
         batch.pk,

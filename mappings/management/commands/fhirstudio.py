@@ -30,7 +30,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from rest_framework.authtoken.models import Token
 
@@ -43,6 +43,7 @@ from mappings.engine.formats import FORMATS, detect_format, dumps, serialize
 from mappings.engine.formats import parse as parse_resource
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.examples import Example, find_example, list_examples
+from mappings.jobs.messages import purge_messages_direct
 from mappings.models import Facade, Mapping, TestRun
 from mappings.samples import mask, run_case
 from mappings.security.clients import create_smart_client
@@ -83,6 +84,8 @@ class Command(BaseCommand):
         smart.add_argument("--out", required=True, type=Path, help="Folder for private-key.pem and jwks.json.")
         smart.add_argument("--alg", choices=("ES384", "RS384"), default="ES384", help="The key's algorithm.")
         smart.add_argument("--name", default="", help="The client app's name (default: smart-client for <facade>).")
+        purge = commands.add_parser("purge-messages", help="Delete message log rows older than the retention.")
+        purge.add_argument("--days", type=int, help="Days to keep (default: FHIR_STUDIO_MESSAGE_RETENTION_DAYS).")
         convert = commands.add_parser("convert", help="Print a FHIR resource in JSON, XML or RDF Turtle.")
         convert.add_argument("file", help="A FHIR resource in JSON, XML or Turtle ('-' reads standard input).")
         convert.add_argument("--to", required=True, choices=FORMATS, help="The format to print.")
@@ -105,6 +108,11 @@ class Command(BaseCommand):
             sys.exit(self.token(options["username"]))
         if options["command"] == "convert":
             sys.exit(self.convert(options))
+        if options["command"] == "purge-messages":
+            if options["days"] is not None and options["days"] < 0:
+                raise CommandError("--days is a number of days to keep: 0 or more.")
+            self.stdout.write(f"{purge_messages_direct(options['days'])} message log rows deleted.")
+            return
         if options["command"] == "smart-client":
             sys.exit(self.smart_client(options))
         sys.exit(self.test(options))
