@@ -1,0 +1,548 @@
+"""Writes to a FHIR store (data source kind `fhir-store`): what its facade's create, update, patch, delete and
+transaction interactions change, and the studio-side actions that make a store facade.
+
+A write keeps two things in step, in one transaction: the store's history (StoreVersion, every version, numbered per
+resource) and the index its facades serve from (FacadeResource and SearchValue rows of each live deployment bound to
+the store for that type, with the same search values the deploy-time indexer extracts), so a read or search after a
+write answers from the index as for any stored source. Writes by FHIR clients write no audit row each (a transaction
+of 1,000 entries would be 1,000 rows): the studio-side actions (a store facade made, a store bound) do.
+
+Two writers of the same version of a resource cannot both win: the history's unique (source, type, id, version)
+refuses the second, answered 409."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import jsonpatch
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from mappings.actions.common import audit
+from mappings.actions.deployments import grow_generation
+from mappings.actions.index_rows import TIMED, _insert_values, drop_index
+from mappings.engine import MappingError
+from mappings.engine.validate import validate_output
+from mappings.errors import FhirError, RequestCode, StudioError
+from mappings.facade.search import NAME_PARTS
+from mappings.facade.search_index import search_values
+from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type
+from mappings.models import (
+    AuditAction,
+    DataSource,
+    Deployment,
+    Facade,
+    FacadeResource,
+    MappingVersion,
+    ResourceBinding,
+    SearchValue,
+    StoreVersion,
+)
+from mappings.profiles import studio_registry
+
+RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# The identity mapping a store binding names: a binding needs a mapping version (Deployment.version), and a store
+# serves FHIR as written, so its bindings run nothing; its template returns its input should anyone run it.
+STORE_MAPPING = "fhir-store"
+STORE_TEMPLATE = "{{ msg | tojson }}"
+
+
+class InvalidResourceError(Exception):
+    """The engine's validator refused a resource: answered 422 with its issues as an OperationOutcome."""
+
+    def __init__(self, issues: list[MappingError]) -> None:
+        super().__init__(f"{len(issues)} validation issues")
+        self.issues = issues
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where a store's resources of one type are written: the store and every live deployment serving that type
+    from it (one per facade binding the store), each with the key its search values carry."""
+
+    source_id: int
+    resource_type: str
+    deployments: tuple[tuple[int, int], ...]
+
+
+@dataclass
+class NewVersion:
+    resource_type: str
+    resource_id: str
+    version_id: int
+    method: str
+    content: dict | None  # None: deleted
+    created: bool = False
+
+
+def store_target(deployment_id: int, resource_type: str) -> StoreTarget:
+    """The target of writes to `resource_type` through the deployment a facade serves it from."""
+    source_id = Deployment.objects.filter(pk=deployment_id).values_list("binding__source_id", flat=True).first()
+    if source_id is None:
+        raise FhirError(404, RequestCode.NOT_SERVED, f"This facade does not serve {resource_type}.")
+    return targets_of(source_id, [resource_type])[resource_type]
+
+
+def targets_of(source_id: int, resource_types: Iterable[str]) -> dict[str, StoreTarget]:
+    """The write target of each type (a type no facade serves from the store has none: 404 when written)."""
+    wanted = set(resource_types)
+    rows = (
+        Deployment.objects.live()
+        .filter(binding__source_id=source_id, binding__resource_type__in=wanted)
+        .values_list("binding__resource_type", "id", "index_key")
+        .order_by("id")
+    )
+    found: dict[str, list[tuple[int, int]]] = {}
+    for resource_type, deployment_id, key in rows:
+        found.setdefault(resource_type, []).append((deployment_id, deployment_id if key is None else key))
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise FhirError(404, RequestCode.NOT_SERVED, f"This store facade does not serve {', '.join(missing)}.")
+    return {name: StoreTarget(source_id, name, tuple(deployments)) for name, deployments in found.items()}
+
+
+# --- checks -------------------------------------------------------------------------------------------------------
+
+
+def checked_resource(body: object, resource_type: str, registry=None) -> dict:
+    """The resource if it is a `resource_type` the engine's validator accepts (errors only: warnings pass);
+    400 for the wrong type, 422 (InvalidResourceError) for invalid content."""
+    if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+        found = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
+        raise FhirError(400, RequestCode.INVALID, f"The body is a {found}, not a {resource_type}.")
+    issues = validate_output(body, registry=registry if registry is not None else studio_registry())
+    errors = [issue for issue in issues if issue.severity in ("error", "fatal")]
+    if errors:
+        raise InvalidResourceError(errors)
+    return body
+
+
+def checked_id(resource_id: object) -> str:
+    if not isinstance(resource_id, str) or not RESOURCE_ID.match(resource_id):
+        raise FhirError(400, RequestCode.INVALID, f"'{resource_id}' is not a FHIR id (1-64 of A-Z a-z 0-9 - .).")
+    return resource_id
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- reading the history -------------------------------------------------------------------------------------------
+
+
+def latest_versions(source_id: int, resource_type: str, ids: Iterable[str]) -> dict[str, tuple[int, bool]]:
+    """{id: (its latest version number, whether that version is a delete)} of the ids the store has seen."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = (
+        StoreVersion.objects.filter(source_id=source_id, resource_type=resource_type, resource_id__in=ids)
+        .order_by("resource_id", "version_id")
+        .values_list("resource_id", "version_id", "method")
+    )
+    return {resource_id: (version, method == StoreVersion.Method.DELETE) for resource_id, version, method in rows}
+
+
+def check_version(resource_type: str, resource_id: str, current: tuple[int, bool] | None, if_match: str | None) -> None:
+    """412 unless `If-Match: W/"n"` names the resource's current version (when the header is given)."""
+    if if_match is None:
+        return
+    wanted = if_match.strip().removeprefix("W/").strip('"')
+    have = current[0] if current is not None and not current[1] else None
+    if have is None or wanted != str(have):
+        now = f"is at version {have}" if have is not None else "does not exist"
+        raise FhirError(412, RequestCode.INVALID, f"If-Match {if_match}: {resource_type}/{resource_id} {now}.")
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+
+
+def stamped(content: dict, version_id: int, now: datetime) -> dict:
+    """The resource as stored: the server's meta.versionId and meta.lastUpdated (milliseconds, Z), the rest as sent."""
+    meta = {**(content.get("meta") or {}), "versionId": str(version_id), "lastUpdated": instant(now)}
+    rest = {key: value for key, value in content.items() if key not in ("resourceType", "id", "meta")}
+    return {"resourceType": content["resourceType"], "id": content["id"], "meta": meta, **rest}
+
+
+def instant(now: datetime) -> str:
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_versions(targets: dict[str, StoreTarget], versions: list[NewVersion], now: datetime) -> None:
+    """Record the versions in the store's history and make them what its facades serve, in bulk (call inside a
+    transaction). 409 when another writer recorded one of these versions first."""
+    if not versions:
+        return
+    source_id = next(iter(targets.values())).source_id
+    try:
+        with transaction.atomic():
+            StoreVersion.objects.bulk_create(
+                [
+                    StoreVersion(
+                        source_id=source_id,
+                        resource_type=version.resource_type,
+                        resource_id=version.resource_id,
+                        version_id=version.version_id,
+                        method=version.method,
+                        last_updated=now,
+                        content=version.content,
+                    )
+                    for version in versions
+                ],
+                batch_size=1000,
+            )
+    except IntegrityError as exc:
+        raise FhirError(
+            409, RequestCode.INVALID, "Another request changed one of these resources at the same time; try again."
+        ) from exc
+    by_type: dict[str, list[NewVersion]] = {}
+    for version in versions:
+        by_type.setdefault(version.resource_type, []).append(version)
+    for resource_type, written in by_type.items():
+        for deployment_id, key in targets[resource_type].deployments:
+            _serve(deployment_id, key, resource_type, written, now)
+
+
+def _serve(deployment_id: int, key: int, resource_type: str, versions: list[NewVersion], now: datetime) -> None:
+    """Replace the deployment's index rows of these resources with their new versions (none for a delete)."""
+    replaced = [version.resource_id for version in versions if not version.created]
+    if replaced:
+        old = FacadeResource.objects.filter(
+            deployment_id=deployment_id, resource_type=resource_type, resource_id__in=replaced
+        )
+        SearchValue.objects.filter(build=key, resource_id__in=old.values("id")).delete()
+        old._raw_delete(old.db)  # its search values are gone: the ORM's cascade would look for them one by one
+    current = [version for version in versions if version.content is not None]
+    rows = FacadeResource.objects.bulk_create(
+        [
+            FacadeResource(
+                deployment_id=deployment_id,
+                resource_type=resource_type,
+                resource_id=version.resource_id,
+                content=version.content,
+                last_updated=now,
+            )
+            for version in current
+        ],
+        batch_size=1000,
+    )
+    if connection.vendor != "postgresql" and rows and rows[0].pk is None:  # an SQLite without RETURNING
+        ids = dict(
+            FacadeResource.objects.filter(
+                deployment_id=deployment_id, resource_type=resource_type, resource_id__in=[r.resource_id for r in rows]
+            ).values_list("resource_id", "id")
+        )
+        for row in rows:
+            row.pk = ids[row.resource_id]
+    _insert_values(key, ((row.pk, value) for row in rows for value in stored_values(search_values(row.content, now))))
+
+
+def stored_values(rows: list[tuple]) -> list[tuple]:
+    """A resource's search values as the deploy-time indexer stores them (mappings.jobs.index_staging.stored_values,
+    which actions may not import): not the TIMED ones, nor a `name` value a family or given value already holds."""
+    parts = {row[1] for row in rows if row[0] in NAME_PARTS}
+    return [row for row in rows if row[0] not in TIMED and not (row[0] == "name" and row[1] in parts)]
+
+
+def created(target: StoreTarget, resource: dict, now: datetime, resource_id: str | None = None) -> NewVersion:
+    """Version 1 of a new resource (a server-assigned id unless given: update-as-create)."""
+    resource_id = resource_id or new_id()
+    content = stamped({**resource, "id": resource_id}, 1, now)
+    return NewVersion(target.resource_type, resource_id, 1, StoreVersion.Method.CREATE, content, created=True)
+
+
+def updated(
+    target: StoreTarget,
+    resource_id: str,
+    resource: dict,
+    current: tuple[int, bool] | None,
+    now: datetime,
+    method: str = StoreVersion.Method.UPDATE,
+) -> NewVersion:
+    """The next version of a resource (version 1 if the store never had it: update as create)."""
+    number = current[0] + 1 if current else 1
+    content = stamped({**resource, "id": resource_id}, number, now)
+    served = current is not None and not current[1]
+    return NewVersion(target.resource_type, resource_id, number, method, content, created=not served)
+
+
+def deleted(target: StoreTarget, resource_id: str, current: tuple[int, bool]) -> NewVersion:
+    return NewVersion(target.resource_type, resource_id, current[0] + 1, StoreVersion.Method.DELETE, None)
+
+
+# --- changes: one interaction, or a batch or transaction Bundle's entries ------------------------------------------
+
+
+@dataclass
+class Change:
+    """One write asked of the store. `resource_id` None: a create (server-assigned id) or, with `query`, a
+    conditional update. `resource`: the body (PATCH: the JSON Patch operations). `full_url`: a transaction entry's
+    fullUrl, which other entries' references may name (urn:uuid:…)."""
+
+    method: str
+    resource_type: str
+    resource_id: str | None = None
+    resource: object = None
+    query: list[tuple[str, str]] | None = None
+    if_match: str | None = None
+    if_none_exist: list[tuple[str, str]] | None = None
+    full_url: str | None = None
+
+
+@dataclass
+class Done:
+    """What a change did: its status (200, 201, 204) and the version written (None: nothing written) or, for a
+    conditional create that matched, the resource that exists."""
+
+    status: int
+    resource_type: str
+    resource_id: str | None = None
+    version: NewVersion | None = None
+    content: dict | None = None
+    version_id: int | None = None
+
+
+# The order a transaction's entries are processed in (FHIR R4 http.html#trules): deletes, creates, updates.
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
+
+
+def matching_ids(target: StoreTarget, query: list[tuple[str, str]], limit: int = 2) -> list[str]:
+    """Ids of the served resources a conditional interaction's criteria match (the facade's search), up to `limit`."""
+    from mappings.facade.search import search
+
+    deployment_id, key = target.deployments[0]
+    served = FacadeResource.objects.filter(deployment_id=deployment_id, resource_type=target.resource_type)
+    matches = search(served, target.resource_type, query, key)
+    return list(matches.order_by("resource_id").values_list("resource_id", flat=True)[:limit])
+
+
+def _one_match(target: StoreTarget, query: list[tuple[str, str]], what: str) -> str | None:
+    if not [name for name, _ in query if name not in ("_format", "_pretty")]:
+        raise FhirError(400, RequestCode.INVALID, f"A conditional {what} needs search criteria.")
+    found = matching_ids(target, query)
+    if len(found) > 1:
+        raise FhirError(
+            412, RequestCode.INVALID, f"The conditional {what}'s criteria match more than one {target.resource_type}."
+        )
+    return found[0] if found else None
+
+
+def rewrite_references(value: object, ids: dict[str, str]) -> object:
+    """`value` with every reference to a transaction entry's fullUrl (urn:uuid:…) turned into Type/id."""
+    if isinstance(value, dict):
+        rewritten = {key: rewrite_references(item, ids) for key, item in value.items()}
+        reference = rewritten.get("reference")
+        if isinstance(reference, str) and reference in ids:
+            rewritten["reference"] = ids[reference]
+        return rewritten
+    if isinstance(value, list):
+        return [rewrite_references(item, ids) for item in value]
+    return value
+
+
+def do_store_changes(targets: dict[str, StoreTarget], changes: list[Change]) -> list[Done]:
+    """Apply the changes in one transaction, all or nothing (a batch calls this once per entry): deletes, creates,
+    then updates and patches, as a transaction processes them; references to an entry's fullUrl rewritten to the id
+    it gets. Raises FhirError (409, 412, 404, 400) or InvalidResourceError for the first change that cannot be made."""
+    with transaction.atomic():
+        return _changes(targets, changes)
+
+
+def _changes(targets: dict[str, StoreTarget], changes: list[Change]) -> list[Done]:
+    now = timezone.now()
+    registry = studio_registry()
+    done: list[Done | None] = [None] * len(changes)
+    ids: dict[str, str] = {}  # fullUrl → Type/id, for the references of other entries
+    order = sorted(range(len(changes)), key=lambda at: ORDER[changes[at].method])
+    # Every id first: a create's (new, or what its If-None-Exist matched), a conditional update's match.
+    for at in order:
+        change = changes[at]
+        target = targets[change.resource_type]
+        if change.method == "POST":
+            existing = _one_match(target, change.if_none_exist, "create") if change.if_none_exist else None
+            if existing is not None:
+                done[at] = Done(200, change.resource_type, existing)
+            change.resource_id = existing or change.resource_id or new_id()
+        elif change.resource_id is None and change.query is not None:
+            given = change.resource.get("id") if isinstance(change.resource, dict) else None
+            change.resource_id = _one_match(target, change.query, change.method.lower()) or (
+                (given or new_id()) if change.method == "PUT" else None
+            )
+            if change.resource_id is None:
+                raise FhirError(404, RequestCode.NOT_FOUND, f"No {change.resource_type} matches the criteria.")
+        if change.full_url:
+            ids[change.full_url] = f"{change.resource_type}/{change.resource_id}"
+    touched = [(change.resource_type, change.resource_id) for change in changes if change.method != "POST"]
+    if len(set(touched)) < len(touched):
+        raise FhirError(400, RequestCode.INVALID, "A transaction may change each resource once only.")
+    current: dict[tuple[str, str], tuple[int, bool]] = {}
+    for resource_type in {change.resource_type for change in changes if change.method != "POST"}:
+        wanted = [change.resource_id for change in changes if change.resource_type == resource_type]
+        found = latest_versions(targets[resource_type].source_id, resource_type, wanted)
+        current.update({(resource_type, resource_id): version for resource_id, version in found.items()})
+    versions: list[NewVersion] = []
+    for at in order:
+        change = changes[at]
+        if done[at] is not None:
+            continue  # a conditional create that matched: nothing to write
+        target, key = targets[change.resource_type], (change.resource_type, change.resource_id)
+        resource = rewrite_references(change.resource, ids) if ids and change.method != "PATCH" else change.resource
+        if change.method == "DELETE":
+            have = current.get(key)
+            version = None if have is None or have[1] else deleted(target, change.resource_id, have)
+            done[at] = Done(204, change.resource_type, change.resource_id, version)  # 204 whether or not it existed
+        elif change.method == "POST":
+            checked_resource(resource, change.resource_type, registry)
+            version = created(target, resource, now, change.resource_id)
+            done[at] = Done(201, change.resource_type, change.resource_id, version)
+        else:
+            check_version(change.resource_type, change.resource_id, current.get(key), change.if_match)
+            if change.method == "PATCH":
+                resource = _patched(target, change, current.get(key))
+            elif isinstance(resource, dict) and resource.get("id") not in (None, change.resource_id):
+                raise FhirError(
+                    400, RequestCode.INVALID, f"The body's id {resource.get('id')} is not {change.resource_id}."
+                )
+            checked_resource(resource, change.resource_type, registry)
+            version = updated(target, change.resource_id, resource, current.get(key), now, change.method)
+            done[at] = Done(201 if version.created else 200, change.resource_type, change.resource_id, version)
+        if version is not None:
+            versions.append(version)
+    write_versions(targets, versions, now)
+    return done
+
+
+def _patched(target: StoreTarget, change: Change, current: tuple[int, bool] | None) -> dict:
+    """JSON Patch (RFC 6902) applied to the current version."""
+    if current is None or current[1]:
+        raise FhirError(404, RequestCode.NOT_FOUND, f"{change.resource_type}/{change.resource_id} is not known.")
+    content = (
+        StoreVersion.objects.filter(
+            source_id=target.source_id,
+            resource_type=change.resource_type,
+            resource_id=change.resource_id,
+            version_id=current[0],
+        )
+        .values_list("content", flat=True)
+        .get()
+    )
+    try:
+        patched = jsonpatch.apply_patch(content, change.resource)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+        raise FhirError(422, RequestCode.INVALID, f"The JSON Patch cannot be applied: {exc}") from exc
+    if not isinstance(patched, dict) or patched.get("id") != change.resource_id:
+        raise FhirError(422, RequestCode.INVALID, "A patch may not change the resource's id or type.")
+    return patched
+
+
+# --- studio side: a store facade ----------------------------------------------------------------------------------
+
+
+def store_version(acting_user: AbstractBaseUser | None) -> MappingVersion:
+    """The identity mapping's published version, made on first use (as the demo makes its mappings)."""
+    from mappings.actions.mappings import do_create_mapping
+    from mappings.actions.versions import do_publish_version
+    from mappings.models import Mapping
+
+    mapping = Mapping.objects.filter(slug=STORE_MAPPING).first()
+    if mapping is None:
+        mapping = do_create_mapping(
+            acting_user=acting_user,
+            slug=STORE_MAPPING,
+            title="FHIR store (serves resources as written)",
+            source_format="fhir",
+            template=STORE_TEMPLATE,
+        )
+    version = mapping.versions.order_by("-number").first()
+    if version is None:
+        version = do_publish_version(mapping, acting_user=acting_user, message="FHIR store bindings")
+    return version
+
+
+def do_create_store_facade(
+    *,
+    acting_user: AbstractBaseUser | None,
+    slug: str,
+    title: str,
+    store: str,
+    auth_mode: str = Facade.AuthMode.OPEN,
+    resource_types: Iterable[str] | None = None,
+) -> Facade:
+    """A facade that serves a store (made if missing), read and write, for `resource_types` (all of R4's when None).
+    Each step is its own action (a facade, a source, the identity mapping, the bindings), each with its audit row."""
+    from mappings.actions.facades import do_create_data_source, do_create_facade
+
+    source = DataSource.objects.filter(name=store).first()
+    if source is None:
+        source = do_create_data_source(
+            acting_user=acting_user, name=store, source_format="fhir", kind=DataSource.Kind.FHIR_STORE
+        )
+    version = store_version(acting_user)
+    facade = do_create_facade(acting_user=acting_user, slug=slug, title=title, auth_mode=auth_mode)
+    do_bind_store(facade, acting_user=acting_user, source=source, version=version, resource_types=resource_types)
+    facade.refresh_from_db()
+    return facade
+
+
+@transaction.atomic(durable=True)
+def do_bind_store(
+    facade: Facade,
+    *,
+    acting_user: AbstractBaseUser | None,
+    source: DataSource,
+    version: MappingVersion,
+    resource_types: Iterable[str] | None = None,
+) -> list[ResourceBinding]:
+    """Serve these types (every R4 type when None) of the facade from a store: a binding and a live deployment each,
+    serving at once what the store already holds of the type."""
+    if source.kind != DataSource.Kind.FHIR_STORE:
+        raise StudioError("invalid", f"'{source.name}' is a {source.kind} source, not a fhir-store.")
+    types = sorted(set(resource_types) if resource_types is not None else R4_RESOURCE_TYPES)
+    unknown = [name for name in types if not is_r4_resource_type(name)]
+    if unknown:
+        raise StudioError("invalid", f"Not FHIR R4 resource types: {', '.join(unknown)}.")
+    bindings = []
+    for resource_type in types:
+        binding = ResourceBinding.objects.filter(facade=facade, resource_type=resource_type).first()
+        if binding is not None:
+            drop_index(binding)  # what it served before (another source's index) goes
+        binding, _ = ResourceBinding.objects.update_or_create(
+            facade=facade, resource_type=resource_type, defaults={"mapping_id": version.mapping_id, "source": source}
+        )
+        binding.deployments.filter(ready=True).update(ready=False, superseded=True)
+        deployment = Deployment.objects.create(
+            binding=binding, version=version, deployed_by=acting_user, ready=True, indexed=0
+        )
+        deployment.index_key = deployment.pk
+        deployment.save(update_fields=["index_key"])
+        _fill(source.pk, resource_type, deployment)
+        bindings.append(binding)
+    audit(
+        acting_user,
+        AuditAction.BINDING_SAVED,
+        facade,
+        mapping_slug=STORE_MAPPING,
+        after={"facade": facade.slug, "store": source.name, "resource_types": len(types)},
+    )
+    grow_generation(facade.pk)
+    return bindings
+
+
+def _fill(source_id: int, resource_type: str, deployment: Deployment) -> None:
+    """What the store holds of the type, served by a new deployment: each resource's latest version, if not deleted."""
+    latest: dict[str, StoreVersion] = {}
+    rows = StoreVersion.objects.filter(source_id=source_id, resource_type=resource_type).order_by("version_id")
+    for row in rows.iterator(chunk_size=2000):
+        latest[row.resource_id] = row
+    versions = [
+        NewVersion(resource_type, row.resource_id, row.version_id, row.method, row.content, created=True)
+        for row in latest.values()
+        if not row.deleted
+    ]
+    if versions:
+        _serve(deployment.pk, deployment.pk, resource_type, versions, timezone.now())
