@@ -76,7 +76,6 @@ class FhirClient:
         self.base_url = base_url.rstrip("/")
         self.auth = auth or Auth()
         self.transport = transport or Transport(timeout_seconds=timeout_seconds, retry=retry or RetryPolicy())
-        self.transport.check_host(self.base_url)
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """HTTP for the FHIR client, on requests: every URL (redirects and paging links included) checked against the
-caller's host allow-list, timeouts, and retries with exponential backoff and jitter on 429, 5xx and connection
+caller's host allow-list with mappings/outbound.py (listed host, public addresses only unless listed, connection
+pinned to the checked address), timeouts, and retries with exponential backoff and jitter on 429, 5xx and connection
 failures, honouring Retry-After within a bound. Logs carry method, host, status and attempt, never URLs' queries,
 headers or bodies (search parameters and resources are PHI; headers hold credentials)."""
 
@@ -18,6 +19,7 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout, ReadTimeout, SSLError
 
 from mappings.connectors.errors import FhirError
+from mappings.outbound import OutboundRefusedError, check_outbound_url, pinned_session
 
 logger = logging.getLogger(__name__)
 
@@ -37,23 +39,33 @@ class RetryPolicy:
 class Transport:
     timeout_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    allowed: Callable[[str], bool] | None = None  # None: any host (a script's own choice); the studio passes its list
+    # None: any host, resolved as usual (a script's own choice). A list (the studio's): mappings/outbound.py's rules.
+    allowed_hosts: tuple[str, ...] | None = None
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
     user_agent: str = "fhir-studio-connector"
+    _pinned: dict[str, requests.Session] = field(default_factory=dict, init=False, repr=False)
 
-    def check_host(self, url: str, *, redirected_from: str = "") -> None:
+    def check_host(self, url: str, *, redirected_from: str = "") -> requests.Session:
+        """The session to call `url` with, or FhirError: host_refused, redirect_refused or dns_failed."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FhirError("host_refused", f"{url!r} is not an http(s) URL.")
-        if self.allowed is None or self.allowed(url):
-            return
-        if redirected_from:
-            raise FhirError(
-                "redirect_refused",
-                f"{urlsplit(redirected_from).netloc} redirected to {parts.netloc}, which is not an allowed host.",
-            )
-        raise FhirError("host_refused", f"{parts.netloc} is not an allowed host for connections.")
+        if self.allowed_hosts is None:
+            return self.session
+        try:
+            address = check_outbound_url(url, self.allowed_hosts)
+        except OutboundRefusedError as exc:
+            if str(exc).endswith("does not resolve."):
+                raise FhirError("dns_failed", f"The name {parts.hostname} could not be resolved.") from exc
+            if redirected_from:
+                raise FhirError(
+                    "redirect_refused", f"{urlsplit(redirected_from).netloc} redirected to a refused host: {exc}"
+                ) from exc
+            raise FhirError("host_refused", f"Not an allowed host for connections: {exc}") from exc
+        if address not in self._pinned:
+            self._pinned[address] = pinned_session(address)  # kept: connections to it are reused
+        return self._pinned[address]
 
     def request(
         self,
@@ -67,7 +79,6 @@ class Transport:
         """One answer, after retries and allowed redirects. Answers of any status come back; only transport failures
         (and redirects to refused hosts) raise. `retry_posts`: a POST the server may safely see twice (a conditional
         create, a search) is retried on 5xx and read timeouts as well; a plain POST only on 429 and failed connects."""
-        self.check_host(url)
         headers = {"User-Agent": self.user_agent, **(headers or {})}
         retry_any = method.upper() in IDEMPOTENT or retry_posts
         attempt = 0
@@ -90,14 +101,15 @@ class Transport:
             attempt += 1
 
     def _follow(self, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
+        session = self.check_host(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._send(method, url, headers, kwargs)
+            response = self._send(session, method, url, headers, kwargs)
             location = response.headers.get("Location")
             if response.status_code not in (301, 302, 303, 307, 308) or not location:
                 return response
             target = urljoin(url, location)
-            self.check_host(target, redirected_from=url)
             response.close()
+            session = self.check_host(target, redirected_from=url)
             if response.status_code == 303 or (response.status_code in (301, 302) and method.upper() != "HEAD"):
                 method, kwargs = "GET", {key: value for key, value in kwargs.items() if key in ("params", "stream")}
             if urlsplit(target).netloc != urlsplit(url).netloc:
@@ -105,10 +117,10 @@ class Transport:
             url = target
         raise FhirError("http_error", f"More than {MAX_REDIRECTS} redirects from {urlsplit(url).netloc}.")
 
-    def _send(self, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
+    def _send(self, session: requests.Session, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
         host = urlsplit(url).netloc
         try:
-            response = self.session.request(
+            response = session.request(
                 method, url, headers=headers, timeout=self.timeout_seconds, allow_redirects=False, **kwargs
             )
         except ConnectTimeout as exc:

@@ -51,6 +51,7 @@ class Stub:
         self.routes: dict[str, list[Answer]] = {}
         self.seen: list[Seen] = []
         self.base = ""
+        self.host = ""
 
     def on(self, path: str, *answers: Answer) -> None:
         self.routes[path] = list(answers)
@@ -113,7 +114,8 @@ def stub() -> Iterator[Stub]:
     server = bound_server(_handler(found))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    found.base = f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    found.host = f"127.0.0.1:{server.server_address[1]}"
+    found.base = f"http://{found.host}/fhir"
     found.on("/fhir/metadata", Answer(body=R4_METADATA))
     try:
         yield found

@@ -20,7 +20,7 @@ def client_of(stub, *, sleeps: list | None = None, retries: int = 3, timeout: fl
         timeout_seconds=timeout,
         retry=RetryPolicy(max_retries=retries, backoff_seconds=0.2, max_wait_seconds=10),
         sleep=sleep,
-        allowed=kwargs.pop("allowed", None),
+        allowed_hosts=kwargs.pop("allowed_hosts", None),
     )
     return FhirClient(stub.base, transport=transport, **kwargs)
 
@@ -89,8 +89,7 @@ def test_it_says_not_json_for_broken_json(stub) -> None:
 
 def test_it_refuses_to_follow_a_redirect_to_a_host_off_the_allow_list(stub) -> None:
     stub.on("/fhir/Patient/p1", Answer(302, headers={"Location": "http://evil.example/steal"}))
-    only_stub = stub.base.split("/fhir")[0]
-    client = client_of(stub, allowed=lambda url: url.startswith(only_stub), auth=BearerAuth("secret-token"))
+    client = client_of(stub, allowed_hosts=[stub.host], auth=BearerAuth("secret-token"))
     with pytest.raises(FhirError) as raised:
         client.read("Patient", "p1")
     assert raised.value.code == "redirect_refused"
@@ -100,12 +99,12 @@ def test_it_refuses_to_follow_a_redirect_to_a_host_off_the_allow_list(stub) -> N
 def test_it_follows_a_redirect_on_an_allowed_host(stub) -> None:
     stub.on("/fhir/Patient/old", Answer(301, headers={"Location": "{base}/Patient/p1"}))
     stub.on("/fhir/Patient/p1", Answer(body=PATIENT))
-    assert client_of(stub, allowed=lambda url: "127.0.0.1" in url).read("Patient", "old") == PATIENT
+    assert client_of(stub, allowed_hosts=[stub.host]).read("Patient", "old") == PATIENT
 
 
 def test_it_refuses_a_base_url_off_the_allow_list_before_any_request(stub) -> None:
     with pytest.raises(FhirError) as raised:
-        client_of(stub, allowed=lambda url: False)
+        client_of(stub, allowed_hosts=["127.0.0.1:1"]).read("Patient", "p1")
     assert raised.value.code == "host_refused"
     assert stub.seen == []
 
@@ -114,7 +113,7 @@ def test_it_refuses_a_next_link_to_another_host(stub) -> None:
     page = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": PATIENT}]}
     page["link"] = [{"relation": "next", "url": "http://elsewhere.example/fhir/Patient?page=2"}]
     stub.on("/fhir/Patient", Answer(body=page))
-    found = client_of(stub, allowed=lambda url: "127.0.0.1" in url).search("Patient")
+    found = client_of(stub, allowed_hosts=[stub.host]).search("Patient")
     assert next(found) == PATIENT
     with pytest.raises(FhirError) as raised:
         next(found)
@@ -169,3 +168,20 @@ def test_it_diagnoses_tls_failure_against_a_plain_http_port(stub) -> None:
     https = stub.base.replace("http://", "https://")
     found = diagnose(FhirClient(https, transport=Transport(timeout_seconds=3, retry=RetryPolicy(max_retries=0))))
     assert found.code == "tls_failed", found.message
+
+
+def test_it_refuses_a_listed_name_that_resolves_to_a_loopback_address(stub) -> None:
+    port = stub.host.split(":")[1]
+    with pytest.raises(FhirError) as raised:
+        FhirClient(f"http://localhost:{port}/fhir", transport=Transport(allowed_hosts=(f"localhost:{port}",))).read(
+            "Patient", "p1"
+        )
+    assert raised.value.code == "host_refused" and "loopback" in raised.value.message
+    assert stub.seen == []
+
+
+def test_it_says_dns_failed_for_a_listed_name_that_does_not_resolve() -> None:
+    client = FhirClient("http://no-such-server.invalid/fhir", transport=Transport(allowed_hosts=("0.0.0.0/0",)))
+    assert diagnose(client).code == "host_refused"  # unlisted name: refused before any lookup
+    listed = Transport(allowed_hosts=("no-such-server.invalid",))
+    assert diagnose(FhirClient("http://no-such-server.invalid/fhir", transport=listed)).code == "dns_failed"
