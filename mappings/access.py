@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.db import connection
 from django.db.models import Model
@@ -75,6 +76,37 @@ def require_role(user: AbstractBaseUser, role: str) -> str:
     if RANK[have] < RANK[role]:
         raise StudioError("permission_denied", f"This needs the {role} role; you are a {have}.")
     return have
+
+
+def may_use_admin_console(request: HttpRequest) -> bool:
+    """The admin console (AdminSite.has_permission) is for admins: superusers, or staff in the admin group. Django's
+    own rule, is_staff alone, would let a staff author change there what the studio lets only admins change."""
+    user = request.user
+    if not user.is_active:
+        return False
+    if not user.is_staff:
+        return False
+    return role_of(user) == ADMIN
+
+
+class AdminRoleBackend(BaseBackend):
+    """Every permission the admin console asks about, for admins (staff in the admin group): the studio's roles are
+    groups without Django permissions attached. It signs no one in (AUTHENTICATION_BACKENDS lists it after the
+    sign-in backend); superusers have every permission without it."""
+
+    def has_perm(self, user_obj: AbstractBaseUser, perm: str, obj: object = None) -> bool:
+        return self._is_admin(user_obj)
+
+    def has_module_perms(self, user_obj: AbstractBaseUser, app_label: str) -> bool:
+        return self._is_admin(user_obj)
+
+    @staticmethod
+    def _is_admin(user: AbstractBaseUser) -> bool:
+        if not user.is_active or not getattr(user, "is_staff", False):
+            return False
+        if not hasattr(user, "_studio_role"):  # the admin index asks once per model: one query per request
+            user._studio_role = role_of(user)
+        return user._studio_role == ADMIN
 
 
 FROZEN = ("template", "snippets", "lookup_tables")  # a version's content: tens of KB of JSON, read only to compile

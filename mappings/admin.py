@@ -443,4 +443,4 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 # The facade and job admins live in their own modules (this one grew past 600 lines); importing them registers them.
-from mappings import admin_facades, admin_jobs, admin_profiles, admin_security  # noqa: E402, F401
+from mappings import admin_facades, admin_jobs, admin_profiles, admin_security, admin_users  # noqa: E402, F401

@@ -4,6 +4,13 @@ update_fields and writes one AuditEvent. Actions share steps through undecorated
 
 Callers write `from mappings import actions` and `actions.do_…`; the package exports every action."""
 
+from mappings.actions.auth import (  # its receivers record sign-ins, sign-outs and failed sign-ins
+    do_delete_account,
+    do_issue_api_token,
+    do_record_account_saved,
+    do_record_api_token_refused,
+    do_record_group_changed,
+)
 from mappings.actions.batches import (
     do_cancel_batch,
     do_finish_batch,
@@ -81,6 +88,7 @@ __all__ = [
     "do_create_mapping",
     "do_create_sample",
     "do_create_snippet",
+    "do_delete_account",
     "do_delete_binding",
     "do_delete_data_source",
     "do_delete_definition",
@@ -98,7 +106,11 @@ __all__ = [
     "do_finish_export",
     "do_finish_index",
     "do_import_lookup_table",
+    "do_issue_api_token",
     "do_publish_version",
+    "do_record_account_saved",
+    "do_record_api_token_refused",
+    "do_record_group_changed",
     "do_reprocess_batch",
     "do_restore_version",
     "do_rollback",

@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mappings.access import loaded_row
+from mappings.actions.auth import do_record_api_token_refused
 from mappings.api.parsers import StudioJSONParser
 from mappings.api.renderers import StudioJSONRenderer
 from mappings.errors import StudioError
@@ -47,6 +48,13 @@ class StudioTokenAuthentication(TokenAuthentication):
     building `Token.objects.select_related("user").get(key=…)` than the database answering it, on every request (a
     third of a render's fixed cost, bench/api.py). access.loaded_row converts each column as the ORM does (0.166 →
     0.070 ms against User.objects.raw, which works its columns out again on every call)."""
+
+    def authenticate(self, request: Request) -> tuple | None:
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed as refused:  # a token refused is an audit row (issue 15); the key is not in it
+            do_record_api_token_refused(address=request.META.get("REMOTE_ADDR", ""), reason=str(refused.detail))
+            raise
 
     def authenticate_credentials(self, key: str) -> tuple:
         user = loaded_row(User, USER_FIELDS, TOKEN_USER, [key])

@@ -226,6 +226,7 @@ class DeploymentList(StudioAPIView):
         responses={201: DeploymentOut, **errors(400, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
+        require_role(request.user, AUTHOR)  # refused before the body is read: the refusal tells nothing of the API
         form = DeployIn(data=request.data)
         form.is_valid(raise_exception=True)
         binding = access_binding(request.user, slug, form.validated_data["resource_type"], write=True)
@@ -244,6 +245,7 @@ class Rollback(StudioAPIView):
         responses={201: DeploymentOut, **errors(400, 404)},
     )
     def post(self, request: Request, slug: str) -> Response:
+        require_role(request.user, AUTHOR)  # as for a deploy
         form = RollbackIn(data=request.data)
         form.is_valid(raise_exception=True)
         binding = access_binding(request.user, slug, form.validated_data["resource_type"], write=True)

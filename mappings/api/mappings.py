@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.db.models import OuterRef, Q, Subquery
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -392,7 +393,11 @@ class Render(StudioAPIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         form = RenderRequest(data=request.data)
-        form.is_valid(raise_exception=True)
+        if not form.is_valid():
+            # A caller without a role is refused, not told what a render needs; a valid render checks the role once,
+            # in access_*_to_run (the render's fast path).
+            require_role(request.user, VIEWER)
+            raise ValidationError(form.errors)
         options = form.validated_data
         if options.get("version") is not None:
             version = access_version_to_run(request.user, slug, options["version"])

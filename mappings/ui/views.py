@@ -57,6 +57,8 @@ def _page(
     preloads them with the HTML, so they are answered while the script is still loading (tests/ui/test_page_speed.py
     checks that each is used, not fetched twice). `lazy`: the script's import() calls run at once, preload them too."""
     role = role_of(request.user)
+    if role is None:  # signed in without a studio role: no page, as no API answer
+        raise PermissionDenied("Your account has no studio role; ask an admin for one.")
     page_config = {
         "username": request.user.get_username(),
         "role": role,
@@ -78,6 +80,8 @@ def _found(access, *args: object) -> object:
     try:
         return access(*args)
     except StudioError as error:
+        if error.code == "permission_denied":  # refused before the lookup: the same for every identifier
+            raise PermissionDenied(error.message) from error
         raise Http404(error.message) from error
 
 
