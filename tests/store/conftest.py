@@ -13,6 +13,8 @@ from django.contrib.auth.models import User
 
 from mappings import caches
 from mappings.actions.store import do_create_store_facade
+from tests.api.conftest import api, json_patient, users  # noqa: F401 — the studio API's fixtures, shared
+from tests.facade.conftest import served  # noqa: F401 — a facade over a stored source (no store)
 
 
 def make_store_facade(slug: str = "store", store: str = "store-data", **options) -> dict:
