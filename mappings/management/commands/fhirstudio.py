@@ -32,9 +32,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
-from rest_framework.authtoken.models import Token
 
-from mappings.actions import do_run_tests
+from mappings.actions import do_issue_api_token, do_run_tests
 from mappings.compiling import DRAFT, find_version, resolve_mapping
 from mappings.conf import engine_limits
 from mappings.demo import load_demo
@@ -139,7 +138,7 @@ class Command(BaseCommand):
             if user is None:
                 self.stdout.write(f"No user '{username}'.")
                 return EXIT_FAILED
-            token, _ = Token.objects.get_or_create(user=user)
+            token = do_issue_api_token(user, acting_user=None)  # audited (auth.api_token_issued), never its key
         except DatabaseError as exc:
             self.stdout.write(f"The studio database is not usable ({exc}); run `manage.py migrate` first.")
             return EXIT_FAILED
