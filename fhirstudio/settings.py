@@ -160,7 +160,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FHIR_STUDIO_MAX_BODY_BYTES", str(2_621_44
 
 # Sign-in: the throttle (mappings.login_throttle) refuses a username from an address after LOGIN_FAILURES failed
 # sign-ins within LOGIN_WINDOW_SECONDS, before any backend checks the password.
-AUTHENTICATION_BACKENDS = ["mappings.login_throttle.ThrottledModelBackend"]
+# Then mappings.access.AdminRoleBackend, which signs no one in: it gives staff in the admin group the admin console's
+# permissions (the studio's roles are groups without Django permissions).
+AUTHENTICATION_BACKENDS = ["mappings.login_throttle.ThrottledModelBackend", "mappings.access.AdminRoleBackend"]
 # The throttle counts failures in this cache. Default: files under ./var, shared by every process of one machine
 # (web workers included); several machines need a shared one: FHIR_STUDIO_CACHE_URL=redis://host:6379/5.
 _CACHE_URL = env_str("FHIR_STUDIO_CACHE_URL", "")
