@@ -22,6 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from mappings.models import ClientApp, UsedAssertion
+from mappings.outbound import OutboundRefusedError, check_outbound_url, pinned_session
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +163,14 @@ def _fetched_jwks(url: str) -> dict:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     try:
-        response = requests.get(url, timeout=JWKS_TIMEOUT_SECONDS, allow_redirects=False, stream=True)
-        body = response.raw.read(JWKS_MAX_BYTES + 1, decode_content=True)
+        # the allow-list again, and the address the name resolves to: a listed name cannot lead to a private address
+        address = check_outbound_url(url, settings.FHIR_STUDIO.get("JWKS_ALLOWED_HOSTS") or ())
+    except OutboundRefusedError as exc:
+        raise _invalid_client(f"The client app's JWKS URL may not be fetched: {exc}") from exc
+    try:
+        with pinned_session(address) as session:
+            response = session.get(url, timeout=JWKS_TIMEOUT_SECONDS, allow_redirects=False, stream=True)
+            body = response.raw.read(JWKS_MAX_BYTES + 1, decode_content=True)
     except requests.RequestException as exc:
         logger.warning("JWKS fetch failed for %s: %s", url, type(exc).__name__)
         raise _invalid_client(f"The client app's JWKS URL {url} did not answer.") from exc
