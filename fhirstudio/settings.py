@@ -364,6 +364,9 @@ FHIR_STUDIO = {
     # SMART client apps that give a JWKS URL instead of their keys: the studio fetches it (5 s timeout, no redirects,
     # cached 5 minutes) only from these hosts (host or host:port). Empty: inline JWKS only.
     "JWKS_ALLOWED_HOSTS": env_list("FHIR_STUDIO_JWKS_ALLOWED_HOSTS", ""),
+    # Connections to other FHIR servers (mappings/connectors/) may only call these hosts (host, host:port, IP or
+    # network, with mappings/outbound.py's rules); empty: none. The studio's own demo store: 127.0.0.1:8000.
+    "CONNECTION_ALLOWED_HOSTS": env_list("FHIR_STUDIO_CONNECTION_ALLOWED_HOSTS", ""),
     # Credentials of HTTP data sources are stored encrypted (mappings/secrets.py) with these keys, comma-separated:
     # the first encrypts, every one decrypts (to rotate, put a new key first and keep the old one after it). Any
     # string of 32+ random characters; unset, one is generated once into ./var/secrets-key.
