@@ -321,10 +321,11 @@ def matching_ids(target: StoreTarget, query: list[tuple[str, str]], limit: int =
     return list(matches.order_by("resource_id").values_list("resource_id", flat=True)[:limit])
 
 
-def _one_match(target: StoreTarget, query: list[tuple[str, str]], what: str) -> str | None:
+def _one_match(target: StoreTarget, query: list[tuple[str, str]], what: str, gone: set[str]) -> str | None:
+    """The one resource the criteria match, but those deleted earlier in the same transaction (`gone`)."""
     if not [name for name, _ in query if name not in ("_format", "_pretty")]:
         raise FhirError(400, RequestCode.INVALID, f"A conditional {what} needs search criteria.")
-    found = matching_ids(target, query)
+    found = [found for found in matching_ids(target, query, 2 + len(gone)) if found not in gone]
     if len(found) > 1:
         raise FhirError(
             412, RequestCode.INVALID, f"The conditional {what}'s criteria match more than one {target.resource_type}."
@@ -358,23 +359,28 @@ def _changes(targets: dict[str, StoreTarget], changes: list[Change]) -> list[Don
     registry = studio_registry()
     done: list[Done | None] = [None] * len(changes)
     ids: dict[str, str] = {}  # fullUrl → Type/id, for the references of other entries
+    gone: dict[str, set[str]] = {}  # what the transaction deletes (processed first), by type
     order = sorted(range(len(changes)), key=lambda at: ORDER[changes[at].method])
     # Every id first: a create's (new, or what its If-None-Exist matched), a conditional update's match.
     for at in order:
         change = changes[at]
         target = targets[change.resource_type]
         if change.method == "POST":
-            existing = _one_match(target, change.if_none_exist, "create") if change.if_none_exist else None
+            matched = gone.setdefault(change.resource_type, set())
+            existing = _one_match(target, change.if_none_exist, "create", matched) if change.if_none_exist else None
             if existing is not None:
                 done[at] = Done(200, change.resource_type, existing)
             change.resource_id = existing or change.resource_id or new_id()
         elif change.resource_id is None and change.query is not None:
             given = change.resource.get("id") if isinstance(change.resource, dict) else None
-            change.resource_id = _one_match(target, change.query, change.method.lower()) or (
-                (given or new_id()) if change.method == "PUT" else None
+            matched = _one_match(
+                target, change.query, change.method.lower(), gone.setdefault(change.resource_type, set())
             )
+            change.resource_id = matched or ((given or new_id()) if change.method == "PUT" else None)
             if change.resource_id is None:
                 raise FhirError(404, RequestCode.NOT_FOUND, f"No {change.resource_type} matches the criteria.")
+        if change.method == "DELETE":
+            gone.setdefault(change.resource_type, set()).add(change.resource_id)
         if change.full_url:
             ids[change.full_url] = f"{change.resource_type}/{change.resource_id}"
     touched = [(change.resource_type, change.resource_id) for change in changes if change.method != "POST"]
