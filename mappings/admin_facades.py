@@ -15,6 +15,7 @@ from mappings import actions, secrets
 from mappings.admin import ActionAdmin, ReadOnlyAdmin, ReadOnlyMixin
 from mappings.engine import SOURCE_FORMATS
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
+from mappings.security import introspection
 
 # --- facades --------------------------------------------------------------------------------------------------------
 
@@ -44,13 +45,41 @@ class BindingInline(ReadOnlyMixin, admin.TabularInline):
         return _deployment_state(binding.live_deployment)
 
 
+INTROSPECTION_FORM_FIELDS = tuple(f"introspection_{name}" for name in introspection.FIELDS)
+
+
+class FacadeForm(forms.ModelForm):
+    # Write-only, as the API: the stored (sealed) secret is never put in the page; left empty, it is kept.
+    introspection_client_secret = forms.CharField(
+        label="Introspection client secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted and never shown; leave empty to keep the stored one.",
+    )
+
+    class Meta:
+        model = Facade
+        fields = ("slug", "title", "status", "auth_mode", "convert_templates", *INTROSPECTION_FORM_FIELDS)
+
+
 @admin.register(Facade)
 class FacadeAdmin(ActionAdmin):
+    form = FacadeForm
     list_display = ("slug", "title", "status", "auth_mode", "types", "updated_at")
     list_display_links = ("slug", "title")
     search_fields = ("slug", "title")
     list_filter = ("status", "auth_mode")
-    fields = ("slug", "title", "status", "auth_mode", "convert_templates", "generation", "created_at", "updated_at")
+    fields = (
+        "slug",
+        "title",
+        "status",
+        "auth_mode",
+        "convert_templates",
+        *INTROSPECTION_FORM_FIELDS,
+        "generation",
+        "created_at",
+        "updated_at",
+    )
     inlines = (BindingInline,)
     create = staticmethod(actions.do_create_facade)
     update = staticmethod(actions.do_update_facade)
@@ -63,11 +92,24 @@ class FacadeAdmin(ActionAdmin):
         always = ("generation", "created_at", "updated_at")
         if obj is None:
             return ("status", *always)  # a new facade starts active
-        return ("slug", "auth_mode", *always)  # do_update_facade changes title, status and convert_templates
+        # do_update_facade changes title, status, convert_templates and the introspection settings
+        return ("slug", "auth_mode", *always)
+
+    def save_model(self, request: HttpRequest, obj: Facade, form: forms.ModelForm, change: bool) -> None:
+        # The action takes the introspection fields as one `introspection` argument (cleaned() makes it), which
+        # ActionAdmin passes on a change only when the form says it changed.
+        if any(name in form.changed_data for name in INTROSPECTION_FORM_FIELDS):
+            form.changed_data.append("introspection")
+        super().save_model(request, obj, form, change)
 
     def cleaned(self, data: dict) -> dict:
         if "convert_templates" in data:
             data["convert_templates"] = data["convert_templates"] or {}
+        given = {
+            name: data.pop(f"introspection_{name}") for name in introspection.FIELDS if f"introspection_{name}" in data
+        }
+        if introspection.is_given(given):
+            data["introspection"] = given
         return data
 
     @admin.display(description="resource types", ordering="binding_count")

@@ -8,13 +8,16 @@ studio's login page, the admin's). The studio's login page (ThrottledLoginView) 
 page and a Retry-After header. Counts live in the default cache (settings.CACHES: files under ./var shared by one
 machine's processes, or Redis across machines). Concurrent failures may lose a count between workers: the limit is a
 brake on guessing, not an exact number. The address is REMOTE_ADDR: behind a proxy it is the proxy's, so the limit
-becomes per username."""
+becomes per username.
+
+An address is also refused, for every username, after LOGIN_ADDRESS_FAILURES failures from it in the window (50 by
+default; 0 turns it off): one address trying a common password on many usernames is stopped too. A successful sign-in
+does not clear that count, or one account of the guesser's own would reset it. The counters are
+mappings/rate_limits.py's."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -22,16 +25,18 @@ from django.contrib.auth import user_logged_in, user_login_failed
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 from django.forms.utils import ErrorDict
 from django.http import HttpRequest, HttpResponse
 
+from mappings import rate_limits
 from mappings.actions.common import audit
 from mappings.models import AuditAction
 
 REFUSED_MESSAGE = "Too many failed sign-ins for this username from your address. Try again in {minutes} minutes."
+ADDRESS_REFUSED_MESSAGE = "Too many failed sign-ins from your address. Try again in {minutes} minutes."
+ADDRESS_FAILURES = 50  # LOGIN_ADDRESS_FAILURES when settings do not say
 
 
 def _address(request: HttpRequest | None) -> str:
@@ -39,29 +44,42 @@ def _address(request: HttpRequest | None) -> str:
 
 
 def _key(request: HttpRequest | None, username: str) -> str:
-    digest = hashlib.sha256(f"{username.strip().lower()}\n{_address(request)}".encode()).hexdigest()
-    return f"login-failures:{digest}"  # hashed: no username or address in cache keys or file names
+    return rate_limits.counter_key("login-failures", username.strip().lower(), _address(request))
+
+
+def _address_key(request: HttpRequest | None) -> str:
+    return rate_limits.counter_key("login-address-failures", _address(request))
+
+
+def _address_limit() -> int:
+    return settings.FHIR_STUDIO.get("LOGIN_ADDRESS_FAILURES", ADDRESS_FAILURES)
+
+
+def _waits(request: HttpRequest | None, username: str) -> tuple[int, int]:
+    """Seconds to wait (0: none) because of this username from this address, and because of this address alone."""
+    if not settings.FHIR_STUDIO["LOGIN_FAILURES"]:  # 0: no throttle at all
+        return 0, 0
+    return (
+        rate_limits.retry_after(_key(request, username), settings.FHIR_STUDIO["LOGIN_FAILURES"]),
+        rate_limits.retry_after(_address_key(request), _address_limit()),
+    )
 
 
 def retry_after(request: HttpRequest | None, username: str) -> int:
     """Seconds until this username may sign in from this address again (0: it may now)."""
-    limit = settings.FHIR_STUDIO["LOGIN_FAILURES"]
-    if not limit:  # 0: no throttle
-        return 0
-    state = cache.get(_key(request, username))
-    if not state or state["count"] < limit:
-        return 0
-    return max(0, math.ceil(state["until"] - time.time()))
+    return max(_waits(request, username))
+
+
+def refused_message(request: HttpRequest | None, username: str) -> str:
+    by_username, by_address = _waits(request, username)
+    template = REFUSED_MESSAGE if by_username >= by_address else ADDRESS_REFUSED_MESSAGE
+    return template.format(minutes=math.ceil(max(by_username, by_address) / 60))
 
 
 def record_failure(request: HttpRequest | None, username: str) -> None:
-    key, now = _key(request, username), time.time()
-    state = cache.get(key)
-    if not state or state["until"] <= now:
-        state = {"count": 0, "until": now + settings.FHIR_STUDIO["LOGIN_WINDOW_SECONDS"]}
-    state["count"] += 1
-    # The timeout is the window's end, given again with every failure: a cache's incr() may reset it (file cache)
-    cache.set(key, state, timeout=max(1, math.ceil(state["until"] - now)))
+    window = settings.FHIR_STUDIO["LOGIN_WINDOW_SECONDS"]
+    rate_limits.count(_key(request, username), window)
+    rate_limits.count(_address_key(request), window)
 
 
 @dataclass
@@ -102,12 +120,12 @@ def _count_failure(sender: object, credentials: dict, request: HttpRequest | Non
 
 @receiver(user_logged_in, dispatch_uid="login-throttle-reset")
 def _reset(sender: object, request: HttpRequest | None, user: object, **kwargs: object) -> None:
-    cache.delete(_key(request, user.get_username()))
+    rate_limits.clear(_key(request, user.get_username()))
 
 
 class ThrottledLoginView(LoginView):
-    """The studio's login page: a throttled username+address gets the page back with 429, a message saying when to
-    try again and Retry-After, and its password is not looked at."""
+    """The studio's login page: a throttled username+address (or address) gets the page back with 429, a message
+    saying when to try again and Retry-After, and its password is not looked at."""
 
     redirect_authenticated_user = True
 
@@ -119,7 +137,7 @@ class ThrottledLoginView(LoginView):
         audit_refusal(request, username)
         form = self.get_form()
         form._errors, form.cleaned_data = ErrorDict(), {}  # an error of our own: validating would authenticate
-        form.add_error(None, REFUSED_MESSAGE.format(minutes=math.ceil(wait / 60)))
+        form.add_error(None, refused_message(request, username))
         response = self.render_to_response(self.get_context_data(form=form))
         response.status_code = 429
         response["Retry-After"] = str(wait)

@@ -10,6 +10,7 @@ from mappings.api.mapping_serializers import StrictCharField, StrictSlugField, V
 from mappings.engine import SOURCE_FORMATS, MappingError, split_messages
 from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
+from mappings.security import introspection
 
 RESOURCE_TYPE = r"^[A-Z][A-Za-z]{1,63}$"
 
@@ -30,17 +31,41 @@ class ConvertTemplatesField(serializers.DictField):
         return value
 
 
+class IntrospectionSettings(serializers.Serializer):
+    """auth_mode "introspection": the external authorization server's RFC 7662 endpoint and the studio's credentials
+    there. The URL's host must be in FHIR_STUDIO_INTROSPECTION_ALLOWED_HOSTS. The secret is stored encrypted and shown
+    as "***"; sending "***" back (or leaving it out) keeps it."""
+
+    url = serializers.URLField(max_length=500, required=False, help_text="The introspection endpoint (https://…)")
+    client_id = StrictCharField(max_length=200, required=False, help_text="The studio's client id at that server")
+    client_secret = StrictCharField(max_length=500, required=False, help_text='Write-only: shown as "***" when set')
+    audience = StrictCharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="The `aud` a token must name when it names one (blank: the facade's base URL)",
+    )
+    timeout_s = serializers.FloatField(
+        min_value=0.1,
+        max_value=introspection.MAX_TIMEOUT_S,
+        required=False,
+        help_text="How long to wait for the server (5 s by default); past it the request gets a 503",
+    )
+
+
 class FacadeIn(serializers.Serializer):
     slug = StrictSlugField(max_length=100)
     title = StrictCharField(max_length=200)
     auth_mode = serializers.ChoiceField(choices=Facade.AuthMode.choices, default=Facade.AuthMode.OPEN)
     convert_templates = ConvertTemplatesField(required=False, default=dict, help_text=CONVERT_TEMPLATES_HELP)
+    introspection = IntrospectionSettings(required=False, help_text="Required for auth_mode introspection")
 
 
 class FacadePatch(serializers.Serializer):
     title = StrictCharField(max_length=200, required=False)
     status = serializers.ChoiceField(choices=Facade.Status.choices, required=False)
     convert_templates = ConvertTemplatesField(required=False, help_text=CONVERT_TEMPLATES_HELP)
+    introspection = IntrospectionSettings(required=False, help_text="Changes to an introspection facade's settings")
 
 
 class DeploymentOut(serializers.ModelSerializer):
@@ -119,6 +144,9 @@ class BindingQuery(serializers.Serializer):
 class FacadeOut(serializers.ModelSerializer):
     base_url = serializers.SerializerMethodField()
     bindings = BindingOut(many=True)
+    introspection = serializers.SerializerMethodField(
+        help_text='auth_mode introspection: its settings, the secret as "***" (null for other modes)'
+    )
 
     class Meta:
         model = Facade
@@ -128,11 +156,16 @@ class FacadeOut(serializers.ModelSerializer):
             "status",
             "auth_mode",
             "convert_templates",
+            "introspection",
             "base_url",
             "created_at",
             "updated_at",
             "bindings",
         ]
+
+    @extend_schema_field(IntrospectionSettings(allow_null=True))
+    def get_introspection(self, facade: Facade) -> dict | None:
+        return introspection.shown(facade)
 
     def get_base_url(self, facade: Facade) -> str:
         request = self.context.get("request")
