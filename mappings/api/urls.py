@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("mappings.api.convert")),
     path("", include("mappings.api.profile_urls")),
     path("", include("mappings.api.client_app_urls")),
+    path("", include("mappings.api.connection_urls")),
 ]

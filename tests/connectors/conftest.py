@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.api.conftest import json_patient, users  # noqa: F401 — fixtures the facade fixtures build on
+from tests.api.conftest import api, json_patient, users  # noqa: F401 — token clients; what the facade builds on
 from tests.facade.conftest import demo  # noqa: F401 — the demo facade on a live server
 
 PORTS = range(18600, 18700)

@@ -1,0 +1,287 @@
+"""Writes of connections to other FHIR servers, each with its audit row: created, changed, removed, tested. Secrets
+(password, bearer token, client secret, private key) are sealed with mappings/secrets.py as they arrive and opened
+only in `client_for`, right before a request; audit rows name which secrets are set, never their values.
+
+`client_for(connection)` is how the studio talks to a connection: a mappings.connectors.FhirClient with the
+connection's timeout, retries and auth, and the host allow-list FHIR_STUDIO["CONNECTION_ALLOWED_HOSTS"]
+(FHIR_STUDIO_CONNECTION_ALLOWED_HOSTS) applied with mappings/outbound.py's rules to every URL it calls."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from mappings import secrets
+from mappings.actions.common import audit
+from mappings.connectors import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    ClientCredentialsAuth,
+    Diagnosis,
+    FhirClient,
+    FhirError,
+    RetryPolicy,
+    SmartBackendAuth,
+    Transport,
+    diagnose,
+)
+from mappings.connectors.auth import ALGORITHMS, signing_key
+from mappings.errors import StudioError
+from mappings.models import AuditAction, AuthMode, Connection
+from mappings.models.connection import SECRETS_OF_MODE
+
+# The settings (not secret) each mode reads from Connection.auth, and which of them it needs.
+SETTINGS_OF_MODE = {
+    AuthMode.NONE: ((), ()),
+    AuthMode.BASIC: (("username",), ("username",)),
+    AuthMode.BEARER: ((), ()),
+    AuthMode.CLIENT_CREDENTIALS: (("client_id", "scope", "token_url"), ("client_id",)),
+    AuthMode.SMART_BACKEND: (("client_id", "scope", "token_url", "key_id", "algorithm"), ("client_id",)),
+}
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+MAX_TIMEOUT_SECONDS = 300.0
+MAX_RETRIES = 10
+
+
+def allowed_hosts() -> tuple[str, ...]:
+    return tuple(settings.FHIR_STUDIO.get("CONNECTION_ALLOWED_HOSTS", ()))
+
+
+def client_for(connection: Connection) -> FhirClient:
+    """The client of one connection, its secrets opened for this call only."""
+    transport = Transport(
+        timeout_seconds=connection.timeout_seconds,
+        retry=RetryPolicy(max_retries=connection.max_retries),
+        allowed_hosts=allowed_hosts(),
+    )
+    return FhirClient(connection.base_url, auth=_auth(connection), transport=transport)
+
+
+def _auth(connection: Connection) -> Auth:
+    opened = {key: secrets.decrypt(value) for key, value in connection.secrets.items() if value}
+    given = connection.auth
+    mode = connection.auth_mode
+    if mode == AuthMode.BASIC:
+        return BasicAuth(given.get("username", ""), opened.get("password", ""))
+    if mode == AuthMode.BEARER:
+        return BearerAuth(opened.get("token", ""))
+    common = {
+        "client_id": given.get("client_id", ""),
+        "scope": given.get("scope", ""),
+        "token_url": given.get("token_url", ""),
+    }
+    if mode == AuthMode.CLIENT_CREDENTIALS:
+        return ClientCredentialsAuth(**common, client_secret=opened.get("client_secret", ""))
+    if mode == AuthMode.SMART_BACKEND:
+        return SmartBackendAuth(
+            **common,
+            private_key=opened.get("private_key", ""),
+            key_id=given.get("key_id", ""),
+            algorithm=given.get("algorithm", "RS384"),
+        )
+    return Auth()
+
+
+def _checked_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StudioError("invalid", "base_url must be an http(s) URL.", details={"base_url": ["Not an http(s) URL."]})
+    if parts.username or parts.password:
+        raise StudioError(
+            "invalid", "Put credentials in the auth settings, not the URL.", details={"base_url": ["Has credentials."]}
+        )
+    return base_url.rstrip("/")
+
+
+def _checked_limits(timeout_seconds: float, max_retries: int) -> None:
+    if not 0 < timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        raise StudioError("invalid", f"timeout_seconds must be above 0 and at most {MAX_TIMEOUT_SECONDS:g}.")
+    if not 0 <= max_retries <= MAX_RETRIES:
+        raise StudioError("invalid", f"max_retries must be between 0 and {MAX_RETRIES}.")
+
+
+def _checked_auth(mode: str, auth: dict) -> dict:
+    if mode not in AuthMode.values:
+        raise StudioError("invalid", f"auth_mode must be one of {', '.join(AuthMode.values)}.")
+    known, needed = SETTINGS_OF_MODE[AuthMode(mode)]
+    unknown = sorted(set(auth) - set(known))
+    if unknown:
+        raise StudioError(
+            "invalid", f"auth has settings {mode} does not use: {', '.join(unknown)}.", details={"auth": unknown}
+        )
+    missing = [key for key in needed if not str(auth.get(key) or "").strip()]
+    if missing:
+        raise StudioError(
+            "invalid",
+            f"auth mode {mode} needs {', '.join(missing)}.",
+            details={"auth": [f"{key} is required." for key in missing]},
+        )
+    if mode == AuthMode.SMART_BACKEND and auth.get("algorithm", "RS384") not in ALGORITHMS:
+        raise StudioError("invalid", "auth.algorithm must be RS384 or ES384.", details={"auth": ["algorithm"]})
+    return {key: str(value) for key, value in auth.items() if value not in (None, "")}
+
+
+def _sealed_secrets(mode: str, auth: dict, given: dict, stored: dict) -> dict:
+    """The secrets to store for `mode`: a new value is sealed; one left out or sent as "***" keeps the stored one;
+    "" removes it. Secrets the mode does not use are dropped. A mode missing a secret it needs is `invalid`."""
+    names = SECRETS_OF_MODE[AuthMode(mode)]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise StudioError(
+            "invalid", f"secrets has values {mode} does not use: {', '.join(unknown)}.", details={"secrets": unknown}
+        )
+    result = {}
+    for name in names:
+        value = given.get(name, secrets.MASK)
+        if value == secrets.MASK:
+            if stored.get(name):
+                result[name] = stored[name]
+            continue
+        if not isinstance(value, str):
+            raise StudioError("invalid", f"secrets.{name} must be a string.", details={"secrets": [name]})
+        if value:
+            if name == "private_key":
+                _check_private_key(value, auth.get("algorithm", "RS384"))
+            result[name] = secrets.encrypt(value)
+    missing = [name for name in names if name not in result]
+    if missing:
+        raise StudioError(
+            "invalid",
+            f"auth mode {mode} needs {', '.join(missing)} in secrets.",
+            details={"secrets": [f"{name} is required." for name in missing]},
+        )
+    return result
+
+
+def _check_private_key(pem: str, algorithm: str) -> None:
+    try:
+        signing_key(pem, algorithm)
+    except FhirError as error:
+        raise StudioError("invalid", error.message, details={"secrets": ["private_key"]}) from error
+
+
+def _state(connection: Connection) -> dict:
+    """What an audit row says about a connection: no secret, only which are set."""
+    return {
+        "name": connection.name,
+        "base_url": connection.base_url,
+        "auth_mode": connection.auth_mode,
+        "auth": connection.auth,
+        "secrets_set": connection.secrets_set,
+        "timeout_seconds": connection.timeout_seconds,
+        "max_retries": connection.max_retries,
+    }
+
+
+@transaction.atomic(durable=True)
+def do_create_connection(
+    *,
+    acting_user: AbstractBaseUser | None,
+    name: str,
+    base_url: str,
+    auth_mode: str = AuthMode.NONE,
+    auth: dict | None = None,
+    secrets: dict | None = None,
+    timeout_seconds: float = 30.0,
+    max_retries: int = 3,
+) -> Connection:
+    if not NAME.match(name):
+        raise StudioError("invalid", "name: lower-case letters, digits, '-' or '_', at most 100.", details={"name": []})
+    if Connection.objects.filter(name=name).exists():
+        raise StudioError("conflict", f"A connection '{name}' already exists.")
+    _checked_limits(timeout_seconds, max_retries)
+    auth = _checked_auth(auth_mode, auth or {})
+    connection = Connection.objects.create(
+        name=name,
+        base_url=_checked_url(base_url),
+        auth_mode=auth_mode,
+        auth=auth,
+        secrets=_sealed_secrets(auth_mode, auth, secrets or {}, {}),
+        timeout_seconds=timeout_seconds,
+        max_retries=max_retries,
+    )
+    audit(acting_user, AuditAction.CONNECTION_CREATED, connection, after=_state(connection))
+    return connection
+
+
+@transaction.atomic(durable=True)
+def do_update_connection(
+    connection: Connection,
+    *,
+    acting_user: AbstractBaseUser | None,
+    base_url: str | None = None,
+    auth_mode: str | None = None,
+    auth: dict | None = None,
+    secrets: dict | None = None,
+    timeout_seconds: float | None = None,
+    max_retries: int | None = None,
+) -> Connection:
+    """Change a connection. Secrets left out (or "***") are kept while the mode still uses them; a new base URL or
+    auth clears the last check, which no longer says anything about the connection."""
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    before = _state(connection)
+    changed = []
+    if timeout_seconds is not None or max_retries is not None:
+        connection.timeout_seconds = connection.timeout_seconds if timeout_seconds is None else timeout_seconds
+        connection.max_retries = connection.max_retries if max_retries is None else max_retries
+        _checked_limits(connection.timeout_seconds, connection.max_retries)
+        changed += ["timeout_seconds", "max_retries"]
+    reach = []
+    if base_url is not None:
+        connection.base_url = _checked_url(base_url)
+        reach.append("base_url")
+    if auth_mode is not None or auth is not None or secrets is not None:
+        mode = auth_mode or connection.auth_mode
+        kept_auth = connection.auth if auth is None and mode == connection.auth_mode else {}
+        connection.auth = _checked_auth(mode, kept_auth if auth is None else auth)
+        stored = connection.secrets if mode == connection.auth_mode else {}
+        connection.secrets = _sealed_secrets(mode, connection.auth, secrets or {}, stored)
+        connection.auth_mode = mode
+        reach += ["auth_mode", "auth", "secrets"]
+    if reach:
+        connection.check_code, connection.checked_at = "", None
+        reach += ["check_code", "checked_at"]
+    connection.save(update_fields=[*changed, *reach, "updated_at"])
+    audit(acting_user, AuditAction.CONNECTION_UPDATED, connection, before=before, after=_state(connection))
+    return connection
+
+
+@transaction.atomic(durable=True)
+def do_delete_connection(connection: Connection, *, acting_user: AbstractBaseUser | None) -> None:
+    audit(acting_user, AuditAction.CONNECTION_DELETED, connection, before=_state(connection))
+    connection.delete()
+
+
+def do_test_connection(connection: Connection, *, acting_user: AbstractBaseUser | None) -> Diagnosis:
+    """Ask the server for its metadata (outside any transaction: it may take the whole timeout), then keep what it
+    said on the connection, with an audit row of the code."""
+    try:
+        found = diagnose(client_for(connection))
+    except FhirError as error:  # a stored key that no longer loads, a bad algorithm
+        found = Diagnosis(error.code, error.message)
+    except secrets.SecretsKeyError as error:
+        found = Diagnosis("invalid_auth", str(error))
+    _save_diagnosis(connection, found, acting_user)
+    return found
+
+
+@transaction.atomic(durable=True)
+def _save_diagnosis(connection: Connection, found: Diagnosis, acting_user: AbstractBaseUser | None) -> None:
+    connection.check_code = found.code
+    connection.check_message = found.message
+    connection.checked_at = timezone.now()
+    fields = ["check_code", "check_message", "checked_at"]
+    if found.software or found.fhir_version:
+        connection.software = found.software[:200]
+        connection.fhir_version = found.fhir_version[:20]
+        connection.resource_types = found.resource_types
+        connection.interactions = found.interactions
+        fields += ["software", "fhir_version", "resource_types", "interactions"]
+    connection.save(update_fields=fields)
+    audit(acting_user, AuditAction.CONNECTION_TESTED, connection, after={"code": found.code})

@@ -1,0 +1,93 @@
+"""Request and response shapes of the connection endpoints (views in mappings/api/connections.py). Secrets go in,
+never out: an answer says which secrets are set (`secrets_set`), not what they are."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from mappings.api.mapping_serializers import StrictCharField
+from mappings.models import AuthMode, Connection
+
+AUTH_HELP = (
+    "Settings that are not secret: basic → username; client-credentials → client_id, scope, token_url (default: from "
+    ".well-known/smart-configuration); smart-backend → client_id, scope, token_url, key_id, algorithm (RS384|ES384)"
+)
+SECRETS_HELP = (
+    "Write-only: basic → password; bearer → token; client-credentials → client_secret; smart-backend → private_key "
+    '(PEM). Left out or "***": the stored one is kept'
+)
+
+
+class SecretsField(serializers.DictField):
+    child = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class ConnectionIn(serializers.Serializer):
+    name = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,99}$", help_text="Lower-case letters, digits, - and _")
+    base_url = serializers.URLField(max_length=500, help_text="The server's FHIR base, e.g. https://fhir.example/r4")
+    auth_mode = serializers.ChoiceField(choices=AuthMode.choices, default=AuthMode.NONE)
+    auth = serializers.DictField(child=StrictCharField(allow_blank=True), default=dict, help_text=AUTH_HELP)
+    secrets = SecretsField(default=dict, write_only=True, help_text=SECRETS_HELP)
+    timeout_seconds = serializers.FloatField(min_value=0.1, max_value=300, default=30.0)
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, default=3)
+
+
+class ConnectionPatch(serializers.Serializer):
+    base_url = serializers.URLField(max_length=500, required=False)
+    auth_mode = serializers.ChoiceField(choices=AuthMode.choices, required=False)
+    auth = serializers.DictField(child=StrictCharField(allow_blank=True), required=False, help_text=AUTH_HELP)
+    secrets = SecretsField(required=False, write_only=True, help_text=SECRETS_HELP)
+    timeout_seconds = serializers.FloatField(min_value=0.1, max_value=300, required=False)
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
+
+
+class DiagnosisOut(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="ok, or what failed: host_refused, redirect_refused, dns_failed, refused, tls_failed, timeout, "
+        "unreachable, unauthorized, invalid_auth, not_fhir, not_r4"
+    )
+    message = serializers.CharField()
+    software = serializers.CharField()
+    fhir_version = serializers.CharField()
+    resource_types = serializers.ListField(child=serializers.CharField())
+    interactions = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    checked_at = serializers.DateTimeField(allow_null=True)
+
+
+class ConnectionOut(serializers.ModelSerializer):
+    secrets_set = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Which secrets are stored (never their values)"
+    )
+    check = serializers.SerializerMethodField(help_text="The last test; null before the first")
+
+    class Meta:
+        model = Connection
+        fields = [
+            "name",
+            "base_url",
+            "auth_mode",
+            "auth",
+            "secrets_set",
+            "timeout_seconds",
+            "max_retries",
+            "check",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_check(self, connection: Connection) -> dict | None:
+        if connection.checked_at is None:
+            return None
+        return DiagnosisOut(diagnosis_of(connection)).data
+
+
+def diagnosis_of(connection: Connection) -> dict:
+    return {
+        "code": connection.check_code,
+        "message": connection.check_message,
+        "software": connection.software,
+        "fhir_version": connection.fhir_version,
+        "resource_types": connection.resource_types,
+        "interactions": connection.interactions,
+        "checked_at": connection.checked_at,
+    }

@@ -1,0 +1,102 @@
+"""Connections to other FHIR servers (issue 16): anyone with a studio role reads them (never their secrets); admins
+add, change, remove and test them. Writes go through mappings/actions/connections.py."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from mappings.access import ADMIN, VIEWER, require_role
+from mappings.actions import connections as actions
+from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
+from mappings.api.connection_serializers import (
+    ConnectionIn,
+    ConnectionOut,
+    ConnectionPatch,
+    DiagnosisOut,
+    diagnosis_of,
+)
+from mappings.errors import StudioError
+from mappings.models import Connection
+
+TAG = "connections"
+
+
+def access_connection(user: object, name: str, *, write: bool = False) -> Connection:
+    require_role(user, ADMIN if write else VIEWER)
+    connection = Connection.objects.filter(name=name).first()
+    if connection is None:
+        raise StudioError("not_found", f"No connection '{name}'.")
+    return connection
+
+
+class ConnectionList(StudioAPIView):
+    @extend_schema(
+        operation_id="connections_list",
+        parameters=PAGE_PARAMETERS,
+        tags=[TAG],
+        summary="Connections to FHIR servers, by name",
+        responses={200: page_of(ConnectionOut), **errors(404)},
+    )
+    def get(self, request: Request) -> Response:
+        require_role(request.user, VIEWER)
+        return paginated(self, request, Connection.objects.order_by("name"), ConnectionOut)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Add a connection to a FHIR server (admin)",
+        description="Its host must be on FHIR_STUDIO_CONNECTION_ALLOWED_HOSTS to be reached. Secrets are stored "
+        "encrypted and never returned.",
+        request=ConnectionIn,
+        responses={201: ConnectionOut, **errors(409)},
+    )
+    def post(self, request: Request) -> Response:
+        require_role(request.user, ADMIN)
+        form = ConnectionIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        connection = actions.do_create_connection(acting_user=request.user, **form.validated_data)
+        return Response(ConnectionOut(connection).data, status=201)
+
+
+class ConnectionDetail(StudioAPIView):
+    @extend_schema(tags=[TAG], summary="One connection", responses={200: ConnectionOut, **errors(404)})
+    def get(self, request: Request, name: str) -> Response:
+        return Response(ConnectionOut(access_connection(request.user, name)).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Change a connection (admin)",
+        description='Secrets left out or sent as "***" are kept while the auth mode uses them. A new base URL or auth '
+        "clears the last test.",
+        request=ConnectionPatch,
+        responses={200: ConnectionOut, **errors(404)},
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        connection = access_connection(request.user, name, write=True)
+        form = ConnectionPatch(data=request.data)
+        form.is_valid(raise_exception=True)
+        connection = actions.do_update_connection(connection, acting_user=request.user, **form.validated_data)
+        return Response(ConnectionOut(connection).data)
+
+    @extend_schema(tags=[TAG], summary="Remove a connection (admin)", responses={204: None, **errors(404)})
+    def delete(self, request: Request, name: str) -> Response:
+        connection = access_connection(request.user, name, write=True)
+        actions.do_delete_connection(connection, acting_user=request.user)
+        return Response(status=204)
+
+
+class ConnectionTest(StudioAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="Test a connection: read its metadata and say what is wrong (admin)",
+        description="Always 200 with a diagnosis: `code` ok (with the server's software, FHIR version, resource "
+        "types and interactions) or what failed. The result is kept on the connection.",
+        request=None,
+        responses={200: DiagnosisOut, **errors(404)},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        connection = access_connection(request.user, name, write=True)
+        actions.do_test_connection(connection, acting_user=request.user)
+        connection.refresh_from_db()
+        return Response(DiagnosisOut(diagnosis_of(connection)).data)
