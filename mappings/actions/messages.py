@@ -48,7 +48,7 @@ def _check_reprocessable(message: ProcessedMessage) -> None:
         raise StudioError(
             "conflict", f"Message {message.pk} converted: only failed ones are reprocessed.", status_code=409
         )
-    if not message.is_reprocessable:
+    if not message.payload or message.payload_truncated:
         raise StudioError(
             "conflict",
             f"Message {message.pk}'s payload was not kept whole (over the log's cap), so it cannot be run again.",
@@ -78,7 +78,8 @@ def _record_reprocess(
         batch_id=message.batch_id,
         record_key=message.record_key,
     )
-    again = ProcessedMessage.objects.create(**dict(zip(COLUMNS, row, strict=True)), reprocessed_from=message)
+    created = ProcessedMessage.objects.create(**dict(zip(COLUMNS, row, strict=True)), reprocessed_from=message)
+    again = ProcessedMessage.objects.with_reprocessable().get(pk=created.pk)
     audit(
         acting_user,
         AuditAction.MESSAGE_REPROCESSED,

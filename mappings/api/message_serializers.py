@@ -50,7 +50,8 @@ class MessageOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     reprocessed_from = serializers.IntegerField(source="reprocessed_from_id", allow_null=True)
     reprocessable = serializers.BooleanField(
-        source="is_reprocessable", help_text="Failed, with its payload kept whole: POST …/reprocess runs it again"
+        help_text="Failed, its payload kept whole, not yet reprocessed into a converted message: POST …/reprocess "
+        "runs it again"
     )
 
 

@@ -35,7 +35,7 @@ def access_message(user: AbstractBaseUser, message_id: int, *, write: bool = Fal
     """A log row for a viewer (reading) or an author (reprocessing); the role is checked before the lookup, so a
     missing row and a refused one cannot be told apart by someone without it."""
     require_role(user, AUTHOR if write else VIEWER)
-    message = ProcessedMessage.objects.filter(pk=message_id).first()
+    message = ProcessedMessage.objects.with_reprocessable().filter(pk=message_id).first()
     if message is None:
         raise StudioError("not_found", f"No message {message_id} in the log (purged after the retention?).")
     return message
@@ -43,7 +43,7 @@ def access_message(user: AbstractBaseUser, message_id: int, *, write: bool = Fal
 
 def search_messages(filters: dict) -> object:
     """The log rows matching MessageQuery's validated `filters`, newest first."""
-    rows = ProcessedMessage.objects.defer("payload", "outcome")
+    rows = ProcessedMessage.objects.defer("payload", "outcome").with_reprocessable()
     for name, column in EXACT.items():
         if name in filters:
             rows = rows.filter(**{column: filters[name]})

@@ -21,6 +21,23 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class ProcessedMessageQuerySet(models.QuerySet):
+    def with_reprocessable(self) -> ProcessedMessageQuerySet:
+        """Rows with `reprocessable`: failed, payload kept whole, and not yet reprocessed into a converted message
+        (in the row's own query: a list reads neither the payloads nor the reprocessed rows one by one)."""
+        converted = ProcessedMessage.objects.filter(
+            reprocessed_from=models.OuterRef("pk"), status=MessageStatus.CONVERTED
+        )
+        runnable = models.Q(status=MessageStatus.FAILED, payload_truncated=False) & ~models.Q(payload="")
+        return self.annotate(
+            reprocessable=models.Case(
+                models.When(runnable & ~models.Exists(converted), then=models.Value(True)),
+                default=models.Value(False),
+                output_field=models.BooleanField(),
+            )
+        )
+
+
 class ProcessedMessage(models.Model):
     channel = models.CharField(max_length=20, choices=MessageChannel.choices)
     facade_slug = models.CharField(max_length=100, blank=True)
@@ -43,6 +60,8 @@ class ProcessedMessage(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reprocessed"
     )
 
+    objects = ProcessedMessageQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # One index per search the page offers that a scan by date would not answer quickly; each costs every insert.
@@ -58,7 +77,3 @@ class ProcessedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.mapping_slug} {self.status} #{self.pk}"
-
-    @property
-    def is_reprocessable(self) -> bool:
-        return self.status == MessageStatus.FAILED and bool(self.payload) and not self.payload_truncated

@@ -270,3 +270,16 @@ def test_the_purge_command_takes_a_number_of_days(client, adt_patient, capsys) -
     call_command("fhirstudio", "purge-messages", "--days", "2")
     assert "1 message log rows deleted." in capsys.readouterr().out
     assert not ProcessedMessage.objects.exists()
+
+
+@pytest.mark.parametrize("rows", [1, 20])
+def test_it_lists_a_page_of_messages_in_a_fixed_number_of_queries(api, django_assert_num_queries, rows) -> None:
+    for number in range(rows):
+        ProcessedMessage.objects.create(
+            channel="batch", mapping_slug="adt-patient", status="failed", payload=adt(f"C-{number}", "MRN-1")
+        )
+    # The token's user, its role, the page's count and its rows (reprocessable in the same query).
+    with django_assert_num_queries(4):
+        response = api["viewer"].get("/api/messages/", {"status": "failed"})
+    assert response.status_code == 200
+    assert [row["reprocessable"] for row in response.json()["results"]] == [True] * rows
