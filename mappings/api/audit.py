@@ -1,7 +1,9 @@
-"""/api/audit/: who changed what, when — every write the actions recorded, newest first (admins only)."""
+"""/api/audit/: who changed what, when — every write the actions recorded, every sign-in and token, newest first
+(admins only). The same rows as FHIR AuditEvent resources: /api/audit/fhir (mappings/api/audit_fhir.py)."""
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -50,14 +52,19 @@ class AuditList(StudioAPIView):
         access_audit(request.user)
         query = AuditQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        rows = AuditEvent.objects.select_related("actor").order_by("-created_at", "-id")
-        filters = query.validated_data
-        if filters.get("action"):
-            rows = rows.filter(action=filters["action"])
-        if filters.get("mapping"):
-            rows = rows.filter(mapping_slug=filters["mapping"])
-        if filters.get("actor"):
-            rows = rows.filter(actor__username=filters["actor"])
-        if filters.get("since"):
-            rows = rows.filter(created_at__gte=filters["since"])
-        return paginated(self, request, rows, AuditEventOut)
+        return paginated(self, request, audit_rows(query.validated_data), AuditEventOut)
+
+
+def audit_rows(filters: dict) -> QuerySet:
+    """The rows an AuditQuery's validated filters select, newest first: the JSON list, the FHIR AuditEvent export
+    (mappings/api/audit_fhir.py) and the audit page answer the same question the same way."""
+    rows = AuditEvent.objects.select_related("actor").order_by("-created_at", "-id")
+    if filters.get("action"):
+        rows = rows.filter(action=filters["action"])
+    if filters.get("mapping"):
+        rows = rows.filter(mapping_slug=filters["mapping"])
+    if filters.get("actor"):
+        rows = rows.filter(actor__username=filters["actor"])
+    if filters.get("since"):
+        rows = rows.filter(created_at__gte=filters["since"])
+    return rows
