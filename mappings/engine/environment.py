@@ -38,6 +38,7 @@ from jinja2.utils import Namespace, _PassArg, missing
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
+from . import sandbox_policy as policy
 from .errors import ErrorCode, MappingError
 from .filters import FILTERS, GLOBALS, TESTS
 from .filters.values import finalize
@@ -341,19 +342,25 @@ class MappingEnvironment(SandboxedEnvironment):
                 f"{what} would build a value of {size:,} characters; the limit is {self.max_value_bytes:,}.",
             )
 
-    def check_format_widths(self, text: object) -> None:
-        """printf/format width and precision fields ('%999999999s', '{:>999999999}') allocate that many chars."""
+    def check_format_widths(self, text: object, arguments: tuple = ()) -> None:
+        """printf/format width and precision fields ('%999999999s', '{:>999999999}', or '%*s' taking it from the
+        arguments) allocate that many chars."""
         if isinstance(text, str):
-            for digits in WIDE_NUMBER.findall(text):
-                self.check_size(int(digits), "A format width")
+            for width in [*map(int, WIDE_NUMBER.findall(text)), *policy.dynamic_widths(text, arguments)]:
+                self.check_size(width, "A format width")
 
     def call_binop(self, context, operator_name: str, left, right):
         if operator_name == "+":
             if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
                 self.check_size(len(left) + len(right), "Joining two values with +")
+                if not isinstance(left, str):  # lists of shared references: count what they print as
+                    cap = self.max_value_bytes
+                    self.check_size(
+                        policy.expanded_size(left, cap) + policy.expanded_size(right, cap), "Joining two lists with +"
+                    )
             return operator.add(left, right)
         if operator_name == "%":
-            self.check_format_widths(left)
+            self.check_format_widths(left, (right,))
             return operator.mod(left, right)
         if operator_name == "**":
             exact = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
@@ -368,6 +375,8 @@ class MappingEnvironment(SandboxedEnvironment):
                 f"Repeating a value of length {len(left):,} {right:,} times is over the limit of "
                 f"{self.max_value_bytes:,}.",
             )
+        if isinstance(left, (list, tuple)) and isinstance(right, int) and right > 1:
+            self.check_size(policy.expanded_size(left, self.max_value_bytes) * right, "Repeating a list with *")
         return operator.mul(left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 — Jinja's own signature
@@ -383,27 +392,14 @@ class MappingEnvironment(SandboxedEnvironment):
             return _call_plain(__self, __obj, (__self, *args) if __obj in __self.environment_calls else args, kwargs)
         if kind is MethodType and type(__obj.__self__) in TRUSTED_METHOD_OWNERS:
             return _call_plain(__self, __obj, args, kwargs)
-        if kind is BuiltinMethodType and type(__obj.__self__) in (list, dict):  # rows.append(x): nothing to check
+        if kind is BuiltinMethodType and type(__obj.__self__) in (list, dict):  # rows.append(x): only its size
+            policy.container_growth(__self, __obj, args)
             return _call_plain(__self, __obj, args, kwargs)
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format in a function of its own
         owner = getattr(method, "__self__", None)
         if isinstance(owner, str):
-            __self.check_str_method(owner, getattr(method, "__name__", ""), args)
+            policy.check_str_method(__self, owner, getattr(method, "__name__", ""), args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
-
-    def check_str_method(self, text: str, name: str, args: tuple) -> None:
-        if name in ("center", "ljust", "rjust", "zfill", "expandtabs"):
-            for arg in args:
-                if isinstance(arg, int):
-                    self.check_size(arg, f"str.{name}()")
-        elif name in ("format", "format_map"):
-            self.check_format_widths(text)
-        elif name == "replace" and len(args) >= 2:
-            self._check_replace(text, str(args[0]), str(args[1]))
-
-    def _check_replace(self, text: str, old: str, new: str) -> None:
-        matches = text.count(old) if old else len(text) + 1
-        self.check_size(len(text) + matches * max(len(new) - len(old), 0), "replace()")
 
     def guarded_filters(self) -> dict:
         """Jinja's own filters that can allocate without bound, wrapped with the same size checks."""
@@ -418,7 +414,7 @@ class MappingEnvironment(SandboxedEnvironment):
             return base["indent"](value, width, *args, **kwargs)
 
         def format_(value, *args, **kwargs):
-            self.check_format_widths(value)
+            self.check_format_widths(value, (args, kwargs))
             return base["format"](value, *args, **kwargs)
 
         def concat_guard(values: list) -> str:
@@ -428,13 +424,13 @@ class MappingEnvironment(SandboxedEnvironment):
 
         def join(eval_ctx, value, d="", attribute=None):
             items = list(value) if not isinstance(value, (list, tuple)) else value
-            self.check_size(len(items) * len(str(d)), "join")
+            self.check_size(max(len(items) * len(str(d)), policy.joined_size(items, d, self.max_value_bytes)), "join")
             return base["join"](eval_ctx, items, d, attribute)
 
         join.jinja_pass_arg = base["join"].jinja_pass_arg
 
         def replace(eval_ctx, value, old, new, count=None):
-            self._check_replace(str(value), str(old), str(new))
+            self.check_size(policy.replaced_size(str(value), str(old), str(new)), "replace()")
             return base["replace"](eval_ctx, value, old, new, count)
 
         replace.jinja_pass_arg = base["replace"].jinja_pass_arg  # keep Jinja's eval-context argument
@@ -445,6 +441,7 @@ class MappingEnvironment(SandboxedEnvironment):
             "replace": replace,
             "join": join,
             "concat_guard": concat_guard,
+            **policy.guarded_count_filters(self, base),
         }
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
