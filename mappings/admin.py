@@ -443,4 +443,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 # The facade and job admins live in their own modules (this one grew past 600 lines); importing them registers them.
-from mappings import admin_facades, admin_jobs, admin_profiles, admin_security, admin_users  # noqa: E402, F401
+from mappings import (  # noqa: E402, F401
+    admin_connections,
+    admin_facades,
+    admin_jobs,
+    admin_profiles,
+    admin_security,
+    admin_users,
+)
