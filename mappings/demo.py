@@ -81,6 +81,7 @@ def load_demo(acting_user: AbstractBaseUser | None, examples_dir: Path | None = 
         _import_mapping(example, acting_user, summary)
     load_demo_facade(acting_user, examples_dir)  # the facade serves the mappings just published
     load_demo_smart_facade(acting_user)
+    load_demo_store_facade(acting_user)
     logger.info(
         "demo content loaded: %d mappings, %d snippets, %d tables created, %d existing, %d warnings",
         len(summary.mappings),
@@ -393,3 +394,18 @@ def load_demo_smart_facade(acting_user: AbstractBaseUser | None) -> Facade | Non
             facade, acting_user=acting_user, group_id=group.group_id, name=group.name, patient_ids=group.patient_ids
         )
     return facade
+
+
+# `demo-store` (/fhir/demo-store/, open): every R4 type, read and write, over the empty FHIR store `demo-store`, so a
+# newcomer can push resources (a transaction Bundle, a create) and read them back at once.
+DEMO_STORE = "demo-store"
+
+
+def load_demo_store_facade(acting_user: AbstractBaseUser | None) -> Facade | None:
+    if Facade.objects.filter(slug=DEMO_STORE).exists():
+        return None
+    from mappings.actions.store import do_create_store_facade
+
+    return do_create_store_facade(
+        acting_user=acting_user, slug=DEMO_STORE, title="Demo FHIR store (read and write)", store=DEMO_STORE
+    )
