@@ -2,9 +2,11 @@
 studio — an OperationOutcome under /fhir/, the API's {code, message, details} under /api/, a plain page elsewhere.
 
 Before anything else runs it refuses, in that shape: a Host not in ALLOWED_HOSTS (400), a URL longer than
-MAX_URL_BYTES (414), more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS (400), and a /fhir/ body declared longer
-than DATA_UPLOAD_MAX_MEMORY_SIZE (413). The counts are the ones Django itself would raise on, made here on the raw
-request so that no view, middleware or debug page ever sees such a request.
+MAX_URL_BYTES (414), more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS (400), a /fhir/ body declared longer
+than DATA_UPLOAD_MAX_MEMORY_SIZE and an /api/ one longer than api_body_limit() (413). The counts are the ones Django
+itself would raise on, made here on the raw request so that no view, middleware or debug page ever sees such a
+request. Requests gunicorn itself refuses (a request line or header past its limits) get the same shapes from
+shaped_error (fhirstudio/gunicorn_conf.py).
 
 After the rest has answered, an error response that is not already in its part's shape is replaced: under /fhir/ and
 /api/ any HTML or plain-text error (Django's debug pages with a traceback, the settings or the URL map, in any mode)
@@ -25,6 +27,8 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from mappings.actions.batches import max_upload_bytes
+from mappings.api.batches import MULTIPART_SLACK
 from mappings.engine import operation_outcome
 from mappings.errors import API_CODE_OF, FhirError, RequestCode
 
@@ -53,7 +57,10 @@ MESSAGE_OF = {
 
 
 def area(request: HttpRequest) -> str:
-    path = request.path_info
+    return area_of(request.path_info)
+
+
+def area_of(path: str) -> str:
     if path.startswith(FHIR_PREFIX):
         return "fhir"
     if path.startswith(API_PREFIX):
@@ -61,20 +68,28 @@ def area(request: HttpRequest) -> str:
     return "page"
 
 
-def error_response(request: HttpRequest, status: int, message: str = "", *, code: str | None = None) -> HttpResponse:
+def error_response(
+    request: HttpRequest, status: int, message: str = "", *, code: str | None = None, details: dict | None = None
+) -> HttpResponse:
     """An error in the shape of the request's part of the studio. Reads nothing of the request but its path and
     method: the request may be one that cannot be parsed (too many parameters) or trusted (a foreign Host)."""
-    message = message or MESSAGE_OF.get(status, HTTPStatus(status).phrase).format(
-        method=request.method, path=request.path_info[:200]
-    )
-    kind = area(request)
+    return shaped_error(request.path_info, request.method, status, message, code=code, details=details)
+
+
+def shaped_error(
+    path: str, method: str, status: int, message: str = "", *, code: str | None = None, details: dict | None = None
+) -> HttpResponse:
+    """error_response for a request known by its path and method only: also gunicorn's refusals of requests it
+    cannot parse, before any Django request exists (fhirstudio/gunicorn_conf.py)."""
+    message = message or MESSAGE_OF.get(status, HTTPStatus(status).phrase).format(method=method, path=path[:200])
+    kind = area_of(path)
     if kind == "fhir":
         error = FhirError(status, REQUEST_CODE_OF.get(status, RequestCode.INVALID), message)
         # JSON whatever was asked: negotiating would read the query this request may be refused for
         body = json.dumps(operation_outcome([error]))
         return HttpResponse(body, status=status, content_type="application/fhir+json; charset=utf-8")
     if kind == "api":
-        body = {"code": code or API_CODE_OF.get(status, "error"), "message": message, "details": {}}
+        body = {"code": code or API_CODE_OF.get(status, "error"), "message": message, "details": details or {}}
         return JsonResponse(body, status=status)
     page = render_to_string("error.html", {"status": status, "title": HTTPStatus(status).phrase, "message": message})
     response = HttpResponse(page, status=status, content_type="text/html; charset=utf-8")
@@ -93,15 +108,31 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
     if limit is not None and query.count("&") + 1 > limit:  # as Django (urllib's parse_qsl) counts them
         return error_response(request, 400, f"The URL has more than {limit} parameters.", code="too_many_parameters")
-    if area(request) == "fhir":
+    kind = area(request)
+    if kind != "page":
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return error_response(request, 400, "The Content-Length header is not a number.")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE if kind == "fhir" else api_body_limit(request)
         if limit is not None and length > limit:
-            return error_response(request, 413, f"The request body is larger than the limit of {limit} bytes.")
+            return error_response(
+                request,
+                413,
+                f"The request body is larger than the limit of {limit} bytes.",
+                code="too_large",
+                details={"max_bytes": limit},
+            )
     return None
+
+
+def api_body_limit(request: HttpRequest) -> int:
+    """The largest body a studio API request may declare. Its JSON is read whole by the parser: past four times the
+    largest mapping input (escaped payloads, a few samples), FHIR_STUDIO["MAX_API_BODY_BYTES"] when set. A file
+    upload (multipart) may be as large as a batch's files, which the batch endpoint then checks exactly."""
+    if request.META.get("CONTENT_TYPE", "").startswith("multipart/"):
+        return max_upload_bytes() + MULTIPART_SLACK
+    return settings.FHIR_STUDIO.get("MAX_API_BODY_BYTES") or 4 * settings.FHIR_STUDIO["MAX_INPUT_BYTES"]
 
 
 def needs_cleaning(request: HttpRequest, response: HttpResponse) -> bool:

@@ -4,6 +4,7 @@ of the studio — gunicorn's default request-line limit (4,094) used to answer t
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,9 +22,15 @@ GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "fhirstudio.wsgi", 
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port in 18400-18449 (helper J's range on the shared machine; the introspection tests use 18450-18499)."""
+    for port in range(18400, 18450):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 18400-18449")
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +90,67 @@ def test_more_than_1000_parameters_get_a_400_before_login(server) -> None:
     assert "1000 parameters" in outcome_diagnostics(response)
     response = requests.get(f"{server}/api/mappings/?{query}", timeout=10)
     assert (response.status_code, response.json()["code"]) == (400, "too_many_parameters")
+
+
+def raw_request(base: str, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Send `head` (without its body: one refused unread need not be sent) and read the answer (HTTP/1.0: unchunked)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode("latin-1"))
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head_bytes, _, body = answer.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def test_a_request_line_past_gunicorns_limit_gets_a_414_in_the_shape_of_its_part(server) -> None:
+    # 9,000 bytes: past gunicorn's 8,190, so gunicorn refuses it before the studio sees it, in the studio's shapes
+    response = requests.get(f"{server}/fhir/demo/Patient?name=" + "x" * 9000, timeout=10)
+    assert response.status_code == 414
+    assert "8190 bytes" in outcome_diagnostics(response)
+    response = requests.get(f"{server}/api/mappings/?q=" + "x" * 9000, timeout=10)
+    assert response.status_code == 414
+    assert response.json() == {
+        "code": "uri_too_long",
+        "message": "The request line is longer than 8190 bytes.",
+        "details": {},
+    }
+    response = requests.get(f"{server}/mappings/" + "x" * 9000, timeout=10)
+    assert response.status_code == 414
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<h1><p>" not in response.text  # not gunicorn's page
+
+
+def test_a_header_past_gunicorns_limit_gets_a_431_in_the_shape_of_its_part(server) -> None:
+    response = requests.get(f"{server}/fhir/demo/Patient", headers={"X-Big": "x" * 9000}, timeout=10)
+    assert response.status_code == 431
+    assert "header" in outcome_diagnostics(response)
+    response = requests.get(f"{server}/api/mappings/", headers={"X-Big": "x" * 9000}, timeout=10)
+    assert response.status_code == 431 and "header" in response.json()["message"]
+    many = {f"X-H{n}": "1" for n in range(120)}  # past limit_request_fields (100)
+    assert requests.get(f"{server}/fhir/demo/Patient", headers=many, timeout=10).status_code == 431
+
+
+def test_an_unreadable_request_line_gets_a_400_in_the_shape_of_its_part(server) -> None:
+    status, headers, body = raw_request(server, "GET /fhir/demo/Patient HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status == 400 and headers["Content-Type"].startswith("application/fhir+json")
+    assert b'"OperationOutcome"' in body
+
+
+def test_an_api_body_over_the_limit_gets_a_413_before_it_is_read(server) -> None:
+    declared = 4 * 10_485_760 + 1  # past four times the largest mapping input (FHIR_STUDIO_MAX_INPUT_BYTES)
+    head = (
+        "POST /api/mappings/ HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\nConnection: close\r\n\r\n"
+    )
+    status, headers, body = raw_request(server, head)
+    assert status == 413 and headers["Content-Type"] == "application/json"
+    error = json.loads(body)
+    assert error["code"] == "too_large" and error["details"] == {"max_bytes": declared - 1}
+    # a facade body past DATA_UPLOAD_MAX_MEMORY_SIZE is refused as before, as an OperationOutcome
+    head = head.replace("/api/mappings/", "/fhir/demo/$validate").replace(str(declared), str(3_000_000))
+    status, headers, body = raw_request(server, head)
+    assert status == 413 and b'"OperationOutcome"' in body
