@@ -29,12 +29,13 @@ from .mapping import Draft, Mapping
 from .messages import MessageChannel, MessageStatus, ProcessedMessage
 from .profiles import DefinitionType, ProfileDefinition, ProfilePackage
 from .security import ClientApp, UsedAssertion
-from .store import StoreVersion
+from .store import INDEXED_KINDS, StoreVersion
 from .testing import SampleCase, TestRun
 from .version import MappingVersion
 
 __all__ = [
     "FINISHED",
+    "INDEXED_KINDS",
     "AuditAction",
     "AuditEvent",
     "AuthMode",

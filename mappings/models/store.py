@@ -12,6 +12,10 @@ from django.db import models
 
 from mappings.engine.formats.decimals import FhirJSONDecoder, FhirJSONEncoder
 
+# Source kinds a facade serves from its deployments' index (FacadeResource and SearchValue rows): read, search and
+# $export read that index; the others (http, sql) are asked on each request.
+INDEXED_KINDS = frozenset({"stored", "fhir-store"})
+
 
 class StoreVersion(models.Model):
     """One version of a resource in a store: what was written (None once deleted), numbered from 1 per resource."""
