@@ -179,6 +179,24 @@ def record_read(deployment: Deployment, payload: str, made: list[dict], errors: 
     buffer.add(row)
 
 
+def record_index_failure(deployment: Deployment, record_key: str, payload: str, errors: list[MappingError]) -> None:
+    """A stored record that did not index. Records that index are not logged: every deploy indexes every record
+    again, and the index itself says what each one made."""
+    facade_slug, mapping_slug = _slugs(deployment)
+    row = message_row(
+        MessageChannel.INDEX,
+        mapping_slug=mapping_slug,
+        version_number=deployment.version.number,
+        source_format=deployment.binding.source.source_format,
+        payload=payload,
+        output=None,
+        errors=errors,
+        facade_slug=facade_slug,
+        record_key=record_key,
+    )
+    buffer.add(row)
+
+
 def _slugs(deployment: Deployment) -> tuple[str, str]:
     def load() -> tuple[str, str]:
         binding = Deployment.objects.filter(pk=deployment.pk).values_list(
