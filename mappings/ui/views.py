@@ -29,6 +29,7 @@ from mappings.access import (
     ADMIN,
     AUTHOR,
     RANK,
+    access_audit,
     access_batch,
     access_facade,
     access_lookup_table,
@@ -36,10 +37,11 @@ from mappings.access import (
     access_snippet,
     role_of,
 )
+from mappings.api.audit import AuditQuery
 from mappings.api.mapping_serializers import MappingQuery
 from mappings.engine import SOURCE_FORMATS
 from mappings.errors import StudioError
-from mappings.models import ClientApp
+from mappings.models import AuditAction, ClientApp
 from mappings.profiles import access_definition
 
 
@@ -351,6 +353,27 @@ def swagger_ui_file(request: HttpRequest, name: str) -> HttpResponse:
     response["Vary"] = "Accept-Encoding"
     response["Cache-Control"] = "public, max-age=31536000, immutable"  # asked for with the package's version
     return response
+
+
+AUDIT_PAGE_SIZE = 50  # rows per page of the audit log
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Every audit row, filtered and paged by the page script from /api/audit/ (admins only, as in the API)."""
+    _found(access_audit, request.user)
+    filters = {name: request.GET.get(name, "") for name in ("action", "actor", "mapping", "since")}
+    url = _list_url("/api/audit/", AuditQuery, filters, **_page_of(request, AUDIT_PAGE_SIZE))
+    return _page(
+        request,
+        "mappings/audit.html",
+        "audit",
+        "Audit log",
+        data=[url],
+        listUrl=url,
+        pageSize=AUDIT_PAGE_SIZE,
+        actions=sorted(AuditAction.values),
+    )
 
 
 @login_required
