@@ -1,0 +1,107 @@
+// Connections to other FHIR servers: the list from /api/connections/ with each one's last test, and for admins an
+// add form (the fields follow the sign-in mode; secrets go to the API once and are never shown again) and a Test
+// button per row (POST /api/connections/{name}/test → a diagnosis code, kept on the connection).
+import { get, pageConfig, post } from "../lib/api.js";
+import { $, ago, h, toast } from "../lib/dom.js";
+
+const config = pageConfig();
+const SETTINGS = ["username", "client_id", "scope", "token_url", "algorithm", "key_id"];
+const SECRETS = ["password", "token", "client_secret", "private_key"];
+
+function checkCell(connection) {
+  const check = connection.check;
+  if (!check) return h("td", { class: "check" }, h("span", { class: "hint" }, "not tested"));
+  const found = check.code === "ok" ? `${check.software || "FHIR server"} · FHIR ${check.fhir_version} · ${check.resource_types.length} types` : check.message;
+  return h("td", { class: "check" },
+    h("span", { class: `badge ${check.code === "ok" ? "ok" : "bad"}` }, check.code), " ",
+    h("span", { class: "hint", title: check.checked_at }, ago(check.checked_at)),
+    h("div", { class: "hint" }, found));
+}
+
+function row(connection) {
+  const cells = [
+    h("td", {}, h("code", {}, connection.name)),
+    h("td", {}, h("code", {}, connection.base_url)),
+    h("td", {}, connection.auth_mode, connection.secrets_set.length ? h("span", { class: "hint" }, ` (${connection.secrets_set.join(", ")} set)`) : ""),
+    checkCell(connection),
+  ];
+  const actions = h("td", {});
+  if (config.canAdmin) {
+    const button = h("button", { type: "button", class: "test" }, "Test");
+    button.addEventListener("click", () => test(connection, button));
+    actions.append(button);
+  }
+  return h("tr", { dataset: { name: connection.name, code: connection.check?.code || "" } }, ...cells, actions);
+}
+
+async function load(url = config.listUrl) {
+  const page = await get(url);
+  $("#connections tbody").replaceChildren(...(page.results.length ? page.results.map(row)
+    : [h("tr", {}, h("td", { colspan: 5, class: "hint" }, "No connections yet."))]));
+}
+
+async function test(connection, button) {
+  button.disabled = true;
+  button.textContent = "Testing…";
+  try {
+    const found = await post(`/api/connections/${encodeURIComponent(connection.name)}/test`);
+    toast(`${connection.name}: ${found.code}: ${found.message}`, found.code === "ok" ? "info" : "error");
+    await load();
+  } catch (failure) {
+    toast(failure.message, "error");
+    button.disabled = false;
+    button.textContent = "Test";
+  }
+}
+
+// Only the fields of the chosen sign-in mode are shown and sent.
+function showModeFields(form) {
+  const mode = form.elements.auth_mode.value;
+  for (const label of form.querySelectorAll("label[data-modes]")) {
+    label.hidden = !label.dataset.modes.split(" ").includes(mode);
+  }
+}
+
+function body(form) {
+  const shown = (name) => form.elements[name] && !form.elements[name].closest("label").hidden;
+  const value = (name) => form.elements[name].value.trim();
+  const auth = Object.fromEntries(SETTINGS.filter((name) => shown(name) && value(name)).map((name) => [name, value(name)]));
+  // A PEM keeps its line breaks; only the other secrets are trimmed.
+  const secret = (name) => (name === "private_key" ? form.elements[name].value : value(name));
+  const secrets = Object.fromEntries(SECRETS.filter((name) => shown(name) && secret(name)).map((name) => [name, secret(name)]));
+  return {
+    name: value("name"),
+    base_url: value("base_url"),
+    auth_mode: form.elements.auth_mode.value,
+    auth,
+    secrets,
+    timeout_seconds: Number(value("timeout_seconds")),
+    max_retries: Number(value("max_retries")),
+  };
+}
+
+async function add(event) {
+  event.preventDefault();
+  const form = event.target;
+  const error = $("#add-error");
+  try {
+    const created = await post("/api/connections/", body(form));
+    error.hidden = true;
+    for (const name of SECRETS) form.elements[name].value = ""; // not kept in the page once sent
+    form.elements.name.value = "";
+    toast(`Connection ${created.name} added: test it to see what the server says.`);
+    await load();
+  } catch (failure) {
+    const fields = Object.entries(failure.details || {}).map(([name, messages]) => `${name}: ${[].concat(messages).join(" ")}`);
+    error.textContent = fields.length ? `${failure.message} (${fields.join("; ")})` : failure.message;
+    error.hidden = false;
+  }
+}
+
+const form = $("#add-form");
+if (form) {
+  form.elements.auth_mode.addEventListener("change", () => showModeFields(form));
+  form.addEventListener("submit", add);
+  showModeFields(form);
+}
+load().then(() => document.body.setAttribute("data-ready", ""), (failure) => toast(failure.message, "error"));
