@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
 from mappings.login_throttle import ThrottledLoginView
-from mappings.ui import messages, views
+from mappings.ui import connections, messages, views
 
 
 def list_and_items(prefix: str, item: str, pages: tuple[Callable, Callable], name: str, kind: str = "detail") -> list:
@@ -26,6 +26,7 @@ urlpatterns: list[URLPattern] = [
     path("mappings/<slug:slug>/history", views.mapping_history, name="mapping-history-page"),
     *list_and_items("facades", "<slug:slug>/", (views.facade_list, views.facade_detail), "facade"),
     path("client-apps/", views.client_app_list, name="client-app-list-page"),
+    path("connections/", connections.connection_list, name="connection-list-page"),
     path("audit/", views.audit_log, name="audit-page"),
     *list_and_items("batches", "<int:batch_id>/", (views.batch_list, views.batch_detail), "batch"),
     path("messages/", messages.message_list, name="message-list-page"),
