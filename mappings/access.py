@@ -43,6 +43,7 @@ from mappings.models import (
     TestRun,
 )
 from mappings.security.enforcement import authorize
+from mappings.security.introspection import authorize_introspected
 
 VIEWER, AUTHOR, ADMIN = "viewer", "author", "admin"
 RANK = {VIEWER: 1, AUTHOR: 2, ADMIN: 3}
@@ -343,7 +344,10 @@ def served_facade(slug: str, state: Sequence | None, request: HttpRequest | None
         raise FhirError(503, RequestCode.PAUSED, f"The facade '{slug}' is paused.")
     # Open: nothing more to read. Protected: the token is checked without the database (a signed JWT), and a request
     # without one (or a caller passing no request) is refused.
-    authorize(request, slug, protected=auth_mode != Facade.AuthMode.OPEN)
+    if auth_mode == Facade.AuthMode.INTROSPECTION:  # tokens of an external authorization server (RFC 7662)
+        authorize_introspected(request, slug, facade_id, generation)
+    else:
+        authorize(request, slug, protected=auth_mode != Facade.AuthMode.OPEN)
     caches.facade_generations.put(slug, (facade_id, generation))
 
     def load() -> ServedFacade:
