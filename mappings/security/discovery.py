@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from mappings.security.introspection import introspection_statement
+
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
@@ -15,7 +17,11 @@ def token_url(request: HttpRequest, slug: str) -> str:
 
 
 def security_statement(request: HttpRequest, slug: str) -> dict:
-    """CapabilityStatement.rest.security of a protected facade: SMART-on-FHIR and its token endpoint."""
+    """CapabilityStatement.rest.security of a protected facade: SMART-on-FHIR and its token endpoint, or OAuth for a
+    facade whose tokens an external server issues (checked by introspection)."""
+    introspected = introspection_statement(slug, SECURITY_SERVICE)
+    if introspected is not None:
+        return introspected
     return {
         "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url(request, slug)}]}],
         "service": [
