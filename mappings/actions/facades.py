@@ -26,10 +26,12 @@ from mappings.models import (
     ResourceBinding,
     SourceRecord,
 )
+from mappings.security.introspection import introspection_changes, without_secret
 from mappings.sources import http as http_source
 from mappings.sources import sql as sql_source
 
-FACADE_FIELDS = ("title", "status", "convert_templates")
+FACADE_FIELDS = ("title", "status", "convert_templates", "introspection_url", "introspection_client_id")
+FACADE_FIELDS += ("introspection_client_secret", "introspection_audience", "introspection_timeout_s")
 
 
 @transaction.atomic(durable=True)
@@ -40,11 +42,16 @@ def do_create_facade(
     title: str,
     auth_mode: str = "open",
     convert_templates: dict[str, str] | None = None,
+    introspection: dict | None = None,
 ) -> Facade:
     if Facade.objects.filter(slug=slug).exists():
         raise StudioError("conflict", f"A facade '{slug}' already exists.")
     facade = Facade.objects.create(
-        slug=slug, title=title, auth_mode=auth_mode, convert_templates=_checked_templates(convert_templates or {})
+        slug=slug,
+        title=title,
+        auth_mode=auth_mode,
+        convert_templates=_checked_templates(convert_templates or {}),
+        **introspection_changes(auth_mode, introspection, None),  # checked, the secret sealed
     )
     audit(
         acting_user,
@@ -72,9 +79,12 @@ def _checked_templates(templates: dict[str, str]) -> dict[str, str]:
 def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields: object) -> Facade:
     if "convert_templates" in fields:
         _checked_templates(fields["convert_templates"])
+    if "introspection" in fields:
+        fields.update(introspection_changes(facade.auth_mode, fields.pop("introspection"), facade))
     before = apply_changes(facade, fields, FACADE_FIELDS)
     grow_generation(facade.pk)
-    audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=before, after={key: fields[key] for key in before})
+    after = {key: fields[key] for key in before}
+    audit(acting_user, AuditAction.FACADE_UPDATED, facade, before=without_secret(before), after=without_secret(after))
     return facade
 
 
