@@ -31,6 +31,7 @@ def test_it_serves_every_page_under_the_policy_without_a_refusal(chromium, studi
         "/profiles/",
         "/library/snippets/",
         "/library/lookup-tables/",
+        "/audit/",
         "/api/docs/",
     ]
     # A context of our own with the policy enforced (bypass_csp off, which tests/ui's pages turn on)
