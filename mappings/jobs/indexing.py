@@ -20,7 +20,7 @@ from celery import current_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from mappings import caches
+from mappings import caches, message_log
 from mappings.actions import do_finish_index
 from mappings.actions.index_rows import drop_staged, stage_resources
 from mappings.compiling import compile_version
@@ -184,6 +184,7 @@ def _run_records(deployment: Deployment, rows, heartbeat: Heartbeat | None = Non
         resources, fatal = run_deployed(deployment, payload, registry=registry)
         if fatal:
             errors.append({"record": key, "code": fatal[0].code, "message": fatal[0].message})
+            message_log.record_index_failure(deployment, key, payload, fatal)
         for resource in resources:
             if resource.get("id"):
                 found[resource["id"]] = piece[resource["id"]] = (resource, record_id)
@@ -192,6 +193,7 @@ def _run_records(deployment: Deployment, rows, heartbeat: Heartbeat | None = Non
             piece = {}
     if stager is not None:
         stager.put(piece)
+    message_log.flush()  # a worker may wait long for its next job: its failures are in the log now
     return found, errors, records
 
 
