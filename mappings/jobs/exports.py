@@ -28,8 +28,8 @@ from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chun
 from mappings.jobs.export_live import plan_live_chunks, write_live_chunk
 from mappings.jobs.export_records import elements_for, record_outcome, subset
 from mappings.models import (
+    INDEXED_KINDS,
     ChunkStatus,
-    DataSource,
     Deployment,
     ExportChunk,
     ExportJob,
@@ -70,7 +70,7 @@ def _plan(job: ExportJob) -> tuple[list[ExportChunk], int]:
     size = settings.FHIR_STUDIO["EXPORT_CHUNK_RESOURCES"]
     chunks, planned = [], 0
     for resource_type, deployment in exported_types(job):
-        if deployment.binding.source.kind != DataSource.Kind.STORED:
+        if deployment.binding.source.kind not in INDEXED_KINDS:
             chunks.extend(plan_live_chunks(job, resource_type, deployment))  # pages, chunked as they are read
             continue
         ids = exported_rows(job, deployment, resource_type).order_by("id").values_list("id", flat=True)
@@ -164,7 +164,7 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
     heartbeat = Heartbeat(chunk)
     elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     written = failed = 0
-    if chunk.deployment is not None and chunk.deployment.binding.source.kind != DataSource.Kind.STORED:
+    if chunk.deployment is not None and chunk.deployment.binding.source.kind not in INDEXED_KINDS:
         written, failed = write_live_chunk(chunk, job, output, errors, heartbeat)
     elif chunk.first_id is not None and chunk.deployment_id is not None:
         rows = exported_rows(job, chunk.deployment, chunk.resource_type).filter(

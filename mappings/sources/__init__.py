@@ -17,7 +17,7 @@ def live_type_filter_error(resource_type: str, source_kind: str) -> str | None:
     """Why `$export`'s `_typeFilter` cannot apply to this type (None: it can). A live source is only listed, never
     searched, during an export, so a filter would be silently ignored: the kick-off refuses it (or drops it when
     lenient)."""
-    if source_kind == "stored":
+    if source_kind in ("stored", "fhir-store"):  # served from an index, which a filter searches
         return None
     return (
         f"_typeFilter: {resource_type} comes from a live {source_kind} source, which exports all its records "
