@@ -8,6 +8,7 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
@@ -27,6 +28,7 @@ def protected(served) -> dict:  # noqa: F811
     actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
     Facade.objects.filter(slug="clinic").update(auth_mode=Facade.AuthMode.SMART_BACKEND)
     caches.clear()
+    cache.clear()  # the token endpoint's rate-limit counts (mappings/rate_limits.py) of earlier tests
     return served
 
 
