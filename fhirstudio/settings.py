@@ -374,6 +374,15 @@ FHIR_STUDIO = {
     or [generated_secret(VAR_DIR / "secrets-key")],
     "LOGIN_FAILURES": env_int("FHIR_STUDIO_LOGIN_FAILURES", "5"),
     "LOGIN_WINDOW_SECONDS": env_int("FHIR_STUDIO_LOGIN_WINDOW_SECONDS", "900"),
+    # ...and an address after this many failed sign-ins (any usernames) within the window; 0: no per-address limit.
+    "LOGIN_ADDRESS_FAILURES": env_int("FHIR_STUDIO_LOGIN_ADDRESS_FAILURES", "50"),
+    # A protected facade's token endpoint: requests per minute per client id and per address (429 past it); 0: none.
+    "TOKEN_REQUESTS_PER_MINUTE": env_int("FHIR_STUDIO_TOKEN_REQUESTS_PER_MINUTE", "20"),
+    # Facades of auth mode "introspection" may call introspection endpoints on these hosts only (host, host:port, an
+    # IP or a network, as the other allow-lists; mappings/outbound.py). Empty: none.
+    "INTROSPECTION_ALLOWED_HOSTS": env_list("FHIR_STUDIO_INTROSPECTION_ALLOWED_HOSTS", ""),
+    # Largest /api/ JSON body (413 past it, before it is read); 0: four times FHIR_STUDIO_MAX_INPUT_BYTES.
+    "MAX_API_BODY_BYTES": env_int("FHIR_STUDIO_MAX_API_BODY_BYTES", "0"),
     # Long jobs. A chunk is one Celery task; an export file holds at most EXPORT_FILE_RESOURCES resources and
     # EXPORT_FILE_BYTES bytes (the Bulk Data IG's clients expect files they can stream, not one per type).
     "EXPORT_CHUNK_RESOURCES": env_int("FHIR_STUDIO_EXPORT_CHUNK_RESOURCES", "50000"),
