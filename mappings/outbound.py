@@ -57,7 +57,7 @@ def check_outbound_url(url: str, allowed_hosts: Iterable[str], *, resolve: Resol
         raise OutboundRefusedError(f"{_netloc(host, port)} is not on the allow-list.")
     addresses = [literal] if literal is not None else _resolved(host, port, resolve)
     for address in addresses:
-        if not address.is_global and not _address_listed(address, port, entries):
+        if (not address.is_global or address.is_multicast) and not _address_listed(address, port, entries):
             raise OutboundRefusedError(
                 f"{host} resolves to {address}, a {_kind(address)} address; list the address itself to allow it."
             )
