@@ -242,3 +242,28 @@ def test_it_answers_405_to_writes_on_a_facade_that_serves_no_store(client, serve
     response = client.post("/fhir/clinic/Patient", json.dumps(PATIENT), content_type=FHIR_JSON)
     assert response.status_code == 405
     assert client.delete("/fhir/clinic/Patient/x").status_code == 405
+
+
+def test_it_advertises_a_stores_writes_history_and_transactions_in_metadata(client, store):
+    statement = client.get(f"{store['base']}/metadata").json()
+    rest = statement["rest"][0]
+    assert {"transaction", "batch"} <= {entry["code"] for entry in rest["interaction"]}
+    patient = next(entry for entry in rest["resource"] if entry["type"] == "Patient")
+    codes = {entry["code"] for entry in patient["interaction"]}
+    assert {"create", "update", "delete", "vread", "history-instance", "search-type"} <= codes
+    assert patient["versioning"] == "versioned"
+    assert patient["conditionalCreate"] is True
+
+
+def test_it_includes_the_stores_resources_a_search_references(client, store):
+    patient = create(client, store["base"], PATIENT)
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": f"Patient/{patient['id']}"},
+    }
+    create(client, store["base"], observation)
+    bundle = client.get(f"{store['base']}/Observation?_include=Observation:subject").json()
+    modes = sorted((entry["search"]["mode"], entry["resource"]["resourceType"]) for entry in bundle["entry"])
+    assert modes == [("include", "Patient"), ("match", "Observation")]
