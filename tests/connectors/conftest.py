@@ -15,6 +15,7 @@ import pytest
 
 from tests.api.conftest import api, json_patient, users  # noqa: F401 — token clients; what the facade builds on
 from tests.facade.conftest import demo  # noqa: F401 — the demo facade on a live server
+from tests.store.conftest import live_store  # noqa: F401 — a FHIR store facade on a live server
 
 PORTS = range(18600, 18700)
 R4_METADATA = {
