@@ -68,6 +68,7 @@ class AuditAction(models.TextChoices):
     CONNECTION_UPDATED = "connection.updated"
     CONNECTION_DELETED = "connection.deleted"
     CONNECTION_TESTED = "connection.tested"
+    CONNECTION_PUSHED = "connection.pushed"  # a render sent to a connection as a transaction or batch
     MESSAGE_REPROCESSED = "message.reprocessed"  # the message log (mappings/actions/messages.py)
     MESSAGES_PURGED = "message.purged"
 
