@@ -7,7 +7,10 @@ database is back, without a restart (tests/security/test_faults.py)."""
 
 from __future__ import annotations
 
+import json
+
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 
 # Raised when the server is unreachable, restarting, or closed the connection (psycopg's errors as Django wraps them)
 UNAVAILABLE = (OperationalError, InterfaceError)
@@ -18,3 +21,20 @@ API_CODE = "database_unavailable"
 
 def is_database_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, UNAVAILABLE)
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    """The 503 for a request whose view failed outside the API's and the facade's own handlers (Django's 500 handler:
+    a page, /healthz, a /fhir/ view that reached the database before its fhir_endpoint wrapper)."""
+    from mappings.engine import operation_outcome  # here, not at the top: mappings.errors imports this module
+    from mappings.errors import FhirError, RequestCode
+    from mappings.guard import area, error_response
+
+    if area(request) == "fhir":
+        error = FhirError(503, RequestCode.DATABASE_UNAVAILABLE, MESSAGE)
+        body = json.dumps(operation_outcome([error]))
+        response = HttpResponse(body, status=503, content_type="application/fhir+json; charset=utf-8")
+    else:
+        response = error_response(request, 503, MESSAGE, code=API_CODE)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
