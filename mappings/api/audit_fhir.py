@@ -40,7 +40,7 @@ STREAM_BATCH = 500  # rows read from the database at a time while streaming NDJS
 
 class AuditFhirQuery(AuditQuery):
     _count = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, default=DEFAULT_COUNT)
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)  # the offset stays a bigint
     _format = serializers.ChoiceField(choices=sorted(FORMATS), required=False)
 
 
@@ -76,7 +76,11 @@ class AuditFhir(StudioAPIView):
                 {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
                 description=f"Resources a page of the Bundle (default {DEFAULT_COUNT}); NDJSON is not paged",
             ),
-            OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="1-based page of the Bundle"),
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                description="1-based page of the Bundle",
+            ),
             OpenApiParameter("_format", OpenApiTypes.STR, enum=sorted(FORMATS), description="Overrides Accept"),
         ],
         responses={

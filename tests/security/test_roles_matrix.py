@@ -9,7 +9,8 @@ checks the role first), so a refused caller learns nothing about which objects e
 - anonymous: 401 `not_authenticated` (API), a redirect to the login page (pages);
 - a user in no group: 403 `permission_denied` for everything;
 - viewer: reads; every write refused with 403 `permission_denied`, except the POSTs that only compute (READ_POSTS);
-- author: everything except the admin-only routes (ADMIN_ONLY: the audit trail, SMART client apps);
+- author: everything except the admin-only routes (ADMIN_ONLY: the audit trail, SMART client apps) and writes
+  (ADMIN_ONLY_WRITES: connections, which hold credentials);
 - admin: everything.
 No answer is ever a 500, and every refusal has the API's error shape {code, message, details}."""
 
@@ -33,11 +34,11 @@ WRITES = ("post", "put", "patch", "delete")
 # health check, signing in and out, and the API's schema and docs (the same for everyone who may see the API).
 UNGATED = re.compile(r"^(fhir/|healthz$|login/$|logout/$|api/schema/$|api/docs/)")
 # POSTs that compute an answer and change nothing: a viewer may run them.
-READ_POSTS = re.compile(
-    r"^api/(mappings/<slug:slug>/(render|source-tree|impact)|convert|facades/<slug:slug>/metrics|audit/fhir)$"
-)
+READ_POSTS = re.compile(r"^api/(mappings/<slug:slug>/(render|source-tree|impact)|convert)$")
 # Admin-only, whatever the method: who did what, and who may get tokens for patient data.
 ADMIN_ONLY = re.compile(r"^(api/audit/|api/client-apps/|client-apps/$|audit/$)")
+# Admin-only writes: connections to other FHIR servers hold their credentials (mappings/api/connections.py).
+ADMIN_ONLY_WRITES = re.compile(r"^api/connections/")
 DUMMY = {"slug": "no-such-thing", "int": "987654", "path": "no/such/thing", "str": "no-such-thing"}
 
 
@@ -106,8 +107,16 @@ def assert_refused(answer, status: int, code: str, where: str) -> None:
 def test_it_finds_the_routes_it_checks() -> None:
     patterns = {route.pattern for route in ROUTES}
     # the walk reaches every urlconf the studio includes: a sample from each
-    for expected in ("api/mappings/<slug:slug>/draft", "api/facades/<slug:slug>/deployments/", "api/batches/",
-                     "api/client-apps/", "api/audit/", "api/profiles/<path:ref>", "facades/<slug:slug>/", ""):
+    for expected in (
+        "api/mappings/<slug:slug>/draft",
+        "api/facades/<slug:slug>/deployments/",
+        "api/batches/",
+        "api/client-apps/",
+        "api/audit/",
+        "api/profiles/<path:ref>",
+        "facades/<slug:slug>/",
+        "",
+    ):
         assert expected in patterns, expected
     assert len([route for route in ROUTES if route.is_api]) > 50
 
@@ -157,7 +166,7 @@ def test_an_author_reaches_everything_but_the_admin_only_routes(route: Route, us
     for method in route.methods:
         where = f"{method.upper()} {route.url}"
         answer = ask(api, route, method) if route.is_api else pages.get(route.url)
-        if ADMIN_ONLY.match(route.pattern):
+        if ADMIN_ONLY.match(route.pattern) or (method in WRITES and ADMIN_ONLY_WRITES.match(route.pattern)):
             if route.is_api:
                 assert_refused(answer, 403, "permission_denied", where)
             else:
