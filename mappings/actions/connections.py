@@ -9,6 +9,7 @@ connection's timeout, retries and auth, and the host allow-list FHIR_STUDIO["CON
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,12 +25,15 @@ from mappings.connectors import (
     BearerAuth,
     ClientCredentialsAuth,
     Diagnosis,
+    EntryResult,
     FhirClient,
     FhirError,
     RetryPolicy,
     SmartBackendAuth,
     Transport,
+    as_bundle,
     diagnose,
+    entry_results,
 )
 from mappings.connectors.auth import ALGORITHMS, signing_key
 from mappings.errors import StudioError
@@ -285,3 +289,62 @@ def _save_diagnosis(connection: Connection, found: Diagnosis, acting_user: Abstr
         fields += ["software", "fhir_version", "resource_types", "interactions"]
     connection.save(update_fields=fields)
     audit(acting_user, AuditAction.CONNECTION_TESTED, connection, after={"code": found.code})
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: `code` ok, entries_failed (a batch's entries failed on their own), or why nothing was kept
+    (the server refused the transaction, or a transport or sign-in failure: the diagnosis codes)."""
+
+    code: str
+    message: str
+    status: int | None = None
+    entries: list[EntryResult] = field(default_factory=list)
+    outcome: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "ok"
+
+
+def do_push_to_connection(
+    connection: Connection,
+    *,
+    acting_user: AbstractBaseUser | None,
+    output: dict,
+    kind: str = "transaction",
+    mapping_slug: str = "",
+) -> PushResult:
+    """Send a mapping's output (a resource or a Bundle) to the connection as one transaction or batch Bundle, then
+    record it: an audit row with the counts, never the resources (they are PHI)."""
+    bundle = as_bundle(output, kind)
+    if not bundle["entry"]:
+        raise StudioError("invalid", "Nothing to push: the output holds no resource.", details={"output": []})
+    try:
+        response = getattr(client_for(connection), kind)(bundle)
+    except FhirError as error:
+        result = PushResult(error.code, error.message, error.status, [], error.outcome)
+    except secrets.SecretsKeyError as error:
+        result = PushResult("invalid_auth", str(error))
+    else:
+        entries = entry_results(response)
+        failed = sum(not entry.ok for entry in entries)
+        said = f"{len(entries) - failed} of {len(entries)} entries succeeded."
+        result = PushResult("entries_failed" if failed else "ok", said, 200, entries)
+    _audit_push(connection, acting_user, result, kind=kind, sent=len(bundle["entry"]), mapping_slug=mapping_slug)
+    return result
+
+
+@transaction.atomic(durable=True)
+def _audit_push(
+    connection: Connection,
+    acting_user: AbstractBaseUser | None,
+    result: PushResult,
+    *,
+    kind: str,
+    sent: int,
+    mapping_slug: str,
+) -> None:
+    failed = sum(not entry.ok for entry in result.entries) if result.entries else (0 if result.ok else sent)
+    after = {"code": result.code, "kind": kind, "entries": sent, "failed": failed, "status": result.status}
+    audit(acting_user, AuditAction.CONNECTION_PUSHED, connection, mapping_slug=mapping_slug, after=after)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from mappings.api.mapping_serializers import StrictCharField
+from mappings.engine import SOURCE_FORMATS
 from mappings.models import AuthMode, Connection
 
 AUTH_HELP = (
@@ -91,3 +92,42 @@ def diagnosis_of(connection: Connection) -> dict:
         "interactions": connection.interactions,
         "checked_at": connection.checked_at,
     }
+
+
+class PushRequest(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["transaction", "batch"], default="transaction")
+    output = serializers.JSONField(
+        required=False, help_text="A FHIR resource or Bundle to send (a render's output); or give mapping and payload"
+    )
+    mapping = serializers.SlugField(required=False, help_text="Render this mapping on `payload` and send the output")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="Its published version (default: draft)")
+    payload = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    source_format = serializers.ChoiceField(choices=SOURCE_FORMATS, required=False, allow_blank=True)
+
+    def validate(self, data: dict) -> dict:
+        if ("output" in data) == ("mapping" in data):
+            raise serializers.ValidationError("Give either output, or mapping with payload.")
+        if "mapping" in data and "payload" not in data:
+            raise serializers.ValidationError({"payload": ["A mapping needs a payload to render."]})
+        if "output" in data and not isinstance(data["output"], dict):
+            raise serializers.ValidationError({"output": ["Must be a FHIR resource or Bundle (a JSON object)."]})
+        return data
+
+
+class EntryResultOut(serializers.Serializer):
+    status = serializers.CharField(help_text='As the server wrote it, e.g. "201 Created"')
+    location = serializers.CharField()
+    etag = serializers.CharField()
+    outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome for this entry")
+
+
+class PushOut(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="ok; entries_failed (batch entries failed on their own); or why nothing was kept: the server's "
+        "refusal (bad_request, unprocessable, conflict, precondition_failed, server_error…) or a connection "
+        "failure (host_refused, dns_failed, refused, tls_failed, timeout, unauthorized…)"
+    )
+    message = serializers.CharField()
+    status = serializers.IntegerField(allow_null=True, help_text="The server's HTTP status, when it answered")
+    entries = EntryResultOut(many=True, help_text="Per entry, in the order sent")
+    outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome for the whole Bundle")

@@ -8,4 +8,5 @@ urlpatterns = [
     path("connections/", connections.ConnectionList.as_view(), name="connection-list"),
     path("connections/<str:name>/", connections.ConnectionDetail.as_view(), name="connection-detail"),
     path("connections/<str:name>/test", connections.ConnectionTest.as_view(), name="connection-test"),
+    path("connections/<str:name>/push", connections.ConnectionPush.as_view(), name="connection-push"),
 ]

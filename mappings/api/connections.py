@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mappings.access import ADMIN, VIEWER, require_role
+from mappings.access import ADMIN, AUTHOR, VIEWER, access_draft_to_run, access_version_to_run, require_role
 from mappings.actions import connections as actions
 from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
 from mappings.api.connection_serializers import (
@@ -15,8 +15,12 @@ from mappings.api.connection_serializers import (
     ConnectionOut,
     ConnectionPatch,
     DiagnosisOut,
+    PushOut,
+    PushRequest,
     diagnosis_of,
 )
+from mappings.api.mappings import render_preview
+from mappings.compiling import compile_draft, compile_version
 from mappings.errors import StudioError
 from mappings.models import Connection
 
@@ -100,3 +104,51 @@ class ConnectionTest(StudioAPIView):
         actions.do_test_connection(connection, acting_user=request.user)
         connection.refresh_from_db()
         return Response(DiagnosisOut(diagnosis_of(connection)).data)
+
+
+def rendered_output(user: object, data: dict) -> dict:
+    """The output of a mapping's draft or version on the payload; `render_failed` with the run's errors otherwise."""
+    options = {"source_format": data.get("source_format"), "validate": True, "locate": False}
+    if data.get("version") is not None:
+        version = access_version_to_run(user, data["mapping"], data["version"])
+        result = render_preview(lambda: compile_version(version), data["payload"], options)
+    else:
+        mapping = access_draft_to_run(user, data["mapping"])
+        result = render_preview(lambda: compile_draft(mapping), data["payload"], options)
+    if not result["ok"] or not isinstance(result["output"], dict):
+        raise StudioError(
+            "render_failed",
+            "The mapping did not render a FHIR output: nothing was sent.",
+            details={"errors": result["errors"]},
+        )
+    return result["output"]
+
+
+class ConnectionPush(StudioAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="Send a render's output to a connection as a transaction or batch Bundle (author)",
+        description="Give the output, or a mapping (draft or version) and a payload to render first. A resource or "
+        "a non-transaction Bundle becomes entries (PUT Type/id when it has an id, POST otherwise). 200 with what "
+        "the server said per entry, also when it refused; 400 render_failed when the render had errors.",
+        request=PushRequest,
+        responses={200: PushOut, **errors(404)},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        connection = access_connection(request.user, name)
+        require_role(request.user, AUTHOR)
+        form = PushRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        output = data["output"] if "output" in data else rendered_output(request.user, data)
+        result = actions.do_push_to_connection(
+            connection, acting_user=request.user, output=output, kind=data["kind"], mapping_slug=data.get("mapping", "")
+        )
+        answer = {
+            "code": result.code,
+            "message": result.message,
+            "status": result.status,
+            "entries": [vars(entry) for entry in result.entries],
+            "outcome": result.outcome,
+        }
+        return Response(PushOut(answer).data)

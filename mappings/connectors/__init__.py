@@ -9,6 +9,7 @@ a Connection row into a client in mappings/actions/connections.py, passing its s
 
 from mappings.connectors.auth import Auth, BasicAuth, BearerAuth, ClientCredentialsAuth, SmartBackendAuth
 from mappings.connectors.bulk import BulkClient
+from mappings.connectors.bundles import EntryResult, as_bundle, entry_results
 from mappings.connectors.client import FhirClient, WriteResult, etag_of
 from mappings.connectors.diagnosis import Diagnosis, diagnose
 from mappings.connectors.errors import FhirError
@@ -21,12 +22,15 @@ __all__ = [
     "BulkClient",
     "ClientCredentialsAuth",
     "Diagnosis",
+    "EntryResult",
     "FhirClient",
     "FhirError",
     "RetryPolicy",
     "SmartBackendAuth",
     "Transport",
     "WriteResult",
+    "as_bundle",
     "diagnose",
+    "entry_results",
     "etag_of",
 ]
