@@ -1,5 +1,6 @@
 """The admin console's gate and its accounts: only admins get in (mappings.access.may_use_admin_console), and every
-account or role changed there is an audit row (mappings/actions/auth.py), its password named, never shown."""
+account or role changed, or API token issued, there is an audit row (mappings/actions/auth.py), its password named,
+never shown, a token's key never written."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from mappings import actions
 from mappings.access import may_use_admin_console
@@ -73,6 +76,21 @@ class AuditedGroupAdmin(GroupAdmin):
             self.delete_model(request, group)
 
 
+class AuditedTokenAdmin(TokenAdmin):
+    """The studio API's tokens: issued through the action (an audit row naming the user, never the key); not
+    changeable, since moving a token to another user would issue it without a row."""
+
+    def has_change_permission(self, request: HttpRequest, obj: TokenProxy | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: TokenProxy, form: object, change: bool) -> None:
+        token = actions.do_issue_api_token(obj.user, acting_user=request.user)
+        obj.key, obj.created = token.key, token.created  # the saved token, for the admin's message and redirect
+        obj._state.adding = False
+
+
+admin.site.unregister(TokenProxy)
+admin.site.register(TokenProxy, AuditedTokenAdmin)
 admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
 admin.site.unregister(Group)

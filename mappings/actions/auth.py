@@ -50,7 +50,7 @@ def do_record_login_failed(username: str, *, address: str) -> None:
     audit(None, AuditAction.LOGIN_FAILED, Login(username[:100]), address=address)
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic  # not durable: the admin console issues tokens inside its own transaction
 def do_issue_api_token(user: User, *, acting_user: AbstractBaseUser | None) -> Token:
     """The user's API token for `Authorization: Token …`, created if missing (`fhirstudio token`). The row names the
     user, never the key."""

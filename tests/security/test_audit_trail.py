@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from mappings import actions
 from mappings.models import AuditEvent
@@ -93,6 +94,20 @@ def test_it_records_an_api_token_issued_and_one_refused_without_the_key(lena) ->
     assert client.get("/api/mappings/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
     text = trail()
     assert token.key not in text and wrong not in text
+
+
+def test_it_records_an_api_token_issued_in_the_admin_console_without_its_key(db) -> None:
+    root = User.objects.create_superuser("root", password="pw-root")
+    nina = User.objects.create_user("nina", password="pw-nina")
+    console = Client()
+    console.force_login(root)
+    assert console.post("/admin/authtoken/tokenproxy/add/", {"user": str(nina.pk)}).status_code == 302
+    [issued] = rows("auth.api_token_issued")
+    assert (issued.actor, issued.object_id, issued.details) == (root, str(nina.pk), {"created": True})
+    assert nina.auth_token.key not in trail()
+    assert console.get(f"/admin/authtoken/tokenproxy/{nina.pk}/change/").status_code == 200  # shown, not editable
+    moved = console.post(f"/admin/authtoken/tokenproxy/{nina.pk}/change/", {"user": str(root.pk)})
+    assert moved.status_code == 403 and Token.objects.get(user=nina)
 
 
 def test_it_records_accounts_and_roles_changed_in_the_admin_console(db) -> None:
