@@ -7,7 +7,9 @@ Bodies of the Celery tasks in mappings/tasks.py; tests call them directly too.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
@@ -152,7 +154,10 @@ def run_export_chunk_direct(chunk_id: int) -> str:
         finish_chunk(chunk, status=ChunkStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         outcome = "failed"
     if not ExportChunk.objects.filter(job_id=job.pk, status__in=(ChunkStatus.QUEUED, ChunkStatus.RUNNING)).exists():
-        do_finish_export(job.pk)
+        finished = do_finish_export(job.pk)
+        if finished is not None and finished.status == JobStatus.FAILED:
+            # no manifest will list the files of the parts that did finish: remove them, not leave them to retention
+            delete_files(file["name"] for files in finished.chunks.values_list("files", flat=True) for file in files)
     return outcome
 
 
@@ -161,6 +166,27 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
     stem = f"{job.storage_prefix}{chunk.resource_type}-{chunk.number:04d}"
     output = LineFiles(stem, max_lines=conf["EXPORT_FILE_RESOURCES"], max_bytes=conf["EXPORT_FILE_BYTES"])
     errors = LineFiles(f"{job.storage_prefix}errors-{stem.rsplit('/', 1)[1]}", max_lines=10**9, max_bytes=10**12)
+    try:
+        return _write_chunk_files(chunk, job, output, errors)
+    except BaseException:
+        _abandon(output, errors)  # a full disk, a lost database, a time limit: nothing half-written stays behind
+        raise
+
+
+def _abandon(*writers: LineFiles) -> None:
+    """Remove what a failed chunk wrote: its open part and the parts it had stored already."""
+    for writer in writers:
+        with contextlib.suppress(OSError):
+            writer.discard()
+        leftover = writer._file  # discard() stops at a close that cannot flush (on a full disk, it cannot)
+        if leftover is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(leftover.name)
+            writer._file = None
+        delete_files(file.name for file in writer.written)
+
+
+def _write_chunk_files(chunk: ExportChunk, job: ExportJob, output: LineFiles, errors: LineFiles) -> str:
     heartbeat = Heartbeat(chunk)
     elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     written = failed = 0

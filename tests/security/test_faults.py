@@ -218,3 +218,58 @@ def test_it_answers_503_while_postgresql_is_down_and_recovers_without_a_restart(
     assert {answer[1] for answer in traffic.answers} <= {200, 404, 503}
     assert live_studio["process"].poll() is None  # the same server, never restarted
     assert all(normal(traffic.ask(kind)) for kind in ("fhir", "api", "page"))
+
+
+# --- export storage full ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(settings) -> Iterator[Path]:
+    """The jobs storage on a 256 KiB tmpfs of the test's own: an export of a few MB fills it (ENOSPC)."""
+    mount = Path(tempfile.mkdtemp(prefix="fault-disk-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        shutil.rmtree(mount, ignore_errors=True)
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "jobs": {"BACKEND": settings.STORAGES["jobs"]["BACKEND"], "OPTIONS": {"location": str(mount)}},
+    }
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "EXPORT_CHUNK_RESOURCES": 1000, "EXPORT_FILE_RESOURCES": 200}
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+        shutil.rmtree(mount, ignore_errors=True)
+
+
+def files_under(directory: Path) -> list[str]:
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file())
+
+
+def test_it_fails_an_export_cleanly_when_its_storage_is_full(transactional_db, full_disk, client) -> None:
+    from django.utils import timezone
+
+    from mappings import caches
+    from mappings.jobs.exports import plan_export_direct, run_export_chunk_direct
+    from mappings.models import ExportJob, JobStatus
+    from tests.tasks.test_export_kill import patient_facade, seed_index
+
+    caches.clear()
+    deployment = patient_facade("full")
+    seed_index(deployment, 5000)  # ~2 MB of NDJSON for a 256 KiB disk
+    job = ExportJob.objects.create(
+        facade=deployment.binding.facade, level="system", request="/", transaction_time=timezone.now()
+    )
+    assert plan_export_direct(job.pk) == 5
+    outcomes = [run_export_chunk_direct(chunk_id) for chunk_id in job.chunks.values_list("pk", flat=True)]
+
+    job.refresh_from_db()
+    assert "failed" in outcomes
+    assert job.status == JobStatus.FAILED
+    diagnostics = job.error["issue"][0]["diagnostics"]
+    assert "No space left on device" in diagnostics, diagnostics
+    status = client.get(f"/fhir/full/$export-status/{job.key}")
+    assert status.status_code == 500  # the failure as an OperationOutcome, never a manifest of some files
+    assert status.json()["resourceType"] == "OperationOutcome" and "output" not in status.json()
+    assert files_under(full_disk) == []  # neither the parts stored before the disk filled nor a half-written one
