@@ -64,7 +64,7 @@ def test_an_author_finds_a_failed_message_and_reprocesses_it(open_browser, logge
     assert failed.get_attribute("data-code") == "FS-RND-001"
     assert "CTRL-2" in failed.inner_text() and "MRN-2" in failed.inner_text()
     line = failed.locator("a.line")
-    assert (line.inner_text(), line.get_attribute("href")) == ("template.j2:2", "/mappings/adt-patient/")
+    assert (line.inner_text(), line.get_attribute("href")) == ("template.j2:2", "/mappings/adt-patient/#L2")
     failed.locator("button.show-outcome").click()
     outcome = page.locator("#messages tr.outcome-row pre.outcome")
     outcome.wait_for()

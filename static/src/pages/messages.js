@@ -53,8 +53,8 @@ function keys(message) {
 
 function error(message) {
   if (message.status !== "failed") return h("td", {}, message.reprocessed_from ? h("span", { class: "hint" }, `reprocessed #${message.reprocessed_from}`) : "");
-  // The editor has no line anchor yet: the link opens the mapping, the line is named beside it.
-  const line = message.error_line ? h("a", { href: `/mappings/${message.mapping}/`, class: "line" }, `template.j2:${message.error_line}`) : "";
+  // The line of the version that ran; the editor opens the draft at that line (#L<n>).
+  const line = message.error_line ? h("a", { href: `/mappings/${message.mapping}/#L${message.error_line}`, class: "line" }, `template.j2:${message.error_line}`) : "";
   return h("td", {},
     h("code", { class: "code" }, message.error_code || "error"), " ", line,
     h("div", { class: "hint message" }, message.error_message));
