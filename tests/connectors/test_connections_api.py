@@ -217,3 +217,14 @@ def test_it_says_invalid_auth_for_an_rsa_key_given_for_es384(api) -> None:
     }
     refused = api["admin"].post("/api/connections/", body, format="json")
     assert refused.status_code == 400 and "ES384" in refused.json()["message"]
+
+
+def test_it_describes_the_connection_endpoints_in_the_schema_without_secrets_in_answers(client) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+    for path in ("/api/connections/", "/api/connections/{name}/", "/api/connections/{name}/test"):
+        assert path in paths, sorted(paths)
+    assert "post" in paths["/api/connections/{name}/push"]
+    answer = schema["components"]["schemas"]["ConnectionOut"]["properties"]
+    assert "secrets" not in answer and "secrets_set" in answer
+    assert "secrets" in schema["components"]["schemas"]["ConnectionInRequest"]["properties"]
