@@ -284,3 +284,46 @@ def test_it_lists_a_page_of_messages_in_a_fixed_number_of_queries(api, django_as
         response = api["viewer"].get("/api/messages/", {"status": "failed"})
     assert response.status_code == 200
     assert [row["reprocessable"] for row in response.json()["results"]] == [True] * rows
+
+
+@pytest.mark.parametrize(
+    ("payload", "keys"),
+    [
+        (adt("CTRL-1", "MRN-1"), ("CTRL-1", "MRN-1")),
+        (adt("CTRL-1", "MRN-1").replace("\r", "\n"), ("CTRL-1", "MRN-1")),  # LF-separated segments
+        (adt("CTRL-1", "MRN-1").replace("\r", "\r\n"), ("CTRL-1", "MRN-1")),
+        ("\n" + adt("CTRL-1", "MRN-1"), ("CTRL-1", "MRN-1")),  # a blank line before MSH
+        ("MSH#$~\\&#A#B#C#D#20240101##ADT$A01#C-9#P#2.5\rPID#1##M-9$$$H$MR~X##Doe\r", ("C-9", "M-9")),  # MSH-2
+        ("MSH|^~\\&|A|B|C|D|20240101||ADT^A01\rEVN|A01\r", ("", "")),  # no MSH-10, no PID
+        ("MSH|^~\\&|A|B|C|D|20240101||ADT^A01|C-2|P|2.5\rPID|1|\r", ("C-2", "")),  # PID without PID-3
+        ("MSH|", ("", "")),  # cut short
+        ("not HL7 at all", ("", "")),
+    ],
+)
+def test_it_reads_the_business_keys_off_the_msh_and_pid_lines(payload: str, keys: tuple[str, str]) -> None:
+    assert message_log.hl7_keys(payload) == keys
+
+
+def test_it_takes_the_patient_identifier_from_the_output_when_the_source_has_no_pid() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": {"resourceType": "Encounter", "identifier": [{"value": "E-1"}]}},
+            {"resource": {"resourceType": "Patient", "identifier": [{"system": "urn:x"}, {"value": "P-7"}]}},
+        ],
+    }
+    assert message_log.business_keys('{"mrn": "P-7"}', "json", bundle) == ("", "P-7")
+    assert message_log.business_keys("{}", "json", {"resourceType": "Observation"}) == ("", "")
+
+
+def test_a_message_over_the_payload_cap_is_kept_cut_and_not_reprocessable(api, client, adt_patient) -> None:
+    big = adt("BIG-1", "MRN-1", sex="X") + "NTE|1||" + "x" * message_log.PAYLOAD_CHARS + "\r"
+    assert convert(client, big).status_code == 422
+    message_log.flush()
+    row = api["viewer"].get("/api/messages/", {"message_control_id": "BIG-1"}).json()["results"][0]
+    assert row["reprocessable"] is False
+    detail = api["viewer"].get(f"/api/messages/{row['id']}").json()
+    assert detail["payload_truncated"] is True and len(detail["payload"]) == message_log.PAYLOAD_CHARS
+    refused = api["author"].post(f"/api/messages/{row['id']}/reprocess")
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
+    assert "not kept whole" in refused.json()["message"]
