@@ -546,19 +546,12 @@ def do_bind_store(
         raise StudioError("invalid", f"Not FHIR R4 resource types: {', '.join(unknown)}.")
     bindings = []
     for resource_type in types:
-        binding = ResourceBinding.objects.filter(facade=facade, resource_type=resource_type).first()
-        if binding is not None:
-            drop_index(binding)  # what it served before (another source's index) goes
         binding, _ = ResourceBinding.objects.update_or_create(
             facade=facade, resource_type=resource_type, defaults={"mapping_id": version.mapping_id, "source": source}
         )
         binding.deployments.filter(ready=True).update(ready=False, superseded=True)
-        deployment = Deployment.objects.create(
-            binding=binding, version=version, deployed_by=acting_user, ready=True, indexed=0
-        )
-        deployment.index_key = deployment.pk
-        deployment.save(update_fields=["index_key"])
-        _fill(source.pk, resource_type, deployment)
+        deployment = Deployment.objects.create(binding=binding, version=version, deployed_by=acting_user, ready=True)
+        serve_store(deployment)
         bindings.append(binding)
     audit(
         acting_user,
@@ -571,16 +564,21 @@ def do_bind_store(
     return bindings
 
 
-def _fill(source_id: int, resource_type: str, deployment: Deployment) -> None:
-    """What the store holds of the type, served by a new deployment: each resource's latest version, if not deleted."""
+def serve_store(deployment: Deployment) -> None:
+    """A new live deployment of a store binding serves the store at once, whatever its mapping: its index is the
+    store's latest version of each resource of the type (not deleted); what earlier deployments served goes."""
+    binding = deployment.binding
+    drop_index(binding)
+    deployment.index_key = deployment.pk
+    deployment.save(update_fields=["index_key"])
     latest: dict[str, StoreVersion] = {}
-    rows = StoreVersion.objects.filter(source_id=source_id, resource_type=resource_type).order_by("version_id")
-    for row in rows.iterator(chunk_size=2000):
+    rows = StoreVersion.objects.filter(source_id=binding.source_id, resource_type=binding.resource_type)
+    for row in rows.order_by("version_id").iterator(chunk_size=2000):
         latest[row.resource_id] = row
     versions = [
-        NewVersion(resource_type, row.resource_id, row.version_id, row.method, row.content, created=True)
+        NewVersion(binding.resource_type, row.resource_id, row.version_id, row.method, row.content, created=True)
         for row in latest.values()
         if not row.deleted
     ]
     if versions:
-        _serve(deployment.pk, deployment.pk, resource_type, versions, timezone.now())
+        _serve(deployment.pk, deployment.pk, binding.resource_type, versions, timezone.now())
