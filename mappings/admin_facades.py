@@ -56,6 +56,14 @@ class FacadeForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="Stored encrypted and never shown; leave empty to keep the stored one.",
     )
+    # Optional: an open or SMART facade's form leaves it empty (the action keeps 5 s unless told otherwise).
+    introspection_timeout_s = forms.FloatField(
+        label="Introspection timeout (s)",
+        required=False,
+        min_value=0.1,
+        max_value=introspection.MAX_TIMEOUT_S,
+        help_text="How long to wait for the authorization server before answering 503.",
+    )
 
     class Meta:
         model = Facade
