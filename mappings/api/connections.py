@@ -135,8 +135,8 @@ class ConnectionPush(StudioAPIView):
         responses={200: PushOut, **errors(404)},
     )
     def post(self, request: Request, name: str) -> Response:
+        require_role(request.user, AUTHOR)  # before the lookup: a refused caller learns nothing of which exist
         connection = access_connection(request.user, name)
-        require_role(request.user, AUTHOR)
         form = PushRequest(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
