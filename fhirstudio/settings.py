@@ -203,6 +203,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'fhirstudio.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", "60"),
+        # a kept connection is checked before a request reuses it: after a database restart the studio recovers
+        # on its next request instead of failing once per connection (mappings/db_unavailable.py)
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -15,6 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from mappings import db_unavailable
 from mappings.engine import MappingError
 from mappings.engine.errors import IssueCode, issue
 
@@ -77,6 +78,7 @@ class RequestCode(IssueCode):
     SOURCE_UNAVAILABLE = ("FS-REQ-010", "transient")  # the legacy source did not answer in time (502/504)
     SOURCE_FAILED = ("FS-REQ-011", "exception")  # the legacy source is misconfigured or refused the request
     EXPORT_FAILED = ("FS-REQ-012", "exception")  # a bulk export failed as a whole (500 at its status URL)
+    DATABASE_UNAVAILABLE = ("FS-REQ-013", "transient")  # the studio's database is down or restarting (503)
     INTERNAL = ("FS-REQ-099", "exception")  # a fault of ours, logged (500)
 
 
@@ -149,6 +151,13 @@ def studio_exception_handler(exc: Exception, context: dict) -> Response:
             )
         code = getattr(detail, "code", None) or exc.default_code
         return Response(_body(str(code), str(detail)), status=exc.status_code, headers=headers)
+    if db_unavailable.is_database_unavailable(exc):  # transient (mappings/db_unavailable.py): no traceback logged
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return Response(
+            _body(db_unavailable.API_CODE, db_unavailable.MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(db_unavailable.RETRY_AFTER_SECONDS)},
+        )
     logger.exception("internal error in %s", context.get("view").__class__.__name__ if context.get("view") else "?")
     return Response(
         _body("internal_error", "Something went wrong on our side; it has been logged."),

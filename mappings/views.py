@@ -1,9 +1,12 @@
 """The health check for load balancers and the run script, and Django's error handlers (the studio's pages are in
 mappings/ui/)."""
 
+import sys
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from mappings import db_unavailable
 from mappings.guard import error_response
 
 
@@ -27,4 +30,6 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if db_unavailable.is_database_unavailable(sys.exc_info()[1]):  # Django calls this inside its except block
+        return db_unavailable.unavailable_response(request)
     return error_response(request, 500)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 
+from mappings import db_unavailable
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
 from mappings.facade import request_log
@@ -52,6 +53,11 @@ def fhir_endpoint(view):
             response = _error_response(request, FhirError(400, RequestCode.INVALID, message))
         except SuspiciousOperation as error:  # what Django refuses to parse
             response = _error_response(request, FhirError(400, RequestCode.INVALID, f"The request is refused: {error}"))
+        except db_unavailable.UNAVAILABLE as error:  # PostgreSQL down or restarting: transient, the client may retry
+            logger.warning("facade: database unavailable on %s: %s", request.path, type(error).__name__)
+            unavailable = FhirError(503, RequestCode.DATABASE_UNAVAILABLE, db_unavailable.MESSAGE)
+            response = _error_response(request, unavailable)
+            response["Retry-After"] = str(db_unavailable.RETRY_AFTER_SECONDS)
         except Exception:  # the facade's one broad catch: an answer for the client, the details in the log
             logger.exception("facade error on %s %s", request.method, request.path)
             response = _error_response(

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -124,5 +125,19 @@ def test_a_fault_of_ours_is_a_500_outcome_never_a_traceback(facades, client, mon
     assert "Traceback" not in response.content.decode() and "a fault of ours" not in response.content.decode()
 
 
+def test_a_database_outage_is_a_503_outcome_with_retry_after(facades, client, monkeypatch) -> None:
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection failed: the database system is shutting down")
+
+    monkeypatch.setattr(facade_views, "fhir_response", unreachable)  # as PostgreSQL answers while it restarts
+    response = client.get("/fhir/clinic/metadata")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    issue = response.json()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == RequestCode.DATABASE_UNAVAILABLE.code
+    assert issue["code"] == "transient"
+    assert "shutting down" not in response.content.decode()  # the server's words stay in the log
+
+
 def test_every_request_code_has_a_request_that_triggers_it() -> None:
-    assert set(REQUESTS) | {RequestCode.INTERNAL} == set(RequestCode)
+    # FS-REQ-013 is triggered above and by a real PostgreSQL stop in tests/security/test_faults.py
+    assert set(REQUESTS) | {RequestCode.INTERNAL, RequestCode.DATABASE_UNAVAILABLE} == set(RequestCode)
