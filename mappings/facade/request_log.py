@@ -1,9 +1,9 @@
 """The facade's access log: one FacadeRequest row per request, written in batches (every 200 rows or 2 seconds) so
 a read does not pay for an INSERT. A process that dies loses at most its last batch; each worker keeps its own.
 
-A row waits as a plain tuple and a batch is one INSERT of its values (mappings/row_buffer.py, shared with the
-message log): building a model instance per request and bulk_create's work per row cost a facade read about 0.06 ms
-of its 0.5 (bench/README.md)."""
+A row waits as a plain tuple and a batch is one COPY (PostgreSQL) or INSERT of its values (mappings/row_buffer.py,
+shared with the message log): building a model instance per request and bulk_create's work per row cost a facade
+read about 0.06 ms of its 0.5 (bench/README.md)."""
 
 from __future__ import annotations
 
