@@ -6,7 +6,7 @@
 // other parts call (editor.preview, editor.checkGone, editor.save…), so they call each other through it whatever
 // order they are set up in. `state` is also window.fhirStudio, read by the browser tests and the benchmark.
 import { api, get, getAll, pageConfig } from "../lib/api.js";
-import { jsonView, payloadEditor, templateEditor } from "../lib/codemirror.js";
+import { goToLine, jsonView, payloadEditor, templateEditor } from "../lib/codemirror.js";
 import { completionSource } from "../lib/completions.js";
 import { $, toast } from "../lib/dom.js";
 import { bottomPanelResizer } from "../lib/editor/bottom_resizer.js";
@@ -123,6 +123,8 @@ if (flash) {
 try {
   const [draft, samples, lastRun] = await Promise.all([loading.draft, loading.samples, loading.lastRun]);
   editor.showDraft(draft);
+  const line = /^#L(\d+)$/.exec(window.location.hash); // a template line another page links to (the message log)
+  if (line) goToLine(editor.template, Number(line[1]));
   editor.showSamples(samples);
   editor.showRun(lastRun);
   editor.preview(); // the first render: filling the editors above asked none (see lib/editor/preview.js)
