@@ -95,6 +95,10 @@ def _go_live(
         binding.deployments.live().update(ready=False, superseded=True)
         deployment.ready = True
         deployment.save(update_fields=["ready"])
+        if binding.source.kind == DataSource.Kind.FHIR_STORE:
+            from mappings.actions.store import serve_store  # store imports this module
+
+            serve_store(deployment)  # the store's resources as written, whatever the mapping
         grow_generation(binding.facade_id)
     return deployment
 

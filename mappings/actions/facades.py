@@ -170,6 +170,8 @@ def do_update_data_source(
 @transaction.atomic(durable=True)
 def do_upload_records(source: DataSource, *, acting_user: AbstractBaseUser, records: list[tuple[str, str]]) -> dict:
     """Store payloads by their key; a key already stored is replaced (the sender re-sent it)."""
+    if source.kind == DataSource.Kind.FHIR_STORE:  # indexing records would replace what clients wrote
+        raise StudioError("invalid", f"'{source.name}' is a FHIR store: write to it through its facade's FHIR API.")
     keys = [key for key, _ in records]
     existing = dict(SourceRecord.objects.filter(source=source, key__in=keys).values_list("key", "id"))
     new = [SourceRecord(source=source, key=key, payload=payload) for key, payload in records if key not in existing]
