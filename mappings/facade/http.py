@@ -91,6 +91,14 @@ INTERACTIONS = {
     "export_group": "operation",
     "export_status": "export-status",
     "export_file": "export-file",
+    # a store facade's (mappings/facade/store_views.py, store_transactions.py)
+    "store_instance": "instance",
+    "store_type": "type",
+    "store_search_post": "search-type",
+    "vread": "vread",
+    "instance_history": "history-instance",
+    "type_history": "history-type",
+    "bundle_view": "batch-transaction",
 }
 
 

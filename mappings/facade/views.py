@@ -39,7 +39,8 @@ from mappings.facade.search import (
     search,
 )
 from mappings.facade.search_index import params_for
-from mappings.models import DataSource, Deployment, Facade, FacadeResource
+from mappings.facade.store_capability import STORE_KIND, STORE_REST_INTERACTIONS, type_capability
+from mappings.models import INDEXED_KINDS, DataSource, Deployment, Facade, FacadeResource
 from mappings.security.discovery import security_statement
 from mappings.security.enforcement import may, require
 
@@ -92,9 +93,7 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
     resources = [
         {
             "type": resource_type,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
-            "versioning": "no-version",
-            "readHistory": False,
+            **type_capability(live[resource_type].source_kind),  # a store's types are read and written
             "searchParam": _search_params(resource_type, live[resource_type].source_config),
         }
         for resource_type in sorted(live)
@@ -122,6 +121,8 @@ def metadata(request: HttpRequest, slug: str) -> HttpResponse:
             }
         ],
     }
+    if any(served.source_kind == STORE_KIND for served in live.values()):
+        body["rest"][0]["interaction"] = STORE_REST_INTERACTIONS
     if protected:
         body["rest"][0]["security"] = security_statement(request, slug)
     return fhir_response(request, body)
@@ -281,7 +282,7 @@ def _included(
         live = served.get(kind)
         if live is None or not may(request, kind, "r"):
             continue  # a type this facade does not serve, or the token may not read: nothing to include
-        if live.source_kind != DataSource.Kind.STORED:
+        if live.source_kind not in INDEXED_KINDS:
             continue  # a live source would be asked once per reference: not cheap, so not included
         contents = FacadeResource.objects.filter(deployment_id=live.id, resource_type=kind, resource_id__in=ids)
         entries += [
