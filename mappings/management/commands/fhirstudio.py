@@ -24,6 +24,7 @@ none (--draft forces the draft, --version N a version); its tests run the stored
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from mappings.actions import do_issue_api_token, do_run_tests
+from mappings.actions.connections import do_test_connection
 from mappings.compiling import DRAFT, find_version, resolve_mapping
 from mappings.conf import engine_limits
 from mappings.demo import load_demo
@@ -43,7 +45,7 @@ from mappings.engine.formats import parse as parse_resource
 from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.examples import Example, find_example, list_examples
 from mappings.jobs.messages import purge_messages_direct
-from mappings.models import Facade, Mapping, TestRun
+from mappings.models import Connection, Facade, Mapping, TestRun
 from mappings.samples import mask, run_case
 from mappings.security.clients import create_smart_client
 
@@ -83,6 +85,8 @@ class Command(BaseCommand):
         smart.add_argument("--out", required=True, type=Path, help="Folder for private-key.pem and jwks.json.")
         smart.add_argument("--alg", choices=("ES384", "RS384"), default="ES384", help="The key's algorithm.")
         smart.add_argument("--name", default="", help="The client app's name (default: smart-client for <facade>).")
+        check = commands.add_parser("connection-test", help="Test a connection to a FHIR server (reads its metadata).")
+        check.add_argument("name", help="The connection's name.")
         purge = commands.add_parser("purge-messages", help="Delete message log rows older than the retention.")
         purge.add_argument("--days", type=int, help="Days to keep (default: FHIR_STUDIO_MESSAGE_RETENTION_DAYS).")
         convert = commands.add_parser("convert", help="Print a FHIR resource in JSON, XML or RDF Turtle.")
@@ -114,6 +118,8 @@ class Command(BaseCommand):
             return
         if options["command"] == "smart-client":
             sys.exit(self.smart_client(options))
+        if options["command"] == "connection-test":
+            sys.exit(self.connection_test(options["name"]))
         sys.exit(self.test(options))
 
     def demo(self) -> None:
@@ -166,6 +172,16 @@ class Command(BaseCommand):
         if facade.auth_mode == Facade.AuthMode.OPEN:
             self.stdout.write(f"note: '{facade.slug}' is open: it answers without a token.")
         return 0
+
+    def connection_test(self, name: str) -> int:
+        """The diagnosis as JSON on stdout (kept on the connection, audited); exit 0 when it is ok, 2 otherwise."""
+        connection = Connection.objects.filter(name=name).first()
+        if connection is None:
+            self.stderr.write(f"No connection '{name}'.")
+            return EXIT_FAILED
+        found = do_test_connection(connection, acting_user=None)
+        self._print_json(dataclasses.asdict(found))
+        return 0 if found.ok else EXIT_FAILED
 
     def convert(self, options: dict) -> int:
         try:
