@@ -10,7 +10,7 @@ checks the role first), so a refused caller learns nothing about which objects e
 - a user in no group: 403 `permission_denied` for everything;
 - viewer: reads; every write refused with 403 `permission_denied`, except the POSTs that only compute (READ_POSTS);
 - author: everything except the admin-only routes (ADMIN_ONLY: the audit trail, SMART client apps) and writes
-  (ADMIN_ONLY_WRITES: connections, which hold credentials);
+  (ADMIN_ONLY_WRITES: connections, which hold credentials; an author may push a render through one);
 - admin: everything.
 No answer is ever a 500, and every refusal has the API's error shape {code, message, details}."""
 
@@ -37,8 +37,9 @@ UNGATED = re.compile(r"^(fhir/|healthz$|login/$|logout/$|api/schema/$|api/docs/)
 READ_POSTS = re.compile(r"^api/(mappings/<slug:slug>/(render|source-tree|impact)|convert)$")
 # Admin-only, whatever the method: who did what, and who may get tokens for patient data.
 ADMIN_ONLY = re.compile(r"^(api/audit/|api/client-apps/|client-apps/$|audit/$)")
-# Admin-only writes: connections to other FHIR servers hold their credentials (mappings/api/connections.py).
-ADMIN_ONLY_WRITES = re.compile(r"^api/connections/")
+# Admin-only writes: connections to other FHIR servers hold their credentials (mappings/api/connections.py); pushing a
+# render's output through one is an author's (it changes no connection).
+ADMIN_ONLY_WRITES = re.compile(r"^api/connections/(?!<str:name>/push$)")
 DUMMY = {"slug": "no-such-thing", "int": "987654", "path": "no/such/thing", "str": "no-such-thing"}
 
 
