@@ -145,7 +145,9 @@ def message_row(
     )
 
 
-def record_convert(facade_slug: str, mapping_slug: str, version: MappingVersion, payload: str, result: MappingResult):
+def record_convert(
+    facade_slug: str, mapping_slug: str, version: MappingVersion, payload: str, result: MappingResult
+) -> None:
     """A facade's $convert-data ran `version` (of `mapping_slug`) on `payload`."""
     source_format = version.engine_settings.get("source_format", "")
     row = message_row(
