@@ -10,6 +10,7 @@ import pytest
 
 from mappings.actions.connections import do_create_connection
 from mappings.models import AuditEvent, Connection
+from tests.api.conftest import ROOT
 from tests.ui.conftest import make_user
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,3 +72,25 @@ def test_a_viewer_sees_connections_without_the_form_or_test_buttons(open_browser
     page = browser.page
     assert page.locator("#connections tr[data-name=hub]").count() == 1
     assert page.locator("#add-form").count() == 0 and page.locator("button.test").count() == 0
+
+
+def test_an_author_pushes_a_render_to_the_demo_store_and_sees_each_entry(open_browser, studio, settings) -> None:
+    base = studio["url"].replace("://localhost:", "://127.0.0.1:")
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "CONNECTION_ALLOWED_HOSTS": [urlsplit(base).netloc]}
+    do_create_connection(acting_user=None, name="store", base_url=f"{base}/fhir/demo-store")
+    browser = open_browser("ana")
+    browser.open("/connections/")
+    page = browser.page
+    assert page.locator("#add-form").count() == 0  # authors push; admins add
+    page.fill("#push-form [name=mapping]", "json-patient")
+    page.fill("#push-form [name=payload]", (ROOT / "examples/json-patient/samples/example-patient.json").read_text())
+    page.click("#push-form button[type=submit]")
+    page.wait_for_selector("#push-result[data-code=ok]")
+    assert page.locator("#push-result tbody tr[data-status='201']").count() == 1
+    assert "Patient/" in page.inner_text("#push-result")
+    browser.screenshot("connections-pushed")
+    browser.allow_console_error("400")
+    page.fill("#push-form [name=payload]", "not json")
+    page.click("#push-form button[type=submit]")
+    page.wait_for_selector("#push-error:not([hidden])")
+    assert "nothing was sent" in page.inner_text("#push-error")

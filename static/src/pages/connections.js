@@ -1,6 +1,7 @@
-// Connections to other FHIR servers: the list from /api/connections/ with each one's last test, and for admins an
-// add form (the fields follow the sign-in mode; secrets go to the API once and are never shown again) and a Test
-// button per row (POST /api/connections/{name}/test → a diagnosis code, kept on the connection).
+// Connections to other FHIR servers: the list from /api/connections/ with each one's last test; for authors a push
+// form (a mapping rendered on a payload, sent as a transaction or batch: POST /api/connections/{name}/push, each
+// entry's answer shown); for admins an add form (the fields follow the sign-in mode; secrets go to the API once and
+// are never shown again) and a Test button per row (POST /api/connections/{name}/test → a diagnosis code).
 import { get, pageConfig, post } from "../lib/api.js";
 import { $, ago, h, toast } from "../lib/dom.js";
 
@@ -38,6 +39,43 @@ async function load(url = config.listUrl) {
   const page = await get(url);
   $("#connections tbody").replaceChildren(...(page.results.length ? page.results.map(row)
     : [h("tr", {}, h("td", { colspan: 5, class: "hint" }, "No connections yet."))]));
+  const target = $("#push-form select[name=connection]");
+  if (target) {
+    const chosen = target.value;
+    target.replaceChildren(...page.results.map((connection) => h("option", {}, connection.name)));
+    if (chosen) target.value = chosen;
+  }
+}
+
+function entryRow(entry, index) {
+  return h("tr", { dataset: { status: entry.status.slice(0, 3) } },
+    h("td", {}, String(index + 1)),
+    h("td", {}, h("span", { class: `badge ${entry.status.startsWith("2") ? "ok" : "bad"}` }, entry.status)),
+    h("td", {}, h("code", {}, entry.location || "")),
+    h("td", {}, entry.outcome ? h("pre", {}, JSON.stringify(entry.outcome, null, 2)) : ""));
+}
+
+async function push(event) {
+  event.preventDefault();
+  const form = event.target;
+  const error = $("#push-error");
+  const result = $("#push-result");
+  const sent = { mapping: form.elements.mapping.value.trim(), payload: form.elements.payload.value, kind: form.elements.kind.value };
+  if (form.elements.version.value) sent.version = Number(form.elements.version.value);
+  try {
+    const answer = await post(`/api/connections/${encodeURIComponent(form.elements.connection.value)}/push`, sent);
+    error.hidden = true;
+    result.dataset.code = answer.code;
+    result.querySelector("caption").textContent = `${answer.code}: ${answer.message}`;
+    result.querySelector("tbody").replaceChildren(...answer.entries.map(entryRow),
+      ...(answer.outcome ? [h("tr", {}, h("td", { colspan: 4 }, h("pre", {}, JSON.stringify(answer.outcome, null, 2))))] : []));
+    result.hidden = false;
+  } catch (failure) {
+    const lines = (failure.details?.errors || []).map((item) => `${item.code}: ${item.message}`);
+    error.textContent = [failure.message, ...lines].join("\n");
+    error.hidden = false;
+    result.hidden = true;
+  }
 }
 
 async function test(connection, button) {
@@ -98,6 +136,7 @@ async function add(event) {
   }
 }
 
+$("#push-form")?.addEventListener("submit", push);
 const form = $("#add-form");
 if (form) {
   form.elements.auth_mode.addEventListener("change", () => showModeFields(form));
