@@ -9,8 +9,10 @@ OperationOutcome and payload (up to PAYLOAD_CHARS) for reprocessing."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from mappings.caches import LRU
@@ -26,6 +28,7 @@ from mappings.models import (
 )
 from mappings.row_buffer import RowBuffer
 
+logger = logging.getLogger(__name__)
 PAYLOAD_CHARS = 256 * 1024  # a failed message's payload kept for reprocess; longer ones are kept cut, not runnable
 COLUMNS = (
     "channel",
@@ -251,7 +254,11 @@ class BatchLog:
         failed_ids = [pk for pk, row in rows.items() if row[9] == MessageStatus.FAILED]
         if failed_ids:
             self._add_payloads(rows, failed_ids)
-        buffer.write([tuple(row) for row in rows.values()])
+        try:
+            buffer.write([tuple(row) for row in rows.values()])
+        except DatabaseError:  # the chunk is recorded done already: its log rows are lost, its messages are not
+            logger.exception("could not write the message log rows of batch chunk %s", chunk.pk)
+            return 0
         return len(rows)
 
     def _add_payloads(self, rows: dict[int, list], failed_ids: list[int]) -> None:
