@@ -54,7 +54,7 @@ MAX_RETRIES = 10
 
 
 def allowed_hosts() -> tuple[str, ...]:
-    return tuple(settings.FHIR_STUDIO.get("CONNECTION_ALLOWED_HOSTS", ()))
+    return tuple(settings.FHIR_STUDIO["CONNECTION_ALLOWED_HOSTS"])
 
 
 def client_for(connection: Connection) -> FhirClient:
