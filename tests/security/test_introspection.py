@@ -312,3 +312,36 @@ def test_the_admin_sets_the_settings_and_never_puts_the_secret_in_the_page(ward,
         4.0,
     )
     assert ward.introspection_client_secret.startswith("fernet:")
+
+
+def test_the_admin_creates_an_introspection_facade(auth_server) -> None:
+    admin_client = Client()
+    admin_client.force_login(User.objects.create_superuser("root", password="pw-root"))
+    form = {
+        "slug": "ext",
+        "title": "External",
+        "auth_mode": "introspection",
+        "convert_templates": "{}",
+        "introspection_url": auth_server.url,
+        "introspection_client_id": CLIENT_ID,
+        "introspection_client_secret": SECRET,
+        "introspection_audience": "",
+        "introspection_timeout_s": "",
+        "bindings-TOTAL_FORMS": "0",
+        "bindings-INITIAL_FORMS": "0",
+    }
+    saved = admin_client.post("/admin/mappings/facade/add/", form)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    facade = Facade.objects.get(slug="ext")
+    assert (facade.auth_mode, facade.introspection_url, facade.introspection_timeout_s) == (
+        "introspection",
+        auth_server.url,
+        5.0,
+    )
+    assert facade.introspection_client_secret.startswith("fernet:")
+    # without a secret it is refused with the action's message, and nothing is created
+    refused = admin_client.post(
+        "/admin/mappings/facade/add/", {**form, "slug": "ext2", "introspection_client_secret": ""}, follow=True
+    )
+    assert "The client secret for the introspection endpoint is required." in refused.content.decode()
+    assert not Facade.objects.filter(slug="ext2").exists()
