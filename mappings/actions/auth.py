@@ -59,7 +59,7 @@ def do_issue_api_token(user: User, *, acting_user: AbstractBaseUser | None) -> T
     return token
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic  # not durable: authentication may run inside a caller's transaction
 def do_record_api_token_refused(*, address: str, reason: str) -> None:
     audit(None, AuditAction.API_TOKEN_REFUSED, Login(""), address=address, reason=reason[:200])
 
