@@ -155,15 +155,12 @@ class RawValue:
         self._enc = enc
         self._sub = enc[_SUB]
 
-    # Positions count from 1 and are never below it (the filters name them), so parts[n - 1] is part n; an IndexError
-    # is a part the value does not have, cheaper to catch than to test for on every read.
-
     def has(self, n: int) -> bool:
         """Any content in part n: false for an absent or empty part, only separators, or the HL7 null ""."""
-        try:
-            raw = self._parts[n - 1]
-        except IndexError:
+        parts = self._parts
+        if n > len(parts):
             return False
+        raw = parts[n - 1]
         if not raw:
             return False
         sub = self._sub
@@ -173,10 +170,10 @@ class RawValue:
 
     def text(self, n: int) -> str:
         """Part n as it prints: its first sub-component, escape sequences decoded, "" for the HL7 null."""
-        try:
-            raw = self._parts[n - 1]
-        except IndexError:
+        parts = self._parts
+        if n > len(parts):
             return ""
+        raw = parts[n - 1]
         i = raw.find(self._sub)
         if i >= 0:
             raw = raw[:i]
@@ -186,10 +183,8 @@ class RawValue:
 
     def subs(self, n: int) -> list[str]:
         """The raw sub-components of part n (none for an empty part)."""
-        try:
-            raw = self._parts[n - 1]
-        except IndexError:
-            return []
+        parts = self._parts
+        raw = parts[n - 1] if n <= len(parts) else ""
         return raw.split(self._sub) if raw else []
 
     def has_sub(self, n: int, k: int) -> bool:
