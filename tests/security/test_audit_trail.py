@@ -10,6 +10,7 @@ import json
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -96,6 +97,16 @@ def test_it_records_an_api_token_issued_and_one_refused_without_the_key(lena) ->
     assert token.key not in text and wrong not in text
 
 
+def test_the_token_command_issues_through_the_action(lena, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        call_command("fhirstudio", "token", "lena")
+    assert exited.value.code == 0
+    key = capsys.readouterr().out.strip()
+    assert key == lena.auth_token.key
+    [issued] = rows("auth.api_token_issued")
+    assert (issued.actor, issued.object_id) == (None, str(lena.pk)) and key not in trail()
+
+
 def test_it_records_an_api_token_issued_in_the_admin_console_without_its_key(db) -> None:
     root = User.objects.create_superuser("root", password="pw-root")
     nina = User.objects.create_user("nina", password="pw-nina")
@@ -157,10 +168,8 @@ def test_it_records_accounts_and_roles_changed_in_the_admin_console(db) -> None:
     assert "pbkdf2" not in text and "md5$" not in text  # no password hash either
 
 
-def test_an_admin_of_the_admin_group_manages_accounts_in_the_console(settings, db) -> None:
-    # The backend settings.py lists after the sign-in one gives the admin group the console's permissions
-    if "mappings.access.AdminRoleBackend" not in settings.AUTHENTICATION_BACKENDS:
-        settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "mappings.access.AdminRoleBackend"]
+def test_an_admin_of_the_admin_group_manages_accounts_in_the_console(db) -> None:
+    # mappings.access.AdminRoleBackend (AUTHENTICATION_BACKENDS) gives the admin group the console's permissions
     staff_admin = make_user("ops", "admin")
     staff_admin.is_staff = True
     staff_admin.save(update_fields=["is_staff"])
