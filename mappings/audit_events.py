@@ -89,6 +89,7 @@ VERBS = {
     "deleted": ("delete", "D"),
     "binding_deleted": ("delete", "D"),
     "group_deleted": ("delete", "D"),
+    "purged": ("delete", "D"),
 }
 
 
