@@ -46,7 +46,8 @@ class AuditList(StudioAPIView):
             *PAGE_PARAMETERS,
         ],
         responses={200: page_of(AuditEventOut), **errors(400, 404)},
-        description=f"Every write, newest first ({ADMIN} only).",
+        description=f"Every write, sign-in (and failed sign-in) and token issued or refused, newest first ({ADMIN} "
+        "only); the same rows as FHIR AuditEvent resources: /api/audit/fhir.",
     )
     def get(self, request: Request) -> Response:
         access_audit(request.user)
