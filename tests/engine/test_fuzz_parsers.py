@@ -208,3 +208,42 @@ def test_it_does_not_expand_an_external_xml_entity() -> None:
     payload = '<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>'
     result = run_mapping(COMPILED["xml", XML_TEMPLATE], payload, validate=False)
     assert "root:" not in orjson.dumps(result.output).decode()
+
+
+# --- bytes in any encoding, odd CSV options, HL7 v2 paths -------------------------------------------------------
+
+ENCODINGS = ["utf-8", "latin-1", "utf-16", "ascii", "cp1252", "utf-8-sig", "no-such-encoding"]
+
+
+@BUDGET
+@given(st.binary(max_size=80), st.sampled_from(list(STRATEGIES)), st.sampled_from(ENCODINGS))
+def test_it_decodes_any_bytes_or_refuses_them_with_a_code(payload: bytes, source_format: str, encoding: str) -> None:
+    try:
+        parse_source(payload, source_format, options={"encoding": encoding}, limits=LIMITS)
+    except MappingError as error:
+        assert error.code.startswith("FS-"), error
+
+
+@BUDGET
+@given(csv_texts, st.text(max_size=2), st.text(max_size=2))
+def test_it_reads_csv_with_any_delimiter_and_quote_or_refuses_them(payload: str, delimiter: str, quote: str) -> None:
+    try:
+        parse_source(payload, "csv", options={"delimiter": delimiter, "quotechar": quote}, limits=LIMITS)
+    except MappingError as error:
+        assert error.code.startswith("FS-"), error
+
+
+PATH_ALPHABET = "PIDMSHOBXZ-().0123456789 ,*^&~\\"
+
+
+@BUDGET
+@given(st.one_of(st.text(alphabet=PATH_ALPHABET, max_size=14), st.text(max_size=10)))
+def test_it_answers_any_hl7v2_path_or_refuses_it_with_a_code(path: str) -> None:
+    message = parse_source(HL7_SAMPLE, "hl7v2", limits=LIMITS)
+    try:
+        message.get(path)
+    except MappingError as error:
+        assert error.code.startswith("FS-"), error
+
+
+HL7_SAMPLE = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123^^^MRN~456^^^X||Doe^Jane&x\rOBX|1|ST|x||v"
