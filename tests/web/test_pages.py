@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection
 
 
@@ -64,7 +65,9 @@ def test_it_serves_the_admin_login(client) -> None:
 def test_a_list_page_preloads_the_page_its_address_names(client, django_user_model, address, first_read) -> None:
     """The list scripts ask first for config.listUrl, preloaded with the HTML: the filters the API accepts (an
     unknown source format is left out), the page size, and the page when past the first."""
-    client.force_login(django_user_model.objects.create_user("vic", password="pw"))
+    vic = django_user_model.objects.create_user("vic", password="pw")
+    vic.groups.add(Group.objects.get_or_create(name="viewer")[0])  # a user in no group gets no page (403)
+    client.force_login(vic)
     page = client.get(address).content.decode()
     links = re.findall(r'<link rel="preload" as="fetch" crossorigin href="([^"]+)"', page)
     preloads = [html.unescape(url) for url in links]
