@@ -28,6 +28,7 @@ from mappings.models import (
     LookupTableVersion,
     Mapping,
     MappingVersion,
+    ProcessedMessage,
     SampleCase,
     Snippet,
     SnippetVersion,
@@ -440,6 +441,24 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ("mapping_slug", "object_id", "actor__username")
     list_filter = ("action", "object_type", "created_at")
     fields = ("created_at", "action", "actor", "object_type", "object_id", "mapping_slug", "before", "after", "details")
+
+
+# --- message log ------------------------------------------------------------------------------------------------------
+
+
+@admin.register(ProcessedMessage)
+class ProcessedMessageAdmin(ReadOnlyAdmin):
+    """The message log, read-only (reprocess is on the Messages page and the API). Searches match a key exactly, so
+    they use the log's indexes."""
+
+    list_display = ("created_at", "channel", "mapping_slug", "version_number", "status", "error_code",
+                    "message_control_id", "patient_identifier", "record_key")  # fmt: skip
+    list_filter = ("status", "channel", "created_at")
+    search_fields = ("=message_control_id", "=patient_identifier", "=record_key", "=mapping_slug")
+    fields = ("created_at", "channel", "facade_slug", "batch_id", "mapping_slug", "version_number", "source_format",
+              "message_control_id", "patient_identifier", "record_key", "status", "error_code", "error_line",
+              "error_message", "outcome", "payload_text", "payload_truncated", "reprocessed_from")  # fmt: skip
+    payload_text = preformatted("payload")
 
 
 # The facade and job admins live in their own modules (this one grew past 600 lines); importing them registers them.

@@ -27,6 +27,7 @@ READ_ONLY = [
     models.AuditEvent,
     models.ExportJob,
     models.BatchJob,
+    models.ProcessedMessage,
     models.PatientGroup,
     models.ProfilePackage,
     models.ProfileDefinition,
@@ -84,6 +85,7 @@ def test_it_registers_every_studio_model() -> None:
         "Mapping",
         "MappingVersion",
         "PatientGroup",
+        "ProcessedMessage",
         "ProfileDefinition",
         "ProfilePackage",
         "ResourceBinding",
@@ -139,6 +141,10 @@ def make_jobs() -> None:
     models.ExportChunk.objects.create(job=job, resource_type="Patient", number=1)
     batch = models.BatchJob.objects.create(version=models.MappingVersion.objects.order_by("pk").first(), total=1)
     models.BatchChunk.objects.create(batch=batch, first_seq=0, last_seq=0)
+    models.ProcessedMessage.objects.create(  # a failed message, as the log keeps one
+        channel="batch", batch_id=batch.pk, mapping_slug="jobs", status="failed", error_code="FS-RND-001",
+        outcome={"resourceType": "OperationOutcome", "issue": []}, payload="MSH|^~\\&|<script>|\rPID|1||M-1\r",
+    )  # fmt: skip
     package = models.ProfilePackage.objects.create(name="example.ig", version="1.0.0")  # uploads go through the API
     models.ProfileDefinition.objects.create(
         resource_type="StructureDefinition", url="urn:example:profile", type="Patient", content={}, package=package
