@@ -25,6 +25,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from mappings import actions
 from tests.api.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -218,3 +219,25 @@ def test_only_admins_reach_the_admin_console(users) -> None:
     for user in (staff_admin, root):
         assert _signed_in(user).get("/admin/").status_code == 200, user
     assert _signed_in(root).get("/admin/auth/user/").status_code == 200
+
+
+# --- probes ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_refusal_reads_the_same_for_an_object_that_exists_and_one_that_does_not(users, json_patient) -> None:
+    actions.do_create_facade(acting_user=users["author"], slug="clinic", title="Clinic")
+    probes = [
+        ("viewer", "patch", "/api/mappings/{}/", "json-patient"),
+        ("viewer", "delete", "/api/mappings/{}/", "json-patient"),
+        ("viewer", "put", "/api/mappings/{}/draft", "json-patient"),
+        ("viewer", "delete", "/api/facades/{}/", "clinic"),
+        ("author", "get", "/api/client-apps/{}/", "lab-sync"),
+        ("norole", "get", "/api/mappings/{}/", "json-patient"),
+        ("norole", "get", "/api/facades/{}/", "clinic"),
+    ]
+    for role, method, path, name in probes:
+        client = client_for(users[role])
+        existing = ask(client, Route(path, path.format(name), (method,)), method)
+        missing = ask(client, Route(path, path.format("no-such-thing"), (method,)), method)
+        assert existing.status_code == missing.status_code == 403, (role, method, path)
+        assert existing.content == missing.content, (role, method, path)
