@@ -481,8 +481,9 @@ def _patched(target: StoreTarget, change: Change, current: tuple[int, bool] | No
 # --- studio side: a store facade ----------------------------------------------------------------------------------
 
 
-def store_version(acting_user: AbstractBaseUser | None) -> MappingVersion:
-    """The identity mapping's published version, made on first use (as the demo makes its mappings)."""
+def store_version() -> MappingVersion:
+    """The identity mapping's published version, made on first use by the studio itself (no owner, no acting user:
+    it is nobody's work, and no user's list of mappings counts it)."""
     from mappings.actions.mappings import do_create_mapping
     from mappings.actions.versions import do_publish_version
     from mappings.models import Mapping
@@ -490,7 +491,7 @@ def store_version(acting_user: AbstractBaseUser | None) -> MappingVersion:
     mapping = Mapping.objects.filter(slug=STORE_MAPPING).first()
     if mapping is None:
         mapping = do_create_mapping(
-            acting_user=acting_user,
+            acting_user=None,
             slug=STORE_MAPPING,
             title="FHIR store (serves resources as written)",
             source_format="fhir",
@@ -498,7 +499,7 @@ def store_version(acting_user: AbstractBaseUser | None) -> MappingVersion:
         )
     version = mapping.versions.order_by("-number").first()
     if version is None:
-        version = do_publish_version(mapping, acting_user=acting_user, message="FHIR store bindings")
+        version = do_publish_version(mapping, acting_user=None, message="FHIR store bindings")
     return version
 
 
@@ -520,7 +521,7 @@ def do_create_store_facade(
         source = do_create_data_source(
             acting_user=acting_user, name=store, source_format="fhir", kind=DataSource.Kind.FHIR_STORE
         )
-    version = store_version(acting_user)
+    version = store_version()
     facade = do_create_facade(acting_user=acting_user, slug=slug, title=title, auth_mode=auth_mode)
     do_bind_store(facade, acting_user=acting_user, source=source, version=version, resource_types=resource_types)
     facade.refresh_from_db()

@@ -58,7 +58,7 @@ def test_it_refuses_to_upload_records_to_a_store(api, store):
 def test_it_binds_only_a_store_source(store, users):
     other = DataSource.objects.create(name="registrations", kind=DataSource.Kind.STORED, source_format="json")
     with pytest.raises(StudioError) as refused:
-        do_bind_store(store["facade"], acting_user=users["admin"], source=other, version=store_version(users["admin"]))
+        do_bind_store(store["facade"], acting_user=users["admin"], source=other, version=store_version())
     assert refused.value.code == "invalid"
 
 
