@@ -8,6 +8,7 @@ database is back, without a restart (tests/security/test_faults.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
@@ -23,18 +24,18 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, UNAVAILABLE)
 
 
-def unavailable_response(request: HttpRequest) -> HttpResponse:
+def unavailable_response(request: HttpRequest, shaped: Callable[..., HttpResponse]) -> HttpResponse:
     """The 503 for a request whose view failed outside the API's and the facade's own handlers (Django's 500 handler:
-    a page, /healthz, a /fhir/ view that reached the database before its fhir_endpoint wrapper)."""
+    a page, /healthz, a /fhir/ view that reached the database before its fhir_endpoint wrapper). `shaped` is
+    mappings.guard.error_response, passed in: this module is imported by mappings.errors, below the guard's layer."""
     from mappings.engine import operation_outcome  # here, not at the top: mappings.errors imports this module
     from mappings.errors import FhirError, RequestCode
-    from mappings.guard import area, error_response
 
-    if area(request) == "fhir":
+    if request.path_info.startswith("/fhir/"):
         error = FhirError(503, RequestCode.DATABASE_UNAVAILABLE, MESSAGE)
         body = json.dumps(operation_outcome([error]))
         response = HttpResponse(body, status=503, content_type="application/fhir+json; charset=utf-8")
     else:
-        response = error_response(request, 503, MESSAGE, code=API_CODE)
+        response = shaped(request, 503, MESSAGE, code=API_CODE)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
