@@ -1,8 +1,9 @@
 """Writes to the message log beyond its own rows: reprocessing a failed message and purging old ones.
 
 Reprocess runs the message's kept payload through its mapping's latest published version (a fix is published, then
-its failures are run again, before or without a deploy), validating the output as the studio does; the new row
-points at the one it reprocesses. The engine runs first, outside the transaction that records the outcome."""
+its failures are run again, before or without a deploy), validating the output as the studio does, with the
+variables of the facade's live deployment for a live source's or index's record; the new row points at the one it
+reprocesses. The engine runs first, outside the transaction that records the outcome."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mappings.conf import engine_limits
 from mappings.engine import MappingResult, run_mapping
 from mappings.errors import StudioError
 from mappings.message_log import COLUMNS, message_row
-from mappings.models import AuditAction, MappingVersion, MessageStatus, ProcessedMessage
+from mappings.models import AuditAction, Deployment, MappingVersion, MessageChannel, MessageStatus, ProcessedMessage
 from mappings.profiles import studio_registry
 
 
@@ -39,8 +40,20 @@ def do_reprocess_message(
         source_format=message.source_format or version.engine_settings.get("source_format", ""),
         limits=engine_limits(),
         registry=studio_registry(),
+        variables=_facade_variables(message),
     )
     return _record_reprocess(message, version, result, acting_user), result
+
+
+def _facade_variables(message: ProcessedMessage) -> dict:
+    """A live source's or index's record runs with the variables its facade's live deployment of the mapping has
+    (a code system, a site id…), as the facade would run it; other messages run with none, as they did."""
+    if message.channel not in (MessageChannel.READ, MessageChannel.INDEX):
+        return {}
+    live = Deployment.objects.live().filter(
+        binding__facade__slug=message.facade_slug, binding__mapping__slug=message.mapping_slug
+    )
+    return live.order_by("-pk").values_list("variables", flat=True).first() or {}
 
 
 def _check_reprocessable(message: ProcessedMessage) -> None:

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from mappings import message_log
+from mappings import actions, message_log
 from mappings.models import ProcessedMessage
 from tests.facade.test_live_sources import PATIENTS, LegacyAPI, facade_over, http_config, legacy_api  # noqa: F401
 
@@ -53,3 +53,27 @@ def test_it_logs_a_live_record_that_does_not_convert(client, users, json_patient
     assert (failed.channel, failed.status) == ("facade-read", "failed")
     assert failed.error_code.startswith("FS-") and failed.outcome["resourceType"] == "OperationOutcome"
     assert '"MRN": "M0003"' in failed.payload  # kept to be reprocessed
+
+
+def test_a_live_record_reprocessed_runs_with_the_deployments_variables(
+    api, client, users, json_patient, legacy_api
+) -> None:  # noqa: E501, F811
+    author = users["author"]
+    facade_over(users, json_patient, "http", http_config(legacy_api))
+    binding = json_patient.bindings.get()
+    v1 = json_patient.versions.get(number=1)
+    actions.do_deploy(binding, acting_user=author, version=v1, variables={"mrn_system": "urn:example:mrn"})
+    PATIENTS["M0003"] = {"PatientId": 3, "MRN": "M0003", "FirstName": {"not": "a name"}, "LastName": "Date"}
+    try:
+        client.get("/fhir/legacy-http/Patient?family=date")
+    finally:
+        del PATIENTS["M0003"]
+    message_log.flush()
+    failed = ProcessedMessage.objects.get(status="failed")
+    template = json_patient.draft.template.replace("[msg.FirstName]", "[msg.FirstName if msg.FirstName is string]")
+    actions.do_save_draft(json_patient, acting_user=author, template=template, expected_revision=None)
+    actions.do_publish_version(json_patient, acting_user=author, message="v2: a name that is not text is left out")
+    answer = api["author"].post(f"/api/messages/{failed.pk}/reprocess").json()
+    assert (answer["message"]["status"], answer["message"]["version"]) == ("converted", 2)
+    assert answer["output"]["identifier"][0]["system"] == "urn:example:mrn"  # the live deployment's variable
+    assert answer["message"]["record_key"] == "" and answer["message"]["channel"] == "facade-read"
