@@ -13,6 +13,7 @@ from django.utils import timezone
 from joserfc.jwk import ECKey
 
 from mappings import actions, models
+from mappings.actions.connections import do_create_connection
 from mappings.demo import load_demo
 from mappings.security.actions import do_register_client_app
 
@@ -75,6 +76,7 @@ def test_it_registers_every_studio_model() -> None:
         "AuditEvent",
         "BatchJob",
         "ClientApp",
+        "Connection",
         "DataSource",
         "Deployment",
         "Draft",
@@ -104,6 +106,8 @@ def test_it_renders_every_changelist_and_change_page_on_the_demo_data(console, s
     do_register_client_app(
         acting_user=superuser, name="reporting", scopes=["system/*.rs"], facades=[], jwks={"keys": [public]}
     )
+    # Nor a connection (it names another FHIR server; the connector tests make their own).
+    do_create_connection(acting_user=superuser, name="partner", base_url="https://fhir.partner.example/r4")
     assert console.get(reverse("admin:index")).status_code == 200
     for model in STUDIO_MODELS:
         obj = model.objects.order_by("pk").first()
