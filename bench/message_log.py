@@ -1,7 +1,7 @@
 """What the message log costs a conversion (issue 15): per message, reading its business keys (MSH-10, PID-3) and
-writing its log row in a batch chunk's one write (500 rows, the default chunk: a COPY on PostgreSQL), against run_mapping on the same
-ADT^A01 (the corpus ADT-A01-01.hl7, as bench/batch.py sends it). Facade requests add a tuple to a buffer instead
-(tests/api/test_message_log.py checks they issue no query of their own).
+writing its log row in a batch chunk's one write (500 rows, the default chunk: a COPY on PostgreSQL), against
+run_mapping on the same ADT^A01 (the corpus ADT-A01-01.hl7, as bench/batch.py sends it). Facade requests add a
+tuple to a buffer instead (tests/api/test_message_log.py checks they issue no query of their own).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench .venv/bin/python bench/message_log.py
 

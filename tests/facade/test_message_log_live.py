@@ -56,8 +56,12 @@ def test_it_logs_a_live_record_that_does_not_convert(client, users, json_patient
 
 
 def test_a_live_record_reprocessed_runs_with_the_deployments_variables(
-    api, client, users, json_patient, legacy_api
-) -> None:  # noqa: E501, F811
+    api,
+    client,
+    users,
+    json_patient,
+    legacy_api,  # noqa: F811 — the fixture imported above
+) -> None:
     author = users["author"]
     facade_over(users, json_patient, "http", http_config(legacy_api))
     binding = json_patient.bindings.get()
