@@ -32,7 +32,8 @@ pytestmark = pytest.mark.django_db
 
 WRITES = ("post", "put", "patch", "delete")
 # Not the studio's roles: the facade's runtime (open, or SMART tokens: tests/security/test_enforcement.py), the
-# health check, signing in and out, and the API's schema and docs (the same for everyone who may see the API).
+# health check, signing in and out, and the API's schema and docs, which are public (drf-spectacular's default
+# AllowAny): they describe the routes, never an object.
 UNGATED = re.compile(r"^(fhir/|healthz$|login/$|logout/$|api/schema/$|api/docs/)")
 # POSTs that compute an answer and change nothing: a viewer may run them.
 READ_POSTS = re.compile(r"^api/(mappings/<slug:slug>/(render|source-tree|impact)|convert)$")
