@@ -44,6 +44,9 @@ class Transport:
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
     user_agent: str = "fhir-studio-connector"
+    # An answer is read into memory up to this size (bulk files are streamed, never held): a server cannot exhaust
+    # the studio's memory with one answer.
+    max_response_bytes: int = 64 * 1024 * 1024
     _pinned: dict[str, requests.Session] = field(default_factory=dict, init=False, repr=False)
 
     def check_host(self, url: str, *, redirected_from: str = "") -> requests.Session:
@@ -119,10 +122,14 @@ class Transport:
 
     def _send(self, session: requests.Session, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
         host = urlsplit(url).netloc
+        streaming = bool(kwargs.get("stream"))
+        sent = {key: value for key, value in kwargs.items() if key != "stream"}
         try:
             response = session.request(
-                method, url, headers=headers, timeout=self.timeout_seconds, allow_redirects=False, **kwargs
+                method, url, headers=headers, timeout=self.timeout_seconds, allow_redirects=False, stream=True, **sent
             )
+            if not streaming:
+                _read_body(response, self.max_response_bytes, host)
         except ConnectTimeout as exc:
             raise FhirError(
                 "timeout", f"{host} did not accept a connection within {self.timeout_seconds:g} s."
@@ -164,6 +171,23 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _read_body(response: requests.Response, limit: int, host: str) -> None:
+    """Read the answer's body, refusing one past `limit` bytes (too_large) before it is all in memory."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise FhirError("too_large", f"{host} answered {int(declared):,} bytes, more than the {limit:,} allowed.")
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise FhirError("too_large", f"{host} answered more than the {limit:,} bytes allowed.")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what requests itself sets when it reads a body (Response.content)
+    response._content_consumed = True
+
+
 def _retryable(error: FhirError, retry_any: bool) -> bool:
     if error.code == "refused":
         return True  # nothing reached the server: safe for any method
@@ -181,6 +205,10 @@ def _connection_error(host: str, exc: RequestsConnectionError) -> FhirError:
     inner = exc.args[0] if exc.args else None
     reason = getattr(inner, "reason", inner)
     kind = type(reason).__name__
+    if kind == "ReadTimeoutError":  # the body stopped coming (requests wraps it so when reading it)
+        error = FhirError("timeout", f"{host} stopped sending its answer.")
+        error.read_timeout = True
+        return error
     if kind == "NameResolutionError":
         return FhirError("dns_failed", f"The name {urlsplit('//' + host).hostname} could not be resolved.")
     if isinstance(getattr(reason, "__cause__", None), ConnectionRefusedError) or "refused" in str(reason).lower():

@@ -35,6 +35,7 @@ class Answer:
     body: object = None  # dict/list → JSON; str/bytes → as they are
     headers: dict = field(default_factory=dict)
     delay_seconds: float = 0.0
+    body_delay_seconds: float = 0.0  # after the headers: a body that stops coming
 
 
 @dataclass
@@ -88,6 +89,8 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value.replace("{base}", stub.base))
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
+                self.wfile.flush()
+                time.sleep(answer.body_delay_seconds)
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test)

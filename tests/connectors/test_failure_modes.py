@@ -185,3 +185,19 @@ def test_it_says_dns_failed_for_a_listed_name_that_does_not_resolve() -> None:
     assert diagnose(client).code == "host_refused"  # unlisted name: refused before any lookup
     listed = Transport(allowed_hosts=("no-such-server.invalid",))
     assert diagnose(FhirClient("http://no-such-server.invalid/fhir", transport=listed)).code == "dns_failed"
+
+
+def test_it_refuses_an_answer_larger_than_its_limit(stub) -> None:
+    stub.on("/fhir/Patient/p1", Answer(body={**PATIENT, "text": {"div": "x" * 200_000}}))
+    small = Transport(max_response_bytes=100_000)
+    with pytest.raises(FhirError) as raised:
+        FhirClient(stub.base, transport=small).read("Patient", "p1")
+    assert raised.value.code == "too_large"
+    assert FhirClient(stub.base).read("Patient", "p1")["id"] == "p1"  # the default limit is far above
+
+
+def test_it_times_out_on_a_body_that_stops_coming(stub) -> None:
+    stub.on("/fhir/Patient/p1", Answer(body=PATIENT, body_delay_seconds=2))
+    with pytest.raises(FhirError) as raised:
+        client_of(stub, sleeps=[], retries=0, timeout=0.3).read("Patient", "p1")
+    assert raised.value.code == "timeout"
