@@ -10,10 +10,13 @@ import pytest
 from django.test import Client
 
 from mappings import caches
-from mappings.actions.store import do_bind_store, store_version
+from mappings.actions.store import Change, do_bind_store, do_store_changes, store_version, targets_of
 from mappings.errors import StudioError
 from mappings.fhir_types import R4_RESOURCE_TYPES
 from mappings.models import AuditAction, AuditEvent, DataSource, Facade, StoreVersion
+from mappings.security.scopes import parse_scopes
+from mappings.security.tokens import issue_token
+from tests.store.conftest import make_store_facade
 
 FHIR_JSON = "application/fhir+json"
 PATIENT = {"resourceType": "Patient", "name": [{"family": "Silva"}], "gender": "female"}
@@ -94,3 +97,29 @@ def test_a_store_search_and_read_cost_the_same_queries_for_1_and_20_rows(
 def test_a_store_facade_serves_every_r4_type_from_its_store(store):
     served = Facade.objects.get(slug="store").bindings.filter(source__name="store-data", deployments__ready=True)
     assert sorted(served.values_list("resource_type", flat=True)) == sorted(R4_RESOURCE_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("scopes", "create", "read", "delete"),
+    [
+        ("system/Patient.rs", 403, 200, 403),
+        ("system/Patient.cud", 201, 403, 204),
+        ("system/*.write system/*.read", 201, 200, 204),
+    ],
+)
+def test_writes_to_a_protected_store_need_write_scopes(db, scopes, create, read, delete):
+    made = make_store_facade(slug="store-smart", auth_mode=Facade.AuthMode.SMART_BACKEND, resource_types=["Patient"])
+    existing = stored_patient()  # one to read and delete
+    client, base = Client(), made["base"]
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {issue_token('store-smart', 'client-1', parse_scopes(scopes))}"}
+    assert client.post(f"{base}/Patient", json.dumps(PATIENT), content_type=FHIR_JSON).status_code == 401
+    assert client.post(f"{base}/Patient", json.dumps(PATIENT), content_type=FHIR_JSON, **bearer).status_code == create
+    assert client.get(f"{base}/Patient/{existing}", **bearer).status_code == read
+    assert client.delete(f"{base}/Patient/{existing}", **bearer).status_code == delete
+
+
+def stored_patient() -> str:
+    """A Patient written to the store through the actions, as its facade writes one."""
+    source = DataSource.objects.get(name="store-data")
+    [done] = do_store_changes(targets_of(source.pk, ["Patient"]), [Change("POST", "Patient", resource=PATIENT)])
+    return done.resource_id
