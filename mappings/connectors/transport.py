@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ConnectTimeout, ReadTimeout, SSLError
+from requests.exceptions import ConnectTimeout, ReadTimeout, RequestException, SSLError
 
 from mappings.connectors.errors import FhirError
 from mappings.outbound import OutboundRefusedError, check_outbound_url, pinned_session
@@ -142,6 +142,8 @@ class Transport:
             raise FhirError("tls_failed", f"TLS with {host} failed: {_reason(exc)}") from exc
         except RequestsConnectionError as exc:
             raise _connection_error(host, exc) from exc
+        except RequestException as exc:  # a broken chunked body, an undecodable encoding, a URL requests refuses
+            raise FhirError("unreachable", f"The exchange with {host} failed: {type(exc).__name__}.") from exc
         logger.debug("fhir client %s %s -> %d", method, host, response.status_code)
         return response
 

@@ -36,6 +36,7 @@ class Answer:
     headers: dict = field(default_factory=dict)
     delay_seconds: float = 0.0
     body_delay_seconds: float = 0.0  # after the headers: a body that stops coming
+    cut_short: bool = False  # only half the body declared in Content-Length, then the connection closes
 
 
 @dataclass
@@ -91,7 +92,8 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.flush()
                 time.sleep(answer.body_delay_seconds)
-                self.wfile.write(payload)
+                self.wfile.write(payload[: len(payload) // 2] if answer.cut_short else payload)
+                self.close_connection = answer.cut_short
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test)
 

@@ -201,3 +201,10 @@ def test_it_times_out_on_a_body_that_stops_coming(stub) -> None:
     with pytest.raises(FhirError) as raised:
         client_of(stub, sleeps=[], retries=0, timeout=0.3).read("Patient", "p1")
     assert raised.value.code == "timeout"
+
+
+def test_it_says_unreachable_for_a_body_cut_short(stub) -> None:
+    stub.on("/fhir/Patient/p1", Answer(body=PATIENT, cut_short=True))
+    with pytest.raises(FhirError) as raised:
+        client_of(stub, sleeps=[], retries=0).read("Patient", "p1")
+    assert raised.value.code == "unreachable", raised.value.message
