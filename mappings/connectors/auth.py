@@ -27,6 +27,8 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 class Auth:
     """No auth: the base every mode extends."""
 
+    renewable = False  # a token the client can fetch again after a 401
+
     def headers(self, transport: Transport, base_url: str) -> dict[str, str]:
         return {}
 
@@ -63,6 +65,7 @@ class _TokenAuth(Auth):
     _expires_at: float = field(default=0.0, repr=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, init=False)
     tokens_fetched: int = field(default=0, init=False)
+    renewable = True
 
     def headers(self, transport: Transport, base_url: str) -> dict[str, str]:
         with self._lock:

@@ -85,13 +85,14 @@ class FhirClient:
     def request(
         self, method: str, path: str, *, headers: dict | None = None, retry_posts: bool = False, **kwargs: object
     ) -> requests.Response:
-        """One authenticated request; a 401 drops a cached token and tries once more with a new one."""
+        """One authenticated request; a 401 drops a cached token and tries once more with a new one (static
+        credentials are not sent again: they would be refused again)."""
         url = self.url(path)
         sent = {"Accept": FHIR_JSON, **(headers or {})}
         response = self.transport.request(
             method, url, headers={**sent, **self._auth_headers(url)}, retry_posts=retry_posts, **kwargs
         )
-        if response.status_code == 401 and self._same_host(url) and self.auth.__class__ is not Auth:
+        if response.status_code == 401 and self._same_host(url) and self.auth.renewable:
             self.auth.forget()
             response.close()
             response = self.transport.request(
@@ -114,7 +115,9 @@ class FhirClient:
             body = None
             if response.ok:
                 raise FhirError(
-                    "not_json", f"{what}: the server answered {response.status_code} with no JSON.", status=200
+                    "not_json",
+                    f"{what}: the server answered {response.status_code} with no JSON.",
+                    status=response.status_code,
                 ) from None
         if not response.ok:
             outcome = body if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" else None
