@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from mappings import message_log
 from mappings.access import AUTHOR, VIEWER, require_role
 from mappings.actions.messages import do_reprocess_message
 from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
@@ -64,13 +65,15 @@ class MessageList(StudioAPIView):
         summary="The message log, newest first",
         description="Every message a facade ($convert-data, live source reads), a batch or an index build ran through "
         "a mapping, kept for FHIR_STUDIO_MESSAGE_RETENTION_DAYS. Facade rows are written in batches (every 200 "
-        "rows or 2 seconds per worker), so the newest may show a moment later.",
+        "rows, or at a worker's first request 2 seconds after its last write), so another worker's newest rows may "
+        "show a moment later.",
         responses={200: page_of(MessageOut), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         require_role(request.user, VIEWER)
         query = MessageQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
+        message_log.flush()  # this process's waiting rows are shown too (other workers' within 2 s of their next)
         return paginated(self, request, search_messages(query.validated_data), MessageOut)
 
 

@@ -327,3 +327,9 @@ def test_a_message_over_the_payload_cap_is_kept_cut_and_not_reprocessable(api, c
     refused = api["author"].post(f"/api/messages/{row['id']}/reprocess")
     assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
     assert "not kept whole" in refused.json()["message"]
+
+
+def test_the_list_shows_rows_this_process_has_not_written_yet(api, client, adt_patient) -> None:
+    convert(client, adt("CTRL-1", "MRN-1"))  # waiting in the buffer: no flush by the test
+    rows = api["viewer"].get("/api/messages/").json()["results"]
+    assert [row["message_control_id"] for row in rows] == ["CTRL-1"]
