@@ -57,9 +57,10 @@ STORE_TEMPLATE = "{{ msg | tojson }}"
 class InvalidResourceError(Exception):
     """The engine's validator refused a resource: answered 422 with its issues as an OperationOutcome."""
 
-    def __init__(self, issues: list[MappingError]) -> None:
+    def __init__(self, issues: list[MappingError], entry: int | None = None) -> None:
         super().__init__(f"{len(issues)} validation issues")
         self.issues = issues
+        self.entry = entry  # which of a Bundle's entries
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,7 @@ class Change:
     if_match: str | None = None
     if_none_exist: list[tuple[str, str]] | None = None
     full_url: str | None = None
+    entry: int | None = None  # its place in a transaction Bundle, named when it fails
 
 
 @dataclass
@@ -425,34 +427,42 @@ def _changes(targets: dict[str, StoreTarget], changes: list[Change]) -> list[Don
         current.update({(resource_type, resource_id): version for resource_id, version in found.items()})
     versions: list[NewVersion] = []
     for at in order:
-        change = changes[at]
         if done[at] is not None:
             continue  # a conditional create that matched: nothing to write
-        target, key = targets[change.resource_type], (change.resource_type, change.resource_id)
-        resource = rewrite_references(change.resource, ids) if ids and change.method != "PATCH" else change.resource
-        if change.method == "DELETE":
-            have = current.get(key)
-            version = None if have is None or have[1] else deleted(target, change.resource_id, have)
-            done[at] = Done(204, change.resource_type, change.resource_id, version)  # 204 whether or not it existed
-        elif change.method == "POST":
-            checked_resource(resource, change.resource_type, registry)
-            version = created(target, resource, now, change.resource_id)
-            done[at] = Done(201, change.resource_type, change.resource_id, version)
-        else:
-            check_version(change.resource_type, change.resource_id, current.get(key), change.if_match)
-            if change.method == "PATCH":
-                resource = _patched(target, change, current.get(key))
-            elif isinstance(resource, dict) and resource.get("id") not in (None, change.resource_id):
-                raise FhirError(
-                    400, RequestCode.INVALID, f"The body's id {resource.get('id')} is not {change.resource_id}."
-                )
-            checked_resource(resource, change.resource_type, registry)
-            version = updated(target, change.resource_id, resource, current.get(key), now, change.method)
-            done[at] = Done(201 if version.created else 200, change.resource_type, change.resource_id, version)
-        if version is not None:
-            versions.append(version)
+        try:
+            done[at] = _done(targets, changes[at], current, ids, registry, now)
+        except InvalidResourceError as error:
+            raise InvalidResourceError(error.issues, changes[at].entry) from None
+        except FhirError as error:
+            if changes[at].entry is None:
+                raise
+            raise FhirError(error.status, error.request_code, f"Entry {changes[at].entry}: {error.message}") from None
+        if done[at].version is not None:
+            versions.append(done[at].version)
     write_versions(targets, versions, now)
     return done
+
+
+def _done(targets: dict[str, StoreTarget], change: Change, current: dict, ids: dict, registry, now: datetime) -> Done:
+    """What one change writes (its version, None when there is nothing to write), checked."""
+    target, key = targets[change.resource_type], (change.resource_type, change.resource_id)
+    resource = rewrite_references(change.resource, ids) if ids and change.method != "PATCH" else change.resource
+    if change.method == "DELETE":
+        have = current.get(key)
+        version = None if have is None or have[1] else deleted(target, change.resource_id, have)
+        return Done(204, change.resource_type, change.resource_id, version)  # 204 whether or not it existed
+    if change.method == "POST":
+        checked_resource(resource, change.resource_type, registry)
+        version = created(target, resource, now, change.resource_id)
+        return Done(201, change.resource_type, change.resource_id, version)
+    check_version(change.resource_type, change.resource_id, current.get(key), change.if_match)
+    if change.method == "PATCH":
+        resource = _patched(target, change, current.get(key))
+    elif isinstance(resource, dict) and resource.get("id") not in (None, change.resource_id):
+        raise FhirError(400, RequestCode.INVALID, f"The body's id {resource.get('id')} is not {change.resource_id}.")
+    checked_resource(resource, change.resource_type, registry)
+    version = updated(target, change.resource_id, resource, current.get(key), now, change.method)
+    return Done(201 if version.created else 200, change.resource_type, change.resource_id, version)
 
 
 def _patched(target: StoreTarget, change: Change, current: tuple[int, bool] | None) -> dict:

@@ -66,6 +66,8 @@ def _transaction(request: HttpRequest, facade: ServedFacade, entries: list, repr
             parsed.append(_entry(request, entry))
         except FhirError as error:
             raise _at(error, at) from None
+        if isinstance(parsed[-1], Change):
+            parsed[-1].entry = at
     writes = [(at, change) for at, change in enumerate(parsed) if isinstance(change, Change)]
     targets = _targets(facade, [change.resource_type for _, change in writes])
     try:

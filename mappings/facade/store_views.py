@@ -61,7 +61,11 @@ def store_endpoint(view):
         try:
             return view(request, *args, **kwargs)
         except InvalidResourceError as error:
-            return fhir_response(request, operation_outcome(error.issues), 422)
+            issues = error.issues
+            if error.entry is not None:  # a transaction's: say which entry, and that nothing was written
+                message = f"Entry {error.entry} is not valid FHIR R4. Nothing was written."
+                issues = [FhirError(422, RequestCode.INVALID, message), *issues]
+            return fhir_response(request, operation_outcome(issues), 422)
 
     return smart_endpoint(checked)
 

@@ -80,7 +80,9 @@ def test_it_writes_nothing_when_one_entry_of_a_transaction_fails(client, store):
     ]
     response = post_bundle(client, store["base"], "transaction", entries)
     assert response.status_code == 422
-    assert response.json()["resourceType"] == "OperationOutcome"
+    outcome = response.json()
+    assert outcome["issue"][0]["details"]["text"] == "Entry 2 is not valid FHIR R4. Nothing was written."
+    assert len(outcome["issue"]) > 1  # and the validator's own issues
     assert not StoreVersion.objects.exists()
     assert not FacadeResource.objects.filter(resource_type__in=["Patient", "Observation"]).exists()
 
@@ -97,7 +99,8 @@ def test_it_refuses_a_whole_transaction_for_a_stale_if_match(client, store):
     ]
     response = post_bundle(client, store["base"], "transaction", entries)
     assert response.status_code == 412
-    assert "Nothing was written" in response.json()["issue"][0]["details"]["text"]
+    text = response.json()["issue"][0]["details"]["text"]
+    assert text.startswith("Entry 1: If-Match") and text.endswith("Nothing was written.")
     assert StoreVersion.objects.count() == 1
 
 
