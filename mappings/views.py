@@ -31,5 +31,5 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if db_unavailable.is_database_unavailable(sys.exc_info()[1]):  # Django calls this inside its except block
-        return db_unavailable.unavailable_response(request)
+        return db_unavailable.unavailable_response(request, error_response)
     return error_response(request, 500)
