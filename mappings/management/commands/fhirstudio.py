@@ -38,7 +38,7 @@ from mappings.actions import do_issue_api_token, do_run_tests
 from mappings.actions.connections import do_test_connection
 from mappings.compiling import DRAFT, find_version, resolve_mapping
 from mappings.conf import engine_limits
-from mappings.demo import load_demo
+from mappings.demo import load_demo, load_demo_store_facade
 from mappings.engine import SOURCE_FORMATS, CompiledMapping, ErrorCode, MappingError, operation_outcome, run_mapping
 from mappings.engine.formats import FORMATS, detect_format, dumps, serialize
 from mappings.engine.formats import parse as parse_resource
@@ -137,6 +137,8 @@ class Command(BaseCommand):
         summary = load_demo(user_model.objects.filter(username="admin").first())
         for line in summary.lines():
             self.stdout.write(line)
+        if load_demo_store_facade(user_model.objects.filter(username="admin").first()) is not None:
+            self.stdout.write("Created the open facade demo-store over an empty FHIR store: /fhir/demo-store/.")
 
     def token(self, username: str) -> int:
         try:
