@@ -16,7 +16,7 @@ def test_it_filters_the_list_by_source_format_and_search(open_browser) -> None:
     page = browser.page
     browser.open("/")
     page.wait_for_selector("#mapping-table tr[data-slug=ccda-ccd]")
-    assert page.locator("#mapping-table tbody tr").count() == 7  # the demo's 6 and demo-store's fhir-store
+    assert page.locator("#mapping-table tbody tr").count() == 6
     page.select_option("#filters select[name=source_format]", "hl7v2")
     page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr').length === 3")
     page.fill("#filters input[name=search]", "ORU")
@@ -94,7 +94,7 @@ def test_it_keeps_search_and_filters_in_the_address(open_browser) -> None:
     assert page.input_value("#filters select[name=last_test]") == "passed"
     assert [row.get_attribute("data-slug") for row in page.locator("#mapping-table tbody tr").all()] == ["ccda-ccd"]
     browser.open("/?source_format=cobol")
-    assert page.locator("#mapping-table tbody tr[data-slug]").count() == 7
+    assert page.locator("#mapping-table tbody tr[data-slug]").count() == 6
     page.select_option("#filters select[name=status]", "published")
     page.wait_for_url("**/?status=published")
     browser.screenshot("mapping-list-filters-in-address")
@@ -155,7 +155,7 @@ def test_a_run_with_nothing_passed_is_not_shown_as_a_success(open_browser, studi
 def test_it_pages_through_mappings_keeping_the_page_in_the_address(open_browser, studio) -> None:
     from mappings import actions
 
-    for number in range(50):  # with the demo's 7 (fhir-store, demo-store's, included): 57 mappings, two pages
+    for number in range(50):  # with the demo's 6: 56 mappings, two pages of 50
         actions.do_create_mapping(
             acting_user=studio["author"],
             slug=f"site-{number:02}",
@@ -168,21 +168,21 @@ def test_it_pages_through_mappings_keeping_the_page_in_the_address(open_browser,
     browser.open("/")
     rows = page.locator("#mapping-table tbody tr[data-slug]")
     assert rows.count() == 50
-    assert page.inner_text("#mappings-place") == "1–50 of 57"
+    assert page.inner_text("#mappings-place") == "1–50 of 56"
     assert page.is_disabled("#previous-page") and not page.is_disabled("#next-page")
     first_page = set(rows.evaluate_all("(rows) => rows.map((row) => row.dataset.slug)"))
 
     page.click("#next-page")
     page.wait_for_url("**/?page=2")
-    page.wait_for_function("document.querySelector('#mappings-place').textContent === '51–57 of 57'")
+    page.wait_for_function("document.querySelector('#mappings-place').textContent === '51–56 of 56'")
     second_page = set(rows.evaluate_all("(rows) => rows.map((row) => row.dataset.slug)"))
-    assert len(second_page) == 7 and not first_page & second_page
+    assert len(second_page) == 6 and not first_page & second_page
     assert first_page | second_page == set(Mapping.objects.values_list("slug", flat=True))  # none left out
     assert page.is_disabled("#next-page")
     browser.screenshot("mapping-list-page-2")
     page.reload()  # the address names the page: a reload (and its preloaded first read) shows the same rows
     page.wait_for_selector("body[data-ready]", state="attached")
-    assert page.inner_text("#mappings-place") == "51–57 of 57"
+    assert page.inner_text("#mappings-place") == "51–56 of 56"
 
     page.fill("#filters input[name=search]", "site-4")  # a new search starts on its first page
     page.wait_for_url("**/?search=site-4")
