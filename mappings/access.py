@@ -27,6 +27,7 @@ from mappings.errors import FhirError, RequestCode, StudioError
 from mappings.models import (
     BatchJob,
     ClientApp,
+    Connection,
     DataSource,
     Deployment,
     Draft,
@@ -256,6 +257,16 @@ def access_client_app(user: AbstractBaseUser, client_id: str, *, write: bool = F
     if client is None:
         raise StudioError("not_found", f"No client app '{client_id}'.")
     return client
+
+
+def access_connection(user: AbstractBaseUser, name: str, *, write: bool = False) -> Connection:
+    """A connection to a FHIR server: every role reads it (never its secrets: the API has no field for them), admins
+    change it, since it holds credentials."""
+    require_role(user, ADMIN if write else VIEWER)  # before the lookup: a refused caller learns nothing of which exist
+    connection = Connection.objects.filter(name=name).first()
+    if connection is None:
+        raise StudioError("not_found", f"No connection '{name}'.")
+    return connection
 
 
 def access_binding(user: AbstractBaseUser, slug: str, resource_type: str, *, write: bool = False) -> ResourceBinding:

@@ -7,7 +7,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from mappings.access import ADMIN, AUTHOR, VIEWER, access_draft_to_run, access_version_to_run, require_role
+from mappings.access import (
+    ADMIN,
+    AUTHOR,
+    VIEWER,
+    access_connection,
+    access_draft_to_run,
+    access_version_to_run,
+    require_role,
+)
 from mappings.actions import connections as actions
 from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
 from mappings.api.connection_serializers import (
@@ -25,14 +33,6 @@ from mappings.errors import StudioError
 from mappings.models import Connection
 
 TAG = "connections"
-
-
-def access_connection(user: object, name: str, *, write: bool = False) -> Connection:
-    require_role(user, ADMIN if write else VIEWER)
-    connection = Connection.objects.filter(name=name).first()
-    if connection is None:
-        raise StudioError("not_found", f"No connection '{name}'.")
-    return connection
 
 
 class ConnectionList(StudioAPIView):
