@@ -51,6 +51,7 @@ PAGES = {
     "facade (demo)": "/facades/demo/",
     "API docs": "/api/docs/",
     "batches list": "/batches/",
+    "message log": "/messages/",
     "profiles list": "/profiles/",
     "profile (Patient)": "/profiles/http%3A%2F%2Fhl7.org%2Ffhir%2FStructureDefinition%2FPatient",
 }

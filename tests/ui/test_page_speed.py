@@ -65,6 +65,7 @@ def test_every_page_is_usable_within_500_ms(timed) -> None:
         "facade (demo)",
         "API docs",
         "batches list",
+        "message log",
     ],
 )
 def test_it_preloads_the_first_reads_of_a_page_and_uses_them(timed, name) -> None:
@@ -87,6 +88,7 @@ def test_it_preloads_the_first_reads_of_a_page_and_uses_them(timed, name) -> Non
         "lookup table",
         "facades list",
         "batches list",
+        "message log",
         "profiles list",
     ],
 )

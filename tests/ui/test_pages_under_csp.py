@@ -28,6 +28,7 @@ def test_it_serves_every_page_under_the_policy_without_a_refusal(chromium, studi
         "/facades/",
         f"/facades/{facade.slug}/",
         "/batches/",
+        "/messages/",
         "/profiles/",
         "/library/snippets/",
         "/library/lookup-tables/",
