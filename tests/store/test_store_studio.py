@@ -123,3 +123,18 @@ def stored_patient() -> str:
     source = DataSource.objects.get(name="store-data")
     [done] = do_store_changes(targets_of(source.pk, ["Patient"]), [Change("POST", "Patient", resource=PATIENT)])
     return done.resource_id
+
+
+def test_the_demo_command_makes_the_open_demo_store_once(db, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "DEMO_PASSWORD": "pw"}
+    call_command("fhirstudio", "demo", stdout=out)
+    call_command("fhirstudio", "demo", stdout=out)
+    assert out.getvalue().count("Created the open facade demo-store") == 1  # the second run leaves it
+    facade = Facade.objects.get(slug="demo-store")
+    assert facade.auth_mode == Facade.AuthMode.OPEN
+    assert facade.bindings.filter(source__kind=DataSource.Kind.FHIR_STORE).count() == len(R4_RESOURCE_TYPES)
