@@ -54,12 +54,14 @@ class DataSource(models.Model):
         HTTP = "http"  # a legacy REST API, asked on each request (hosts allowed by the administrator only)
         SQL = "sql"  # a read-only parameterised query against a database the administrator configured
         FHIR_STORE = "fhir-store"  # resources written by FHIR clients (mappings/models/store.py), served as indexed
+        FHIR_SERVER = "fhir-server"  # another FHIR server through a Connection, asked on each request (pull)
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STORED)
     source_format = models.CharField(max_length=20)
     # http: {base_url, read_path, search_path, search: {fhir param: placeholder}, headers, auth, timeout_s, retries,
-    #        records_key}; sql: {database, read_query, search_query, search: {fhir param: placeholder}}
+    #        records_key}; sql: {database, read_query, search_query, search: {fhir param: placeholder}};
+    #        fhir-server: {connection, resource_type, search: [params passed through] or absent for all, page_size}
     config = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -116,6 +116,10 @@ class BatchJob(models.Model):
     source = models.ForeignKey("DataSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     inputs = models.JSONField(default=list, blank=True)  # [{name, bytes, messages}] of the uploaded files
     reprocess_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Pulled from a connection instead: {connection, resource_type, params} (a search) or {connection, export: {type}}
+    pull = models.JSONField(default=dict, blank=True)
+    # Each converted output sent to a connection: {connection, kind: transaction|batch} (mappings/jobs/batch_push.py)
+    push_to = models.JSONField(default=dict, blank=True)
     validate = models.BooleanField(default=True)
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)  # messages found by the split
