@@ -9,6 +9,14 @@ it would wall time; still compare only figures measured in the same sitting.
 
 Run by hand (never in CI); copy the table into bench/README.md with the machine it ran on. Pinned to one CPU so the
 figures are per core. orjson loads+dumps of the same output is the floor any JSON pipeline pays.
+
+Instructions instead of time (repeatable on a loaded machine): `--count N` runs N validated conversions of each case
+and times nothing, with no render deadline (valgrind is ~50x slower); `--root` runs another checkout's engine. The
+difference between N=200 and N=0, divided by 200, is the instructions per conversion:
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/engine.py --count 200 --root /tmp/base adt     # and --count 0; run once before both,
+                                                                              # so the compiled-code cache is warm
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.peers import pipeline_stages  # noqa: E402
-from mappings.examples import find_example  # noqa: E402
 
 CORPUS = Path(os.environ.get("FHIR_STUDIO_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
 CASES = {
@@ -66,6 +73,8 @@ def per_op_ms(work: Callable[[], object], seconds: float, runs: int) -> float:
 
 
 def bench_case(key: str, seconds: float, runs: int, only: set[str]) -> list[tuple[str, str, float, int]]:
+    from mappings.examples import find_example
+
     title, mapping, sample = CASES[key]
     if find_example(ROOT / "examples", mapping) is None:
         return []
@@ -78,16 +87,36 @@ def bench_case(key: str, seconds: float, runs: int, only: set[str]) -> list[tupl
     ]
 
 
+def count(root: Path, cases: list[str], n: int) -> None:
+    """N validated conversions per case with `root`'s engine, after 20 unmeasured ones, for an instruction counter."""
+    sys.path.insert(0, str(root))  # before anything imports the engine, so `root`'s is the one imported
+    import types
+
+    import mappings.engine.limits
+
+    mappings.engine.limits.time = types.SimpleNamespace(perf_counter=lambda: 0.0)  # no render deadline
+    for key in cases:
+        _, mapping, sample = CASES[key]
+        convert = pipeline_stages(root, mapping, (CORPUS / sample).read_bytes())["validated"]
+        for _ in range(20 + n):
+            convert()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*", help=f"any of {', '.join(CASES)} (default: all)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--stages", default="", help="comma-separated stages to time (default: all)")
+    parser.add_argument("--count", type=int, help="run this many validated conversions per case, timing nothing")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose engine --count runs")
     args = parser.parse_args()
     unknown = set(args.cases) - set(CASES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    if args.count is not None:
+        count(args.root, args.cases or list(CASES), args.count)
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
