@@ -1,10 +1,11 @@
 """Bulk `$export` of types served from live sources (HTTP, SQL), through the source's list setting (`list_path`,
-`list_query`; mappings/sources/). A live source cannot be counted up front, so a type's export is planned as ONE chunk
-at the list's first page; a chunk reads pages until it has read EXPORT_CHUNK_RESOURCES records, and if the list goes
-on it creates and sends the next chunk (number + 1, cursor where it stopped) before it ends: its successor is
-committed while it is still running, so the job cannot be seen finished in between (the job ends when no chunk is
-queued or running). get_or_create on (job, type, number) makes a redelivered or taken-over chunk find the successor
-the first attempt made instead of making a second one.
+`list_query`; mappings/sources/), or another FHIR server's search paging (a fhir-server source follows `next` links). A
+live source cannot be counted up front, so a type's export is planned as ONE chunk at the list's first page; a chunk
+reads pages until it has read EXPORT_CHUNK_RESOURCES records, and if the list goes on it creates and sends the next
+chunk (number + 1, cursor where it stopped) before it ends: its successor is committed while it is still running, so the
+job cannot be seen finished in between (the job ends when no chunk is queued or running). get_or_create on (job, type,
+number) makes a redelivered or taken-over chunk find the successor the first attempt made instead of making a second
+one.
 
 Parameters: `_since` exports everything from a live source (it has no lastUpdated; Bulk Data IG v2, `_since`: "for
 resources where the server does not maintain a last updated time, the server MAY include these resources in a
@@ -23,6 +24,7 @@ from django.conf import settings
 
 from mappings.engine.formats.decimals import decimal_default
 from mappings.facade.deployed import run_deployed
+from mappings.facade.live import server_client
 from mappings.facade.search_index import patient_compartment
 from mappings.job_files import LineFiles
 from mappings.jobs import chunks
@@ -30,13 +32,17 @@ from mappings.jobs.chunks import Heartbeat
 from mappings.jobs.export_records import elements_for, record_outcome, subset
 from mappings.models import ChunkStatus, DataSource, Deployment, ExportChunk, ExportJob, JobStatus
 from mappings.profiles import studio_registry
-from mappings.sources import SourceError
+from mappings.sources import SourceError, fhir_server
 from mappings.sources import http as http_source
 from mappings.sources import sql as sql_source
 
 logger = logging.getLogger(__name__)
 SOURCES = {DataSource.Kind.HTTP: http_source, DataSource.Kind.SQL: sql_source}
-LIST_SETTING = {DataSource.Kind.HTTP: "list_path", DataSource.Kind.SQL: "list_query"}
+LIST_SETTING = {
+    DataSource.Kind.HTTP: "list_path",
+    DataSource.Kind.SQL: "list_query",
+    DataSource.Kind.FHIR_SERVER: "its next link",
+}
 NAMED = {DataSource.Kind.HTTP: "an HTTP source", DataSource.Kind.SQL: "a SQL source"}
 DEFAULT_PAGE_SIZE = 500  # records per list page; a source's page_size changes it (at most 10,000: actions/facades.py)
 
@@ -45,7 +51,7 @@ def plan_live_chunks(job: ExportJob, resource_type: str, deployment: Deployment)
     """The type's first chunk (unsaved), at the start of the source's list; the chunks after it are made as the
     list is read. Raises ValueError, which the client sees, when the source has no list setting."""
     source = deployment.binding.source
-    module = SOURCES.get(source.kind)
+    module = _lister(deployment)
     if module is None:
         raise ValueError(f"{resource_type} comes from a {source.kind} source, which is not a live source")
     if module.list_mode(source.config) is None:
@@ -64,7 +70,7 @@ def write_live_chunk(
     source cannot give (SourceError, after the source's own retries) is raised: the chunk fails, and the export."""
     deployment = chunk.deployment
     source = deployment.binding.source
-    module = SOURCES[source.kind]
+    module = _lister(deployment)
     keep = _kept_by(job, chunk.resource_type)
     elements = elements_for(job.parameters.get("elements") or [], chunk.resource_type)
     budget = settings.FHIR_STUDIO["EXPORT_CHUNK_RESOURCES"]
@@ -102,6 +108,18 @@ def write_live_chunk(
     if cursor is not None:
         _send_successor(chunk, {**cursor, "digest": previous})
     return written, failed
+
+
+def _lister(deployment: Deployment):
+    """What lists the source's records page by page: http.py or sql.py, or a fhir-server source's search paging
+    through its connection (the client made here: mappings.sources may not read the Connection)."""
+    source = deployment.binding.source
+    if source.kind == DataSource.Kind.FHIR_SERVER:
+        try:
+            return fhir_server.Lister(server_client(source.config), deployment.binding.resource_type)
+        except SourceError as error:
+            raise ValueError(error.message) from error
+    return SOURCES.get(source.kind)
 
 
 def _send_successor(chunk: ExportChunk, cursor: dict) -> None:
