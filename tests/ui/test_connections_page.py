@@ -1,6 +1,7 @@
 """The connections page in Chromium: an admin adds a connection to the studio's own demo facade, tests it and sees
 the server's FHIR version; a connection missing its secret is explained, not added; SMART Backend Services fields
-follow the sign-in mode; a viewer sees the list without the form or Test buttons."""
+follow the sign-in mode; a viewer sees the list without the form or Test buttons; an author pushes a render to a FHIR
+store of the studio's own and sees each entry's answer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from mappings.actions.connections import do_create_connection
 from mappings.models import AuditEvent, Connection
 from tests.api.conftest import ROOT
+from tests.store.conftest import make_store_facade
 from tests.ui.conftest import make_user
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,10 +76,11 @@ def test_a_viewer_sees_connections_without_the_form_or_test_buttons(open_browser
     assert page.locator("#add-form").count() == 0 and page.locator("button.test").count() == 0
 
 
-def test_an_author_pushes_a_render_to_the_demo_store_and_sees_each_entry(open_browser, studio, settings) -> None:
+def test_an_author_pushes_a_render_to_a_store_and_sees_each_entry(open_browser, studio, settings) -> None:
     base = studio["url"].replace("://localhost:", "://127.0.0.1:")
     settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "CONNECTION_ALLOWED_HOSTS": [urlsplit(base).netloc]}
-    do_create_connection(acting_user=None, name="store", base_url=f"{base}/fhir/demo-store")
+    make_store_facade(slug="shop", store="shop-data")
+    do_create_connection(acting_user=None, name="store", base_url=f"{base}/fhir/shop")
     browser = open_browser("ana")
     browser.open("/connections/")
     page = browser.page
