@@ -42,7 +42,7 @@ def no_network(monkeypatch) -> list:
     return attempts
 
 
-def test_the_engine_imports_no_network_module() -> None:
+def test_it_imports_no_network_module_in_the_engine() -> None:
     found = []
     for path in ENGINE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -53,7 +53,7 @@ def test_the_engine_imports_no_network_module() -> None:
     assert found == []
 
 
-def test_no_template_global_or_filter_comes_from_a_network_module() -> None:
+def test_it_offers_templates_no_global_or_filter_from_a_network_module() -> None:
     env = build_environment({}, strict=False, max_value_bytes=1024, lookup_tables={}, timezone="UTC")
     callables = {
         **{f"global {k}": v for k, v in env.globals.items()},
@@ -81,7 +81,7 @@ REACHING_OUT = [
 
 
 @pytest.mark.parametrize(("case", "template", "code"), REACHING_OUT, ids=[case[0] for case in REACHING_OUT])
-def test_a_template_that_reaches_for_the_network_makes_no_call(no_network, case, template, code) -> None:
+def test_it_makes_no_call_for_a_template_that_reaches_for_the_network(no_network, case, template, code) -> None:
     try:
         result = run_mapping(compile_mapping(template), "{}", validate=False)
         codes = [error.code for error in result.errors]
@@ -129,12 +129,12 @@ REBOUND += ["fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", 
 
 
 @pytest.mark.parametrize("address", REBOUND)
-def test_a_listed_name_that_resolves_to_a_forbidden_address_is_refused(address) -> None:
+def test_it_refuses_a_listed_name_that_resolves_to_a_forbidden_address(address) -> None:
     with pytest.raises(OutboundRefusedError, match="resolves to"):
         check_outbound_url("https://legacy.example.org/api", ["legacy.example.org"], resolve=resolving_to(address))
 
 
-def test_one_forbidden_address_among_public_ones_is_enough_to_refuse() -> None:
+def test_it_refuses_a_name_with_one_forbidden_address_among_public_ones() -> None:
     resolve = resolving_to("93.184.215.14", "127.0.0.1")
     with pytest.raises(OutboundRefusedError, match=r"127\.0\.0\.1"):
         check_outbound_url("https://legacy.example.org/", ["legacy.example.org"], resolve=resolve)
@@ -150,7 +150,7 @@ ADDRESS_LITERALS = [
 
 
 @pytest.mark.parametrize(("url", "address"), ADDRESS_LITERALS, ids=[url for url, _ in ADDRESS_LITERALS])
-def test_an_address_literal_is_refused_unless_that_address_is_listed(url, address) -> None:
+def test_it_refuses_an_address_literal_unless_that_address_is_listed(url, address) -> None:
     with pytest.raises(OutboundRefusedError):
         check_outbound_url(url, ["legacy.example.org"])
     with pytest.raises(OutboundRefusedError):
@@ -158,7 +158,7 @@ def test_an_address_literal_is_refused_unless_that_address_is_listed(url, addres
     assert check_outbound_url(url, [address if ":" not in address else f"[{address}]"]) in (address, "127.0.0.1")
 
 
-def test_listed_addresses_and_networks_are_reachable() -> None:
+def test_it_reaches_listed_addresses_and_networks() -> None:
     assert check_outbound_url("http://127.0.0.1:8080/x", ["127.0.0.1:8080"]) == "127.0.0.1"
     assert check_outbound_url("http://10.1.2.3/", ["10.0.0.0/8"]) == "10.1.2.3"
     internal = check_outbound_url(
@@ -204,7 +204,7 @@ def recorder():
         server.server_close()
 
 
-def test_the_call_goes_to_the_checked_address_not_to_a_second_lookup(recorder) -> None:
+def test_it_connects_to_the_checked_address_not_to_a_second_lookup(recorder) -> None:
     # rebind.invalid resolves nowhere: the request can only arrive if the session connects to the checked address
     url = f"http://rebind.invalid:{recorder}/patients"
     address = check_outbound_url(url, [f"rebind.invalid:{recorder}", "127.0.0.1"], resolve=resolving_to("127.0.0.1"))
@@ -213,13 +213,13 @@ def test_the_call_goes_to_the_checked_address_not_to_a_second_lookup(recorder) -
     assert Recorder.seen == [("/patients", f"rebind.invalid:{recorder}")]
 
 
-def test_outbound_get_does_not_follow_a_redirect_to_the_metadata_address(recorder) -> None:
+def test_it_does_not_follow_a_redirect_to_the_metadata_address(recorder) -> None:
     answer = outbound_get(f"http://127.0.0.1:{recorder}/redirect", [f"127.0.0.1:{recorder}"], timeout=5)
     assert answer.status_code == 302
     assert Recorder.seen == [("/redirect", f"127.0.0.1:{recorder}")]
 
 
-def test_an_http_source_listed_by_a_name_that_resolves_to_loopback_is_refused(recorder, settings) -> None:
+def test_it_refuses_an_http_source_listed_by_a_name_that_resolves_to_loopback(recorder, settings) -> None:
     settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "SOURCE_ALLOWED_HOSTS": [f"localhost:{recorder}"]}
     config = {"base_url": f"http://localhost:{recorder}", "search_path": "/patients", "retries": 0}
     with pytest.raises(SourceError, match=r"127\.0\.0\.1, a loopback address") as refused:
@@ -232,7 +232,7 @@ def test_an_http_source_listed_by_a_name_that_resolves_to_loopback_is_refused(re
 
 
 @pytest.mark.parametrize("base", ["http://2130706433:{port}", "http://0177.0.0.1:{port}"])
-def test_an_http_source_cannot_reach_loopback_in_a_numeric_spelling_even_listed(recorder, settings, base) -> None:
+def test_it_refuses_an_http_source_at_loopback_in_a_numeric_spelling_even_listed(recorder, settings, base) -> None:
     base = base.format(port=recorder)
     settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "SOURCE_ALLOWED_HOSTS": [base.split("/")[2]]}
     with pytest.raises(SourceError, match="not an allowed host"):
@@ -240,7 +240,7 @@ def test_an_http_source_cannot_reach_loopback_in_a_numeric_spelling_even_listed(
     assert Recorder.seen == []
 
 
-def test_a_jwks_url_listed_by_a_name_that_resolves_to_loopback_is_not_fetched(protected, client, settings) -> None:
+def test_it_does_not_fetch_a_jwks_url_listed_by_a_name_that_resolves_to_loopback(protected, client, settings) -> None:
     key = ECKey.generate_key("P-384")
     with JWKSServer({"keys": [key.as_dict(private=False, kid="k1", alg="ES384")]}) as host:
         by_name = host.url.replace("127.0.0.1", "localhost")
