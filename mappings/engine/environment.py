@@ -346,8 +346,11 @@ class MappingEnvironment(SandboxedEnvironment):
         """printf/format width and precision fields ('%999999999s', '{:>999999999}', or '%*s' taking it from the
         arguments) allocate that many chars."""
         if isinstance(text, str):
-            for width in [*map(int, WIDE_NUMBER.findall(text)), *policy.dynamic_widths(text, arguments)]:
-                self.check_size(width, "A format width")
+            for digits in WIDE_NUMBER.findall(text):
+                self.check_size(int(digits), "A format width")
+            if "*" in text or "{" in text:  # a width the arguments give
+                for width in policy.dynamic_widths(text, arguments):
+                    self.check_size(width, "A format width")
 
     def call_binop(self, context, operator_name: str, left, right):
         if operator_name == "+":

@@ -27,6 +27,8 @@ DYNAMIC_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d*\.\*)")
 NESTED_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\{")
 GROWING_METHODS = frozenset({"append", "extend", "insert", "update", "setdefault", "__setitem__"})
 RETAINED_VALUES = 64  # one run may keep this many times max_value_bytes in the lists and dicts it grows
+UNCHARGED_SIZE = 64  # smaller values are not counted (a row of a few fields): 200,000 loop iterations keep < 13 MB
+CONTAINERS = (list, tuple, dict)
 # (the run's budget, characters kept so far): reset when a new run's budget appears
 _retained: contextvars.ContextVar[tuple[object, int]] = contextvars.ContextVar(
     "fhir_studio_retained", default=(None, 0)
@@ -48,27 +50,31 @@ def dynamic_widths(text: object, arguments: Iterable[object]) -> Iterator[int]:
 def expanded_size(value: object, cap: int) -> int:
     """Characters and items in `value` as printing it would count them: a list repeated by reference counts once per
     reference. Stops counting past `cap` (the answer is then only known to be over it)."""
-    seen: dict[int, int] = {}
+    kind = type(value)
+    if kind is str:
+        return len(value)
+    if kind not in CONTAINERS:
+        return 1
+    return _expanded(value, {}, cap)
 
-    def size(item: object) -> int:
-        kind = type(item)
-        if kind is str:
-            return len(item)
-        if kind not in (list, tuple, dict):
-            return 1
-        key = id(item)
-        if key in seen:
-            return seen[key]
-        seen[key] = 0  # a list that contains itself prints as [...]: count the cycle once
-        total = len(item)
-        for child in item.items() if kind is dict else item:
-            total += size(child)
-            if total > cap:
-                break
-        seen[key] = total
-        return total
 
-    return size(value)
+def _expanded(item: object, seen: dict[int, int], cap: int) -> int:
+    kind = type(item)
+    if kind is str:
+        return len(item)
+    if kind not in CONTAINERS:
+        return 1
+    key = id(item)
+    if key in seen:
+        return seen[key]
+    seen[key] = 0  # a list that contains itself prints as [...]: count the cycle once
+    total = len(item)
+    for child in item.items() if kind is dict else item:
+        total += _expanded(child, seen, cap)
+        if total > cap:
+            break
+    seen[key] = total
+    return total
 
 
 def joined_size(items: object, separator: object, cap: int) -> int:
@@ -108,9 +114,12 @@ def container_growth(env, method, args: tuple) -> None:
     cap = env.max_value_bytes
     grows_by_many = name in ("extend", "update")
     added = len(args[0]) if grows_by_many and args and hasattr(args[0], "__len__") else 1
-    env.check_size(len(owner) + added, f"{type(owner).__name__}.{name}()")
+    if len(owner) + added > cap:
+        env.check_size(len(owner) + added, f"{type(owner).__name__}.{name}()")
     if args:
-        _charge_retained(env, expanded_size(args[0] if grows_by_many else args[-1], cap))
+        size = expanded_size(args[0] if grows_by_many else args[-1], cap)
+        if size >= UNCHARGED_SIZE:
+            _charge_retained(env, size)
 
 
 def _charge_retained(env, size: int) -> None:
