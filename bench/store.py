@@ -36,7 +36,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from mappings import actions, caches  # noqa: E402
-from mappings.actions.store import do_create_store_facade  # noqa: E402
+from mappings.actions.store_facades import do_create_store_facade  # noqa: E402
 from mappings.models import Facade, FacadeResource, Mapping  # noqa: E402
 
 STORE, FACADE = "bench-store", "bench-stored"

@@ -405,7 +405,7 @@ DEMO_STORE = "demo-store"
 def load_demo_store_facade(acting_user: AbstractBaseUser | None) -> Facade | None:
     if Facade.objects.filter(slug=DEMO_STORE).exists():
         return None
-    from mappings.actions.store import do_create_store_facade
+    from mappings.actions.store_facades import do_create_store_facade
 
     return do_create_store_facade(
         acting_user=acting_user, slug=DEMO_STORE, title="Demo FHIR store (read and write)", store=DEMO_STORE

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from mappings import caches
-from mappings.actions.store import do_create_store_facade
+from mappings.actions.store_facades import do_create_store_facade
 from tests.api.conftest import api, json_patient, users  # noqa: F401 — the studio API's fixtures, shared
 from tests.facade.conftest import served  # noqa: F401 — a facade over a stored source (no store)
 

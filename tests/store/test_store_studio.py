@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 
 from mappings import caches
-from mappings.actions.store import Change, do_bind_store, do_store_changes, store_version, targets_of
+from mappings.actions.store import Change, do_store_changes, targets_of
+from mappings.actions.store_facades import do_bind_store, store_version
 from mappings.errors import StudioError
 from mappings.fhir_types import R4_RESOURCE_TYPES
 from mappings.models import AuditAction, AuditEvent, DataSource, Facade, StoreVersion
