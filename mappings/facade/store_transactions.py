@@ -113,7 +113,10 @@ def _entry(request: HttpRequest, entry: object) -> Change | tuple[str, str]:
         raise FhirError(400, RequestCode.REQUIRED, "Each entry needs request.method and request.url.")
     method = str(asked.get("method", "")).upper()
     url = urlsplit(asked["url"])
-    parts = [part for part in url.path.split("/") if part]
+    # Relative (Patient/1) as usual, or this facade's absolute URL (http://host/fhir/<slug>/Patient/1)
+    base = f"/fhir/{request.resolver_match.kwargs['slug']}/"
+    path = url.path.split(base, 1)[1] if url.scheme and base in url.path else url.path
+    parts = [part for part in path.split("/") if part]
     if not parts:
         raise FhirError(400, RequestCode.INVALID, f"request.url {asked['url']} names no resource type.")
     resource_type = parts[0]

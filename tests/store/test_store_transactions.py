@@ -189,3 +189,15 @@ def test_it_refuses_what_is_not_a_batch_or_transaction(client, store, bundle, st
 
 def test_it_still_answers_404_for_a_get_of_the_base_url(client, store):
     assert client.get(f"{store['base']}/").status_code == 404
+
+
+def test_it_takes_the_facades_absolute_urls_in_entries(client, store):
+    entries = [
+        {
+            "resource": {**patient("Abs", "MRN-7"), "id": "abs-1"},
+            "request": {"method": "PUT", "url": "http://testserver/fhir/store/Patient/abs-1"},
+        }
+    ]
+    response = post_bundle(client, store["base"], "transaction", entries)
+    assert response.status_code == 200, response.content
+    assert response.json()["entry"][0]["response"]["location"] == "Patient/abs-1/_history/1"
