@@ -1,6 +1,7 @@
 """Batch conversions: a published version run over many messages, as chunked Celery jobs whose state is in the
 database (mappings/models/jobs.py). Start one over uploaded files or a stored data source, cancel it, reprocess the
-messages that failed with another version, and finish it when its last chunk ends.
+messages that failed with another version, and finish it when its last chunk ends. A batch may pull its messages from
+a connection to another FHIR server and push its outputs to one (mappings/jobs/batch_push.py).
 
 Uploaded files are stored in the jobs storage here, in the request, and split into messages by the plan task on a
 worker (mappings/jobs/batches.py): a request never parses thousands of messages, and no payload goes through the
@@ -23,6 +24,7 @@ from django.utils.text import get_valid_filename
 
 from mappings.actions.common import audit
 from mappings.errors import StudioError
+from mappings.fhir_types import is_r4_resource_type
 from mappings.job_files import delete_files, job_storage
 from mappings.models import (
     FINISHED,
@@ -30,6 +32,7 @@ from mappings.models import (
     BatchItem,
     BatchJob,
     ChunkStatus,
+    Connection,
     DataSource,
     JobStatus,
     MappingVersion,
@@ -92,12 +95,17 @@ def do_start_batch(
     source: DataSource | None = None,
     validate: bool = True,
     key_column: str | None = None,
+    pull: dict | None = None,
+    push_to: dict | None = None,
 ) -> BatchJob:
     """Run `version` over the messages of uploaded files (HL7 v2 files of many messages, NDJSON, JSON arrays, CSV
-    rows, zips of those) or over every record of a stored data source. Answers the batch queued; its plan task
-    splits the files and queues its chunks."""
-    if (uploads is None) == (source is None):
-        raise StudioError("invalid", "Give either files or a stored data source, not both.")
+    rows, zips of those), over every record of a stored data source, or over the resources pulled from a connection
+    (`pull`: a search or a bulk export). `push_to` ({connection, kind}) sends each converted output to a connection
+    (mappings/jobs/batch_push.py). Answers the batch queued; its plan task splits the inputs and queues its chunks."""
+    if sum(given is not None for given in (uploads, source, pull)) != 1:
+        raise StudioError("invalid", "Give one input: files, a stored data source, or a pull from a connection.")
+    pull = _checked_pull(pull, version) if pull is not None else {}
+    push_to = _checked_push_to(push_to) if push_to is not None else {}
     if source is not None and source.kind != DataSource.Kind.STORED:
         raise StudioError(
             "invalid", f"'{source.name}' is a live {source.kind} source: a batch reads stored records only."
@@ -105,7 +113,17 @@ def do_start_batch(
     checked = _checked_uploads(uploads) if uploads is not None else []
     stored: list[str] = []  # emptied once the batch is committed: then its files are its own
     try:
-        return _start(version, acting_user, checked, stored, source=source, validate=validate, key_column=key_column)
+        return _start(
+            version,
+            acting_user,
+            checked,
+            stored,
+            source=source,
+            validate=validate,
+            key_column=key_column,
+            pull=pull,
+            push_to=push_to,
+        )
     except BaseException:
         delete_files(stored)  # the batch row was rolled back: nothing points at these files
         raise
@@ -121,10 +139,14 @@ def _start(
     source: DataSource | None,
     validate: bool,
     key_column: str | None,
+    pull: dict,
+    push_to: dict,
 ) -> BatchJob:
     batch = BatchJob.objects.create(
         version=version,
         source=source,
+        pull=pull,
+        push_to=push_to,
         validate=validate,
         created_by=acting_user if acting_user is not None and acting_user.is_authenticated else None,
     )
@@ -151,12 +173,67 @@ def _start(
             "files": [item["name"] for item in inputs],
             "bytes": sum(item["bytes"] for item in inputs),
             "source": source.name if source else None,
+            "pull": pull or None,  # names and parameters: no secret, no PHI beyond what a search asks
+            "push_to": push_to or None,
             "validate": validate,
         },
     )
     transaction.on_commit(stored.clear)  # before the plan is queued: a broker error then leaves the files alone
     _queue_plan(batch)
     return batch
+
+
+PUSH_KINDS = ("transaction", "batch")
+PULL_FORMATS = ("fhir", "json")  # what a mapping reads a pulled resource as
+
+
+def _connection_named(name: object, field: str) -> str:
+    if not isinstance(name, str) or not Connection.objects.filter(name=name).exists():
+        raise StudioError("invalid", f"{field}.connection names no connection ({name!r}).", details={field: []})
+    return name
+
+
+def _checked_pull(pull: dict, version: MappingVersion) -> dict:
+    """{connection, resource_type, params} or {connection, export: {type, level}}, checked before the batch exists."""
+    connection = _connection_named(pull.get("connection"), "source")
+    source_format = version.engine_settings.get("source_format") or ""
+    if source_format not in PULL_FORMATS:
+        raise StudioError(
+            "invalid",
+            f"A pull gives FHIR resources; '{version.mapping.slug}' reads {source_format or 'nothing'}: use a mapping "
+            "whose source format is fhir or json.",
+            details={"source": ["source format"]},
+        )
+    if "export" in pull:
+        export = pull["export"] if isinstance(pull["export"], dict) else None
+        if export is None or not set(export) <= {"type", "level"}:
+            raise StudioError("invalid", "source.export takes {type, level}.", details={"source": ["export"]})
+        types = [part for part in str(export.get("type") or "").split(",") if part]
+        unknown = [name for name in types if not is_r4_resource_type(name)]
+        if unknown:
+            raise StudioError("invalid", f"source.export.type: not R4 types: {', '.join(unknown)}.")
+        level = str(export.get("level") or "")
+        if level not in ("", "Patient") and not level.startswith("Group/"):
+            raise StudioError("invalid", "source.export.level is empty (system), Patient or Group/{id}.")
+        return {"connection": connection, "export": {"type": ",".join(types), "level": level}}
+    resource_type = pull.get("resource_type")
+    if not isinstance(resource_type, str) or not is_r4_resource_type(resource_type):
+        raise StudioError("invalid", "source.resource_type must be an R4 resource type.", details={"source": []})
+    params = pull.get("params") or {}
+    if not isinstance(params, dict) or not all(
+        isinstance(value, str) or (isinstance(value, list) and all(isinstance(one, str) for one in value))
+        for value in params.values()
+    ):
+        raise StudioError("invalid", "source.params maps search parameters to a string or a list of strings.")
+    return {"connection": connection, "resource_type": resource_type, "params": params}
+
+
+def _checked_push_to(push_to: dict) -> dict:
+    connection = _connection_named(push_to.get("connection"), "push_to")
+    kind = push_to.get("kind") or "transaction"
+    if kind not in PUSH_KINDS:
+        raise StudioError("invalid", "push_to.kind is transaction or batch.", details={"push_to": ["kind"]})
+    return {"connection": connection, "kind": kind}
 
 
 def _queue_plan(batch: BatchJob) -> None:
@@ -214,6 +291,7 @@ def do_reprocess_batch(batch: BatchJob, *, acting_user: AbstractBaseUser | None,
         version=version,
         source=batch.source,
         reprocess_of=batch,
+        push_to=batch.push_to,  # messages the server refused are pushed again once converted
         validate=batch.validate,
         created_by=acting_user if acting_user is not None and acting_user.is_authenticated else None,
     )

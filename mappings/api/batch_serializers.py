@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -22,8 +24,89 @@ class FormBooleanField(serializers.BooleanField):
     default_empty_html = empty
 
 
+class PullExportIn(serializers.Serializer):
+    type = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text="_type: Patient,...")
+    level = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="'' (system), Patient or Group/{id}"
+    )
+
+
+class PullIn(serializers.Serializer):
+    """Resources pulled from a connection: a search (resource_type, params) or a bulk export (export)."""
+
+    connection = serializers.SlugField(max_length=100, help_text="A connection's name")
+    resource_type = serializers.CharField(max_length=64, required=False, help_text="The type to search")
+    params = serializers.DictField(required=False, help_text="Search parameters: name → value or list of values")
+    export = PullExportIn(required=False, help_text="A Bulk Data export of the server instead of a search")
+
+    def validate(self, data: dict) -> dict:
+        if ("export" in data) == ("resource_type" in data):
+            raise serializers.ValidationError("Give resource_type (a search) or export (a bulk export), not both.")
+        return data
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "A stored data source's name"},
+            {
+                "type": "object",
+                "description": "Resources pulled from a connection: a search, or a bulk export",
+                "properties": {
+                    "connection": {"type": "string"},
+                    "resource_type": {"type": "string"},
+                    "params": {"type": "object", "additionalProperties": True},
+                    "export": {
+                        "type": "object",
+                        "properties": {"type": {"type": "string"}, "level": {"type": "string"}},
+                    },
+                },
+                "required": ["connection"],
+            },
+        ]
+    }
+)
+class BatchSourceField(serializers.Field):
+    """`source`: a stored data source's name, or {connection, ...}: resources pulled from a connection."""
+
+    def to_internal_value(self, data: object) -> str | dict:
+        if isinstance(data, str):
+            return serializers.SlugField(max_length=100).run_validation(data)
+        if isinstance(data, dict):
+            pull = PullIn(data=data)
+            pull.is_valid(raise_exception=True)
+            return dict(pull.validated_data)
+        raise serializers.ValidationError("A stored source's name, or {connection, resource_type | export}.")
+
+    def to_representation(self, value: object) -> object:
+        return value
+
+
+class PushToIn(serializers.Serializer):
+    connection = serializers.SlugField(max_length=100, help_text="A connection's name")
+    kind = serializers.ChoiceField(choices=[("transaction", "transaction"), ("batch", "batch")], default="transaction")
+
+
+@extend_schema_field(PushToIn)
+class PushToField(serializers.Field):
+    """`push_to`: {connection, kind}, as JSON, or as a JSON text in a multipart form (next to the files)."""
+
+    def to_internal_value(self, data: object) -> dict:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("push_to is a JSON object: {connection, kind}.") from None
+        push_to = PushToIn(data=data)
+        push_to.is_valid(raise_exception=True)
+        return dict(push_to.validated_data)
+
+    def to_representation(self, value: object) -> object:
+        return value
+
+
 class BatchIn(serializers.Serializer):
-    """multipart/form-data with `files`, or JSON with `source`."""
+    """multipart/form-data with `files`, or JSON with `source` (a stored source, or a pull from a connection)."""
 
     mapping = serializers.SlugField(max_length=100, help_text="The mapping's slug")
     version = VersionNumberField(required=False, help_text="A published version number (default: the latest)")
@@ -33,7 +116,16 @@ class BatchIn(serializers.Serializer):
         help_text="One or more files (multipart): HL7 v2 files of many messages (FHS/BHS, MLLP too), NDJSON, JSON "
         "arrays, CSV (a row a message), or zips of those",
     )
-    source = serializers.SlugField(max_length=100, required=False, help_text="A stored data source's name")
+    source = BatchSourceField(
+        required=False,
+        help_text="A stored data source's name, or {connection, resource_type, params} (a search of a connection) "
+        "or {connection, export: {type, level}} (a bulk export of it): each resource pulled is a message",
+    )
+    push_to = PushToField(
+        required=False,
+        help_text="Send each converted output to a connection as its own transaction (or batch) Bundle; what the "
+        "server refuses joins the dead-letter list with its OperationOutcome (code push_refused or push_unreachable)",
+    )
     validate = FormBooleanField(required=False, default=True, help_text="Validate every output (default true)")
     key_column = StrictCharField(
         max_length=200,
@@ -84,6 +176,8 @@ class BatchOut(serializers.ModelSerializer):
     mapping = serializers.CharField(source="version.mapping.slug")
     version = serializers.IntegerField(source="version.number")
     source = serializers.CharField(source="source.name", allow_null=True, default=None)
+    pull = serializers.JSONField(help_text="What was pulled from a connection ({} for files or a stored source)")
+    push_to = serializers.JSONField(help_text="Where outputs are pushed ({} when nowhere)")
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     reprocess_of = serializers.IntegerField(source="reprocess_of_id", allow_null=True)
     inputs = serializers.SerializerMethodField()
@@ -102,6 +196,8 @@ class BatchOut(serializers.ModelSerializer):
             "mapping",
             "version",
             "source",
+            "pull",
+            "push_to",
             "inputs",
             "validate",
             "reprocess_of",
@@ -157,7 +253,9 @@ class BatchOut(serializers.ModelSerializer):
 class FailureOut(serializers.ModelSerializer):
     """A message that did not convert (the dead-letter list)."""
 
-    code = serializers.CharField(source="error_code", help_text="The engine's FS code")
+    code = serializers.CharField(
+        source="error_code", help_text="The engine's FS code, or push_refused / push_unreachable (the server's answer)"
+    )
     message = serializers.CharField(source="error_message")
     line = serializers.IntegerField(source="error_line", allow_null=True, help_text="The template line, when known")
     template = serializers.SerializerMethodField(help_text="The template or snippet of that line")

@@ -22,6 +22,7 @@ from mappings.access import (
     AUTHOR,
     VIEWER,
     access_batch,
+    access_connection,
     access_data_source,
     access_mapping,
     access_version,
@@ -98,7 +99,9 @@ class BatchList(StudioAPIView):
     @extend_schema(
         tags=[TAG],
         summary="Start a batch conversion (author)",
-        description="multipart/form-data with `files` (one or more) or JSON with `source` (a stored data source). "
+        description="multipart/form-data with `files` (one or more) or JSON with `source`: a stored data source, "
+        "or `{connection, resource_type, params}` / `{connection, export: {type}}` to pull resources from a "
+        "connection. `push_to: {connection, kind}` sends each converted output to a connection. "
         "The files are stored and split into messages by a worker: the answer is the batch, queued. Files over "
         "the size limit get 413 `too_large`.",
         request={"multipart/form-data": BatchIn, "application/json": BatchIn},
@@ -129,9 +132,14 @@ class BatchList(StudioAPIView):
         given = form.validated_data
         mapping = access_mapping(request.user, given["mapping"])
         version = _version(request, mapping, given.get("version"))
-        files, source = given.get("files"), None
-        if given.get("source"):
+        files, source, pull = given.get("files"), None, None
+        if isinstance(given.get("source"), dict):
+            pull = given["source"]
+            access_connection(request.user, pull["connection"])
+        elif given.get("source"):
             source = access_data_source(request.user, given["source"])
+        if given.get("push_to"):
+            access_connection(request.user, given["push_to"]["connection"])
         batch = actions.do_start_batch(
             version,
             acting_user=request.user,
@@ -139,6 +147,8 @@ class BatchList(StudioAPIView):
             source=source,
             validate=given["validate"],
             key_column=given.get("key_column"),
+            pull=pull,
+            push_to=given.get("push_to"),
         )
         return Response(_batch_out(batch), status=201)
 

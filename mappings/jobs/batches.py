@@ -1,7 +1,8 @@
 """Batch conversion as chunked jobs: `plan_batch_direct` splits the batch's inputs (uploaded files streamed from the
-jobs storage, a stored source's records, or the failed messages of the batch it reprocesses) into BatchItem rows and
-ranges of them into chunks; `run_batch_chunk_direct` converts one chunk's messages, writes the outputs as NDJSON
-(`results/<first seq>.ndjson`, one output a line) and the outcome of every message on its row; the last chunk to end
+jobs storage, a stored source's records, resources pulled from a connection, or the failed messages of the batch it
+reprocesses) into BatchItem rows and ranges of them into chunks; `run_batch_chunk_direct` converts one chunk's
+messages, writes the outputs as NDJSON (`results/<first seq>.ndjson`, one output a line), pushes each to the batch's
+`push_to` connection when it names one, and writes the outcome of every message on its row; the last chunk to end
 finishes the batch (`do_finish_batch`).
 
 A chunk may run twice (its worker killed, its message redelivered): it rewrites its own file under the same name and
@@ -32,6 +33,7 @@ from mappings.engine.formats.decimals import decimal_default
 from mappings.engine.sources import decode_payload
 from mappings.engine.splitting import SplitLimits, split_messages
 from mappings.job_files import LineFiles, delete_files, open_file
+from mappings.jobs.batch_push import PullError, Pusher, pulled_key, pulled_resources
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
 from mappings.models import BatchChunk, BatchItem, BatchJob, ChunkStatus, JobStatus, MappingVersion, SourceRecord
 from mappings.profiles import studio_registry
@@ -64,7 +66,7 @@ def plan_batch_direct(batch_id: int) -> int:
     BatchItem.objects.filter(batch_id=batch.pk).delete()
     try:
         total, inputs = _make_items(batch)
-    except SplitError as failure:
+    except (SplitError, PullError) as failure:
         BatchItem.objects.filter(batch_id=batch.pk).delete()
         do_finish_batch(batch.pk, error=str(failure))
         return 0
@@ -108,6 +110,8 @@ def _make_items(batch: BatchJob) -> tuple[int, list[dict]]:
         writer.copy_failed_of(batch.reprocess_of_id)
     elif batch.source_id is not None:
         writer.add_records(batch.source.pk, batch.source.name, batch.source.source_format)
+    elif batch.pull:
+        writer.add_pulled(batch.pull, batch.version.engine_settings.get("source_format") or "fhir")
     else:
         options = batch.version.engine_settings.get("source_options") or {}
         for spec in inputs:
@@ -174,6 +178,13 @@ class ItemWriter:
         rows = SourceRecord.objects.filter(source_id=source_id).order_by("received_at", "id")
         for record_id, key in rows.values_list("pk", "key").iterator(chunk_size=INSERT_ROWS):
             self.add(key=key[:255], origin=source_name, source_format=source_format, record_id=record_id)
+
+    def add_pulled(self, pull: dict, source_format: str) -> None:
+        """The resources pulled from a connection (mappings/jobs/batch_push.py), one item each."""
+        origin = f"{pull['connection']} " + ("$export" if "export" in pull else f"{pull['resource_type']} search")
+        for resource in pulled_resources(pull):
+            payload = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+            self.add(key=pulled_key(resource), origin=origin[:255], source_format=source_format, payload=payload)
 
     def copy_failed_of(self, batch_id: int) -> None:
         rows = BatchItem.objects.filter(batch_id=batch_id, status=FAILED).order_by("seq")
@@ -250,6 +261,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
     failed_when_split = 0
     shown = time.monotonic()
     log = message_log.BatchLog(chunk)
+    pusher = Pusher(batch) if batch.push_to else None  # each converted output sent to the batch's connection
     for item_id, payload, record_payload, source_format, status in _items(chunk):
         if not heartbeat.beat():
             results.discard()
@@ -266,7 +278,10 @@ def _run_chunk(chunk: BatchChunk) -> str:
             registry=registry,
         )
         log.add(item_id, payload or record_payload or "", source_format, result)
-        if result.ok and result.output is not None:
+        refused = pusher.push(result.output) if pusher and result.ok and result.output is not None else None
+        if refused is not None:  # converted, but the server did not keep it: a dead letter with its outcome
+            failed.append(BatchItem(pk=item_id, status=FAILED, **refused))
+        elif result.ok and result.output is not None:
             results.write(_line(result.output))
             converted.append(item_id)
         else:
@@ -285,6 +300,8 @@ def _run_chunk(chunk: BatchChunk) -> str:
             delete_files(file["name"] for file in files)
         return "stopped"
     log.write()  # after the chunk is recorded done: a chunk that runs again finds it done, so no row is logged twice
+    if pusher:
+        pusher.audit(chunk.first_seq, chunk.last_seq)
     logger.info(
         "batch %s chunk %s: %d converted, %d failed, %.0f ms",
         batch.pk,
