@@ -29,6 +29,7 @@ def test_it_serves_every_page_under_the_policy_without_a_refusal(chromium, studi
         f"/facades/{facade.slug}/",
         "/batches/",
         "/messages/",
+        "/connections/",
         "/profiles/",
         "/library/snippets/",
         "/library/lookup-tables/",
