@@ -2,9 +2,8 @@
 (password, bearer token, client secret, private key) are sealed with mappings/secrets.py as they arrive and opened
 only in `client_for`, right before a request; audit rows name which secrets are set, never their values.
 
-`client_for(connection)` is how the studio talks to a connection: a mappings.connectors.FhirClient with the
-connection's timeout, retries and auth, and the host allow-list FHIR_STUDIO["CONNECTION_ALLOWED_HOSTS"]
-(FHIR_STUDIO_CONNECTION_ALLOWED_HOSTS) applied with mappings/outbound.py's rules to every URL it calls."""
+`client_for(connection)` (mappings/connection_clients.py, outside the actions so the facade can read through a
+connection too) is how the studio talks to a connection."""
 
 from __future__ import annotations
 
@@ -12,29 +11,14 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from mappings import secrets
 from mappings.actions.common import audit
-from mappings.connectors import (
-    Auth,
-    BasicAuth,
-    BearerAuth,
-    ClientCredentialsAuth,
-    Diagnosis,
-    EntryResult,
-    FhirClient,
-    FhirError,
-    RetryPolicy,
-    SmartBackendAuth,
-    Transport,
-    as_bundle,
-    diagnose,
-    entry_results,
-)
+from mappings.connection_clients import client_for
+from mappings.connectors import Diagnosis, EntryResult, FhirError, as_bundle, diagnose, entry_results
 from mappings.connectors.auth import ALGORITHMS, signing_key
 from mappings.errors import StudioError
 from mappings.models import AuditAction, AuthMode, Connection
@@ -51,45 +35,6 @@ SETTINGS_OF_MODE = {
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 MAX_TIMEOUT_SECONDS = 300.0
 MAX_RETRIES = 10
-
-
-def allowed_hosts() -> tuple[str, ...]:
-    return tuple(settings.FHIR_STUDIO["CONNECTION_ALLOWED_HOSTS"])
-
-
-def client_for(connection: Connection) -> FhirClient:
-    """The client of one connection, its secrets opened for this call only."""
-    transport = Transport(
-        timeout_seconds=connection.timeout_seconds,
-        retry=RetryPolicy(max_retries=connection.max_retries),
-        allowed_hosts=allowed_hosts(),
-    )
-    return FhirClient(connection.base_url, auth=_auth(connection), transport=transport)
-
-
-def _auth(connection: Connection) -> Auth:
-    opened = {key: secrets.decrypt(value) for key, value in connection.secrets.items() if value}
-    given = connection.auth
-    mode = connection.auth_mode
-    if mode == AuthMode.BASIC:
-        return BasicAuth(given.get("username", ""), opened.get("password", ""))
-    if mode == AuthMode.BEARER:
-        return BearerAuth(opened.get("token", ""))
-    common = {
-        "client_id": given.get("client_id", ""),
-        "scope": given.get("scope", ""),
-        "token_url": given.get("token_url", ""),
-    }
-    if mode == AuthMode.CLIENT_CREDENTIALS:
-        return ClientCredentialsAuth(**common, client_secret=opened.get("client_secret", ""))
-    if mode == AuthMode.SMART_BACKEND:
-        return SmartBackendAuth(
-            **common,
-            private_key=opened.get("private_key", ""),
-            key_id=given.get("key_id", ""),
-            algorithm=given.get("algorithm", "RS384"),
-        )
-    return Auth()
 
 
 def _checked_url(base_url: str) -> str:
