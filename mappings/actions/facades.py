@@ -88,7 +88,11 @@ def do_update_facade(facade: Facade, *, acting_user: AbstractBaseUser, **fields:
     return facade
 
 
-SOURCE_NEEDS = {"http": ("base_url", "read_path", "search_path"), "sql": ("database", "read_query", "search_query")}
+SOURCE_NEEDS = {
+    "http": ("base_url", "read_path", "search_path"),
+    "sql": ("database", "read_query", "search_query"),
+    "fhir-server": ("connection",),  # the name of a Connection (mappings/sources/fhir_server.py)
+}
 # The optional list setting (list_path, list_query) that lets a bulk $export page through every record.
 LIST_CHECKS = {"http": http_source.list_problems, "sql": sql_source.list_problems}
 MAX_PAGE_SIZE = 10_000  # records per list page: more makes one answer (and one worker's memory) too large
