@@ -31,8 +31,10 @@ PATIENTS = [
 ]
 
 
-def pull_facade(users, base_url: str, *, slug: str = "pull", connection: str = "upstream", **connection_options):
-    """A facade `slug` serving Patient from the server at base_url, mapped by `pulled-patient`."""
+def pull_facade(
+    users, base_url: str, *, slug: str = "pull", connection: str = "upstream", config=None, **connection_options
+):
+    """A facade `slug` serving Patient from the server at base_url, mapped by `pulled-{slug}`."""
     author = users["author"]
     do_create_connection(acting_user=None, name=connection, base_url=base_url, **connection_options)
     mapping = actions.do_create_mapping(
@@ -44,7 +46,7 @@ def pull_facade(users, base_url: str, *, slug: str = "pull", connection: str = "
         name=f"server-{slug}",
         source_format="fhir",
         kind="fhir-server",
-        config={"connection": connection, "page_size": 1},
+        config={"connection": connection, "page_size": 1, **(config or {})},
     )
     facade = actions.do_create_facade(acting_user=author, slug=slug, title=slug)
     binding = actions.do_bind_resource(
@@ -140,3 +142,11 @@ def test_it_refuses_a_source_naming_no_connection(client, users, upstream) -> No
     refused = client.get("/fhir/pull/Patient/ada")
     assert refused.status_code == 500
     assert "no existing connection" in refused.json()["issue"][0]["diagnostics"]
+
+
+def test_it_passes_only_the_parameters_the_source_names(client, users, upstream) -> None:
+    pull_facade(users, upstream, config={"search": ["family"]})
+    assert client.get("/fhir/pull/Patient?family=Lovelace").status_code == 200
+    refused = client.get("/fhir/pull/Patient?gender=male")
+    assert refused.status_code == 400
+    assert "searches by family only, not gender" in refused.json()["issue"][0]["diagnostics"]
