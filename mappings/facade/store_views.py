@@ -8,6 +8,7 @@ own view (mappings/facade/views.py) without a query more; other methods answer 4
 from __future__ import annotations
 
 import functools
+import inspect
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
@@ -50,6 +51,12 @@ JSON_PATCH = "application/json-patch+json"
 # What each write needs of a token on a protected facade (SMART v2 letters; v1 `write` grants c, u and d).
 LETTERS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
 HISTORY_COUNT, MAX_HISTORY_COUNT = 50, 500
+# The facade's own read and search, without their endpoint wrappers: what a request routed here by a stale guess gets.
+FACADE_READ, FACADE_SEARCH = inspect.unwrap(views.instance), inspect.unwrap(views.resource_type_view)
+
+
+class NotAStoreError(Exception):
+    """The type a request was routed to a store for is served from another source now."""
 
 
 def store_endpoint(view):
@@ -89,6 +96,8 @@ def _store_live(request: HttpRequest, slug: str, resource_type: str) -> LiveDepl
 def _store_served(request: HttpRequest, slug: str, resource_type: str) -> tuple[ServedFacade, LiveDeployment]:
     facade = access_facade_request(slug, request)
     live = access_served_type(facade, resource_type)
+    if live.source_kind != STORE and request.method == "GET":
+        raise NotAStoreError  # routed here by a stale guess: the type was bound to another source since
     if live.source_kind != STORE:
         raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
     return facade, live
@@ -129,7 +138,10 @@ def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResp
 def store_instance(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
     method = request.method
     if method == "GET":
-        return _read(request, slug, resource_type, resource_id)
+        try:
+            return _read(request, slug, resource_type, resource_id)
+        except NotAStoreError:  # the facade's own read, inside this endpoint's wrapper (one log row, one error path)
+            return FACADE_READ(request, slug=slug, resource_type=resource_type, resource_id=resource_id)
     live = _store_live(request, slug, resource_type)
     if method not in ("PUT", "PATCH", "DELETE"):
         raise FhirError(405, RequestCode.METHOD, f"{method} is not supported on {resource_type}/{resource_id}.")
@@ -187,7 +199,7 @@ def _read_served(
     else:
         live = access_served_type(access_facade_request(slug, request), resource_type)
     if live.source_kind != STORE:
-        raise FhirError(405, RequestCode.METHOD, "This facade serves no store.")  # routed here by a stale guess
+        raise NotAStoreError  # routed here by a stale guess: the type was bound to another source since
     with connection.cursor() as cursor:
         cursor.execute(views.READ_SQL, [live.id, resource_type, resource_id])
         return live, cursor.fetchone()
@@ -343,7 +355,10 @@ def _history(request: HttpRequest, slug: str, resource_type: str, resource_id: s
 
 @store_endpoint
 def store_type(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
-    facade, live = _store_served(request, slug, resource_type)
+    try:
+        facade, live = _store_served(request, slug, resource_type)
+    except NotAStoreError:
+        return FACADE_SEARCH(request, slug=slug, resource_type=resource_type)
     method = request.method
     if method == "GET":
         return _search(request, slug, facade, live, resource_type, list(request.GET.items()))

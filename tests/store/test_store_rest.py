@@ -267,3 +267,24 @@ def test_it_includes_the_stores_resources_a_search_references(client, store):
     bundle = client.get(f"{store['base']}/Observation?_include=Observation:subject").json()
     modes = sorted((entry["search"]["mode"], entry["resource"]["resourceType"]) for entry in bundle["entry"])
     assert modes == [("include", "Patient"), ("match", "Observation")]
+
+
+def test_it_reads_from_the_new_source_after_a_type_is_rebound_away_from_the_store(
+    client, store, served, django_capture_on_commit_callbacks
+):
+    patient = create(client, store["base"], PATIENT)
+    assert client.get(f"{store['base']}/Patient/{patient['id']}").status_code == 200  # the worker's guess: the store
+    with django_capture_on_commit_callbacks(execute=True):
+        binding = actions.do_bind_resource(
+            store["facade"],
+            acting_user=served["author"],
+            resource_type="Patient",
+            mapping=served["mapping"],
+            source=served["source"],
+        )
+        actions.do_deploy(binding, acting_user=served["author"], version=served["v1"])
+    indexed = FacadeResource.objects.filter(deployment__binding=binding, deployment__ready=True)
+    first = indexed.values_list("resource_id", flat=True).first()
+    assert client.get(f"{store['base']}/Patient/{first}").status_code == 200  # the first read after: the new source
+    assert client.get(f"{store['base']}/Patient?_count=1").json()["total"] == indexed.count()
+    assert client.get(f"{store['base']}/Patient/{patient['id']}").status_code == 404
