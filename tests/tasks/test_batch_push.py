@@ -94,3 +94,26 @@ def test_it_refuses_a_push_of_an_unknown_kind_or_not_json(studio, target) -> Non
         refused = post_with_push_to(studio["client"], push_to)
         assert refused.status_code == 400, refused.content
         assert "push_to" in refused.json()["details"]
+
+
+def test_it_pushes_as_batches_and_keeps_a_message_whose_entry_failed(studio, target, tmp_path) -> None:  # noqa: F811
+    messages = [adt(3, allergy=True), adt(4, allergy=False)]
+    with batch_worker(tmp_path, studio["jobs"], FHIR_STUDIO_CONNECTION_ALLOWED_HOSTS=target["host"]) as worker:
+        started = start_upload(
+            studio["client"],
+            {"adt.hl7": b"\r\n".join(messages) + b"\r\n"},
+            mapping="hl7v2-adt-a01",
+            push_to='{"connection": "target", "kind": "batch"}',
+        )
+        batch = wait_for(lambda: finished(started["id"]), log=worker.log)
+    assert batch.status == "completed", batch.error
+    failed = BatchItem.objects.get(batch=batch, status=BatchItem.Status.FAILED)
+    assert (failed.key, failed.error_code) == ("PUSH0003", "push_refused")
+    assert "entries failed on the server" in failed.error_message
+    diagnostics = [issue["diagnostics"] for issue in failed.issues["issue"]]
+    assert diagnostics and all(text.startswith("Entry ") for text in diagnostics)
+    assert any("AllergyIntolerance" in text for text in diagnostics)
+    # In a batch every other entry stands on its own: the refused message's Patient was kept all the same.
+    patients = SyncFHIRClient(target["base"]).resources("Patient").fetch_all()
+    mrns = {identifier["value"] for patient in patients for identifier in patient.get("identifier", [])}
+    assert {"MRN0003", "MRN0004"} <= mrns
