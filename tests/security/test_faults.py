@@ -239,7 +239,8 @@ def full_disk(settings) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)  # a file the failed test left open
         shutil.rmtree(mount, ignore_errors=True)
 
 
