@@ -291,3 +291,16 @@ def test_it_fails_a_hostile_batch_cleanly_and_the_same_worker_converts_the_next(
     resources = [orjson.loads(line) for line in download(client, converted.pk, "ndjson")]
     assert sorted(resource["id"] for resource in resources) == ["p0", "p1", "p2", "p3"]
     assert {resource["active"] for resource in resources if resource["id"] in ("p2", "p3")} == {True}
+
+
+def test_it_keeps_a_string_doubled_with_set_in_a_loop_at_its_value_outside_the_loop() -> None:
+    # The review's form of exponential growth: Jinja scopes a {% set %} inside a loop to one iteration, so nothing
+    # grows; the namespace() form, which does, is stopped at the value limit (REFUSED_AT_RUN, "doubling with ~").
+    template = (
+        '{% set s = "a" %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}'
+        '{"resourceType": "Basic", "id": "{{ s | length }}"}'
+    )
+    result = run_mapping(compile_mapping(template), "{}", validate=False)
+    assert result.errors == []
+    assert result.output == {"resourceType": "Basic", "id": "1"}
+    assert_an_ordinary_render_still_works()
