@@ -58,19 +58,21 @@ def expanded_size(value: object, cap: int) -> int:
     return _expanded(value, {}, cap)
 
 
-def _expanded(item: object, seen: dict[int, int], cap: int) -> int:
-    kind = type(item)
-    if kind is str:
-        return len(item)
-    if kind not in CONTAINERS:
-        return 1
+def _expanded(item: list | tuple | dict, seen: dict[int, int], cap: int) -> int:
     key = id(item)
     if key in seen:
         return seen[key]
     seen[key] = 0  # a list that contains itself prints as [...]: count the cycle once
     total = len(item)
-    for child in item.items() if kind is dict else item:
-        total += _expanded(child, seen, cap)
+    # a dict's keys and values, without building an (key, value) pair per member
+    for child in (*item, *item.values()) if type(item) is dict else item:
+        kind = type(child)  # the common members inline: this runs for every row a template appends
+        if kind is str:
+            total += len(child)
+        elif kind in CONTAINERS:
+            total += _expanded(child, seen, cap)
+        else:
+            total += 1
         if total > cap:
             break
     seen[key] = total
