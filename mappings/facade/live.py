@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mappings import message_log
+from mappings import message_log, secrets
 from mappings.connection_clients import client_for
 from mappings.connectors import FhirClient
 from mappings.engine import operation_outcome
@@ -59,7 +59,10 @@ def server_client(config: dict) -> FhirClient:
     connection = Connection.objects.filter(name=str(config.get("connection") or "")).first()
     if connection is None:
         raise SourceError(f"The source names no existing connection ({config.get('connection')!r}).", status=500)
-    return client_for(connection)
+    try:
+        return client_for(connection)
+    except secrets.SecretsKeyError as error:  # the connection's stored secrets cannot be opened with this key
+        raise SourceError(str(error), status=503) from error
 
 
 def _read_payloads(deployment: Deployment, resource_id: str) -> list[str]:

@@ -150,3 +150,11 @@ def test_it_passes_only_the_parameters_the_source_names(client, users, upstream)
     refused = client.get("/fhir/pull/Patient?gender=male")
     assert refused.status_code == 400
     assert "searches by family only, not gender" in refused.json()["issue"][0]["diagnostics"]
+
+
+def test_it_answers_503_when_the_connections_secret_cannot_be_opened(client, users, upstream, settings) -> None:
+    pull_facade(users, upstream, auth_mode="bearer", secrets={"token": "a-token"})
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "SECRETS_KEYS": ["a-different-key-of-32-characters!!"]}
+    refused = client.get("/fhir/pull/Patient/ada")
+    assert refused.status_code == 503, refused.content
+    assert "FHIR_STUDIO_SECRETS_KEY" in refused.json()["issue"][0]["diagnostics"]
