@@ -21,7 +21,7 @@ from mappings.connection_clients import client_for
 from mappings.connectors import Diagnosis, EntryResult, FhirError, as_bundle, diagnose, entry_results
 from mappings.connectors.auth import ALGORITHMS, signing_key
 from mappings.errors import StudioError
-from mappings.models import AuditAction, AuthMode, Connection
+from mappings.models import AuditAction, AuthMode, Connection, DataSource
 from mappings.models.connection import SECRETS_OF_MODE
 
 # The settings (not secret) each mode reads from Connection.auth, and which of them it needs.
@@ -203,6 +203,18 @@ def do_update_connection(
 
 @transaction.atomic(durable=True)
 def do_delete_connection(connection: Connection, *, acting_user: AbstractBaseUser | None) -> None:
+    """Refused with 409 `in_use` while a data source reads through it (details name them: delete those first)."""
+    sources = sorted(
+        DataSource.objects.filter(kind=DataSource.Kind.FHIR_SERVER, config__connection=connection.name).values_list(
+            "name", flat=True
+        )
+    )
+    if sources:
+        raise StudioError(
+            "in_use",
+            f"The connection '{connection.name}' is read by the data sources {', '.join(sources)}; delete them first.",
+            details={"sources": sources},
+        )
     audit(acting_user, AuditAction.CONNECTION_DELETED, connection, before=_state(connection))
     connection.delete()
 

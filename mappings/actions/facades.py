@@ -19,6 +19,7 @@ from mappings.errors import StudioError
 from mappings.fhir_types import is_r4_resource_type, unknown_type_message
 from mappings.models import (
     AuditAction,
+    Connection,
     DataSource,
     Facade,
     FacadeRequest,
@@ -107,6 +108,14 @@ def _checked_config(kind: str, config: dict | None) -> dict:
             "invalid",
             "The source's settings are incomplete.",
             details={"config": [f"A {kind} source needs {', '.join(missing)}."]},
+        )
+    if kind == DataSource.Kind.FHIR_SERVER and not Connection.objects.filter(name=config["connection"]).exists():
+        raise StudioError(
+            "invalid",
+            "The source names an unknown connection.",
+            details={
+                "config": [f"connection must name a connection of /api/connections/, not {config['connection']!r}."]
+            },
         )
     if kind == DataSource.Kind.SQL and config["database"] not in settings.FHIR_STUDIO["SQL_SOURCES"]:
         raise StudioError(

@@ -83,7 +83,11 @@ class ConnectionDetail(StudioAPIView):
         connection = actions.do_update_connection(connection, acting_user=request.user, **form.validated_data)
         return Response(ConnectionOut(connection).data)
 
-    @extend_schema(tags=[TAG], summary="Remove a connection (admin)", responses={204: None, **errors(404)})
+    @extend_schema(
+        tags=[TAG],
+        summary="Remove a connection (admin); 409 in_use while a data source reads it",
+        responses={204: None, **errors(404, 409)},
+    )
     def delete(self, request: Request, name: str) -> Response:
         connection = access_connection(request.user, name, write=True)
         actions.do_delete_connection(connection, acting_user=request.user)

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from mappings import actions, caches, message_log
-from mappings.actions.connections import do_create_connection
-from mappings.models import DataSource, ProcessedMessage
+from mappings.actions.connections import do_create_connection, do_delete_connection
+from mappings.errors import StudioError
+from mappings.models import Connection, DataSource, ProcessedMessage
 from tests.connectors.conftest import Answer
 
 pytestmark = pytest.mark.timeout(120)
@@ -137,7 +138,13 @@ def test_it_answers_504_when_the_server_is_too_slow(client, users, settings, stu
 def test_it_refuses_a_source_naming_no_connection(client, users, upstream) -> None:
     pull_facade(users, upstream)
     source = DataSource.objects.get(name="server-pull")
-    actions.do_update_data_source(source, acting_user=users["author"], config={"connection": "gone"})
+    with pytest.raises(StudioError) as refused:  # the actions refuse to lose the connection ...
+        actions.do_update_data_source(source, acting_user=users["author"], config={"connection": "gone"})
+    assert refused.value.code == "invalid"
+    with pytest.raises(StudioError) as in_use:
+        do_delete_connection(Connection.objects.get(name="upstream"), acting_user=None)
+    assert in_use.value.code == "in_use" and in_use.value.details == {"sources": ["server-pull"]}
+    Connection.objects.filter(name="upstream").delete()  # ... a database changed behind their back is the 500 left
     caches.clear()
     refused = client.get("/fhir/pull/Patient/ada")
     assert refused.status_code == 500
@@ -158,3 +165,17 @@ def test_it_answers_503_when_the_connections_secret_cannot_be_opened(client, use
     refused = client.get("/fhir/pull/Patient/ada")
     assert refused.status_code == 503, refused.content
     assert "FHIR_STUDIO_SECRETS_KEY" in refused.json()["issue"][0]["diagnostics"]
+
+
+def test_it_refuses_a_source_that_names_an_unknown_connection(users) -> None:
+    with pytest.raises(StudioError) as refused:
+        actions.do_create_data_source(
+            acting_user=users["author"],
+            name="nowhere",
+            source_format="fhir",
+            kind="fhir-server",
+            config={"connection": "no-such-connection"},
+        )
+    assert refused.value.code == "invalid" and "unknown connection" in refused.value.message
+    assert "no-such-connection" in refused.value.details["config"][0]
+    assert not DataSource.objects.filter(name="nowhere").exists()
