@@ -3,8 +3,9 @@ r"""The ER7 text layer under the HL7 v2 parser: encoding characters, escape sequ
 Everything here works on plain strings, beneath the node model in hl7v2.py: the encoding characters MSH-1 and MSH-2
 declare (checked so that splitting is unambiguous), the escape sequences a leaf value decodes when printed
 (``\F\ \S\ \Xhhhh\ \.br\`` ...), the 1-based positions templates index with, and the line number an error cites.
-It is kept apart so that hl7v2.py holds only the parser and the template-facing model. Names are private to the parser:
-templates and the rest of the engine use hl7v2.
+It is kept apart so that hl7v2.py holds only the parser and the template-facing model. Names are private to the parser,
+except `RawValue` (with the encoding positions and `_decode` it reads with): the data-type filters read a value's parts
+through it without building nodes. Templates and the rest of the engine use hl7v2.
 """
 
 from __future__ import annotations
