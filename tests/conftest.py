@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from mappings.examples import Example, list_examples
@@ -28,6 +29,13 @@ def all_examples() -> list[Example]:
 def _fast_password_hashing(settings):
     # The production hasher spends ~0.3 s per password on purpose; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_counts_from_earlier_tests():
+    # Sign-in and token-endpoint counts live in the default cache (files under the var dir), which outlives a test:
+    # a suite's deliberate failures would add up to the per-address limit (50) and refuse a later test's sign-in.
+    cache.clear()
 
 
 def worker_database_url() -> str:

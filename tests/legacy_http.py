@@ -1,13 +1,22 @@
 """A legacy REST API on a loopback port for the HTTP-source tests: handlers answer JSON through `JsonHandler.send_json`,
-and `allowed_server` serves one and puts its host on the source allow-list (FHIR_STUDIO_SOURCE_ALLOWED_HOSTS)."""
+and `allowed_server` serves one and puts its host on the source allow-list (FHIR_STUDIO_SOURCE_ALLOWED_HOSTS).
+`free_port` gives a loopback port for a server a test starts in another process (gunicorn, moto)."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, chosen by the system."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class JsonHandler(BaseHTTPRequestHandler):

@@ -4,7 +4,6 @@ the bucket, and DELETE removing them from it."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import requests
 
 from mappings.models import ExportJob, FacadeResource
 from tests.conftest import worker_database_url
+from tests.legacy_http import free_port
 from tests.tasks.conftest import celery_worker
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 pytestmark = pytest.mark.timeout(180)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

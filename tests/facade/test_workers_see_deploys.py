@@ -5,7 +5,6 @@ facade's generation, which the deploy grew; a time-based cache would answer 404 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ import requests
 
 from mappings import actions
 from tests.conftest import ROOT, worker_database_url
+from tests.legacy_http import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

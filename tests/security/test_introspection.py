@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from django.test import Client
 from mappings import actions, caches
 from mappings.models import AuditEvent, Facade
 from tests.api.conftest import api  # noqa: F401 — the studio API's clients per role
+from tests.legacy_http import free_port
 from tests.security.conftest import served  # noqa: F401 — the clinic's mapping, source and binding
 
 pytestmark = pytest.mark.django_db(transaction=True)  # deploys index on commit
@@ -80,18 +80,6 @@ class AuthorizationServer:
             **claims,
         }
         return token
-
-
-def free_port() -> int:
-    """A free port in helper J's range 18400-18499 (the machine's rule for servers started here)."""
-    for port in range(18450, 18500):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18450-18499")
 
 
 @pytest.fixture

@@ -16,21 +16,10 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
+from tests.legacy_http import free_port
 
 pytestmark = pytest.mark.timeout(120)
 GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "fhirstudio.wsgi", "-c", "fhirstudio/gunicorn_conf.py"]
-
-
-def free_port() -> int:
-    """A free port in 18400-18449 (helper J's range on the shared machine; the introspection tests use 18450-18499)."""
-    for port in range(18400, 18450):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18400-18449")
 
 
 @pytest.fixture(scope="module")
