@@ -427,7 +427,7 @@ class MappingEnvironment(SandboxedEnvironment):
 
         def join(eval_ctx, value, d="", attribute=None):
             items = list(value) if not isinstance(value, (list, tuple)) else value
-            self.check_size(max(len(items) * len(str(d)), policy.joined_size(items, d, self.max_value_bytes)), "join")
+            self.check_size(policy.joined_size(items, d, self.max_value_bytes), "join")  # counts the separators too
             return base["join"](eval_ctx, items, d, attribute)
 
         join.jinja_pass_arg = base["join"].jinja_pass_arg

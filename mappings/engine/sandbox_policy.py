@@ -55,14 +55,15 @@ def expanded_size(value: object, cap: int) -> int:
         return len(value)
     if kind not in CONTAINERS:
         return 1
-    return _expanded(value, {}, cap)
+    return _expanded(value, None, cap)
 
 
-def _expanded(item: list | tuple | dict, seen: dict[int, int], cap: int) -> int:
+def _expanded(item: list | tuple | dict, seen: dict[int, int] | None, cap: int) -> int:
     key = id(item)
-    if key in seen:
-        return seen[key]
-    seen[key] = 0  # a list that contains itself prints as [...]: count the cycle once
+    if seen is not None:
+        if key in seen:
+            return seen[key]
+        seen[key] = 0  # a list that contains itself prints as [...]: count the cycle once
     total = len(item)
     # a dict's keys and values, without building an (key, value) pair per member
     for child in (*item, *item.values()) if type(item) is dict else item:
@@ -70,12 +71,16 @@ def _expanded(item: list | tuple | dict, seen: dict[int, int], cap: int) -> int:
         if kind is str:
             total += len(child)
         elif kind in CONTAINERS:
-            total += _expanded(child, seen, cap)
+            if child:  # an empty one adds nothing
+                if seen is None:  # made only once there is something to nest into (a flat row needs none)
+                    seen = {key: 0}
+                total += _expanded(child, seen, cap)
         else:
             total += 1
         if total > cap:
             break
-    seen[key] = total
+    if seen is not None:
+        seen[key] = total
     return total
 
 
@@ -83,7 +88,7 @@ def joined_size(items: object, separator: object, cap: int) -> int:
     """What a join of `items` with `separator` builds (0 for an iterator: counting it would consume it)."""
     if not isinstance(items, (list, tuple)):
         return 0
-    return expanded_size(items, cap) + len(items) * len(str(separator))
+    return _expanded(items, None, cap) + len(items) * len(str(separator))
 
 
 def check_str_method(env, text: str, name: str, args: tuple, kwargs: dict) -> None:
@@ -109,19 +114,28 @@ def container_growth(env, method, args: tuple) -> None:
     """rows.append(x), rows.extend(more), d.update(other): the element count stays within the value limit, and what
     a run keeps in the lists and dicts it grows is charged to the run (a loop appending 1 MB strings would otherwise
     hold gigabytes long before the time limit stops it)."""
-    name = getattr(method, "__name__", "")
+    name = method.__name__  # call() passes only list and dict methods here
     if name not in GROWING_METHODS:
         return
     owner = method.__self__
     cap = env.max_value_bytes
-    grows_by_many = name in ("extend", "update")
-    added = len(args[0]) if grows_by_many and args and hasattr(args[0], "__len__") else 1
+    if name == "extend" or name == "update":
+        added = len(args[0]) if args and hasattr(args[0], "__len__") else 1
+        value = args[0] if args else None
+    else:
+        added = 1
+        value = args[-1] if args else None
     if len(owner) + added > cap:
         env.check_size(len(owner) + added, f"{type(owner).__name__}.{name}()")
-    if args:
-        size = expanded_size(args[0] if grows_by_many else args[-1], cap)
-        if size >= UNCHARGED_SIZE:
-            _charge_retained(env, size)
+    kind = type(value)  # expanded_size inline: this runs for every append
+    if kind is str:
+        size = len(value)
+    elif kind in CONTAINERS:
+        size = _expanded(value, None, cap)
+    else:
+        return  # counts as 1: never charged
+    if size >= UNCHARGED_SIZE:
+        _charge_retained(env, size)
 
 
 def _charge_retained(env, size: int) -> None:
