@@ -51,11 +51,9 @@ def expanded_size(value: object, cap: int) -> int:
     """Characters and items in `value` as printing it would count them: a list repeated by reference counts once per
     reference. Stops counting past `cap` (the answer is then only known to be over it)."""
     kind = type(value)
-    if kind is str:
-        return len(value)
-    if kind not in CONTAINERS:
-        return 1
-    return _expanded(value, None, cap)
+    if kind in CONTAINERS:
+        return _expanded(value, None, cap)
+    return len(value) if isinstance(value, str) else 1  # a str subclass too: a macro's output is Markup
 
 
 def _expanded(item: list | tuple | dict, seen: dict[int, int] | None, cap: int) -> int:
@@ -76,7 +74,7 @@ def _expanded(item: list | tuple | dict, seen: dict[int, int] | None, cap: int) 
                     seen = {key: 0}
                 total += _expanded(child, seen, cap)
         else:
-            total += 1
+            total += len(child) if isinstance(child, str) else 1
         if total > cap:
             break
     if seen is not None:
@@ -132,6 +130,8 @@ def container_growth(env, method, args: tuple) -> None:
         size = len(value)
     elif kind in CONTAINERS:
         size = _expanded(value, None, cap)
+    elif isinstance(value, str):  # a macro's output (Markup)
+        size = len(value)
     else:
         return  # counts as 1: never charged
     if size >= UNCHARGED_SIZE:

@@ -1,6 +1,9 @@
 """sandbox_policy.expanded_size counts a value as printing it would: shared parts once per reference, a cycle once,
 and stops past the cap. The size checks of tests/engine/test_hostile_templates.py rest on these counts."""
 
+from markupsafe import Markup
+
+from mappings.engine import compile_mapping, run_mapping
 from mappings.engine.sandbox_policy import expanded_size, joined_size
 
 CAP = 10**9
@@ -34,3 +37,18 @@ def test_it_stops_counting_past_the_cap() -> None:
 def test_it_counts_a_joins_separators_and_skips_an_iterator() -> None:
     assert joined_size(["ab", "c"], ", ", CAP) == 2 + 3 + 2 * 2
     assert joined_size(iter(["ab"]), ", ", CAP) == 0
+
+
+def test_it_counts_a_macros_output_as_the_string_it_is() -> None:
+    assert expanded_size(Markup("x" * 10), CAP) == 10
+    assert expanded_size([Markup("ab"), {"k": Markup("cde")}], CAP) == 2 + 2 + (1 + 1 + 3)
+
+
+def test_it_stops_an_append_loop_of_big_macro_outputs() -> None:
+    template = (
+        "{% macro big() %}{{ 'x' * 1000000 }}{% endmacro %}{% set l = [] %}"
+        "{% for i in range(100000) %}{{ l.append(big()) or '' }}{% endfor %}"
+    )
+    result = run_mapping(compile_mapping(template), "{}")
+    assert result.output is None
+    assert [error.code for error in result.errors] == ["FS-LIM-007"]
