@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import orjson
 from django.db.models import QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -29,6 +29,7 @@ from mappings.api.audit import AuditQuery, audit_rows
 from mappings.api.base import StudioAPIView, errors
 from mappings.api.renderers import StudioJSONRenderer
 from mappings.audit_events import audit_event_resource
+from mappings.errors import StudioError
 from mappings.models import AuditAction
 
 FHIR_JSON = "application/fhir+json"
@@ -63,6 +64,13 @@ class FhirNDJSONRenderer(BaseRenderer):
 class AuditFhir(StudioAPIView):
     # application/json first: what an error is answered with when the client accepts anything
     renderer_classes = [StudioJSONRenderer, FhirJSONRenderer, FhirNDJSONRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404 as exc:  # DRF's answer to a ?format= that names no renderer; it is a bad parameter
+            formats = ", ".join(renderer.format for renderer in self.renderer_classes)
+            raise StudioError("invalid", "Unknown format.", details={"format": [f"One of {formats}."]}) from exc
 
     @extend_schema(
         operation_id="audit_fhir",

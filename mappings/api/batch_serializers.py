@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from mappings.api.mapping_serializers import StrictCharField, VersionNumberField
+from mappings.api.mapping_serializers import StrictCharField, VersionNumberField, storable_json
 from mappings.models import BatchItem, BatchJob, JobStatus
 
 
@@ -36,7 +36,9 @@ class PullIn(serializers.Serializer):
 
     connection = serializers.SlugField(max_length=100, help_text="A connection's name")
     resource_type = serializers.CharField(max_length=64, required=False, help_text="The type to search")
-    params = serializers.DictField(required=False, help_text="Search parameters: name → value or list of values")
+    params = serializers.DictField(
+        required=False, validators=[storable_json], help_text="Search parameters: name → value or list of values"
+    )
     export = PullExportIn(required=False, help_text="A Bulk Data export of the server instead of a search")
 
     def validate(self, data: dict) -> dict:

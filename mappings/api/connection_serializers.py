@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from mappings.api.mapping_serializers import StrictCharField
+from mappings.api.mapping_serializers import StrictCharField, storable_json
 from mappings.engine import SOURCE_FORMATS
 from mappings.models import AuthMode, Connection
 
@@ -21,13 +21,16 @@ SECRETS_HELP = (
 
 class SecretsField(serializers.DictField):
     child = StrictCharField(allow_blank=True, trim_whitespace=False)
+    default_validators = [storable_json]  # the keys too: jsonb holds no NUL
 
 
 class ConnectionIn(serializers.Serializer):
     name = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,99}$", help_text="Lower-case letters, digits, - and _")
     base_url = serializers.URLField(max_length=500, help_text="The server's FHIR base, e.g. https://fhir.example/r4")
     auth_mode = serializers.ChoiceField(choices=AuthMode.choices, default=AuthMode.NONE)
-    auth = serializers.DictField(child=StrictCharField(allow_blank=True), default=dict, help_text=AUTH_HELP)
+    auth = serializers.DictField(
+        child=StrictCharField(allow_blank=True), default=dict, validators=[storable_json], help_text=AUTH_HELP
+    )
     secrets = SecretsField(default=dict, write_only=True, help_text=SECRETS_HELP)
     timeout_seconds = serializers.FloatField(min_value=0.1, max_value=300, default=30.0)
     max_retries = serializers.IntegerField(min_value=0, max_value=10, default=3)
@@ -36,7 +39,9 @@ class ConnectionIn(serializers.Serializer):
 class ConnectionPatch(serializers.Serializer):
     base_url = serializers.URLField(max_length=500, required=False)
     auth_mode = serializers.ChoiceField(choices=AuthMode.choices, required=False)
-    auth = serializers.DictField(child=StrictCharField(allow_blank=True), required=False, help_text=AUTH_HELP)
+    auth = serializers.DictField(
+        child=StrictCharField(allow_blank=True), required=False, validators=[storable_json], help_text=AUTH_HELP
+    )
     secrets = SecretsField(required=False, write_only=True, help_text=SECRETS_HELP)
     timeout_seconds = serializers.FloatField(min_value=0.1, max_value=300, required=False)
     max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)

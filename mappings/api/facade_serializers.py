@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mappings import secrets
-from mappings.api.mapping_serializers import StrictCharField, StrictSlugField, VersionNumberField
+from mappings.api.mapping_serializers import StrictCharField, StrictSlugField, VersionNumberField, storable_json
 from mappings.engine import SOURCE_FORMATS, MappingError, split_messages
 from mappings.fhir_types import R4_RESOURCE_TYPES, is_r4_resource_type, unknown_type_message
 from mappings.models import DataSource, Deployment, Facade, ResourceBinding
@@ -194,7 +194,9 @@ class BindingIn(serializers.Serializer):
 class DeployIn(serializers.Serializer):
     resource_type = serializers.RegexField(RESOURCE_TYPE)
     version = VersionNumberField(help_text="The published version of the bound mapping to make live")
-    variables = serializers.DictField(required=False, default=dict, help_text="Read by templates as `vars`")
+    variables = serializers.DictField(
+        required=False, default=dict, validators=[storable_json], help_text="Read by templates as `vars`"
+    )
 
 
 class RollbackIn(serializers.Serializer):
@@ -209,6 +211,7 @@ class DataSourceIn(serializers.Serializer):
     config = serializers.DictField(
         required=False,
         default=dict,
+        validators=[storable_json],
         help_text="http: base_url, read_path, search_path (placeholders like {id}, {family}), search {FHIR param: "
         "placeholder}, headers, auth {type: basic|bearer, …}, timeout_s, retries, records_key. sql: database (a name "
         "from FHIR_STUDIO_SQL_SOURCES), read_query and search_query with %(id)s-style parameters, search.",
@@ -219,6 +222,7 @@ class DataSourceUpdate(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     config = serializers.DictField(
         required=False,
+        validators=[storable_json],
         help_text=f"The whole settings (as in DataSourceIn). Credentials are write-only: {secrets.MASK!r}, or a "
         "token/password left out of an auth of the same type, keeps the stored one; send a new value to change it.",
     )

@@ -150,7 +150,7 @@ def test_it_refuses_everyone_but_admins_and_bad_parameters(api) -> None:
         refused = api[role].get("/api/audit/fhir")
         assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
     assert api["anonymous"].get("/api/audit/fhir").status_code == 401
-    for bad in ("_count=0", "_count=1001", "page=0", "action=nope", "since=yesterday", "_format=xml"):
+    for bad in ("_count=0", "_count=1001", "page=0", "action=nope", "since=yesterday", "_format=xml", "format=R"):
         answer = api["admin"].get(f"/api/audit/fhir?{bad}")
         assert answer.status_code == 400, bad
         assert set(answer.json()) == {"code", "message", "details"} and answer.json()["code"] == "invalid", bad

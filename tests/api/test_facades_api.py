@@ -417,3 +417,12 @@ def test_it_answers_a_facade_in_queries_that_do_not_grow_with_its_bindings(api, 
         models.Deployment.objects.create(binding=binding, version=published.latest_version, ready=True)
     assert _queries(api["viewer"], "/api/facades/f00/") == one
     assert _queries(api["viewer"], "/api/facades/f00/bindings/") == _queries(api["viewer"], "/api/facades/f00/") - 1
+
+
+def test_it_refuses_a_nul_character_anywhere_in_a_source_s_settings(api) -> None:
+    # PostgreSQL's jsonb holds no U+0000: a 400 naming the field, never a 500 from the INSERT
+    for config in ({"\x00key": 1}, {"headers": {"X-A": "a\x00b"}}, {"search": {"family": ["\x00"]}}):
+        sent = {"name": "nul", "source_format": "json", "config": config}
+        refused = api["author"].post("/api/sources/", sent, format="json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["code"] == "invalid" and "config" in refused.json()["details"]

@@ -93,6 +93,8 @@ def test_it_lets_only_admins_write_and_test(api, role) -> None:
         ({"base_url": "https://user:pw@fhir.example.org"}, "base_url"),
         ({"name": "Not A Slug"}, "name"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"auth_mode": "basic", "auth": {"username": "u", "\x00": "x"}, "secrets": {"password": "pw"}}, "auth"),
+        ({"auth_mode": "bearer", "secrets": {"token": "t", "\x00": "x"}}, "secrets"),
     ],
 )
 def test_it_refuses_a_connection_that_cannot_work(api, body, field) -> None:
