@@ -64,10 +64,14 @@ class LineFiles:
         return self.written
 
     def discard(self) -> None:
+        """Drop the open part. It is removed even when closing it fails (a full disk cannot flush); that error is
+        raised after."""
         if self._file is not None:
-            self._file.close()
-            os.unlink(self._file.name)
-            self._file = None
+            part, self._file = self._file, None
+            try:
+                part.close()
+            finally:
+                os.unlink(part.name)
 
     def _store(self) -> None:
         part = len(self.written) + 1

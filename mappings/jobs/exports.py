@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
@@ -176,13 +175,8 @@ def _write_chunk(chunk: ExportChunk, job: ExportJob) -> str:
 def _abandon(*writers: LineFiles) -> None:
     """Remove what a failed chunk wrote: its open part and the parts it had stored already."""
     for writer in writers:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a full disk cannot flush the open part: discard() removes it anyway
             writer.discard()
-        leftover = writer._file  # discard() stops at a close that cannot flush (on a full disk, it cannot)
-        if leftover is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(leftover.name)
-            writer._file = None
         delete_files(file.name for file in writer.written)
 
 
