@@ -16,7 +16,6 @@ BATCH_ROWS = 200
 BATCH_SECONDS = 2.0
 COLUMNS = ("facade_slug", "resource_type", "interaction", "status", "latency_ms", "created_at")
 buffer = RowBuffer(FacadeRequest, COLUMNS, batch_rows=BATCH_ROWS, batch_seconds=BATCH_SECONDS)
-_pending = buffer._pending  # the same list: tests fill it directly
 
 
 def record(facade_slug: str, resource_type: str, interaction: str, status: int, latency_ms: float) -> None:

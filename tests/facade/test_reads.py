@@ -91,10 +91,13 @@ def test_a_read_skips_the_studio_middleware_and_keeps_their_headers(clinic, clie
 
 def test_the_access_log_writes_waiting_rows_in_batches(db) -> None:
     request_log.discard()
-    for number in range(request_log.BATCH_ROWS + 50):
-        request_log._pending.append(("clinic", "Patient", "read", 200 + number % 2, 1.5, request_log.timezone.now()))
+    # More rows than a batch at once, as threads adding past a full batch leave them.
+    rows = [
+        ("clinic", "Patient", "read", 200 + number % 2, 1.5, request_log.timezone.now())
+        for number in range(request_log.BATCH_ROWS + 50)
+    ]
     with CaptureQueriesContext(connection) as inserts:
-        assert request_log.flush() == request_log.BATCH_ROWS + 50
+        request_log.buffer.write(rows)
     # One COPY on PostgreSQL (run on psycopg's cursor: not in Django's query log), else an INSERT per 200 rows.
     assert len(inserts) == (0 if connection.vendor == "postgresql" else 2)
     rows = FacadeRequest.objects.order_by("id")
