@@ -160,6 +160,9 @@ class BatchItem(models.Model):
     error_message = models.TextField(blank=True)
     error_line = models.PositiveIntegerField(null=True, blank=True)  # the template line, when the engine knows it
     issues = models.JSONField(null=True, blank=True)  # the OperationOutcome of a failed message
+    # What the push_to server answered for this message's Bundle (mappings/jobs/batch_push.py `compact_result`):
+    # {code, status, entries: [[status, location, etag(, outcome when not ok)]…], more}; null when not pushed
+    push = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "seq"]
@@ -173,6 +176,12 @@ class BatchChunk(Chunk):
     batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="chunks")
     first_seq = models.PositiveIntegerField()
     last_seq = models.PositiveIntegerField()
+    # Push counts (a batch with push_to), summed for the batch's summary; rewritten whole by each attempt
+    pushed = models.PositiveIntegerField(default=0)  # messages sent
+    push_failed = models.PositiveIntegerField(default=0)  # messages the server did not keep whole
+    entries_created = models.PositiveIntegerField(default=0)  # entries answered 201
+    entries_updated = models.PositiveIntegerField(default=0)  # entries answered another 2xx
+    entries_failed = models.PositiveIntegerField(default=0)  # entries refused, or not kept (a refused transaction)
 
     class Meta:
         ordering = ["batch", "first_seq"]
