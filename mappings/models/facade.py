@@ -176,6 +176,9 @@ class Deployment(models.Model):
     # The key its served resources' search values carry (SearchValue.build): its id or minus its id, the other one
     # being where a new index of it is staged meanwhile (index_rows.staging_key).
     index_key = models.BigIntegerField(null=True, blank=True)
+    # When its index started to serve (the swap): the lastUpdated of each of its resources staged before it, which
+    # are stored without one (FacadeResource.last_updated None) so the swap does not rewrite them.
+    served_since = models.DateTimeField(null=True, blank=True)
 
     objects = DeploymentQuerySet.as_manager()
 
@@ -219,7 +222,9 @@ class FacadeResource(models.Model):
     resource_id = models.CharField(max_length=64)
     record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
     content = models.JSONField(encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)  # decimals keep their digits
-    last_updated = models.DateTimeField()
+    # None: staged as the deployment's own row before its index served, and last updated when it started to serve
+    # (Deployment.served_since; content's meta.lastUpdated is index_rows.UNSTAMPED until read, index_rows.stamped).
+    last_updated = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [
