@@ -17,12 +17,16 @@ from django.utils import timezone
 
 from mappings import secrets
 from mappings.actions.common import audit
+from mappings.compiling import compile_draft, compile_version
 from mappings.connection_clients import client_for
 from mappings.connectors import Diagnosis, EntryResult, FhirError, as_bundle, diagnose, entry_results
 from mappings.connectors.auth import ALGORITHMS, signing_key
+from mappings.engine import CompiledMapping
 from mappings.errors import StudioError
-from mappings.models import AuditAction, AuthMode, Connection, DataSource
+from mappings.models import AuditAction, AuthMode, Connection, DataSource, Draft, TestRun
 from mappings.models.connection import SECRETS_OF_MODE
+from mappings.profiles import studio_registry
+from mappings.samples import run_case
 
 # The settings (not secret) each mode reads from Connection.auth, and which of them it needs.
 SETTINGS_OF_MODE = {
@@ -35,6 +39,7 @@ SETTINGS_OF_MODE = {
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 MAX_TIMEOUT_SECONDS = 300.0
 MAX_RETRIES = 10
+MAX_SAMPLES_PUSHED = 50  # a test run's push runs in the request, one Bundle a sample
 
 
 def _checked_url(base_url: str) -> str:
@@ -277,19 +282,111 @@ def do_push_to_connection(
     bundle = as_bundle(output, kind)
     if not bundle["entry"]:
         raise StudioError("invalid", "Nothing to push: the output holds no resource.", details={"output": []})
+    result = _pushed(connection, bundle, kind)
+    _audit_push(connection, acting_user, result, kind=kind, sent=len(bundle["entry"]), mapping_slug=mapping_slug)
+    return result
+
+
+def _pushed(connection: Connection, bundle: dict, kind: str) -> PushResult:
+    """What the server said to one Bundle (outside any transaction: it may take the whole timeout)."""
     try:
         response = getattr(client_for(connection), kind)(bundle)
     except FhirError as error:
-        result = PushResult(error.code, error.message, error.status, [], error.outcome)
+        return PushResult(error.code, error.message, error.status, [], error.outcome)
     except secrets.SecretsKeyError as error:
-        result = PushResult("invalid_auth", str(error))
-    else:
-        entries = entry_results(response)
-        failed = sum(not entry.ok for entry in entries)
-        said = f"{len(entries) - failed} of {len(entries)} entries succeeded."
-        result = PushResult("entries_failed" if failed else "ok", said, 200, entries)
-    _audit_push(connection, acting_user, result, kind=kind, sent=len(bundle["entry"]), mapping_slug=mapping_slug)
-    return result
+        return PushResult("invalid_auth", str(error))
+    entries = entry_results(response)
+    failed = sum(not entry.ok for entry in entries)
+    said = f"{len(entries) - failed} of {len(entries)} entries succeeded."
+    return PushResult("entries_failed" if failed else "ok", said, 200, entries)
+
+
+@dataclass(frozen=True)
+class SamplePush:
+    """One sample of a pushed test run: its case name and what the server said to its output (`render_failed` and
+    the engine's errors when it rendered none: nothing was sent)."""
+
+    case: str
+    result: PushResult
+    errors: list[dict] = field(default_factory=list)
+    sent: int = 0  # entries sent
+
+    @property
+    def entries_failed(self) -> int:
+        """Entries the server did not keep: those it refused, or all that were sent when it refused the Bundle."""
+        if self.result.entries:
+            return sum(not entry.ok for entry in self.result.entries)
+        return 0 if self.result.ok else self.sent
+
+
+def do_push_test_run(
+    connection: Connection, run: TestRun, *, acting_user: AbstractBaseUser | None, kind: str = "transaction"
+) -> list[SamplePush]:
+    """Render the samples of a test run again with the run's version (or the draft, while it is still at the run's
+    revision), exactly as the run did (mappings.samples.run_case), and send each output as its own Bundle; one audit
+    row for the run with the counts, never the resources."""
+    compiled = _compiled_for_run(run)
+    names = [result["case"] for result in run.results]
+    samples = {sample.name: sample for sample in run.mapping.samples.filter(name__in=names)}
+    if not samples:
+        raise StudioError("invalid", f"Test run {run.pk} has no sample left to push.", details={"test_run": []})
+    if len(samples) > MAX_SAMPLES_PUSHED:
+        raise StudioError(
+            "invalid",
+            f"A test run pushes at most {MAX_SAMPLES_PUSHED} samples; run a batch over them instead.",
+            details={"test_run": [f"{len(samples)} samples"]},
+        )
+    registry = studio_registry()  # uploaded profiles an output names in meta.profile, as the run had them
+    pushes = []
+    for name in (name for name in names if name in samples):
+        sample = samples[name]
+        outcome = run_case(
+            compiled, name, sample.payload, source_format=sample.source_format or None, registry=registry
+        )
+        output = outcome.result.output
+        bundle = as_bundle(output, kind) if outcome.result.ok and isinstance(output, dict) else None
+        if bundle is None or not bundle["entry"]:
+            errors = [error.as_dict() for error in outcome.result.errors if error.fatal]
+            said = "The sample did not render a FHIR output: nothing was sent." if errors else "Nothing to push."
+            pushes.append(SamplePush(name, PushResult("render_failed" if errors else "empty", said), errors))
+            continue
+        pushes.append(SamplePush(name, _pushed(connection, bundle, kind), sent=len(bundle["entry"])))
+    _audit_test_run_push(connection, acting_user, run, pushes, kind=kind)
+    return pushes
+
+
+def _compiled_for_run(run: TestRun) -> CompiledMapping:
+    if run.version_id is not None:
+        return compile_version(run.version)
+    draft = Draft.objects.get(mapping_id=run.mapping_id)
+    if draft.revision != run.draft_revision:
+        raise StudioError(
+            "conflict",
+            f"The draft changed since test run {run.pk} (revision {run.draft_revision}, now {draft.revision}): run "
+            "the tests again and push that run, or push a run of a published version.",
+        )
+    return compile_draft(run.mapping, draft=draft)
+
+
+@transaction.atomic(durable=True)
+def _audit_test_run_push(
+    connection: Connection,
+    acting_user: AbstractBaseUser | None,
+    run: TestRun,
+    pushes: list[SamplePush],
+    *,
+    kind: str,
+) -> None:
+    after = {
+        "code": "ok" if all(push.result.ok for push in pushes) else "samples_failed",
+        "kind": kind,
+        "test_run": run.pk,
+        "samples": len(pushes),
+        "samples_failed": sum(not push.result.ok for push in pushes),
+        "entries": sum(push.sent for push in pushes),
+        "failed": sum(push.entries_failed for push in pushes),
+    }
+    audit(acting_user, AuditAction.CONNECTION_PUSHED, connection, mapping_slug=run.mapping.slug, after=after)
 
 
 @transaction.atomic(durable=True)

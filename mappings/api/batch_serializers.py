@@ -159,11 +159,26 @@ class BatchQuery(serializers.Serializer):
 
 class ResultsQuery(serializers.Serializer):
     format = serializers.ChoiceField(
-        choices=[("ndjson", "ndjson"), ("bundles", "bundles")],
+        choices=[("ndjson", "ndjson"), ("bundles", "bundles"), ("push", "push")],
         default="ndjson",
         help_text="ndjson: every resource on its own line (Bundle entries flattened); bundles: every output as it "
-        "came out of the mapping, one per line",
+        "came out of the mapping, one per line; push: what the push_to server answered for each message pushed "
+        "(as /pushes/ lists them), one per line",
     )
+
+
+class PushesQuery(serializers.Serializer):
+    failed = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: only the messages the server did not keep whole"
+    )
+
+
+class PushSummaryOut(serializers.Serializer):
+    messages = serializers.IntegerField(help_text="Messages sent to the push_to connection")
+    refused = serializers.IntegerField(help_text="Messages the server did not keep whole (in the dead-letter list)")
+    entries_created = serializers.IntegerField(help_text="Entries the server answered 201")
+    entries_updated = serializers.IntegerField(help_text="Entries answered another 2xx (an update, a match)")
+    entries_failed = serializers.IntegerField(help_text="Entries refused, or not kept because their transaction was")
 
 
 class InputOut(serializers.Serializer):
@@ -188,6 +203,7 @@ class BatchOut(serializers.ModelSerializer):
     pending = serializers.SerializerMethodField(help_text="Messages not converted yet")
     rate = serializers.SerializerMethodField(help_text="Messages per second since the batch started")
     eta_seconds = serializers.SerializerMethodField(help_text="Time left at the current rate (null unless running)")
+    push = serializers.SerializerMethodField(help_text="What the pushes did, summed (null without push_to)")
     urls = serializers.SerializerMethodField()
 
     class Meta:
@@ -214,6 +230,7 @@ class BatchOut(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "push",
             "urls",
         ]
 
@@ -241,15 +258,30 @@ class BatchOut(serializers.ModelSerializer):
             return None
         return round(self.get_pending(batch) / rate)
 
+    @extend_schema_field(PushSummaryOut(allow_null=True))
+    def get_push(self, batch: BatchJob) -> dict | None:
+        if not batch.push_to:
+            return None
+        return {
+            "messages": batch.pushed_count,
+            "refused": batch.push_failed_count,
+            "entries_created": batch.entries_created_count,
+            "entries_updated": batch.entries_updated_count,
+            "entries_failed": batch.entries_failed_count,
+        }
+
     @extend_schema_field(serializers.DictField(child=serializers.CharField()))
     def get_urls(self, batch: BatchJob) -> dict[str, str]:
         base = f"/api/batches/{batch.pk}/"
-        return {
+        urls = {
             "self": base,
             "failures": f"{base}failures/",
             "results_ndjson": f"{base}results?format=ndjson",
             "results_bundles": f"{base}results?format=bundles",
         }
+        if batch.push_to:
+            urls |= {"pushes": f"{base}pushes/", "push_results": f"{base}results?format=push"}
+        return urls
 
 
 class FailureOut(serializers.ModelSerializer):
@@ -286,3 +318,59 @@ def template_of(outcome: dict | None) -> str | None:
                     return part.get("valueString")
         return None
     return None
+
+
+class PushedEntryOut(serializers.Serializer):
+    number = serializers.IntegerField(help_text="The entry's place in the Bundle sent, from 0")
+    status = serializers.CharField(help_text='As the server wrote it, e.g. "201 Created"')
+    location = serializers.CharField(help_text="Type/id/_history/version of what the server created or updated")
+    etag = serializers.CharField()
+    outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome, for a failed entry")
+
+
+class PushedMessageOut(serializers.ModelSerializer):
+    """A message pushed to the batch's push_to connection and what the server answered, entry by entry."""
+
+    code = serializers.SerializerMethodField(
+        help_text="ok; entries_failed (a batch Bundle's entries failed on their own); push_refused (the server "
+        "refused the whole Bundle: its outcome is in the dead-letter list) or push_unreachable"
+    )
+    status = serializers.SerializerMethodField(help_text="The server's HTTP status for the Bundle, when it answered")
+    entries = serializers.SerializerMethodField()
+    more = serializers.SerializerMethodField(help_text="Entries past the ones kept (a message keeps at most 1,000)")
+    payload_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchItem
+        fields = ["seq", "key", "code", "status", "entries", "more", "payload_url"]
+
+    def get_code(self, item: BatchItem) -> str:
+        return item.push.get("code", "")
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_status(self, item: BatchItem) -> int | None:
+        return item.push.get("status")
+
+    @extend_schema_field(PushedEntryOut(many=True))
+    def get_entries(self, item: BatchItem) -> list[dict]:
+        return expanded_entries(item.push)
+
+    def get_more(self, item: BatchItem) -> int:
+        return item.push.get("more", 0)
+
+    def get_payload_url(self, item: BatchItem) -> str:
+        return f"/api/batches/{item.batch_id}/items/{item.seq}/payload"
+
+
+def expanded_entries(push: dict) -> list[dict]:
+    """BatchItem.push's compact entries ([status, location, etag(, outcome)]) as the API shows them."""
+    return [
+        {
+            "number": number,
+            "status": row[0],
+            "location": row[1],
+            "etag": row[2],
+            "outcome": row[3] if len(row) > 3 else None,
+        }
+        for number, row in enumerate(push.get("entries") or [])
+    ]

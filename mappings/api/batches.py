@@ -1,5 +1,6 @@
 """Batch conversions: start one over uploaded files or a stored source, follow its progress, cancel it, list the
-messages that failed (the dead-letter list) and reprocess them with another version, download the results.
+messages that failed (the dead-letter list) and reprocess them with another version, download the results; with
+push_to, what the server answered for each message pushed (/pushes/, or NDJSON: results?format=push).
 Viewers read and download; authors start, cancel and reprocess."""
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ from mappings.access import (
 )
 from mappings.actions.batches import max_upload_bytes
 from mappings.api.base import PAGE_PARAMETERS, StudioAPIView, errors, page_of, paginated
-from mappings.api.batch_serializers import BatchIn, BatchOut, BatchQuery, FailureOut, ReprocessIn, ResultsQuery
+from mappings.api.batch_serializers import (
+    BatchIn,
+    BatchOut,
+    BatchQuery,
+    FailureOut,
+    PushedMessageOut,
+    PushesQuery,
+    ReprocessIn,
+    ResultsQuery,
+    expanded_entries,
+)
 from mappings.api.parsers import StudioJSONParser
 from mappings.engine.formats.decimals import dumps, loads
 from mappings.errors import StudioError
@@ -40,6 +51,8 @@ from mappings.models import BatchChunk, BatchItem, BatchJob, ChunkStatus, Mappin
 TAG = "batches"
 NDJSON = "application/fhir+ndjson"
 MULTIPART_SLACK = 1024 * 1024  # the form's own bytes around the files
+PUSH_COUNTS = ("pushed", "push_failed", "entries_created", "entries_updated", "entries_failed")  # BatchChunk's
+PUSH_LINES_PER_QUERY = 2000  # items read at a time while streaming push results
 
 
 def with_counts(batches: QuerySet) -> QuerySet:
@@ -52,7 +65,11 @@ def with_counts(batches: QuerySet) -> QuerySet:
     return (
         batches.select_related("version__mapping", "source", "created_by")
         .defer("version__template", "version__snippets", "version__lookup_tables", "version__engine_settings")
-        .annotate(done_count=chunk_sum("done"), failed_count=chunk_sum("failed"))
+        .annotate(
+            done_count=chunk_sum("done"),
+            failed_count=chunk_sum("failed"),
+            **{f"{name}_count": chunk_sum(name) for name in PUSH_COUNTS},
+        )
     )
 
 
@@ -210,6 +227,34 @@ class BatchFailures(StudioAPIView):
         return paginated(self, request, failed.order_by("seq"), FailureOut)
 
 
+class BatchPushes(StudioAPIView):
+    @extend_schema(
+        operation_id="batches_pushes_list",
+        parameters=[PushesQuery, *PAGE_PARAMETERS],
+        tags=[TAG],
+        summary="What the push_to server answered for each message pushed, entry by entry, in input order",
+        description="Each entry's status, location (Type/id/_history/version of what was created or updated) and "
+        "ETag; an OperationOutcome only for a failed entry. A message whose whole Bundle was refused has no entries "
+        "here (code push_refused or push_unreachable): its outcome is in the dead-letter list. `failed=true`: only "
+        "the messages the server did not keep whole.",
+        responses={200: page_of(PushedMessageOut), **errors(400, 404)},
+    )
+    def get(self, request: Request, batch_id: int) -> Response:
+        batch = access_batch(request.user, batch_id)
+        query = PushesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        pushed = _pushed_items(batch).only("batch", "seq", "key", "push")
+        if query.validated_data["failed"] is True:
+            pushed = pushed.exclude(push__code="ok")
+        elif query.validated_data["failed"] is False:
+            pushed = pushed.filter(push__code="ok")
+        return paginated(self, request, pushed.order_by("seq"), PushedMessageOut)
+
+
+def _pushed_items(batch: BatchJob) -> QuerySet:
+    return BatchItem.objects.filter(batch_id=batch.pk, push__isnull=False)
+
+
 class FileAnswerView(StudioAPIView):
     """Answers a file, whatever the client accepts; only errors are JSON."""
 
@@ -235,6 +280,10 @@ class BatchResults(FileAnswerView):
         batch = access_batch(request.user, batch_id)
         query = ResultsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
+        if query.validated_data["format"] == "push":
+            response = StreamingHttpResponse(_push_lines(batch), content_type="application/x-ndjson")
+            response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-push.ndjson"'
+            return response
         flat = query.validated_data["format"] == "ndjson"
         chunks = BatchChunk.objects.filter(batch_id=batch.pk, status=ChunkStatus.DONE).order_by("first_seq")
         names = [file["name"] for files in chunks.values_list("files", flat=True) for file in files]
@@ -242,6 +291,21 @@ class BatchResults(FileAnswerView):
         kind = "resources" if flat else "bundles"
         response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-{kind}.ndjson"'
         return response
+
+
+def _push_lines(batch: BatchJob) -> Iterator[bytes]:
+    """One line per message pushed, as /pushes/ shows it; read in slices, so a 100,000-message batch streams."""
+    rows = _pushed_items(batch).order_by("seq").values_list("seq", "key", "push")
+    for seq, key, push in rows.iterator(chunk_size=PUSH_LINES_PER_QUERY):
+        line = {
+            "seq": seq,
+            "key": key,
+            "code": push.get("code", ""),
+            "status": push.get("status"),
+            "entries": expanded_entries(push),
+            "more": push.get("more", 0),
+        }
+        yield dumps(line) + b"\n"
 
 
 def _result_lines(names: list[str], *, flat: bool) -> Iterator[bytes]:

@@ -108,12 +108,20 @@ class PushRequest(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, required=False, help_text="Its published version (default: draft)")
     payload = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     source_format = serializers.ChoiceField(choices=SOURCE_FORMATS, required=False, allow_blank=True)
+    test_run = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        help_text="A test run of `mapping`: its samples rendered again with the run's version and each output sent",
+    )
 
     def validate(self, data: dict) -> dict:
         if ("output" in data) == ("mapping" in data):
-            raise serializers.ValidationError("Give either output, or mapping with payload.")
-        if "mapping" in data and "payload" not in data:
-            raise serializers.ValidationError({"payload": ["A mapping needs a payload to render."]})
+            raise serializers.ValidationError("Give either output, or mapping with payload or test_run.")
+        if "test_run" in data and ("payload" in data or "version" in data or "source_format" in data):
+            raise serializers.ValidationError({"test_run": ["A test run brings its samples and version."]})
+        if "mapping" in data and "payload" not in data and "test_run" not in data:
+            raise serializers.ValidationError({"payload": ["A mapping needs a payload to render, or a test_run."]})
         if "output" in data and not isinstance(data["output"], dict):
             raise serializers.ValidationError({"output": ["Must be a FHIR resource or Bundle (a JSON object)."]})
         return data
@@ -126,13 +134,29 @@ class EntryResultOut(serializers.Serializer):
     outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome for this entry")
 
 
-class PushOut(serializers.Serializer):
-    code = serializers.CharField(
-        help_text="ok; entries_failed (batch entries failed on their own); or why nothing was kept: the server's "
-        "refusal (bad_request, unprocessable, conflict, precondition_failed, server_error…) or a connection "
-        "failure (host_refused, dns_failed, refused, tls_failed, timeout, unauthorized…)"
-    )
+PUSH_CODE_HELP = (
+    "ok; entries_failed (batch entries failed on their own); or why nothing was kept: the server's refusal "
+    "(bad_request, unprocessable, conflict, precondition_failed, server_error…) or a connection failure "
+    "(host_refused, dns_failed, refused, tls_failed, timeout, unauthorized…)"
+)
+
+
+class SamplePushOut(serializers.Serializer):
+    case = serializers.CharField(help_text="The sample's name")
+    code = serializers.CharField(help_text=f"{PUSH_CODE_HELP}; render_failed or empty: nothing was sent")
     message = serializers.CharField()
     status = serializers.IntegerField(allow_null=True, help_text="The server's HTTP status, when it answered")
     entries = EntryResultOut(many=True, help_text="Per entry, in the order sent")
     outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome for the whole Bundle")
+    errors = serializers.ListField(child=serializers.JSONField(), help_text="The render's errors (render_failed)")
+
+
+class PushOut(serializers.Serializer):
+    code = serializers.CharField(help_text=f"{PUSH_CODE_HELP}; for a test run: ok or samples_failed")
+    message = serializers.CharField()
+    status = serializers.IntegerField(allow_null=True, help_text="The server's HTTP status, when it answered")
+    entries = EntryResultOut(many=True, help_text="Per entry, in the order sent (a test run: in `samples`)")
+    outcome = serializers.JSONField(allow_null=True, help_text="The server's OperationOutcome for the whole Bundle")
+    samples = SamplePushOut(
+        many=True, allow_null=True, required=False, help_text="A test run: each sample's push (null otherwise)"
+    )

@@ -13,6 +13,7 @@ from mappings.access import (
     VIEWER,
     access_connection,
     access_draft_to_run,
+    access_test_run,
     access_version_to_run,
     require_role,
 )
@@ -131,10 +132,13 @@ def rendered_output(user: object, data: dict) -> dict:
 class ConnectionPush(StudioAPIView):
     @extend_schema(
         tags=[TAG],
-        summary="Send a render's output to a connection as a transaction or batch Bundle (author)",
-        description="Give the output, or a mapping (draft or version) and a payload to render first. A resource or "
-        "a non-transaction Bundle becomes entries (PUT Type/id when it has an id, POST otherwise). 200 with what "
-        "the server said per entry, also when it refused; 400 render_failed when the render had errors.",
+        summary="Send a render's output, or a test run's, to a connection as transaction or batch Bundles (author)",
+        description="Give the output, or a mapping (draft or version) and a payload to render first, or a mapping "
+        "and one of its `test_run`s: each sample of the run rendered again with the run's version (or the draft, "
+        "while it is at the run's revision: else 409 conflict) and sent as its own Bundle, answered per sample in "
+        "`samples`. A resource or a non-transaction Bundle becomes entries (PUT Type/id when it has an id, POST "
+        "otherwise). 200 with what the server said per entry, also when it refused; 400 render_failed when the "
+        "render had errors.",
         request=PushRequest,
         responses={200: PushOut, **errors(404)},
     )
@@ -144,15 +148,36 @@ class ConnectionPush(StudioAPIView):
         form = PushRequest(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
+        if "test_run" in data:
+            return Response(PushOut(_test_run_pushed(request, connection, data)).data)
         output = data["output"] if "output" in data else rendered_output(request.user, data)
         result = actions.do_push_to_connection(
             connection, acting_user=request.user, output=output, kind=data["kind"], mapping_slug=data.get("mapping", "")
         )
-        answer = {
-            "code": result.code,
-            "message": result.message,
-            "status": result.status,
-            "entries": [vars(entry) for entry in result.entries],
-            "outcome": result.outcome,
-        }
-        return Response(PushOut(answer).data)
+        return Response(PushOut({**_answer(result), "samples": None}).data)
+
+
+def _answer(result: actions.PushResult) -> dict:
+    return {
+        "code": result.code,
+        "message": result.message,
+        "status": result.status,
+        "entries": [vars(entry) for entry in result.entries],
+        "outcome": result.outcome,
+    }
+
+
+def _test_run_pushed(request: Request, connection: Connection, data: dict) -> dict:
+    run = access_test_run(request.user, data["mapping"], data["test_run"])
+    if run.version_id is None:
+        access_draft_to_run(request.user, data["mapping"])  # as a render push of the draft
+    pushes = actions.do_push_test_run(connection, run, acting_user=request.user, kind=data["kind"])
+    kept = sum(push.result.ok for push in pushes)
+    return {
+        "code": "ok" if kept == len(pushes) else "samples_failed",
+        "message": f"{kept} of {len(pushes)} samples kept whole by the server.",
+        "status": None,
+        "entries": [],
+        "outcome": None,
+        "samples": [{"case": push.case, **_answer(push.result), "errors": push.errors} for push in pushes],
+    }
