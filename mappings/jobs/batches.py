@@ -278,7 +278,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
             registry=registry,
         )
         log.add(item_id, payload or record_payload or "", source_format, result)
-        refused = pusher.push(result.output) if pusher and result.ok and result.output is not None else None
+        refused = pusher.push(result.output, item_id) if pusher and result.ok and result.output is not None else None
         if refused is not None:  # converted, but the server did not keep it: a dead letter with its outcome
             failed.append(BatchItem(pk=item_id, status=FAILED, **refused))
         elif result.ok and result.output is not None:
@@ -295,7 +295,7 @@ def _run_chunk(chunk: BatchChunk) -> str:
         {"name": file.name, "kind": "output", "type": "results", "count": file.count, "bytes": file.bytes}
         for file in results.close()
     ]
-    if not _record(chunk, converted, failed, len(failed) + failed_when_split, files):
+    if not _record(chunk, converted, failed, len(failed) + failed_when_split, files, pusher):
         if BatchChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CANCELLED).exists():
             delete_files(file["name"] for file in files)
         return "stopped"
@@ -334,9 +334,16 @@ def _show_progress(chunk: BatchChunk, done: int, failed: int) -> None:
 
 
 @transaction.atomic
-def _record(chunk: BatchChunk, converted: list[int], failed: list[BatchItem], failed_count: int, files: list) -> bool:
-    """The chunk done with its items' outcomes, in one transaction; False (nothing written) when the chunk is no
-    longer this attempt's (cancelled, or taken over)."""
+def _record(
+    chunk: BatchChunk,
+    converted: list[int],
+    failed: list[BatchItem],
+    failed_count: int,
+    files: list,
+    pusher: Pusher | None = None,
+) -> bool:
+    """The chunk done with its items' outcomes (and what the push_to server answered for each), in one transaction;
+    False (nothing written) when the chunk is no longer this attempt's (cancelled, or taken over)."""
     if not finish_chunk(chunk, status=ChunkStatus.DONE, done=len(converted), failed=failed_count, files=files):
         return False
     BatchItem.objects.filter(pk__in=converted).update(
@@ -345,4 +352,6 @@ def _record(chunk: BatchChunk, converted: list[int], failed: list[BatchItem], fa
     BatchItem.objects.bulk_update(
         failed, ["status", "error_code", "error_message", "error_line", "issues"], batch_size=INSERT_ROWS
     )
+    if pusher:
+        pusher.save(chunk)
     return True
