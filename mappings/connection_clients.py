@@ -4,10 +4,22 @@ connection's timeout, retries and auth, and the host allow-list FHIR_STUDIO["CON
 opened here, right before a request, and never kept.
 
 Not an action (it writes nothing), so the facade's read path can open a connection too: a `fhir-server` data source
-is read through it (mappings/facade/live.py), and the layers contract keeps the facade's views away from actions."""
+is read through it (mappings/facade/live.py), and the layers contract keeps the facade's views away from actions.
+
+`shared_client(connection)` is the facade's: one client per connection per process, kept while the connection's
+settings, sealed secrets, the host allow-list and the secrets keys are what it was built from, so a pull read reuses
+the client's HTTP connections and its token (building one per request cost a new session, a TCP connect, opening the
+secrets and, for token modes, a token request: bench/pull.py). It is keyed by that content, not by a timestamp, so a
+change made any way (an action, the admin, another worker) is seen on the next request. `client_for` stays a fresh
+client: "Test connection" must ask for a token again, not show a cached one still working."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
+import orjson
 from django.conf import settings
 
 from mappings import secrets
@@ -36,6 +48,68 @@ def client_for(connection: Connection) -> FhirClient:
         allowed_hosts=allowed_hosts(),
     )
     return FhirClient(connection.base_url, auth=_auth(connection), transport=transport)
+
+
+MAX_SHARED = 64  # clients kept per process: one per connection in use; the least recently used is closed past it
+_shared: OrderedDict[int, tuple[bytes, FhirClient]] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_client(connection: Connection) -> FhirClient:
+    """The process's client of the connection, built again when what it was built from changed. Thread-safe: the
+    client's session pools its sockets per thread-safe urllib3 pool, and its token cache holds a lock."""
+    stamp = _stamp(connection)
+    with _shared_lock:
+        kept = _shared.get(connection.pk)
+        if kept is not None and kept[0] == stamp:
+            _shared.move_to_end(connection.pk)
+            return kept[1]
+    built = client_for(connection)  # outside the lock: opening secrets and loading a key takes milliseconds
+    with _shared_lock:
+        kept = _shared.get(connection.pk)
+        if kept is not None and kept[0] == stamp:  # another thread built it meanwhile: use one, close the other
+            _close(built)
+            return kept[1]
+        _shared[connection.pk] = (stamp, built)
+        _shared.move_to_end(connection.pk)
+        dropped = [kept[1]] if kept is not None else []
+        while len(_shared) > MAX_SHARED:
+            dropped.append(_shared.popitem(last=False)[1][1])
+    for client in dropped:
+        _close(client)  # in-flight requests finish: a closed pool only stops handing out its sockets
+    return built
+
+
+def forget_shared_clients() -> None:
+    """Close and drop every kept client (tests, between databases whose ids repeat)."""
+    with _shared_lock:
+        dropped = [client for _, client in _shared.values()]
+        _shared.clear()
+    for client in dropped:
+        _close(client)
+
+
+def _stamp(connection: Connection) -> bytes:
+    """A digest of everything a client is built from. The sealed secrets are hashed, never opened, here."""
+    built_from = [
+        connection.base_url,
+        connection.timeout_seconds,
+        connection.max_retries,
+        connection.auth_mode,
+        connection.auth,
+        connection.secrets,
+        allowed_hosts(),
+        settings.FHIR_STUDIO["SECRETS_KEYS"],  # new keys may no longer open the secrets: that must show at once
+    ]
+    return hashlib.blake2b(orjson.dumps(built_from, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _close(client: FhirClient) -> None:
+    # The studio's transport calls through one session pinned per checked address (mappings/outbound.py), kept in
+    # its _pinned map; closing them drops their idle sockets now rather than when the collector finds them.
+    transport = client.transport
+    for session in [transport.session, *list(transport._pinned.values())]:
+        session.close()
 
 
 def _auth(connection: Connection) -> Auth:
