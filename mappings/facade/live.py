@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mappings import message_log, secrets
-from mappings.connection_clients import client_for
+from mappings.connection_clients import shared_client
 from mappings.connectors import FhirClient
 from mappings.engine import operation_outcome
 from mappings.errors import FhirError, RequestCode
@@ -55,12 +55,13 @@ def _as_fhir_error() -> Iterator[None]:
 
 
 def server_client(config: dict) -> FhirClient:
-    """The client of the connection a fhir-server source names; SourceError (500) when it names none that exists."""
+    """The client of the connection a fhir-server source names, kept across requests while the connection is
+    unchanged (its sockets and token reused); SourceError (500) when it names none that exists."""
     connection = Connection.objects.filter(name=str(config.get("connection") or "")).first()
     if connection is None:
         raise SourceError(f"The source names no existing connection ({config.get('connection')!r}).", status=500)
     try:
-        return client_for(connection)
+        return shared_client(connection)
     except secrets.SecretsKeyError as error:  # the connection's stored secrets cannot be opened with this key
         raise SourceError(str(error), status=503) from error
 
