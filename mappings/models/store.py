@@ -41,8 +41,12 @@ class StoreVersion(models.Model):
                 fields=["source", "resource_type", "resource_id", "version_id"], name="one_store_version"
             )
         ]
-        # Type and system `_history` read newest first.
-        indexes = [models.Index(fields=["source", "resource_type", "last_updated"], name="store_history_idx")]
+        # `_history` reads newest first: a type's through the first, a whole store's (system level) through the second,
+        # so a page of either is an index range read, not a sort of every version the store holds.
+        indexes = [
+            models.Index(fields=["source", "resource_type", "last_updated"], name="store_history_idx"),
+            models.Index(fields=["source", "last_updated"], name="store_system_history_idx"),
+        ]
 
     @property
     def deleted(self) -> bool:
