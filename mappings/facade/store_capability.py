@@ -1,5 +1,5 @@
 """What a CapabilityStatement says of a type served from a FHIR store (mappings/facade/store_views.py), beside the
-read-only types of other sources, and what a facade with a store adds at its base (batch and transaction)."""
+read-only types of other sources, and what a facade with a store adds at its base (batch, transaction, history)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ STORED_TYPE = {
     "conditionalUpdate": True,
     "conditionalDelete": "single",
 }
-STORE_REST_INTERACTIONS = [{"code": "transaction"}, {"code": "batch"}]
+# At the base: batch and transaction Bundles (store_transactions.py) and the store's whole _history (store_views.py).
+STORE_REST_INTERACTIONS = [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}]
 
 
 def type_capability(source_kind: str) -> dict:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import inspect
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import orjson
 from django.db import connection
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -24,6 +25,7 @@ from mappings.access import (
     access_facade_request,
     access_served_type,
     last_served,
+    live_deployments,
     served_facade,
 )
 from mappings.actions.store import (
@@ -32,7 +34,6 @@ from mappings.actions.store import (
     InvalidResourceError,
     checked_id,
     do_store_changes,
-    instant,
     latest_versions,
     store_target,
 )
@@ -43,14 +44,14 @@ from mappings.facade import views
 from mappings.facade.formats import read_body, wanted_format
 from mappings.facade.http import fhir_response, smart_endpoint
 from mappings.facade.search import count_matches, latency_plans, ordering, page_after, paging, search
-from mappings.models import DataSource, FacadeResource, StoreVersion
-from mappings.security.enforcement import require
+from mappings.facade.store_history import history_bundle
+from mappings.models import DataSource, Deployment, FacadeResource, StoreVersion
+from mappings.security.enforcement import may, require
 
 STORE = DataSource.Kind.FHIR_STORE
 JSON_PATCH = "application/json-patch+json"
 # What each write needs of a token on a protected facade (SMART v2 letters; v1 `write` grants c, u and d).
 LETTERS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
-HISTORY_COUNT, MAX_HISTORY_COUNT = 50, 500
 # The facade's own read and search, without their endpoint wrappers: what a request routed here by a stale guess gets.
 FACADE_READ, FACADE_SEARCH = inspect.unwrap(views.instance), inspect.unwrap(views.resource_type_view)
 
@@ -260,7 +261,7 @@ def _served(live: LiveDeployment, done: Done) -> dict:
 def vread(request: HttpRequest, slug: str, resource_type: str, resource_id: str, version_id: str) -> HttpResponse:
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, "A version is read with GET.")
-    live = _store_live(request, slug, resource_type)
+    live = _versioned_live(request, slug, resource_type)
     require(request, resource_type, "r", "A read")
     target = store_target(live.id, resource_type)
     row = (
@@ -294,60 +295,54 @@ def type_history(request: HttpRequest, slug: str, resource_type: str) -> HttpRes
 
 
 def _history(request: HttpRequest, slug: str, resource_type: str, resource_id: str | None) -> HttpResponse:
-    """A history Bundle, newest first: `_count` (default 50, at most 500), `_offset`, `_since` (an instant)."""
+    """The versions of one type of the store, or of one resource (store_history.py pages and writes the Bundle)."""
     if request.method != "GET":
         raise FhirError(405, RequestCode.METHOD, "_history is read with GET.")
-    live = _store_live(request, slug, resource_type)
+    live = _versioned_live(request, slug, resource_type)
     require(request, resource_type, "r", "_history")
     target = store_target(live.id, resource_type)
-    rows = StoreVersion.objects.filter(source_id=target.source_id, resource_type=resource_type)
+    versions = StoreVersion.objects.filter(source_id=target.source_id, resource_type=resource_type)
     if resource_id is not None:
-        rows = rows.filter(resource_id=resource_id)
-    query = list(request.GET.items())
-    values = dict(query)
-    try:
-        count = min(int(values.get("_count", HISTORY_COUNT)), MAX_HISTORY_COUNT)
-        offset = int(values.get("_offset", 0))
-    except ValueError:
-        raise FhirError(400, RequestCode.INVALID, "_count and _offset must be whole numbers.") from None
-    if count < 0 or offset < 0:
-        raise FhirError(400, RequestCode.INVALID, "_count and _offset cannot be negative.")
-    if "_since" in values:
-        try:
-            since = datetime.fromisoformat(values["_since"].replace("Z", "+00:00"))
-        except ValueError:
-            raise FhirError(400, RequestCode.INVALID, f"_since={values['_since']} is not an instant.") from None
-        if since.tzinfo is None:
-            raise FhirError(400, RequestCode.INVALID, "_since needs a time zone (an instant: ...Z or +hh:mm).")
-        rows = rows.filter(last_updated__gte=since)
-    total = rows.count()
-    page = rows.order_by("-last_updated", "-id").values_list(
-        "resource_id", "version_id", "method", "content", "last_updated"
-    )[offset : offset + count]
+        versions = versions.filter(resource_id=resource_id)
+    path = f"{_base(request, slug)}/{resource_type}" + (f"/{resource_id}" if resource_id else "") + "/_history"
+    return fhir_response(request, history_bundle(versions, list(request.GET.items()), _base(request, slug), path))
+
+
+@csrf_exempt
+@store_endpoint
+def system_history(request: HttpRequest, slug: str) -> HttpResponse:
+    """The versions of every type the facade serves from a store and the request may read, newest first."""
+    if request.method != "GET":
+        raise FhirError(405, RequestCode.METHOD, "_history is read with GET.")
+    served = live_deployments(access_facade_request(slug, request))
+    stored = {kind: live for kind, live in served.items() if live.source_kind == STORE}
+    if not stored:
+        raise FhirError(405, RequestCode.METHOD, "This facade serves no FHIR store: it keeps no versions to list.")
+    readable = [kind for kind in sorted(stored) if may(request, kind, "r")]
+    if not readable:
+        require(request, next(iter(sorted(stored))), "r", "_history")  # 403, saying which scope would do
+    sources = dict(
+        Deployment.objects.filter(pk__in=[stored[kind].id for kind in readable]).values_list("pk", "binding__source_id")
+    )
+    by_source: dict[int, list[str]] = {}
+    for kind in readable:
+        by_source.setdefault(sources[stored[kind].id], []).append(kind)
+    chosen = Q()
+    for source_id, kinds in by_source.items():
+        chosen |= Q(source_id=source_id, resource_type__in=kinds)
+    versions = StoreVersion.objects.filter(chosen)
     base = _base(request, slug)
-    entries = []
-    for rid, version_id, method, content, last_updated in page:
-        url = f"{resource_type}/{rid}" if method != "POST" else resource_type
-        entry = {"fullUrl": f"{base}/{resource_type}/{rid}"}
-        if content is not None:
-            entry["resource"] = content
-        status = {"POST": "201 Created", "DELETE": "204 No Content"}.get(method, "200 OK")
-        entry["request"] = {"method": method, "url": url}
-        entry["response"] = {
-            "status": status,
-            "etag": f'W/"{version_id}"',
-            "lastModified": instant(last_updated),
-        }
-        entries.append(entry)
-    path = f"{base}/{resource_type}" + (f"/{resource_id}" if resource_id else "") + "/_history"
-    kept = [(name, value) for name, value in query if name != "_offset"]
-    links = [{"relation": "self", "url": f"{path}?{urlencode(query)}" if query else path}]
-    if offset + count < total:
-        links.append({"relation": "next", "url": f"{path}?{urlencode([*kept, ('_offset', offset + count)])}"})
-    bundle = {"resourceType": "Bundle", "type": "history", "total": total, "link": links}
-    if entries:
-        bundle["entry"] = entries
-    return fhir_response(request, bundle)
+    return fhir_response(request, history_bundle(versions, list(request.GET.items()), base, f"{base}/_history"))
+
+
+def _versioned_live(request: HttpRequest, slug: str, resource_type: str) -> LiveDeployment:
+    """The store's live deployment of the type; 405 when the type is served from a source that keeps no versions."""
+    try:
+        return _store_live(request, slug, resource_type)
+    except NotAStoreError:
+        raise FhirError(
+            405, RequestCode.METHOD, f"This facade serves {resource_type} from a source that keeps no versions."
+        ) from None
 
 
 # --- type level ---------------------------------------------------------------------------------------------------
