@@ -28,6 +28,7 @@ urlpatterns = [
     re_path(rf"^(?P<slug>[-a-zA-Z0-9_]+)/{TYPE}/{ID}/_history/(?P<version_id>[0-9]{{1,9}})$", store_views.vread),
     re_path(rf"^(?P<slug>[-a-zA-Z0-9_]+)/{TYPE}/{ID}/_history/?$", store_views.instance_history),
     re_path(rf"^(?P<slug>[-a-zA-Z0-9_]+)/{TYPE}/_history/?$", store_views.type_history),
+    re_path(r"^(?P<slug>[-a-zA-Z0-9_]+)/_history/?$", store_views.system_history, name="fhir-system-history"),
     re_path(r"^(?P<slug>[-a-zA-Z0-9_]+)/?$", store_transactions.base, name="fhir-base"),
     re_path(r"^(?P<slug>[^/]+)/(?P<rest>.*)$", views.unknown, name="fhir-unknown"),
 ]
