@@ -1,6 +1,7 @@
 // One batch: its progress (read from /api/batches/<id>/ every second while it runs), the messages that failed (the
 // dead-letter list, paged), downloads of the results and, for authors, Cancel (asks first) and Reprocess (the failed
-// messages again, with a version picked from the mapping's).
+// messages again, with a version picked from the mapping's). A batch with push_to also shows what the server answered
+// for each message pushed (/api/batches/<id>/pushes/, paged: each entry's status, location and ETag) and the sums.
 import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, h, toast } from "../lib/dom.js";
 import { confirmAction } from "../lib/confirm.js";
@@ -12,8 +13,11 @@ const ROOT_TEMPLATE = "template.j2"; // what the engine calls a mapping's own te
 const BADGE = { queued: "muted", running: "warn", completed: "ok", failed: "bad", cancelled: "muted" };
 const number = (value) => value.toLocaleString();
 const plural = (count, noun) => `${number(count)} ${noun}${count === 1 ? "" : "s"}`;
+const PUSHES_PAGE_SIZE = 20;
 let failuresPage = 1;
 let shownFailed = -1;
+let pushesPage = 1;
+let shownPushed = -1;
 let poll;
 
 function duration(seconds) {
@@ -54,6 +58,7 @@ function showBatch(batch) {
   $("#download-bundles").href = batch.urls.results_bundles;
   $("#inputs").textContent = batch.inputs.length ? `Files: ${batch.inputs.map((input) =>
     `${input.name} (${number(input.bytes)} bytes${input.messages !== null ? `, ${plural(input.messages, "message")}` : ""})`).join(", ")}` : "";
+  showPushSummary(batch);
   const running = batch.status === "queued" || batch.status === "running";
   if (config.canWrite) {
     $("#cancel").hidden = !running;
@@ -104,6 +109,62 @@ async function loadFailures() {
   $("#failures-pager").hidden = pages === 1;
 }
 
+function showPushSummary(batch) {
+  $("#push-section").hidden = !batch.push;
+  if (!batch.push) return;
+  const push = batch.push;
+  $("#push-connection").textContent = batch.push_to.connection;
+  $("#push-messages").textContent = `${plural(push.messages, "message")} pushed as ${batch.push_to.kind || "transaction"}s`;
+  $("#push-refused").textContent = `${number(push.refused)} not kept whole`;
+  $("#push-created").textContent = `${number(push.entries_created)} entries created`;
+  $("#push-updated").textContent = `${number(push.entries_updated)} updated`;
+  $("#push-entries-failed").textContent = `${number(push.entries_failed)} failed`;
+  $("#download-push").href = batch.urls.push_results;
+}
+
+function entryItem(entry) {
+  const ok = entry.status.startsWith("2");
+  const why = ok ? "" : (entry.outcome?.issue || []).map((issue) => issue.diagnostics || issue.code).join("; ");
+  return h("li", { class: ok ? "" : "failed", value: String(entry.number + 1), dataset: { status: entry.status.slice(0, 3) } },
+    h("code", {}, entry.status), " ", entry.location ? h("code", { class: "location" }, entry.location) : "",
+    entry.etag ? h("span", { class: "hint" }, ` ${entry.etag}`) : "", why ? ` — ${why}` : "");
+}
+
+function pushRow(pushed) {
+  const entries = pushed.entries.length ? h("ol", {}, ...pushed.entries.map(entryItem))
+    : h("span", { class: "hint" }, "Nothing kept: the server's outcome is in the failed messages below.");
+  return h("tr", { dataset: { seq: String(pushed.seq), code: pushed.code } },
+    h("td", {}, String(pushed.seq)),
+    h("td", {}, h("a", { href: pushed.payload_url, target: "_blank", rel: "noopener" }, pushed.key || "—")),
+    h("td", {}, h("span", { class: `badge ${pushed.code === "ok" ? "ok" : "bad"}` }, pushed.code),
+      pushed.status ? h("div", { class: "hint" }, `HTTP ${pushed.status}`) : ""),
+    h("td", { class: "entries" }, entries, pushed.more ? h("div", { class: "hint" }, `and ${number(pushed.more)} more`) : ""));
+}
+
+async function loadPushes() {
+  const onlyFailed = $("#pushes-failed-only").checked;
+  const address = `${api}pushes/?page_size=${PUSHES_PAGE_SIZE}${onlyFailed ? "&failed=true" : ""}${pushesPage > 1 ? `&page=${pushesPage}` : ""}`;
+  let result;
+  try {
+    result = await get(address);
+  } catch (error) {
+    if (error.status === 404 && pushesPage > 1) {
+      pushesPage = 1;
+      return loadPushes();
+    }
+    throw error;
+  }
+  $("#push-count").textContent = number(result.count);
+  $("#pushes tbody").replaceChildren(...(result.results.length ? result.results.map(pushRow)
+    : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, onlyFailed ? "The server kept every message." : "Nothing pushed yet."))]));
+  const pages = Math.max(1, Math.ceil(result.count / PUSHES_PAGE_SIZE));
+  $("#pushes-status").textContent = `Page ${pushesPage} of ${pages}`;
+  $("#pushes-previous").disabled = !result.previous;
+  $("#pushes-next").disabled = !result.next;
+  $("#pushes-pager").hidden = pages === 1;
+  document.body.dataset.pushesShown = String(result.count);
+}
+
 async function refresh() {
   let batch;
   try {
@@ -118,6 +179,10 @@ async function refresh() {
     shownFailed = batch.failed;
     await loadFailures();
   }
+  if (batch.push && batch.push.messages !== shownPushed) {
+    shownPushed = batch.push.messages;
+    await loadPushes();
+  }
   if (running) poll = setTimeout(refresh, POLL_MS);
 }
 
@@ -128,6 +193,18 @@ $("#failures-previous").addEventListener("click", () => {
 $("#failures-next").addEventListener("click", () => {
   failuresPage += 1;
   loadFailures();
+});
+$("#pushes-previous").addEventListener("click", () => {
+  pushesPage -= 1;
+  loadPushes();
+});
+$("#pushes-next").addEventListener("click", () => {
+  pushesPage += 1;
+  loadPushes();
+});
+$("#pushes-failed-only").addEventListener("change", () => {
+  pushesPage = 1;
+  loadPushes();
 });
 
 async function setUpAuthorActions() {

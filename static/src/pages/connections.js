@@ -1,7 +1,8 @@
 // Connections to other FHIR servers: the list from /api/connections/ with each one's last test; for authors a push
 // form (a mapping rendered on a payload, sent as a transaction or batch: POST /api/connections/{name}/push, each
 // entry's answer shown); for admins an add form (the fields follow the sign-in mode; secrets go to the API once and
-// are never shown again) and a Test button per row (POST /api/connections/{name}/test → a diagnosis code).
+// are never shown again) and a Test button per row (POST /api/connections/{name}/test → a diagnosis code). Authors
+// can also push a test run (its samples rendered again with the run's version, each sent as its own Bundle).
 import { get, pageConfig, post } from "../lib/api.js";
 import { $, ago, h, toast } from "../lib/dom.js";
 
@@ -39,8 +40,7 @@ async function load(url = config.listUrl) {
   const page = await get(url);
   $("#connections tbody").replaceChildren(...(page.results.length ? page.results.map(row)
     : [h("tr", {}, h("td", { colspan: 5, class: "hint" }, "No connections yet."))]));
-  const target = $("#push-form select[name=connection]");
-  if (target) {
+  for (const target of document.querySelectorAll("#push-form select[name=connection], #run-push-form select[name=connection]")) {
     const chosen = target.value;
     target.replaceChildren(...page.results.map((connection) => h("option", {}, connection.name)));
     if (chosen) target.value = chosen;
@@ -73,6 +73,53 @@ async function push(event) {
   } catch (failure) {
     const lines = (failure.details?.errors || []).map((item) => `${item.code}: ${item.message}`);
     error.textContent = [failure.message, ...lines].join("\n");
+    error.hidden = false;
+    result.hidden = true;
+  }
+}
+
+// The mapping's test runs, newest first, to pick one from.
+async function loadRuns(form) {
+  const runs = form.elements.test_run;
+  const slug = form.elements.mapping.value.trim();
+  if (!form.elements.mapping.checkValidity() || !slug) return;
+  try {
+    const page = await get(`/api/mappings/${encodeURIComponent(slug)}/test-runs/?page_size=20`);
+    runs.replaceChildren(...(page.results.length ? page.results.map((run) => h("option", { value: String(run.id) },
+      `#${run.id} · ${run.version ? `v${run.version}` : `draft r${run.draft_revision}`} · ${run.passed} passed, ${run.failed} failed`))
+      : [h("option", { value: "" }, "No test run yet")]));
+  } catch (failure) {
+    runs.replaceChildren(h("option", { value: "" }, failure.message));
+  }
+  form.dataset.runsFor = slug;
+}
+
+async function pushRun(event) {
+  event.preventDefault();
+  const form = event.target;
+  const error = $("#run-push-error");
+  const result = $("#run-push-result");
+  const sent = { mapping: form.elements.mapping.value.trim(), test_run: Number(form.elements.test_run.value), kind: form.elements.kind.value };
+  try {
+    const answer = await post(`/api/connections/${encodeURIComponent(form.elements.connection.value)}/push`, sent);
+    error.hidden = true;
+    result.dataset.code = answer.code;
+    result.querySelector("caption").textContent = `${answer.code}: ${answer.message}`;
+    result.querySelector("tbody").replaceChildren(...answer.samples.flatMap((sample) => {
+      const head = h("tr", { dataset: { sample: sample.case, code: sample.code } },
+        h("th", { colspan: 5 }, sample.case, " ", h("span", { class: `badge ${sample.code === "ok" ? "ok" : "bad"}` }, sample.code), " ",
+          h("span", { class: "hint" }, [sample.message, ...sample.errors.map((item) => `${item.code}: ${item.message}`)].join(" "))));
+      const rows = sample.entries.map((entry, index) => {
+        const line = entryRow(entry, index);
+        line.prepend(h("td", {}));
+        return line;
+      });
+      const whole = sample.outcome ? [h("tr", {}, h("td", {}), h("td", { colspan: 4 }, h("pre", {}, JSON.stringify(sample.outcome, null, 2))))] : [];
+      return [head, ...rows, ...whole];
+    }));
+    result.hidden = false;
+  } catch (failure) {
+    error.textContent = failure.message;
     error.hidden = false;
     result.hidden = true;
   }
@@ -137,6 +184,11 @@ async function add(event) {
 }
 
 $("#push-form")?.addEventListener("submit", push);
+const runForm = $("#run-push-form");
+if (runForm) {
+  runForm.elements.mapping.addEventListener("change", () => loadRuns(runForm));
+  runForm.addEventListener("submit", pushRun);
+}
 const form = $("#add-form");
 if (form) {
   form.elements.auth_mode.addEventListener("change", () => showModeFields(form));
