@@ -1,9 +1,13 @@
 """The FHIR REST interactions of a facade bound to a FHIR store (data source kind `fhir-store`): read (with the
-store's version in ETag, 410 once deleted), vread, `_history`, search, create, update, patch and delete; batch and
-transaction Bundles are in store_transactions.py. Writes go through mappings/actions/store.py.
+store's version in ETag, 410 once deleted), vread, `_history` (store_history.py writes its Bundles), create, update,
+patch and delete; batch and transaction Bundles are in store_transactions.py. Writes go through
+mappings/actions/store.py.
 
-The facade's URLs lead here (urls.py): a GET a worker already knows is not a store's goes straight to the facade's
-own view (mappings/facade/views.py) without a query more; other methods answer 405 on facades that serve no store."""
+A store's current versions are index rows as a stored source's are, so the facade's own reader and search
+(mappings/facade/views.py: _read_stored, _search) serve them: a search of any type goes straight there, and a read by
+id here adds only the store's version (ETag) and 410 for a deleted resource. The facade's URLs lead here (urls.py): a
+read a worker already knows is not a store's goes straight to the facade's own view without a query more; other
+methods answer 405 on facades that serve no store."""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import orjson
-from django.db import connection
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import http_date
@@ -21,12 +24,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from mappings.access import (
     LiveDeployment,
-    ServedFacade,
     access_facade_request,
     access_served_type,
     last_served,
     live_deployments,
-    served_facade,
 )
 from mappings.actions.store import (
     Change,
@@ -43,7 +44,6 @@ from mappings.errors import FhirError, RequestCode
 from mappings.facade import views
 from mappings.facade.formats import read_body, wanted_format
 from mappings.facade.http import fhir_response, smart_endpoint
-from mappings.facade.search import count_matches, latency_plans, ordering, page_after, paging, search
 from mappings.facade.store_history import history_bundle
 from mappings.models import DataSource, Deployment, FacadeResource, StoreVersion
 from mappings.security.enforcement import may, require
@@ -52,8 +52,8 @@ STORE = DataSource.Kind.FHIR_STORE
 JSON_PATCH = "application/json-patch+json"
 # What each write needs of a token on a protected facade (SMART v2 letters; v1 `write` grants c, u and d).
 LETTERS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
-# The facade's own read and search, without their endpoint wrappers: what a request routed here by a stale guess gets.
-FACADE_READ, FACADE_SEARCH = inspect.unwrap(views.instance), inspect.unwrap(views.resource_type_view)
+# The facade's own read, without its endpoint wrapper: what a read routed here by a stale guess gets.
+FACADE_READ = inspect.unwrap(views.instance)
 
 
 class NotAStoreError(Exception):
@@ -91,17 +91,12 @@ def _is_store(request: HttpRequest, slug: str, resource_type: str) -> bool:
 
 
 def _store_live(request: HttpRequest, slug: str, resource_type: str) -> LiveDeployment:
-    return _store_served(request, slug, resource_type)[1]
-
-
-def _store_served(request: HttpRequest, slug: str, resource_type: str) -> tuple[ServedFacade, LiveDeployment]:
-    facade = access_facade_request(slug, request)
-    live = access_served_type(facade, resource_type)
+    live = access_served_type(access_facade_request(slug, request), resource_type)
     if live.source_kind != STORE and request.method == "GET":
         raise NotAStoreError  # routed here by a stale guess: the type was bound to another source since
     if live.source_kind != STORE:
         raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
-    return facade, live
+    return live
 
 
 def _base(request: HttpRequest, slug: str) -> str:
@@ -120,16 +115,12 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
 
 @csrf_exempt
 def resource_type_view(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
-    if request.method == "GET" and not _is_store(request, slug, resource_type):
+    if request.method == "GET":  # a search: the facade's own, over a store's index as over a stored source's
         return views.resource_type_view(request, slug=slug, resource_type=resource_type)
     return store_type(request, slug=slug, resource_type=resource_type)
 
 
-@csrf_exempt
-def search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
-    if not _is_store(request, slug, resource_type):
-        return views.search_post(request, slug=slug, resource_type=resource_type)
-    return store_search_post(request, slug=slug, resource_type=resource_type)
+search_post = views.search_post  # POST _search reads too: the facade's own search serves a store's types
 
 
 # --- instance level -----------------------------------------------------------------------------------------------
@@ -166,7 +157,9 @@ def _changed(live: LiveDeployment, change: Change) -> Done:
 
 
 def _read(request: HttpRequest, slug: str, resource_type: str, resource_id: str) -> HttpResponse:
-    live, row = _read_served(request, slug, resource_type, resource_id)
+    live, row = views._read_stored(request, slug, resource_type, resource_id)  # the facade's one reader
+    if live.source_kind != STORE:
+        raise NotAStoreError  # routed here by a stale guess: the type was bound to another source since
     require(request, resource_type, "r", "A read")
     if row is None:
         target = store_target(live.id, resource_type)
@@ -181,29 +174,6 @@ def _read(request: HttpRequest, slug: str, resource_type: str, resource_id: str)
     else:
         response = fhir_response(request, content)
     return _stamped(response, content["meta"]["versionId"], last_updated)
-
-
-def _read_served(
-    request: HttpRequest, slug: str, resource_type: str, resource_id: str
-) -> tuple[LiveDeployment, tuple | None]:
-    """The store's live deployment for the type and the resource's (text, last_updated) or None: in one statement
-    with the facade's state when this worker served the type from that deployment before (as the facade's own read,
-    mappings.facade.views._read_stored, does for stored sources), else in two."""
-    guess = last_served(slug, resource_type)
-    if guess is not None and guess.source_kind == STORE:
-        with views._prepared_cursor() as cursor:
-            cursor.execute(views.READ_WITH_STATE, [guess.id, resource_type, resource_id, slug])
-            row = cursor.fetchone()
-        live = access_served_type(served_facade(slug, row[:4] if row else None, request), resource_type)
-        if live.id == guess.id:
-            return live, None if row[4] is None else row[4:]
-    else:
-        live = access_served_type(access_facade_request(slug, request), resource_type)
-    if live.source_kind != STORE:
-        raise NotAStoreError  # routed here by a stale guess: the type was bound to another source since
-    with connection.cursor() as cursor:
-        cursor.execute(views.READ_SQL, [live.id, resource_type, resource_id])
-        return live, cursor.fetchone()
 
 
 def _stamped(response: HttpResponse, version_id: object, last_updated: datetime | str) -> HttpResponse:
@@ -350,13 +320,8 @@ def _versioned_live(request: HttpRequest, slug: str, resource_type: str) -> Live
 
 @store_endpoint
 def store_type(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
-    try:
-        facade, live = _store_served(request, slug, resource_type)
-    except NotAStoreError:
-        return FACADE_SEARCH(request, slug=slug, resource_type=resource_type)
+    live = _store_live(request, slug, resource_type)
     method = request.method
-    if method == "GET":
-        return _search(request, slug, facade, live, resource_type, list(request.GET.items()))
     if method == "POST":
         require(request, resource_type, "c", "A create")
         exists = request.headers.get("If-None-Exist")
@@ -375,57 +340,3 @@ def store_type(request: HttpRequest, slug: str, resource_type: str) -> HttpRespo
         change = Change(method, resource_type, None, body, query=query, if_match=request.headers.get("If-Match"))
         return _answer(request, slug, live, _changed(live, change))
     raise FhirError(405, RequestCode.METHOD, f"{method} is not supported on {resource_type}.")
-
-
-@store_endpoint
-def store_search_post(request: HttpRequest, slug: str, resource_type: str) -> HttpResponse:
-    if request.method != "POST":
-        raise FhirError(405, RequestCode.METHOD, "_search is POSTed with a form body.")
-    if request.content_type != views.FORM:
-        raise FhirError(415, RequestCode.FORMAT, f"POST _search takes {views.FORM}.")
-    facade, live = _store_served(request, slug, resource_type)
-    query = list(request.GET.items()) + list(request.POST.items())
-    return _search(request, slug, facade, live, resource_type, query)
-
-
-def _search(
-    request: HttpRequest,
-    slug: str,
-    facade: ServedFacade,
-    live: LiveDeployment,
-    resource_type: str,
-    query: list[tuple[str, str]],
-) -> HttpResponse:
-    """The facade's search over the store's index (its search machinery and paging links). Totals are counted
-    afresh: a store changes between the facade's generations, by which the facade caches them."""
-    require(request, resource_type, "s", "A search")
-    count, offset = paging(query)
-    served = FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type)
-    with latency_plans():
-        matches = search(served, resource_type, query, live.index_key)
-        total = count_matches(served, resource_type, query, live.index_key)
-        page = matches.order_by(*ordering(query)).values_list("content", flat=True)
-        after = page_after(query)
-        page = page.filter(**after)[:count] if after else page[offset : offset + count]
-        rows = [] if dict(query).get("_summary") == "count" or total <= offset else list(page)
-    base = _base(request, slug)
-    elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
-    last_id = rows[-1]["id"] if rows and views.keyset_order(query) else None
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": views._links(base, resource_type, query, offset, count, total, last_id),
-        "entry": [
-            {
-                "fullUrl": f"{base}/{resource_type}/{content['id']}",
-                "resource": views._only(content, elements) if elements else content,
-                "search": {"mode": "match"},
-            }
-            for content in rows
-        ],
-    }
-    bundle["entry"] += views._included(request, facade, base, resource_type, query, rows)
-    if not bundle["entry"]:
-        del bundle["entry"]
-    return fhir_response(request, bundle)

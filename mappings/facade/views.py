@@ -165,7 +165,7 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
         raise FhirError(405, RequestCode.METHOD, f"This facade is read-only: {request.method} is not supported.")
     live, found = _read_stored(request, slug, resource_type, resource_id)
     require(request, resource_type, "r", "A read")
-    if live.source_kind != DataSource.Kind.STORED:
+    if live.source_kind not in INDEXED_KINDS:
         return fhir_response(request, live_read(_deployment(live.id), resource_id))
     if found is None:
         raise FhirError(404, RequestCode.NOT_FOUND, f"{resource_type}/{resource_id} is not known.")
@@ -197,11 +197,12 @@ def _prepared_cursor():
 def _read_stored(
     request: HttpRequest, slug: str, resource_type: str, resource_id: str
 ) -> tuple[LiveDeployment, tuple | None]:
-    """The live deployment serving the type and, when it is a stored source, the resource's (text, last_updated) or
-    None: in one statement with the facade's state when this worker has served the type before and nothing was
-    deployed since, else in two."""
+    """The live deployment serving the type and, when it is served from the index (a stored source or a FHIR store,
+    whose read mappings/facade/store_views.py adds versions to), the resource's (text, last_updated) or None: in one
+    statement with the facade's state when this worker has served the type before and nothing was deployed since,
+    else in two."""
     guess = last_served(slug, resource_type)
-    if guess is not None and guess.source_kind == DataSource.Kind.STORED:
+    if guess is not None and guess.source_kind in INDEXED_KINDS:
         with _prepared_cursor() as cursor:
             cursor.execute(READ_WITH_STATE, [guess.id, resource_type, resource_id, slug])
             row = cursor.fetchone()
@@ -210,7 +211,7 @@ def _read_stored(
             return live, None if row[4] is None else row[4:]
     else:
         live = access_served_type(access_facade_request(slug, request), resource_type)
-    if live.source_kind != DataSource.Kind.STORED:
+    if live.source_kind not in INDEXED_KINDS:
         return live, None
     with connection.cursor() as cursor:
         cursor.execute(READ_SQL, [live.id, resource_type, resource_id])
@@ -225,14 +226,16 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
     count, offset = paging(query)
     summary = dict(query).get("_summary")
     note = last_id = None
-    if live.source_kind != DataSource.Kind.STORED:
+    if live.source_kind not in INDEXED_KINDS:
         found, note = live_search(_deployment(live.id), query, RESULT_PARAMS)
         total, rows = len(found), [] if summary == "count" else found[offset : offset + count]
     else:
         served = FacadeResource.objects.filter(deployment_id=live.id, resource_type=resource_type)
         with latency_plans():
             matches = search(served, resource_type, query, live.index_key)
-            total = count_matches(served, resource_type, query, live.index_key, facade.generation)
+            # A store's writes change its index between the facade's generations: its totals are counted afresh.
+            generation = facade.generation if live.source_kind == DataSource.Kind.STORED else None
+            total = count_matches(served, resource_type, query, live.index_key, generation)
             page = matches.order_by(*ordering(query)).values_list("content", flat=True)
             after = page_after(query)
             page = page.filter(**after)[:count] if after else page[offset : offset + count]
