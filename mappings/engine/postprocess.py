@@ -40,14 +40,15 @@ def _in_string(offset: int, spans: list[tuple[int, int]], starts: list[int]) -> 
 
 
 class _Strings:
-    """Where a text's JSON strings are, asked about offsets that are not quotes, in increasing order. Without a
-    backslash and with an even number of quotes (nearly every rendered output: escaped characters are rare) the quotes
-    pair up in order, so counting them (str.count, in C) answers; otherwise every string is matched once, by regex.
-    Matching the ~2,000 strings of a Bundle cost more than the rest of the clean-up together."""
+    """Where a text's JSON strings are, asked about offsets that are not quotes, in increasing order. Without an
+    escaped quote and with an even number of quotes (nearly every rendered output) the quotes pair up in order, so
+    counting them (str.count, in C) answers; otherwise every string is matched once, by regex. Matching the ~2,000
+    strings of a Bundle cost more than the rest of the clean-up together. Other escapes (`\\n` in a note, as in the
+    ORU^R01 demo's output) end no string: with no backslash before a quote, the regex pairs the quotes the same way."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.paired = "\\" not in text and text.count('"') % 2 == 0
+        self.paired = '\\"' not in text and text.count('"') % 2 == 0
         self.position = self.quotes = 0
         self.spans: list[tuple[int, int]] = []
         self.starts: list[int] = []

@@ -153,3 +153,22 @@ def test_it_reads_a_decimal_again_only_when_the_output_has_one() -> None:
     assert str(output["b"][0]) == "1.0" and output["b"][1] == 2
     plain, _ = postprocess('{"resourceType": "Basic", "text": "a: 1.50,", "n": 12345678901234567}')
     assert plain == {"resourceType": "Basic", "text": "a: 1.50,", "n": 12345678901234567}
+
+
+def test_it_tells_strings_by_counting_quotes_when_no_quote_is_escaped() -> None:
+    """_Strings counts quotes when no backslash stands before one (a `\\n` in a note, the ORU^R01 demo's output);
+    its answers are the string regex's, on random texts of quotes, backslashes, commas and letters."""
+    import random
+
+    from mappings.engine.postprocess import _in_string, _string_spans, _Strings
+
+    rng = random.Random(14)
+    counted = 0
+    for _ in range(5000):
+        text = "".join(rng.choice('"",\\n a]') for _ in range(rng.randint(0, 40)))
+        strings = _Strings(text)
+        counted += strings.paired and "\\" in text  # a backslash, yet counted
+        spans, starts = _string_spans(text)
+        for offset in (i for i, char in enumerate(text) if char == ","):
+            assert strings.holds(offset) == _in_string(offset, spans, starts), (text, offset)
+    assert counted > 500
