@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from mappings.actions.common import audit
-from mappings.actions.index_rows import drop_index, staging_key, swap_staged
+from mappings.actions.index_rows import drop_index, served_instant, staging_key, swap_staged
 from mappings.actions.samples import run_samples
 from mappings.errors import StudioError
 from mappings.models import (
@@ -199,13 +199,13 @@ def do_finish_index(deployment: Deployment, *, errors: list[dict], records: int)
     binding = deployment.binding
     # Only the live deployment keeps an index; older ones keep their history row.
     binding.deployments.live().exclude(pk=deployment.pk).update(ready=False, superseded=True)
-    key = staging_key(deployment)
+    key, now = staging_key(deployment), served_instant(timezone.now())
     drop_index(binding, swapping=deployment)
-    deployment.indexed = swap_staged(deployment, key, timezone.now())
-    deployment.index_key = key
+    deployment.indexed = swap_staged(deployment, key, now)
+    deployment.index_key, deployment.served_since = key, now
     deployment.index_errors = errors[:100]
     deployment.ready = True
-    deployment.save(update_fields=["indexed", "index_key", "index_errors", "ready"])
+    deployment.save(update_fields=["indexed", "index_key", "served_since", "index_errors", "ready"])
     grow_generation(binding.facade_id)
     audit(
         None,

@@ -4,13 +4,16 @@ would write or cascade them one at a time, and an index holds millions of search
 - An index has a key (`staging_key`): a deployment's id, or minus its id while the other one serves, so a deployment
   indexed again (records uploaded) stages beside what it serves. Its search values carry the key (SearchValue.build):
   searches read the served key's values alone, and a swap or a delete drops an index's values by key.
-- `stage_resources` writes resources built for a deployment as staged rows (no deployment, `staged_for` the key),
-  which nothing reads. Every indexing worker stages at once: an upsert keeps, for each resource id, the row of the
-  newest record (the highest record id), whichever chunk got there first, and a resource written again gets its
-  search values rewritten with it.
-- `swap_staged` makes the staged rows the deployment's index in one UPDATE, stamping meta.lastUpdated and the row's
-  last_updated (which `_lastUpdated` searches and `_since` read) with the time of the swap: a resource is new to
-  clients when it starts to serve.
+- `stage_resources` writes resources built for a deployment as rows nothing reads. A deployment's first index is
+  staged as its own rows (`deployment` set), which nothing reads until the swap makes it live; an index built again
+  for a deployment that serves is staged beside what it serves (no deployment, `staged_for` the key). Every indexing
+  worker stages at once: an upsert keeps, for each resource id, the row of the newest record (the highest record
+  id), whichever chunk got there first, and a resource written again gets its search values rewritten with it.
+- `swap_staged` makes the staged rows the deployment's index. A first index is already the deployment's: nothing is
+  rewritten (rewriting 100,000 resources was the longest serial step of a build); its rows have no last_updated and
+  an UNSTAMPED meta.lastUpdated, both read as the deployment's `served_since` (mappings/facade/
+  last_updated.py). An index built again is moved in with one UPDATE that stamps them: a resource is new to clients
+  when it starts to serve.
 - `drop_index` deletes the rows of a binding's deployments, served and staged.
 
 The upsert's conflict target is the partial unique index of migration 0014 (PostgreSQL and SQLite both have
@@ -27,6 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from mappings.engine.formats.decimals import decimal_default
+from mappings.facade.last_updated import instant
 from mappings.models import Deployment, FacadeResource, ResourceBinding, SearchValue
 
 RESOURCES, VALUES = FacadeResource._meta.db_table, SearchValue._meta.db_table
@@ -35,8 +39,10 @@ RESOURCES, VALUES = FacadeResource._meta.db_table, SearchValue._meta.db_table
 TIMED = frozenset({"_lastUpdated"})
 # COPY's text format: a backslash, tab, newline or carriage return in a value is escaped (params are our own names).
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+STAGED_CONFLICT = "(staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL"
+SERVING_CONFLICT = "(deployment_id, resource_type, resource_id)"
 UPSERT_TAIL = f"""
-    ON CONFLICT (staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL
+    ON CONFLICT {{conflict}}
     DO UPDATE SET record_id = excluded.record_id, content = excluded.content
     WHERE excluded.record_id >= COALESCE({RESOURCES}.record_id, 0)
     RETURNING id, resource_id, {{inserted}}"""
@@ -46,10 +52,19 @@ INSERTED = {"postgresql": "xmax = 0", "sqlite": "false"}
 
 
 @dataclass(frozen=True)
+class Staging:
+    """Where a deployment's new index is staged: under `key`, as the rows of deployment `serving_as` when it does
+    not serve yet (its first index), else beside what it serves (None)."""
+
+    key: int
+    serving_as: int | None = None
+
+
+@dataclass(frozen=True)
 class StagedResource:
     resource_id: str
     record_id: int
-    content: dict  # meta.versionId set; meta.lastUpdated is set by the swap
+    content: dict  # meta.versionId set, meta.lastUpdated UNSTAMPED
     search_values: list[tuple[str, str, object, object]]  # (param, value, start, end), none of them TIMED
 
 
@@ -58,15 +73,26 @@ def staging_key(deployment: Deployment) -> int:
     return -deployment.pk if deployment.index_key == deployment.pk else deployment.pk
 
 
-def stage_resources(key: int, resource_type: str, resources: Iterable[StagedResource]) -> int:
-    """Stage resources under an index key (call it inside a transaction that share-locks the deployment's row before
-    it commits, so a swap or a newer deploy waits for it); returns how many rows were written, i.e. won over what was
-    staged before."""
+def staging_of(deployment: Deployment) -> Staging:
+    """Where a new index of the deployment is staged (from its index_key as last read)."""
+    serving_as = deployment.pk if deployment.index_key is None else None
+    return Staging(staging_key(deployment), serving_as)
+
+
+def stage_resources(
+    key: int, resource_type: str, resources: Iterable[StagedResource], serving_as: int | None = None
+) -> int:
+    """Stage resources under an index key, as deployment `serving_as`'s rows when given (Staging); call it inside a
+    transaction that share-locks the deployment's row before it commits, so a swap or a newer deploy waits for it.
+    Returns how many rows were written, i.e. won over what was staged before."""
     by_id = {resource.resource_id: resource for resource in resources}
     if not by_id:
         return 0
-    staged_at = _moment(timezone.now())  # replaced by the swap's time
-    tail = UPSERT_TAIL.format(inserted=INSERTED[connection.vendor])
+    # A row staged beside a served index is stamped by the swap; one staged as its deployment's has none (None).
+    staged_at = None if serving_as is not None else _moment(timezone.now())
+    staged_for = None if serving_as is not None else key
+    conflict = SERVING_CONFLICT if serving_as is not None else STAGED_CONFLICT
+    tail = UPSERT_TAIL.format(conflict=conflict, inserted=INSERTED[connection.vendor])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement, in resource id order: two chunks upserting the same ids lock them in the same order. The
@@ -75,10 +101,16 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
             cursor.execute(
                 f"""INSERT INTO {RESOURCES}
                     (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
-                SELECT NULL, %s, %s, r.id, r.record, r.content, %s
+                SELECT %s, %s, %s, r.id, r.record, r.content, %s
                 FROM jsonb_to_recordset(%s::jsonb) AS r(id varchar, record bigint, content jsonb)
                 ORDER BY r.id {tail}""",
-                [key, resource_type, staged_at, orjson.dumps(document, default=decimal_default).decode()],
+                [
+                    serving_as,
+                    staged_for,
+                    resource_type,
+                    staged_at,
+                    orjson.dumps(document, default=decimal_default).decode(),
+                ],
             )
             written = cursor.fetchall()
         else:
@@ -88,8 +120,8 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
                 cursor.execute(
                     f"""INSERT INTO {RESOURCES}
                         (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
-                    VALUES (NULL, %s, %s, %s, %s, %s, %s) {tail}""",
-                    [key, resource_type, resource_id, resource.record_id, text, staged_at],
+                    VALUES (%s, %s, %s, %s, %s, %s, %s) {tail}""",
+                    [serving_as, staged_for, resource_type, resource_id, resource.record_id, text, staged_at],
                 )
                 written += cursor.fetchall()
     if rewritten := [pk for pk, _, inserted in written if not inserted]:
@@ -100,12 +132,17 @@ def stage_resources(key: int, resource_type: str, resources: Iterable[StagedReso
     return len(written)
 
 
+def served_instant(now: datetime) -> datetime:
+    """A swap's time to the millisecond, as meta.lastUpdated says it: a `_lastUpdated` search for that instant finds
+    the resources it stamped."""
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def swap_staged(deployment: Deployment, key: int, now: datetime) -> int:
-    """The rows staged under `key` become the deployment's index, stamped `now`; returns how many. Drop the rows
-    they replace first (drop_index), and set the deployment's index_key to `key` with it."""
-    # To the millisecond, as meta.lastUpdated says it: a search for that instant finds the row
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The rows staged under `key` become the deployment's index, as of `now` (served_instant); returns how many.
+    Drop the rows they replace first (drop_index), and set the deployment's index_key to `key` and served_since to
+    `now` with it. A first index (index_key None) was staged as the deployment's own rows: it is counted, not
+    rewritten (rows staged beside, by an indexer older than that, are still moved in)."""
     if connection.vendor == "postgresql":
         content = "jsonb_set(content, '{meta,lastUpdated}', to_jsonb(%s::text))"
     else:
@@ -114,38 +151,48 @@ def swap_staged(deployment: Deployment, key: int, now: datetime) -> int:
         cursor.execute(
             f"""UPDATE {RESOURCES} SET deployment_id = %s, staged_for = NULL, last_updated = %s, content = {content}
             WHERE staged_for = %s""",
-            [deployment.pk, _moment(now), stamp, key],
+            [deployment.pk, _moment(now), instant(now), key],
         )
-        return cursor.rowcount
+        if deployment.index_key is not None:
+            return cursor.rowcount
+        cursor.execute(f"SELECT count(*) FROM {RESOURCES} WHERE deployment_id = %s", [deployment.pk])
+        return cursor.fetchone()[0]
 
 
 def drop_index(binding: ResourceBinding, *, swapping: Deployment | None = None) -> None:
     """Delete every served resource of the binding's deployments, with their search values, and what they staged;
-    when `swapping` one in, only what superseded deployments staged (its own staged rows are about to serve, and a
-    newer deployment still indexing keeps its own). The deployments' rows are locked first: a worker staging for one
-    of them finishes before this reads, and one that comes after finds its deployment superseded or gone."""
+    when `swapping` one in, only what superseded deployments staged and what served (its own staged rows are about
+    to serve, and a newer deployment still indexing keeps its own). The deployments' rows are locked first: a worker
+    staging for one of them finishes before this reads, and one that comes after finds its deployment superseded or
+    gone."""
     rows = list(
-        Deployment.objects.select_for_update().filter(binding=binding).values_list("pk", "superseded", "index_key")
+        Deployment.objects.select_for_update()
+        .filter(binding=binding)
+        .values_list("pk", "superseded", "index_key", "ready")
     )
-    ids = [pk for pk, _, _ in rows]
-    served = [key for _, _, key in rows if key is not None]
-    staged = [key for pk, superseded, _ in rows if swapping is None or superseded for key in (pk, -pk)]
+    # A deployment's rows: what it serves, or what it staged as its own (first index) while not serving; a pending
+    # one's (and the one swapping in, when its index is its first) stay.
+    ids = [pk for pk, superseded, _, ready in rows if swapping is None or ready or superseded]
+    served = [key for _, _, key, _ in rows if key is not None]
+    staged = [key for pk, superseded, _, _ in rows if swapping is None or superseded for key in (pk, -pk)]
     keys = list({*served, *staged})
-    if not ids:
-        return
     with connection.cursor() as cursor:
         if keys:
             cursor.execute(f"DELETE FROM {VALUES} WHERE {_any('build', keys)}", _params(keys))
-        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_any('deployment_id', ids)}", _params(ids))
+        if ids:
+            cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_any('deployment_id', ids)}", _params(ids))
         if staged:
             cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_staged_in(staged)}", _params(staged))
 
 
-def drop_staged(key: int) -> None:
-    """Delete what was staged under an index key (a new plan starts afresh)."""
+def drop_staged(staging: Staging) -> None:
+    """Delete what was staged for a new index (a new plan starts afresh)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {VALUES} WHERE build = %s", [key])
-        cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_staged_in([key])}", _params([key]))
+        cursor.execute(f"DELETE FROM {VALUES} WHERE build = %s", [staging.key])
+        if staging.serving_as is not None:  # not serving yet: its rows are what it staged
+            cursor.execute(f"DELETE FROM {RESOURCES} WHERE deployment_id = %s", [staging.serving_as])
+        else:
+            cursor.execute(f"DELETE FROM {RESOURCES} WHERE {_staged_in([staging.key])}", _params([staging.key]))
 
 
 def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:

@@ -25,12 +25,14 @@ from mappings.engine.formats import loads
 from mappings.errors import FhirError, RequestCode
 from mappings.facade.formats import CAPABILITY_FORMATS
 from mappings.facade.http import fhir_response, smart_endpoint, wanted_format
+from mappings.facade.last_updated import stamped, stamped_text
 from mappings.facade.live import live_read, live_search
 from mappings.facade.search import (
     RESULT_PARAMS,
     count_matches,
     include_targets,
     keyset_order,
+    last_updated,
     latency_plans,
     ordering,
     page_after,
@@ -57,14 +59,17 @@ BULK_OPERATIONS = [
 
 # A read is the facade's hot path (about 1 ms in all): the query is written out because the ORM takes longer to build
 # it than the database to answer, and the stored JSON text is returned as it is, never parsed and serialised again.
+# A row staged as its deployment's own has no last_updated: it was last updated when its index started to serve.
+SERVED_SINCE = f"(SELECT served_since FROM {Deployment._meta.db_table} WHERE id = %s)"
 READ_SQL = (
-    f"SELECT CAST(content AS TEXT), last_updated FROM {FacadeResource._meta.db_table} "
+    f"SELECT CAST(content AS TEXT), COALESCE(last_updated, {SERVED_SINCE}) FROM {FacadeResource._meta.db_table} "
     "WHERE deployment_id = %s AND resource_type = %s AND resource_id = %s"
 )
 # The same read with the facade's state (access_facade_request's row) in one statement, so one round trip: from the
 # deployment this worker last served the type from, kept only if the generation read with it still serves from there.
 READ_WITH_STATE = (
-    f"SELECT f.id, f.generation, f.status, f.auth_mode, CAST(r.content AS TEXT), r.last_updated"
+    f"SELECT f.id, f.generation, f.status, f.auth_mode, CAST(r.content AS TEXT),"
+    f" COALESCE(r.last_updated, {SERVED_SINCE})"
     f" FROM {Facade._meta.db_table} f LEFT JOIN {FacadeResource._meta.db_table} r"
     " ON r.deployment_id = %s AND r.resource_type = %s AND r.resource_id = %s WHERE f.slug = %s"
 )
@@ -172,6 +177,7 @@ def instance(request: HttpRequest, slug: str, resource_type: str, resource_id: s
     text, last_updated = found
     if isinstance(last_updated, str):  # SQLite hands back the stored text (UTC)
         last_updated = datetime.fromisoformat(last_updated).replace(tzinfo=UTC)
+    text = stamped_text(text, last_updated)
     if wanted_format(request) == "json" and request.GET.get("_pretty") != "true":
         response = HttpResponse(text, content_type="application/fhir+json; charset=utf-8")
     else:
@@ -204,7 +210,7 @@ def _read_stored(
     guess = last_served(slug, resource_type)
     if guess is not None and guess.source_kind in INDEXED_KINDS:
         with _prepared_cursor() as cursor:
-            cursor.execute(READ_WITH_STATE, [guess.id, resource_type, resource_id, slug])
+            cursor.execute(READ_WITH_STATE, [guess.id, guess.id, resource_type, resource_id, slug])
             row = cursor.fetchone()
         live = access_served_type(served_facade(slug, row[:4] if row else None, request), resource_type)
         if live.id == guess.id:
@@ -214,7 +220,7 @@ def _read_stored(
     if live.source_kind not in INDEXED_KINDS:
         return live, None
     with connection.cursor() as cursor:
-        cursor.execute(READ_SQL, [live.id, resource_type, resource_id])
+        cursor.execute(READ_SQL, [live.id, live.id, resource_type, resource_id])
         return live, cursor.fetchone()
 
 
@@ -236,12 +242,12 @@ def _search(request: HttpRequest, slug: str, resource_type: str, lists: list) ->
             # A store's writes change its index between the facade's generations: its totals are counted afresh.
             generation = facade.generation if live.source_kind == DataSource.Kind.STORED else None
             total = count_matches(served, resource_type, query, live.index_key, generation)
-            page = matches.order_by(*ordering(query)).values_list("content", flat=True)
+            page = matches.order_by(*ordering(query)).values_list("content", last_updated())
             after = page_after(query)
             page = page.filter(**after)[:count] if after else page[offset : offset + count]
             # Past the last match there is nothing to read: a search matching nothing would otherwise walk every
             # resource in id order looking for a first one (270 ms over 100,000 Patients).
-            rows = [] if summary == "count" or total <= offset else list(page)
+            rows = [] if summary == "count" or total <= offset else [stamped(*row) for row in page]
         last_id = rows[-1]["id"] if rows and keyset_order(query) else None
     elements = [name for value in dict(query).get("_elements", "").split(",") if (name := value.strip())]
     base = _base(request, slug)
@@ -288,9 +294,10 @@ def _included(
         if live.source_kind not in INDEXED_KINDS:
             continue  # a live source would be asked once per reference: not cheap, so not included
         contents = FacadeResource.objects.filter(deployment_id=live.id, resource_type=kind, resource_id__in=ids)
+        rows = contents.order_by("resource_id").values_list("content", last_updated())
         entries += [
             {"fullUrl": f"{base}/{kind}/{content['id']}", "resource": content, "search": {"mode": "include"}}
-            for content in contents.order_by("resource_id").values_list("content", flat=True)
+            for content in (stamped(*row) for row in rows)
         ]
     return entries
 

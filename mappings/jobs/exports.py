@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from mappings.actions import do_delete_export_files, do_fail_export, do_finish_export
 from mappings.engine.formats.decimals import dumps, loads
+from mappings.facade.last_updated import stamped_text, updated_since
 from mappings.facade.search import search
 from mappings.facade.search_index import COMPARTMENT
 from mappings.job_files import LineFiles, delete_files
@@ -111,7 +112,7 @@ def exported_rows(job: ExportJob, deployment: Deployment, resource_type: str) ->
     of_type = FacadeResource.objects.filter(deployment_id=deployment.pk, resource_type=resource_type)
     rows = of_type
     if parameters.get("since"):
-        rows = rows.filter(last_updated__gt=datetime.fromisoformat(parameters["since"]))
+        rows = rows.filter(updated_since(datetime.fromisoformat(parameters["since"]), deployment.served_since))
     filters = (parameters.get("type_filters") or {}).get(resource_type)
     if filters:
         matching = Q()
@@ -191,7 +192,9 @@ def _write_chunk_files(chunk: ExportChunk, job: ExportJob, output: LineFiles, er
             id__gte=chunk.first_id, id__lte=chunk.last_id
         )
         texts = rows.order_by("id").values_list(Cast("content", TextField()), flat=True)
+        served_since = chunk.deployment.served_since  # the stamp of rows staged as the deployment's own
         for text in texts.iterator(chunk_size=2000):
+            text = stamped_text(text, served_since)
             line = text.encode() if elements is None else dumps(subset(loads(text), elements))  # decimals kept
             output.write(line)
             written += 1

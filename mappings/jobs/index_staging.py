@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 from django.db import OperationalError, connection, transaction
 
-from mappings.actions.index_rows import TIMED, StagedResource, stage_resources, staging_key
+from mappings.actions.index_rows import TIMED, StagedResource, Staging, stage_resources, staging_of
+from mappings.facade.last_updated import UNSTAMPED
 from mappings.facade.search import NAME_PARTS
 from mappings.facade.search_index import search_values
 from mappings.jobs.chunks import finish_chunk
@@ -85,17 +86,17 @@ class ChunkStager:
 
     def _stage_pieces(self) -> bool:
         with transaction.atomic():
-            key = staging_key_of(self.deployment, lock=False)  # locked at the end; a swap changes it
+            staging = staging_key_of(self.deployment, lock=False)  # locked at the end; a swap changes it
             while isinstance(piece := self.pieces.get(), dict):
-                if key is not None:
-                    stage_resources(key, self.deployment.binding.resource_type, staged(piece))
+                if staging is not None:
+                    stage(staging, self.deployment.binding.resource_type, piece)
             if piece is None:  # abandoned
                 transaction.set_rollback(True)
                 return False
             if not _record_done(self.chunk, *piece):
                 transaction.set_rollback(True)
                 return False
-            if staging_key_of(self.deployment) != key:
+            if staging_key_of(self.deployment) != staging:
                 raise KeyChangedError(self.deployment.pk)
             return True
 
@@ -107,8 +108,8 @@ def stage_chunk(chunk: IndexChunk, deployment: Deployment, found: Found, errors:
         try:
             with transaction.atomic():
                 finished = _record_done(chunk, len(found), errors, records)
-                if finished and (key := staging_key_of(deployment)) is not None:
-                    stage_resources(key, deployment.binding.resource_type, staged(found))
+                if finished and (staging := staging_key_of(deployment)) is not None:
+                    stage(staging, deployment.binding.resource_type, found)
                 return finished
         except OperationalError as exc:
             if attempt == STAGE_ATTEMPTS or getattr(exc.__cause__, "sqlstate", None) != DEADLOCK:
@@ -128,12 +129,17 @@ def _record_done(chunk: IndexChunk, done: int, errors: list, records: int) -> bo
     )
 
 
+def stage(staging: Staging, resource_type: str, found: Found) -> int:
+    return stage_resources(staging.key, resource_type, staged(found), staging.serving_as)
+
+
 def staged(found: Found) -> list[StagedResource]:
-    """The resources to stage, with their search values (but the TIMED ones, which the swap adds)."""
+    """The resources to stage, with their search values (but the TIMED ones: a `_lastUpdated` search reads the row's
+    stamp), UNSTAMPED until they serve."""
     resources = []
     for resource_id, (resource, record_id) in found.items():
         values = stored_values(search_values(resource, EPOCH))
-        meta = {**(resource.get("meta") or {}), "versionId": "1"}
+        meta = {**(resource.get("meta") or {}), "versionId": "1", "lastUpdated": UNSTAMPED}
         resources.append(StagedResource(resource_id, record_id, {**resource, "meta": meta}, values))
     return resources
 
@@ -145,8 +151,8 @@ def stored_values(rows: list[tuple]) -> list[tuple]:
     return [row for row in rows if row[0] not in TIMED and not (row[0] == "name" and row[1] in parts)]
 
 
-def staging_key_of(deployment: Deployment, *, lock: bool = True) -> int | None:
-    """The key the deployment's new index is staged under; None when it no longer wants one (deleted, or
+def staging_key_of(deployment: Deployment, *, lock: bool = True) -> Staging | None:
+    """Where the deployment's new index is staged (index_rows.staging_of); None when it no longer wants one (deleted, or
     superseded). `lock`: share-lock the deployment's row for this transaction (a swap, a newer deploy or a delete
     waits for it; other chunks staging do not). The ORM has no FOR SHARE."""
     share = " FOR SHARE" if lock and connection.vendor == "postgresql" else ""
@@ -157,4 +163,4 @@ def staging_key_of(deployment: Deployment, *, lock: bool = True) -> int | None:
         row = cursor.fetchone()
     if row is None or row[0]:
         return None
-    return staging_key(Deployment(pk=deployment.pk, index_key=row[1]))
+    return staging_of(Deployment(pk=deployment.pk, index_key=row[1]))

@@ -22,11 +22,11 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mappings import caches, message_log
 from mappings.actions import do_finish_index
-from mappings.actions.index_rows import drop_staged, stage_resources
+from mappings.actions.index_rows import drop_staged
 from mappings.compiling import compile_version
 from mappings.facade.deployed import run_deployed
 from mappings.jobs.chunks import Heartbeat, claim_chunk, finish_chunk, send_chunks
-from mappings.jobs.index_staging import PIECE, ChunkStager, staged, staging_key_of
+from mappings.jobs.index_staging import PIECE, ChunkStager, stage, staging_key_of
 from mappings.models import ChunkStatus, Deployment, IndexChunk, SourceRecord
 from mappings.profiles import studio_registry
 
@@ -46,9 +46,9 @@ def index_deployment_direct(deployment_id: int) -> Deployment | None:
     rows = SourceRecord.objects.filter(source_id=deployment.binding.source_id).order_by("id")
     found, errors, records = _run_records(deployment, rows)
     with transaction.atomic():
-        if (key := staging_key_of(deployment)) is not None:
-            drop_staged(key)  # what an earlier run staged, from records since replaced
-            stage_resources(key, deployment.binding.resource_type, staged(found))
+        if (staging := staging_key_of(deployment)) is not None:
+            drop_staged(staging)  # what an earlier run staged, from records since replaced
+            stage(staging, deployment.binding.resource_type, found)
     return _finish(deployment, errors, records, started)
 
 
@@ -69,8 +69,8 @@ def plan_index_direct(deployment_id: int) -> int:
     with transaction.atomic():
         # The chunks first: one staging now holds its row until it commits, and its rows are then dropped too.
         deployment.index_chunks.all().delete()
-        if (key := staging_key_of(deployment)) is not None:
-            drop_staged(key)
+        if (staging := staging_key_of(deployment)) is not None:
+            drop_staged(staging)
         chunks = IndexChunk.objects.bulk_create(
             IndexChunk(deployment=deployment, first_record_id=first, last_record_id=last) for first, last in ranges
         )

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 
 from mappings import actions
-from mappings.actions.index_rows import StagedResource, stage_resources, staging_key
+from mappings.actions.index_rows import StagedResource, stage_resources, staging_key, staging_of
 from mappings.engine.formats import loads
 from mappings.facade.search_index import search_values
 from mappings.jobs.index_staging import EPOCH, stage_chunk
@@ -38,8 +38,18 @@ def key(deployment: Deployment) -> int:
 
 
 def stage(deployment: Deployment, *resources: StagedResource) -> int:
+    """Staged as an indexing worker stages: as the deployment's own rows for its first index, else beside."""
+    staging = staging_of(Deployment.objects.get(pk=deployment.pk))
     with transaction.atomic():
-        return stage_resources(key(deployment), "Patient", resources)
+        return stage_resources(staging.key, "Patient", resources, staging.serving_as)
+
+
+def staged_rows(deployment: Deployment):
+    """What is staged for the deployment's new index: its own rows while it does not serve, else the rows beside."""
+    deployment = Deployment.objects.get(pk=deployment.pk)
+    if deployment.index_key is None:
+        return FacadeResource.objects.filter(deployment=deployment)
+    return FacadeResource.objects.filter(staged_for=key(deployment))
 
 
 def families_searched(client, family: str) -> list[str]:
@@ -101,7 +111,7 @@ def test_an_older_deployments_swap_keeps_what_a_newer_one_is_staging(served, cli
     stage(pending, staged(patient("Pending"), first.pk))
 
     index_deployment_direct(live.pk)  # records were uploaded: the live deployment is indexed again and swapped
-    assert FacadeResource.objects.filter(staged_for=key(pending)).count() == 1
+    assert staged_rows(pending).count() == 1
 
     pending = actions.do_finish_index(pending, errors=[], records=1)
     live.refresh_from_db()
@@ -116,7 +126,7 @@ def test_a_superseded_deployments_staging_is_dropped_by_the_next_swap(served) ->
     first, _ = served["source"].records.order_by("id")
     stage(replaced, staged(patient("Replaced"), first.pk))
     index_deployment_direct(live.pk)
-    assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
+    assert not FacadeResource.objects.filter(deployment=replaced).exists()
     assert not SearchValue.objects.filter(value="replaced").exists()
 
 
@@ -174,7 +184,7 @@ def test_a_chunk_taken_over_stages_nothing_and_a_superseded_deployment_gets_noth
         deployment=replaced, first_record_id=first.pk, last_record_id=first.pk, status=ChunkStatus.RUNNING, attempts=1
     )
     assert stage_chunk(other, replaced, found, [], 1) is True  # the chunk is done; its deployment wants nothing
-    assert not FacadeResource.objects.filter(staged_for=key(replaced)).exists()
+    assert not FacadeResource.objects.filter(deployment=replaced).exists()
 
 
 def test_search_totals_count_each_matching_resource_once_from_the_live_index(served, client) -> None:
