@@ -102,11 +102,16 @@ async function loadFailures() {
   $("#failure-count").textContent = number(result.count);
   $("#failures tbody").replaceChildren(...(result.results.length ? result.results.map(failureRow)
     : [h("tr", {}, h("td", { colspan: 6, class: "hint" }, "No message failed."))]));
+  showPager("failures", failuresPage, size, result);
+}
+
+// A table's pager (#<name>-status, -previous, -next, -pager) for one page of a list answer.
+function showPager(name, page, size, result) {
   const pages = Math.max(1, Math.ceil(result.count / size));
-  $("#failures-status").textContent = `Page ${failuresPage} of ${pages}`;
-  $("#failures-previous").disabled = !result.previous;
-  $("#failures-next").disabled = !result.next;
-  $("#failures-pager").hidden = pages === 1;
+  $(`#${name}-status`).textContent = `Page ${page} of ${pages}`;
+  $(`#${name}-previous`).disabled = !result.previous;
+  $(`#${name}-next`).disabled = !result.next;
+  $(`#${name}-pager`).hidden = pages === 1;
 }
 
 function showPushSummary(batch) {
@@ -157,11 +162,7 @@ async function loadPushes() {
   $("#push-count").textContent = number(result.count);
   $("#pushes tbody").replaceChildren(...(result.results.length ? result.results.map(pushRow)
     : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, onlyFailed ? "The server kept every message." : "Nothing pushed yet."))]));
-  const pages = Math.max(1, Math.ceil(result.count / PUSHES_PAGE_SIZE));
-  $("#pushes-status").textContent = `Page ${pushesPage} of ${pages}`;
-  $("#pushes-previous").disabled = !result.previous;
-  $("#pushes-next").disabled = !result.next;
-  $("#pushes-pager").hidden = pages === 1;
+  showPager("pushes", pushesPage, PUSHES_PAGE_SIZE, result);
   document.body.dataset.pushesShown = String(result.count);
 }
 
