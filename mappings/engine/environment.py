@@ -7,7 +7,7 @@ Each template's syntax tree is checked and changed as it is parsed (`_parse`):
 - every `{% import %}`/`{% include %}` must name a literal snippet, so the include graph is known at compile time and
   cycles and depth are refused before anything runs;
 - a lookup the template tests for presence (`{% if row.middle %}`, `is defined`, `| default`, `or`) is marked quiet
-  (`quiet_attr`/`quiet_item`, see `MappingCodeGenerator`), so that a missing key or column warns only where the
+  (`quiet_attr`/`quiet_item`, see template_rewrites.py), so that a missing key or column warns only where the
   template expects it to be there (`SourceUndefined`, engine/missing.py).
 
 A second, *tracing* variant marks every piece of literal template text with its template line. It is only used to
@@ -26,7 +26,6 @@ from types import BuiltinMethodType, FunctionType, MethodType
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
 from jinja2.bccache import Bucket, BytecodeCache
-from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
@@ -35,7 +34,6 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg, missing
-from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
 from . import sandbox_policy as policy
@@ -46,6 +44,7 @@ from .hl7v2 import Component, Field, Group, Message, Repetition, Segment, SubCom
 from .limits import current_budget
 from .lookup import LookupTable
 from .missing import note_missing
+from .template_rewrites import DICT_NAMES, ConcatGuard, GuardedLookups, MappingCodeGenerator, MappingTemplate
 from .xmlsource import XmlNode, _SectionNode
 
 SNIPPET_PREFIX = "snippets/"
@@ -58,9 +57,6 @@ WIDE_NUMBER = re.compile(r"\d{7,}")
 OPEN_TYPES = frozenset(
     {Message, Group, Segment, Field, Repetition, Component, SubComponent, TemplateModule, Namespace, LoopContext}
 )
-# `row.obx` on a dict the template built reads the key when no dict attribute has that name; asking Python first
-# raised and caught an AttributeError per read.
-DICT_NAMES = frozenset(dir(dict))
 # XML nodes answer any other name with the child or attribute of that name (`node.code`); asking Python first for an
 # attribute a node does not have raised and caught an AttributeError per read.
 XML_TYPES = {kind: frozenset(name for name in dir(kind) if name[:1] != "_") for kind in (XmlNode, _SectionNode)}
@@ -180,38 +176,6 @@ class CompiledCodeCache(BytecodeCache):
 COMPILED_CODE = CompiledCodeCache()
 
 
-class MappingCodeGenerator(CodeGenerator):
-    """Jinja's code generator, plus quiet lookups: a Getattr or Getitem node that `GuardedLookups` marked `quiet`
-    calls `environment.quiet_attr`/`quiet_item` instead of `getattr`/`getitem`. The same one call, so it costs
-    nothing more, and nothing a template (or the editor's completion) could see. (Jinja refuses new node types.)"""
-
-    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:  # noqa: N802 — Jinja's visitor naming
-        if getattr(node, "quiet", False):
-            self._quiet_getattr(node, frame)
-        else:
-            super().visit_Getattr(node, frame)
-
-    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:  # noqa: N802
-        if getattr(node, "quiet", False):
-            self._quiet_getitem(node, frame)
-        else:
-            super().visit_Getitem(node, frame)
-
-    @optimizeconst
-    def _quiet_getattr(self, node: nodes.Getattr, frame: Frame) -> None:
-        self.write("environment.quiet_attr(")
-        self.visit(node.node, frame)
-        self.write(f", {node.attr!r})")
-
-    @optimizeconst
-    def _quiet_getitem(self, node: nodes.Getitem, frame: Frame) -> None:
-        self.write("environment.quiet_item(")
-        self.visit(node.node, frame)
-        self.write(", ")
-        self.visit(node.arg, frame)
-        self.write(")")
-
-
 def _call_macro(context, macro: Macro, args: tuple, kwargs: dict) -> object:
     """What `Context.call` and `Macro.__call__` do for a macro called with positional arguments only (every call in
     the demos): the missing ones are `missing`, which the macro's code replaces with their defaults. Anything else
@@ -241,6 +205,7 @@ def _call_plain(env: SandboxedEnvironment, function, args: tuple, kwargs: dict) 
 
 class MappingEnvironment(SandboxedEnvironment):
     code_generator_class = MappingCodeGenerator
+    template_class = MappingTemplate
     # `*`, `**`, `%` and `+` can build gigabytes from a few characters ('x' * 10**9, '%999999999s' % x, or a string
     # doubled 40 times in a loop); check the size first. `~` is guarded by rewriting it to `concat_guard` in _parse.
     intercepted_binops = frozenset(["*", "**", "%", "+"])
@@ -466,70 +431,6 @@ class MappingEnvironment(SandboxedEnvironment):
         tree = ConcatGuard().visit(tree)
         self.imports[name or "<template>"] = imported
         return tree
-
-
-class ConcatGuard(NodeTransformer):
-    """`a ~ b` becomes `[a, b] | concat_guard`, which checks the joined size before building it."""
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:  # noqa: N802 — NodeTransformer's naming
-        self.generic_visit(node)
-        items = nodes.List(node.nodes, lineno=node.lineno)
-        return nodes.Filter(items, "concat_guard", [], [], None, None, lineno=node.lineno)
-
-
-def _quiet(node: nodes.Expr) -> nodes.Expr:
-    """Mark a lookup chain (`row.middle`, `msg.patient["birth date"]`) quiet, each step of it."""
-    current = node
-    while isinstance(current, (nodes.Getattr, nodes.Getitem)) and current.ctx == "load":
-        if isinstance(current, nodes.Getitem) and isinstance(current.arg, nodes.Slice):
-            break  # `items[1:]` is Python slicing, not a lookup
-        current.quiet = True
-        current = current.node
-    return node
-
-
-def _quiet_test(node: nodes.Expr) -> nodes.Expr:
-    """The condition of an `if`: every operand of `and`, `or` and `not` is tested for truth."""
-    if isinstance(node, (nodes.And, nodes.Or)):
-        node.left, node.right = _quiet_test(node.left), _quiet_test(node.right)
-        return node
-    if isinstance(node, nodes.Not):
-        node.node = _quiet_test(node.node)
-        return node
-    return _quiet(node)
-
-
-class GuardedLookups(NodeTransformer):
-    """Lookups the template tests, so whose absence it expects, become quiet (see engine/missing.py): the condition
-    of `{% if %}` and `x if … else y`, the operand of a test (`is defined`), of `| default`, the left of `or`/`and`."""
-
-    def visit_If(self, node: nodes.If) -> nodes.If:  # noqa: N802 — NodeTransformer's naming
-        self.generic_visit(node)
-        node.test = _quiet_test(node.test)
-        return node
-
-    def visit_CondExpr(self, node: nodes.CondExpr) -> nodes.CondExpr:  # noqa: N802
-        self.generic_visit(node)
-        node.test = _quiet_test(node.test)
-        return node
-
-    def visit_Test(self, node: nodes.Test) -> nodes.Test:  # noqa: N802
-        self.generic_visit(node)
-        node.node = _quiet(node.node)
-        return node
-
-    def visit_Filter(self, node: nodes.Filter) -> nodes.Filter:  # noqa: N802
-        self.generic_visit(node)
-        if node.name in ("default", "d") and node.node is not None:
-            node.node = _quiet(node.node)
-        return node
-
-    def _left_tested(self, node: nodes.And | nodes.Or) -> nodes.And | nodes.Or:
-        self.generic_visit(node)
-        node.left = _quiet(node.left)
-        return node
-
-    visit_And = visit_Or = _left_tested  # noqa: N815
 
 
 class LineMarker(Extension):

@@ -1,0 +1,148 @@
+"""What the engine changes in a template as it compiles it: its syntax tree (quiet lookups, the `~` size check) and
+the Python Jinja generates from it (lookups on the engine's own source types read inline).
+
+The sandbox makes every `a.b` and `a[b]` a call into the environment (`environment.getattr`/`getitem`), so that it can
+refuse internals. For a constant index on an HL7 v2 node (`pid[3]`, `cx[4][1]`: most reads of an HL7 v2 mapping) and a
+present key of a dict the template built (`dose.rxa`, `row["obx"]`), the generated code reads the value itself and
+calls the environment only for anything else, which keeps every check where it can refuse:
+- an HL7 v2 node's `node[n]` with an int `n` is the node's own lookup, never an error, and exactly what the sandbox's
+  `getitem` returns for it (it tries `obj[arg]` first);
+- a key read from a plain dict is what the sandbox's `getitem`, and the engine's `getattr` for a name that is not a
+  dict method, return when the key is there. Names starting with `_` always take the environment's path.
+"""
+
+from __future__ import annotations
+
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.environment import Template
+from jinja2.visitor import NodeTransformer
+
+from .hl7v2 import Component, Field, Repetition, Segment, SubComponent
+
+# Types whose `node[n]`, n an int, never fails and needs no check: the HL7 v2 nodes.
+DIRECT_ITEM_TYPES = frozenset({Segment, Field, Repetition, Component, SubComponent})
+# `row.obx` on a dict the template built reads the key when no dict attribute has that name (the environment's
+# `getattr` does the same; asking Python first raised and caught an AttributeError per read).
+DICT_NAMES = frozenset(dir(dict))
+# Names the generated code reads as globals of its module (set by `MappingTemplate.from_code`), and the local it
+# assigns to hold the value being looked up; Jinja's own names start with `l_`, `t_` or are its runtime's.
+DIRECT_GLOBALS = {"fs_item_types": DIRECT_ITEM_TYPES}
+HELD = "fs_v"
+
+
+class MappingTemplate(Template):
+    """Jinja's Template, whose compiled module also sees `DIRECT_GLOBALS`."""
+
+    @classmethod
+    def from_code(cls, environment, code, globals, uptodate=None) -> Template:
+        namespace = {"environment": environment, "__file__": code.co_filename, **DIRECT_GLOBALS}
+        exec(code, namespace)  # what Template.from_code does, with the names above
+        template = cls._from_namespace(environment, namespace, globals)
+        template._uptodate = uptodate
+        return template
+
+
+class MappingCodeGenerator(CodeGenerator):
+    """Jinja's code generator, plus
+    - quiet lookups: a Getattr or Getitem node that `GuardedLookups` marked `quiet` calls `environment.quiet_attr`/
+      `quiet_item` instead of `getattr`/`getitem`: the same one call, so it costs nothing more, and nothing a template
+      (or the editor's completion) could see (Jinja refuses new node types);
+    - direct reads (see the module's docstring): `(fs_v[3] if type(fs_v := pid) in fs_item_types else
+      environment.getitem(fs_v, 3))`, evaluating `pid` once."""
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:  # noqa: N802 — Jinja's visitor naming
+        self._lookup(
+            node, frame, name=repr(node.attr), method="quiet_attr" if getattr(node, "quiet", False) else "getattr"
+        )
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:  # noqa: N802
+        if isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)  # Python slicing, not a lookup
+            return
+        self._lookup(node, frame, name=None, method="quiet_item" if getattr(node, "quiet", False) else "getitem")
+
+    @optimizeconst
+    def _lookup(self, node: nodes.Getattr | nodes.Getitem, frame: Frame, *, name: str | None, method: str) -> None:
+        key = node.arg.value if name is None and isinstance(node.arg, nodes.Const) else None
+        if name is not None and node.attr[:1] != "_" and node.attr not in DICT_NAMES:
+            test = f"type({HELD} := {{}}) is dict and {name} in {HELD}"
+        elif type(key) is int:
+            test, name = f"type({HELD} := {{}}) in fs_item_types", repr(key)
+        elif type(key) is str and key[:1] != "_":
+            test, name = f"type({HELD} := {{}}) is dict and {key!r} in {HELD}", repr(key)
+        else:
+            self.write(f"environment.{method}(")
+            self.visit(node.node, frame)
+            self.write(", ")
+            self.visit(node.arg, frame) if name is None else self.write(name)
+            self.write(")")
+            return
+        before, after = test.split("{}")
+        self.write(f"({HELD}[{name}] if {before}")
+        self.visit(node.node, frame)
+        self.write(f"{after} else environment.{method}({HELD}, {name}))")
+
+
+class ConcatGuard(NodeTransformer):
+    """`a ~ b` becomes `[a, b] | concat_guard`, which checks the joined size before building it."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:  # noqa: N802 — NodeTransformer's naming
+        self.generic_visit(node)
+        items = nodes.List(node.nodes, lineno=node.lineno)
+        return nodes.Filter(items, "concat_guard", [], [], None, None, lineno=node.lineno)
+
+
+def _quiet(node: nodes.Expr) -> nodes.Expr:
+    """Mark a lookup chain (`row.middle`, `msg.patient["birth date"]`) quiet, each step of it."""
+    current = node
+    while isinstance(current, (nodes.Getattr, nodes.Getitem)) and current.ctx == "load":
+        if isinstance(current, nodes.Getitem) and isinstance(current.arg, nodes.Slice):
+            break  # `items[1:]` is Python slicing, not a lookup
+        current.quiet = True
+        current = current.node
+    return node
+
+
+def _quiet_test(node: nodes.Expr) -> nodes.Expr:
+    """The condition of an `if`: every operand of `and`, `or` and `not` is tested for truth."""
+    if isinstance(node, (nodes.And, nodes.Or)):
+        node.left, node.right = _quiet_test(node.left), _quiet_test(node.right)
+        return node
+    if isinstance(node, nodes.Not):
+        node.node = _quiet_test(node.node)
+        return node
+    return _quiet(node)
+
+
+class GuardedLookups(NodeTransformer):
+    """Lookups the template tests, so whose absence it expects, become quiet (see engine/missing.py): the condition
+    of `{% if %}` and `x if … else y`, the operand of a test (`is defined`), of `| default`, the left of `or`/`and`."""
+
+    def visit_If(self, node: nodes.If) -> nodes.If:  # noqa: N802 — NodeTransformer's naming
+        self.generic_visit(node)
+        node.test = _quiet_test(node.test)
+        return node
+
+    def visit_CondExpr(self, node: nodes.CondExpr) -> nodes.CondExpr:  # noqa: N802
+        self.generic_visit(node)
+        node.test = _quiet_test(node.test)
+        return node
+
+    def visit_Test(self, node: nodes.Test) -> nodes.Test:  # noqa: N802
+        self.generic_visit(node)
+        node.node = _quiet(node.node)
+        return node
+
+    def visit_Filter(self, node: nodes.Filter) -> nodes.Filter:  # noqa: N802
+        self.generic_visit(node)
+        if node.name in ("default", "d") and node.node is not None:
+            node.node = _quiet(node.node)
+        return node
+
+    def _left_tested(self, node: nodes.And | nodes.Or) -> nodes.And | nodes.Or:
+        self.generic_visit(node)
+        node.left = _quiet(node.left)
+        return node
+
+    visit_And = visit_Or = _left_tested  # noqa: N815
