@@ -27,7 +27,12 @@ __all__ = [
 # before and after a JSON value, so a timestamp inside a string ("…:09.120Z") does not send the text down the slow
 # path. A string that still matches ("a: 1.50,") only costs the slow path, never correctness.
 FRAGILE_NUMBER = re.compile(r"[:\[,]\s*-?\d+(?:\.\d*0|(?:\.\d+)?[eE][+-]?\d+|\.\d{16,}|\d{15,})\s*[,\]}]")
-FRAGILE_NUMBER_BYTES = re.compile(FRAGILE_NUMBER.pattern.encode())
+# The same search as three patterns, one per character before the number: a pattern starting with one literal
+# character is found by a fast search, where one starting with a class is tried at every position (the validated
+# VXU^V04 demo's output, which holds floats and so is searched: 0.11 ms → 0.08 ms).
+_AFTER = FRAGILE_NUMBER.pattern[len("[:\\[,]") :]
+FRAGILE_SEARCHES = tuple(re.compile(re.escape(before) + _AFTER) for before in ":[,")
+FRAGILE_SEARCHES_BYTES = tuple(re.compile(pattern.pattern.encode()) for pattern in FRAGILE_SEARCHES)
 
 
 class FhirDecimal(float):
@@ -63,8 +68,8 @@ def decimal_default(value: object) -> object:
 
 
 def has_fragile_numbers(text: str | bytes) -> bool:
-    pattern = FRAGILE_NUMBER_BYTES if isinstance(text, bytes) else FRAGILE_NUMBER
-    return pattern.search(text) is not None
+    patterns = FRAGILE_SEARCHES_BYTES if isinstance(text, bytes) else FRAGILE_SEARCHES
+    return any(pattern.search(text) is not None for pattern in patterns)
 
 
 def reload_keeping_decimals(text: str | bytes) -> object:
