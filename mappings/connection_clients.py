@@ -68,7 +68,7 @@ def shared_client(connection: Connection) -> FhirClient:
     with _shared_lock:
         kept = _shared.get(connection.pk)
         if kept is not None and kept[0] == stamp:  # another thread built it meanwhile: use one, close the other
-            _close(built)
+            built.transport.close()
             return kept[1]
         _shared[connection.pk] = (stamp, built)
         _shared.move_to_end(connection.pk)
@@ -76,7 +76,7 @@ def shared_client(connection: Connection) -> FhirClient:
         while len(_shared) > MAX_SHARED:
             dropped.append(_shared.popitem(last=False)[1][1])
     for client in dropped:
-        _close(client)  # in-flight requests finish: a closed pool only stops handing out its sockets
+        client.transport.close()  # in-flight requests finish: a closed pool only stops handing out its sockets
     return built
 
 
@@ -86,7 +86,7 @@ def forget_shared_clients() -> None:
         dropped = [client for _, client in _shared.values()]
         _shared.clear()
     for client in dropped:
-        _close(client)
+        client.transport.close()
 
 
 def _stamp(connection: Connection) -> bytes:
@@ -102,14 +102,6 @@ def _stamp(connection: Connection) -> bytes:
         settings.FHIR_STUDIO["SECRETS_KEYS"],  # new keys may no longer open the secrets: that must show at once
     ]
     return hashlib.blake2b(orjson.dumps(built_from, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-
-
-def _close(client: FhirClient) -> None:
-    # The studio's transport calls through one session pinned per checked address (mappings/outbound.py), kept in
-    # its _pinned map; closing them drops their idle sockets now rather than when the collector finds them.
-    transport = client.transport
-    for session in [transport.session, *list(transport._pinned.values())]:
-        session.close()
 
 
 def _auth(connection: Connection) -> Auth:

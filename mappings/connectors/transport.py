@@ -70,6 +70,12 @@ class Transport:
             self._pinned[address] = pinned_session(address)  # kept: connections to it are reused
         return self._pinned[address]
 
+    def close(self) -> None:
+        """Close every session (the plain one and one pinned per checked address): their idle sockets go now, not
+        when the collector finds them. Calls in flight finish; a later call opens new connections."""
+        for session in [self.session, *list(self._pinned.values())]:
+            session.close()
+
     def request(
         self,
         method: str,
