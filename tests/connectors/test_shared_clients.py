@@ -89,6 +89,19 @@ def test_it_builds_a_new_client_when_the_allowed_hosts_change(db, allowed) -> No
     assert after.transport.allowed_hosts == ("127.0.0.1:1", "example.org")
 
 
+def test_a_replaced_client_closes_every_session_it_held(db, allowed) -> None:
+    allowed("127.0.0.1:1", "127.0.0.1:2")
+    connection = do_create_connection(acting_user=None, name="closing", base_url="http://127.0.0.1:1/fhir")
+    before = shared_client(connection)
+    pinned = before.transport.check_host("http://127.0.0.1:1/fhir/metadata")  # the session pinned to that address
+    closed: list[object] = []
+    for session in (before.transport.session, pinned):
+        session.close = lambda session=session: closed.append(session)
+    do_update_connection(connection, acting_user=None, base_url="http://127.0.0.1:2/fhir")
+    shared_client(Connection.objects.get(pk=connection.pk))
+    assert closed == [before.transport.session, pinned]
+
+
 def test_it_opens_the_secrets_again_when_the_keys_change(db, allowed, settings) -> None:
     allowed("127.0.0.1:1")
     connection = do_create_connection(
