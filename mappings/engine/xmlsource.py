@@ -274,6 +274,41 @@ def _attribute(el: etree._Element, name: str) -> str | None:
     return None
 
 
+# What XmlNode[name] does with a name, decided once per name (a template reads the same few dozen names on every
+# entry): the child tag filter (None: no element can have that name), the attribute key to try (None: none can), and
+# for an unprefixed name the suffix that finds it in any namespace. Names lxml refuses are settled here, once.
+_NAMES: dict[str, tuple[str | None, str | None, str | None]] = {}
+_PROBE = etree.fromstring("<probe><child/></probe>")  # with a child: lxml checks a tag filter only then
+
+
+def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
+    if not isinstance(name, str):
+        # Jinja turns this into an undefined value; an index into a node would silently mean "nth child",
+        # which is not what node.entry[0] reads as. Lists come from node.all("entry").
+        raise TypeError("XML nodes are looked up by name; use node.all(name)[i] for the i-th one")
+    pattern = _tag_pattern(name)
+    if pattern is not None:
+        try:
+            _PROBE.iterchildren(pattern)
+        except ValueError:  # a name lxml rejects as a tag can name no element
+            pattern = None
+    prefix, colon, local = name.rpartition(":")
+    if colon:
+        uri = NAMESPACES.get(prefix)
+        key, suffix = (None if uri is None else f"{{{uri}}}{local}"), None
+    else:
+        key, suffix = name, "}" + name
+    if key is not None:
+        try:
+            _PROBE.get(key)
+        except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
+            key = suffix = None
+    plan = (pattern, key, suffix)
+    if len(_NAMES) < 4096:  # names computed by a template could be endless
+        _NAMES[name] = plan
+    return plan
+
+
 def _children(el: etree._Element, name: str) -> Iterator[etree._Element]:
     pattern = _tag_pattern(name)
     if pattern is None:
@@ -334,26 +369,27 @@ class XmlNode:
     # -- lookup by name ---------------------------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> XmlNode | str:
-        if not isinstance(name, str):
-            # Jinja turns this into an undefined value; an index into a node would silently mean "nth child",
-            # which is not what node.entry[0] reads as. Lists come from node.all("entry").
-            raise TypeError("XML nodes are looked up by name; use node.all(name)[i] for the i-th one")
+        try:
+            pattern, key, suffix = _NAMES[name]
+        except (KeyError, TypeError):
+            pattern, key, suffix = _name_plan(name)  # a name not seen before; TypeError for one that is no string
         el = self._el
         if el is None:
             return _EMPTY
         # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
-        pattern = _tag_pattern(name) if len(el) else None
-        if pattern is not None:
-            try:
-                for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
-                    return XmlNode(child)
-            except ValueError:  # a name lxml rejects as a tag can name no element
-                pass
-        value = _attribute(el, name)
-        if value is None:
-            note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has
-            return _EMPTY
-        return value
+        if pattern is not None and len(el):
+            for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+                return XmlNode(child)
+        if key is not None:
+            value = el.get(key)
+            if value is not None:
+                return value
+            if suffix is not None:  # `type` also finds `xsi:type`: an attribute of any namespace, names alone
+                for other in el.keys():  # noqa: SIM118 — `in el` would be the children
+                    if other.endswith(suffix):
+                        return el.get(other)
+        note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has
+        return _EMPTY
 
     def all(self, name: str | None = None) -> list[XmlNode]:
         """Child elements with that name (all child elements without one)."""
@@ -438,10 +474,17 @@ class XmlNode:
         return etree.tostring(self._el, encoding="unicode", with_tail=False)
 
     def __str__(self) -> str:
-        if self._el is None:
+        el = self._el
+        if el is None:
             return ""
-        # XML's own whitespace only: a no-break space in a name or narrative is content, not layout.
-        return _XML_SPACE.sub(" ", "".join(self._el.itertext())).strip(" ")
+        text = "".join(el.itertext()) if len(el) else el.text  # a leaf's text without an iterator
+        if not text:
+            return ""
+        # XML's own whitespace only: a no-break space in a name or narrative is content, not layout. Most texts
+        # (a code's display, a name part) have no run to collapse: the regex only where there is one.
+        if "  " in text or "\n" in text or "\t" in text or "\r" in text:
+            text = _XML_SPACE.sub(" ", text)
+        return text.strip(" ")
 
     def __bool__(self) -> bool:
         return self._el is not None

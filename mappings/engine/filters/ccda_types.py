@@ -21,7 +21,8 @@ from __future__ import annotations
 from jinja2 import Undefined, pass_environment
 
 from mappings.engine.errors import ErrorCode, MappingError
-from mappings.engine.xmlsource import _EMPTY, XmlNode
+from mappings.engine.missing import note_missing_xml
+from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute
 
 from .codes import oid_uri, translate_code
 from .dates import fhir_datetime
@@ -46,6 +47,47 @@ def _node(value: object, name: str, kind: str) -> XmlNode:
         ErrorCode.RND_FILTER_INPUT,
         f"{name} reads a C-CDA {kind} element (e.g. entry.act.code), not a {type(value).__name__}.",
     )
+
+
+class _Parts:
+    """One element's children grouped by name, read in one pass: `parts[name]` and `parts.all(name)` give what
+    `node[name]` and `node.all(name)` give for an unprefixed name. A PN or AD is read by eight names or so, and
+    each of those reads would build lxml's tag filter again (most of a lookup's cost)."""
+
+    __slots__ = ("_el", "_groups")
+
+    def __init__(self, node: XmlNode) -> None:
+        el = self._el = node._el
+        groups: dict[str, list] = {}
+        if el is not None and len(el):
+            for child in el:
+                tag = child.tag
+                if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
+                    local = tag.rpartition("}")[2]
+                    if local in groups:
+                        groups[local].append(child)
+                    else:
+                        groups[local] = [child]
+        self._groups = groups
+
+    def __getitem__(self, name: str) -> XmlNode | str:
+        found = self._groups.get(name)
+        if found:
+            return XmlNode(found[0])
+        el = self._el
+        if el is None:
+            return _EMPTY
+        value = _attribute(el, name)
+        if value is None:
+            note_missing_xml(el, name)  # as node[name] does: a misspelt name still warns
+            return _EMPTY
+        return value
+
+    def all(self, name: str) -> list[XmlNode]:
+        return [XmlNode(child) for child in self._groups.get(name, ())]
+
+    def count(self) -> int:
+        return sum(map(len, self._groups.values()))
 
 
 def _put(into: dict, key: str, value: object) -> None:
@@ -106,15 +148,16 @@ def concept_from_cd(env, cd: object, fallback_text: object = None, required: obj
     `required` (Observation.code, Immunization.vaccineCode…), the data-absent-reason code "unknown" instead:
     `{{ obs.code | concept_from_cd(required=True) }}`."""
     node = _node(cd, "concept_from_cd", "CD")
-    code = node["code"]
-    display = node["displayName"]
-    translations = [item for item in node.all("translation") if item["code"]] if node["translation"] else []
-    label = _text(node["originalText"]) or _text(display).strip() or _text(fallback_text or "")
+    parts = _Parts(node)
+    code = parts["code"]
+    display = parts["displayName"]
+    translations = [item for item in parts.all("translation") if item["code"]] if parts["translation"] else []
+    label = _text(parts["originalText"]) or _text(display).strip() or _text(fallback_text or "")
     if not (code or translations or label):
         return DATA_ABSENT_CONCEPT if required else None
     codings = []
     if code:
-        codings.append(coding(env, code, system_from_oid(env, node["codeSystem"]), display))
+        codings.append(coding(env, code, system_from_oid(env, parts["codeSystem"]), display))
     for item in translations:
         codings.append(coding(env, item["code"], system_from_oid(env, item["codeSystem"]), item["displayName"]))
     result: dict = {}
@@ -132,16 +175,17 @@ def human_name_from_pn(env, pn: object) -> dict | None:
     surnames, are one FHIR family), given, prefix, suffix; a name written as plain text (no parts) becomes
     HumanName.text. Nothing for a missing name or a nullFlavor."""
     node = _node(pn, "human_name_from_pn", "PN")
-    if not node or node["nullFlavor"]:
+    parts = _Parts(node)
+    if not node or parts["nullFlavor"]:
         return None
     result: dict = {}
-    _put(result, "use", translate_code(env, _first_word(node["use"]), "ccda-name-use"))
-    _put(result, "family", " ".join(_texts([_text(part).strip() for part in node.all("family")])))
+    _put(result, "use", translate_code(env, _first_word(parts["use"]), "ccda-name-use"))
+    _put(result, "family", " ".join(_texts([_text(part).strip() for part in parts.all("family")])))
     for key in ("given", "prefix", "suffix"):
-        texts = _texts(node.all(key))
+        texts = _texts(parts.all(key))
         if texts:
             result[key] = texts
-    if not len(node):
+    if not parts.count():
         _put(result, "text", _text(node))
     return result or None
 
@@ -153,17 +197,18 @@ def address_from_ad(env, ad: object) -> dict | None:
     district (county), state, postalCode, country; an address written as plain text becomes Address.text. Nothing
     for a missing address or a nullFlavor."""
     node = _node(ad, "address_from_ad", "AD")
-    if not node or node["nullFlavor"]:
+    parts = _Parts(node)
+    if not node or parts["nullFlavor"]:
         return None
     result: dict = {}
-    _put(result, "use", translate_code(env, _first_word(node["use"]), "ccda-address-use"))
-    lines = _texts(node.all("streetAddressLine"))
+    _put(result, "use", translate_code(env, _first_word(parts["use"]), "ccda-address-use"))
+    lines = _texts(parts.all("streetAddressLine"))
     if lines:
         result["line"] = lines
     for key, name in (("city", "city"), ("district", "county"), ("state", "state"), ("postalCode", "postalCode")):
-        _put(result, key, _text(node[name]))
-    _put(result, "country", _text(node["country"]))
-    if not len(node):
+        _put(result, key, _text(parts[name]))
+    _put(result, "country", _text(parts["country"]))
+    if not parts.count():
         _put(result, "text", _text(node))
     return result or None
 
@@ -197,9 +242,10 @@ def period_from_ivl_ts(env, ts: object) -> dict | None:
     node = _node(ts, "period_from_ivl_ts", "IVL_TS")
     if not node:
         return None
+    parts = _Parts(node)
     result: dict = {}
-    _put(result, "start", fhir_datetime(env, node["low"]["value"] or node["value"] or node["center"]["value"]))
-    _put(result, "end", fhir_datetime(env, node["high"]["value"]))
+    _put(result, "start", fhir_datetime(env, parts["low"]["value"] or parts["value"] or parts["center"]["value"]))
+    _put(result, "end", fhir_datetime(env, parts["high"]["value"]))
     return result or None
 
 
