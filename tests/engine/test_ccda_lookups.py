@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from lxml import etree
 
 from mappings.engine import xmlsource
@@ -17,7 +18,7 @@ from mappings.engine.errors import MappingError
 from mappings.engine.filters.ccda_types import _Parts
 from mappings.engine.xmlsource import NAMESPACES, XmlNode, parse_xml
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = Path(settings.FHIR_STUDIO["CORPUS_DIR"])
 CCDA_FILES = sorted((CORPUS / "fhir-converter" / "ccda").glob("*.ccda")) + sorted((CORPUS / "more").rglob("*.xml"))
 
 # Names a template may ask: plain, prefixed with each known prefix, an unknown prefix, wildcards, and names lxml
