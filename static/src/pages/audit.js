@@ -2,7 +2,8 @@
 // the page are kept in the address), with links that download the same rows as FHIR AuditEvent resources.
 import { get, pageConfig } from "../lib/api.js";
 import { $, debounce, h } from "../lib/dom.js";
-import { filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
+import { filterParams, keepInAddress, readFilters } from "../lib/forms.js";
+import { listPager, pageNumber, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize || 50;
@@ -60,15 +61,15 @@ async function load(url) {
     error.hidden = true;
     $("#audit tbody").replaceChildren(...(page.results.length ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 6, class: "hint" }, "Nothing matches."))]));
-    showPager(page, number, PAGE_SIZE, $("#audit-place"));
+    pager.show(page, number, PAGE_SIZE);
   } catch (failure) {
     if (request !== shown) return;
-    if (failure.status === 404 && number > 1) return goTo(1); // a page past the end: the first instead
+    if (pastLastPage(failure, number)) return goTo(1);
     const fields = Object.entries(failure.details || {}).map(([name, messages]) => `${name}: ${[].concat(messages).join(" ")}`);
     error.textContent = fields.length ? fields.join("; ") : failure.message; // say which filter the API refused
     error.hidden = false;
     $("#audit tbody").replaceChildren();
-    $("#pager").hidden = true;
+    pager.hide();
   }
 }
 
@@ -81,8 +82,8 @@ readFilters(filters);
 for (const field of [filters.elements.actor, filters.elements.mapping]) field.addEventListener("input", debounce(() => goTo(1), 250));
 for (const field of [filters.elements.action, filters.elements.since]) field.addEventListener("change", () => goTo(1));
 filters.addEventListener("submit", (event) => { event.preventDefault(); goTo(1); });
-$("#previous-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) - 1));
-$("#next-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) + 1));
+const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "audit-place" },
+  (step) => goTo(pageNumber(filterParams(filters)) + step));
 
 await load(config.listUrl);
 document.body.dataset.ready = "true";

@@ -2,13 +2,14 @@
 // (multipart POST) or a stored data source (JSON POST). The list refreshes itself while a batch on it runs.
 import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, ago, h } from "../lib/dom.js";
+import { listPager, pageNumber, pagePlace, pastLastPage } from "../lib/pager.js";
 import { searchablePicker } from "../lib/picker.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize;
 const REFRESH_MS = 2000;
 const url = new URL(window.location.href);
-let page = Math.max(1, Number(url.searchParams.get("page")) || 1);
+let page = pageNumber(url.searchParams);
 let refresh;
 
 const BADGE = { queued: "muted", running: "warn", completed: "ok", failed: "bad", cancelled: "muted" };
@@ -32,7 +33,18 @@ function progress(batch) {
   return h("td", { class: "batch-progress" },
     h("progress", { max: String(Math.max(batch.total, 1)), value: String(batch.total ? processed : 0) }),
     h("div", { class: "hint" }, batch.total ? `${processed.toLocaleString()} of ${plural(batch.total, "message")}` : batch.status === "queued" ? "splitting…" : "no message",
-      batch.failed ? h("span", { class: "error" }, ` · ${batch.failed.toLocaleString()} failed`) : ""));
+      batch.failed ? h("span", { class: "error" }, ` · ${batch.failed.toLocaleString()} failed`) : ""),
+    pushed(batch));
+}
+
+// A batch started with push_to: the connection and its sums (the batch API's `push`), under the progress.
+function pushed(batch) {
+  if (!batch.push) return "";
+  const { messages, refused } = batch.push;
+  return h("div", { class: "hint batch-push", dataset: { connection: batch.push_to.connection },
+    title: "Pushed to this connection: the messages sent, and those the server did not keep whole" },
+    "→ ", h("code", {}, batch.push_to.connection), ` · pushed ${messages.toLocaleString()}, `,
+    h("span", { class: refused ? "error" : undefined }, `refused ${refused.toLocaleString()}`));
 }
 
 function row(batch) {
@@ -53,7 +65,7 @@ async function load(address = null) {
   try {
     result = await get(address || `/api/batches/?${params}`);
   } catch (error) {
-    if (error.status === 404 && page > 1) { // past the last page: show the first
+    if (pastLastPage(error, page)) {
       page = 1;
       return load();
     }
@@ -63,22 +75,17 @@ async function load(address = null) {
   keepInUrl();
   $("#batches tbody").replaceChildren(...(result.results.length ? result.results.map(row)
     : [h("tr", {}, h("td", { colspan: 6, class: "hint" }, "No batch yet."))]));
-  const pages = Math.max(1, Math.ceil(result.count / PAGE_SIZE));
-  $("#page-status").textContent = `Page ${page} of ${pages} · ${plural(result.count, "batch", "batches")}`;
-  $("#page-previous").disabled = !result.previous;
-  $("#page-next").disabled = !result.next;
-  $("#pager").hidden = pages === 1;
+  pager.show(result, page, PAGE_SIZE);
   if (result.results.some((batch) => batch.status === "queued" || batch.status === "running")) {
     refresh = setTimeout(load, REFRESH_MS);
   }
 }
 
-$("#page-previous").addEventListener("click", () => {
-  page -= 1;
-  load();
-});
-$("#page-next").addEventListener("click", () => {
-  page += 1;
+const pager = listPager({
+  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
+  say: (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "batch", "batches")}`,
+}, (step) => {
+  page += step;
   load();
 });
 

@@ -5,6 +5,7 @@
 import { get, getAll, pageConfig, post } from "../lib/api.js";
 import { $, h, toast } from "../lib/dom.js";
 import { confirmAction } from "../lib/confirm.js";
+import { listPager, pagePlace, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const api = `/api/batches/${config.batchId}/`;
@@ -93,7 +94,7 @@ async function loadFailures() {
   try {
     result = await get(address);
   } catch (error) {
-    if (error.status === 404 && failuresPage > 1) {
+    if (pastLastPage(error, failuresPage)) {
       failuresPage = 1;
       return loadFailures();
     }
@@ -102,16 +103,7 @@ async function loadFailures() {
   $("#failure-count").textContent = number(result.count);
   $("#failures tbody").replaceChildren(...(result.results.length ? result.results.map(failureRow)
     : [h("tr", {}, h("td", { colspan: 6, class: "hint" }, "No message failed."))]));
-  showPager("failures", failuresPage, size, result);
-}
-
-// A table's pager (#<name>-status, -previous, -next, -pager) for one page of a list answer.
-function showPager(name, page, size, result) {
-  const pages = Math.max(1, Math.ceil(result.count / size));
-  $(`#${name}-status`).textContent = `Page ${page} of ${pages}`;
-  $(`#${name}-previous`).disabled = !result.previous;
-  $(`#${name}-next`).disabled = !result.next;
-  $(`#${name}-pager`).hidden = pages === 1;
+  failuresPager.show(result, failuresPage, size);
 }
 
 function showPushSummary(batch) {
@@ -153,7 +145,7 @@ async function loadPushes() {
   try {
     result = await get(address);
   } catch (error) {
-    if (error.status === 404 && pushesPage > 1) {
+    if (pastLastPage(error, pushesPage)) {
       pushesPage = 1;
       return loadPushes();
     }
@@ -162,7 +154,7 @@ async function loadPushes() {
   $("#push-count").textContent = number(result.count);
   $("#pushes tbody").replaceChildren(...(result.results.length ? result.results.map(pushRow)
     : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, onlyFailed ? "The server kept every message." : "Nothing pushed yet."))]));
-  showPager("pushes", pushesPage, PUSHES_PAGE_SIZE, result);
+  pushesPager.show(result, pushesPage, PUSHES_PAGE_SIZE);
   document.body.dataset.pushesShown = String(result.count);
 }
 
@@ -187,20 +179,15 @@ async function refresh() {
   if (running) poll = setTimeout(refresh, POLL_MS);
 }
 
-$("#failures-previous").addEventListener("click", () => {
-  failuresPage -= 1;
+// A table's pager: #<name>-pager, -previous, -next and -status saying "Page 2 of 3".
+const tablePager = (name, step) => listPager(
+  { nav: `${name}-pager`, previous: `${name}-previous`, next: `${name}-next`, place: `${name}-status`, say: pagePlace }, step);
+const failuresPager = tablePager("failures", (step) => {
+  failuresPage += step;
   loadFailures();
 });
-$("#failures-next").addEventListener("click", () => {
-  failuresPage += 1;
-  loadFailures();
-});
-$("#pushes-previous").addEventListener("click", () => {
-  pushesPage -= 1;
-  loadPushes();
-});
-$("#pushes-next").addEventListener("click", () => {
-  pushesPage += 1;
+const pushesPager = tablePager("pushes", (step) => {
+  pushesPage += step;
   loadPushes();
 });
 $("#pushes-failed-only").addEventListener("change", () => {

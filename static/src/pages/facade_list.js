@@ -3,13 +3,14 @@
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, debounce, h } from "../lib/dom.js";
 import { slugFollowsTitle } from "../lib/forms.js";
+import { listPager, pageNumber, pagePlace, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const PAGE_SIZE = 20;
 const plural = (count, noun, nouns = `${noun}s`) => `${count} ${count === 1 ? noun : nouns}`;
 const filters = $("#facade-filters");
 const url = new URL(window.location.href);
-let page = Math.max(1, Number(url.searchParams.get("page")) || 1);
+let page = pageNumber(url.searchParams);
 filters.elements.search.value = url.searchParams.get("search") || "";
 
 function keepInUrl() {
@@ -40,7 +41,7 @@ async function load() {
   try {
     result = await get(`/api/facades/?${params}`);
   } catch (error) {
-    if (error.status === 404 && page > 1) { // past the last page (rows were deleted): show the first
+    if (pastLastPage(error, page)) {
       page = 1;
       return load();
     }
@@ -51,11 +52,7 @@ async function load() {
   const empty = search ? `No facade matches “${search}”.` : "No facade yet.";
   $("#facades tbody").replaceChildren(...(result.results.length ? result.results.map(row)
     : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, empty))]));
-  const pages = Math.max(1, Math.ceil(result.count / PAGE_SIZE));
-  $("#page-status").textContent = `Page ${page} of ${pages} · ${plural(result.count, "facade")}${search ? " found" : ""}`;
-  $("#page-previous").disabled = !result.previous;
-  $("#page-next").disabled = !result.next;
-  $("#pager").hidden = pages === 1;
+  pager.show(result, page, PAGE_SIZE);
 }
 
 filters.addEventListener("submit", (event) => event.preventDefault());
@@ -63,12 +60,12 @@ filters.addEventListener("input", debounce(() => {
   page = 1;
   load();
 }, 200));
-$("#page-previous").addEventListener("click", () => {
-  page -= 1;
-  load();
-});
-$("#page-next").addEventListener("click", () => {
-  page += 1;
+const pager = listPager({
+  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
+  say: (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "facade")}${
+    filters.elements.search.value.trim() ? " found" : ""}`,
+}, (step) => {
+  page += step;
   load();
 });
 

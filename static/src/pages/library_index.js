@@ -2,7 +2,8 @@
 // are kept in the address: reload, back and links show the same rows), create a new one.
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
-import { explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
+import { explainRule, filterParams, keepInAddress, readFilters } from "../lib/forms.js";
+import { listPager, pageNumber, pastLastPage } from "../lib/pager.js";
 import { errorLines } from "../lib/library_errors.js";
 
 const config = pageConfig();
@@ -39,10 +40,10 @@ async function load(url = null) {
     if (request !== shown) return;
     $("#items tbody").replaceChildren(...(page.results.length ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: columns, class: "hint" }, "Nothing matches."))]));
-    showPager(page, number, PAGE_SIZE, $("#items-place"));
+    pager.show(page, number, PAGE_SIZE);
   } catch (error) {
     if (request !== shown) return;
-    if (error.status === 404 && number > 1) return goTo(1); // a page past the end (a stale link): the first instead
+    if (pastLastPage(error, number)) return goTo(1);
     $("#items tbody").replaceChildren(h("tr", {}, h("td", { colspan: columns, class: "error" }, error.message)));
   }
 }
@@ -55,8 +56,8 @@ function goTo(number) {
 readFilters(filters);
 filters.elements.search.addEventListener("input", debounce(() => goTo(1), 200)); // a new search starts on its page 1
 filters.addEventListener("submit", (event) => event.preventDefault());
-$("#previous-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) - 1));
-$("#next-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) + 1));
+const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "items-place" },
+  (step) => goTo(pageNumber(filterParams(filters)) + step));
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return; // back to this page from the browser's page cache: follow the address again
   readFilters(filters);

@@ -3,9 +3,8 @@
 import { api, get, pageConfig } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
 import { runVerdict } from "../lib/test_runs.js";
-import {
-  explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager, slugFollowsTitle,
-} from "../lib/forms.js";
+import { explainRule, filterParams, keepInAddress, readFilters, slugFollowsTitle } from "../lib/forms.js";
+import { listPager, pageNumber, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize;
@@ -60,10 +59,10 @@ async function load(url = null) {
     tbody.replaceChildren(...(page.results.length
       ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 7, class: "hint" }, "No mapping matches."))]));
-    showPager(page, number, PAGE_SIZE, $("#mappings-place"));
+    pager.show(page, number, PAGE_SIZE);
   } catch (error) {
     if (request !== shown) return;
-    if (error.status === 404 && number > 1) return goTo(1); // a page past the end (a stale link): the first instead
+    if (pastLastPage(error, number)) return goTo(1);
     tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "error" }, error.message)));
   }
 }
@@ -74,8 +73,8 @@ function goTo(number) {
 }
 
 filters.addEventListener("input", debounce(() => goTo(1), 200)); // a new filter starts on its first page
-$("#previous-page").addEventListener("click", () => goTo(pageNumber(filterParams(filters)) - 1));
-$("#next-page").addEventListener("click", () => goTo(pageNumber(filterParams(filters)) + 1));
+const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "mappings-place" },
+  (step) => goTo(pageNumber(filterParams(filters)) + step));
 // Back or forward to this page restored from the browser's page cache: the form may differ from the address now.
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;

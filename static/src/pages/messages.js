@@ -3,6 +3,7 @@
 // mapping's latest published version (POST /api/messages/{id}/reprocess).
 import { get, pageConfig, post } from "../lib/api.js";
 import { $, ago, h, toast } from "../lib/dom.js";
+import { listPager, pageNumber, pagePlace, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize;
@@ -10,7 +11,14 @@ const FILTERS = config.filters; // MessageQuery's fields, in the order the view 
 const BADGE = { converted: "ok", failed: "bad" };
 const form = $("#filters");
 const url = new URL(window.location.href);
-let page = Math.max(1, Number(url.searchParams.get("page")) || 1);
+let page = pageNumber(url.searchParams);
+const pager = listPager({
+  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
+  say: (result, number, size) => `${pagePlace(result, number, size)} · ${result.count.toLocaleString()} messages`,
+}, (step) => {
+  page += step;
+  load();
+});
 
 for (const name of FILTERS) {
   if (form.elements[name]) form.elements[name].value = url.searchParams.get(name) || "";
@@ -120,7 +128,7 @@ async function load(address = null) {
   try {
     result = await get(address || listAddress());
   } catch (failure) {
-    if (failure.status === 404 && page > 1) { // past the last page: show the first
+    if (pastLastPage(failure, page)) {
       page = 1;
       return load();
     }
@@ -134,11 +142,7 @@ async function load(address = null) {
   keepInUrl();
   $("#messages tbody").replaceChildren(...(result.results.length ? result.results.map(row)
     : [h("tr", {}, h("td", { colspan: 7, class: "hint" }, "No message matches."))]));
-  const pages = Math.max(1, Math.ceil(result.count / PAGE_SIZE));
-  $("#page-status").textContent = `Page ${page} of ${pages} · ${result.count.toLocaleString()} messages`;
-  $("#page-previous").disabled = !result.previous;
-  $("#page-next").disabled = !result.next;
-  $("#pager").hidden = pages === 1;
+  pager.show(result, page, PAGE_SIZE);
 }
 
 form.addEventListener("submit", (event) => {
@@ -149,14 +153,6 @@ form.addEventListener("submit", (event) => {
 $("#filters-clear").addEventListener("click", () => {
   form.reset();
   page = 1;
-  load();
-});
-$("#page-previous").addEventListener("click", () => {
-  page -= 1;
-  load();
-});
-$("#page-next").addEventListener("click", () => {
-  page += 1;
   load();
 });
 

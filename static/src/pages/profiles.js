@@ -2,7 +2,8 @@
 // and the page are kept in the address), upload a definition or an IG package, and author a new extension.
 import { api, del, get, pageConfig, post } from "../lib/api.js";
 import { $, ago, debounce, h } from "../lib/dom.js";
-import { explainRule, filterParams, keepInAddress, pageNumber, readFilters, showPager } from "../lib/forms.js";
+import { explainRule, filterParams, keepInAddress, readFilters } from "../lib/forms.js";
+import { listPager, pageNumber, pastLastPage } from "../lib/pager.js";
 
 const config = pageConfig();
 const PAGE_SIZE = config.pageSize || 25;
@@ -36,10 +37,10 @@ async function load() {
     if (request !== shown) return;
     $("#profiles tbody").replaceChildren(...(page.results.length ? page.results.map(row)
       : [h("tr", {}, h("td", { colspan: 4, class: "hint" }, "Nothing matches."))]));
-    showPager(page, number, PAGE_SIZE, $("#profiles-place"));
+    pager.show(page, number, PAGE_SIZE);
   } catch (error) {
     if (request !== shown) return;
-    if (error.status === 404 && number > 1) return goTo(1); // a page past the end: the first instead
+    if (pastLastPage(error, number)) return goTo(1);
     $("#profiles tbody").replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "error" }, error.message)));
   }
 }
@@ -156,8 +157,8 @@ readFilters(filters);
 for (const field of [filters.elements.search, filters.elements.type]) field.addEventListener("input", debounce(() => goTo(1), 200));
 filters.elements.source.addEventListener("change", () => goTo(1));
 filters.addEventListener("submit", (event) => event.preventDefault());
-$("#previous-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) - 1));
-$("#next-page").addEventListener("click", () => goTo(Number(filters.elements.page.value || 1) + 1));
+const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "profiles-place" },
+  (step) => goTo(pageNumber(filterParams(filters)) + step));
 if (config.canWrite) {
   uploadForm();
   extensionForm();
