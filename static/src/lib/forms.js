@@ -53,18 +53,3 @@ export function keepInAddress(params) {
     window.history.replaceState(window.history.state, "", address);
   }
 }
-
-// A list's pager (#pager: #previous-page, #next-page, and `place` saying "26–50 of 50") after page `number` of `size`
-// rows came back as `result`, the API's page (count, previous, next, results). Hidden when there is one page.
-export function showPager(result, number, size, place) {
-  const first = (number - 1) * size + 1;
-  place.textContent = result.count ? `${first}–${first + result.results.length - 1} of ${result.count}` : "";
-  document.getElementById("previous-page").disabled = !result.previous;
-  document.getElementById("next-page").disabled = !result.next;
-  document.getElementById("pager").hidden = !result.previous && !result.next;
-}
-
-// The page number in a list's filters (a hidden `page` field, kept in the address like the filters): 1 and up.
-export function pageNumber(params) {
-  return Math.max(1, Number.parseInt(params.get("page") || "1", 10) || 1);
-}
