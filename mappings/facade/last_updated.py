@@ -9,6 +9,7 @@ Rows with a last_updated of their own (an index built again, the FHIR store's wr
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import orjson
@@ -19,6 +20,8 @@ from django.db.models.functions import Coalesce
 # started to serve replaces it (`stamped`, `stamped_text`). Not an instant, so a read path that forgot would show.
 UNSTAMPED = "(when served)"
 UNSTAMPED_JSON = orjson.dumps(UNSTAMPED).decode()  # as it appears in the stored JSON text
+# The member in the stored text, however the database spaced it (PostgreSQL's jsonb text has ": ", orjson ":").
+_UNSTAMPED_MEMBER = re.compile(r'"lastUpdated":\s*' + re.escape(UNSTAMPED_JSON))
 
 
 def instant(moment: datetime) -> str:
@@ -36,12 +39,13 @@ def stamped(content: dict, last_updated: datetime | None) -> dict:
 
 
 def stamped_text(text: str, last_updated: datetime | None) -> str:
-    """`stamped` on the stored JSON text, without parsing it (an export writes the text as it is stored): a string
-    inside another one has its quotes escaped, so only a whole string value equal to UNSTAMPED is replaced, and no
-    mapping writes that one."""
+    """`stamped` on the stored JSON text, without parsing it (an export writes the text as it is stored). Only a
+    `lastUpdated` member whose whole value is UNSTAMPED is replaced: a string inside another one has its quotes
+    escaped, a mapping's own text equal to UNSTAMPED elsewhere stays, and in FHIR only meta has a `lastUpdated`
+    (an instant, which UNSTAMPED is not, so an output that passed validation holds no other)."""
     if last_updated is None or UNSTAMPED_JSON not in text:
         return text
-    return text.replace(UNSTAMPED_JSON, f'"{instant(last_updated)}"')
+    return _UNSTAMPED_MEMBER.sub(f'"lastUpdated": "{instant(last_updated)}"', text)
 
 
 def updated_since(moment: datetime, served_since: datetime | None) -> Q:

@@ -131,11 +131,16 @@ def test_an_export_stamps_its_lines_and_since_reads_the_swap_instant(served, fir
 def test_stamping_replaces_only_the_unstamped_value() -> None:
     moment = staged({"p": ({"resourceType": "Patient", "id": "p"}, 1)})[0].content
     assert moment["meta"] == {"versionId": "1", "lastUpdated": UNSTAMPED}
-    text = orjson.dumps({**moment, "note": f'"lastUpdated": "{UNSTAMPED}"', "x": "(when served"}).decode()
+    text = orjson.dumps(
+        {**moment, "note": f'"lastUpdated": "{UNSTAMPED}"', "x": "(when served", "y": UNSTAMPED}
+    ).decode()
     when = datetime(2026, 12, 7, 1, 2, 3, 456000, tzinfo=UTC)
     done = orjson.loads(stamped_text(text, when))
     assert done["meta"]["lastUpdated"] == "2026-12-07T01:02:03.456Z"
     assert done["note"] == f'"lastUpdated": "{UNSTAMPED}"' and done["x"] == "(when served"  # inside a string: kept
+    assert done["y"] == UNSTAMPED  # a mapping's own text that happens to be the placeholder: not a lastUpdated
+    spaced = text.replace('"lastUpdated":', '"lastUpdated": ')  # PostgreSQL's jsonb text spaces its members
+    assert orjson.loads(stamped_text(spaced, when))["meta"]["lastUpdated"] == "2026-12-07T01:02:03.456Z"
     assert stamped_text(text, None) == text
     assert stamped(dict(moment), when)["meta"]["lastUpdated"] == "2026-12-07T01:02:03.456Z"
     own = {"meta": {"lastUpdated": "2020-01-01T00:00:00.000Z"}}
