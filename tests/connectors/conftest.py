@@ -10,9 +10,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
+from mappings.security.clients import NewClient, create_smart_client
 from tests.api.conftest import api, json_patient, users  # noqa: F401 — token clients; what the facade builds on
 from tests.facade.conftest import demo  # noqa: F401 — the demo facade on a live server
 from tests.store.conftest import live_store  # noqa: F401 — a FHIR store facade on a live server
@@ -137,3 +139,23 @@ def free_port() -> int:
     port = server.server_address[1]
     server.server_close()
     return port
+
+
+SMART_SCOPE = "system/*.cruds"
+
+
+def connect_with_smart(admin, facade, base: str, settings, out_dir) -> tuple[NewClient, dict]:
+    """What an admin does to reach a protected store facade: register a SMART client app of `facade` (its keys
+    written to `out_dir`), allow `base`'s host, add the connection `ehr` with SMART Backend Services (ES384) through
+    the API and test it. Returns the client's keys and the test's diagnosis."""
+    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "CONNECTION_ALLOWED_HOSTS": [urlsplit(base).netloc]}
+    keys = create_smart_client(facade, scopes=[SMART_SCOPE], out_dir=out_dir)
+    connection = {
+        "name": "ehr",
+        "base_url": base,
+        "auth_mode": "smart-backend",
+        "auth": {"client_id": keys.client.client_id, "algorithm": "ES384", "scope": SMART_SCOPE},
+        "secrets": {"private_key": keys.private_key.read_text()},
+    }
+    assert admin.post("/api/connections/", connection, format="json").status_code == 201
+    return keys, admin.post("/api/connections/ehr/test").json()

@@ -12,8 +12,8 @@ import pytest
 from fhirpy import SyncFHIRClient
 
 from mappings.connectors import SmartBackendAuth, Transport
-from mappings.security.clients import create_smart_client
 from tests.api.conftest import client_for, make_user
+from tests.connectors.conftest import SMART_SCOPE, connect_with_smart
 from tests.store.conftest import make_store_facade
 from tests.tasks.test_batch_push import adt
 from tests.tasks.test_batches import (  # noqa: F401 — the batch tests' fixtures and helpers
@@ -26,7 +26,6 @@ from tests.tasks.test_batches import (  # noqa: F401 — the batch tests' fixtur
 )
 
 pytestmark = pytest.mark.timeout(180)
-SCOPE = "system/*.cruds"
 
 
 def test_a_batch_pushed_through_smart_backend_auth_shows_each_entry_and_fhirpy_reads_it_back(
@@ -38,18 +37,8 @@ def test_a_batch_pushed_through_smart_backend_auth_shows_each_entry_and_fhirpy_r
     made = make_store_facade(slug="store-smart", store="smart-data", auth_mode="smart-backend")
     base = f"{live_server.url}/fhir/store-smart".replace("://localhost:", "://127.0.0.1:")
     host = urlsplit(base).netloc
-    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "CONNECTION_ALLOWED_HOSTS": [host]}
-    keys = create_smart_client(made["facade"], scopes=[SCOPE], out_dir=tmp_path)
     admin, author = client_for(studio["admin"]), client_for(make_user("writer", "author"))
-    connection = {
-        "name": "ehr",
-        "base_url": base,
-        "auth_mode": "smart-backend",
-        "auth": {"client_id": keys.client.client_id, "algorithm": "ES384", "scope": SCOPE},
-        "secrets": {"private_key": keys.private_key.read_text()},
-    }
-    assert admin.post("/api/connections/", connection, format="json").status_code == 201
-    tested = admin.post("/api/connections/ehr/test").json()
+    keys, tested = connect_with_smart(admin, made["facade"], base, settings, tmp_path)
     assert tested["code"] == "ok", tested
 
     messages = b"\r\n".join(adt(number, allergy=True) for number in (60, 61)) + b"\r\n"
@@ -72,7 +61,7 @@ def test_a_batch_pushed_through_smart_backend_auth_shows_each_entry_and_fhirpy_r
     assert any(location.startswith("AllergyIntolerance/") for location in locations)
 
     auth = SmartBackendAuth(
-        client_id=keys.client.client_id, private_key=keys.private_key.read_text(), algorithm="ES384", scope=SCOPE
+        client_id=keys.client.client_id, private_key=keys.private_key.read_text(), algorithm="ES384", scope=SMART_SCOPE
     )
     fhirpy = SyncFHIRClient(base, authorization=auth.headers(Transport(), base)["Authorization"])
     for location in locations:

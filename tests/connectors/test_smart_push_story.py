@@ -5,20 +5,17 @@ client app, reads the resources back."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import AuthorizationError
 
 from mappings.connectors import SmartBackendAuth, Transport
-from mappings.security.clients import create_smart_client
 from tests.api.conftest import ROOT, client_for, make_user
+from tests.connectors.conftest import SMART_SCOPE, connect_with_smart
 from tests.store.conftest import make_store_facade
 
 pytestmark = pytest.mark.timeout(180)
 SAMPLES = sorted((ROOT / "examples/hl7v2-adt-a01/samples").glob("*.hl7"))
-SCOPE = "system/*.cruds"
 
 
 def test_an_admin_connects_with_smart_and_an_author_pushes_adt_messages_read_back_by_fhirpy(
@@ -26,19 +23,8 @@ def test_an_admin_connects_with_smart_and_an_author_pushes_adt_messages_read_bac
 ) -> None:
     made = make_store_facade(slug="store-smart", store="smart-data", auth_mode="smart-backend")
     base = demo["base"].replace("://localhost:", "://127.0.0.1:").replace("/fhir/demo", "/fhir/store-smart")
-    settings.FHIR_STUDIO = {**settings.FHIR_STUDIO, "CONNECTION_ALLOWED_HOSTS": [urlsplit(base).netloc]}
-    keys = create_smart_client(made["facade"], scopes=[SCOPE], out_dir=tmp_path)
     admin, author = client_for(demo["admin"]), client_for(make_user("writer", "author"))
-
-    connection = {
-        "name": "ehr",
-        "base_url": base,
-        "auth_mode": "smart-backend",
-        "auth": {"client_id": keys.client.client_id, "algorithm": "ES384", "scope": SCOPE},
-        "secrets": {"private_key": keys.private_key.read_text()},
-    }
-    assert admin.post("/api/connections/", connection, format="json").status_code == 201
-    tested = admin.post("/api/connections/ehr/test").json()
+    keys, tested = connect_with_smart(admin, made["facade"], base, settings, tmp_path)
     assert tested["code"] == "ok" and tested["fhir_version"] == "4.0.1", tested
 
     pushed_ids: set[str] = set()
@@ -53,7 +39,7 @@ def test_an_admin_connects_with_smart_and_an_author_pushes_adt_messages_read_bac
     assert pushed_ids
 
     auth = SmartBackendAuth(
-        client_id=keys.client.client_id, private_key=keys.private_key.read_text(), algorithm="ES384", scope=SCOPE
+        client_id=keys.client.client_id, private_key=keys.private_key.read_text(), algorithm="ES384", scope=SMART_SCOPE
     )
     token = auth.headers(Transport(), base)["Authorization"]
     fhirpy = SyncFHIRClient(base, authorization=token)
