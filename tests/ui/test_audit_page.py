@@ -31,11 +31,11 @@ def test_an_admin_filters_pages_and_downloads_the_audit_log(open_browser, studio
     page.select_option("select[name=action]", "auth.login")
     page.fill("input[name=actor]", "vic")
     page.wait_for_url(re.compile(r".*action=auth\.login.*actor=vic"))
-    page.wait_for_selector("#audit-place:has-text('1–50 of 55')")
+    page.wait_for_selector("#pages-place:has-text('1–50 of 55')")
     assert page.locator("#audit tbody tr").count() == 50
     assert all(text == "vic" for text in page.locator("#audit tbody tr td:nth-child(2)").all_inner_texts())
-    page.click("#next-page")
-    page.wait_for_selector("#audit-place:has-text('51–55 of 55')")
+    page.click("#pages-next")
+    page.wait_for_selector("#pages-place:has-text('51–55 of 55')")
     assert "page=2" in page.url
     href = page.get_attribute("#download-ndjson", "href")
     assert href == "/api/audit/fhir?action=auth.login&actor=vic&_format=ndjson"
@@ -48,7 +48,7 @@ def test_an_admin_filters_pages_and_downloads_the_audit_log(open_browser, studio
     assert bundle["type"] == "collection" and len(bundle["entry"]) == 55
     page.reload()  # the filters and the page come back from the address
     page.wait_for_selector("body[data-ready]", state="attached")
-    page.wait_for_selector("#audit-place:has-text('51–55 of 55')")
+    page.wait_for_selector("#pages-place:has-text('51–55 of 55')")
     assert page.input_value("input[name=actor]") == "vic"
     page.fill("input[name=since]", "2999-01-01T00:00:00")
     page.wait_for_selector("#audit tbody td.hint:has-text('Nothing matches.')")

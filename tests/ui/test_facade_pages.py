@@ -276,16 +276,16 @@ def test_it_searches_and_pages_through_facades_keeping_both_in_the_url(open_brow
     browser.open("/facades/")
     total = Facade.objects.count()  # the 26 above and the demo's (demo, demo-smart)
     assert page.locator("#facades tbody tr").count() == 20
-    assert page.inner_text("#page-status") == f"Page 1 of 2 · {total} facades"
-    page.click("#page-next")
-    page.wait_for_function("document.querySelector('#page-status').textContent.startsWith('Page 2')")
+    assert page.inner_text("#pages-place") == f"Page 1 of 2 · {total} facades"
+    page.click("#pages-next")
+    page.wait_for_function("document.querySelector('#pages-place').textContent.startsWith('Page 2')")
     assert page.locator("#facades tbody tr").count() == total - 20 and "page=2" in page.url
 
     page.fill("#facade-filters input[name=search]", "feed")
     page.wait_for_function("document.querySelectorAll('#facades tbody tr').length === 1")
     assert page.locator("#facades tr[data-slug=ward]").count() == 1
     assert re.search(r"[?&]search=feed", page.url) and "page=" not in page.url
-    assert page.inner_text("#page-status") == "Page 1 of 1 · 1 facade found"
+    assert page.inner_text("#pages-place") == "Page 1 of 1 · 1 facade found"
 
     browser.open("/facades/?search=site-1")  # a shared link, or a reload
     assert page.input_value("#facade-filters input[name=search]") == "site-1"

@@ -261,23 +261,23 @@ def test_it_pages_and_searches_lookup_tables_in_the_address(open_browser) -> Non
     browser.open("/library/lookup-tables/")
     rows = page.locator("#items tbody tr[data-name]")
     assert rows.count() == 25
-    assert page.inner_text("#items-place") == "1–25 of 50"
-    assert page.locator("#previous-page").is_disabled()
+    assert page.inner_text("#pages-place") == "1–25 of 50"
+    assert page.locator("#pages-previous").is_disabled()
     first_page = rows.first.get_attribute("data-name")
 
-    page.click("#next-page")
+    page.click("#pages-next")
     page.wait_for_url("**/library/lookup-tables/?page=2")
-    page.wait_for_function("document.querySelector('#items-place').textContent === '26–50 of 50'")
+    page.wait_for_function("document.querySelector('#pages-place').textContent === '26–50 of 50'")
     assert rows.count() == 25 and rows.first.get_attribute("data-name") != first_page
-    assert page.locator("#next-page").is_disabled()
+    assert page.locator("#pages-next").is_disabled()
     page.reload()
     page.wait_for_selector("body[data-ready]", state="attached")
-    assert page.inner_text("#items-place") == "26–50 of 50"
+    assert page.inner_text("#pages-place") == "26–50 of 50"
 
     page.fill("#filters input[name=search]", "gender")
     page.wait_for_url("**/library/lookup-tables/?search=gender")  # a new search starts on its first page
     page.wait_for_selector(f"#items tr[data-name='{TABLE}']")
-    assert page.locator("#pager").is_hidden()
+    assert page.locator("#pages-pager").is_hidden()
     page.click(f"#items a[href='/library/lookup-tables/{TABLE}']")
     page.wait_for_selector("body[data-ready]", state="attached")
     page.go_back()
@@ -287,7 +287,7 @@ def test_it_pages_and_searches_lookup_tables_in_the_address(open_browser) -> Non
 
     browser.open("/library/lookup-tables/?page=9")  # past the end (a stale link): the first page instead
     page.wait_for_url("**/library/lookup-tables/")
-    page.wait_for_function("document.querySelector('#items-place').textContent === '1–25 of 50'")
+    page.wait_for_function("document.querySelector('#pages-place').textContent === '1–25 of 50'")
     browser.allow_console_error("status of 404")
     browser.screenshot("lookup-table-list-pages")
 

@@ -49,8 +49,8 @@ def test_the_batch_list_pages_and_shows_what_each_push_did(open_browser, studio,
     browser = open_browser("vic")
     page = browser.page
     browser.open("/batches/")
-    assert page.inner_text("#page-status") == "Page 1 of 2 · 3 batches"
-    assert page.is_disabled("#page-previous") and not page.is_disabled("#page-next")
+    assert page.inner_text("#pages-place") == "Page 1 of 2 · 3 batches"
+    assert page.is_disabled("#pages-previous") and not page.is_disabled("#pages-next")
     shown = page.locator("#batches tbody tr").evaluate_all("rows => rows.map(row => Number(row.dataset.batch))")
     assert shown == [pushed, older]
     push = page.locator(f"#batches tr[data-batch='{pushed}'] .batch-push")
@@ -60,22 +60,22 @@ def test_the_batch_list_pages_and_shows_what_each_push_did(open_browser, studio,
     assert page.locator(f"#batches tr[data-batch='{older}'] .batch-push").count() == 0  # no push_to: no push line
     browser.screenshot("batches-list-push")
 
-    page.click("#page-next")
+    page.click("#pages-next")
     page.wait_for_url("**/batches/?page=2")
-    place(page, "#page-status", "Page 2 of 2 · 3 batches")
+    place(page, "#pages-place", "Page 2 of 2 · 3 batches")
     assert page.locator("#batches tbody tr").evaluate_all("rows => rows.map(row => row.dataset.batch)") == [str(plain)]
-    assert page.is_disabled("#page-next") and not page.is_disabled("#page-previous")
+    assert page.is_disabled("#pages-next") and not page.is_disabled("#pages-previous")
     page.reload()  # the address names the page
     page.wait_for_selector("body[data-ready]", state="attached")
-    assert page.inner_text("#page-status") == "Page 2 of 2 · 3 batches"
-    page.click("#page-previous")
+    assert page.inner_text("#pages-place") == "Page 2 of 2 · 3 batches"
+    page.click("#pages-previous")
     page.wait_for_url("**/batches/")
-    place(page, "#page-status", "Page 1 of 2 · 3 batches")
+    place(page, "#pages-place", "Page 1 of 2 · 3 batches")
 
     browser.allow_console_error("status of 404")
     browser.open("/batches/?page=9")  # past the end (a stale link): the first page
     page.wait_for_url("**/batches/")
-    place(page, "#page-status", "Page 1 of 2 · 3 batches")
+    place(page, "#pages-place", "Page 1 of 2 · 3 batches")
 
 
 def test_a_batchs_failed_messages_page_one_at_a_time(open_browser, studio, target, monkeypatch) -> None:  # noqa: F811
@@ -86,11 +86,11 @@ def test_a_batchs_failed_messages_page_one_at_a_time(open_browser, studio, targe
     browser.open(f"/batches/{batch}/")
     page.wait_for_selector("body[data-pushes-shown='3']", state="attached")
     assert page.locator("#pushes-pager").is_hidden()  # three pushed messages fit one page of 20
-    place(page, "#failures-status", "Page 1 of 2")
+    place(page, "#failures-place", "Page 1 of 2")
     assert page.is_disabled("#failures-previous") and not page.is_disabled("#failures-next")
     first = page.locator("#failures tbody tr").evaluate_all("rows => rows.map(row => row.innerText)")
     page.click("#failures-next")
-    place(page, "#failures-status", "Page 2 of 2")
+    place(page, "#failures-place", "Page 2 of 2")
     second = page.locator("#failures tbody tr").evaluate_all("rows => rows.map(row => row.innerText)")
     assert len(first) == len(second) == 1 and first != second
     assert "PUSH0070" in first[0] + second[0] and "PUSH0072" in first[0] + second[0]
@@ -103,10 +103,10 @@ def test_the_message_log_pages_and_keeps_the_page_in_the_address(open_browser, s
     browser = open_browser("vic")
     page = browser.page
     browser.open("/messages/")
-    assert page.inner_text("#page-status") == "Page 1 of 2 · 3 messages"
+    assert page.inner_text("#pages-place") == "Page 1 of 2 · 3 messages"
     assert page.locator("#messages tbody tr[data-message]").count() == 2
-    page.click("#page-next")
-    place(page, "#page-status", "Page 2 of 2 · 3 messages")
+    page.click("#pages-next")
+    place(page, "#pages-place", "Page 2 of 2 · 3 messages")
     assert "page=2" in page.url
     assert page.locator("#messages tbody tr[data-message]").count() == 1
-    assert page.is_disabled("#page-next") and not page.is_disabled("#page-previous")
+    assert page.is_disabled("#pages-next") and not page.is_disabled("#pages-previous")

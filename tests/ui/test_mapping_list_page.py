@@ -168,28 +168,28 @@ def test_it_pages_through_mappings_keeping_the_page_in_the_address(open_browser,
     browser.open("/")
     rows = page.locator("#mapping-table tbody tr[data-slug]")
     assert rows.count() == 50
-    assert page.inner_text("#mappings-place") == "1–50 of 56"
-    assert page.is_disabled("#previous-page") and not page.is_disabled("#next-page")
+    assert page.inner_text("#pages-place") == "1–50 of 56"
+    assert page.is_disabled("#pages-previous") and not page.is_disabled("#pages-next")
     first_page = set(rows.evaluate_all("(rows) => rows.map((row) => row.dataset.slug)"))
 
-    page.click("#next-page")
+    page.click("#pages-next")
     page.wait_for_url("**/?page=2")
-    page.wait_for_function("document.querySelector('#mappings-place').textContent === '51–56 of 56'")
+    page.wait_for_function("document.querySelector('#pages-place').textContent === '51–56 of 56'")
     second_page = set(rows.evaluate_all("(rows) => rows.map((row) => row.dataset.slug)"))
     assert len(second_page) == 6 and not first_page & second_page
     assert first_page | second_page == set(Mapping.objects.values_list("slug", flat=True))  # none left out
-    assert page.is_disabled("#next-page")
+    assert page.is_disabled("#pages-next")
     browser.screenshot("mapping-list-page-2")
     page.reload()  # the address names the page: a reload (and its preloaded first read) shows the same rows
     page.wait_for_selector("body[data-ready]", state="attached")
-    assert page.inner_text("#mappings-place") == "51–56 of 56"
+    assert page.inner_text("#pages-place") == "51–56 of 56"
 
     page.fill("#filters input[name=search]", "site-4")  # a new search starts on its first page
     page.wait_for_url("**/?search=site-4")
     page.wait_for_function("document.querySelectorAll('#mapping-table tbody tr[data-slug]').length === 10")
-    assert page.locator("#pager").is_hidden()
+    assert page.locator("#pages-pager").is_hidden()
 
     browser.allow_console_error("status of 404")
     browser.open("/?source_format=json&page=3")  # past the end (a stale link): the first page of that list
     page.wait_for_url("**/?source_format=json")
-    page.wait_for_function("document.querySelector('#mappings-place').textContent.startsWith('1–50 of 5')")
+    page.wait_for_function("document.querySelector('#pages-place').textContent.startsWith('1–50 of 5')")

@@ -21,11 +21,12 @@ export function pagePlace(result, number, size) {
 // The API answers 404 for a page past the last (rows were deleted, a stale link): the page shows its first instead.
 export const pastLastPage = (error, number) => error.status === 404 && number > 1;
 
-// Wire a pager's buttons (element ids: nav, previous, next, place) to `step(-1)` and `step(+1)`. show(result, number,
-// size) writes the place with `say` (rowsPlace unless told) and hides the pager when the list fits one page.
-export function listPager({ nav, previous, next, place, say = rowsPlace }, step) {
+// Wire the pager templates/partials/pager.html drew with `prefix` (ids <prefix>-pager, -previous, -next, -place) to
+// `step(-1)` and `step(+1)`. show(result, number, size) writes the place with `say` (rowsPlace unless told) and hides
+// the pager when the list fits one page.
+export function listPager(prefix, step, say = rowsPlace) {
   const [navElement, previousButton, nextButton, placeElement] =
-    [nav, previous, next, place].map((id) => document.getElementById(id));
+    ["pager", "previous", "next", "place"].map((part) => document.getElementById(`${prefix}-${part}`));
   previousButton.addEventListener("click", () => step(-1));
   nextButton.addEventListener("click", () => step(+1));
   return {

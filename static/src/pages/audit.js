@@ -82,8 +82,7 @@ readFilters(filters);
 for (const field of [filters.elements.actor, filters.elements.mapping]) field.addEventListener("input", debounce(() => goTo(1), 250));
 for (const field of [filters.elements.action, filters.elements.since]) field.addEventListener("change", () => goTo(1));
 filters.addEventListener("submit", (event) => { event.preventDefault(); goTo(1); });
-const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "audit-place" },
-  (step) => goTo(pageNumber(filterParams(filters)) + step));
+const pager = listPager("pages", (step) => goTo(pageNumber(filterParams(filters)) + step));
 
 await load(config.listUrl);
 document.body.dataset.ready = "true";

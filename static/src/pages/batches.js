@@ -81,13 +81,10 @@ async function load(address = null) {
   }
 }
 
-const pager = listPager({
-  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
-  say: (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "batch", "batches")}`,
-}, (step) => {
+const pager = listPager("pages", (step) => {
   page += step;
   load();
-});
+}, (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "batch", "batches")}`);
 
 async function setUpStartForm() {
   const form = $("#start-form");

@@ -179,9 +179,8 @@ async function refresh() {
   if (running) poll = setTimeout(refresh, POLL_MS);
 }
 
-// A table's pager: #<name>-pager, -previous, -next and -status saying "Page 2 of 3".
-const tablePager = (name, step) => listPager(
-  { nav: `${name}-pager`, previous: `${name}-previous`, next: `${name}-next`, place: `${name}-status`, say: pagePlace }, step);
+// A table's pager saying "Page 2 of 3".
+const tablePager = (name, step) => listPager(name, step, pagePlace);
 const failuresPager = tablePager("failures", (step) => {
   failuresPage += step;
   loadFailures();

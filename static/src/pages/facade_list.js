@@ -60,14 +60,11 @@ filters.addEventListener("input", debounce(() => {
   page = 1;
   load();
 }, 200));
-const pager = listPager({
-  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
-  say: (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "facade")}${
-    filters.elements.search.value.trim() ? " found" : ""}`,
-}, (step) => {
+const pager = listPager("pages", (step) => {
   page += step;
   load();
-});
+}, (result, number, size) => `${pagePlace(result, number, size)} · ${plural(result.count, "facade")}${
+    filters.elements.search.value.trim() ? " found" : ""}`);
 
 if (config.canWrite) {
   const form = $("#new-form");

@@ -56,8 +56,7 @@ function goTo(number) {
 readFilters(filters);
 filters.elements.search.addEventListener("input", debounce(() => goTo(1), 200)); // a new search starts on its page 1
 filters.addEventListener("submit", (event) => event.preventDefault());
-const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "items-place" },
-  (step) => goTo(pageNumber(filterParams(filters)) + step));
+const pager = listPager("pages", (step) => goTo(pageNumber(filterParams(filters)) + step));
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return; // back to this page from the browser's page cache: follow the address again
   readFilters(filters);

@@ -73,8 +73,7 @@ function goTo(number) {
 }
 
 filters.addEventListener("input", debounce(() => goTo(1), 200)); // a new filter starts on its first page
-const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "mappings-place" },
-  (step) => goTo(pageNumber(filterParams(filters)) + step));
+const pager = listPager("pages", (step) => goTo(pageNumber(filterParams(filters)) + step));
 // Back or forward to this page restored from the browser's page cache: the form may differ from the address now.
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;

@@ -12,13 +12,10 @@ const BADGE = { converted: "ok", failed: "bad" };
 const form = $("#filters");
 const url = new URL(window.location.href);
 let page = pageNumber(url.searchParams);
-const pager = listPager({
-  nav: "pager", previous: "page-previous", next: "page-next", place: "page-status",
-  say: (result, number, size) => `${pagePlace(result, number, size)} · ${result.count.toLocaleString()} messages`,
-}, (step) => {
+const pager = listPager("pages", (step) => {
   page += step;
   load();
-});
+}, (result, number, size) => `${pagePlace(result, number, size)} · ${result.count.toLocaleString()} messages`);
 
 for (const name of FILTERS) {
   if (form.elements[name]) form.elements[name].value = url.searchParams.get(name) || "";

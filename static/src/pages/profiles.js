@@ -157,8 +157,7 @@ readFilters(filters);
 for (const field of [filters.elements.search, filters.elements.type]) field.addEventListener("input", debounce(() => goTo(1), 200));
 filters.elements.source.addEventListener("change", () => goTo(1));
 filters.addEventListener("submit", (event) => event.preventDefault());
-const pager = listPager({ nav: "pager", previous: "previous-page", next: "next-page", place: "profiles-place" },
-  (step) => goTo(pageNumber(filterParams(filters)) + step));
+const pager = listPager("pages", (step) => goTo(pageNumber(filterParams(filters)) + step));
 if (config.canWrite) {
   uploadForm();
   extensionForm();
