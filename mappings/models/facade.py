@@ -206,6 +206,23 @@ class PatientGroup(models.Model):
         return f"{self.facade_id}/Group/{self.group_id}"
 
 
+class JSONText(models.JSONField):
+    """A JSONField kept as PostgreSQL `json`, the text as written, rather than `jsonb` (elsewhere as JSONField).
+
+    An index writes each resource once and serves it as text (CAST(content AS TEXT)): `jsonb` parsed every resource
+    into its binary form on insert, a quarter of PostgreSQL's CPU when staging an ADT Patient (bench/index_staging.py),
+    for operators nothing here uses. Read as text and decoded by the field's decoder (psycopg would parse `json`
+    itself, decimals as floats). `json` has no equality: never DISTINCT, GROUP BY or compare it."""
+
+    def db_type(self, connection):
+        return "json" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def select_format(self, compiler, sql, params):
+        if compiler.connection.vendor == "postgresql":
+            return f"CAST({sql} AS TEXT)", params
+        return super().select_format(compiler, sql, params)
+
+
 class FacadeResource(models.Model):
     """A resource as the live deployment produced it from a stored record: what read and search return.
 
@@ -221,7 +238,7 @@ class FacadeResource(models.Model):
     resource_type = models.CharField(max_length=64)
     resource_id = models.CharField(max_length=64)
     record = models.ForeignKey(SourceRecord, null=True, on_delete=models.SET_NULL, related_name="+")
-    content = models.JSONField(encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)  # decimals keep their digits
+    content = JSONText(encoder=FhirJSONEncoder, decoder=FhirJSONDecoder)  # decimals keep their digits
     # None: staged as the deployment's own row before its index served, and last updated when it started to serve
     # (Deployment.served_since; content's meta.lastUpdated is index_rows.UNSTAMPED until read, index_rows.stamped).
     last_updated = models.DateTimeField(null=True)
