@@ -60,6 +60,13 @@ DEFAULT = {"identifier": "token"}
 SINGLE_VALUED = frozenset({"_id", "gender", "birthdate", "status", "class"})
 
 
+# A single-valued date's row carries the resource's single-valued tokens in its (otherwise empty) value, as "<SEP>
+# gender=female<SEP>": a count over such a date and such tokens (gender=female&birthdate=ge1980) is then one scan of
+# the date index (search._tagged_rows), not two scans of ~50,000 entries and a hash join. Rows written before have
+# no tag (''), and are counted the old way.
+TAGS = ("gender", "status", "class")
+
+
 def params_for(resource_type: str) -> dict[str, str]:
     return {**COMMON, **BY_TYPE.get(resource_type, DEFAULT)}
 
@@ -77,6 +84,19 @@ PAIRED = frozenset({"identifier", "code", "vaccine-code", "category"})
 
 def paired_token(system: object, code: object) -> str:
     return f"{str(code).replace(SEP, '')}{SEP}{str(system).replace(SEP, '')}".lower()
+
+
+def tag(param: str, value: str) -> str:
+    """What a tagged date value holds for one token (search._tagged_rows looks for it)."""
+    return f"{SEP}{param}={value}{SEP}"
+
+
+def date_tag(tokens: dict[str, list[str]], supported: dict[str, str]) -> str:
+    """The tag of a resource's single-valued dates: SEP alone when it has none of the TAGS; '' (untagged: counted the
+    old way rather than missed) when a token holds SEP or the tag is too long for a value."""
+    found = [(param, tokens[param][0]) for param in TAGS if param in supported and tokens[param]]
+    text = "".join(tag(param, value) for param, value in found) or SEP
+    return "" if len(text) > 255 or any(SEP in value for _, value in found) else text
 
 
 def _tokens_of_codeable(concept: object) -> list[str]:
@@ -204,10 +224,11 @@ def search_values(resource: dict, last_updated: datetime) -> list[tuple[str, str
             continue
         if kind_of == "date":
             texts = [resource["birthDate"]] if param == "birthdate" and resource.get("birthDate") else _dates(resource)
+            tagged = date_tag(tokens, supported) if param in SINGLE_VALUED else ""
             for text in texts:
                 span = date_range(text)
                 if span:
-                    rows.append((param, "", *span))
+                    rows.append((param, tagged, *span))
             continue
         values = strings.get(param) or tokens.get(param) or references.get(param) or []
         rows += [(param, value[:255], None, None) for value in dict.fromkeys(values) if value]

@@ -277,11 +277,12 @@ class SearchValue(models.Model):
 
     class Meta:
         # Dates only (3 of a Patient's 33 values): a date criterion says `start IS NOT NULL` (mappings/facade/search.py)
-        # so PostgreSQL can use it. It carries the resource id and the end (PostgreSQL only) for index-only scans.
+        # so PostgreSQL can use it. It carries the resource id, the end and the value (a single-valued date's tag of
+        # its resource's tokens, search_index.TAGS) (PostgreSQL only) for index-only scans.
         indexes = [
             models.Index(
                 fields=["build", "param", "start"],
-                include=["resource", "end"],
+                include=["resource", "end", "value"],
                 condition=models.Q(start__isnull=False),
                 name="search_date_idx",
             )
