@@ -195,8 +195,9 @@ def _call_macro(context, macro: Macro, args: tuple, kwargs: dict) -> object:
 def _call_plain(env: SandboxedEnvironment, function, args: tuple, kwargs: dict) -> object:
     """What `Context.call` does for a callable that takes no context (the studio's own functions, methods of source
     nodes), without asking the sandbox about callables it always allows: none of them is marked unsafe."""
-    kwargs.pop("_loop_vars", None)
-    kwargs.pop("_block_vars", None)
+    if kwargs:  # the caller's loop variables (a call inside a loop): only a context-taking callable reads them
+        kwargs.pop("_loop_vars", None)
+        kwargs.pop("_block_vars", None)
     try:
         return function(*args, **kwargs)
     except StopIteration:
@@ -349,8 +350,10 @@ class MappingEnvironment(SandboxedEnvironment):
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 — Jinja's own signature
         budget = current_budget()
-        if budget is not None:
-            budget.check_time()
+        if budget is not None:  # the clock is read every 16th call: recursion without loops still stops in time
+            budget.calls += 1
+            if budget.calls & 15 == 0:
+                budget.check_time()
         kind = type(__obj)
         if kind is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
             result = _call_macro(__context, __obj, args, kwargs)

@@ -29,12 +29,13 @@ class Limits:
 class Budget:
     """What one run has left. Cheap to charge: loops call `tick()` once per iteration."""
 
-    __slots__ = ("deadline", "iterations", "limits", "lookups", "warned", "warnings")
+    __slots__ = ("calls", "deadline", "iterations", "limits", "lookups", "warned", "warnings")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.perf_counter() + limits.render_timeout_ms / 1000
         self.iterations = 0
+        self.calls = 0  # calls the template made (environment.call), which read the clock every 16th
         self.warnings: list[MappingError] = []  # filters report dropped values here
         self.warned: set[object] = set()  # the `once` keys of warnings already given
         self.lookups = None  # the run's missing-key check (engine/missing.py), set once the source is parsed

@@ -163,57 +163,68 @@ def _near(text: str, pos: int) -> str:
 
 
 def prune(value: object) -> object:
-    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively. Objects are
-    pruned in place (the value is a freshly parsed one)."""
+    """Drop empty strings, whitespace-only strings, empty arrays, empty objects and nulls, recursively. Objects and
+    arrays are pruned in place (the value is a freshly parsed one)."""
     return _pruned(value, [])
 
 
 def _pruned(value: object, floats: list) -> object:
     """`prune`, noting each float it meets in `floats`. Leaves are handled inline (no call per string): this walk
-    touches every value of every output. An object loses its empty members in place, since most members are kept:
-    building a new object per object took a third of the walk."""
+    touches every value of every output. Objects and arrays lose their empty members in place, since nearly every
+    member is kept: building a new object per object took a third of the walk, and a new array per array (and
+    storing it back into its parent) most of the rest. Returns the value, or None where it is now empty."""
     kind = type(value)
     if kind is dict:
-        empty = []
+        empty = None
         for key, item in value.items():
             item_kind = type(item)
             if item_kind is str:
-                if not item or item.isspace():
-                    empty.append(key)
-            elif item_kind is dict or item_kind is list:
-                kept = _pruned(item, floats)
-                if kept is None:
-                    empty.append(key)
-                elif kept is not item:
-                    value[key] = kept  # a pruned list is a new one; replacing a member does not resize the dict
-            elif item is None:
-                empty.append(key)
-            elif item_kind is float:
-                floats.append(item)
-        for key in empty:
-            del value[key]
-        return value or None
-    if kind is list:
-        items = []
-        for item in value:
-            item_kind = type(item)
-            if item_kind is str:
                 if item and not item.isspace():
-                    items.append(item)
+                    continue
             elif item_kind is dict or item_kind is list:
-                item = _pruned(item, floats)
-                if item is not None:
-                    items.append(item)
+                if _pruned(item, floats) is not None:
+                    continue
             elif item is not None:
                 if item_kind is float:
                     floats.append(item)
-                items.append(item)
-        return items or None
+                continue
+            if empty is None:
+                empty = [key]
+            else:
+                empty.append(key)
+        if empty is not None:
+            for key in empty:
+                del value[key]
+        return value or None
+    if kind is list:
+        clean = True
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                if not item or item.isspace():
+                    clean = False
+            elif item_kind is dict or item_kind is list:
+                if _pruned(item, floats) is None:
+                    clean = False  # emptied in place: dropped below
+            elif item is None:
+                clean = False
+            elif item_kind is float:
+                floats.append(item)
+        if not clean:
+            value[:] = [item for item in value if _kept(item)]
+        return value or None
     if kind is str:
         return value if value and not value.isspace() else None
     if kind is float:
         floats.append(value)
     return value
+
+
+def _kept(item: object) -> bool:
+    """Whether an item of an array stays once its own members were pruned (an emptied object or array does not)."""
+    if type(item) is str:
+        return bool(item) and not item.isspace()
+    return item is not None and (bool(item) or type(item) not in (dict, list))
 
 
 def _merge(into: dict, other: dict, path: str, conflicts: list[MappingError]) -> None:

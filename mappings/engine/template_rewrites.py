@@ -8,27 +8,43 @@ calls the environment only for anything else, which keeps every check where it c
 - an HL7 v2 node's `node[n]` with an int `n` is the node's own lookup, never an error, and exactly what the sandbox's
   `getitem` returns for it (it tries `obj[arg]` first);
 - a key read from a plain dict is what the sandbox's `getitem`, and the engine's `getattr` for a name that is not a
-  dict method, return when the key is there. Names starting with `_` always take the environment's path.
+  dict method, return when the key is there;
+- `node.code` (and `node["code"]`) on a C-CDA XML node is `node["code"]`, what the engine's `getattr` returns for a
+  name that is not the node's own API, and the sandbox's `getitem` for a text key (about 700 reads per CCD document);
+- `res.patient` on an imported snippet is the module's own attribute, what the engine's `getattr` returns for it.
+Names starting with `_` always take the environment's path.
 """
 
 from __future__ import annotations
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
-from jinja2.environment import Template
+from jinja2.environment import Template, TemplateModule
 from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
 from .hl7v2 import Component, Field, Repetition, Segment, SubComponent
+from .xmlsource import XmlNode
 
 # Types whose `node[n]`, n an int, never fails and needs no check: the HL7 v2 nodes.
 DIRECT_ITEM_TYPES = frozenset({Segment, Field, Repetition, Component, SubComponent})
 # `row.obx` on a dict the template built reads the key when no dict attribute has that name (the environment's
 # `getattr` does the same; asking Python first raised and caught an AttributeError per read).
 DICT_NAMES = frozenset(dir(dict))
+# `node.code` on an XML node is `node["code"]` (its child or attribute of that name, or an empty node), what the
+# environment's `getattr` returns for any name but the node's own API (`node.all`) and names starting with `_`.
+XML_NODE_NAMES = frozenset(name for name in dir(XmlNode) if name[:1] != "_")
+NOT_KEYS = DICT_NAMES | XML_NODE_NAMES  # names a dict key or an XML child is not read directly by
 # Names the generated code reads as globals of its module (set by `MappingTemplate.from_code`), and the local it
 # assigns to hold the value being looked up; Jinja's own names start with `l_`, `t_` or are its runtime's.
-DIRECT_GLOBALS = {"fs_item_types": DIRECT_ITEM_TYPES}
+DIRECT_GLOBALS = {
+    "fs_item_types": DIRECT_ITEM_TYPES,
+    "fs_markup": Markup,
+    "fs_xml_node": XmlNode,
+    "fs_module": TemplateModule,
+}
 HELD = "fs_v"
+PRINTED = "fs_p"  # the local holding a value being printed
 
 
 class MappingTemplate(Template):
@@ -49,7 +65,26 @@ class MappingCodeGenerator(CodeGenerator):
       `quiet_item` instead of `getattr`/`getitem`: the same one call, so it costs nothing more, and nothing a template
       (or the editor's completion) could see (Jinja refuses new node types);
     - direct reads (see the module's docstring): `(fs_v[3] if type(fs_v := pid) in fs_item_types else
-      environment.getitem(fs_v, 3))`, evaluating `pid` once."""
+      environment.getitem(fs_v, 3))`, evaluating `pid` once;
+    - printed macro results: `{{ res.patient(pid) }}` and `{{ x | tojson }}` give Markup, which `finalize` returns as
+      it is and `str()` then copied (most printed values of the demos). The generated code yields such a value
+      itself and calls `str(environment.finalize(value))` for anything else."""
+
+    def _prints_plainly(self, frame: Frame, finalize) -> bool:
+        """Whether output is `str(environment.finalize(value))`: no autoescape, the environment's own finalize."""
+        return not frame.eval_ctx.volatile and not frame.eval_ctx.autoescape and finalize.src == "environment.finalize("
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize) -> None:
+        if not self._prints_plainly(frame, finalize):
+            super()._output_child_pre(node, frame, finalize)
+            return
+        self.write(f"({PRINTED} if type({PRINTED} := ")
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize) -> None:
+        if not self._prints_plainly(frame, finalize):
+            super()._output_child_post(node, frame, finalize)
+            return
+        self.write(f") is fs_markup else str(environment.finalize({PRINTED})))")
 
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:  # noqa: N802 — Jinja's visitor naming
         self._lookup(
@@ -65,12 +100,17 @@ class MappingCodeGenerator(CodeGenerator):
     @optimizeconst
     def _lookup(self, node: nodes.Getattr | nodes.Getitem, frame: Frame, *, name: str | None, method: str) -> None:
         key = node.arg.value if name is None and isinstance(node.arg, nodes.Const) else None
-        if name is not None and node.attr[:1] != "_" and node.attr not in DICT_NAMES:
+        module = False  # whether a snippet's attribute is read directly too
+        if name is not None and node.attr[:1] != "_" and node.attr not in NOT_KEYS:
+            test = f"type({HELD} := {{}}) is dict and {name} in {HELD} or type({HELD}) is fs_xml_node"
+            module = True
+        elif name is not None and node.attr[:1] != "_" and node.attr not in DICT_NAMES:
             test = f"type({HELD} := {{}}) is dict and {name} in {HELD}"
         elif type(key) is int:
             test, name = f"type({HELD} := {{}}) in fs_item_types", repr(key)
         elif type(key) is str and key[:1] != "_":
-            test, name = f"type({HELD} := {{}}) is dict and {key!r} in {HELD}", repr(key)
+            test = f"type({HELD} := {{}}) is dict and {key!r} in {HELD} or type({HELD}) is fs_xml_node"
+            name = repr(key)
         else:
             self.write(f"environment.{method}(")
             self.visit(node.node, frame)
@@ -78,10 +118,15 @@ class MappingCodeGenerator(CodeGenerator):
             self.visit(node.arg, frame) if name is None else self.write(name)
             self.write(")")
             return
+        fallback = f"environment.{method}({HELD}, {name})"
+        if module:  # a snippet's macro (`res.patient`): what getattr gives, from the module's own attributes
+            fallback = (
+                f"fs_m[{name}] if type({HELD}) is fs_module and {name} in (fs_m := {HELD}.__dict__) else {fallback}"
+            )
         before, after = test.split("{}")
         self.write(f"({HELD}[{name}] if {before}")
         self.visit(node.node, frame)
-        self.write(f"{after} else environment.{method}({HELD}, {name}))")
+        self.write(f"{after} else {fallback})")
 
 
 class ConcatGuard(NodeTransformer):

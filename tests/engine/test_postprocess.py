@@ -1,10 +1,14 @@
 """Post-processing: tolerant JSON, pruning and Bundle clean-up."""
 
+import copy
+import random
+
 import pytest
 
 from mappings.engine import MappingError, compile_mapping, run_mapping
 from mappings.engine.formats.decimals import FhirDecimal
 from mappings.engine.postprocess import (
+    _pruned,
     _string_spans,
     _Strings,
     forgive_empty_values,
@@ -124,6 +128,45 @@ def test_it_reports_the_offset_of_output_that_is_not_json() -> None:
 )
 def test_it_prunes_what_fhir_forbids_to_be_empty(value: object, expected: object) -> None:
     assert prune(value) == expected
+
+
+def _pruned_copy(value: object) -> object:
+    """The rule, as a new value: what `prune` (which works in place) must give."""
+    if isinstance(value, dict):
+        kept = {key: _pruned_copy(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not None} or None
+    if isinstance(value, list):
+        return [item for item in map(_pruned_copy, value) if item is not None] or None
+    if isinstance(value, str):
+        return value if value.strip() and not value.isspace() else None
+    return value
+
+
+def _random_value(rnd: random.Random, depth: int) -> object:
+    leaves = ["", " ", "\t\n", "\u3000", "x", " y ", None, 0, 1, 2.5, -0.0, False, True]
+    if depth == 0 or rnd.random() < 0.3:
+        return rnd.choice(leaves)
+    if rnd.random() < 0.5:
+        return [_random_value(rnd, depth - 1) for _ in range(rnd.randint(0, 4))]
+    return {f"k{index}": _random_value(rnd, depth - 1) for index in range(rnd.randint(0, 4))}
+
+
+def test_pruning_in_place_gives_the_rule_on_random_values_floats_noted() -> None:
+    rnd = random.Random(14)
+    for _ in range(3000):
+        value = _random_value(rnd, 5)
+        expected, expected_floats = _pruned_copy(copy.deepcopy(value)), _floats_in(value)
+        floats: list = []
+        assert _pruned(value, floats) == expected
+        assert sorted(floats) == sorted(expected_floats)
+
+
+def _floats_in(value: object) -> list:
+    if isinstance(value, dict):
+        return [number for item in value.values() for number in _floats_in(item)]
+    if isinstance(value, list):
+        return [number for item in value for number in _floats_in(item)]
+    return [value] if type(value) is float else []
 
 
 # Without a backslash, and with quotes that pair up, strings are told from syntax by counting quotes; otherwise by

@@ -4,10 +4,13 @@ else (lists, strings, undefined values, dict methods, names starting with `_`, m
 environment, so the sandbox and the missing-key check see it."""
 
 import pytest
+from jinja2.exceptions import SecurityError
+from markupsafe import Markup
 
 from mappings.engine import compile_mapping, run_mapping
 from mappings.engine.environment import build_environment
 from mappings.engine.hl7v2 import parse_hl7v2
+from mappings.engine.xmlsource import parse_xml
 
 ADT = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||7^^^H&1.2&ISO~8^^^K||Doe^Jane||19700101\r"
 
@@ -93,3 +96,44 @@ def test_internals_are_still_refused_on_every_type_read_directly() -> None:
         template = '{"resourceType": "Basic", "id": "x", "text": "{{ ' + expression + ' }}"}'
         result = run_mapping(compile_mapping(template), ADT, source_format="hl7v2", validate=False)
         assert [error.code for error in result.errors] == ["FS-RND-003"], expression
+
+
+def test_printed_markup_skips_finalize_and_everything_else_takes_it() -> None:
+    env = _environment()
+    counts = _counted(env, ("finalize",))
+    template = env.from_string(
+        '{% macro m(x) %}{"a": {{ x | tojson }}}{% endmacro %}{{ m("q\\"") }}|{{ text }}|{{ row }}|{{ n }}|{{ none }}'
+    )
+    printed = template.render(text='say "hi"', row={"k": [1]}, n=7)
+    assert printed == '{"a": "q\\""}|say \\"hi\\"|{"k":[1]}|7|'
+    assert counts == {"finalize": 4}  # the macro's result and the tojson inside it are Markup: printed as they are
+    assert all(type(chunk) in (str, Markup) for chunk in template.generate(text="", row={}, n=1))
+
+
+def test_xml_node_names_skip_the_environment_and_its_api_and_internals_take_it() -> None:
+    env = _environment()
+    counts = _counted(env, ("getattr", "quiet_attr", "getitem"))
+    doc = parse_xml(b'<a xmlns="urn:hl7-org:v3"><code code="X"/><b><c>t</c></b></a>')
+    template = env.from_string(
+        '{{ doc.code.code }}|{% if doc.b.c %}{{ doc.b.c }}{% endif %}|{{ doc.none.code }}|{{ doc["code"]["code"] }}'
+    )
+    assert template.render(doc=doc) == "X|t||X"
+    assert counts == {"getattr": 0, "quiet_attr": 0, "getitem": 0}
+    assert env.from_string("{{ doc.all('code') | length }}").render(doc=doc) == "1"
+    assert counts == {"getattr": 1, "quiet_attr": 0, "getitem": 0}  # the node's own API: the environment's
+    with pytest.raises(SecurityError):
+        env.from_string("{{ doc._el }}").render(doc=doc)
+
+
+def test_a_snippets_macros_are_read_directly_and_its_internals_still_refused() -> None:
+    snippets = {"snippets/s.j2": '{% macro m(x) %}"{{ x }}"{% endmacro %}{% set hidden = 1 %}'}
+    compiled = compile_mapping(
+        '{% import "snippets/s.j2" as s %}{"resourceType": "Basic", "id": {{ s.m("a") }}, "text": "{{ s.nope }}"}',
+        snippets=snippets,
+    )
+    counts = _counted(compiled.environment, ("getattr",))
+    result = run_mapping(compiled, "{}", validate=False)
+    assert result.output == {"resourceType": "Basic", "id": "a"}
+    assert counts == {"getattr": 1}  # s.nope, which is not there: the environment's, which makes it undefined
+    refused = compile_mapping('{% import "snippets/s.j2" as s %}{{ s._body_stream }}', snippets=snippets)
+    assert run_mapping(refused, "{}").errors[0].code == "FS-RND-003"  # the sandbox refused it

@@ -33,12 +33,14 @@ def _warn(env, value: object, target: str) -> None:
         budget.warn(error.located(*template_line_here(env)))
 
 
-def _parts(value: object) -> dict | None:
+def _parts(value: object) -> tuple | None:
+    """The TS or ISO text's (year, month, day, hour, minute, second, fraction, offset), absent ones None: a tuple,
+    since a dict of the groups (`groupdict`) cost more than the conversion that reads it."""
     text = str(value or "").strip()
     if not text:
         return None
     match = HL7_TS.match(text) or ISO.match(text)
-    return match.groupdict() if match else None
+    return match.groups() if match else None
 
 
 def _zone(name: str):
@@ -59,25 +61,22 @@ def _format_offset(delta: timedelta | None) -> str:
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _checked_date(parts: dict) -> bool:
+def _checked_date(year: str, month: str | None, day: str | None) -> bool:
     try:
-        date(int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1))
+        date(int(year), int(month or 1), int(day or 1))
     except ValueError:
         return False
-    return parts["year"] != "0000"
+    return year != "0000"
 
 
-def _date_text(parts: dict) -> str:
-    text = parts["year"]
-    if parts["month"]:
-        text += f"-{parts['month']}"
-        if parts["day"]:
-            text += f"-{parts['day']}"
-    return text
+def _date_text(year: str, month: str | None, day: str | None) -> str:
+    if not month:
+        return year
+    return f"{year}-{month}-{day}" if day else f"{year}-{month}"
 
 
-def _offset_text(parts: dict, zone_name: str) -> str | None:
-    offset = parts["offset"]
+def _offset_text(parts: tuple, zone_name: str) -> str | None:
+    year, month, day, hour, minute, _, _, offset = parts
     if offset == "Z":
         return "Z"
     if offset:
@@ -86,25 +85,24 @@ def _offset_text(parts: dict, zone_name: str) -> str | None:
         if hours > 14 or minutes > 59:
             return None
         return f"{digits[0]}{digits[1:3]}:{digits[3:5]}"
-    local = datetime(
-        int(parts["year"]), int(parts["month"]), int(parts["day"]), int(parts["hour"]), int(parts["minute"] or 0)
-    )
+    local = datetime(int(year), int(month), int(day), int(hour), int(minute or 0))
     return _format_offset(local.replace(tzinfo=_zone(zone_name)).utcoffset())
 
 
-def _datetime_text(parts: dict, zone_name: str, *, instant: bool) -> str | None:
-    if not _checked_date(parts):
+def _datetime_text(parts: tuple, zone_name: str, *, instant: bool) -> str | None:
+    year, month, day, hour, minute, second, fraction, _ = parts
+    if not _checked_date(year, month, day):
         return None
-    if not parts["hour"] or not parts["day"]:
-        return None if instant else _date_text(parts)
-    hour, minute, second = int(parts["hour"]), int(parts["minute"] or 0), int(parts["second"] or 0)
+    if not hour or not day:
+        return None if instant else _date_text(year, month, day)
+    hour, minute, second = int(hour), int(minute or 0), int(second or 0)
     if hour > 23 or minute > 59 or second > 59:
         return None
     offset = _offset_text(parts, zone_name)
     if offset is None:
         return None
-    fraction = f".{parts['fraction']}" if parts["fraction"] else ""
-    return f"{_date_text(parts)}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
+    fraction = f".{fraction}" if fraction else ""
+    return f"{year}-{month}-{day}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
 
 
 def _converted(env, value: object, zone: str | None, *, instant: bool) -> str | None:
@@ -134,8 +132,8 @@ def fhir_date(env, value: object) -> str | None:
     """HL7/CDA TS or ISO → FHIR date (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`), dropping any time: `'19800101' | fhir_date`
     → `1980-01-01`."""
     parts = _parts(value)
-    if parts is None or not _checked_date(parts):
+    if parts is None or not _checked_date(*parts[:3]):
         if str(value or "").strip():
             _warn(env, value, "date")
         return None
-    return _date_text(parts)
+    return _date_text(*parts[:3])
