@@ -13,8 +13,10 @@ import re
 from datetime import UTC, datetime
 
 import orjson
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+
+from mappings.models import Deployment
 
 # meta.lastUpdated of a resource staged as its deployment's own row, until read: the instant the deployment's index
 # started to serve replaces it (`stamped`, `stamped_text`). Not an instant, so a read path that forgot would show.
@@ -59,4 +61,8 @@ def updated_since(moment: datetime, served_since: datetime | None) -> Q:
 def last_updated() -> Coalesce:
     """A row's last_updated as clients see it (in filters, orderings and values): its own, or, for a row staged as
     its deployment's own before its index served (no last_updated), when the index started to serve."""
-    return Coalesce(F("last_updated"), F("deployment__served_since"))
+    # A subquery, not a join: joining the deployment made PostgreSQL sort every match of a search page instead of
+    # walking the resources in id order to the first 20 (100,000 Patients, gender=female&birthdate=ge1980: 207 ms
+    # against 4.9 ms, EXPLAIN ANALYZE).
+    served_since = Deployment.objects.filter(pk=OuterRef("deployment_id")).values("served_since")[:1]
+    return Coalesce(F("last_updated"), Subquery(served_since))
