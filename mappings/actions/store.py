@@ -166,7 +166,7 @@ INSERT_VERSIONS = f"""INSERT INTO {StoreVersion._meta.db_table}
     FROM jsonb_to_recordset(%s::jsonb) AS r(t varchar, i varchar, v integer, m varchar, c jsonb)"""
 INSERT_SERVED = f"""INSERT INTO {FacadeResource._meta.db_table}
     (deployment_id, staged_for, resource_type, resource_id, record_id, content, last_updated)
-    SELECT %s, NULL, %s, r.i, NULL, r.c, %s FROM jsonb_to_recordset(%s::jsonb) AS r(i varchar, c jsonb)
+    SELECT %s, NULL, %s, r.i, NULL, r.c, %s FROM json_to_recordset(%s::json) AS r(i varchar, c json)
     RETURNING id, resource_id"""
 
 
