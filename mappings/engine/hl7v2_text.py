@@ -29,6 +29,11 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LEADING = "\ufeff\x0b \t\r\n"
 # Segments that close a batch envelope (FHS/BHS open it).
 _TRAILERS = frozenset({"BTS", "FTS"})
+# A spec-style path for Message.get: "PID-5", "PID.5.1", "PID-3(2).1", "OBX(2)-5.1.2".
+_PATH = re.compile(
+    r"\s*(?P<seg>[A-Za-z0-9]{3})(?:\((?P<occ>\d+)\))?"
+    r"(?:[-.](?P<field>\d+)(?:\((?P<rep>\d+)\))?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?\s*"
+)
 
 
 def _after_envelope(body: str) -> str:
@@ -149,12 +154,13 @@ class RawValue:
     `str(node[n])`, `bool(node[n][k])` and `str(node[n][k])` answer on the parsed node, without building a node per
     part: the data-type filters (filters/hl7v2_types.py) read a dozen parts of each value, most of them once."""
 
-    __slots__ = ("_enc", "_parts", "_sub")
+    __slots__ = ("_enc", "_esc", "_parts", "_sub")
 
     def __init__(self, raw: str, enc: tuple[str, ...], sep: int) -> None:
         self._parts = raw.split(enc[sep]) if raw else []
         self._enc = enc
         self._sub = enc[_SUB]
+        self._esc = enc[_ESC]
 
     def has(self, n: int) -> bool:
         """Any content in part n: false for an absent or empty part, only separators, or the HL7 null ""."""
@@ -180,13 +186,20 @@ class RawValue:
             raw = raw[:i]
         if raw == '""':
             return ""
-        return _decode(raw, self._enc) if self._enc[_ESC] in raw else raw
+        return _decoder(self._enc)(raw) if self._esc in raw else raw
 
     def subs(self, n: int) -> list[str]:
         """The raw sub-components of part n (none for an empty part)."""
         parts = self._parts
         raw = parts[n - 1] if n <= len(parts) else ""
         return raw.split(self._sub) if raw else []
+
+    def sub_texts(self, n: int, count: int) -> list[str | None]:
+        """Sub-components 1..count of part n as they print, None where `has_sub` is false: one split for all."""
+        subs = self.subs(n)
+        enc = self._enc
+        texts = [_decode(raw, enc) if raw and raw != '""' else None for raw in subs[:count]]
+        return texts + [None] * (count - len(texts))
 
     def has_sub(self, n: int, k: int) -> bool:
         """Any content in sub-component k of part n."""

@@ -201,6 +201,26 @@ def test_it_iterates_repetitions_components_and_subcomponents():
     assert [f.raw for f in pid][:2] == ["1", ""]
 
 
+def test_it_reads_every_position_at_every_level_as_iterating_gives_it():
+    # node[n] is inlined per node kind (hl7v2.py); iterating and rep() take the general path, so they are the oracle.
+    field = parse_hl7v2(hl7(MSH, 'PID|1||a&b&&c^^d\\T\\e^""~f^g&h||')).PID[3]
+    for n in range(0, 6):
+        expected = list(field.rep(1))[n - 1].raw if 0 < n <= len(list(field.rep(1))) else ""
+        assert field[n].raw == field[str(n)].raw == field.rep(1)[n].raw == expected
+        assert type(field[n]) is Component
+        for rep in field:
+            components = list(rep)
+            assert rep[n].raw == (components[n - 1].raw if 0 < n <= len(components) else "")
+            for component in components:
+                subs = list(component)
+                assert component[n].raw == (subs[n - 1].raw if 0 < n <= len(subs) else "")
+                assert type(component[n]) is SubComponent
+                for sub in subs:
+                    assert sub[n].raw == (sub.raw if n == 1 else "")
+    assert field[3] == "d&e" and field[2][1] == "" and field[1][4][1] == "c" and field[4] == ""
+    assert parse_hl7v2(hl7(MSH, "PID|1||")).PID[3][1].raw == ""
+
+
 @pytest.mark.parametrize("index", [5, "5", " 5"])
 def test_it_accepts_digit_strings_as_positions(index):
     pid = parse_hl7v2(hl7(MSH, PID)).PID

@@ -132,9 +132,9 @@ def _hd_system(namespace: str | None, uid: str, uid_type: str) -> str | None:
 
 
 def _hd_system_at(value: RawValue, n: int) -> str | None:
-    """The system of the HD in part n (its sub-components: namespace, universal id, its type)."""
-    namespace = value.sub(n, 1) if value.has_sub(n, 1) else None
-    return _hd_system(namespace, value.sub(n, 2).strip(), value.sub(n, 3))
+    """The system of the HD in part n (its sub-components: namespace, universal id, its type), split once."""
+    namespace, uid, uid_type = value.sub_texts(n, 3)
+    return _hd_system(namespace, (uid or "").strip(), uid_type or "")
 
 
 def _put_system(into: dict, system: str | None) -> None:
