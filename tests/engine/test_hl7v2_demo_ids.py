@@ -1,6 +1,5 @@
-"""The HL7 v2 demos' Practitioner ids: `practitioner_from_xcn(xcn, practitioner_id)` and `condition_from_dg1(…,
-asserter_id)` take the id their caller already holds (ids.practitioner), so a clinician is hashed once per place it is
-printed; without one they compute that same id."""
+"""The HL7 v2 demos' Practitioner entries: `practitioner_from_xcn(xcn, practitioner_id)` takes the id its caller
+already holds (ids.practitioner), so a clinician printed once is hashed once; without one it computes that same id."""
 
 from django.conf import settings
 
@@ -10,9 +9,7 @@ from mappings.examples import find_example
 
 ADT = find_example(settings.FHIR_STUDIO["EXAMPLES_DIR"], "hl7v2-adt-a01")
 MESSAGE = (
-    "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\r"
-    "PV1|1|I|||||1234^Welby^Marcus^^^Dr|5678^^^^^^^^NPI||||||||||||V1\r"
-    "DG1|1||I10^Hypertension^I10" + "|" * 13 + "1234^Welby^Marcus^^^Dr\r"
+    "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPV1|1|I|||||1234^Welby^Marcus^^^Dr|5678^^^^^^^^NPI||||||||||||V1\r"
 )
 
 
@@ -54,14 +51,3 @@ def test_an_xcn_that_names_no_one_is_still_null() -> None:
     empty, calls = _render(RESOURCE % (bundle % "{{ res.practitioner_from_xcn(msg.PV1[9]) }}"))
     assert "entry" not in empty
     assert calls == []
-
-
-def test_a_condition_takes_its_asserter_id_from_the_caller() -> None:
-    call = "{{ res.condition_from_dg1(msg.DG1, 'c1', 'p1', none, %s) }}"
-    given, calls = _render(RESOURCE % (call % "'id-from-the-caller'"))
-    assert given["asserter"] == {"reference": "Practitioner/id-from-the-caller"}
-    assert calls == []
-    computed, calls = _render(RESOURCE % (call % "none"))
-    expected, _ = _render(RESOURCE % "{{ res.practitioner_from_xcn(msg.DG1[16]) }}")
-    assert computed["asserter"] == {"reference": f"Practitioner/{expected['id']}"}
-    assert [parts[0] for parts in calls] == ["Practitioner"]
