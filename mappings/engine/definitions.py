@@ -212,6 +212,10 @@ def core() -> Registry:
     return _core
 
 
+def core_loaded() -> bool:
+    return _core is not None
+
+
 # The registry of the mapping run in progress (run_mapping sets it): template helpers such as extension() check against
 # it, so uploaded definitions count wherever the studio runs a mapping, without a registry on each compiled mapping.
 _active: ContextVar[Registry | None] = ContextVar("fhir_registry", default=None)

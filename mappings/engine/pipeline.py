@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from bisect import bisect_right
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from .definitions import Registry, using
+from .definitions import DefinitionsMissingError, Registry, core, core_loaded, using
 from .environment import MappingEnvironment, build_environment, strip_markers
 from .errors import ErrorCode, MappingError, operation_outcome
 from .limits import Limits, current_budget, end_budget, start_budget
@@ -222,6 +223,16 @@ def _locate_json_error(compiled: CompiledMapping, context: dict, limits: Limits,
         error.located(template_name, line)
 
 
+def _load_definitions_before_budget(compiled: CompiledMapping) -> None:
+    """The first run in a process of a template that calls extension() would read the FHIR definitions (about a
+    second; several on a loaded machine) inside the render's time budget, and could be stopped for it: read them
+    before the budget starts. A checkout without them fails at the extension() call, as before."""
+    if core_loaded() or not any("extension(" in text for text in compiled.sources.values()):
+        return
+    with contextlib.suppress(DefinitionsMissingError):
+        core()
+
+
 def run_mapping(
     compiled: CompiledMapping,
     payload: bytes | str,
@@ -257,6 +268,7 @@ def run_mapping(
         timings[stage] = round((now_ - mark) * 1000, 3)
         mark = now_
 
+    _load_definitions_before_budget(compiled)
     token = start_budget(limits)
     budget = current_budget()
     try:
