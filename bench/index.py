@@ -66,7 +66,14 @@ from mappings.profiles import studio_registry  # noqa: E402
 ADT_A01 = settings.FHIR_STUDIO["CORPUS_DIR"] / "fhir-converter/hl7v2/ADT-A01-01.hl7"
 SLUG = "hl7v2-adt-a01"
 SEED_BATCH = 10_000
-AUXILIARY = {"checkpointer", "background writer", "walwriter", "autovacuum launcher", "logical replication launcher"}
+AUXILIARY = {
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "autovacuum worker",
+    "logical replication launcher",
+}
 
 
 def admin() -> User:
@@ -172,7 +179,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
     binding = actions.do_bind_resource(
         facade, acting_user=user, resource_type="Patient", mapping=version.mapping, source=source
     )
-    started, database_cpu = time.perf_counter(), postgres_cpu()
+    started, database_cpu, vacuums = time.perf_counter(), postgres_cpu(), autovacuum_runs()
     deployment = actions.do_deploy(binding, acting_user=user, version=version)
     deployed = time.perf_counter()
     while not deployment.ready:
@@ -182,6 +189,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         if failed:
             raise SystemExit(f"indexing failed: {deployment.index_errors}")
     ready, ready_at, database_cpu = time.perf_counter(), timezone.now(), postgres_cpu() - database_cpu
+    vacuums = autovacuum_runs() - vacuums
     stamps = deployment.index_chunks.aggregate(
         sent=Min("queued_at"), claimed=Min("heartbeat_at"), last=Max("finished_at"), records=Sum("records")
     )
@@ -199,6 +207,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         "swap_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done (its staging, the swap) → ready
         "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
         "database_cpu": database_cpu,
+        "autovacuums": vacuums,
     }
 
 
@@ -227,8 +236,22 @@ def postgres_cpu() -> Counter:
                 used["backends"] += cutime + cstime
                 continue
             role = title.split(": ")[2].strip() if title.count(": ") >= 2 else "backends"
+            if role.startswith("autovacuum worker"):  # one still running; those that ended count as backends
+                role = "autovacuum worker"
             used[role if role in AUXILIARY else "backends"] += utime + stime
     return used
+
+
+def autovacuum_runs() -> int:
+    """How many times autovacuum has vacuumed or analyzed the index's two tables: a run that did any shares the cores
+    with the workers, and its CPU is in postgres_cpu's "backends" once the autovacuum worker has ended."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables"
+            " WHERE relname IN (%s, %s)",
+            [SearchValue._meta.db_table, FacadeResource._meta.db_table],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def uptime() -> str:
@@ -292,7 +315,7 @@ def main() -> None:
                 f"PostgreSQL CPU {figures['database_cpu'].total():.1f} s, "
                 f"{figures['database_cpu'].total() * 1000 / options.records:.2f} s per 1,000 records ("
                 + ", ".join(f"{role} {cpu:.1f}" for role, cpu in figures["database_cpu"].most_common())
-                + ")  "
+                + f"; autovacuum runs {figures['autovacuums']})  "
                 f"[{uptime().split('load average: ')[-1]}]",
                 flush=True,
             )
