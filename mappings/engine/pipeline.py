@@ -39,6 +39,7 @@ class CompiledMapping:
     timezone: str
     max_value_bytes: int
     content_hash: str
+    calls_extension: bool = False  # extension() checks against the FHIR definitions: read them before the budget
 
 
 @dataclass
@@ -103,6 +104,7 @@ def compile_mapping(
         timezone=timezone,
         max_value_bytes=limits.max_value_bytes,
         content_hash=digest.hexdigest(),
+        calls_extension=any("extension(" in text for text in sources.values()),
     )
 
 
@@ -227,7 +229,7 @@ def _load_definitions_before_budget(compiled: CompiledMapping) -> None:
     """The first run in a process of a template that calls extension() would read the FHIR definitions (about a
     second; several on a loaded machine) inside the render's time budget, and could be stopped for it: read them
     before the budget starts. A checkout without them fails at the extension() call, as before."""
-    if core_loaded() or not any("extension(" in text for text in compiled.sources.values()):
+    if core_loaded() or not compiled.calls_extension:
         return
     with contextlib.suppress(DefinitionsMissingError):
         core()
