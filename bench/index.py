@@ -8,7 +8,9 @@ twice: as in any process, then with the garbage collector as an index chunk has 
 frozen, young collections every 10,000 allocations), so that a ratio to the first does not credit the workers with
 collector work the engine's figure pays. Each run also prints the CPU time the local PostgreSQL server used (all
 its processes; read it on a machine with no other database work), the work that competes with the engine when two
-workers take both cores.
+workers take both cores. Then the CPU a record by process (each worker's engine thread and its other threads,
+PostgreSQL by role, Redis) and what it is beside the engine's own CPU a record: the overhead O that caps a build on
+all cores at E / (E + O) of the engine × cores, whatever the machine's load (wall time moves with it, CPU much less).
 
     createdb -h 127.0.0.1 -U postgres fhirstudio_bench   # once
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/fhirstudio_bench CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \\
@@ -122,10 +124,13 @@ def seeded_source(count: int) -> DataSource:
     return source
 
 
-def engine_rate(version: MappingVersion, source: DataSource, records: int, *, as_workers: bool = False) -> float:
+def engine_rate(
+    version: MappingVersion, source: DataSource, records: int, *, as_workers: bool = False
+) -> tuple[float, float]:
     """What indexing does per record (run_deployed: the mapping, then the bound type's resources validated) over the
-    first `records` stored payloads, on core 0: what one worker could reach at best. `as_workers`: with the garbage
-    collector as an index chunk has it in a worker (the long-lived objects frozen, fewer young collections)."""
+    first `records` stored payloads, on core 0: what one worker could reach at best, as (records/s, CPU ms a record;
+    the CPU does not depend on the machine's load). `as_workers`: with the garbage collector as an index chunk has it
+    in a worker (the long-lived objects frozen, fewer young collections)."""
     rows = SourceRecord.objects.filter(source=source).order_by("id")
     payloads = list(rows.values_list("payload", flat=True)[:records])
     deployment = Deployment(binding=ResourceBinding(resource_type="Patient", source=source), version=version)
@@ -138,10 +143,11 @@ def engine_rate(version: MappingVersion, source: DataSource, records: int, *, as
         if as_workers:
             caches.freeze_long_lived()
         with fewer_collections() if as_workers else contextlib.nullcontext():
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for payload in payloads:
                 run_deployed(deployment, payload, registry=registry)
-            return len(payloads) / (time.perf_counter() - started)
+            cpu_ms = (time.process_time() - cpu) * 1000 / len(payloads)
+            return len(payloads) / (time.perf_counter() - started), cpu_ms
     finally:
         os.sched_setaffinity(0, before)
 
@@ -172,7 +178,9 @@ def stop(workers: list[subprocess.Popen]) -> None:
         worker.wait(timeout=60)
 
 
-def run_index(version: MappingVersion, source: DataSource, slug: str, records: int, poll_s: float) -> dict:
+def run_index(
+    version: MappingVersion, source: DataSource, slug: str, records: int, poll_s: float, workers: list[subprocess.Popen]
+) -> dict:
     """Deploy over the source and wait for the deployment to be ready; the figures of the run."""
     user = admin()
     facade = actions.do_create_facade(acting_user=user, slug=slug, title="Index benchmark")
@@ -180,6 +188,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         facade, acting_user=user, resource_type="Patient", mapping=version.mapping, source=source
     )
     started, database_cpu, vacuums = time.perf_counter(), postgres_cpu(), autovacuum_runs()
+    others, workers_cpu = process_cpu(), workers_cpu_of(workers)
     deployment = actions.do_deploy(binding, acting_user=user, version=version)
     deployed = time.perf_counter()
     while not deployment.ready:
@@ -189,6 +198,7 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         if failed:
             raise SystemExit(f"indexing failed: {deployment.index_errors}")
     ready, ready_at, database_cpu = time.perf_counter(), timezone.now(), postgres_cpu() - database_cpu
+    workers_cpu, others = workers_cpu_of(workers) - workers_cpu, process_cpu() - others
     vacuums = autovacuum_runs() - vacuums
     stamps = deployment.index_chunks.aggregate(
         sent=Min("queued_at"), claimed=Min("heartbeat_at"), last=Max("finished_at"), records=Sum("records")
@@ -207,6 +217,8 @@ def run_index(version: MappingVersion, source: DataSource, slug: str, records: i
         "swap_s": (ready_at - stamps["last"]).total_seconds(),  # the last chunk done (its staging, the swap) → ready
         "chunk_rate": records / (stamps["last"] - stamps["sent"]).total_seconds(),
         "database_cpu": database_cpu,
+        "workers_cpu": workers_cpu,
+        "others_cpu": others,
         "autovacuums": vacuums,
     }
 
@@ -242,6 +254,38 @@ def postgres_cpu() -> Counter:
     return used
 
 
+def cpu_of(stat_path: Path) -> float:
+    """utime + stime of a process or thread, in seconds (0 when it has gone)."""
+    try:
+        stat = stat_path.read_text()
+    except OSError:
+        return 0.0
+    utime, stime = stat[stat.rindex(")") + 2 :].split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_of(workers: list[subprocess.Popen]) -> Counter:
+    """The workers' CPU seconds: "engine thread" (each worker's main thread: the engine, reading the records, the
+    chunk bookkeeping, Celery) and "other threads" (the staging threads; those that ended count in the process)."""
+    used: Counter = Counter()
+    for worker in workers:
+        main = cpu_of(Path(f"/proc/{worker.pid}/task/{worker.pid}/stat"))
+        used["engine thread"] += main
+        used["other threads"] += cpu_of(Path(f"/proc/{worker.pid}/stat")) - main
+    return used
+
+
+def process_cpu() -> Counter:
+    """CPU seconds of the other processes a build uses: Redis (the broker), and this process (polling: shown, not
+    counted in the build's CPU)."""
+    used: Counter = Counter({"this process": time.process_time()})
+    for process in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if (process / "comm").read_text().strip() == "redis-server":
+                used["redis"] += cpu_of(process / "stat")
+    return used
+
+
 def autovacuum_runs() -> int:
     """How many times autovacuum has vacuumed or analyzed the index's two tables: a run that did any shares the cores
     with the workers, and its CPU is in postgres_cpu's "backends" once the autovacuum worker has ended."""
@@ -256,6 +300,22 @@ def autovacuum_runs() -> int:
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def print_cpu(figures: dict, records: int, engine_ms: float) -> None:
+    """CPU a record by process, and what it is beside the engine's own (engine_ms, the collector as in a worker): the
+    overhead O that caps a build on all cores at E / (E + O) of the engine × cores."""
+    used = figures["workers_cpu"] + figures["database_cpu"] + figures["others_cpu"]
+    per_record = {role: cpu * 1000 / records for role, cpu in used.most_common()}
+    total = sum(per_record.values()) - per_record.get("this process", 0)  # the benchmark's polling: not the build's
+    overhead = total - engine_ms
+    print(
+        f"  CPU a record {total:.3f} ms: "
+        + ", ".join(f"{role} {ms:.3f}" for role, ms in per_record.items() if ms >= 0.0005)
+        + f"; beside the engine's {engine_ms:.3f}: {overhead:.3f} ms → at most "
+        f"{engine_ms / (engine_ms + overhead):.0%} of the engine × cores when the cores are all busy",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -291,15 +351,22 @@ def main() -> None:
         )
         print(f"{options.records:,} ADT^A01 records → Patient, chunks of {options.chunk:,} records")
         print(f"load before: {uptime()}")
-        engine = engine_rate(version, source, options.engine_records)
-        print(f"engine alone (run_deployed, {options.engine_records:,} records, core 0): {engine:,.1f}/s")
-        tuned = engine_rate(version, source, options.engine_records, as_workers=True)  # after: the freeze stays
-        print(f"engine alone, collector as in a worker (frozen, fewer young collections): {tuned:,.1f}/s")
+        engine, engine_ms = engine_rate(version, source, options.engine_records)
+        print(
+            f"engine alone (run_deployed, {options.engine_records:,} records, core 0): {engine:,.1f}/s, "
+            f"{engine_ms:.3f} ms CPU a record"
+        )
+        # After the first: the freeze stays.
+        tuned, tuned_ms = engine_rate(version, source, options.engine_records, as_workers=True)
+        print(
+            f"engine alone, collector as in a worker (frozen, fewer young collections): {tuned:,.1f}/s, "
+            f"{tuned_ms:.3f} ms CPU a record"
+        )
         rates: dict[int, float] = {}
         for count in (int(number) for number in options.workers.split(",")):
             workers = start_workers(env, list(range(count)), scratch)
             try:
-                figures = run_index(version, source, f"bench-index-{count}w", options.records, options.poll)
+                figures = run_index(version, source, f"bench-index-{count}w", options.records, options.poll, workers)
             finally:
                 stop(workers)
             rates[count] = figures["rate"]
@@ -319,6 +386,7 @@ def main() -> None:
                 f"[{uptime().split('load average: ')[-1]}]",
                 flush=True,
             )
+            print_cpu(figures, options.records, tuned_ms)
             drop(figures["facade"])
             shutil.rmtree(scratch / "jobs", ignore_errors=True)
         if 1 in rates and 2 in rates:

@@ -11,12 +11,13 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from mappings import actions, caches
 from mappings.engine.formats import loads
 from mappings.jobs import index_staging, indexing
 from mappings.jobs.index_staging import ChunkStager
-from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue
+from mappings.models import ChunkStatus, Deployment, FacadeResource, IndexChunk, SearchValue, SourceRecord
 from tests.facade.test_index_rows import key, stage, staged
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,6 +159,25 @@ def test_a_chunk_stages_as_its_records_run_and_in_a_worker_freezes_and_collects_
     again = IndexChunk.objects.create(deployment=deployment, first_record_id=second.pk, last_record_id=second.pk)
     indexing.run_index_chunk_direct(again.pk)
     assert frozen == [True]
+
+
+def test_a_chunk_reads_its_records_a_page_at_a_time_with_plain_queries(served, monkeypatch) -> None:
+    """A server-side cursor outside a transaction (WITH HOLD) made PostgreSQL copy a chunk's whole result aside
+    before the first row: the records are read PAGE at a time, each page after the last id read."""
+    deployment = Deployment.objects.create(binding=served["binding"], version=served["v1"])
+    first, second = served["source"].records.order_by("id")
+    chunk = IndexChunk.objects.create(deployment=deployment, first_record_id=first.pk, last_record_id=second.pk)
+    monkeypatch.setattr(indexing, "PAGE", 1)
+    records = SourceRecord._meta.db_table
+
+    with CaptureQueriesContext(connection) as queries:
+        assert indexing.run_index_chunk_direct(chunk.pk) == "done"
+
+    reads = [query["sql"] for query in queries.captured_queries if f'FROM "{records}"' in query["sql"]]
+    assert len(reads) == 3  # a record a page, then an empty page
+    assert f'"{records}"."id" > {first.pk}' in reads[1] and f'"{records}"."id" > {second.pk}' in reads[2]
+    deployment.refresh_from_db()
+    assert deployment.ready and deployment.indexed == 1
 
 
 @threaded
