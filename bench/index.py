@@ -191,9 +191,11 @@ def run_index(
     others, workers_cpu = process_cpu(), workers_cpu_of(workers)
     deployment = actions.do_deploy(binding, acting_user=user, version=version)
     deployed = time.perf_counter()
+    others_busy = 0  # polls that saw another database's connection at work: its CPU counts in postgres_cpu's
     while not deployment.ready:
         time.sleep(poll_s)
         deployment.refresh_from_db()
+        others_busy += other_databases_busy()
         failed = deployment.index_errors and deployment.index_errors[0].get("code") == "FS-IDX-001"
         if failed:
             raise SystemExit(f"indexing failed: {deployment.index_errors}")
@@ -220,6 +222,7 @@ def run_index(
         "workers_cpu": workers_cpu,
         "others_cpu": others,
         "autovacuums": vacuums,
+        "others_busy": others_busy,
     }
 
 
@@ -286,6 +289,16 @@ def process_cpu() -> Counter:
     return used
 
 
+def other_databases_busy() -> bool:
+    """Whether a connection to another database is running a statement: PostgreSQL's CPU is read for the whole
+    server (a backend that ended counts in the postmaster's children's times, whatever its database)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname <> current_database() AND state = 'active')"
+        )
+        return bool(cursor.fetchone()[0])
+
+
 def autovacuum_runs() -> int:
     """How many times autovacuum has vacuumed or analyzed the index's two tables: a run that did any shares the cores
     with the workers, and its CPU is in postgres_cpu's "backends" once the autovacuum worker has ended."""
@@ -316,6 +329,11 @@ def print_cpu(figures: dict, records: int, engine_ms: float) -> None:
         f"{engine_ms / (engine_ms + overhead):.0%} of the engine × cores when the cores are all busy",
         flush=True,
     )
+    if figures["others_busy"]:
+        print(
+            f"  (other databases were at work in {figures['others_busy']} of the polls: PostgreSQL's CPU above "
+            "includes theirs)"
+        )
 
 
 def main() -> None:

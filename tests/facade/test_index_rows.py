@@ -243,3 +243,25 @@ def test_search_values_keep_tabs_backslashes_and_line_breaks(served) -> None:
     family = "o\\brien\tsmith\nline\rend \\N"
     stage(live, StagedResource("p1", first.pk, {"id": "p1"}, [("family", family, None, None)]))
     assert list(SearchValue.objects.filter(build=key(live)).values_list("value", "start")) == [(family, None)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="migration 0034 is PostgreSQL's")
+def test_search_values_have_no_primary_key_index_and_are_still_rewritten_and_dropped_by_resource(served) -> None:
+    """Nothing reads a search value by its id: each staged value pays b-tree inserts into the search indexes and its
+    resource's index only (migration 0034), and a resource written again still loses its old values."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, indisprimary FROM pg_index WHERE indrelid = %s::regclass",
+            [SearchValue._meta.db_table],
+        )
+        indexes = dict(cursor.fetchall())
+    assert not any(indexes.values())  # no primary key
+    assert len(indexes) == 3  # (build, param, value), the dates, the resource
+    live = actions.do_deploy(served["binding"], acting_user=served["author"], version=served["v1"])
+    first, second = served["source"].records.order_by("id")
+    stage(live, staged(patient("Earlier"), first.pk))
+    stage(live, staged(patient("Later"), second.pk))
+    values = SearchValue.objects.filter(build=key(live))
+    assert list(values.values_list("value", flat=True)) == ["later"]
+    staged_rows(live).delete()  # cascades to the values, by resource
+    assert not values.exists() and SearchValue.objects.exists()  # what serves keeps its values
