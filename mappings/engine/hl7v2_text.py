@@ -4,8 +4,9 @@ Everything here works on plain strings, beneath the node model in hl7v2.py: the 
 declare (checked so that splitting is unambiguous), the escape sequences a leaf value decodes when printed
 (``\F\ \S\ \Xhhhh\ \.br\`` ...), the 1-based positions templates index with, and the line number an error cites.
 It is kept apart so that hl7v2.py holds only the parser and the template-facing model. Names are private to the parser,
-except `RawValue` (with the encoding positions and `_decode` it reads with): the data-type filters read a value's parts
-through it without building nodes. Templates and the rest of the engine use hl7v2.
+except `read_value`, `RawValue` and `PlainValue` (with the encoding positions and `_decode` they read with): the
+data-type filters read a value's parts through them without building nodes. Templates and the rest of the engine use
+hl7v2.
 """
 
 from __future__ import annotations
@@ -210,3 +211,31 @@ class RawValue:
         """Sub-component k of part n as it prints."""
         subs = self.subs(n)
         return _decode(subs[k - 1], self._enc) if k <= len(subs) and subs[k - 1] else ""
+
+
+class PlainValue(RawValue):
+    """A RawValue whose text holds no sub-component separator, escape character or quote, as most values are: each
+    part prints as it is sent and has content when it is not empty, so no part is searched or decoded."""
+
+    __slots__ = ()
+
+    def has(self, n: int) -> bool:
+        parts = self._parts
+        return n <= len(parts) and parts[n - 1] != ""
+
+    def text(self, n: int) -> str:
+        parts = self._parts
+        return parts[n - 1] if n <= len(parts) else ""
+
+    def has_sub(self, n: int, k: int) -> bool:
+        return k == 1 and self.has(n)
+
+    def sub(self, n: int, k: int) -> str:
+        return self.text(n) if k == 1 else ""
+
+
+def read_value(raw: str, enc: tuple[str, ...], sep: int) -> RawValue:
+    """The parts of one value (`sep` as for RawValue): a PlainValue when three scans of the text show it can be one."""
+    if enc[_SUB] in raw or enc[_ESC] in raw or '"' in raw:
+        return RawValue(raw, enc, sep)
+    return PlainValue(raw, enc, sep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from jinja2 import pass_environment
 
@@ -94,8 +95,13 @@ def v2_system(name: object) -> str | None:
     it cannot turn into a URI (a local `L` or `99zzz`, free text such as `POST 12H CFST:MCNC`) gives nothing: a Coding
     is better without a system than with one that is not a URI. An absolute URI is kept as it is."""
     text = str(name or "").strip()
-    if not text:
-        return None
+    return _v2_system(text) if text else None
+
+
+@lru_cache(maxsize=1024)
+def _v2_system(text: str) -> str | None:
+    """v2_system of a name's text. Cached: a few names (LN, SCT, HL70203, an authority's OID) fill every message, and
+    a name none of them matches went through three patterns each time."""
     upper = text.upper()
     if upper.startswith("HL7") and upper[3:].isdigit():
         return v2_table(upper)

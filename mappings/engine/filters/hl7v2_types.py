@@ -18,13 +18,14 @@ each function (`reads_tables`) so that a mapping using one freezes those tables 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from jinja2 import Undefined, pass_environment
 from jinja2.utils import url_quote
 
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.hl7v2 import Component, Field, Repetition, SubComponent
-from mappings.engine.hl7v2_text import _COMP, _REP, _SUB, RawValue, _decode
+from mappings.engine.hl7v2_text import _COMP, _REP, _SUB, RawValue, _decode, read_value
 
 from .codes import translate_code, v2_system
 from .dates import fhir_datetime
@@ -53,11 +54,11 @@ def _read(value: object, name: str, kind: str) -> RawValue | None:
             return None
         raw, enc = value._raw, value._enc
         i = raw.find(enc[_REP])
-        return RawValue(raw if i < 0 else raw[:i], enc, _COMP)
+        return read_value(raw if i < 0 else raw[:i], enc, _COMP)
     if kind_of is Repetition:
-        return RawValue(value._raw, value._enc, _COMP) if value else None
+        return read_value(value._raw, value._enc, _COMP) if value else None
     if kind_of is Component or kind_of is SubComponent:
-        return RawValue(value._raw, value._enc, _SUB) if value else None
+        return read_value(value._raw, value._enc, _SUB) if value else None
     if value is None or isinstance(value, Undefined) or value == "":
         return None
     raise MappingError(
@@ -116,9 +117,11 @@ def system_from_hd(namespace: object, universal_id: object = None, universal_id_
     return _hd_system(name, _text(universal_id or "").strip(), _text(universal_id_type))
 
 
+@lru_cache(maxsize=1024)
 def _hd_system(namespace: str | None, uid: str, uid_type: str) -> str | None:
     """system_from_hd on texts; `namespace` is None when the namespace part is empty (its text may be empty while the
-    part is not: an escape sequence that prints nothing)."""
+    part is not: an escape sequence that prints nothing). Cached: a sender names the same few assigning authorities
+    in every message, and the answer depends on these texts alone."""
     if uid and (uid_type == "ISO" or uid.replace(".", "").isdigit()):
         return f"urn:oid:{uid}"
     if uid and uid_type == "UUID":
