@@ -39,6 +39,7 @@ RESOURCES, VALUES = FacadeResource._meta.db_table, SearchValue._meta.db_table
 TIMED = frozenset({"_lastUpdated"})
 # COPY's text format: a backslash, tab, newline or carriage return in a value is escaped (params are our own names).
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+NULL = "\\N"  # COPY's text format
 STAGED_CONFLICT = "(staged_for, resource_type, resource_id) WHERE staged_for IS NOT NULL"
 SERVING_CONFLICT = "(deployment_id, resource_type, resource_id)"
 UPSERT_TAIL = f"""
@@ -198,10 +199,18 @@ def drop_staged(staging: Staging) -> None:
 
 def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:
     if connection.vendor == "postgresql":
-        # COPY's text format, written in one piece: psycopg's write_row adapts each field in Python, row by row.
+        # COPY's text format, written in one piece: psycopg's write_row adapts each field in Python, row by row. The
+        # values are escaped only when one of them needs it (searched for once, in all of them): escaping each and
+        # calling a function per time field was half of this loop's 0.05–0.07 ms a Patient (now 0.024–0.028).
+        rows = list(rows)
+        values = [value for _, (_, value, _, _) in rows]
+        joined = "\0".join(values)
+        if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+            values = [value.translate(COPY_ESCAPES) for value in values]
         lines = [
-            f"{key}\t{pk}\t{param}\t{value.translate(COPY_ESCAPES)}\t{_copy_time(start)}\t{_copy_time(end)}\n"
-            for pk, (param, value, start, end) in rows
+            f"{key}\t{pk}\t{param}\t{value}\t{NULL if start is None else start.isoformat()}"
+            f"\t{NULL if end is None else end.isoformat()}\n"
+            for (pk, (param, _, start, end)), value in zip(rows, values, strict=True)
         ]
         with (
             connection.cursor() as cursor,
@@ -216,10 +225,6 @@ def _insert_values(key: int, rows: Iterable[tuple[int, tuple]]) -> None:
         ),
         batch_size=1000,
     )
-
-
-def _copy_time(value: datetime | None) -> str:
-    return "\\N" if value is None else value.isoformat()
 
 
 def _moment(value: datetime):
