@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from django.db import OperationalError, connection, transaction
 
 from mappings.actions.index_rows import TIMED, StagedResource, Staging, stage_resources, staging_of
+from mappings.engine.formats import dumps, loads
 from mappings.facade.last_updated import UNSTAMPED
 from mappings.facade.search import NAME_PARTS
 from mappings.facade.search_index import search_values
@@ -56,6 +57,13 @@ class ChunkStager:
         if self.thread is not None and found:
             self.pieces.put(found)
 
+    def kept(self, resource: dict) -> dict | bytes:
+        """What the chunk keeps of a resource until it ends, to stage in one go if it must: the resource itself when
+        it is staged at the end anyway, else its JSON. A chunk's 2,000 Patients kept as objects made the collector
+        pass over ever more of them while the engine ran (18 collections, 0.033–0.040 ms a record: ~2 % of the
+        engine; the engine's own loop has none); their JSON is bytes, which it never visits (revived)."""
+        return resource if self.thread is None else dumps(resource)
+
     def finish(self, found: Found, errors: list, records: int) -> bool:
         """Record the chunk done and what it made staged (`found`: all of it, for staging in one go); False when the
         chunk is no longer this worker's to record."""
@@ -68,7 +76,7 @@ class ChunkStager:
             if not isinstance(self.error, KeyChangedError) and not deadlocked:
                 raise self.error
             logger.warning("index chunk %s: staging again in one go (%s)", self.chunk.pk, type(self.error).__name__)
-        return stage_chunk(self.chunk, self.deployment, found, errors, records)
+        return stage_chunk(self.chunk, self.deployment, revived(found), errors, records)
 
     def abandon(self) -> None:
         """Roll back what was staged (the chunk stopped, or the engine loop failed)."""
@@ -99,6 +107,11 @@ class ChunkStager:
             if staging_key_of(self.deployment) != staging:
                 raise KeyChangedError(self.deployment.pk)
             return True
+
+
+def revived(found: dict[str, tuple[dict | bytes, int]]) -> Found:
+    """The resources a chunk kept (ChunkStager.kept), as resources."""
+    return {rid: (loads(kept) if isinstance(kept, bytes) else kept, record) for rid, (kept, record) in found.items()}
 
 
 def stage_chunk(chunk: IndexChunk, deployment: Deployment, found: Found, errors: list, records: int) -> bool:
