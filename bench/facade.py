@@ -10,7 +10,11 @@ Before and after a change, interleaved on one core (a worktree of the earlier co
 
     git worktree add -f /tmp/base <commit> && ln -s $PWD/.venv /tmp/base/.venv
     DATABASE_URL=… .venv/bin/python bench/facade.py --records 20000 --against /tmp/base --rounds 2 --pin-core 0 \\
-        --workers 1 --connections 2 --seconds 8 --endpoints static,read"""
+        --workers 1 --connections 2 --seconds 8 --endpoints static,read
+
+`--cpu` measures instead what a request costs in CPU (ms of user + system time per request, from /proc) of the
+gunicorn workers, of the PostgreSQL backends serving them and of wrk: what sets throughput on two shared cores, and
+much less moved by the machine's load than wall time. `--against-database` gives `--against` its own database."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -98,6 +103,7 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None, pin
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": ms("50"),
         "p90_ms": ms("90"),
@@ -117,7 +123,58 @@ ENDPOINTS = {
 }
 
 
-def start_server(root: Path, options: argparse.Namespace) -> subprocess.Popen:
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (/proc/<pid>/stat utime + stime), in ms."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total * TICK_MS
+
+
+def server_pids(server: subprocess.Popen, database: str | None) -> tuple[list[int], list[int]]:
+    """The gunicorn workers (the master's children) and the PostgreSQL backends serving them (every other backend
+    on the database they serve): whose CPU a request costs, besides wrk's."""
+    from django.db import connection
+
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    if not children:  # under taskset the master is taskset's exec, same pid
+        raise SystemExit("no gunicorn workers found")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = COALESCE(%s, current_database()) AND pid <> pg_backend_pid()",
+            [database and database.rpartition("/")[2]],
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    return [int(pid) for pid in children], backends
+
+
+def cpu_per_request(
+    url: str, options: argparse.Namespace, script: str | None, server: subprocess.Popen, database: str | None
+) -> dict:
+    """CPU per request of the gunicorn workers, of their PostgreSQL backends and of wrk, over one wrk run: what
+    sets throughput on a shared machine, whatever the load (a busy machine stretches wall time, not CPU time)."""
+    workers, backends = server_pids(server, database)
+    before = cpu_ms(workers), cpu_ms(backends), resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = wrk(url, options.seconds, options.connections, script)
+    after = cpu_ms(workers), cpu_ms(backends), resource.getrusage(resource.RUSAGE_CHILDREN)
+    count = figures["requests"]
+    wrk_ms = (after[2].ru_utime + after[2].ru_stime - before[2].ru_utime - before[2].ru_stime) * 1000
+    return {
+        "requests": count,
+        "backends": len(backends),
+        "gunicorn_ms": round((after[0] - before[0]) / count, 4),
+        "postgres_ms": round((after[1] - before[1]) / count, 4),
+        "wrk_ms": round(wrk_ms / count, 4),
+    }
+
+
+def start_server(root: Path, options: argparse.Namespace, database: str | None = None) -> subprocess.Popen:
     """gunicorn serving the checkout at `root` (this one, or --against) on the bench database: sync workers, or
     gthread workers (keep-alive) with --threads above 1, as scripts/run serves."""
     command = [str(root / ".venv/bin/gunicorn"), "fhirstudio.wsgi", "--bind", f"127.0.0.1:{options.port}"]
@@ -133,6 +190,7 @@ def start_server(root: Path, options: argparse.Namespace) -> subprocess.Popen:
             "DEBUG": "false",
             "SECRET_KEY": "bench-only",
             "ALLOWED_HOSTS": "127.0.0.1",
+            **({"DATABASE_URL": database} if database else {}),
         },
     )
     deadline = time.monotonic() + 60  # workers load the FHIR definitions before they answer
@@ -162,8 +220,17 @@ def main() -> None:
         help="another checkout (a worktree of an earlier commit, sharing this database) served in turn with this "
         "one: each round runs every endpoint on both, so a slow patch of the machine hits both alike",
     )
+    parser.add_argument(
+        "--against-database",
+        help="the database --against serves (built as this one, by its own bench/facade.py); default: this one",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--pin-core", type=int, help="run gunicorn and wrk on this one core (taskset)")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="measure CPU per request (gunicorn workers, PostgreSQL backends, wrk) from /proc instead of wall time",
+    )
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     build(options.records)
@@ -175,19 +242,27 @@ def main() -> None:
     base = f"http://127.0.0.1:{options.port}"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         paths = ",".join(f'"/fhir/bench/Patient/{rid}"' for rid in ids)
-        pick = "request = function() return wrk.format('GET', paths[math.random(#paths)]) end"
-        lua.write(f"local paths = {{{paths}}}\n{pick}\n")
+        # Each thread writes its requests once: wrk.format on every request cost wrk about 0.01 ms of CPU a read
+        # (0.093-0.098 against 0.084-0.088 ms, --cpu), on the cores the server shares; the static view's runs none.
+        prepare = "init = function(args) for i, p in ipairs(paths) do requests[i] = wrk.format('GET', p) end end"
+        pick = "request = function() return requests[math.random(#requests)] end"
+        lua.write(f"local paths = {{{paths}}}\nlocal requests = {{}}\n{prepare}\n{pick}\n")
     roots = {"this": ROOT} if options.against is None else {"before": options.against.resolve(), "after": ROOT}
     pin = [] if options.pin_core is None else ["taskset", "-c", str(options.pin_core)]
     results: dict[tuple[str, str], list[dict]] = {}
     for _ in range(options.rounds):
         for version, root in roots.items():
-            server = start_server(root, options)
+            database = options.against_database if version == "before" else None
+            server = start_server(root, options, database)
             try:
                 for key in options.endpoints.split(","):
                     name, path = ENDPOINTS[key]
                     url, script = (base, lua.name) if path is None else (base + path, None)
                     wrk(url, min(3, options.seconds), options.connections, script, pin)  # warm up
+                    if options.cpu:
+                        figures = cpu_per_request(url, options, script, server, database)
+                        print(f"{version:6} {name:58} CPU per request {figures}", flush=True)
+                        continue
                     figures = wrk(url, options.seconds, options.connections, script, pin)
                     figures["load"] = os.getloadavg()[0]
                     results.setdefault((version, name), []).append(figures)

@@ -12,6 +12,7 @@ import time
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
+from django.utils.text import compress_string
 
 from mappings import db_unavailable
 from mappings.engine import operation_outcome
@@ -109,9 +110,7 @@ def _interaction(view_name: str, kwargs: dict) -> str:
 def _gzipped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     # Facade answers carry no secrets a compression side channel could leak (no CSRF token, no session), so unlike
     # the studio's pages they can be gzipped; searchset Bundles shrink 5-10 times.
-    from django.utils.text import compress_string
-
-    if response.streaming or len(response.content) < 1024 or "gzip" not in request.META.get("HTTP_ACCEPT_ENCODING", ""):
+    if "gzip" not in request.META.get("HTTP_ACCEPT_ENCODING", "") or response.streaming or len(response.content) < 1024:
         return response
     compressed = compress_string(response.content)
     if len(compressed) >= len(response.content):

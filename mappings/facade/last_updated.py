@@ -9,6 +9,7 @@ Rows with a last_updated of their own (an index built again, the FHIR store's wr
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ UNSTAMPED_JSON = orjson.dumps(UNSTAMPED).decode()  # as it appears in the stored
 _UNSTAMPED_MEMBER = re.compile(r'"lastUpdated":\s*' + re.escape(UNSTAMPED_JSON))
 
 
+@functools.lru_cache(maxsize=1024)  # most rows of an index share one moment: when its swap stamped them
 def instant(moment: datetime) -> str:
     """A FHIR instant to the millisecond, in UTC: how meta.lastUpdated is written."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
