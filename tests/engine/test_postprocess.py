@@ -215,3 +215,79 @@ def test_it_tells_strings_by_counting_quotes_when_no_quote_is_escaped() -> None:
         for offset in (i for i, char in enumerate(text) if char == ","):
             assert strings.holds(offset) == _in_string(offset, spans, starts), (text, offset)
     assert counted > 500
+
+
+def _messy_json(rng: random.Random, depth: int = 0) -> str:
+    """A JSON value as a template might print it: stray commas before and after items, blank runs, members whose
+    value printed nothing, strings holding brackets, commas, colons and escaped quotes."""
+    gap = rng.choice(["", "", " ", "\n  "])
+    stray = rng.choice(["", "", "", ",", ", ,", "\n,"])
+    kind = rng.randrange(5) if depth < 3 else rng.randrange(2)
+    if rng.random() < 0.01:
+        return rng.choice(["tru", '"a" 1', "[1 2]", '"open, ]'])  # a real syntax error (an odd number of quotes)
+    if kind == 0:
+        return rng.choice(['"a"', '"x, ]"', '"b\\", }"', '"k: ,"', "1", "2.50", "true", "null", '""'])
+    if kind == 1:
+        return rng.choice(["0", '"[,"', '"{ ,}"', '" "'])
+    if kind in (2, 3):
+        items = [_messy_json(rng, depth + 1) + rng.choice([",", ",", f",{gap}"]) for _ in range(rng.randrange(4))]
+        return "[" + stray + gap + "".join(items) + stray + gap + "]"
+    members = []
+    for number in range(rng.randrange(4)):
+        value = "" if rng.random() < 0.1 else _messy_json(rng, depth + 1)
+        members.append(f'"m{number}":{gap}{value}{rng.choice([",", ",", f",{gap}"])}')
+    return "{" + stray + gap + "".join(members) + stray + gap + "}"
+
+
+def test_it_parses_what_the_full_clean_up_parses_on_random_outputs() -> None:
+    """The quick clean-up (commas before a closing bracket, or right after an opening one) gives what blanking every
+    stray comma gives, or falls back to that: same value, same cleaned text, same error and offset."""
+    import orjson
+
+    from mappings.engine.postprocess import _parse
+
+    rng = random.Random(14)
+    routes = {"error": 0, "quick": 0, "full": 0}
+    for _ in range(4000):
+        text = '{"resourceType": "Basic", "x": ' + _messy_json(rng) + "}"
+        cleaned = remove_stray_commas(forgive_empty_values(text))
+        try:
+            expected = (orjson.loads(cleaned), cleaned)
+        except orjson.JSONDecodeError as exc:
+            with pytest.raises(MappingError) as caught:
+                _parse(text)
+            assert caught.value.offset == exc.pos, text
+            routes["error"] += 1
+            continue
+        assert _parse(text) == expected, text
+        try:
+            orjson.loads(remove_stray_commas(forgive_empty_values(text), quick=True))
+            routes["quick"] += 1
+        except orjson.JSONDecodeError:
+            routes["full"] += 1
+    assert min(routes.values()) > 100, routes  # every way through was taken
+
+
+def test_it_scans_for_commas_after_an_opening_bracket_only_when_the_quick_clean_up_fails(monkeypatch) -> None:
+    from mappings.engine import postprocess as module
+
+    used: list[str] = []
+
+    class Counted:
+        def __init__(self, pattern) -> None:
+            self.pattern = pattern
+
+        def finditer(self, text: str):
+            used.append(self.pattern.pattern)
+            return self.pattern.finditer(text)
+
+    monkeypatch.setattr(module, "STRAY", tuple(Counted(pattern) for pattern in module.STRAY))
+    trailing = module.STRAY[0].pattern.pattern
+    assert postprocess('{"resourceType": "Basic", "a": [1, 2,\n ],}')[0] == {"resourceType": "Basic", "a": [1, 2]}
+    assert used == [trailing]
+    used.clear()
+    assert postprocess('{"resourceType": "Basic", "a": [, 1,],}')[0] == {"resourceType": "Basic", "a": [1]}
+    assert used == [trailing]
+    used.clear()
+    assert postprocess('{"resourceType": "Basic", "a": [ ,1]}')[0] == {"resourceType": "Basic", "a": [1]}
+    assert len(used) == 4  # the quick clean-up, then the full one's three scans
