@@ -28,6 +28,8 @@ FILTERS = {
     "human_name_from_xcn": hl7v2_types.human_name_from_xcn,
     "address_from_xad": hl7v2_types.address_from_xad,
     "telecom_from_xtn": hl7v2_types.telecom_from_xtn,
+    "display_from_pl": hl7v2_types.display_from_pl,
+    "text_from_cwes": hl7v2_types.text_from_cwes,
     "coding_from_cwe": hl7v2_types.coding_from_cwe,
     "codeable_concept_from_cwe": hl7v2_types.codeable_concept_from_cwe,
     # C-CDA data types → FHIR data types (filters/ccda_types.py): `{{ obs.code | concept_from_cd }}`.

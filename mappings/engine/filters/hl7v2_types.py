@@ -285,6 +285,38 @@ def address_from_xad(env, xad: object, use: object = None) -> dict | None:
     return result
 
 
+def display_from_pl(pl: object) -> str | None:
+    """PL → the place as display text: the location description PL-9, else the point of care, room, bed, building,
+    floor and facility (PL-1, 2, 3, 7, 8, 4.1) that hold something, joined with ", ". Nothing for an empty PL:
+    `"location": {"display": {{ pv1[3] | display_from_pl | tojson }}}`."""
+    value = _read(pl, "display_from_pl", "PL")
+    if value is None:
+        return None
+    if value.has(9):
+        return value.text(9)
+    texts = [value.text(n) for n in (1, 2, 3, 7, 8) if value.has(n)]
+    if value.has_sub(4, 1):
+        texts.append(value.sub(4, 1))
+    return ", ".join(texts)
+
+
+def text_from_cwes(field: object) -> str:
+    """A repeating CE/CWE field → one text: the display CWE-2 of every repetition that has one, joined with ", ", else
+    their codes CWE-1 so joined ("" when there is neither). The required text of the US Core race and ethnicity
+    extensions: `"valueString": {{ pid[10] | text_from_cwes | tojson }}`."""
+    if type(field) is Field:
+        enc = field._enc
+        reps = [read_value(raw, enc, _COMP) for raw in field._raw.split(enc[_REP])] if field._raw else []
+    else:
+        value = _read(field, "text_from_cwes", "CWE field")
+        reps = [value] if value is not None else []
+    for n in (2, 1):
+        text = ", ".join([rep.text(n) for rep in reps if rep.has(n)])
+        if text:
+            return text
+    return ""
+
+
 def _phone_number(value: RawValue) -> tuple[bool, str]:
     """XTN-1, else XTN-12 (unformatted), else `+country (area) local ext. extension` from XTN-5..8; and whether it
     holds anything (a part can hold an escape sequence that prints nothing)."""
