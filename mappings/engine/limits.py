@@ -29,7 +29,7 @@ class Limits:
 class Budget:
     """What one run has left. Cheap to charge: loops call `tick()` once per iteration."""
 
-    __slots__ = ("calls", "deadline", "iterations", "limits", "lookups", "warned", "warnings")
+    __slots__ = ("calls", "deadline", "ids", "iterations", "limits", "lookups", "warned", "warnings")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -39,6 +39,7 @@ class Budget:
         self.warnings: list[MappingError] = []  # filters report dropped values here
         self.warned: set[object] = set()  # the `once` keys of warnings already given
         self.lookups = None  # the run's missing-key check (engine/missing.py), set once the source is parsed
+        self.ids: dict[str, str] = {}  # fhir_id's answers in this run: a clinician named in 2 places is hashed once
 
     def tick(self) -> None:
         self.iterations += 1

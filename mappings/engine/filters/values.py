@@ -120,16 +120,24 @@ def to_boolean(value: object) -> bool | None:
     return None
 
 
+# The UUID variant digit (RFC 4122: 10xx) from a hex digit's low two bits.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def fhir_id(*parts: object) -> str:
     """A deterministic resource id: the same inputs always give the same id, so re-running a message upserts.
     Pass the resource type and the business key: `fhir_id('Patient', msg.PID[3][1], msg.PID[3][4])`."""
     key = "|".join([part.strip() if type(part) is str else _text(part) for part in parts])  # text: no call
     if not key.strip("|"):
         raise MappingError(ErrorCode.RND_FILTER_INPUT, "fhir_id() needs at least one non-empty value to hash.")
-    # A UUID (version 5 layout) from the first 128 bits of SHA-256, formatted directly: uuid.UUID() is slow here.
-    h = hashlib.sha256(key.encode()).hexdigest()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+    budget = current_budget()
+    known = budget.ids if budget is not None else {}
+    found = known.get(key)
+    if found is None:
+        # A UUID (version 5 layout) from the first 128 bits of SHA-256, formatted directly: uuid.UUID() is slow here.
+        h = hashlib.sha256(key.encode()).hexdigest()
+        found = known[key] = f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    return found
 
 
 def urn_uuid(resource_id: object) -> str:
