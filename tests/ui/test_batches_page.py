@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from mappings.models import BatchJob
+from mappings.jobs import batches
+from mappings.jobs.chunks import claim_chunk
+from mappings.models import BatchChunk, BatchJob
 from tests.conftest import worker_database_url
 from tests.tasks.conftest import running_worker
 from tests.ui.conftest import ARTIFACTS
@@ -137,3 +139,30 @@ def test_it_cancels_a_batch_after_asking(open_browser, jobs) -> None:
     page.wait_for_selector("body[data-ready]", state="attached")
     assert page.locator("#status").inner_text() == "cancelled"
     assert not page.locator("#cancel").is_visible()
+
+
+def test_it_shows_a_dead_letter_counted_before_its_chunk_had_recorded_it(open_browser, jobs, monkeypatch) -> None:
+    """A running chunk shows its counts before it writes its items: the page saw "1 failed" while the dead-letter
+    list was still empty, and once the batch ended it must load the list again (CI saw the stale list at b699438)."""
+    monkeypatch.setattr(batches, "send_chunks", lambda model, ids: None)  # this test runs the chunk itself
+    browser = open_browser("ana")
+    page = browser.page
+    browser.open("/batches/")
+    broken = jobs.parent / "broken.hl7"
+    broken.write_bytes(BROKEN)
+    start_from_the_list_page(page, broken)
+    batch = BatchJob.objects.get()
+    assert batches.plan_batch_direct(batch.pk) == 1
+    chunk = claim_chunk(BatchChunk, BatchChunk.objects.get(batch=batch).pk)
+
+    batches._show_progress(chunk, 0, 1)  # what a chunk slower than a second writes before its items
+    page.locator("#figure-failed", has_text="1 failed").wait_for()
+    assert page.locator("#status").inner_text() == "running"
+    assert page.locator("#failures tbody").inner_text() == "No message failed."
+
+    batches._run_chunk(chunk)
+    batches.finish_if_last(batch.pk)
+    page.locator("#status", has_text="completed").wait_for()
+    row = page.locator("#failures tbody tr[data-code='FS-RND-005']")
+    row.wait_for()
+    assert "BROKEN-1" in row.inner_text()

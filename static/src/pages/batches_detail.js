@@ -16,9 +16,9 @@ const number = (value) => value.toLocaleString();
 const plural = (count, noun) => `${number(count)} ${noun}${count === 1 ? "" : "s"}`;
 const PUSHES_PAGE_SIZE = 20;
 let failuresPage = 1;
-let shownFailed = -1;
+let shownFailed = "";
 let pushesPage = 1;
-let shownPushed = -1;
+let shownPushed = "";
 let poll;
 
 function duration(seconds) {
@@ -168,12 +168,15 @@ async function refresh() {
     return;
   }
   const running = showBatch(batch);
-  if (batch.failed !== shownFailed) {
-    shownFailed = batch.failed;
+  // Counts while running are progress written before a chunk's items are: load the lists again once it has ended.
+  const failedKey = `${batch.failed}${running ? "" : " final"}`;
+  if (failedKey !== shownFailed) {
+    shownFailed = failedKey;
     await loadFailures();
   }
-  if (batch.push && batch.push.messages !== shownPushed) {
-    shownPushed = batch.push.messages;
+  const pushedKey = batch.push && `${batch.push.messages}${running ? "" : " final"}`;
+  if (batch.push && pushedKey !== shownPushed) {
+    shownPushed = pushedKey;
     await loadPushes();
   }
   if (running) poll = setTimeout(refresh, POLL_MS);
