@@ -282,7 +282,8 @@ def test_it_scans_for_commas_after_an_opening_bracket_only_when_the_quick_clean_
             return self.pattern.finditer(text)
 
     monkeypatch.setattr(module, "STRAY", tuple(Counted(pattern) for pattern in module.STRAY))
-    trailing = module.STRAY[0].pattern.pattern
+    monkeypatch.setattr(module, "QUICK_STRAY", Counted(module.QUICK_STRAY))
+    trailing = module.QUICK_STRAY.pattern.pattern
     assert postprocess('{"resourceType": "Basic", "a": [1, 2,\n ],}')[0] == {"resourceType": "Basic", "a": [1, 2]}
     assert used == [trailing]
     used.clear()
@@ -291,3 +292,17 @@ def test_it_scans_for_commas_after_an_opening_bracket_only_when_the_quick_clean_
     used.clear()
     assert postprocess('{"resourceType": "Basic", "a": [ ,1]}')[0] == {"resourceType": "Basic", "a": [1]}
     assert len(used) == 4  # the quick clean-up, then the full one's three scans
+
+
+def test_the_quick_comma_scan_finds_what_its_two_parts_find() -> None:
+    """QUICK_STRAY's one scan blanks the commas the trailing-comma pattern and the `[,` / `{,` substring searches
+    found together (what the quick clean-up did before), on random texts of brackets, commas, blanks and strings."""
+    from mappings.engine.postprocess import QUICK_STRAY, STRAY
+
+    rng = random.Random(9)
+    alphabet = ["[", "]", "{", "}", ",", ",", " ", "\n", '"', "a", ":", "1", "\\"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30)))
+        expected = {match.start() for match in STRAY[0].finditer(text)}
+        expected |= {at + 1 for at in range(len(text) - 1) if text[at : at + 2] in ("[,", "{,")}
+        assert [match.start() for match in QUICK_STRAY.finditer(text)] == sorted(expected), text
