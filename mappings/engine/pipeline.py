@@ -40,6 +40,9 @@ class CompiledMapping:
     max_value_bytes: int
     content_hash: str
     calls_extension: bool = False  # extension() checks against the FHIR definitions: read them before the budget
+    # Which clean-up parsed the last output (postprocess's `route`): a hint that orders the attempts, never changes
+    # an answer, so threads may share it.
+    route: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -289,7 +292,7 @@ def run_mapping(
         lap("render")
         trace["rendered_bytes"] = len(text)
         try:
-            output, warnings = postprocess(text)
+            output, warnings = postprocess(text, compiled.route)
         except MappingError as error:
             if error.error is ErrorCode.PST_NOT_JSON:
                 _locate_json_error(compiled, context, limits, error)

@@ -306,3 +306,49 @@ def test_the_quick_comma_scan_finds_what_its_two_parts_find() -> None:
         expected = {match.start() for match in STRAY[0].finditer(text)}
         expected |= {at + 1 for at in range(len(text) - 1) if text[at : at + 2] in ("[,", "{,")}
         assert [match.start() for match in QUICK_STRAY.finditer(text)] == sorted(expected), text
+
+
+def test_a_remembered_route_changes_no_answer_on_random_outputs() -> None:
+    """Whatever clean-up the last output took (the route a CompiledMapping keeps), the next text gives the same value
+    and cleaned text, or the same error at the same offset, as without a route."""
+    from mappings.engine.postprocess import _parse
+
+    rng = random.Random(15)
+    for _ in range(1500):
+        text = '{"resourceType": "Basic", "x": ' + _messy_json(rng) + "}"
+        try:
+            expected = _parse(text)
+        except MappingError as error:
+            expected = (error.message, error.offset)
+        for last in ("text", "quick", "full"):
+            route = {"last": last}
+            try:
+                got = _parse(text, route)
+            except MappingError as error:
+                got = (error.message, error.offset)
+            assert got == expected, (last, text)
+            assert route["last"] in ("text", "quick", "full")
+
+
+def test_a_mapping_whose_outputs_need_only_commas_skips_the_empty_member_scan(monkeypatch) -> None:
+    from mappings.engine import postprocess as module
+
+    scans: list[str] = []
+    route: dict = {}
+    monkeypatch.setattr(module, "forgive_empty_values", _counting(module.forgive_empty_values, scans))
+    assert postprocess('{"resourceType": "Basic", "a": [1, 2,],}', route)[0] == {"resourceType": "Basic", "a": [1, 2]}
+    assert route == {"last": "quick"} and len(scans) == 1
+    assert postprocess('{"resourceType": "Basic", "a": [3,],}', route)[0] == {"resourceType": "Basic", "a": [3]}
+    assert len(scans) == 1  # the remembered route went straight to the comma clean-up
+    assert postprocess('{"resourceType": "Basic", "b": , "a": [3,]}', route)[0] == {"resourceType": "Basic", "a": [3]}
+    assert route == {"last": "full"} and len(scans) == 2  # an empty member: every way again, remembered
+    assert postprocess('{"resourceType": "Basic"}', route)[0] == {"resourceType": "Basic"}
+    assert route == {"last": "quick"} and len(scans) == 3  # valid JSON: the clean-up changes nothing
+
+
+def _counting(function, calls: list):
+    def counted(text: str) -> str:
+        calls.append(text)
+        return function(text)
+
+    return counted
