@@ -100,9 +100,10 @@ def clear() -> None:
 
 @functools.cache
 def freeze_long_lived() -> None:
-    """Once per long-lived process (a web or Celery worker): load the FHIR definitions, then move everything alive
-    into the collector's permanent generation. Django, Celery, the definitions (~1 M objects) and compiled mappings
-    live as long as the process, and a request or a chunk allocates so much that the collector would otherwise scan
-    them again and again (~1.3 ms a render request, ~5 % of a batch chunk: bench/README.md)."""
+    """Once per long-lived process (a web or Celery worker, as it starts: fhirstudio/wsgi.py, fhirstudio/celery.py):
+    load the FHIR definitions, then move everything alive into the collector's permanent generation. Django, Celery
+    and the definitions (~1 M objects) live as long as the process, and a request or a chunk allocates so much that
+    the collector would otherwise scan them again and again (~1.3 ms a render request, ~5 % of a batch chunk:
+    bench/README.md)."""
     definitions.core()
     gc.freeze()

@@ -91,9 +91,9 @@ def run_index_chunk_direct(chunk_id: int) -> str:
     deployment = _deployment(chunk.deployment_id)
     if deployment is None:
         return "skipped"
-    if current_task:  # in a worker, not a test or a script calling this directly: the definitions and the compiled
-        compile_version(deployment.version)  # version live as long as the process; the collector skips them
-        caches.freeze_long_lived()
+    if current_task:  # in a worker, not a test or a script calling this directly: the compiled version lives as long
+        compile_version(deployment.version)  # as the process; the definitions were loaded and frozen as the worker
+        caches.freeze_long_lived()  # started (fhirstudio/celery.py): a no-op then
     with fewer_collections():
         return _run_chunk(chunk, deployment)
 

@@ -60,6 +60,13 @@ def test_a_big_source_is_indexed_by_the_worker_while_the_old_deployment_serves(w
     assert indexed.after["indexed"] == 20 and indexed.after["records"] == 20
 
 
+def test_a_worker_loads_the_fhir_definitions_before_it_says_ready(worker) -> None:
+    """Not in its first chunk (~1 s of CPU there): fhirstudio/celery.py warms it as it starts."""
+    log = worker.read_text()
+    assert "worker warmed: FHIR definitions loaded" in log
+    assert log.index("worker warmed") < log.index(" ready.")
+
+
 @pytest.fixture
 def chunked_worker(transactional_db, tmp_path):
     """A worker that indexes in chunks of 4 records."""
