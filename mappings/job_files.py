@@ -16,6 +16,9 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 READ_BLOCK = 256 * 1024
+# Lines are written through a buffer of this size: with the default 8 KB, an ADT Bundle's 16 KB line and its newline
+# were two write() calls each (0.011 ms a line against 0.0045, 2,000 lines, load 13).
+WRITE_BUFFER = 1024 * 1024
 
 
 def job_storage() -> Storage:
@@ -47,7 +50,7 @@ class LineFiles:
             # Open across many write() calls, closed by _store(); beside the files when they are local, so the
             # final move is a rename.
             self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115
-                prefix="part-", suffix=".ndjson", delete=False, dir=_scratch_dir()
+                prefix="part-", suffix=".ndjson", delete=False, dir=_scratch_dir(), buffering=WRITE_BUFFER
             )
         self._file.write(line)
         self._file.write(b"\n")
