@@ -436,3 +436,46 @@ def test_it_does_not_record_a_chunk_cancelled_while_it_ran(tiny_batch, monkeypat
     chunk.refresh_from_db()
     assert (chunk.status, chunk.done, chunk.files) == (ChunkStatus.CANCELLED, 0, [])
     assert not BatchItem.objects.filter(batch=tiny_batch).exclude(status=BatchItem.Status.PENDING).exists()
+
+
+def test_it_writes_the_outcome_of_its_own_items_only(tiny_batch) -> None:
+    # The converted items are written as what of the chunk's range is still pending and did not fail now: the
+    # failed ones (now or when split) keep their errors and the other chunks' items stay pending.
+    plan_batch_direct(tiny_batch.pk)
+    split_failure = {"status": BatchItem.Status.FAILED, "error_code": "FS-SRC-009", "error_message": "not text"}
+    BatchItem.objects.filter(batch=tiny_batch, seq=5).update(**split_failure)
+    second = tiny_batch.chunks.get(first_seq=3)
+    assert run_batch_chunk_direct(second.pk) == "done"
+    outcomes = dict(BatchItem.objects.filter(batch=tiny_batch).values_list("seq", "status"))
+    pending, failed, converted = BatchItem.Status.PENDING, BatchItem.Status.FAILED, BatchItem.Status.CONVERTED
+    assert outcomes == {0: pending, 1: pending, 2: pending, 3: failed, 4: converted, 5: failed, 6: pending}
+    codes = dict(BatchItem.objects.filter(batch=tiny_batch, seq__in=(3, 5)).values_list("seq", "error_code"))
+    assert codes == {3: "FS-RND-005", 5: "FS-SRC-009"}
+    second.refresh_from_db()
+    assert (second.done, second.failed) == (1, 2)
+
+
+def test_it_stores_a_message_that_is_not_text_as_failed_when_split(db, jobs_dir) -> None:
+    # Items are written as rows of a COPY: the one with a NUL byte is failed with its code, message and
+    # OperationOutcome (JSON), its text kept readable; the others keep their keys and payloads, pending.
+    author = User.objects.create_user("ana")
+    mapping = actions.do_create_mapping(
+        acting_user=author, slug="tiny-v2", title="Tiny", source_format="hl7v2", template='{"resourceType": "Basic"}'
+    )
+    version = actions.do_publish_version(mapping, acting_user=author, message="v1")
+    messages = [b"MSH|^~\\&|A|B|||20240101||ADT^A01|M%d|P|2.5\rPID|1||%s\r" % (n, name) for n, name in
+                enumerate((b"ann", b"b\x00b", b"cy"))]  # fmt: skip
+    upload = [("adt.hl7", io.BytesIO(b"".join(messages)))]
+    batch = actions.do_start_batch(version, acting_user=author, uploads=upload)
+    assert plan_batch_direct(batch.pk) == 1
+    items = list(BatchItem.objects.filter(batch=batch).order_by("seq"))
+    assert [(item.seq, item.key, item.status) for item in items] == [
+        (0, "M0", BatchItem.Status.PENDING),
+        (1, "M1", BatchItem.Status.FAILED),
+        (2, "M2", BatchItem.Status.PENDING),
+    ]
+    failed = items[1]
+    assert (failed.error_code, failed.error_line, failed.record_id, failed.push) == ("FS-SRC-002", None, None, None)
+    assert failed.error_message and failed.issues["resourceType"] == "OperationOutcome"
+    assert failed.issues["issue"][0]["severity"] == "error"
+    assert failed.payload.endswith("PID|1||b\ufffdb") and items[0].payload.endswith("PID|1||ann")
