@@ -119,8 +119,9 @@ FIXED_SIZE_TYPES = frozenset({Segment, Field, Repetition, Component, SubComponen
 def loop_guard(iterable: Iterable) -> Iterable:
     """Charge one loop iteration per item (inserted around every for-loop's iterable)."""
     budget = current_budget()
-    if budget is not None and type(iterable) in FIXED_SIZE_TYPES:
-        items = list(iterable)
+    kind = type(iterable)
+    if budget is not None and kind in FIXED_SIZE_TYPES:
+        items = list(iterable) if kind is Segment else iterable._all_kids()  # what iterating gives, copied once
         budget.charge(len(items))
         return items
     return _ticking(iterable, budget)
@@ -356,7 +357,22 @@ class MappingEnvironment(SandboxedEnvironment):
                 budget.check_time()
         kind = type(__obj)
         if kind is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
-            result = _call_macro(__context, __obj, args, kwargs)
+            if kwargs:  # the caller's loop variables (a call inside a loop): only a context-taking callable reads them
+                kwargs.pop("_loop_vars", None)
+                kwargs.pop("_block_vars", None)
+            # All arguments given by position to a plain macro (most calls): straight to its code, _call_macro inline.
+            if (
+                kwargs
+                or len(args) != __obj._argument_count
+                or __obj.caller
+                or __obj.explicit_caller
+                or __obj.catch_kwargs
+                or __obj.catch_varargs
+                or (args and type(args[0]) is EvalContext)
+            ):
+                result = _call_macro(__context, __obj, args, kwargs)
+            else:
+                result = __obj._func(*args)
             # Markup(result) without Markup.__new__'s Python code, which only matters for a value that is not a str
             return str.__new__(Markup, result) if type(result) is str else result
         if kind is FunctionType and __obj in __self.plain_calls:

@@ -26,15 +26,20 @@ class LookupTable:
         return code if self.case_sensitive else code.lower()
 
     def translate(self, code: object, source_system: object = None) -> dict | None:
+        found = self.coding(code, source_system)
+        return dict(found) if found is not None else None  # a copy: a template may change the dict it is given
+
+    def coding(self, code: object, source_system: object = None) -> dict | None:
+        """The table's own coding for a code (else its default, else None): not to be changed, see `translate`."""
         text = str(code or "").strip()
         if not text:
             return None
-        key = self._key(text)
+        key = text if self.case_sensitive else text.lower()
         system = str(source_system).strip() if source_system else None
         found = self.entries.get((system, key)) if system else None
         if found is None:
             found = self.entries.get((None, key))
-        return dict(found) if found is not None else (dict(self.default) if self.default else None)
+        return found if found is not None else (self.default or None)
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> LookupTable:

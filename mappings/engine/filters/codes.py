@@ -140,5 +140,5 @@ def translate(env, code: object, table: str, source_system: object = None) -> di
 @pass_environment
 def translate_code(env, code: object, table: str, source_system: object = None) -> str | None:
     """Like `translate`, but only the target code: `"gender": {{ msg.PID[8] | translate_code('gender') | tojson }}`."""
-    found = _table(env, table).translate(code, source_system)
+    found = _table(env, table).coding(code, source_system)  # read, not copied
     return found.get("code") if found else None
