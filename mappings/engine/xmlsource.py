@@ -147,10 +147,12 @@ _SECTION = etree.XPath(
 )
 
 
-def parse_xml(data: bytes | str) -> XmlNode:
+def parse_xml(data: bytes | str, *, encoding: str | None = None) -> XmlNode:
     """The document's root element, parsed without DTDs, entities, network or file access.
 
-    Raises MappingError FS-SRC-031 if the document declares a DOCTYPE, FS-SRC-030 if it is not well-formed.
+    `encoding`: what bytes are known to be (the caller decoded them so), which wins over the encoding the XML
+    declaration names, as for a str. Raises MappingError FS-SRC-031 if the document declares a DOCTYPE, FS-SRC-030
+    if it is not well-formed.
     """
     if isinstance(data, str):
         prolog_declares_dtd = _declares_dtd_text(data)
@@ -163,7 +165,6 @@ def parse_xml(data: bytes | str) -> XmlNode:
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         prolog_declares_dtd = _declares_dtd_bytes(raw)
-        encoding = None
     else:
         raise TypeError(f"parse_xml needs bytes or str, not {type(data).__name__}")
     if prolog_declares_dtd:
