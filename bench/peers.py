@@ -89,10 +89,14 @@ def pipeline_stages(root: Path, mapping: str, payload: bytes) -> dict:
             end_budget(token)
 
     text = render()
+    # A compiled mapping remembers which clean-up parsed its last output (CompiledMapping.route, since 5a6ee96):
+    # the post row gets it too, as run_mapping does; an older checkout's postprocess takes the text alone.
+    route = getattr(compiled, "route", None)
+    post = (lambda: postprocess(text, route)) if route is not None else (lambda: postprocess(text))
     return {
         "parse": lambda: parse_source(payload, compiled.source_format, options=compiled.source_options, limits=limits),
         "render": render,
-        "post": lambda: postprocess(text),
+        "post": post,
         "validate": lambda: validate_output(output),
         "validated": lambda: run_mapping(compiled, payload, limits=limits, now=now),
         "unvalidated": lambda: run_mapping(compiled, payload, limits=limits, now=now, validate=False),
