@@ -50,9 +50,10 @@ def decode_payload(payload: bytes | str, *, encoding: str, limits: Limits) -> st
             ErrorCode.LIM_INPUT_BYTES,
             f"The payload is {size:,} bytes; this mapping accepts at most {limits.max_input_bytes:,}.",
         )
+    utf8_bytes = isinstance(payload, bytes) and _is_utf8(encoding)
     if isinstance(payload, bytes):
         try:
-            text = payload.decode("utf-8-sig" if _is_utf8(encoding) else encoding)
+            text = payload.decode("utf-8-sig" if utf8_bytes else encoding)
         except LookupError as exc:
             raise MappingError(ErrorCode.SRC_BAD_OPTION, f"Unknown text encoding '{encoding}'.") from exc
         except UnicodeDecodeError as exc:
@@ -66,7 +67,7 @@ def decode_payload(payload: bytes | str, *, encoding: str, limits: Limits) -> st
         text = payload.removeprefix("\ufeff")
     if not text.strip():
         raise MappingError(ErrorCode.SRC_EMPTY, "The payload is empty.")
-    if type(payload) is bytes and _is_utf8(encoding):
+    if utf8_bytes:
         suspect = any(code in payload for code in _BINARY_BYTES)
     else:
         suspect = any(char in text for char in _BINARY_CHARS)
