@@ -3,10 +3,12 @@ the clock is read every 16th call, and fhir_id's inlined text of each part gives
 
 import hashlib
 
+import pytest
 from jinja2 import Undefined
 from markupsafe import Markup
 
 from mappings.engine import Limits, compile_mapping, run_mapping
+from mappings.engine.errors import MappingError
 from mappings.engine.filters.values import fhir_id
 from mappings.engine.hl7v2 import parse_hl7v2
 from mappings.engine.limits import current_budget, end_budget, start_budget
@@ -23,6 +25,13 @@ def test_a_recursion_of_calls_without_loops_stops_at_the_time_limit() -> None:
     assert [error.code for error in result.errors] == ["FS-LIM-002"]
 
 
+def assert_stops_the_run(action) -> None:
+    """`action` reads the clock of a budget past its deadline, and so stops the run with the time limit's code."""
+    with pytest.raises(MappingError) as raised:
+        action()
+    assert raised.value.code == "FS-LIM-002"
+
+
 def test_calls_are_counted_and_the_clock_read_every_sixteenth() -> None:
     token = start_budget(Limits(render_timeout_ms=0))  # past its deadline from the start
     try:
@@ -31,12 +40,7 @@ def test_calls_are_counted_and_the_clock_read_every_sixteenth() -> None:
         for _ in range(15):
             env.call(None, rows.append, 1)  # a call the sandbox allows; the clock is not read yet
         assert budget.calls == 15
-        try:
-            env.call(None, rows.append, 1)
-        except Exception as exc:  # noqa: BLE001 — the 16th call reads the clock and stops the run
-            assert getattr(exc, "code", None) == "FS-LIM-002"
-        else:
-            raise AssertionError("the 16th call did not read the clock")
+        assert_stops_the_run(lambda: env.call(None, rows.append, 1))  # the 16th call reads the clock
     finally:
         end_budget(token)
 
@@ -70,12 +74,7 @@ def test_a_loop_charge_reads_the_clock_when_the_count_passes_a_multiple_of_64() 
         budget.charge(2)
         budget.charge(61)  # 63 iterations: the clock is not read yet
         assert budget.iterations == 63
-        try:
-            budget.charge(1)
-        except Exception as exc:  # noqa: BLE001 — the 64th iteration reads the clock and stops the run
-            assert getattr(exc, "code", None) == "FS-LIM-002"
-        else:
-            raise AssertionError("passing 64 iterations did not read the clock")
+        assert_stops_the_run(lambda: budget.charge(1))  # the 64th iteration reads the clock
     finally:
         end_budget(token)
 
