@@ -105,7 +105,41 @@ def _datetime_text(parts: tuple, zone_name: str, *, instant: bool) -> str | None
     return f"{year}-{month}-{day}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"
 
 
+def _quick_date(text: str) -> str | None:
+    """YYYYMMDD → YYYY-MM-DD without the regex, for a plain date whose day is at most 28 (valid in every month);
+    None for anything else, which the general code then decides (warnings included)."""
+    if len(text) == 8 and text.isdigit() and text.isascii():
+        month, day = text[4:6], text[6:]
+        if "01" <= month <= "12" and "01" <= day <= "28" and text[:4] != "0000":
+            return f"{text[:4]}-{month}-{day}"
+    return None
+
+
+def _quick_datetime(text: str) -> str | None:
+    """The TS shapes senders mostly use, YYYYMMDD and YYYYMMDDHHMM[SS]±ZZZZ, converted as the general code converts
+    them, without the regex, integers or a date object; None for any other text (or an edge the general code must
+    judge: a day past 28, a time without an offset, a fraction), which then goes the general way."""
+    size = len(text)
+    if size == 8:
+        return _quick_date(text)
+    if (size != 17 and size != 19) or text[-5] not in "+-":
+        return None
+    digits = text[:-5] + text[-4:]
+    if not (digits.isdigit() and digits.isascii()):
+        return None
+    date_text = _quick_date(text[:8])
+    hour, minute, second = text[8:10], text[10:12], text[12:14] if size == 19 else "00"
+    if date_text is None or hour > "23" or minute > "59" or second > "59" or text[-4:-2] > "14" or text[-2:] > "59":
+        return None
+    return f"{date_text}T{hour}:{minute}:{second}{text[-5:-2]}:{text[-2:]}"
+
+
 def _converted(env, value: object, zone: str | None, *, instant: bool) -> str | None:
+    if type(value) is not str:
+        value = str(value or "")
+    quick = _quick_datetime(value.strip())
+    if quick is not None and (not instant or len(quick) > 10):
+        return quick
     parts = _parts(value)
     result = None if parts is None else _datetime_text(parts, zone or env.timezone, instant=instant)
     if result is None and str(value or "").strip():
@@ -131,6 +165,11 @@ def fhir_instant(env, value: object, zone: str | None = None) -> str | None:
 def fhir_date(env, value: object) -> str | None:
     """HL7/CDA TS or ISO → FHIR date (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`), dropping any time: `'19800101' | fhir_date`
     → `1980-01-01`."""
+    if type(value) is not str:
+        value = str(value or "")
+    quick = _quick_date(value.strip())
+    if quick is not None:
+        return quick
     parts = _parts(value)
     if parts is None or not _checked_date(*parts[:3]):
         if str(value or "").strip():
