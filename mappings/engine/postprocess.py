@@ -26,9 +26,11 @@ STRAY = (re.compile(r",(?=\s*[\]},])"), re.compile(r"\[[\s,]*,"), re.compile(r"\
 # The quick clean-up's commas, in one scan that still starts with a literal: before a closing bracket or another comma,
 # or right after an opening bracket (a fixed-width look-behind). Two substring searches for `[,` and `{,` beside the
 # first pattern cost 1.6 times as much on the ADT^A01 demo's output (43 µs against 27).
-QUICK_STRAY = re.compile(r",(?:(?=\s*[\]},])|(?<=[\[{],))")
+# Blank runs are possessive (`*+`: a bracket is no blank, so giving one back never helps): each comma tried and
+# failed costs less (ADT 24 → 20 µs, CCD 40 → 30 µs for this scan, 23 → 18 µs for EMPTY_VALUE's; same matches).
+QUICK_STRAY = re.compile(r",(?:(?=\s*+[\]},])|(?<=[\[{],))")
 # A member whose value printed nothing: `"code": ,` or `"code": }` (a helper or a variable that gave nothing).
-EMPTY_VALUE = re.compile(r":(?=[ \t\n\r]*[,}])")  # only the colon is matched: scans in 60 % of the time
+EMPTY_VALUE = re.compile(r":(?=[ \t\n\r]*+[,}])")  # only the colon is matched: scans in 60 % of the time
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
