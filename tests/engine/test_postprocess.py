@@ -352,3 +352,26 @@ def _counting(function, calls: list):
         return function(text)
 
     return counted
+
+
+def test_forgiving_empty_members_without_counting_the_quotes_blanks_what_counting_blanks(monkeypatch) -> None:
+    """forgive_empty_values takes the quotes of a text without a backslash to pair up in order, without counting them
+    first. Against _Strings as it counts (strings matched by regex when the number is odd), on random texts with odd
+    and even numbers of quotes, empty members before and after a quote left open, backslashes and escaped quotes."""
+    from mappings.engine import postprocess as module
+
+    class Counting(_Strings):
+        def __init__(self, text: str, *, parsed_after: bool = False) -> None:
+            super().__init__(text)
+
+    rng = random.Random(23)
+    pieces = ['"a": ,', '"b":}', '"c": "x: ,"', '"open, ', '"d": 1,', " ", ",", "{", "}", "[", "]", '"\\', "\n"]
+    odd = 0
+    for _ in range(6000):
+        text = "{" + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 10))) + "}"
+        odd += text.count('"') % 2
+        fast = forgive_empty_values(text)
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "_Strings", Counting)
+            assert forgive_empty_values(text) == fast, text
+    assert odd > 1500
