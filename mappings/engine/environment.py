@@ -22,6 +22,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from functools import partial
 from types import BuiltinMethodType, FunctionType, MethodType
 
 from jinja2 import BaseLoader, ChainableUndefined, StrictUndefined, TemplateNotFound, Undefined, UndefinedError, nodes
@@ -225,6 +226,7 @@ class MappingEnvironment(SandboxedEnvironment):
         self.max_value_bytes = max_value_bytes
         self.plain_calls: frozenset = frozenset()  # set by build_environment
         self.environment_calls: frozenset = frozenset()  # those of plain_calls that take the environment first
+        self.bound_calls: dict = {}  # global name → that function given this environment (template_rewrites.py)
         self.imports: dict[str, list[tuple[str, int]]] = {}  # template → [(snippet it imports, line)]
         self.quiet_undefined = StrictUndefined if strict else ChainableUndefined  # unreported: the template tests it
         self.filters["loop_guard"] = loop_guard
@@ -350,17 +352,13 @@ class MappingEnvironment(SandboxedEnvironment):
         return operator.mul(left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 — Jinja's own signature
-        budget = current_budget()
-        if budget is not None:  # the clock is read every 16th call: recursion without loops still stops in time
-            budget.calls += 1
-            if budget.calls & 15 == 0:
-                budget.check_time()
         kind = type(__obj)
-        if kind is Macro:  # the common case: macros write JSON fragments, so their output is not escaped
+        if kind is Macro:  # calls by keyword, inside loops, with fewer arguments (see template_rewrites.py)
             if kwargs:  # the caller's loop variables (a call inside a loop): only a context-taking callable reads them
                 kwargs.pop("_loop_vars", None)
                 kwargs.pop("_block_vars", None)
-            # All arguments given by position to a plain macro (most calls): straight to its code, _call_macro inline.
+            # All arguments given by position to a plain macro: straight to its code, _call_macro inline. The macro's
+            # own code counts the call (template_rewrites.py); its text comes back as Markup: it writes JSON fragments.
             if (
                 kwargs
                 or len(args) != __obj._argument_count
@@ -375,6 +373,11 @@ class MappingEnvironment(SandboxedEnvironment):
                 result = __obj._func(*args)
             # Markup(result) without Markup.__new__'s Python code, which only matters for a value that is not a str
             return str.__new__(Markup, result) if type(result) is str else result
+        budget = current_budget()
+        if budget is not None:  # the clock is read every 16th call: recursion without loops still stops in time
+            budget.calls += 1
+            if budget.calls & 15 == 0:
+                budget.check_time()
         if kind is FunctionType and __obj in __self.plain_calls:
             return _call_plain(__self, __obj, (__self, *args) if __obj in __self.environment_calls else args, kwargs)
         if kind is MethodType and type(__obj.__self__) in TRUSTED_METHOD_OWNERS:
@@ -499,6 +502,9 @@ def build_environment(
         if env.is_safe_callable(function) and pass_arg in (None, _PassArg.environment)
     )
     env.environment_calls = frozenset(function for function, pass_arg in passes.items() if pass_arg is not None)
+    env.bound_calls = {
+        name: partial(function, env) for name, function in GLOBALS.items() if function in env.environment_calls
+    }
     env.tests.update(TESTS)
     return env
 

@@ -35,7 +35,7 @@ class Budget:
         self.limits = limits
         self.deadline = time.perf_counter() + limits.render_timeout_ms / 1000
         self.iterations = 0
-        self.calls = 0  # calls the template made (environment.call), which read the clock every 16th
+        self.calls = 0  # calls the template made (environment.call, a macro's first lines): clock read every 16th
         self.warnings: list[MappingError] = []  # filters report dropped values here
         self.warned: set[object] = set()  # the `once` keys of warnings already given
         self.lookups = None  # the run's missing-key check (engine/missing.py), set once the source is parsed

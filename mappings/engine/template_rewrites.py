@@ -13,19 +13,38 @@ calls the environment only for anything else, which keeps every check where it c
   name that is not the node's own API, and the sandbox's `getitem` for a text key (about 700 reads per CCD document);
 - `res.patient` on an imported snippet is the module's own attribute, what the engine's `getattr` returns for it.
 Names starting with `_` always take the environment's path.
+
+Calls the environment would pass straight through are made by the generated code itself (`visit_Call`):
+- a method of a source node or a read-only dict method (`node.all("id")`, `msg.group("OBR", "OBX")`,
+  `kind.get("code")`: about 80 calls per CCD document), and the studio's own functions by their global name
+  (`fhir_id(...)`, `reference(...)`). `environment.call` only called the bound method or function (none takes a
+  context, none is marked unsafe, none raises StopIteration) and counted the call for its clock: these calls are
+  bounded reads and sums, and the loops and macro calls around them still read the clock;
+- a macro given all its arguments by position and taking no `caller`, `varargs` or `kwargs` (`fs_arity`, set as the
+  macro is defined): its code is called as `environment.call` called it. The macro's own first lines count the call
+  and read the clock every 16th (so a recursion without loops still stops in time), and it returns its text as
+  Markup, what `environment.call` made of it.
+Anything else, a name shadowed by a template variable included, takes `environment.call` as before, picked by the
+generated code with the same arguments.
 """
 
 from __future__ import annotations
 
+import inspect
+from functools import partial
+from types import FunctionType
+
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import Template, TemplateModule
-from jinja2.runtime import Context, new_context
+from jinja2.runtime import Context, Macro, new_context
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
-from .hl7v2 import Component, Field, Repetition, Segment, SubComponent
-from .xmlsource import XmlNode
+from .filters import GLOBALS
+from .hl7v2 import Component, Field, Group, Message, Repetition, Segment, SubComponent
+from .limits import current_budget
+from .xmlsource import XmlNode, _SectionNode
 
 # Types whose `node[n]`, n an int, never fails and needs no check: the HL7 v2 nodes.
 DIRECT_ITEM_TYPES = frozenset({Segment, Field, Repetition, Component, SubComponent})
@@ -36,16 +55,55 @@ DICT_NAMES = frozenset(dir(dict))
 # environment's `getattr` returns for any name but the node's own API (`node.all`) and names starting with `_`.
 XML_NODE_NAMES = frozenset(name for name in dir(XmlNode) if name[:1] != "_")
 NOT_KEYS = DICT_NAMES | XML_NODE_NAMES  # names a dict key or an XML child is not read directly by
+
+
+def _direct_methods() -> dict[type, frozenset[str]]:
+    """The methods called without the environment, by the type of the object they are read from: every public method
+    (a plain function of the class: none of these types has an instance dict to shadow one) of the source nodes, and
+    a dict's methods that read it."""
+    owners = (Message, Group, Segment, Field, Repetition, Component, SubComponent, XmlNode, _SectionNode)
+    table = {
+        kind: frozenset(
+            name
+            for name in dir(kind)
+            if name[:1] != "_" and isinstance(inspect.getattr_static(kind, name), FunctionType)
+        )
+        for kind in owners
+    }
+    table[dict] = frozenset({"get", "items", "keys", "values"})
+    return {kind: names for kind, names in table.items() if names}
+
+
+DIRECT_METHODS = _direct_methods()
+DIRECT_METHOD_NAMES = frozenset().union(*DIRECT_METHODS.values())
 # Names the generated code reads as globals of its module (set by `MappingTemplate.from_code`), and the local it
 # assigns to hold the value being looked up; Jinja's own names start with `l_`, `t_` or are its runtime's.
+
+
+def plain_macro(macro: Macro) -> Macro:
+    """A macro as defined, told whether a call by position alone may go straight to its code (`fs_arity`, the number
+    of arguments such a call gives; -1 for a macro that takes `caller`, `varargs` or `kwargs`)."""
+    unusual = macro.caller or macro.explicit_caller or macro.catch_kwargs or macro.catch_varargs
+    macro.fs_arity = -1 if unusual else macro._argument_count
+    return macro
+
+
 DIRECT_GLOBALS = {
     "fs_item_types": DIRECT_ITEM_TYPES,
     "fs_markup": Markup,
     "fs_xml_node": XmlNode,
     "fs_module": TemplateModule,
+    "fs_methods": DIRECT_METHODS,
+    "fs_globals": GLOBALS,
+    "fs_partial": partial,
+    "fs_macro": Macro,
+    "fs_plain_macro": plain_macro,
+    "fs_budget": current_budget,
+    "fs_new": str.__new__,
 }
 HELD = "fs_v"
 PRINTED = "fs_p"  # the local holding a value being printed
+CALLED = "fs_c"  # the local holding a called object, or the object whose method is called
 
 
 class MappingTemplate(Template):
@@ -111,6 +169,71 @@ class MappingCodeGenerator(CodeGenerator):
             super()._output_child_post(node, frame, finalize)
             return
         self.write(f") is fs_markup else str(environment.finalize({PRINTED})))")
+
+    @optimizeconst
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:  # noqa: N802
+        """`node.all("id")` and `fhir_id(...)` without the environment (see the module's docstring): the generated code
+        picks the callable, `obj.method` or the function, and calls it once with the arguments; for anything else it
+        picks `environment.call` with what Jinja passes it, so the arguments are written once either way."""
+        callee = node.node
+        plain = not (forward_caller or node.kwargs or node.dyn_args or node.dyn_kwargs or self.environment.is_async)
+        function = GLOBALS.get(callee.name) if plain and isinstance(callee, nodes.Name) else None
+        if plain and isinstance(callee, nodes.Getattr) and callee.attr in DIRECT_METHOD_NAMES:
+            lookup = "quiet_attr" if getattr(callee, "quiet", False) else "getattr"
+            self.write(f"({CALLED}.{callee.attr} if {callee.attr!r} in fs_methods.get(type({CALLED} := ")
+            self.visit(callee.node, frame)
+            self.write(f"), ()) else fs_partial(environment.call, context, environment.{lookup}({CALLED}, ")
+            self.write(f"{callee.attr!r}){self._context_kwargs(frame)}))(")
+        elif function is not None and callee.ctx == "load" and function in self.environment.plain_calls:
+            direct = f"environment.bound_calls[{callee.name!r}]"  # takes the environment first
+            self.write(f"({direct if function in self.environment.environment_calls else CALLED} if ({CALLED} := ")
+            self.visit(callee, frame)
+            self.write(f") is fs_globals[{callee.name!r}] else fs_partial(environment.call, context, {CALLED}")
+            self.write(f"{self._context_kwargs(frame)}))(")
+        elif plain:  # most likely a macro: straight to its code when given all its arguments by position
+            self.write(f"({CALLED}._func if type({CALLED} := ")
+            self.visit(callee, frame)
+            self.write(f") is fs_macro and {CALLED}.fs_arity == {len(node.args)} else fs_partial(environment.call, ")
+            self.write(f"context, {CALLED}{self._context_kwargs(frame)}))(")
+        else:
+            CodeGenerator.visit_Call.__wrapped__(self, node, frame, forward_caller)
+            return
+        for index, argument in enumerate(node.args):
+            self.write(", " if index else "")
+            self.visit(argument, frame)
+        self.write(")")
+
+    def push_parameter_definitions(self, frame: Frame) -> None:
+        """Jinja's, and the first lines of every macro: the call is counted, and the clock read every 16th, as
+        `environment.call` does for other calls (a recursion of macro calls without loops stops at the time limit)."""
+        super().push_parameter_definitions(frame)
+        self.writeline("if (fs_b := fs_budget()) is not None:")
+        self.indent()
+        self.writeline("fs_b.calls += 1")
+        self.writeline("if fs_b.calls & 15 == 0:")
+        self.indent()
+        self.writeline("fs_b.check_time()")
+        self.outdent(2)
+
+    def return_buffer_contents(self, frame: Frame, force_unescaped: bool = False) -> None:
+        """A macro returns its text as Markup, what `environment.call` made of it (so that printing it skips
+        `finalize`), now that calls by position reach its code directly; anything else returns as in Jinja."""
+        if force_unescaped:  # only a macro's body forces it
+            self.writeline(f"return fs_new(fs_markup, concat({frame.buffer}))")
+        else:
+            super().return_buffer_contents(frame, force_unescaped)
+
+    def macro_def(self, macro_ref, frame: Frame) -> None:
+        self.write("fs_plain_macro(")
+        super().macro_def(macro_ref, frame)
+        self.write(")")
+
+    @staticmethod
+    def _context_kwargs(frame: Frame) -> str:
+        """What Jinja's `visit_Call` passes `environment.call` besides the arguments in a loop or a block."""
+        return (", _loop_vars=_loop_vars" if frame.loop_frame else "") + (
+            ", _block_vars=_block_vars" if frame.block_frame else ""
+        )
 
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:  # noqa: N802 — Jinja's visitor naming
         self._lookup(
