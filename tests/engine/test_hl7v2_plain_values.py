@@ -54,3 +54,20 @@ def test_systems_are_remembered_with_the_answers_they_had() -> None:
     assert _v2_system.cache_info().hits >= hits + len(names)
     for hd in [("NPI", "", ""), (None, "2.16.1", "ISO"), ("A B", "", ""), (None, "urn:x:y", ""), (None, "", "")]:
         assert _hd_system(*hd) == _hd_system.__wrapped__(*hd), hd
+
+
+def test_parts_answer_what_has_and_text_answer_at_every_position() -> None:
+    """The filters read a value's parts as two lists (RawValue.parts): each entry must be that position's answer."""
+    values = 0
+    for enc in ENCODINGS:
+        for raw in [*_texts(enc, 2000), "", '""', "a", '""^b', "&x^y", "\\H\\^a", f"a{enc[_SUB]}b{enc[_COMP]}c"]:
+            for sep in (_COMP, _SUB):
+                for value in (read_value(raw, enc, sep), RawValue(raw, enc, sep)):
+                    for count in (1, 3, 9):
+                        texts, has = value.parts(count)
+                        assert len(texts) > count and len(has) > count, (raw, count)
+                        for n in range(1, count + 1):
+                            assert texts[n] == value.text(n), (raw, n)
+                            assert bool(has[n]) == value.has(n), (raw, n)
+                    values += 1
+    assert values > 20_000

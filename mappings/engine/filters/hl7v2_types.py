@@ -97,9 +97,9 @@ def _period(env, start: object, end: object) -> dict | None:
     return period or None
 
 
-def _translated(env, value: RawValue, n: int, table: str) -> str | None:
-    """Part n through a lookup table, nothing when the part is empty."""
-    return translate_code(env, value.text(n), table) if value.has(n) else None
+def _translated(env, texts: list[str], has: list, n: int, table: str) -> str | None:
+    """Part n (of `RawValue.parts`) through a lookup table, nothing when the part is empty."""
+    return translate_code(env, texts[n], table) if has[n] else None
 
 
 def _type_coding(code: str) -> dict:
@@ -151,19 +151,22 @@ def identifier_from_cx(env, cx: object, use: object = None, type_code: object = 
     `type_code`, period CX-7/CX-8; `use` as given. Nothing when CX-1 is empty: `{{ cx | identifier_from_cx }}`,
     `{{ pv1[19] | identifier_from_cx(type_code="VN") }}`."""
     value = _read(cx, "identifier_from_cx", "CX")
-    if value is None or not value.has(1):
+    if value is None:
+        return None
+    texts, has = value.parts(8)
+    if not has[1]:
         return None
     result: dict = {}
     _put(result, "use", _text(use))
-    _put(result, "value", value.text(1))
-    if value.has(5):
-        result["type"] = _type_coding(value.text(5).strip())
+    _put(result, "value", texts[1])
+    if has[5]:
+        result["type"] = _type_coding(texts[5].strip())
     elif type_code:
         result["type"] = _type_coding(_text(type_code).strip())
-    if value.has(4):
+    if has[4]:
         _put_system(result, _hd_system_at(value, 4))
-    if value.has(7) or value.has(8):
-        period = _period(env, value.text(7), value.text(8))
+    if has[7] or has[8]:
+        period = _period(env, texts[7], texts[8])
         if period:
             result["period"] = period
     return result
@@ -175,16 +178,18 @@ def identifier_from_ei(env, ei: object, type_code: object = None, use: object = 
     (placer and filler numbers: "PLAC", "FILL"). Nothing when EI-1 is empty:
     `{{ obr[2] | identifier_from_ei("PLAC") }}`."""
     value = _read(ei, "identifier_from_ei", "EI")
-    if value is None or not value.has(1):
+    if value is None:
+        return None
+    texts, has = value.parts(4)
+    if not has[1]:
         return None
     result: dict = {}
     _put(result, "use", _text(use))
-    _put(result, "value", value.text(1))
+    _put(result, "value", texts[1])
     if type_code:
         result["type"] = _type_coding(_text(type_code))
-    if value.has(2) or value.has(3):
-        namespace = value.text(2) if value.has(2) else None
-        _put_system(result, _hd_system(namespace, value.text(3).strip(), value.text(4)))
+    if has[2] or has[3]:
+        _put_system(result, _hd_system(texts[2] if has[2] else None, texts[3].strip(), texts[4]))
     return result
 
 
@@ -193,14 +198,17 @@ def identifier_from_xcn(env, xcn: object) -> dict | None:
     """XCN → Identifier: id XCN-1, system from the assigning authority XCN-9, type XCN-13 (v2-0203). Nothing when
     XCN-1 is empty."""
     value = _read(xcn, "identifier_from_xcn", "XCN")
-    if value is None or not value.has(1):
+    if value is None:
+        return None
+    texts, has = value.parts(13)
+    if not has[1]:
         return None
     result: dict = {}
-    _put(result, "value", value.text(1))
-    if value.has(9):
+    _put(result, "value", texts[1])
+    if has[9]:
         _put_system(result, _hd_system_at(value, 9))
-    if value.has(13):
-        result["type"] = _type_coding(value.text(13).strip())
+    if has[13]:
+        result["type"] = _type_coding(texts[13].strip())
     return result
 
 
@@ -211,19 +219,18 @@ def human_name_from_xpn(env, xpn: object, use: object = None) -> dict | None:
     `hl7v2-name-use` table (else `use`: what the field implies, e.g. "old" for a previous name), period XPN-12/13
     (else the XPN-10 range). Nothing without family or given: `{{ xpn | human_name_from_xpn }}`."""
     value = _read(xpn, "human_name_from_xpn", "XPN")
-    if value is None or not (value.has(1) or value.has(2)):
+    if value is None:
         return None
-    result = _human_name(env, value, use, family=1, given=(2, 3), prefix=5, suffix=(4, 6, 14), use_code=7)
-    if value.has(10) or value.has(12) or value.has(13):
-        period = _period(env, _or_sub(value, 12, 10, 1), _or_sub(value, 13, 10, 2))
+    texts, has = value.parts(14)
+    if not (has[1] or has[2]):
+        return None
+    result = _human_name(env, value, texts, has, use, family=1, given=(2, 3), prefix=5, suffix=(4, 6, 14), use_code=7)
+    if has[10] or has[12] or has[13]:
+        start = texts[12] if has[12] else value.sub(10, 1)  # else the XPN-10 range (DR)
+        period = _period(env, start, texts[13] if has[13] else value.sub(10, 2))
         if period:
             result["period"] = period
     return result
-
-
-def _or_sub(value: RawValue, n: int, m: int, k: int) -> str:
-    """Part n's text, else sub-component k of part m (a DR range standing in for a missing start or end)."""
-    return value.text(n) if value.has(n) else value.sub(m, k)
 
 
 @pass_environment
@@ -232,21 +239,35 @@ def human_name_from_xcn(env, xcn: object, use: object = None) -> dict | None:
     """XCN → HumanName: family XCN-2, given XCN-3/4, suffix XCN-5/7/21, prefix XCN-6, use from XCN-10 through the
     `hl7v2-name-use` table, else `use`. Nothing without family or given."""
     value = _read(xcn, "human_name_from_xcn", "XCN")
-    if value is None or not (value.has(2) or value.has(3)):
+    if value is None:
         return None
-    return _human_name(env, value, use, family=2, given=(3, 4), prefix=6, suffix=(5, 7, 21), use_code=10)
+    texts, has = value.parts(21)
+    if not (has[2] or has[3]):
+        return None
+    return _human_name(env, value, texts, has, use, family=2, given=(3, 4), prefix=6, suffix=(5, 7, 21), use_code=10)
 
 
 def _human_name(
-    env, value: RawValue, use: object, *, family: int, given: tuple, prefix: int, suffix: tuple, use_code: int
+    env,
+    value: RawValue,
+    texts: list[str],
+    has: list,
+    use: object,
+    *,
+    family: int,
+    given: tuple,
+    prefix: int,
+    suffix: tuple,
+    use_code: int,
 ) -> dict:
-    """The HumanName parts XPN and XCN share, at their own positions (XCN's are XPN's shifted past the id)."""
+    """The HumanName parts XPN and XCN share, at their own positions (XCN's are XPN's shifted past the id); `texts`
+    and `has` are the value's parts."""
     result: dict = {}
-    _put(result, "use", _text(_translated(env, value, use_code, "hl7v2-name-use") or use))
-    _put(result, "family", value.sub(family, 1))
-    _list(result, "given", _kept(map(value.text, given)))
-    _list(result, "prefix", _kept([value.text(prefix)]))
-    _list(result, "suffix", _kept(map(value.text, suffix)))
+    _put(result, "use", _text(_translated(env, texts, has, use_code, "hl7v2-name-use") or use))
+    _put(result, "family", value.sub(family, 1) if has[family] else "")
+    _list(result, "given", _kept([texts[n] for n in given]))
+    _list(result, "prefix", _kept([texts[prefix]]))
+    _list(result, "suffix", _kept([texts[n] for n in suffix]))
     return result
 
 
@@ -263,23 +284,28 @@ def address_from_xad(env, xad: object, use: object = None) -> dict | None:
     city, state, zip, country XAD-3..6; district XAD-9; period XAD-13/14 (else the XAD-12 range). Nothing without
     street, city, state, zip or country: `{{ xad | address_from_xad }}`."""
     value = _read(xad, "address_from_xad", "XAD")
-    if value is None or not (value.has(1) or value.has(3) or value.has(4) or value.has(5) or value.has(6)):
+    if value is None:
+        return None
+    texts, has = value.parts(14)
+    if not (has[1] or has[3] or has[4] or has[5] or has[6]):
         return None
     result: dict = {}
-    _put(result, "use", _text(_translated(env, value, 7, "hl7v2-address-use") or use))
-    _put(result, "type", _text(_translated(env, value, 7, "hl7v2-address-type")))
+    _put(result, "use", _text(_translated(env, texts, has, 7, "hl7v2-address-use") or use))
+    _put(result, "type", _text(_translated(env, texts, has, 7, "hl7v2-address-type")))
     if value.has_sub(1, 2) or value.has_sub(1, 3):  # SAD: street, street name, dwelling number
         first_line = " ".join(_decode(part, value._enc) for part in value.subs(1) if part and part != '""')
     else:
-        first_line = value.text(1)
-    _list(result, "line", _kept([first_line, value.text(2)]))
-    _put(result, "city", value.text(3))
-    _put(result, "district", value.sub(9, 1) if value.has_sub(9, 1) else value.sub(9, 2))
-    _put(result, "state", value.text(4))
-    _put(result, "postalCode", value.text(5))
-    _put(result, "country", value.text(6))
-    if value.has(12) or value.has(13) or value.has(14):
-        period = _period(env, _or_sub(value, 13, 12, 1), _or_sub(value, 14, 12, 2))
+        first_line = texts[1]
+    _list(result, "line", _kept([first_line, texts[2]]))
+    _put(result, "city", texts[3])
+    if has[9]:
+        _put(result, "district", value.sub(9, 1) if value.has_sub(9, 1) else value.sub(9, 2))
+    _put(result, "state", texts[4])
+    _put(result, "postalCode", texts[5])
+    _put(result, "country", texts[6])
+    if has[12] or has[13] or has[14]:
+        start = texts[13] if has[13] else value.sub(12, 1)  # else the XAD-12 range (DR)
+        period = _period(env, start, texts[14] if has[14] else value.sub(12, 2))
         if period:
             result["period"] = period
     return result
@@ -292,12 +318,13 @@ def display_from_pl(pl: object) -> str | None:
     value = _read(pl, "display_from_pl", "PL")
     if value is None:
         return None
-    if value.has(9):
-        return value.text(9)
-    texts = [value.text(n) for n in (1, 2, 3, 7, 8) if value.has(n)]
+    texts, has = value.parts(9)
+    if has[9]:
+        return texts[9]
+    shown = [texts[n] for n in (1, 2, 3, 7, 8) if has[n]]
     if value.has_sub(4, 1):
-        texts.append(value.sub(4, 1))
-    return ", ".join(texts)
+        shown.append(value.sub(4, 1))
+    return ", ".join(shown)
 
 
 def text_from_cwes(field: object) -> str:
@@ -317,17 +344,17 @@ def text_from_cwes(field: object) -> str:
     return ""
 
 
-def _phone_number(value: RawValue) -> tuple[bool, str]:
+def _phone_number(texts: list[str], has: list) -> tuple[bool, str]:
     """XTN-1, else XTN-12 (unformatted), else `+country (area) local ext. extension` from XTN-5..8; and whether it
-    holds anything (a part can hold an escape sequence that prints nothing)."""
+    holds anything (a part can hold an escape sequence that prints nothing). `texts` and `has` are the XTN's parts."""
     for n in (1, 12):
-        if value.has(n):
-            return True, value.text(n)
+        if has[n]:
+            return True, texts[n]
     number = (
-        (f"+{value.text(5)} " if value.has(5) else "")
-        + (f"({value.text(6)}) " if value.has(6) else "")
-        + value.text(7)
-        + (f" ext. {value.text(8)}" if value.has(8) else "")
+        (f"+{texts[5]} " if has[5] else "")
+        + (f"({texts[6]}) " if has[6] else "")
+        + texts[7]
+        + (f" ext. {texts[8]}" if has[8] else "")
     )
     return bool(number), number
 
@@ -343,43 +370,45 @@ def telecom_from_xtn(env, xtn: object, use: object = None) -> dict | None:
     value = _read(xtn, "telecom_from_xtn", "XTN")
     if value is None:
         return None
-    has_number, number = _phone_number(value)
-    system = _translated(env, value, 3, "hl7v2-telecom-system") or (
-        "email" if value.text(2) == "NET" or (value.has(4) and not has_number) else "phone"
+    texts, has = value.parts(18)
+    has_number, number = _phone_number(texts, has)
+    system = _translated(env, texts, has, 3, "hl7v2-telecom-system") or (
+        "email" if texts[2] == "NET" or (has[4] and not has_number) else "phone"
     )
-    if system == "email" and value.has(4):
-        has_number, number = True, value.text(4)
+    if system == "email" and has[4]:
+        has_number, number = True, texts[4]
     if not has_number:
         return None
     result: dict = {}
     _put(result, "system", _text(system))
     _put(result, "value", number.strip())
-    wanted = "mobile" if value.text(3) == "CP" else (_translated(env, value, 2, "hl7v2-telecom-use") or use)
+    wanted = "mobile" if texts[3] == "CP" else (_translated(env, texts, has, 2, "hl7v2-telecom-use") or use)
     _put(result, "use", _text(wanted))
-    if value.has(18):
-        rank = to_integer(value.text(18))
+    if has[18]:
+        rank = to_integer(texts[18])
         if rank and rank > 0:
             result["rank"] = rank
-    if value.has(13) or value.has(14):
-        period = _period(env, value.text(13), value.text(14))
+    if has[13] or has[14]:
+        period = _period(env, texts[13], texts[14])
         if period:
             result["period"] = period
     return result
 
 
-def _coding(value: RawValue, code: int, system: object, version: int) -> dict:
-    """The Coding of one CWE triplet: code at `code`, display right after it, version at `version`."""
+def _coding(texts: list[str], code: int, system: object, version: int) -> dict:
+    """The Coding of one CWE triplet (`texts`: the CWE's parts): code at `code`, display right after it, version at
+    `version`."""
     coding: dict = {}
     _put(coding, "system", _text(system))
-    _put(coding, "version", value.text(version))
-    _put(coding, "code", value.text(code).strip())
-    _put(coding, "display", value.text(code + 1))
+    _put(coding, "version", texts[version])
+    _put(coding, "code", texts[code].strip())
+    _put(coding, "display", texts[code + 1])
     return coding
 
 
-def _system_of(value: RawValue, n: int, default: object = None) -> object:
+def _system_of(texts: list[str], has: list, n: int, default: object = None) -> object:
     """CWE-3 (or -6) through HL7 table 0396 (`v2_system`), else the default; an empty name prints as nothing."""
-    return (v2_system(value.text(n)) if value.has(n) else None) or default
+    return (v2_system(texts[n]) if has[n] else None) or default
 
 
 @pass_environment
@@ -388,9 +417,12 @@ def coding_from_cwe(env, cwe: object, default_system: object = None) -> dict | N
     (`v2_system`), else `default_system` (a URI, e.g. `"0007" | v2_table` for an IS field), version CWE-7. Nothing
     when CWE-1 is empty."""
     value = _read(cwe, "coding_from_cwe", "CWE")
-    if value is None or not value.has(1):
+    if value is None:
         return None
-    return _coding(value, 1, _system_of(value, 3, default_system), 7) or None
+    texts, has = value.parts(7)
+    if not has[1]:
+        return None
+    return _coding(texts, 1, _system_of(texts, has, 3, default_system), 7) or None
 
 
 @pass_environment
@@ -405,17 +437,18 @@ def codeable_concept_from_cwe(env, cwe: object, text: object = None, default_sys
             return None
         label = _text(text)
         return {"text": label} if label and not label.isspace() else None
-    if not (value.has(1) or value.has(2) or value.has(4) or value.has(5) or value.has(9) or text):
+    texts, has = value.parts(9)
+    if not (has[1] or has[2] or has[4] or has[5] or has[9] or text):
         return None
     codings = []
-    if value.has(1):
-        codings.append(_coding(value, 1, _system_of(value, 3, default_system), 7))
-    if value.has(4):
-        codings.append(_coding(value, 4, _system_of(value, 6), 8))
+    if has[1]:
+        codings.append(_coding(texts, 1, _system_of(texts, has, 3, default_system), 7))
+    if has[4]:
+        codings.append(_coding(texts, 4, _system_of(texts, has, 6), 8))
     result: dict = {}
     _list(result, "coding", [coding for coding in codings if coding])
     if text:
         _put(result, "text", _text(text))
     else:
-        _put(result, "text", next((value.text(n) for n in (9, 2) if value.has(n)), value.text(5)))
+        _put(result, "text", texts[9] if has[9] else texts[2] if has[2] else texts[5])
     return result or None
