@@ -119,10 +119,11 @@ NAMESPACES = {
 
 # A DOCTYPE can only sit in the prolog, which may hold any amount of whitespace, comments and processing
 # instructions; skipping exactly those finds it however much padding precedes it, and never looks into the body
-# (where a CDATA narrative may legitimately quote "<!DOCTYPE html>"). Nothing follows the repetition, so a
-# match never has to backtrack; it costs one pass over the prolog.
-_PROLOG_BYTES = re.compile(rb"(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
-_PROLOG_TEXT = re.compile(r"(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
+# (where a CDATA narrative may legitimately quote "<!DOCTYPE html>"). `_prolog_end` skips them with `find` (what
+# the regex `(?:[ \t\r\n]+|<\?.*?\?>|<!--.*?-->)*` matches: a lazy `.*?` cost a regex step per character of a
+# C-CDA's long header comment).
+_SPACES_BYTES = re.compile(rb"[ \t\r\n]*")
+_SPACES_TEXT = re.compile(r"[ \t\r\n]*")
 
 # Byte patterns that announce an encoding where "<!" is not the two bytes b"<!": the scan must decode first.
 _WIDE_ENCODINGS = (
@@ -197,7 +198,7 @@ def parse_xml(data: bytes | str, *, encoding: str | None = None) -> XmlNode:
         or docinfo.public_id
     ):
         raise MappingError(ErrorCode.XML_DTD_REFUSED, _DTD_REFUSED)
-    return XmlNode(root)
+    return XmlNode(root, {})
 
 
 def parse_xml_element(data: bytes | str) -> etree._Element:
@@ -216,15 +217,33 @@ def _declares_dtd_bytes(raw: bytes) -> bool:
         if head.startswith(signature):
             return _declares_dtd_text(raw.decode(codec, errors="replace"))
     start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
-    end = _PROLOG_BYTES.match(raw, start).end()
+    end = _prolog_end(raw, start, _SPACES_BYTES, (b"<?", b"?>", b"<!--", b"-->"))
     # "<!--" here is a comment left open and "<![" a stray CDATA: malformed, for the parser to report.
     return raw.startswith(b"<!", end) and not raw.startswith((b"<!--", b"<!["), end)
 
 
 def _declares_dtd_text(text: str) -> bool:
     start = 1 if text.startswith("\ufeff") else 0
-    end = _PROLOG_TEXT.match(text, start).end()
+    end = _prolog_end(text, start, _SPACES_TEXT, ("<?", "?>", "<!--", "-->"))
     return text.startswith("<!", end) and not text.startswith(("<!--", "<!["), end)
+
+
+def _prolog_end(data: bytes | str, start: int, spaces: re.Pattern, marks: tuple) -> int:
+    """Where the whitespace, processing instructions and comments from `start` end (an unclosed one ends them)."""
+    pi_open, pi_close, comment_open, comment_close = marks
+    position = start
+    while True:
+        position = spaces.match(data, position).end()
+        if data.startswith(pi_open, position):
+            close = data.find(pi_close, position + 2)
+        elif data.startswith(comment_open, position):
+            close = data.find(comment_close, position + 4)
+            close = close + 1 if close >= 0 else close  # "-->" is one longer than "?>"
+        else:
+            return position
+        if close < 0:
+            return position
+        position = close + 2
 
 
 def _describe_syntax_error(exc: etree.XMLSyntaxError, parser: etree.XMLParser) -> str:
@@ -278,11 +297,11 @@ def _attribute(el: etree._Element, name: str) -> str | None:
 # What XmlNode[name] does with a name, decided once per name (a template reads the same few dozen names on every
 # entry): the child tag filter (None: no element can have that name), the attribute key to try (None: none can), and
 # for an unprefixed name the suffix that finds it in any namespace. Names lxml refuses are settled here, once.
-_NAMES: dict[str, tuple[str | None, str | None, str | None]] = {}
+_NAMES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
 _PROBE = etree.fromstring("<probe><child/></probe>")  # with a child: lxml checks a tag filter only then
 
 
-def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
+def _name_plan(name: str) -> tuple[str | None, str | None, str | None, str | None]:
     if not isinstance(name, str):
         # Jinja turns this into an undefined value; an index into a node would silently mean "nth child",
         # which is not what node.entry[0] reads as. Lists come from node.all("entry").
@@ -304,10 +323,41 @@ def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
             _PROBE.get(key)
         except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
             key = suffix = None
-    plan = (pattern, key, suffix)
+    local = name if pattern is not None and not colon and name != "*" else None  # read from the children's table
+    plan = (pattern, key, suffix, local)
     if len(_NAMES) < 4096:  # names computed by a template could be endless
         _NAMES[name] = plan
     return plan
+
+
+# A document's children tables: element → {local name: its children of that name, in order}, made at the first
+# lookup among an element's children: templates read one element by a dozen names (an observation's code, value,
+# interpretationCode…), and lxml's tag filter costs more than reading each child's tag once. Past MAX_TABLES elements,
+# or for more than MAX_TABLE_CHILDREN children (a section's entries), lookups use the tag filter as before.
+MAX_TABLES = 4096
+MAX_TABLE_CHILDREN = 64
+
+
+def _children_table(tables: dict, el: etree._Element) -> dict[str, list[etree._Element]] | None:
+    if len(tables) >= MAX_TABLES or len(el) > MAX_TABLE_CHILDREN:
+        return None
+    table = tables[el] = _by_local_name(el)
+    return table
+
+
+def _by_local_name(el: etree._Element) -> dict[str, list[etree._Element]]:
+    """An element's child elements grouped by local name, in document order, read in one pass."""
+    groups: dict[str, list[etree._Element]] = {}
+    for child in el:
+        tag = child.tag
+        if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
+            local = tag.rpartition("}")[2]
+            found = groups.get(local)
+            if found is None:
+                groups[local] = [child]
+            else:
+                found.append(child)
+    return groups
 
 
 def _children(el: etree._Element, name: str) -> Iterator[etree._Element]:
@@ -341,11 +391,11 @@ def _compiled_xpath(expr: str) -> etree.XPath:
     return etree.XPath(expr, namespaces=NAMESPACES, regexp=False, smart_strings=False)
 
 
-def _from_xpath(value: object) -> object:
+def _from_xpath(value: object, tables: dict | None) -> object:
     if isinstance(value, list):
-        return [_from_xpath(item) for item in value]
+        return [_from_xpath(item, tables) for item in value]
     if etree.iselement(value):
-        return XmlNode(value)
+        return XmlNode(value, tables)
     if isinstance(value, (str, bool, float, int)):
         return value
     if isinstance(value, bytes):
@@ -362,25 +412,33 @@ class XmlNode:
     with C-CDA element and attribute names, which reach ``__getitem__`` through Jinja's attribute fallback.
     """
 
-    __slots__ = ("_el",)
+    __slots__ = ("_el", "_tables")
 
-    def __init__(self, element: etree._Element | None = None) -> None:
+    def __init__(self, element: etree._Element | None = None, tables: dict | None = None) -> None:
         self._el = element
+        self._tables = tables  # its document's children tables (`_children_table`); None: the tag filter only
 
     # -- lookup by name ---------------------------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> XmlNode | str:
         try:
-            pattern, key, suffix = _NAMES[name]
+            pattern, key, suffix, local = _NAMES[name]
         except (KeyError, TypeError):
-            pattern, key, suffix = _name_plan(name)  # a name not seen before; TypeError for one that is no string
+            pattern, key, suffix, local = _name_plan(name)  # a name not seen before; TypeError for one not a string
         el = self._el
         if el is None:
             return _EMPTY
         # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
         if pattern is not None and len(el):
-            for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
-                return XmlNode(child)
+            tables = self._tables
+            table = None if local is None or tables is None else tables.get(el) or _children_table(tables, el)
+            if table is not None:
+                found = table.get(local)
+                if found is not None:
+                    return XmlNode(found[0], tables)
+            else:
+                for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+                    return XmlNode(child, tables)
         if key is not None:
             value = el.get(key)
             if value is not None:
@@ -397,34 +455,40 @@ class XmlNode:
         el = self._el
         if el is None:
             return []
+        tables = self._tables
+        if tables is not None and type(name) is str and len(el):
+            local = (_NAMES.get(name) or _name_plan(name))[3]
+            table = None if local is None else tables.get(el) or _children_table(tables, el)
+            if table is not None:
+                return [XmlNode(child, tables) for child in table.get(local, ())]
         children = el.iterchildren(etree.Element) if name is None else _children(el, name)
-        return [XmlNode(child) for child in children]
+        return [XmlNode(child, tables) for child in children]
 
     def first(self, path: str) -> XmlNode:
         """The first element, in document order, matching a slash-separated path of names."""
         if self._el is None:
             return _EMPTY
         match = next(_walk(self._el, _steps(path)), None)
-        return _EMPTY if match is None else XmlNode(match)
+        return _EMPTY if match is None else XmlNode(match, self._tables)
 
     def find_all(self, path: str) -> list[XmlNode]:
         """Every element matching a slash-separated path of names, in document order."""
         if self._el is None:
             return []
-        return [XmlNode(match) for match in _walk(self._el, _steps(path))]
+        return [XmlNode(match, self._tables) for match in _walk(self._el, _steps(path))]
 
     def by_template(self, oid: str) -> list[XmlNode]:
         """Descendants having a child templateId whose root is exactly this oid."""
         if self._el is None:
             return []
-        return [XmlNode(match) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
+        return [XmlNode(match, self._tables) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
 
     @property
     def section(self) -> _SectionNode:
         """The first <section> child, which can also be called as section(oid) to search by template id."""
         el = self._el
         child = None if el is None else next(_children(el, "section"), None)
-        return _SectionNode(child, el)
+        return _SectionNode(child, el, self._tables)
 
     def attr(self, name: str) -> str:
         """An attribute's value, "" if it is missing."""
@@ -451,7 +515,7 @@ class XmlNode:
             result = compiled(self._el)
         except (etree.XPathError, TypeError, ValueError) as exc:
             raise MappingError(ErrorCode.RND_FILTER_INPUT, f"invalid XPath {expr!r}: {exc}") from None
-        return _from_xpath(result)
+        return _from_xpath(result, self._tables)
 
     # -- the element itself -----------------------------------------------------------------------------------
 
@@ -466,7 +530,7 @@ class XmlNode:
     @property
     def parent(self) -> XmlNode:
         parent = None if self._el is None else self._el.getparent()
-        return _EMPTY if parent is None else XmlNode(parent)
+        return _EMPTY if parent is None else XmlNode(parent, self._tables)
 
     @property
     def xml(self) -> str:
@@ -502,7 +566,8 @@ class XmlNode:
     def __iter__(self) -> Iterator[XmlNode]:
         if self._el is None:
             return iter(())
-        return (XmlNode(child) for child in self._el.iterchildren(etree.Element))
+        tables = self._tables
+        return (XmlNode(child, tables) for child in self._el.iterchildren(etree.Element))
 
     def __len__(self) -> int:
         if self._el is None:
@@ -521,15 +586,15 @@ class _SectionNode(XmlNode):
 
     __slots__ = ("_scope",)
 
-    def __init__(self, element: etree._Element | None, scope: etree._Element | None) -> None:
-        super().__init__(element)
+    def __init__(self, element: etree._Element | None, scope: etree._Element | None, tables: dict | None) -> None:
+        super().__init__(element, tables)
         self._scope = scope
 
     def __call__(self, oid: str) -> XmlNode:
         if self._scope is None:
             return _EMPTY
         found = _SECTION(self._scope, oid=str(oid))
-        return XmlNode(found[0]) if found else _EMPTY
+        return XmlNode(found[0], self._tables) if found else _EMPTY
 
 
 _EMPTY = XmlNode(None)

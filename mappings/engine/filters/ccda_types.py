@@ -19,15 +19,16 @@ Empty texts are left out, as post-processing would prune them. Code systems go t
 from __future__ import annotations
 
 from jinja2 import Undefined, pass_environment
+from markupsafe import Markup
 
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.missing import note_missing_xml
-from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute
+from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute, _by_local_name, _children_table
 
 from .codes import oid_uri, translate_code
 from .dates import fhir_datetime
 from .hl7v2_types import _text, reads_tables  # _text: a value as `{{ value }}` prints it
-from .values import coding, identifier, quantity
+from .values import coding, identifier, quantity, to_boolean, to_integer, tojson
 
 # The CodeableConcept for "we were told nothing", for elements FHIR requires (concept_from_cd's `required`).
 DATA_ABSENT_CONCEPT = {
@@ -54,26 +55,21 @@ class _Parts:
     `node[name]` and `node.all(name)` give for an unprefixed name. A PN or AD is read by eight names or so, and
     each of those reads would build lxml's tag filter again (most of a lookup's cost)."""
 
-    __slots__ = ("_el", "_groups")
+    __slots__ = ("_el", "_groups", "_tables")
 
     def __init__(self, node: XmlNode) -> None:
         el = self._el = node._el
-        groups: dict[str, list] = {}
-        if el is not None and len(el):
-            for child in el:
-                tag = child.tag
-                if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
-                    local = tag.rpartition("}")[2]
-                    if local in groups:
-                        groups[local].append(child)
-                    else:
-                        groups[local] = [child]
+        tables = self._tables = node._tables
+        if el is None or not len(el):
+            groups = {}
+        else:  # the document's own table when it has one (shared with node[name]), else one made here
+            groups = (tables is not None and (tables.get(el) or _children_table(tables, el))) or _by_local_name(el)
         self._groups = groups
 
     def __getitem__(self, name: str) -> XmlNode | str:
         found = self._groups.get(name)
         if found:
-            return XmlNode(found[0])
+            return XmlNode(found[0], self._tables)
         el = self._el
         if el is None:
             return _EMPTY
@@ -84,7 +80,7 @@ class _Parts:
         return value
 
     def all(self, name: str) -> list[XmlNode]:
-        return [XmlNode(child) for child in self._groups.get(name, ())]
+        return [XmlNode(child, self._tables) for child in self._groups.get(name, ())]
 
     def count(self) -> int:
         return sum(map(len, self._groups.values()))
@@ -259,3 +255,83 @@ def quantity_from_pq(env, pq: object) -> dict | None:
         return None
     unit = node["unit"]
     return quantity(env, value, "" if unit == "1" else unit)
+
+
+def _member(env, name: object, suffix: str, json: str) -> Markup:
+    """`"<name><suffix>": <json>,` as the macros printed it: a member of the object being written, the name as any
+    printed value (JSON-escaped), Markup so that it is printed as it is."""
+    return str.__new__(Markup, f'"{env.finalize(name)}{suffix}": {json},')
+
+
+def _printed(env, value: object) -> str:
+    """A filter's answer as `{{ value }}` prints it (a dict as JSON, nothing as nothing)."""
+    return str(env.finalize(value))
+
+
+@pass_environment
+def choice_from_ts(env, ts: object, name: object, open_interval_as_period: object = False) -> Markup:
+    """TS or IVL_TS → an effective[x]-style choice, as the member `"<name>DateTime": …,` or `"<name>Period": …,`
+    (a fragment of the object being written, so the one that fits is written and no other): a point in time is a
+    dateTime; an interval with an end is a Period; an interval with only a start is that start as a dateTime (when
+    was it observed), or an open Period with `open_interval_as_period` (since when has it been going on: a medication
+    still taken). Nothing for a missing element: `{{ obs.effectiveTime | choice_from_ts("effective") }}`.
+    The macro `dt.choice_from_ts(name, ts)` of `snippets/ccda/datatypes.j2`, in Python: most entries have one."""
+    node = _node(ts, "choice_from_ts", "IVL_TS")
+    point = node["value"]
+    if point:
+        return _member(env, name, "DateTime", tojson(fhir_datetime(env, point)))
+    if not node:
+        return _NOTHING
+    start = node["low"]["value"]
+    end = node["high"]["value"]
+    if end or (start and open_interval_as_period):
+        period = f'{{"start": {tojson(fhir_datetime(env, start))}, "end": {tojson(fhir_datetime(env, end))}}}'
+        return _member(env, name, "Period", period)
+    if start or node["center"]["value"]:
+        return _member(env, name, "DateTime", tojson(fhir_datetime(env, start or node["center"]["value"])))
+    return _NOTHING
+
+
+_NOTHING = str.__new__(Markup, "")
+_CODED = frozenset(("CD", "CE", "CV", "CO", "CS"))
+_RATIOS = frozenset(("RTO", "RTO_PQ_PQ", "RTO_INT_INT", "RTO_MO_PQ"))
+_RATIO_PARTS = ("numerator", "denominator")
+
+
+@pass_environment
+def value_from_any(env, value: object, name: object) -> Markup:
+    """A value of any CDA type (observation/value, by its xsi:type) → FHIR's value[x], as the member
+    `"<name><Type>": …,` (PQ → Quantity, CD/CE/CV/CO/CS → CodeableConcept, ST/ED → String, INT → Integer, REAL →
+    Quantity, BL → Boolean, TS → DateTime, IVL_PQ → Range, IVL_TS → Period, RTO… → Ratio), so the one element that
+    fits is written and no other. An untyped value (not valid CDA) is typed by its attributes. Types this does not
+    know, and a value with only a nullFlavor, give nothing: `{{ obs.value | value_from_any("value") }}`.
+    The macro `dt.value_from_any(name, value)` of `snippets/ccda/datatypes.j2`, in Python: every observation has one."""
+    node = _node(value, "value_from_any", "ANY")
+    if not node:
+        return _NOTHING
+    kind = str(node["xsi:type"]).upper()
+    if not kind:
+        kind = "CD" if node["code"] else ("PQ" if node["value"] else ("ST" if str(node) else ""))
+    if kind == "PQ":
+        return _member(env, name, "Quantity", _printed(env, quantity_from_pq(env, node)))
+    if kind in _CODED:
+        return _member(env, name, "CodeableConcept", _printed(env, concept_from_cd(env, node)))
+    if kind in ("ST", "ED") and node["representation"] != "B64":
+        return _member(env, name, "String", tojson(node))
+    if kind == "INT":
+        return _member(env, name, "Integer", tojson(to_integer(node["value"])))
+    if kind == "REAL":
+        return _member(env, name, "Quantity", tojson(quantity(env, node["value"])))
+    if kind == "BL":
+        return _member(env, name, "Boolean", tojson(to_boolean(node["value"])))
+    if kind == "TS":
+        return _member(env, name, "DateTime", tojson(fhir_datetime(env, node["value"])))
+    if kind == "IVL_PQ":
+        low, high = (_printed(env, quantity_from_pq(env, node[end])) for end in ("low", "high"))
+        return _member(env, name, "Range", f'{{"low": {low}, "high": {high}}}')
+    if kind == "IVL_TS":
+        return _member(env, name, "Period", _printed(env, period_from_ivl_ts(env, node)))
+    if kind in _RATIOS:
+        numerator, denominator = (_printed(env, quantity_from_pq(env, node[part])) for part in _RATIO_PARTS)
+        return _member(env, name, "Ratio", f'{{"numerator": {numerator}, "denominator": {denominator}}}')
+    return _NOTHING
