@@ -6,14 +6,19 @@ cases and on generated elements, compared as text with the macros they replaced
 import random
 
 import pytest
+from django.conf import settings
 from markupsafe import Markup
 
+from mappings.engine import compile_mapping, run_mapping
 from mappings.engine.errors import MappingError
 from mappings.engine.filters.ccda_types import choice_from_ts, value_from_any
 from mappings.engine.postprocess import parse_output
-from tests.engine.test_ccda_types import ENV, as_pruned, element
+from mappings.examples import find_example
+from tests.engine.test_ccda_types import CDA, ENV, TABLES, as_pruned, element
 
 OPEN = '<effectiveTime><low value="2012"/></effectiveTime>'  # an interval with a start only
+UCUM = "http://unitsofmeasure.org"
+CCD = find_example(settings.FHIR_STUDIO["EXAMPLES_DIR"], "ccda-ccd")
 REFERENCE = ENV.get_template("snippets/reference.j2").module
 
 
@@ -166,3 +171,21 @@ def test_value_from_any_prints_what_its_macro_printed_on_generated_elements() ->
         node = element(xml)
         new = value_from_any(ENV, node, "value")
         assert as_object(new) == as_object(REFERENCE.value_from_any("value", node)), (index, xml)
+
+
+def test_a_template_calling_the_snippet_macros_prints_what_the_filters_print() -> None:
+    template = (
+        '{% import "snippets/ccda/datatypes.j2" as dt %}'
+        '{"resourceType": "Observation", "status": "final", "code": {"text": "x"},\n'
+        "{{ dt.choice_from_ts('effective', msg.effectiveTime) }} {{ dt.value_from_any('value', msg.value) }}\n"
+        "{{ msg.effectiveTime | choice_from_ts('issued-not') }}}"
+    )
+    document = (
+        f'<observation {CDA}><effectiveTime><low value="2012"/><high value="2013"/></effectiveTime>'
+        '<value xsi:type="PQ" value="7" unit="mg"/></observation>'
+    )
+    compiled = compile_mapping(template, source_format="xml", snippets=CCD.snippets, lookup_tables=TABLES)
+    result = run_mapping(compiled, document, validate=False)
+    assert result.output["effectivePeriod"] == {"start": "2012", "end": "2013"}
+    assert result.output["valueQuantity"] == {"value": 7, "unit": "mg", "system": UCUM, "code": "mg"}
+    assert result.output["issued-notPeriod"] == {"start": "2012", "end": "2013"}

@@ -42,6 +42,8 @@ FILTERS = {
     "contact_point_from_tel": ccda_types.contact_point_from_tel,
     "period_from_ivl_ts": ccda_types.period_from_ivl_ts,
     "quantity_from_pq": ccda_types.quantity_from_pq,
+    "choice_from_ts": ccda_types.choice_from_ts,
+    "value_from_any": ccda_types.value_from_any,
 }
 
 GLOBALS = {
