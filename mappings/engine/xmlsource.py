@@ -198,7 +198,7 @@ def parse_xml(data: bytes | str, *, encoding: str | None = None) -> XmlNode:
         or docinfo.public_id
     ):
         raise MappingError(ErrorCode.XML_DTD_REFUSED, _DTD_REFUSED)
-    return XmlNode(root, {})
+    return XmlNode(root)
 
 
 def parse_xml_element(data: bytes | str) -> etree._Element:
@@ -297,11 +297,11 @@ def _attribute(el: etree._Element, name: str) -> str | None:
 # What XmlNode[name] does with a name, decided once per name (a template reads the same few dozen names on every
 # entry): the child tag filter (None: no element can have that name), the attribute key to try (None: none can), and
 # for an unprefixed name the suffix that finds it in any namespace. Names lxml refuses are settled here, once.
-_NAMES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
+_NAMES: dict[str, tuple[str | None, str | None, str | None]] = {}
 _PROBE = etree.fromstring("<probe><child/></probe>")  # with a child: lxml checks a tag filter only then
 
 
-def _name_plan(name: str) -> tuple[str | None, str | None, str | None, str | None]:
+def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
     if not isinstance(name, str):
         # Jinja turns this into an undefined value; an index into a node would silently mean "nth child",
         # which is not what node.entry[0] reads as. Lists come from node.all("entry").
@@ -323,41 +323,10 @@ def _name_plan(name: str) -> tuple[str | None, str | None, str | None, str | Non
             _PROBE.get(key)
         except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
             key = suffix = None
-    local = name if pattern is not None and not colon and name != "*" else None  # read from the children's table
-    plan = (pattern, key, suffix, local)
+    plan = (pattern, key, suffix)
     if len(_NAMES) < 4096:  # names computed by a template could be endless
         _NAMES[name] = plan
     return plan
-
-
-# A document's children tables: element → {local name: its children of that name, in order}, made at the first
-# lookup among an element's children: templates read one element by a dozen names (an observation's code, value,
-# interpretationCode…), and lxml's tag filter costs more than reading each child's tag once. Past MAX_TABLES elements,
-# or for more than MAX_TABLE_CHILDREN children (a section's entries), lookups use the tag filter as before.
-MAX_TABLES = 4096
-MAX_TABLE_CHILDREN = 64
-
-
-def _children_table(tables: dict, el: etree._Element) -> dict[str, list[etree._Element]] | None:
-    if len(tables) >= MAX_TABLES or len(el) > MAX_TABLE_CHILDREN:
-        return None
-    table = tables[el] = _by_local_name(el)
-    return table
-
-
-def _by_local_name(el: etree._Element) -> dict[str, list[etree._Element]]:
-    """An element's child elements grouped by local name, in document order, read in one pass."""
-    groups: dict[str, list[etree._Element]] = {}
-    for child in el:
-        tag = child.tag
-        if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
-            local = tag.rpartition("}")[2]
-            found = groups.get(local)
-            if found is None:
-                groups[local] = [child]
-            else:
-                found.append(child)
-    return groups
 
 
 def _children(el: etree._Element, name: str) -> Iterator[etree._Element]:
@@ -391,11 +360,11 @@ def _compiled_xpath(expr: str) -> etree.XPath:
     return etree.XPath(expr, namespaces=NAMESPACES, regexp=False, smart_strings=False)
 
 
-def _from_xpath(value: object, tables: dict | None) -> object:
+def _from_xpath(value: object) -> object:
     if isinstance(value, list):
-        return [_from_xpath(item, tables) for item in value]
+        return [_from_xpath(item) for item in value]
     if etree.iselement(value):
-        return XmlNode(value, tables)
+        return XmlNode(value)
     if isinstance(value, (str, bool, float, int)):
         return value
     if isinstance(value, bytes):
@@ -412,33 +381,25 @@ class XmlNode:
     with C-CDA element and attribute names, which reach ``__getitem__`` through Jinja's attribute fallback.
     """
 
-    __slots__ = ("_el", "_tables")
+    __slots__ = ("_el",)
 
-    def __init__(self, element: etree._Element | None = None, tables: dict | None = None) -> None:
+    def __init__(self, element: etree._Element | None = None) -> None:
         self._el = element
-        self._tables = tables  # its document's children tables (`_children_table`); None: the tag filter only
 
     # -- lookup by name ---------------------------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> XmlNode | str:
         try:
-            pattern, key, suffix, local = _NAMES[name]
+            pattern, key, suffix = _NAMES[name]
         except (KeyError, TypeError):
-            pattern, key, suffix, local = _name_plan(name)  # a name not seen before; TypeError for one not a string
+            pattern, key, suffix = _name_plan(name)  # a name not seen before; TypeError for one that is no string
         el = self._el
         if el is None:
             return _EMPTY
         # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
         if pattern is not None and len(el):
-            tables = self._tables
-            table = None if local is None or tables is None else tables.get(el) or _children_table(tables, el)
-            if table is not None:
-                found = table.get(local)
-                if found is not None:
-                    return XmlNode(found[0], tables)
-            else:
-                for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
-                    return XmlNode(child, tables)
+            for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+                return XmlNode(child)
         if key is not None:
             value = el.get(key)
             if value is not None:
@@ -455,40 +416,34 @@ class XmlNode:
         el = self._el
         if el is None:
             return []
-        tables = self._tables
-        if tables is not None and type(name) is str and len(el):
-            local = (_NAMES.get(name) or _name_plan(name))[3]
-            table = None if local is None else tables.get(el) or _children_table(tables, el)
-            if table is not None:
-                return [XmlNode(child, tables) for child in table.get(local, ())]
         children = el.iterchildren(etree.Element) if name is None else _children(el, name)
-        return [XmlNode(child, tables) for child in children]
+        return [XmlNode(child) for child in children]
 
     def first(self, path: str) -> XmlNode:
         """The first element, in document order, matching a slash-separated path of names."""
         if self._el is None:
             return _EMPTY
         match = next(_walk(self._el, _steps(path)), None)
-        return _EMPTY if match is None else XmlNode(match, self._tables)
+        return _EMPTY if match is None else XmlNode(match)
 
     def find_all(self, path: str) -> list[XmlNode]:
         """Every element matching a slash-separated path of names, in document order."""
         if self._el is None:
             return []
-        return [XmlNode(match, self._tables) for match in _walk(self._el, _steps(path))]
+        return [XmlNode(match) for match in _walk(self._el, _steps(path))]
 
     def by_template(self, oid: str) -> list[XmlNode]:
         """Descendants having a child templateId whose root is exactly this oid."""
         if self._el is None:
             return []
-        return [XmlNode(match, self._tables) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
+        return [XmlNode(match) for match in _BY_TEMPLATE(self._el, oid=str(oid))]
 
     @property
     def section(self) -> _SectionNode:
         """The first <section> child, which can also be called as section(oid) to search by template id."""
         el = self._el
         child = None if el is None else next(_children(el, "section"), None)
-        return _SectionNode(child, el, self._tables)
+        return _SectionNode(child, el)
 
     def attr(self, name: str) -> str:
         """An attribute's value, "" if it is missing."""
@@ -515,7 +470,7 @@ class XmlNode:
             result = compiled(self._el)
         except (etree.XPathError, TypeError, ValueError) as exc:
             raise MappingError(ErrorCode.RND_FILTER_INPUT, f"invalid XPath {expr!r}: {exc}") from None
-        return _from_xpath(result, self._tables)
+        return _from_xpath(result)
 
     # -- the element itself -----------------------------------------------------------------------------------
 
@@ -530,7 +485,7 @@ class XmlNode:
     @property
     def parent(self) -> XmlNode:
         parent = None if self._el is None else self._el.getparent()
-        return _EMPTY if parent is None else XmlNode(parent, self._tables)
+        return _EMPTY if parent is None else XmlNode(parent)
 
     @property
     def xml(self) -> str:
@@ -566,8 +521,7 @@ class XmlNode:
     def __iter__(self) -> Iterator[XmlNode]:
         if self._el is None:
             return iter(())
-        tables = self._tables
-        return (XmlNode(child, tables) for child in self._el.iterchildren(etree.Element))
+        return (XmlNode(child) for child in self._el.iterchildren(etree.Element))
 
     def __len__(self) -> int:
         if self._el is None:
@@ -586,15 +540,15 @@ class _SectionNode(XmlNode):
 
     __slots__ = ("_scope",)
 
-    def __init__(self, element: etree._Element | None, scope: etree._Element | None, tables: dict | None) -> None:
-        super().__init__(element, tables)
+    def __init__(self, element: etree._Element | None, scope: etree._Element | None) -> None:
+        super().__init__(element)
         self._scope = scope
 
     def __call__(self, oid: str) -> XmlNode:
         if self._scope is None:
             return _EMPTY
         found = _SECTION(self._scope, oid=str(oid))
-        return XmlNode(found[0], self._tables) if found else _EMPTY
+        return XmlNode(found[0]) if found else _EMPTY
 
 
 _EMPTY = XmlNode(None)

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.missing import note_missing_xml
-from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute, _by_local_name, _children_table
+from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute
 
 from .codes import oid_uri, translate_code
 from .dates import fhir_datetime
@@ -55,21 +55,26 @@ class _Parts:
     `node[name]` and `node.all(name)` give for an unprefixed name. A PN or AD is read by eight names or so, and
     each of those reads would build lxml's tag filter again (most of a lookup's cost)."""
 
-    __slots__ = ("_el", "_groups", "_tables")
+    __slots__ = ("_el", "_groups")
 
     def __init__(self, node: XmlNode) -> None:
         el = self._el = node._el
-        tables = self._tables = node._tables
-        if el is None or not len(el):
-            groups = {}
-        else:  # the document's own table when it has one (shared with node[name]), else one made here
-            groups = (tables is not None and (tables.get(el) or _children_table(tables, el))) or _by_local_name(el)
+        groups: dict[str, list] = {}
+        if el is not None and len(el):
+            for child in el:
+                tag = child.tag
+                if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
+                    local = tag.rpartition("}")[2]
+                    if local in groups:
+                        groups[local].append(child)
+                    else:
+                        groups[local] = [child]
         self._groups = groups
 
     def __getitem__(self, name: str) -> XmlNode | str:
         found = self._groups.get(name)
         if found:
-            return XmlNode(found[0], self._tables)
+            return XmlNode(found[0])
         el = self._el
         if el is None:
             return _EMPTY
@@ -80,7 +85,7 @@ class _Parts:
         return value
 
     def all(self, name: str) -> list[XmlNode]:
-        return [XmlNode(child, self._tables) for child in self._groups.get(name, ())]
+        return [XmlNode(child) for child in self._groups.get(name, ())]
 
     def count(self) -> int:
         return sum(map(len, self._groups.values()))
