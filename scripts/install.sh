@@ -11,6 +11,13 @@ install_python() {
   mkdir -p var
 }
 
+# The engine's hot modules compiled to C by Cython (mappings/engine/accelerated.py), built only for sources that changed.
+# Without a C compiler the studio runs the same modules as plain Python, slower.
+install_accelerated() {
+  .venv/bin/python scripts/build_accelerated.py ||
+    echo "note: the engine's modules could not be compiled (see above); FHIR Studio runs them as plain Python" >&2
+}
+
 # The browser editor's assets: npm packages pinned by package-lock.json (reinstalled when the lock changes), bundled
 # by esbuild into static/build/ on every call (it takes well under a second).
 install_frontend() {

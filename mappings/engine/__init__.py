@@ -11,6 +11,7 @@ for message in split_messages(file, source_format="hl7v2", filename="feed.hl7"):
 formats.parse(text, "xml"), formats.serialize(resource, "ttl")  # mappings.engine.formats: FHIR JSON, XML, Turtle
 """
 
+from . import accelerated  # noqa: F401 — first: it installs the finder of the compiled modules
 from .errors import ErrorCode, MappingError, Stage, operation_outcome
 from .limits import Limits
 from .locate import clear_caches

@@ -38,6 +38,7 @@ from jinja2.utils import Namespace, _PassArg, missing
 from markupsafe import Markup
 
 from . import sandbox_policy as policy
+from .accelerated import is_function
 from .errors import ErrorCode, MappingError
 from .filters import FILTERS, GLOBALS, TESTS
 from .filters.values import finalize
@@ -61,6 +62,8 @@ OPEN_TYPES = frozenset(
 # XML nodes answer any other name with the child or attribute of that name (`node.code`); asking Python first for an
 # attribute a node does not have raised and caught an AttributeError per read.
 XML_TYPES = {kind: frozenset(name for name in dir(kind) if name[:1] != "_") for kind in (XmlNode, _SectionNode)}
+# The studio's functions as Python defines them, and as Cython compiles them (accelerated.py): called plainly.
+FUNCTION_KINDS = frozenset({FunctionType, *(type(function) for function in GLOBALS.values() if is_function(function))})
 # Whose public methods a template may call without the sandbox's questions (msg.all("OBX"), node.all("entry")).
 TRUSTED_METHOD_OWNERS = OPEN_TYPES | frozenset(XML_TYPES)
 
@@ -270,6 +273,13 @@ class MappingEnvironment(SandboxedEnvironment):
                 pass
         return SandboxedEnvironment.getattr(self, obj, attribute)
 
+    def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
+        # A compiled function (accelerated.py) answers func_globals, func_code, func_closure… without the leading
+        # underscore that Jinja's sandbox refuses, and Jinja only knows Python's own function type: refuse them too.
+        if attr.startswith("func_") and callable(obj):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
     def unsafe_undefined(self, obj: object, attribute: str):
         # Jinja's default returns an Undefined that only fails when printed, and ChainableUndefined never does; a probe
         # of internals should fail loudly, at the line that tried it.
@@ -378,7 +388,7 @@ class MappingEnvironment(SandboxedEnvironment):
             budget.calls += 1
             if budget.calls & 15 == 0:
                 budget.check_time()
-        if kind is FunctionType and __obj in __self.plain_calls:
+        if kind in FUNCTION_KINDS and __obj in __self.plain_calls:
             return _call_plain(__self, __obj, (__self, *args) if __obj in __self.environment_calls else args, kwargs)
         if kind is MethodType and type(__obj.__self__) in TRUSTED_METHOD_OWNERS:
             return _call_plain(__self, __obj, args, kwargs)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import inspect
 from functools import partial
-from types import FunctionType
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
@@ -41,6 +40,7 @@ from jinja2.runtime import Context, Macro, new_context
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
+from .accelerated import is_function
 from .filters import GLOBALS
 from .hl7v2 import Component, Field, Group, Message, Repetition, Segment, SubComponent
 from .limits import current_budget
@@ -64,9 +64,7 @@ def _direct_methods() -> dict[type, frozenset[str]]:
     owners = (Message, Group, Segment, Field, Repetition, Component, SubComponent, XmlNode, _SectionNode)
     table = {
         kind: frozenset(
-            name
-            for name in dir(kind)
-            if name[:1] != "_" and isinstance(inspect.getattr_static(kind, name), FunctionType)
+            name for name in dir(kind) if name[:1] != "_" and is_function(inspect.getattr_static(kind, name))
         )
         for kind in owners
     }
