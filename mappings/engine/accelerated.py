@@ -45,6 +45,14 @@ MODULES = (
     "mappings.engine.validation.primitives",
     "mappings.engine.validation.invariants",
     "mappings.engine.validation.references",
+    "mappings.engine.validation.natives",
+    "mappings.engine.validation.terminology",
+    "mappings.engine.validation.fastpath",
+    "mappings.engine.validation.slicing",
+    "mappings.engine.environment",
+    "mappings.engine.sources",
+    "mappings.engine.pipeline",
+    "mappings.engine.validate",
 )
 
 
