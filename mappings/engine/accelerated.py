@@ -8,8 +8,9 @@ module is never shadowed by an older build, and a machine without a C compiler r
 `FHIR_STUDIO_PURE_PYTHON=1` turns the finder off.
 
 What is compiled: the per-message code that is ours (source accessors, filters, post-processing, the validator's
-helpers). Not compiled: modules that read the caller's frame (limits.py, missing.py: compiled code has no frames, so
-`sys._getframe` would answer one level off), the template compiler, and anything run once per mapping version.
+helpers, the sandbox's environment). Compiled code has no frames of its own, so the two places that look for the
+template's frame start from `sys._getframe(0)`. Not compiled: the template compiler, and what runs once per mapping
+version.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ MODULES = (
     "mappings.engine.sources",
     "mappings.engine.pipeline",
     "mappings.engine.validate",
+    "mappings.engine.limits",
+    "mappings.engine.missing",
 )
 
 

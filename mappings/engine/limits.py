@@ -88,7 +88,7 @@ class Budget:
 def template_line_here(env) -> tuple[str | None, int | None]:
     """The template and line being rendered right now (innermost), for warnings raised by filters. Only called on
     the rare warning path: it walks the Python stack and maps generated-code lines back to template lines."""
-    frame = sys._getframe(1)
+    frame = sys._getframe(0)  # this function's own frame, or compiled (accelerated.py) the innermost Python one
     while frame is not None:
         name = frame.f_code.co_filename
         if name in env.loader.sources:

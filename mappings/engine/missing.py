@@ -146,7 +146,7 @@ class MissingKeys:
 
     def _template_frame(self):
         """The innermost frame of template code (its file name is the template's): the line the lookup is on."""
-        frame = sys._getframe(1)
+        frame = sys._getframe(0)  # its own frame, or compiled (accelerated.py) the innermost Python one
         templates = self.templates
         while frame is not None and frame.f_code.co_filename not in templates:
             frame = frame.f_back
