@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
+import cython
 import orjson
 
 from .errors import ErrorCode, MappingError
@@ -125,27 +126,95 @@ def forgive_empty_values(text: str) -> str:
 def remove_stray_commas(text: str, *, quick: bool = False) -> str:
     """Blank out commas JSON does not allow (after `[` or `{`; before `]`, `}` or another comma), outside strings.
     Blanking (not deleting) keeps every offset, so an error position still maps to the template line that wrote it.
-    Candidates are found by regex; the string spans are computed only when there are candidates. `quick`: of the
-    commas after an opening bracket, only one right after it (`[, {…}`: an optional first item left out)."""
-    if quick:
-        commas = [match.start() for match in QUICK_STRAY.finditer(text)]  # in order, each once
-    else:
-        commas = {match.start() for match in STRAY[0].finditer(text)}
-        for pattern in STRAY[1:]:
-            for match in pattern.finditer(text):
-                commas.update(offset for offset, char in enumerate(match.group(), match.start()) if char == ",")
+    `quick`: of the commas after an opening bracket, only one right after it (`[, {…}`: an optional first item left
+    out)."""
+    commas = _quick_commas(text) if quick else _stray_commas(text)
     if not commas:
         return text
-    strings = _Strings(text, parsed_after=quick)
     pieces, done = [], 0
-    for offset in commas if quick else sorted(commas):
-        if strings.holds(offset):
-            continue  # a comma inside a JSON string is text, not syntax
+    for offset in commas:
         pieces.append(text[done:offset])
         pieces.append(" ")
         done = offset + 1
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _stray_commas(text: str) -> list[int]:
+    """The offsets, in order, of every stray comma outside strings. Candidates are found by regex; the string spans
+    are computed only when there are candidates."""
+    commas = {match.start() for match in STRAY[0].finditer(text)}
+    for pattern in STRAY[1:]:
+        for match in pattern.finditer(text):
+            commas.update(offset for offset, char in enumerate(match.group(), match.start()) if char == ",")
+    if not commas:
+        return []
+    strings = _Strings(text)
+    return [offset for offset in sorted(commas) if not strings.holds(offset)]  # a comma inside a string is text
+
+
+def _quick_commas(text: str) -> list[int]:
+    """The offsets, in order, of the commas the quick clean-up blanks: outside strings, and before blanks and then a
+    closing bracket or another comma, or right after an opening bracket. Compiled, one typed pass over the characters
+    that follows the strings as JSON reads them (ADT^A01's output: 0.14 M instructions against the scan's and the
+    quote count's 0.46 M); as plain Python, the regex scan and the quote count, far faster than a loop per character
+    there. The two agree on any text that parses once its commas are blanked (its strings are JSON's, which both
+    read alike), and only such a text's clean-up is kept: `_parse` falls back to the full one otherwise."""
+    if cython.compiled and type(text) is str:
+        return _scan_quick_commas(text)
+    candidates = [match.start() for match in QUICK_STRAY.finditer(text)]  # in order, each once
+    if not candidates:
+        return candidates
+    strings = _Strings(text, parsed_after=True)
+    return [offset for offset in candidates if not strings.holds(offset)]  # a comma inside a string is text
+
+
+@cython.locals(
+    text=str,
+    i=cython.Py_ssize_t,
+    pending=cython.Py_ssize_t,
+    char=cython.Py_UCS4,
+    before=cython.Py_UCS4,
+    in_string=cython.bint,
+    escaped=cython.bint,
+)
+def _scan_quick_commas(text: str) -> list[int]:
+    """_quick_commas in one pass over the characters (compiled, a C loop over the string's buffer): a comma outside
+    strings waits (`pending`) until the next character that is not blank (`str.isspace`, the regex's `\\s`) says
+    whether it is stray; in a string, a backslash escapes the character after it."""
+    commas: list[int] = []
+    pending = -1
+    in_string = escaped = False
+    before = 0  # the character before this one
+    i = -1
+    for char in text:
+        i += 1
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+            pending = -1
+        elif char == ",":
+            if pending >= 0:
+                commas.append(pending)  # `,,`: the first is stray
+                pending = -1
+            if before == "[" or before == "{":
+                commas.append(i)
+            else:
+                pending = i
+        elif char == "]" or char == "}":
+            if pending >= 0:
+                commas.append(pending)
+                pending = -1
+        elif not char.isspace():
+            pending = -1
+        before = char
+    return commas
 
 
 def parse_output(text: str) -> object:

@@ -273,25 +273,81 @@ def test_it_scans_for_commas_after_an_opening_bracket_only_when_the_quick_clean_
 
     used: list[str] = []
 
-    class Counted:
-        def __init__(self, pattern) -> None:
-            self.pattern = pattern
+    def counted(name: str, function):
+        def scan(text: str) -> list[int]:
+            used.append(name)
+            return function(text)
 
-        def finditer(self, text: str):
-            used.append(self.pattern.pattern)
-            return self.pattern.finditer(text)
+        return scan
 
-    monkeypatch.setattr(module, "STRAY", tuple(Counted(pattern) for pattern in module.STRAY))
-    monkeypatch.setattr(module, "QUICK_STRAY", Counted(module.QUICK_STRAY))
-    trailing = module.QUICK_STRAY.pattern.pattern
+    monkeypatch.setattr(module, "_quick_commas", counted("quick", module._quick_commas))
+    monkeypatch.setattr(module, "_stray_commas", counted("full", module._stray_commas))
     assert postprocess('{"resourceType": "Basic", "a": [1, 2,\n ],}')[0] == {"resourceType": "Basic", "a": [1, 2]}
-    assert used == [trailing]
+    assert used == ["quick"]
     used.clear()
     assert postprocess('{"resourceType": "Basic", "a": [, 1,],}')[0] == {"resourceType": "Basic", "a": [1]}
-    assert used == [trailing]
+    assert used == ["quick"]
     used.clear()
     assert postprocess('{"resourceType": "Basic", "a": [ ,1]}')[0] == {"resourceType": "Basic", "a": [1]}
-    assert len(used) == 4  # the quick clean-up, then the full one's three scans
+    assert used == ["quick", "full"]  # the quick clean-up, then the full one
+
+
+def _quick_commas_by_regex(text: str) -> list[int]:
+    """The quick clean-up's commas as the plain-Python path finds them: QUICK_STRAY's scan, less those in strings."""
+    from mappings.engine.postprocess import QUICK_STRAY
+
+    strings = _Strings(text, parsed_after=True)
+    return [match.start() for match in QUICK_STRAY.finditer(text) if not strings.holds(match.start())]
+
+
+def _blanked(text: str, commas: list[int]) -> str:
+    return "".join(" " if offset in set(commas) else char for offset, char in enumerate(text))
+
+
+def test_the_one_pass_comma_scan_blanks_what_the_regex_scan_blanks_wherever_the_result_parses() -> None:
+    """_scan_quick_commas (what compiled code runs) against the regex scan and quote count (plain Python), on random
+    template outputs and on random texts of brackets, commas, blanks (Unicode ones too), quotes and backslashes: the
+    same commas wherever either blanked text parses, the only case whose clean-up is kept."""
+    import orjson
+
+    from mappings.engine.postprocess import _scan_quick_commas
+
+    def parses(text: str) -> bool:
+        try:
+            orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    rng = random.Random(7)
+    pieces = ["[", "]", "{", "}", ",", " ", "\n", "\x1c", "\u00a0", '"', "\\", "a", ":", "1", '"x,]"', ",]", "[,"]
+    texts = ['{"x": ' + _messy_json(rng) + "}" for _ in range(3000)]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(30))) for _ in range(30000)]
+    kept = 0
+    for text in texts:
+        scanned, matched = _scan_quick_commas(text), _quick_commas_by_regex(text)
+        if parses(_blanked(text, scanned)) or parses(_blanked(text, matched)):
+            assert scanned == matched, text
+            kept += 1
+    assert kept > 2000, kept
+    assert _scan_quick_commas('{"a": "\\\\", "b": [1,\u00a0]}') == [19]  # the quote after an escaped backslash ends the string
+
+
+def test_compiled_post_processing_takes_the_one_pass_scan(monkeypatch) -> None:
+    """Compiled, the quick clean-up never runs the regex scan; as plain Python it does (far faster there)."""
+    from mappings.engine import accelerated
+    from mappings.engine import postprocess as module
+
+    compiled = accelerated.loaded_compiled().get("mappings.engine.postprocess")
+    if not compiled:
+        pytest.skip("post-processing runs as plain Python here (FHIR_STUDIO_PURE_PYTHON or no build)")
+
+    class Refusing:
+        def finditer(self, text: str):
+            raise AssertionError("the regex scan ran")
+
+    monkeypatch.setattr(module, "QUICK_STRAY", Refusing())
+    assert remove_stray_commas('{"a": [1, 2,\n ], "b": "c,]",}', quick=True) == '{"a": [1, 2 \n ], "b": "c,]" }'
 
 
 def test_the_quick_comma_scan_finds_what_its_two_parts_find() -> None:
