@@ -330,7 +330,8 @@ def test_the_one_pass_comma_scan_blanks_what_the_regex_scan_blanks_wherever_the_
             assert scanned == matched, text
             kept += 1
     assert kept > 2000, kept
-    assert _scan_quick_commas('{"a": "\\\\", "b": [1,\u00a0]}') == [19]  # the quote after an escaped backslash ends the string
+    # the quote after an escaped backslash ends the string
+    assert _scan_quick_commas('{"a": "\\\\", "b": [1,\u00a0]}') == [19]
 
 
 def test_compiled_post_processing_takes_the_one_pass_scan(monkeypatch) -> None:
