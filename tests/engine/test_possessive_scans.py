@@ -85,3 +85,31 @@ def test_the_scans_agree_on_every_demo_output() -> None:
             assert [m.start() for m in EMPTY_VALUE.finditer(variant)] == [
                 m.start() for m in PLAIN_EMPTY_VALUE.finditer(variant)
             ]
+
+
+def test_the_one_pass_fragile_number_scan_answers_as_the_plain_pattern() -> None:
+    """_scan_fragile_numbers (what compiled code runs for a str) against FRAGILE_NUMBER, whatever runs here: on the
+    random texts (Unicode digits and blanks among them), the edges and every demo output."""
+    from mappings.engine.formats.decimals import _scan_fragile_numbers
+
+    texts = list(_random_texts(NUMBER_PIECES, 23, 40_000, 24)) + _demo_outputs()
+    texts += [": 1234567890123456.5,", ": 12.e5,", ": --5,", ": 1.50e3}", ": 1.5e+,", ": ١.٠,", ": 1.0\u2028,"]
+    found = 0
+    for text in texts:
+        expected = FRAGILE_NUMBER.search(text) is not None
+        found += expected
+        assert _scan_fragile_numbers(text) is expected, text
+    assert found > 500
+
+
+def test_compiled_code_answers_by_the_one_pass_scan(monkeypatch) -> None:
+    from mappings.engine import accelerated
+    from mappings.engine.formats import decimals
+
+    if not accelerated.loaded_compiled().get("mappings.engine.formats.decimals"):
+        pytest.skip("the decimal helpers run as plain Python here (FHIR_STUDIO_PURE_PYTHON or no build)")
+    # the searches, were they run, would find nothing
+    monkeypatch.setattr(decimals, "FRAGILE_SEARCHES", ())
+    monkeypatch.setattr(decimals, "FRAGILE_SEARCHES_BYTES", ())
+    assert has_fragile_numbers(': {"value": 2.50}') is True
+    assert has_fragile_numbers(b': {"value": 2.50}') is False  # bytes: still the (now empty) searches

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+import cython
 import orjson
 
 __all__ = [
@@ -71,8 +72,93 @@ def decimal_default(value: object) -> object:
 
 
 def has_fragile_numbers(text: str | bytes) -> bool:
+    """Whether FRAGILE_NUMBER finds a number in `text`. Compiled, a text is read in one typed pass
+    (`_scan_fragile_numbers`; on the validated CCD demo's output: 0.50 M instructions, against 1.08 M by the three
+    searches); as plain Python, and for bytes, by the three searches."""
+    if cython.compiled and type(text) is str:
+        return _scan_fragile_numbers(text)
     patterns = FRAGILE_SEARCHES_BYTES if isinstance(text, bytes) else FRAGILE_SEARCHES
     return any(pattern.search(text) is not None for pattern in patterns)
+
+
+@cython.locals(text=str, size=cython.Py_ssize_t, i=cython.Py_ssize_t, char=cython.Py_UCS4)
+def _scan_fragile_numbers(text: str) -> bool:
+    """FRAGILE_SEARCHES' answer in one pass: after each ":", "[" or ",", a number read as the patterns read it."""
+    size = len(text)
+    i = 0
+    for char in text:
+        i += 1  # noqa: SIM113 — a typed counter: Cython's loop over the characters stays in C (enumerate would not)
+        if (char == ":" or char == "[" or char == ",") and _fragile_at(text, i, size):
+            return True
+    return False
+
+
+@cython.cfunc
+@cython.returns(cython.bint)
+@cython.locals(
+    text=str,
+    j=cython.Py_ssize_t,
+    size=cython.Py_ssize_t,
+    start=cython.Py_ssize_t,
+    digits=cython.Py_ssize_t,
+    fraction=cython.Py_ssize_t,
+)
+def _fragile_at(text: str, j: int, size: int) -> bool:
+    """Whether `_AFTER` matches at j: blanks, a number with 16+ digits, a fraction ending in 0 or of 16+ digits, or an
+    exponent, then blanks and ",", "]" or "}". Digits and blanks are the patterns' (`str.isdecimal`, `str.isspace`);
+    every run is read whole, as their possessive runs are."""
+    while j < size and text[j].isspace():
+        j += 1
+    if j < size and text[j] == "-":
+        j += 1
+    start = j
+    while j < size and text[j].isdecimal():
+        j += 1
+    digits = j - start
+    if digits == 0:
+        return False
+    if digits >= 16 and _closes_at(text, j, size):
+        return True
+    if j < size and text[j] == ".":
+        start = j + 1
+        j = start
+        while j < size and text[j].isdecimal():
+            j += 1
+        fraction = j - start
+        if fraction == 0:
+            return False
+        if (text[j - 1] == "0" or fraction >= 16) and _closes_at(text, j, size):
+            return True
+    return _exponent_closes_at(text, j, size)
+
+
+@cython.cfunc
+@cython.returns(cython.bint)
+@cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t, start=cython.Py_ssize_t)
+def _exponent_closes_at(text: str, j: int, size: int) -> bool:
+    """`[eE][+-]?\\d++` at j, then blanks and a closing character."""
+    if j >= size or (text[j] != "e" and text[j] != "E"):
+        return False
+    j += 1
+    if j < size and (text[j] == "+" or text[j] == "-"):
+        j += 1
+    start = j
+    while j < size and text[j].isdecimal():
+        j += 1
+    return j > start and _closes_at(text, j, size)
+
+
+@cython.cfunc
+@cython.returns(cython.bint)
+@cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t, char=cython.Py_UCS4)
+def _closes_at(text: str, j: int, size: int) -> bool:
+    """Blanks from j, then ",", "]" or "}"."""
+    while j < size and text[j].isspace():
+        j += 1
+    if j >= size:
+        return False
+    char = text[j]
+    return char == "," or char == "]" or char == "}"
 
 
 def reload_keeping_decimals(text: str | bytes) -> object:
