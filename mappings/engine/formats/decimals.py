@@ -95,39 +95,24 @@ def _scan_fragile_numbers(text: str) -> bool:
 
 @cython.cfunc
 @cython.returns(cython.bint)
-@cython.locals(
-    text=str,
-    j=cython.Py_ssize_t,
-    size=cython.Py_ssize_t,
-    start=cython.Py_ssize_t,
-    digits=cython.Py_ssize_t,
-    fraction=cython.Py_ssize_t,
-)
+@cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t, start=cython.Py_ssize_t)
 def _fragile_at(text: str, j: int, size: int) -> bool:
     """Whether `_AFTER` matches at j: blanks, a number with 16+ digits, a fraction ending in 0 or of 16+ digits, or an
     exponent, then blanks and ",", "]" or "}". Digits and blanks are the patterns' (`str.isdecimal`, `str.isspace`);
     every run is read whole, as their possessive runs are."""
-    while j < size and text[j].isspace():
-        j += 1
+    j = _blanks_end(text, j, size)
     if j < size and text[j] == "-":
         j += 1
-    start = j
-    while j < size and text[j].isdecimal():
-        j += 1
-    digits = j - start
-    if digits == 0:
+    start, j = j, _digits_end(text, j, size)
+    if j == start:
         return False
-    if digits >= 16 and _closes_at(text, j, size):
+    if j - start >= 16 and _closes_at(text, j, size):
         return True
     if j < size and text[j] == ".":
-        start = j + 1
-        j = start
-        while j < size and text[j].isdecimal():
-            j += 1
-        fraction = j - start
-        if fraction == 0:
+        start, j = j + 1, _digits_end(text, j + 1, size)
+        if j == start:
             return False
-        if (text[j - 1] == "0" or fraction >= 16) and _closes_at(text, j, size):
+        if (text[j - 1] == "0" or j - start >= 16) and _closes_at(text, j, size):
             return True
     return _exponent_closes_at(text, j, size)
 
@@ -142,9 +127,7 @@ def _exponent_closes_at(text: str, j: int, size: int) -> bool:
     j += 1
     if j < size and (text[j] == "+" or text[j] == "-"):
         j += 1
-    start = j
-    while j < size and text[j].isdecimal():
-        j += 1
+    start, j = j, _digits_end(text, j, size)
     return j > start and _closes_at(text, j, size)
 
 
@@ -153,12 +136,31 @@ def _exponent_closes_at(text: str, j: int, size: int) -> bool:
 @cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t, char=cython.Py_UCS4)
 def _closes_at(text: str, j: int, size: int) -> bool:
     """Blanks from j, then ",", "]" or "}"."""
-    while j < size and text[j].isspace():
-        j += 1
+    j = _blanks_end(text, j, size)
     if j >= size:
         return False
     char = text[j]
     return char == "," or char == "]" or char == "}"
+
+
+@cython.cfunc
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t)
+def _digits_end(text: str, j: int, size: int) -> int:
+    """Where the run of digits (`str.isdecimal`) starting at j ends."""
+    while j < size and text[j].isdecimal():
+        j += 1
+    return j
+
+
+@cython.cfunc
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(text=str, j=cython.Py_ssize_t, size=cython.Py_ssize_t)
+def _blanks_end(text: str, j: int, size: int) -> int:
+    """Where the run of blanks (`str.isspace`) starting at j ends."""
+    while j < size and text[j].isspace():
+        j += 1
+    return j
 
 
 def reload_keeping_decimals(text: str | bytes) -> object:
