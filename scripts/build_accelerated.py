@@ -34,6 +34,7 @@ def main() -> int:
             wanted[module] = (source, target)
     if not wanted:
         return 0
+    import lxml
     from Cython.Build import cythonize
     from setuptools import Distribution, Extension
 
@@ -45,7 +46,10 @@ def main() -> int:
             copy = Path(work, "src", *module.split(".")).with_suffix(".py")
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_bytes(wanted[module][0])
-            extensions.append(Extension(module, [str(copy)], extra_compile_args=["-w"]))  # Cython's C warns a lot
+            # lxml's headers: a module may read lxml's elements through its C API (xmltree.py). Cython's C warns a lot.
+            extensions.append(
+                Extension(module, [str(copy)], include_dirs=lxml.get_include(), extra_compile_args=["-w"])
+            )
         for package in {Path(work, "src", *module.split(".")[:-1]) for module in wanted}:
             while package != Path(work, "src"):  # Cython names a module by the __init__.py files above it
                 (package / "__init__.py").touch()

@@ -23,16 +23,22 @@ import sys
 from pathlib import Path
 from types import FunctionType
 
+from lxml import etree
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "build" / "accelerated"
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # the running interpreter's ABI: another Python builds its own
 # How the modules are compiled (scripts/build_accelerated.py), part of each build's hash: changing it rebuilds all.
-# annotation_typing off: Cython would otherwise refuse a str subclass (Markup) where a hint says str.
-DIRECTIVES = {"binding": True, "annotation_typing": False, "language_level": 3}
+# annotation_typing off: Cython would otherwise refuse a str subclass (Markup) where a hint says str. warn.unreachable
+# off: the plain-Python path after an `if cython.compiled:` branch that returns is unreachable compiled, on purpose.
+DIRECTIVES = {"binding": True, "annotation_typing": False, "language_level": 3, "warn.unreachable": False}
+# The C layouts a build reads (xmltree.py walks lxml's elements through its C API): another lxml rebuilds all.
+C_APIS = {"lxml": etree.__version__}
 MODULES = (
     "mappings.engine.hl7v2",
     "mappings.engine.hl7v2_text",
     "mappings.engine.xmlsource",
+    "mappings.engine.xmltree",
     "mappings.engine.lookup",
     "mappings.engine.postprocess",
     "mappings.engine.filters.values",
@@ -70,7 +76,8 @@ def source_path(module: str) -> Path:
 
 def built_path(module: str, source: bytes) -> Path:
     """Where the build of `module` from exactly this source text lives."""
-    digest = hashlib.sha256(repr(sorted(DIRECTIVES.items())).encode() + source).hexdigest()[:16]
+    built_with = repr(sorted(DIRECTIVES.items())) + repr(sorted(C_APIS.items()))
+    digest = hashlib.sha256(built_with.encode() + source).hexdigest()[:16]
     return BUILD_DIR / f"{module}.{digest}{SUFFIX}"
 
 

@@ -108,6 +108,7 @@ from lxml import etree
 
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.missing import note_missing_xml
+from mappings.engine.xmltree import attribute, children_named, first_child
 
 __all__ = ["NAMESPACES", "XmlNode", "parse_xml"]
 
@@ -275,33 +276,23 @@ def _tag_pattern(name: str) -> str | None:
 
 
 def _attribute(el: etree._Element, name: str) -> str | None:
-    try:
-        if ":" in name:
-            prefix, _, local = name.rpartition(":")
-            uri = NAMESPACES.get(prefix)
-            return None if uri is None else el.get(f"{{{uri}}}{local}")
-        value = el.get(name)
-    except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
+    """The attribute `name` as XmlNode[name] reads it (an unprefixed name in any namespace), None if missing."""
+    plan = _NAMES.get(name)
+    _, key, suffix, local = plan if plan is not None else _name_plan(name)
+    if key is None:
         return None
-    if value is not None:
-        return value
-    suffix = "}" + name
-    # A miss is common (optional attributes): the names alone, not an attrib proxy's items. (`in el` would be the
-    # children.)
-    for key in el.keys():  # noqa: SIM118
-        if key.endswith(suffix):
-            return el.get(key)
-    return None
+    return el.get(key) if suffix is None else attribute(el, local, key)
 
 
 # What XmlNode[name] does with a name, decided once per name (a template reads the same few dozen names on every
-# entry): the child tag filter (None: no element can have that name), the attribute key to try (None: none can), and
-# for an unprefixed name the suffix that finds it in any namespace. Names lxml refuses are settled here, once.
-_NAMES: dict[str, tuple[str | None, str | None, str | None]] = {}
+# entry): the child tag filter (None: no element can have that name), the attribute key to try (None: none can), for
+# an unprefixed name the suffix that finds it in any namespace and its UTF-8 bytes (xmltree.py finds children and
+# attributes by them). Names lxml refuses are settled here, once.
+_NAMES: dict[str, tuple[str | None, str | None, str | None, bytes | None]] = {}
 _PROBE = etree.fromstring("<probe><child/></probe>")  # with a child: lxml checks a tag filter only then
 
 
-def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
+def _name_plan(name: str) -> tuple[str | None, str | None, str | None, bytes | None]:
     if not isinstance(name, str):
         # Jinja turns this into an undefined value; an index into a node would silently mean "nth child",
         # which is not what node.entry[0] reads as. Lists come from node.all("entry").
@@ -323,20 +314,19 @@ def _name_plan(name: str) -> tuple[str | None, str | None, str | None]:
             _PROBE.get(key)
         except ValueError:  # lxml refuses names no XML attribute can have ("", "{", control characters)
             key = suffix = None
-    plan = (pattern, key, suffix)
+    utf8 = None if colon else name.encode("utf-8", "surrogatepass")
+    plan = (pattern, key, suffix, utf8)
     if len(_NAMES) < 4096:  # names computed by a template could be endless
         _NAMES[name] = plan
     return plan
 
 
-def _children(el: etree._Element, name: str) -> Iterator[etree._Element]:
-    pattern = _tag_pattern(name)
+def _children(el: etree._Element, name: str) -> list[etree._Element]:
+    plan = _NAMES.get(name) if type(name) is str else None
+    pattern, _, _, local = plan if plan is not None else _name_plan(str(name))
     if pattern is None:
-        return iter(())
-    try:
-        return el.iterchildren(pattern)
-    except ValueError:  # a name lxml rejects as a tag can name no element
-        return iter(())
+        return []
+    return list(el.iterchildren(pattern)) if local is None else children_named(el, local, pattern)
 
 
 def _walk(el: etree._Element, steps: list[str]) -> Iterator[etree._Element]:
@@ -390,24 +380,22 @@ class XmlNode:
 
     def __getitem__(self, name: str) -> XmlNode | str:
         try:
-            pattern, key, suffix = _NAMES[name]
+            pattern, key, suffix, local = _NAMES[name]
         except (KeyError, TypeError):
-            pattern, key, suffix = _name_plan(name)  # a name not seen before; TypeError for one that is no string
+            pattern, key, suffix, local = _name_plan(name)  # a name not seen before; TypeError for one not a string
         el = self._el
         if el is None:
             return _EMPTY
         # Most reads are attributes of a leaf (code.code, id.root): without children, no child to look for.
         if pattern is not None and len(el):
-            for child in el.iterchildren(pattern):  # the first one: hot, so no generator around it
+            child = first_child(el, local, pattern) if local is not None else next(el.iterchildren(pattern), None)
+            if child is not None:
                 return XmlNode(child)
         if key is not None:
-            value = el.get(key)
+            # `type` also finds `xsi:type`: an unprefixed name is an attribute of any namespace
+            value = el.get(key) if suffix is None else attribute(el, local, key)
             if value is not None:
                 return value
-            if suffix is not None:  # `type` also finds `xsi:type`: an attribute of any namespace, names alone
-                for other in el.keys():  # noqa: SIM118 — `in el` would be the children
-                    if other.endswith(suffix):
-                        return el.get(other)
         note_missing_xml(el, name)  # warns if the name is a misspelling of one the element has
         return _EMPTY
 
@@ -442,7 +430,7 @@ class XmlNode:
     def section(self) -> _SectionNode:
         """The first <section> child, which can also be called as section(oid) to search by template id."""
         el = self._el
-        child = None if el is None else next(_children(el, "section"), None)
+        child = None if el is None else first_child(el, b"section", "{*}section")
         return _SectionNode(child, el)
 
     def attr(self, name: str) -> str:

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from mappings.engine.errors import ErrorCode, MappingError
 from mappings.engine.missing import note_missing_xml
 from mappings.engine.xmlsource import _EMPTY, XmlNode, _attribute
+from mappings.engine.xmltree import children_by_name
 
 from .codes import oid_uri, translate_code
 from .dates import fhir_datetime
@@ -59,17 +60,7 @@ class _Parts:
 
     def __init__(self, node: XmlNode) -> None:
         el = self._el = node._el
-        groups: dict[str, list] = {}
-        if el is not None and len(el):
-            for child in el:
-                tag = child.tag
-                if type(tag) is str:  # not a comment or processing instruction (the parser drops them)
-                    local = tag.rpartition("}")[2]
-                    if local in groups:
-                        groups[local].append(child)
-                    else:
-                        groups[local] = [child]
-        self._groups = groups
+        self._groups = children_by_name(el) if el is not None and len(el) else {}
 
     def __getitem__(self, name: str) -> XmlNode | str:
         found = self._groups.get(name)
