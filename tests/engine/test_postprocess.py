@@ -321,17 +321,23 @@ def test_the_one_pass_comma_scan_blanks_what_the_regex_scan_blanks_wherever_the_
 
     rng = random.Random(7)
     pieces = ["[", "]", "{", "}", ",", " ", "\n", "\x1c", "\u00a0", '"', "\\", "a", ":", "1", '"x,]"', ",]", "[,"]
+    wide = ["\u2028", "é", "\U0001f600"]  # two and four bytes a character: no memchr there (and a Unicode blank)
     texts = ['{"x": ' + _messy_json(rng) + "}" for _ in range(3000)]
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(30))) for _ in range(30000)]
-    kept = 0
+    texts += ["".join(rng.choice(pieces + wide) for _ in range(rng.randrange(30))) for _ in range(10000)]
+    texts += [text.replace('"a"', '"\u2028\\"\U0001f600"') for text in texts[:3000]]
+    kept = wide_kept = 0
     for text in texts:
         scanned, matched = _scan_quick_commas(text), _quick_commas_by_regex(text)
         if parses(_blanked(text, scanned)) or parses(_blanked(text, matched)):
             assert scanned == matched, text
             kept += 1
-    assert kept > 2000, kept
-    # the quote after an escaped backslash ends the string
+            wide_kept += not text.isascii() and max(map(ord, text)) > 0xFF
+    assert kept > 2000 and wide_kept > 50, (kept, wide_kept)
+    # the quote after an escaped backslash ends the string, one after an odd run of backslashes does not
     assert _scan_quick_commas('{"a": "\\\\", "b": [1,\u00a0]}') == [19]
+    assert _scan_quick_commas('{"a": "\\\\\\", ]", "b": [1,\u00a0]}') == [24]
+    assert _scan_quick_commas('["\u2028\\"", 1,]') == [9]  # the same, two bytes a character
 
 
 def test_compiled_post_processing_takes_the_one_pass_scan(monkeypatch) -> None:
