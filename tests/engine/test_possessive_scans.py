@@ -21,7 +21,7 @@ PLAIN_EMPTY_VALUE = re.compile(r":(?=[ \t\n\r]*[,}])")
 
 NUMBER_PIECES = [
     ":", "[", ",", " ", "\n", "\u00a0", "\u2028", "-", "+", "0", "1", "9", ".", "e", "E", "]", "}", '"', "a",
-    "12345678", "1234567", "00000000", "9.50", "٠", "١", "1.0", "e-5",
+    "12345678", "1234567", "00000000", "9.50", "٠", "١", "1.0", "e-5", "\x00",
 ]  # fmt: skip
 COMMA_PIECES = ["[", "]", "{", "}", ",", ",", " ", "\n", "\t", "\u00a0", '"', "a", ":", "1", "\\"]
 
@@ -94,6 +94,7 @@ def test_the_one_pass_fragile_number_scan_answers_as_the_plain_pattern() -> None
 
     texts = list(_random_texts(NUMBER_PIECES, 23, 40_000, 24)) + _demo_outputs()
     texts += [": 1234567890123456.5,", ": 12.e5,", ": --5,", ": 1.50e3}", ": 1.5e+,", ": ١.٠,", ": 1.0\u2028,"]
+    texts += ["\x00: 2.50,", ":\x00 2.50,", "a\x00b, 1e3]", "\x00\x00[1.0}", ", 1.0\x00"]  # a NUL stops strcspn
     found = 0
     for text in texts:
         expected = FRAGILE_NUMBER.search(text) is not None

@@ -13,6 +13,12 @@ import re
 import cython
 import orjson
 
+try:  # compiled: the string's buffer and strcspn, for the typed scan below
+    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_KIND
+    from cython.cimports.libc.string import strcspn
+except (ImportError, AttributeError):  # plain Python: cython's shadow module has no cimports, and needs none
+    pass
+
 __all__ = [
     "FhirDecimal",
     "FhirJSONDecoder",
@@ -81,13 +87,24 @@ def has_fragile_numbers(text: str | bytes) -> bool:
     return any(pattern.search(text) is not None for pattern in patterns)
 
 
-@cython.locals(text=str, size=cython.Py_ssize_t, i=cython.Py_ssize_t, char=cython.Py_UCS4)
+@cython.locals(text=str, size=cython.Py_ssize_t, i=cython.Py_ssize_t, char=cython.Py_UCS4, data=cython.p_char)
 def _scan_fragile_numbers(text: str) -> bool:
-    """FRAGILE_SEARCHES' answer in one pass: after each ":", "[" or ",", a number read as the patterns read it."""
+    """FRAGILE_SEARCHES' answer in one pass: after each ":", "[" or ",", a number read as the patterns read it.
+    Compiled, on a one-byte string (nearly every output), `strcspn` finds each of those characters (it stops at a
+    NUL too, which is then stepped over: CPython ends a string's buffer with one)."""
     size = len(text)
+    if cython.compiled and PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND:
+        data = cython.cast(cython.p_char, PyUnicode_DATA(text))
+        i = strcspn(data, b":[,")
+        while i < size:
+            if data[i] != 0 and _fragile_at(text, i + 1, size):
+                return True
+            i += 1
+            i += strcspn(data + i, b":[,")
+        return False
     i = 0
     for char in text:
-        i += 1  # noqa: SIM113 — a typed counter: Cython's loop over the characters stays in C (enumerate would not)
+        i += 1  # a typed counter: Cython's loop over the characters stays in C (enumerate would not)
         if (char == ":" or char == "[" or char == ",") and _fragile_at(text, i, size):
             return True
     return False
