@@ -1,4 +1,5 @@
-"""An lxml element's children by local name: through lxml's C API when compiled, through its iterators otherwise.
+"""An lxml element's children and attributes by local name: through lxml's C API when compiled, lxml's calls
+otherwise.
 
 Templates read C-CDA by name (`entry.act.code`), and every such read asks for an element's first child with that
 local name in any namespace. lxml answers `el.iterchildren("{*}code")` by building a tag matcher for the name, which
@@ -122,7 +123,7 @@ def _value(el, attr: cython.pointer[tree.xmlAttr]) -> str:
     """An attribute's text: its one text node read in place, or what lxml reads (character data split in parts)."""
     text = cython.declare(cython.pointer[tree.xmlNode], attr.children)
     if not text:
-        return ""  # libxml2 keeps no node for an empty value
+        return ""  # no text node at all: an empty value
     if text.type == tree.XML_TEXT_NODE and not text.next:
         return cython.cast(cython.p_const_char, text.content).decode("utf-8")
     name = cython.cast(cython.p_const_char, attr.name).decode("utf-8")
